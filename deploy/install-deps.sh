@@ -1,0 +1,23 @@
+#!/bin/sh
+# install-deps.sh - install the Debian packages the build and the test suite need.
+# Idempotent: only missing packages are installed; `apt-get update` runs first
+# when anything is missing. Works without standard input (CI).
+set -eu
+PKGS="build-essential pkg-config meson ninja-build
+librdkafka-dev kcat libmicrohttpd-dev libesmtp-dev libetpan-dev libjson-c-dev
+libssl-dev libsqlite3-dev sqlite3 curl python3 openssl
+postfix dovecot-imapd python3-aiosmtpd wrk"
+missing=""
+for p in $PKGS; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && { echo "deps: all packages present"; exit 0; }
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
+export DEBIAN_FRONTEND=noninteractive
+# postfix: only its smtp-sink/smtp-source tools are used; no daemon configured
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+$SUDO apt-get update -q </dev/null
+$SUDO apt-get install -y -q --no-install-recommends $missing </dev/null

@@ -1,0 +1,10 @@
+/* api.h - the health service's route table (handlers in api.c). */
+#ifndef HEALTH_API_H
+#define HEALTH_API_H
+
+#include "httpd.h"
+
+extern const struct http_route api_routes[];
+extern const size_t api_nroutes;
+
+#endif

@@ -1,0 +1,29 @@
+/* happ.h - the health service's modules, created by main and shared with
+ * the HTTP handlers (req->app) and the consumer handler. */
+#ifndef HAPP_H
+#define HAPP_H
+
+#include "hconfig.h"
+
+#include <stddef.h>
+
+struct hstore;
+struct kconsumer;
+struct metrics;
+struct metric;
+
+struct happ {
+    const struct hconfig *cfg;
+    struct hstore *store;
+    struct kconsumer *consumer;
+    struct metrics *metrics;
+    struct metric *events_consumed; /* health_events_consumed_total */
+    struct metric *events_invalid;  /* health_events_invalid_total */
+};
+
+/* ingest_batch - the kconsumer handler: validate, store in one
+ * transaction, count. Runs on the consumer thread. */
+struct kmsg;
+int ingest_batch(void *arg, const struct kmsg *msgs, size_t n);
+
+#endif

@@ -1,0 +1,151 @@
+/* hstore.c - health-service SQLite store. See hstore.h for the threads. */
+#include "hstore.h"
+#include "db.h"
+#include "log.h"
+#include "xalloc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *const migrations[] = {
+    /* 1: users seen (dedupe key of user.registered) and known domains */
+    "CREATE TABLE users (email_id TEXT PRIMARY KEY, domain TEXT NOT NULL, name TEXT NOT NULL,"
+    " registered_at TEXT NOT NULL);"
+    "CREATE TABLE domains (domain TEXT PRIMARY KEY, users INTEGER NOT NULL DEFAULT 0,"
+    " first_seen TEXT NOT NULL, last_seen TEXT NOT NULL);",
+};
+
+struct hstore {
+    pthread_mutex_t w_lock, r_lock;
+    sqlite3 *w, *r;
+    sqlite3_stmt *ins_user, *upsert_domain, *list_domains, *count_domains;
+};
+
+struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
+{
+    struct hstore *s = xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->w_lock, NULL);
+    pthread_mutex_init(&s->r_lock, NULL);
+    if (db_open(path, &s->w, errbuf, errlen) != 0 ||
+        db_migrate(s->w, migrations, sizeof migrations / sizeof migrations[0], errbuf, errlen) !=
+            0 ||
+        db_open(path, &s->r, errbuf, errlen) != 0) {
+        hstore_free(s);
+        return NULL;
+    }
+    s->ins_user = db_prepare(s->w, "INSERT INTO users(email_id, domain, name, registered_at)"
+                                   " VALUES(?,?,?,?) ON CONFLICT DO NOTHING");
+    s->upsert_domain = db_prepare(s->w, "INSERT INTO domains(domain, users, first_seen, last_seen)"
+                                        " VALUES(?1, 1, ?2, ?2) ON CONFLICT(domain) DO UPDATE"
+                                        " SET users = users + 1, last_seen = ?2");
+    s->list_domains = db_prepare(s->r, "SELECT domain, users, first_seen, last_seen FROM domains"
+                                       " ORDER BY domain");
+    s->count_domains = db_prepare(s->r, "SELECT count(*) FROM domains");
+    if (!s->ins_user || !s->upsert_domain || !s->list_domains || !s->count_domains) {
+        snprintf(errbuf, errlen, "cannot prepare statements on %s", path);
+        hstore_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void hstore_free(struct hstore *s)
+{
+    if (!s)
+        return;
+    db_close(s->w);
+    db_close(s->r);
+    pthread_mutex_destroy(&s->w_lock);
+    pthread_mutex_destroy(&s->r_lock);
+    free(s);
+}
+
+static int apply_one(struct hstore *s, const struct user_event *e, size_t *added)
+{
+    sqlite3_stmt *st = s->ins_user;
+    sqlite3_bind_text(st, 1, e->addr.norm, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, e->addr.domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e->at, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (sqlite3_changes(s->w) == 0)
+        return 0; /* seen before: a redelivery */
+    st = s->upsert_domain;
+    sqlite3_bind_text(st, 1, e->addr.domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, e->at, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return -1;
+    (*added)++;
+    return 0;
+}
+
+int hstore_apply_users(struct hstore *s, const struct user_event *ev, size_t n, size_t *added)
+{
+    int rc = -1;
+    *added = 0;
+    pthread_mutex_lock(&s->w_lock);
+    if (db_begin(s->w) != 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (apply_one(s, &ev[i], added) != 0) {
+            log_error("hstore: apply failed: %s", sqlite3_errmsg(s->w));
+            goto out;
+        }
+    }
+    rc = db_commit(s->w);
+out:
+    if (rc != 0) {
+        db_rollback(s->w);
+        *added = 0;
+    }
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+json_object *hstore_domains(struct hstore *s)
+{
+    json_object *arr = json_object_new_array();
+    int rc;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = s->list_domains;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "domain",
+                               json_object_new_string((const char *)sqlite3_column_text(st, 0)));
+        json_object_object_add(d, "users", json_object_new_int64(sqlite3_column_int64(st, 1)));
+        json_object_object_add(d, "first_seen",
+                               json_object_new_string((const char *)sqlite3_column_text(st, 2)));
+        json_object_object_add(d, "last_seen",
+                               json_object_new_string((const char *)sqlite3_column_text(st, 3)));
+        json_object_array_add(arr, d);
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->r_lock);
+    if (rc != SQLITE_DONE) {
+        json_object_put(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+int64_t hstore_domain_count(struct hstore *s)
+{
+    int64_t n = -1;
+    pthread_mutex_lock(&s->r_lock);
+    if (sqlite3_step(s->count_domains) == SQLITE_ROW)
+        n = sqlite3_column_int64(s->count_domains, 0);
+    sqlite3_reset(s->count_domains);
+    pthread_mutex_unlock(&s->r_lock);
+    return n;
+}
+
+bool hstore_ping(struct hstore *s)
+{
+    return hstore_domain_count(s) >= 0;
+}

@@ -1,0 +1,98 @@
+/* main.c - health-service: read configuration, create the modules, serve
+ * until SIGTERM/SIGINT, tear down.
+ *
+ * Threads: main (signals), the HTTP pool (libmicrohttpd), the Kafka
+ * consumer (kconsumer.c, calls ingest_batch). Signals are blocked before
+ * any thread starts and taken with sigwait() here.
+ */
+#include "api.h"
+#include "happ.h"
+#include "hconfig.h"
+#include "hstore.h"
+#include "httpd.h"
+#include "kconsumer.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+static double consumer_lag(void *arg)
+{
+    struct kconsumer_stats ks;
+    kconsumer_stats(arg, &ks);
+    return (double)ks.lag;
+}
+
+static double known_domains(void *arg)
+{
+    return (double)hstore_domain_count(arg);
+}
+
+int main(void)
+{
+    struct hconfig cfg;
+    char err[512];
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    hconfig_load(&cfg);
+    struct happ app = {.cfg = &cfg};
+    app.store = hstore_open(cfg.db_path, err, sizeof err);
+    if (!app.store)
+        log_fatal("store: %s", err);
+    app.metrics = metrics_new();
+    app.events_consumed = metrics_counter(app.metrics, "health_events_consumed_total",
+                                          "Kafka events consumed and committed", NULL);
+    app.events_invalid = metrics_counter(app.metrics, "health_events_invalid_total",
+                                         "Kafka events skipped as malformed", NULL);
+    metrics_gauge_fn(app.metrics, "health_known_domains", "Recipient domains known", NULL,
+                     known_domains, app.store);
+
+    const char *topics[] = {cfg.user_topic, NULL};
+    struct kconsumer_config kc = {
+        .brokers = cfg.kafka_brokers,
+        .group_id = cfg.group_id,
+        .topics = topics,
+        .client_id = "health-service",
+        .handler = ingest_batch,
+        .arg = &app,
+    };
+    app.consumer = kconsumer_start(&kc, err, sizeof err);
+    if (!app.consumer)
+        log_fatal("kafka consumer: %s", err);
+    metrics_gauge_fn(app.metrics, "health_consumer_lag", "Messages behind the end of the topics",
+                     NULL, consumer_lag, app.consumer);
+
+    struct http_config hc = {
+        .bind_addr = cfg.bind_addr,
+        .port = cfg.port,
+        .api_token = cfg.api_token,
+        .threads = (unsigned)cfg.http_threads,
+        .routes = api_routes,
+        .nroutes = api_nroutes,
+        .app = &app,
+        .metrics = app.metrics,
+    };
+    struct http_server *srv = http_start(&hc, err, sizeof err);
+    if (!srv)
+        log_fatal("http: %s", err);
+    log_info("health-service listening on %s:%d (auth %s) db=%s kafka=%s group=%s", cfg.bind_addr,
+             http_port(srv), cfg.api_token ? "on" : "off", cfg.db_path, cfg.kafka_brokers,
+             cfg.group_id);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("signal %d: shutting down", sig);
+    http_stop(srv);
+    kconsumer_stop(app.consumer);
+    metrics_free(app.metrics);
+    hstore_free(app.store);
+    hconfig_cleanup(&cfg);
+    log_info("stopped");
+    return 0;
+}

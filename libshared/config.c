@@ -1,0 +1,310 @@
+/* config.c - typed configuration values from the environment.
+ *
+ * A variable NAME is read from NAME, or from the file named by NAME_FILE
+ * (secrets mounted by Docker/Kubernetes). Values are copied to the heap;
+ * nothing is cached. Messages name the variable and the problem; string
+ * values are never echoed (they may be secrets), short numeric/bool/enum
+ * values are, sanitised and truncated.
+ * Uses getenv() and strerror(): main thread only, before other threads start.
+ */
+#include "config.h"
+#include "buf.h"
+#include "log.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define CONFIG_MAX_VALUE ((size_t)64 * 1024)
+#define CONFIG_ECHO_MAX 32
+#define CONFIG_ERRLEN 512
+
+/* set_err - format a message into errbuf; a truncated message is acceptable */
+__attribute__((format(printf, 3, 4))) static void set_err(char *errbuf, size_t errlen,
+                                                          const char *fmt, ...)
+{
+    if (!errbuf || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* echo_value - printable, truncated copy of a non-secret value for a message */
+static void echo_value(const char *v, char *out, size_t outlen)
+{
+    size_t i = 0, n = strlen(v);
+    for (; i < n && i < CONFIG_ECHO_MAX && i + 4 < outlen; i++) {
+        unsigned char c = (unsigned char)v[i];
+        out[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (i < n && i + 4 <= outlen) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+}
+
+/* read_value_file - contents of path minus one trailing LF/CRLF, or -1 */
+static int read_value_file(const char *var, const char *path, char **out, char *errbuf,
+                           size_t errlen)
+{
+    int rc = -1;
+    struct buf b;
+    char chunk[4096];
+
+    buf_init(&b, CONFIG_MAX_VALUE + 2); /* room for the CRLF that gets stripped */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        set_err(errbuf, errlen, "%s: cannot open '%s': %s", var, path, strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            set_err(errbuf, errlen, "%s: cannot read '%s': %s", var, path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (buf_append(&b, chunk, (size_t)n) < 0) {
+            set_err(errbuf, errlen, "%s: file '%s' holds a value longer than %zu bytes", var, path,
+                    CONFIG_MAX_VALUE);
+            goto out;
+        }
+    }
+    size_t len = b.len;
+    if (len > 0 && b.data[len - 1] == '\n') {
+        len--;
+        if (len > 0 && b.data[len - 1] == '\r')
+            len--;
+    }
+    if (len > CONFIG_MAX_VALUE) {
+        set_err(errbuf, errlen, "%s: file '%s' holds a value longer than %zu bytes", var, path,
+                CONFIG_MAX_VALUE);
+        goto out;
+    }
+    if (len > 0 && memchr(b.data, '\0', len)) {
+        set_err(errbuf, errlen, "%s: file '%s' contains a NUL byte", var, path);
+        goto out;
+    }
+    *out = len > 0 ? xstrndup(b.data, len) : NULL;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    buf_cleanup(&b);
+    return rc;
+}
+
+/* config_lookup - heap copy of the raw value of name or name_FILE; *out is
+ * NULL when neither is set (empty counts as unset) */
+static int config_lookup(const char *name, char **out, char *errbuf, size_t errlen)
+{
+    char *file_var = xasprintf("%s_FILE", name);
+    const char *val = getenv(name);
+    const char *path = getenv(file_var);
+    int rc = -1;
+
+    *out = NULL;
+    if (val && *val == '\0')
+        val = NULL;
+    if (path && *path == '\0')
+        path = NULL;
+    if (val && path) {
+        set_err(errbuf, errlen, "%s: both %s and %s are set; use only one", name, name, file_var);
+        goto out;
+    }
+    if (path) {
+        rc = read_value_file(file_var, path, out, errbuf, errlen);
+        goto out;
+    }
+    if (val && strlen(val) > CONFIG_MAX_VALUE) {
+        set_err(errbuf, errlen, "%s: value is longer than %zu bytes", name, CONFIG_MAX_VALUE);
+        goto out;
+    }
+    *out = val ? xstrdup(val) : NULL;
+    rc = 0;
+out:
+    free(file_var);
+    return rc;
+}
+
+int config_get_str(const char *name, const char *def, char **out, char *errbuf, size_t errlen)
+{
+    char *v;
+    *out = NULL;
+    if (config_lookup(name, &v, errbuf, errlen) < 0)
+        return -1;
+    if (!v && def)
+        v = xstrdup(def);
+    *out = v;
+    return 0;
+}
+
+/* parse_long - strict decimal: optional sign then digits, nothing else */
+static int parse_long(const char *s, long *out)
+{
+    const char *p = (*s == '-' || *s == '+') ? s + 1 : s;
+    if (*p < '0' || *p > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int config_get_long(const char *name, long def, long min, long max, long *out, char *errbuf,
+                    size_t errlen)
+{
+    char *v;
+    long n;
+    char shown[CONFIG_ECHO_MAX + 4];
+
+    if (config_lookup(name, &v, errbuf, errlen) < 0)
+        return -1;
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    int rc = 0;
+    if (parse_long(v, &n) < 0 || n < min || n > max) {
+        echo_value(v, shown, sizeof shown);
+        set_err(errbuf, errlen, "%s: must be an integer between %ld and %ld, got '%s'", name, min,
+                max, shown);
+        rc = -1;
+    } else {
+        *out = n;
+    }
+    free(v);
+    return rc;
+}
+
+int config_get_bool(const char *name, bool def, bool *out, char *errbuf, size_t errlen)
+{
+    static const char *const truthy[] = {"true", "1", "yes", "on"};
+    static const char *const falsy[] = {"false", "0", "no", "off"};
+    char *v;
+    char shown[CONFIG_ECHO_MAX + 4];
+
+    if (config_lookup(name, &v, errbuf, errlen) < 0)
+        return -1;
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    int rc = -1;
+    for (size_t i = 0; i < sizeof truthy / sizeof truthy[0]; i++) {
+        if (strcasecmp(v, truthy[i]) == 0) {
+            *out = true;
+            rc = 0;
+        } else if (strcasecmp(v, falsy[i]) == 0) {
+            *out = false;
+            rc = 0;
+        }
+    }
+    if (rc < 0) {
+        echo_value(v, shown, sizeof shown);
+        set_err(errbuf, errlen, "%s: must be one of true/false/1/0/yes/no/on/off, got '%s'", name,
+                shown);
+    }
+    free(v);
+    return rc;
+}
+
+/* find_choice - index of s in choices (case-insensitive), or -1 */
+static int find_choice(const char *const *choices, const char *s)
+{
+    for (int i = 0; choices[i]; i++)
+        if (strcasecmp(choices[i], s) == 0)
+            return i;
+    return -1;
+}
+
+/* choice_list - "a, b, c" into b (uncapped in practice: choices are ours) */
+static void choice_list(const char *const *choices, struct buf *b)
+{
+    for (int i = 0; choices[i]; i++)
+        buf_printf(b, "%s%s", i ? ", " : "", choices[i]);
+}
+
+int config_get_enum(const char *name, const char *def, const char *const *choices, int *out,
+                    char *errbuf, size_t errlen)
+{
+    char *v;
+    char shown[CONFIG_ECHO_MAX + 4];
+    struct buf list;
+    int rc = -1;
+
+    if (config_lookup(name, &v, errbuf, errlen) < 0)
+        return -1;
+    buf_init(&list, 4096);
+    choice_list(choices, &list);
+    const char *s = v ? v : def;
+    if (!s) {
+        set_err(errbuf, errlen, "%s: is required, one of %s", name, buf_str(&list));
+        goto out;
+    }
+    int idx = find_choice(choices, s);
+    if (idx < 0) {
+        echo_value(s, shown, sizeof shown);
+        set_err(errbuf, errlen, "%s: %s'%s' is not one of %s", name, v ? "" : "default ", shown,
+                buf_str(&list));
+        goto out;
+    }
+    *out = idx;
+    rc = 0;
+out:
+    buf_cleanup(&list);
+    free(v);
+    return rc;
+}
+
+char *config_str(const char *name, const char *def)
+{
+    char err[CONFIG_ERRLEN];
+    char *v;
+    if (config_get_str(name, def, &v, err, sizeof err) < 0)
+        log_fatal("config: %s", err);
+    return v;
+}
+
+long config_long(const char *name, long def, long min, long max)
+{
+    char err[CONFIG_ERRLEN];
+    long v = 0;
+    if (config_get_long(name, def, min, max, &v, err, sizeof err) < 0)
+        log_fatal("config: %s", err);
+    return v;
+}
+
+bool config_bool(const char *name, bool def)
+{
+    char err[CONFIG_ERRLEN];
+    bool v = false;
+    if (config_get_bool(name, def, &v, err, sizeof err) < 0)
+        log_fatal("config: %s", err);
+    return v;
+}
+
+int config_enum(const char *name, const char *def, const char *const *choices)
+{
+    char err[CONFIG_ERRLEN];
+    int v = 0;
+    if (config_get_enum(name, def, choices, &v, err, sizeof err) < 0)
+        log_fatal("config: %s", err);
+    return v;
+}

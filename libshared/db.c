@@ -1,0 +1,152 @@
+/* db.c - SQLite open/migrate/transaction helpers. A connection is used by
+ * one thread at a time; the caller owns it. */
+#include "db.h"
+#include "log.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int db_mkdirs_for(const char *path)
+{
+    char *dup = xstrdup(path);
+    int rc = 0;
+    for (char *p = dup + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dup, 0750) != 0 && errno != EEXIST) {
+            rc = -1;
+            break;
+        }
+        *p = '/';
+    }
+    free(dup);
+    return rc;
+}
+
+int db_open(const char *path, sqlite3 **out, char *errbuf, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    *out = NULL;
+    if (db_mkdirs_for(path) != 0) {
+        snprintf(errbuf, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(errbuf, errlen, "cannot open %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    static const char *const pragmas[] = {
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=FULL",
+        "PRAGMA foreign_keys=ON",
+    };
+    for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
+        char *err = NULL;
+        if (sqlite3_exec(db, pragmas[i], NULL, NULL, &err) != SQLITE_OK) {
+            snprintf(errbuf, errlen, "%s on %s: %s", pragmas[i], path, err ? err : "?");
+            sqlite3_free(err);
+            sqlite3_close(db);
+            return -1;
+        }
+    }
+    *out = db;
+    return 0;
+}
+
+void db_close(sqlite3 *db)
+{
+    if (!db)
+        return;
+    sqlite3_stmt *st;
+    while ((st = sqlite3_next_stmt(db, NULL)) != NULL)
+        sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+int db_exec(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        log_error("db: exec failed: %s", err ? err : sqlite3_errmsg(db));
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+int db_begin(sqlite3 *db)
+{
+    return db_exec(db, "BEGIN IMMEDIATE");
+}
+
+int db_commit(sqlite3 *db)
+{
+    return db_exec(db, "COMMIT");
+}
+
+void db_rollback(sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error("db: prepare failed: %s", sqlite3_errmsg(db));
+        return NULL;
+    }
+    return st;
+}
+
+static int user_version(sqlite3 *db, long *out)
+{
+    sqlite3_stmt *st = db_prepare(db, "PRAGMA user_version");
+    if (!st)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int db_migrate(sqlite3 *db, const char *const *migrations, size_t n, char *errbuf, size_t errlen)
+{
+    long v = 0;
+    if (user_version(db, &v) != 0) {
+        snprintf(errbuf, errlen, "cannot read the schema version: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (v < 0 || (size_t)v > n) {
+        snprintf(errbuf, errlen, "database schema version %ld is newer than this program (%zu)", v,
+                 n);
+        return -1;
+    }
+    for (size_t i = (size_t)v; i < n; i++) {
+        char *err = NULL;
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version=%zu", i + 1);
+        if (db_begin(db) != 0 || sqlite3_exec(db, migrations[i], NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(db, bump, NULL, NULL, &err) != SQLITE_OK || db_commit(db) != 0) {
+            snprintf(errbuf, errlen, "migration %zu failed: %s", i + 1,
+                     err ? err : sqlite3_errmsg(db));
+            sqlite3_free(err);
+            db_rollback(db);
+            return -1;
+        }
+        log_info("db: migrated schema to version %zu", i + 1);
+    }
+    return 0;
+}

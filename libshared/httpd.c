@@ -1,0 +1,575 @@
+/* httpd.c - libmicrohttpd wrapper: routing, auth, bodies, replies.
+ *
+ * Threads: MHD's internal pool (cfg->threads) calls access_cb and
+ * completed_cb; each request's state (struct reqstate) lives in *req_cls
+ * and is touched by one thread at a time. The server object is read-only
+ * after http_start().
+ */
+#include "httpd.h"
+#include "buf.h"
+#include "jsonx.h"
+#include "log.h"
+#include "metrics.h"
+#include "timeutil.h"
+#include "xalloc.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_EXTRA_HEADERS 8
+#define MAX_SEGMENTS 16
+
+enum reply_kind { REPLY_NONE = 0, REPLY_TEXT, REPLY_STREAM };
+
+struct http_response {
+    enum reply_kind kind;
+    int status;
+    const char *ctype;
+    char *text;
+    http_stream_fn fn;
+    void *ctx;
+    void (*free_ctx)(void *);
+    char *hname[MAX_EXTRA_HEADERS];
+    char *hvalue[MAX_EXTRA_HEADERS];
+    int nh;
+};
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_config cfg;
+    char *token; /* NULL: no auth */
+    int port;
+};
+
+struct reqstate {
+    struct http_server *srv;
+    const struct http_route *route; /* NULL: replied at once */
+    struct http_request req;
+    struct http_response resp;
+    struct buf body;
+    char *pathbuf;
+    int64_t start_ms;
+    int too_large;
+    int stream_stopped;
+    int queued;
+};
+
+/* ---- replies ---------------------------------------------------------- */
+
+static void resp_clear_body(struct http_response *r)
+{
+    free(r->text);
+    r->text = NULL;
+    if (r->free_ctx && r->ctx)
+        r->free_ctx(r->ctx);
+    r->fn = NULL;
+    r->ctx = NULL;
+    r->free_ctx = NULL;
+}
+
+static void resp_cleanup(struct http_response *r)
+{
+    resp_clear_body(r);
+    for (int i = 0; i < r->nh; i++) {
+        free(r->hname[i]);
+        free(r->hvalue[i]);
+    }
+    r->nh = 0;
+}
+
+void http_reply_text(struct http_response *resp, int status, const char *content_type, char *text)
+{
+    resp_clear_body(resp);
+    resp->kind = REPLY_TEXT;
+    resp->status = status;
+    resp->ctype = content_type;
+    resp->text = text;
+}
+
+void http_reply_json(struct http_response *resp, int status, json_object *body)
+{
+    char *s = jsonx_to_string(body);
+    json_object_put(body);
+    http_reply_text(resp, status, "application/json", s);
+}
+
+void http_reply_error(struct http_response *resp, int status, const char *code, const char *fmt,
+                      ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    http_reply_text(resp, status, "application/json", jsonx_error_body(code, msg));
+}
+
+void http_reply_stream(struct http_response *resp, int status, const char *content_type,
+                       http_stream_fn fn, void *ctx, void (*free_ctx)(void *))
+{
+    resp_clear_body(resp);
+    resp->kind = REPLY_STREAM;
+    resp->status = status;
+    resp->ctype = content_type;
+    resp->fn = fn;
+    resp->ctx = ctx;
+    resp->free_ctx = free_ctx;
+}
+
+void http_reply_header(struct http_response *resp, const char *name, const char *value)
+{
+    if (resp->nh >= MAX_EXTRA_HEADERS)
+        return;
+    resp->hname[resp->nh] = xstrdup(name);
+    resp->hvalue[resp->nh] = xstrdup(value);
+    resp->nh++;
+}
+
+bool http_replied(const struct http_response *resp)
+{
+    return resp->kind != REPLY_NONE;
+}
+
+const char *http_query(const struct http_request *r, const char *key)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)r->conn, MHD_GET_ARGUMENT_KIND,
+                                       key);
+}
+
+const char *http_header(const struct http_request *r, const char *key)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)r->conn, MHD_HEADER_KIND, key);
+}
+
+/* ---- auth and address helpers ---------------------------------------- */
+
+bool http_token_equal(const char *a, const char *b)
+{
+    unsigned char ha[SHA256_DIGEST_LENGTH], hb[SHA256_DIGEST_LENGTH];
+    /* hashing first makes the comparison independent of both lengths */
+    SHA256((const unsigned char *)a, strlen(a), ha);
+    SHA256((const unsigned char *)b, strlen(b), hb);
+    return CRYPTO_memcmp(ha, hb, sizeof ha) == 0;
+}
+
+bool http_is_loopback(const char *addr)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, addr, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, addr, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+static bool authorized(const struct http_server *srv, struct MHD_Connection *c)
+{
+    if (!srv->token)
+        return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return http_token_equal(h, srv->token);
+}
+
+/* ---- routing ----------------------------------------------------------- */
+
+/* split_path - split a copy of path into segments; returns the count or
+ * -1 when there are too many */
+static int split_path(char *p, char **seg)
+{
+    int n = 0;
+    while (*p == '/')
+        p++;
+    while (*p) {
+        if (n == MAX_SEGMENTS)
+            return -1;
+        seg[n++] = p;
+        char *slash = strchr(p, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+        p = slash + 1;
+    }
+    return n;
+}
+
+static bool pattern_match(const char *pattern, char **seg, int nseg, const char **params,
+                          size_t *nparams)
+{
+    char pbuf[256];
+    char *pseg[MAX_SEGMENTS];
+    if (strlcpy_ok(pbuf, pattern, sizeof pbuf) != 0)
+        return false;
+    int np = split_path(pbuf, pseg);
+    if (np != nseg)
+        return false;
+    size_t k = 0;
+    for (int i = 0; i < np; i++) {
+        if (strcmp(pseg[i], "*") == 0) {
+            if (k < HTTP_MAX_PARAMS && params)
+                params[k] = seg[i];
+            k++;
+        } else if (strcmp(pseg[i], seg[i]) != 0) {
+            return false;
+        }
+    }
+    if (nparams)
+        *nparams = k < HTTP_MAX_PARAMS ? k : HTTP_MAX_PARAMS;
+    return true;
+}
+
+static bool method_is(const char *route_method, const char *method)
+{
+    if (strcmp(route_method, method) == 0)
+        return true;
+    return strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0;
+}
+
+/* route - find the route for method+path; on a path match with another
+ * method, fill allow. NULL when none. */
+static const struct http_route *route(struct http_server *srv, struct reqstate *st,
+                                      const char *method, const char *url, struct buf *allow)
+{
+    char *seg[MAX_SEGMENTS];
+    st->pathbuf = xstrdup(url);
+    int nseg = split_path(st->pathbuf, seg);
+    if (nseg < 0)
+        return NULL;
+    const struct http_route *found = NULL;
+    for (size_t i = 0; i < srv->cfg.nroutes; i++) {
+        const struct http_route *r = &srv->cfg.routes[i];
+        if (!pattern_match(r->pattern, seg, nseg, NULL, NULL))
+            continue;
+        if (method_is(r->method, method)) {
+            found = r;
+            pattern_match(r->pattern, seg, nseg, st->req.params, &st->req.nparams);
+            break;
+        }
+        if (!strstr(buf_str(allow), r->method)) {
+            if (allow->len)
+                buf_append(allow, ", ", 2);
+            buf_append(allow, r->method, strlen(r->method));
+            if (strcmp(r->method, "GET") == 0)
+                buf_append(allow, ", HEAD", 6);
+        }
+    }
+    return found;
+}
+
+/* ---- MHD glue ----------------------------------------------------------- */
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct http_response *r = cls;
+    ssize_t n = r->fn(r->ctx, buf, max);
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void stream_free(void *cls)
+{
+    struct http_response *r = cls;
+    if (r->free_ctx && r->ctx)
+        r->free_ctx(r->ctx);
+    free(r);
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, struct reqstate *st)
+{
+    struct http_response *r = &st->resp;
+    struct MHD_Response *mr;
+    if (r->kind == REPLY_NONE)
+        http_reply_error(r, 500, "internal", "the handler produced no reply");
+    if (r->kind == REPLY_STREAM) {
+        /* the response owns a copy of the stream state from here on */
+        struct http_response *own = xcalloc(1, sizeof *own);
+        own->fn = r->fn;
+        own->ctx = r->ctx;
+        own->free_ctx = r->free_ctx;
+        r->ctx = NULL;
+        r->free_ctx = NULL;
+        r->fn = NULL;
+        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_reader, own,
+                                               stream_free);
+        if (!mr)
+            stream_free(own);
+    } else {
+        size_t len = r->text ? strlen(r->text) : 0;
+        mr = MHD_create_response_from_buffer(len, r->text ? r->text : (char *)"",
+                                             r->text ? MHD_RESPMEM_MUST_FREE
+                                                     : MHD_RESPMEM_PERSISTENT);
+        if (mr)
+            r->text = NULL; /* now owned by the response */
+    }
+    if (!mr)
+        return MHD_NO;
+    if (r->ctype)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    for (int i = 0; i < r->nh; i++)
+        MHD_add_response_header(mr, r->hname[i], r->hvalue[i]);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, mr);
+    MHD_destroy_response(mr);
+    st->queued = 1;
+    return ret;
+}
+
+static bool ctype_ok(const char *want, const char *got)
+{
+    if (!want || !got)
+        return true; /* no requirement, or none given: the body check decides */
+    size_t n = strlen(want);
+    return strncasecmp(got, want, n) == 0 && (got[n] == '\0' || got[n] == ';' || got[n] == ' ');
+}
+
+/* first_call - route, authorize, check headers; reply early on failure */
+static void first_call(struct http_server *srv, struct reqstate *st, struct MHD_Connection *c,
+                       const char *url, const char *method)
+{
+    struct buf allow;
+    buf_init(&allow, 256);
+    const struct http_route *r = route(srv, st, method, url, &allow);
+    if (!r) {
+        if (allow.len) {
+            http_reply_error(&st->resp, 405, "method_not_allowed", "%s is not allowed on %s",
+                             method, url);
+            http_reply_header(&st->resp, "Allow", buf_str(&allow));
+        } else {
+            http_reply_error(&st->resp, 404, "not_found", "no such path");
+        }
+        buf_cleanup(&allow);
+        return;
+    }
+    buf_cleanup(&allow);
+    st->route = r; /* cleanup() of a stream route must accept req->stream == NULL */
+    if (!(r->flags & HTTP_PUBLIC) && !authorized(srv, c)) {
+        http_reply_error(&st->resp, 401, "unauthorized", "a valid bearer token is required");
+        http_reply_header(&st->resp, "WWW-Authenticate", "Bearer");
+        return;
+    }
+    size_t cap = r->body_max ? r->body_max : srv->cfg.body_max;
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (*end == '\0' && v > cap) {
+            http_reply_error(&st->resp, 413, "payload_too_large",
+                             "the body is larger than %zu bytes", cap);
+            return;
+        }
+    }
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ctype_ok(r->content_type, ct)) {
+        http_reply_error(&st->resp, 415, "unsupported_media_type", "Content-Type must be %s",
+                         r->content_type);
+        return;
+    }
+    buf_init(&st->body, cap);
+    if (r->stream && r->stream->begin)
+        r->stream->begin(&st->req, &st->resp);
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *data,
+                                 size_t *data_size, void **req_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct reqstate *st = *req_cls;
+    if (!st) {
+        st = xcalloc(1, sizeof *st);
+        st->srv = srv;
+        st->start_ms = time_mono_ms();
+        st->req.method = method;
+        st->req.path = url;
+        st->req.app = srv->cfg.app;
+        st->req.conn = c;
+        buf_init(&st->body, 0);
+        *req_cls = st;
+        first_call(srv, st, c, url, method);
+        if (http_replied(&st->resp))
+            return queue(c, st); /* early answer; MHD closes after it */
+        return MHD_YES;
+    }
+    if (st->queued) { /* replied early: discard whatever still arrives */
+        *data_size = 0;
+        return MHD_YES;
+    }
+    const struct http_route *r = st->route;
+    if (*data_size) {
+        if (r->stream) {
+            if (st->body.len + *data_size > st->body.cap) {
+                if (!st->too_large)
+                    http_reply_error(&st->resp, 413, "payload_too_large",
+                                     "the body is larger than %zu bytes", st->body.cap);
+                st->too_large = 1;
+                st->stream_stopped = 1;
+            }
+            st->body.len += *data_size; /* counted, not kept */
+            if (!st->stream_stopped) {
+                r->stream->data(&st->req, data, *data_size, &st->resp);
+                if (http_replied(&st->resp))
+                    st->stream_stopped = 1;
+            }
+        } else if (!st->too_large && buf_append(&st->body, data, *data_size) != 0) {
+            st->too_large = 1;
+        }
+        *data_size = 0;
+        return MHD_YES;
+    }
+    /* the whole body has arrived */
+    if (r->stream) {
+        if (!st->stream_stopped && r->stream->end)
+            r->stream->end(&st->req, &st->resp);
+    } else if (st->too_large) {
+        http_reply_error(&st->resp, 413, "payload_too_large", "the body is larger than %zu bytes",
+                         st->body.cap);
+    } else {
+        st->req.body = st->body.len ? st->body.data : NULL;
+        st->req.body_len = st->body.len;
+        r->handler(&st->req, &st->resp);
+    }
+    return queue(c, st);
+}
+
+static void count_request(struct reqstate *st)
+{
+    struct metrics *m = st->srv->cfg.metrics;
+    if (!m)
+        return;
+    char code[8];
+    snprintf(code, sizeof code, "%d", st->resp.status);
+    const char *path = st->route ? st->route->pattern : "unmatched";
+    const char *method = st->route ? st->route->method : "other";
+    metric_inc(
+        metrics_counter(m, "http_requests_total", "HTTP requests answered",
+                        (const char *[]){"method", method, "route", path, "code", code, NULL}));
+    static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,   0.25,   0.5,   1,    2.5};
+    metric_observe(metrics_histogram(m, "http_request_duration_seconds",
+                                     "Time to answer an HTTP request",
+                                     (const char *[]){"route", path, NULL}, buckets,
+                                     sizeof buckets / sizeof buckets[0]),
+                   (double)(time_mono_ms() - st->start_ms) / 1000.0);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    struct reqstate *st = *req_cls;
+    if (!st)
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && st->route)
+        log_debug("http: %s %s terminated early (code %d)", st->req.method, st->req.path, (int)toe);
+    if (st->queued)
+        count_request(st);
+    if (st->route && st->route->stream && st->route->stream->cleanup)
+        st->route->stream->cleanup(&st->req);
+    resp_cleanup(&st->resp);
+    buf_cleanup(&st->body);
+    free(st->pathbuf);
+    free(st);
+    *req_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_warn("http: %s", msg);
+}
+
+struct http_server *http_start(const struct http_config *cfg, char *errbuf, size_t errlen)
+{
+    const char *bind = cfg->bind_addr && *cfg->bind_addr ? cfg->bind_addr : "127.0.0.1";
+    bool has_token = cfg->api_token && *cfg->api_token;
+    if (!http_is_loopback(bind) && !has_token) {
+        snprintf(errbuf, errlen,
+                 "BIND_ADDR %s is not a loopback address and API_TOKEN is not set: refusing to "
+                 "serve the API unauthenticated",
+                 bind);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (cfg->port < 0 || cfg->port > 65535) {
+        snprintf(errbuf, errlen, "PORT %d is out of range", cfg->port);
+        return NULL;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, bind, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)cfg->port);
+    } else if (inet_pton(AF_INET6, bind, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(errbuf, errlen, "BIND_ADDR '%s' is not an IPv4 or IPv6 address", bind);
+        return NULL;
+    }
+    struct http_server *srv = xcalloc(1, sizeof *srv);
+    srv->cfg = *cfg;
+    if (!srv->cfg.threads)
+        srv->cfg.threads = 4;
+    if (!srv->cfg.conn_timeout_s)
+        srv->cfg.conn_timeout_s = 30;
+    if (!srv->cfg.body_max)
+        srv->cfg.body_max = 1024 * 1024;
+    srv->token = has_token ? xstrdup(cfg->api_token) : NULL;
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, srv->cfg.threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_END);
+    if (!srv->daemon) {
+        snprintf(errbuf, errlen, "cannot listen on %s port %d (in use?)", bind, cfg->port);
+        free(srv->token);
+        free(srv);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : cfg->port;
+    return srv;
+}
+
+int http_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    if (s->token)
+        OPENSSL_cleanse(s->token, strlen(s->token));
+    free(s->token);
+    free(s);
+}

@@ -1,0 +1,569 @@
+/* jsonx.c - strict JSON parsing and field getters over json-c.
+ *
+ * json-c 0.16 in JSON_TOKENER_STRICT mode still accepts single-quoted keys,
+ * NaN/Infinity, raw control characters in strings, "1.", overlong and
+ * surrogate UTF-8, numbers out of range (clamped or infinite) and a
+ * "\u0000" in a key (silently truncated). So the text is first checked
+ * against RFC 8259 (plus I-JSON's no lone surrogates, RFC 7493) by a small
+ * validator that reports the byte offset (and caps nesting at 32
+ * containers); json-c then builds the tree with its own strict, UTF-8 and
+ * depth checks as a second line.
+ * No global state: any thread, one object per thread at a time.
+ */
+#include "jsonx.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSONX_MAX_DEPTH 32
+#define JSONX_KEY_ECHO 64
+
+/* set_err - format a message into errbuf; a truncated message is acceptable */
+__attribute__((format(printf, 3, 4))) static void set_err(char *errbuf, size_t errlen,
+                                                          const char *fmt, ...)
+{
+    if (!errbuf || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* utf8_check - offset of the first byte not part of valid UTF-8 (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF), or len */
+static size_t utf8_check(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            n = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 3;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 4;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else {
+            return i;
+        }
+        if (len - i < n || s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k < n; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return i;
+        i += n;
+    }
+    return len;
+}
+
+struct scan {
+    const unsigned char *p;
+    size_t len;
+    size_t pos;
+    int depth;
+    const char *err; /* static text */
+};
+
+static int scan_value(struct scan *s);
+
+static int scan_fail(struct scan *s, const char *msg)
+{
+    s->err = msg;
+    return -1;
+}
+
+static void scan_ws(struct scan *s)
+{
+    while (s->pos < s->len) {
+        unsigned char c = s->p[s->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            break;
+        s->pos++;
+    }
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* scan_u4 - the 4 hex digits at pos; pos moves past them */
+static int scan_u4(struct scan *s, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = s->pos < s->len ? hexval(s->p[s->pos]) : -1;
+        if (h < 0)
+            return -1;
+        v = v * 16 + (unsigned)h;
+        s->pos++;
+    }
+    *out = v;
+    return 0;
+}
+
+/* scan_string - a string starting at the quote; is_key rejects "\u0000",
+ * which json-c would silently cut the key at */
+static int scan_string(struct scan *s, bool is_key)
+{
+    s->pos++; /* opening quote */
+    for (;;) {
+        if (s->pos >= s->len)
+            return scan_fail(s, "unterminated string");
+        unsigned char c = s->p[s->pos];
+        if (c == '"') {
+            s->pos++;
+            return 0;
+        }
+        if (c < 0x20)
+            return scan_fail(s, "control character in string");
+        if (c != '\\') {
+            s->pos++; /* bytes >= 0x80 were checked as UTF-8 already */
+            continue;
+        }
+        size_t esc = s->pos++; /* escape errors point at the backslash */
+        c = s->pos < s->len ? s->p[s->pos] : 0;
+        if (c == 0 || !strchr("\"\\/bfnrtu", c)) {
+            s->pos = esc;
+            return scan_fail(s, "invalid escape in string");
+        }
+        s->pos++;
+        if (c != 'u')
+            continue;
+        unsigned u, u2 = 0;
+        if (scan_u4(s, &u) < 0) {
+            s->pos = esc;
+            return scan_fail(s, "invalid \\u escape");
+        }
+        if (u == 0 && is_key) {
+            s->pos = esc;
+            return scan_fail(s, "NUL character in object key");
+        }
+        if (u >= 0xD800 && u <= 0xDBFF) { /* must be followed by a low surrogate */
+            if (s->len - s->pos >= 2 && s->p[s->pos] == '\\' && s->p[s->pos + 1] == 'u') {
+                s->pos += 2;
+                if (scan_u4(s, &u2) < 0) {
+                    s->pos = esc;
+                    return scan_fail(s, "invalid \\u escape");
+                }
+            }
+            if (u2 < 0xDC00 || u2 > 0xDFFF) {
+                s->pos = esc;
+                return scan_fail(s, "lone surrogate in \\u escape");
+            }
+        } else if (u >= 0xDC00 && u <= 0xDFFF) {
+            s->pos = esc;
+            return scan_fail(s, "lone surrogate in \\u escape");
+        }
+    }
+}
+
+static size_t scan_digits(struct scan *s)
+{
+    size_t start = s->pos;
+    while (s->pos < s->len && s->p[s->pos] >= '0' && s->p[s->pos] <= '9')
+        s->pos++;
+    return s->pos - start;
+}
+
+/* scan_number - RFC 8259 number; integers must fit int64_t and other
+ * numbers a finite double, since json-c would clamp or make them infinite */
+static int scan_number(struct scan *s)
+{
+    size_t start = s->pos;
+    bool integer = true;
+    if (s->p[s->pos] == '-')
+        s->pos++;
+    if (s->pos < s->len && s->p[s->pos] == '0')
+        s->pos++;
+    else if (scan_digits(s) == 0)
+        return scan_fail(s, "invalid number");
+    if (s->pos < s->len && s->p[s->pos] == '.') {
+        integer = false;
+        s->pos++;
+        if (scan_digits(s) == 0)
+            return scan_fail(s, "invalid number");
+    }
+    if (s->pos < s->len && (s->p[s->pos] == 'e' || s->p[s->pos] == 'E')) {
+        integer = false;
+        s->pos++;
+        if (s->pos < s->len && (s->p[s->pos] == '+' || s->p[s->pos] == '-'))
+            s->pos++;
+        if (scan_digits(s) == 0)
+            return scan_fail(s, "invalid number");
+    }
+    size_t n = s->pos - start;
+    char small[24];
+    char *copy = n < sizeof small ? small : xmalloc(n + 1);
+    memcpy(copy, s->p + start, n);
+    copy[n] = '\0';
+    int rc = 0;
+    errno = 0;
+    if (integer) {
+        (void)strtoll(copy, NULL, 10);
+        if (errno == ERANGE)
+            rc = -1;
+    } else if (isinf(strtod(copy, NULL))) {
+        rc = -1;
+    }
+    if (copy != small)
+        free(copy);
+    if (rc < 0) {
+        s->pos = start;
+        return scan_fail(s, "number out of range");
+    }
+    return 0;
+}
+
+static int scan_literal(struct scan *s, const char *word)
+{
+    size_t n = strlen(word);
+    if (s->len - s->pos < n || memcmp(s->p + s->pos, word, n) != 0)
+        return scan_fail(s, "unexpected character");
+    s->pos += n;
+    return 0;
+}
+
+/* scan_container - array or object starting at its bracket */
+static int scan_container(struct scan *s)
+{
+    bool object = s->p[s->pos] == '{';
+    unsigned char close = object ? '}' : ']';
+    if (++s->depth > JSONX_MAX_DEPTH)
+        return scan_fail(s, "nesting too deep");
+    s->pos++;
+    scan_ws(s);
+    if (s->pos < s->len && s->p[s->pos] == close) {
+        s->pos++;
+        s->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (object) {
+            if (s->pos >= s->len)
+                return scan_fail(s, "unexpected end of input");
+            if (s->p[s->pos] != '"')
+                return scan_fail(s, "expected a string key");
+            if (scan_string(s, true) < 0)
+                return -1;
+            scan_ws(s);
+            if (s->pos >= s->len || s->p[s->pos] != ':')
+                return scan_fail(s, s->pos >= s->len ? "unexpected end of input" : "expected ':'");
+            s->pos++;
+            scan_ws(s);
+        }
+        if (scan_value(s) < 0)
+            return -1;
+        scan_ws(s);
+        if (s->pos >= s->len)
+            return scan_fail(s, "unexpected end of input");
+        if (s->p[s->pos] == close) {
+            s->pos++;
+            s->depth--;
+            return 0;
+        }
+        if (s->p[s->pos] != ',')
+            return scan_fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        s->pos++;
+        scan_ws(s);
+    }
+}
+
+static int scan_value(struct scan *s)
+{
+    if (s->pos >= s->len)
+        return scan_fail(s, "unexpected end of input");
+    unsigned char c = s->p[s->pos];
+    switch (c) {
+    case '{':
+    case '[':
+        return scan_container(s);
+    case '"':
+        return scan_string(s, false);
+    case 't':
+        return scan_literal(s, "true");
+    case 'f':
+        return scan_literal(s, "false");
+    case 'n':
+        return scan_literal(s, "null");
+    default:
+        if (c == '-' || (c >= '0' && c <= '9'))
+            return scan_number(s);
+        return scan_fail(s, "unexpected character");
+    }
+}
+
+/* jsonx_validate - 0 if text is one strict JSON value, else -1 and *off */
+static int jsonx_validate(const char *text, size_t len, size_t *off, const char **msg)
+{
+    struct scan s = {.p = (const unsigned char *)text, .len = len};
+    size_t bad = utf8_check(s.p, len);
+    if (bad < len) {
+        *off = bad;
+        *msg = "invalid UTF-8";
+        return -1;
+    }
+    scan_ws(&s);
+    if (s.pos == len) {
+        *off = s.pos;
+        *msg = len ? "no value, only whitespace" : "empty input";
+        return -1;
+    }
+    if (scan_value(&s) == 0) {
+        scan_ws(&s);
+        if (s.pos == len)
+            return 0;
+        s.err = "unexpected data after the value";
+    }
+    *off = s.pos;
+    *msg = s.err;
+    return -1;
+}
+
+int jsonx_parse(const char *text, size_t len, json_object **out, char *errbuf, size_t errlen)
+{
+    size_t off;
+    const char *msg;
+    json_object *o = NULL;
+    json_tokener *tok = NULL;
+    int rc = -1;
+
+    *out = NULL;
+    if (!text)
+        text = "";
+    if (len >= INT_MAX) {
+        set_err(errbuf, errlen, "invalid JSON at offset 0: input too large");
+        goto out;
+    }
+    if (jsonx_validate(text, len, &off, &msg) < 0) {
+        set_err(errbuf, errlen, "invalid JSON at offset %zu: %s", off, msg);
+        goto out;
+    }
+    /* json-c counts a scalar leaf as a level too ([[1]] needs depth 3):
+     * one more keeps "32 nested containers" as the limit, which the
+     * validator has already enforced */
+    tok = json_tokener_new_ex(JSONX_MAX_DEPTH + 1);
+    if (!tok) {
+        set_err(errbuf, errlen, "invalid JSON at offset 0: out of memory");
+        goto out;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    o = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    off = json_tokener_get_parse_end(tok);
+    if (!o && jerr == json_tokener_continue && off == len) {
+        /* a value with no end of its own (a number): pass the end of input */
+        o = json_tokener_parse_ex(tok, "", 1);
+        jerr = json_tokener_get_error(tok);
+        off = len;
+    }
+    if (jerr != json_tokener_success) { /* o is NULL for a valid "null" too */
+        set_err(errbuf, errlen, "invalid JSON at offset %zu: %s", off,
+                json_tokener_error_desc(jerr));
+        goto out;
+    }
+    for (; off < len; off++) {
+        if (!strchr(" \t\r\n", text[off])) {
+            set_err(errbuf, errlen, "invalid JSON at offset %zu: unexpected data after the value",
+                    off);
+            goto out;
+        }
+    }
+    *out = o;
+    o = NULL;
+    rc = 0;
+out:
+    json_object_put(o);
+    if (tok)
+        json_tokener_free(tok);
+    return rc;
+}
+
+int jsonx_parse_object(const char *text, size_t len, json_object **out, char *errbuf, size_t errlen)
+{
+    json_object *o;
+    if (jsonx_parse(text, len, &o, errbuf, errlen) < 0) {
+        *out = NULL;
+        return -1;
+    }
+    if (!json_object_is_type(o, json_type_object)) {
+        set_err(errbuf, errlen, "JSON body must be an object, got %s",
+                json_type_to_name(json_object_get_type(o)));
+        json_object_put(o);
+        *out = NULL;
+        return -1;
+    }
+    *out = o;
+    return 0;
+}
+
+/* lookup - the value of key in obj, NULL when absent or null; -1 when obj
+ * is not an object */
+static int lookup(json_object *obj, const char *key, json_object **val, char *errbuf, size_t errlen)
+{
+    *val = NULL;
+    if (!json_object_is_type(obj, json_type_object)) {
+        set_err(errbuf, errlen, "JSON body must be an object");
+        return -1;
+    }
+    /* json-c holds a JSON null as a NULL value: absent and null look alike */
+    json_object_object_get_ex(obj, key, val);
+    return 0;
+}
+
+int jsonx_get_string(json_object *obj, const char *key, bool required, size_t maxlen,
+                     const char **out, char *errbuf, size_t errlen)
+{
+    json_object *v;
+    *out = NULL;
+    if (lookup(obj, key, &v, errbuf, errlen) < 0)
+        return -1;
+    if (!v) {
+        if (!required)
+            return 0;
+        set_err(errbuf, errlen, "field '%s' is required", key);
+        return -1;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        set_err(errbuf, errlen, "field '%s' must be a string", key);
+        return -1;
+    }
+    const char *s = json_object_get_string(v);
+    int n = json_object_get_string_len(v);
+    size_t len = n > 0 ? (size_t)n : 0;
+    if (memchr(s, '\0', len)) {
+        set_err(errbuf, errlen, "field '%s' must not contain a NUL character", key);
+        return -1;
+    }
+    if (len > maxlen) {
+        set_err(errbuf, errlen, "field '%s' must be at most %zu bytes", key, maxlen);
+        return -1;
+    }
+    if (required && len == 0) {
+        set_err(errbuf, errlen, "field '%s' must not be empty", key);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int jsonx_get_int(json_object *obj, const char *key, bool required, int64_t min, int64_t max,
+                  int64_t *out, bool *present, char *errbuf, size_t errlen)
+{
+    json_object *v;
+    if (present)
+        *present = false;
+    if (lookup(obj, key, &v, errbuf, errlen) < 0)
+        return -1;
+    if (!v) {
+        if (!required)
+            return 0;
+        set_err(errbuf, errlen, "field '%s' is required", key);
+        return -1;
+    }
+    bool ok = json_object_is_type(v, json_type_int);
+    int64_t n = ok ? json_object_get_int64(v) : 0;
+    /* json-c keeps values above INT64_MAX as uint64 and clamps get_int64 */
+    if (ok && n == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
+        ok = false;
+    if (!ok || n < min || n > max) {
+        set_err(errbuf, errlen, "field '%s' must be an integer between %" PRId64 " and %" PRId64,
+                key, min, max);
+        return -1;
+    }
+    *out = n;
+    if (present)
+        *present = true;
+    return 0;
+}
+
+/* echo_key - printable copy of a client-supplied key, cut at a UTF-8
+ * character boundary */
+static void echo_key(const char *key, char *out, size_t outlen)
+{
+    size_t n = strlen(key), i;
+    bool cut = n > JSONX_KEY_ECHO;
+    if (cut) {
+        n = JSONX_KEY_ECHO;
+        while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
+            n--;
+    }
+    for (i = 0; i < n && i + 4 < outlen; i++) {
+        unsigned char c = (unsigned char)key[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (cut && i + 4 <= outlen) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+}
+
+int jsonx_check_keys(json_object *obj, const char *const *allowed, char *errbuf, size_t errlen)
+{
+    char shown[JSONX_KEY_ECHO + 4];
+    if (!json_object_is_type(obj, json_type_object)) {
+        set_err(errbuf, errlen, "JSON body must be an object");
+        return -1;
+    }
+    json_object_object_foreach(obj, key, val)
+    {
+        (void)val;
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], key) != 0)
+            i++;
+        if (!allowed[i]) {
+            echo_key(key, shown, sizeof shown);
+            set_err(errbuf, errlen, "unknown field '%s'", shown);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+char *jsonx_error_body(const char *code, const char *message)
+{
+    json_object *root = json_object_new_object();
+    json_object *err = json_object_new_object();
+    json_object_object_add(err, "code", json_object_new_string(code ? code : ""));
+    json_object_object_add(err, "message", json_object_new_string(message ? message : ""));
+    json_object_object_add(root, "error", err);
+    char *s = jsonx_to_string(root);
+    json_object_put(root);
+    return s;
+}
+
+char *jsonx_to_string(json_object *obj)
+{
+    const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+                                                            JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (!s) /* json-c only fails on allocation: same policy as xmalloc */
+        abort();
+    return xstrdup(s);
+}

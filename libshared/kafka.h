@@ -1,0 +1,26 @@
+/* kafka.h - common librdkafka configuration.
+ *
+ * kafka_conf_new() builds a conf with bootstrap.servers, client.id and the
+ * project's logging hook (librdkafka log lines go through log.h). Extra
+ * settings come as a NULL-terminated "key", "value" list. Caller owns the
+ * returned conf until it is handed to rd_kafka_new().
+ */
+#ifndef KAFKA_H
+#define KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+rd_kafka_conf_t *kafka_conf_new(const char *brokers, const char *client_id,
+                                const char *const *extra, char *errbuf, size_t errlen);
+
+/* kafka_topics_parse - KAFKA_TOPIC "email-events,emailId-events" into
+ * exactly two names (defaults when s is NULL or empty). -1 if not two
+ * non-empty names. Copies into the caller's buffers. */
+int kafka_topics_parse(const char *s, char *email_topic, size_t len1, char *user_topic,
+                       size_t len2);
+
+#define KAFKA_TOPIC_EMAIL_DEFAULT "email-events"
+#define KAFKA_TOPIC_USER_DEFAULT "emailId-events"
+
+#endif

@@ -1,0 +1,19 @@
+/* timeutil.h - clocks and RFC 3339 formatting. Pure functions, any thread. */
+#ifndef TIMEUTIL_H
+#define TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* time_now_ms - wall clock, milliseconds since the epoch */
+int64_t time_now_ms(void);
+/* time_mono_ms - monotonic clock in milliseconds, for timeouts and rates */
+int64_t time_mono_ms(void);
+/* time_rfc3339_ms - "2026-11-23T10:37:32.123Z" into out (>= 25 bytes) */
+void time_rfc3339_ms(int64_t ms, char *out, size_t len);
+/* time_rfc3339 - "2026-11-23T10:37:32Z" (seconds) into out (>= 21 bytes) */
+void time_rfc3339(int64_t ms, char *out, size_t len);
+/* time_sleep_ms - sleep, restarting on EINTR */
+void time_sleep_ms(int64_t ms);
+
+#endif

@@ -1,0 +1,90 @@
+# lib.sh - helpers for the integration tests (source it). TAP output.
+# Servers are started on 127.0.0.1 with free ports, waited for, and stopped
+# by PID. Every test script: . lib.sh; ...; finish
+set -u
+: "${BUILD_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build-test}"
+: "${SRC_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+BROKER_BIN="$BUILD_DIR/deploy/dev-broker/kafka-dev-broker"
+WARMUP_BIN="$BUILD_DIR/warmup-service/warmup-service"
+HEALTH_BIN="$BUILD_DIR/health-service/health-service"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
+
+T_N=0; T_FAIL=0; PIDS=""
+TMP=$(mktemp -d /tmp/it.XXXXXX)
+chmod 755 "$TMP"
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+alive() { local s; s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [ "$s" != Z ]; }
+# stop_pid PID [TIMEOUT_S] - SIGTERM, wait, SIGKILL after the timeout; returns the exit status when known
+stop_pid() {
+  local p=$1 t=${2:-10} i
+  kill -TERM "$p" 2>/dev/null || return 0
+  for ((i = 0; i < t * 40; i++)); do alive "$p" || break; sleep 0.025; done
+  if alive "$p"; then echo "# pid $p ignored SIGTERM for ${t}s, SIGKILL" >&2; kill -KILL "$p"; fi
+  wait "$p" 2>/dev/null
+}
+track() { PIDS="$PIDS $1"; }
+cleanup() {
+  local p
+  for p in $PIDS; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
+  if [ "${KEEP_TMP:-0}" = 1 ] || [ "$T_FAIL" != 0 ]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+# ok COND_STATUS NAME - record a result
+ok() { local st=$1; shift; T_N=$((T_N + 1))
+  if [ "$st" = 0 ]; then echo "ok $T_N - $*"; else echo "not ok $T_N - $*"; T_FAIL=$((T_FAIL + 1)); fi; }
+# check NAME -- CMD... - run CMD, pass when it exits 0
+check() { local name=$1; shift; [ "$1" = "--" ] && shift; "$@" >/dev/null 2>&1; ok $? "$name"; }
+# eq NAME GOT WANT
+eq() { if [ "$2" = "$3" ]; then ok 0 "$1"; else ok 1 "$1"; echo "#   got '$2', want '$3'"; fi; }
+finish() { echo "1..$T_N"; [ "$T_FAIL" = 0 ]; }
+
+# wait_for SECONDS CMD... - poll CMD every 50 ms until it succeeds
+wait_for() { local t=$1 i; shift
+  for ((i = 0; i < t * 20; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+
+# start_broker DIR - kafka-dev-broker with the two topics; sets BROKERS, BROKER_PID
+start_broker() {
+  local dir=$1; mkdir -p "$dir"; rm -f "$dir/bootstrap"
+  "$BROKER_BIN" -n 3 -p 3 -f "$dir/bootstrap" </dev/null >"$dir/broker.out" 2>"$dir/broker.log" &
+  BROKER_PID=$!; track $BROKER_PID
+  wait_for 10 test -s "$dir/bootstrap" || { echo "# broker did not start"; cat "$dir/broker.log"; return 1; }
+  BROKERS=$(head -1 "$dir/bootstrap")
+}
+
+# http METHOD URL [BODY] [extra curl args] - prints "STATUS BODY" (body on one line)
+http() { local m=$1 u=$2 b=${3-}; shift 3 2>/dev/null || shift $#
+  if [ -n "$b" ]; then
+    local ct=(-H 'Content-Type: application/json')
+    case "$*" in *Content-Type*) ct=() ;; esac
+    curl -s -o "$TMP/.body" -w '%{http_code}' -X "$m" "${ct[@]}" --data-binary "$b" "$@" "$u"
+  else
+    curl -s -o "$TMP/.body" -w '%{http_code}' -X "$m" "$@" "$u"
+  fi
+  printf ' '; tr -d '\n' < "$TMP/.body"; echo
+}
+# jget JSON EXPR - evaluate a python expression on the parsed JSON `j`
+jget() { printf '%s' "$1" | python3 -c 'import json,sys; j=json.load(sys.stdin); r=eval(sys.argv[1]); print(json.dumps(r) if isinstance(r,(dict,list)) else r)' "$2"; }
+
+# start_warmup NAME PORT [VAR=VALUE...] - warmup-service with its DB in $TMP/NAME
+start_warmup() { local name=$1 port=$2; shift 2
+  mkdir -p "$TMP/$name"
+  env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$TMP/$name/warmup.db" LOG_LEVEL=debug "$@" \
+    "$WARMUP_BIN" >>"$TMP/$name/out.log" 2>&1 </dev/null &
+  eval "${name}_PID=$!"; track $!
+  wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log"; return 1; }
+}
+# start_health NAME PORT [VAR=VALUE...]
+start_health() { local name=$1 port=$2; shift 2
+  mkdir -p "$TMP/$name"
+  env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$TMP/$name/health.db" LOG_LEVEL=debug "$@" \
+    "$HEALTH_BIN" >>"$TMP/$name/out.log" 2>&1 </dev/null &
+  eval "${name}_PID=$!"; track $!
+  wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log"; return 1; }
+}
+# stop_named NAME - SIGTERM the process started as NAME; sets STOP_RC
+stop_named() { local p; eval "p=\$${1}_PID"; stop_pid "$p" 15; STOP_RC=$?; }
+# sanitizer_clean NAME - no ASan/UBSan/LSan report in NAME's log
+sanitizer_clean() { ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/$1/out.log"; }

@@ -1,0 +1,122 @@
+#!/bin/bash
+# test_badinput.sh - bad requests get the right 4xx and a JSON error, the
+# service stays up, and nothing is written (no user row, no event).
+. "$(dirname "$0")/lib.sh"
+
+start_broker "$TMP/broker" || { ok 1 "broker starts"; finish; exit 1; }
+WP=$(freeport); W=http://127.0.0.1:$WP
+start_warmup warmup "$WP"; ok $? "warmup-service starts"
+r=$(http POST "$W/register" '{"name":"Known","email_id":"known@example.com"}')
+eq "baseline registration" "${r%% *}" 201
+
+# bad STATUS CODE NAME METHOD PATH [BODY] [curl args...]
+bad() {
+  local want=$1 code=$2 name=$3 m=$4 p=$5 b=${6-}; shift 6 2>/dev/null || shift $#
+  local r; r=$(http "$m" "$W$p" "$b" "$@")
+  local st=${r%% *} body=${r#* }
+  if [ "$st" = "$want" ] && [ "$(jget "$body" 'j["error"]["code"]' 2>/dev/null)" = "$code" ] \
+     && [ -n "$(jget "$body" 'j["error"]["message"]' 2>/dev/null)" ]; then
+    ok 0 "$name -> $want $code"
+  else
+    ok 1 "$name -> $want $code"; echo "#   got $st: $body"
+  fi
+}
+long=$(printf 'a%.0s' $(seq 300))
+deep=$(printf '[%.0s' $(seq 40))$(printf ']%.0s' $(seq 40))
+bad 400 invalid_json  "malformed JSON"            POST /register '{"name":'
+bad 400 invalid_json  "not JSON at all"           POST /register 'hello'
+bad 400 invalid_json  "JSON array"                POST /register '[]'
+bad 400 invalid_json  "JSON string"               POST /register '"x"'
+bad 400 invalid_json  "empty body"                POST /register ''  -H 'Content-Type: application/json'
+bad 400 invalid_json  "trailing garbage"          POST /register '{"name":"a","email_id":"a@b.com"} x'
+bad 400 invalid_json  "single quotes"             POST /register "{'name':'a','email_id':'a@b.com'}"
+bad 400 invalid_json  "nesting too deep"          POST /register "{\"name\":$deep}"
+bad 400 invalid_json  "invalid UTF-8"             POST /register $'{"name":"\xff\xfe","email_id":"u@b.com"}'
+bad 400 invalid_field "name is a number"          POST /register '{"name":5,"email_id":"a@b.com"}'
+bad 400 invalid_field "email_id is a number"      POST /register '{"name":"a","email_id":5}'
+bad 400 invalid_field "email_id is an array"      POST /register '{"name":"a","email_id":["a@b.com"]}'
+bad 400 invalid_field "name is null"              POST /register '{"name":null,"email_id":"a@b.com"}'
+bad 400 invalid_field "name missing"              POST /register '{"email_id":"a@b.com"}'
+bad 400 invalid_field "email_id missing"          POST /register '{"name":"a"}'
+bad 400 invalid_field "empty name"                POST /register '{"name":"","email_id":"a@b.com"}'
+bad 400 invalid_field "name too long"             POST /register "{\"name\":\"$long\",\"email_id\":\"a@b.com\"}"
+bad 400 invalid_field "CR/LF in name"             POST /register '{"name":"a\r\nBcc: x@y.com","email_id":"a@b.com"}'
+bad 400 invalid_field "CR/LF in email_id"         POST /register '{"name":"a","email_id":"a@b.com\r\nBcc: x@y.com"}'
+bad 400 invalid_field "address without @"         POST /register '{"name":"a","email_id":"not-an-address"}'
+bad 400 invalid_field "address with two @"        POST /register '{"name":"a","email_id":"a@b@c.com"}'
+bad 400 invalid_field "address too long"          POST /register "{\"name\":\"a\",\"email_id\":\"$long@b.com\"}"
+bad 400 invalid_field "display name form"         POST /register '{"name":"a","email_id":"A <a@b.com>"}'
+bad 400 invalid_field "unknown field"             POST /register '{"name":"a","email_id":"a@b.com","admin":true}'
+head -c 2000000 /dev/zero | tr '\0' ' ' > "$TMP/huge.json"
+bad 413 payload_too_large "2 MB body"             POST /register '' -H 'Content-Type: application/json' --data-binary @"$TMP/huge.json"
+bad 415 unsupported_media_type "text/plain body"  POST /register '{"name":"a","email_id":"a@b.com"}' -H 'Content-Type: text/plain'
+bad 409 already_registered "duplicate"            POST /register '{"name":"K","email_id":"known@example.com"}'
+bad 409 already_registered "duplicate, domain case" POST /register '{"name":"K","email_id":"known@EXAMPLE.com"}'
+bad 405 method_not_allowed "GET /register"        GET /register
+bad 405 method_not_allowed "DELETE /users"        DELETE /users
+bad 404 not_found     "unknown path"              GET /nope
+bad 404 not_found     "unknown nested path"       POST /register/extra '{}'
+bad 400 invalid_query "limit not a number"        GET '/users?limit=abc'
+bad 400 invalid_query "limit zero"                GET '/users?limit=0'
+bad 400 invalid_query "limit too large"           GET '/users?limit=100000'
+bad 400 invalid_query "negative offset"           GET '/users?offset=-1'
+bad 400 invalid_csv   "CSV with a wrong header"   POST /users/import 'email,name' -H 'Content-Type: text/csv'
+bad 400 invalid_csv   "CSV with broken quoting in the header" POST /users/import '"name,email_id' -H 'Content-Type: text/csv'
+bad 400 invalid_csv   "empty CSV"                 POST /users/import '' -H 'Content-Type: text/csv'
+bad 415 unsupported_media_type "CSV sent as JSON" POST /users/import 'name,email_id' -H 'Content-Type: application/json'
+r=$(http GET "$W/register" "")
+check "405 carries Allow: POST" -- bash -c "curl -s -D - -o /dev/null $W/register | grep -qi '^Allow: POST'"
+
+# a CSV whose rows are all bad: 200, every line reported, nothing written
+printf 'name,email_id\n"unterminated,a@b.com\n' > "$TMP/q1.csv"
+r=$(curl -s -H 'Content-Type: text/csv' --data-binary @"$TMP/q1.csv" "$W/users/import")
+eq "unterminated quote reported on its line" "$(jget "$r" '[j["imported"], j["invalid"][0]["line"], "unterminated" in j["invalid"][0]["error"]]')" '[0, 2, true]'
+printf 'name,email_id\nx"y,a@b.com\nA,a@b.com,extra\nB\n' > "$TMP/q2.csv"
+r=$(curl -s -H 'Content-Type: text/csv' --data-binary @"$TMP/q2.csv" "$W/users/import")
+eq "quote inside a field and wrong column counts" "$(jget "$r" '[j["imported"], [i["line"] for i in j["invalid"]]]')" '[0, [2, 3, 4]]'
+
+# after all that: still up, nothing written
+check "service still answers /healthz" -- curl -fsS "$W/healthz"
+r=$(http GET "$W/users")
+eq "no user row written by a bad request" "$(jget "${r#* }" 'len(j)')" 1
+sleep 1
+eq "exactly one event on Kafka" "$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | wc -l)" 1
+stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0
+check "no sanitizer report" -- sanitizer_clean warmup
+
+# --- authentication: API_TOKEN set
+TP=$(freeport); TW=http://127.0.0.1:$TP
+start_warmup tok "$TP" API_TOKEN=s3cret-token-value; ok $? "starts with API_TOKEN"
+W=$TW
+bad 401 unauthorized "missing token"              POST /register '{"name":"a","email_id":"t@b.com"}'
+bad 401 unauthorized "wrong token"                POST /register '{"name":"a","email_id":"t@b.com"}' -H 'Authorization: Bearer wrong'
+bad 401 unauthorized "token prefix"               POST /register '{"name":"a","email_id":"t@b.com"}' -H 'Authorization: Bearer s3cret'
+bad 401 unauthorized "basic scheme"               GET /users '' -H 'Authorization: Basic czNjcmV0LXRva2VuLXZhbHVl'
+r=$(http POST "$TW/register" '{"name":"a","email_id":"t@b.com"}' -H 'Authorization: Bearer s3cret-token-value')
+eq "right token -> 201" "${r%% *}" 201
+check "/healthz needs no token" -- curl -fsS "$TW/healthz"
+check "/metrics needs no token" -- curl -fsS "$TW/metrics"
+check "the token never appears in the log" -- bash -c "! grep -q s3cret-token-value $TMP/tok/out.log"
+stop_named tok
+echo s3cret-from-file > "$TMP/token"
+start_warmup tokf "$TP" API_TOKEN_FILE="$TMP/token"; ok $? "starts with API_TOKEN_FILE"
+r=$(http GET "$TW/users" "" -H 'Authorization: Bearer s3cret-from-file')
+eq "API_TOKEN_FILE token accepted" "${r%% *}" 200
+stop_named tokf
+
+# --- start-up refusals: one clear line naming the variable
+mkdir -p "$TMP/cfg"
+env BIND_ADDR=0.0.0.0 PORT="$(freeport)" DB_PATH="$TMP/cfg/w.db" "$WARMUP_BIN" > "$TMP/cfg/bind.log" 2>&1
+st=$?
+check "non-loopback BIND_ADDR without API_TOKEN is refused" -- bash -c "[ $st != 0 ] && grep -q 'BIND_ADDR' $TMP/cfg/bind.log"
+env PORT=abc DB_PATH="$TMP/cfg/w.db" "$WARMUP_BIN" > "$TMP/cfg/port.log" 2>&1
+st=$?
+check "PORT=abc is refused naming PORT" -- bash -c "[ $st != 0 ] && grep -q 'PORT' $TMP/cfg/port.log && [ \$(wc -l < $TMP/cfg/port.log) = 1 ]"
+env LOG_FORMAT=xml "$WARMUP_BIN" > "$TMP/cfg/fmt.log" 2>&1
+st=$?
+check "LOG_FORMAT=xml is refused naming LOG_FORMAT" -- bash -c "[ $st != 0 ] && grep -q 'LOG_FORMAT' $TMP/cfg/fmt.log"
+env API_TOKEN=x API_TOKEN_FILE="$TMP/token" "$WARMUP_BIN" > "$TMP/cfg/both.log" 2>&1
+st=$?
+check "API_TOKEN and API_TOKEN_FILE both set is refused" -- bash -c "[ $st != 0 ] && grep -q 'API_TOKEN' $TMP/cfg/both.log && ! grep -q s3cret $TMP/cfg/both.log"
+stop_pid "$BROKER_PID"
+finish

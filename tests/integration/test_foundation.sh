@@ -1,0 +1,115 @@
+#!/bin/bash
+# test_foundation.sh - registration flowing through a real Kafka-protocol
+# broker (kafka-dev-broker) to the health service: events and their schema,
+# CSV import, restarts, and a broker outage that loses nothing.
+. "$(dirname "$0")/lib.sh"
+
+start_broker "$TMP/broker" || { ok 1 "broker starts"; finish; exit 1; }
+ok 0 "kafka-dev-broker starts at $BROKERS"
+WP=$(freeport); HP=$(freeport)
+W=http://127.0.0.1:$WP; H=http://127.0.0.1:$HP
+start_warmup warmup "$WP"; ok $? "warmup-service starts"
+start_health health "$HP"; ok $? "health-service starts"
+
+# --- register users on three domains over HTTP
+users=("Alice:alice@example.com" "Bob:bob@Example.COM" "Carol Ünicode:carol@example.org"
+       "Dave:dave@example.net" "Eve:eve@example.net")
+for u in "${users[@]}"; do
+  r=$(http POST "$W/register" "{\"name\":\"${u%%:*}\",\"email_id\":\"${u#*:}\"}")
+  eq "POST /register ${u#*:} -> 201" "${r%% *}" 201
+done
+body=${r#* }
+eq "201 body has name" "$(jget "$body" 'j["name"]')" "Eve"
+eq "201 body has email_id" "$(jget "$body" 'j["email_id"]')" "eve@example.net"
+check "201 body has an RFC 3339 created_at" -- python3 -c 'import sys,datetime; datetime.datetime.strptime(sys.argv[1], "%Y-%m-%dT%H:%M:%S.%fZ")' "$(jget "$body" 'j["created_at"]')"
+r=$(http GET "$W/users")
+eq "GET /users lists 5 users" "$(jget "${r#* }" 'len(j)')" 5
+eq "domain is lower-cased, local part kept" "$(jget "${r#* }" 'j[1]["email_id"]')" "bob@example.com"
+eq "UTF-8 name round-trips" "$(jget "${r#* }" 'j[2]["name"]')" "Carol Ünicode"
+r=$(http GET "$W/users?limit=2&offset=3")
+eq "GET /users?limit=2&offset=3" "$(jget "${r#* }" '[u["email_id"] for u in j]')" '["dave@example.net", "eve@example.net"]'
+r=$(http GET "$W/emailIds")
+eq "GET /emailIds" "$(jget "${r#* }" 'j')" '["alice@example.com", "bob@example.com", "carol@example.org", "dave@example.net", "eve@example.net"]'
+
+# --- the events, read back with kcat, every field of the schema
+wait_for 15 bash -c "[ \$(kcat -b $BROKERS -C -t emailId-events -e -q -f '%k\n' 2>/dev/null | wc -l) -ge 5 ]"
+kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%k\t%s\n' > "$TMP/events.tsv" 2>/dev/null
+eq "5 user.registered events on emailId-events" "$(wc -l < "$TMP/events.tsv")" 5
+python3 - "$TMP/events.tsv" > "$TMP/schema.out" 2>&1 <<'PY'
+import json, sys, datetime
+want = {"alice@example.com": ("Alice", "example.com"), "bob@example.com": ("Bob", "example.com"),
+        "carol@example.org": ("Carol Ünicode", "example.org"), "dave@example.net": ("Dave", "example.net"),
+        "eve@example.net": ("Eve", "example.net")}
+seen = set()
+for line in open(sys.argv[1], encoding="utf-8"):
+    key, val = line.rstrip("\n").split("\t", 1)
+    e = json.loads(val)
+    assert set(e) == {"v", "type", "email_id", "name", "domain", "at"}, e
+    assert e["v"] == 1 and e["type"] == "user.registered", e
+    name, dom = want[e["email_id"]]
+    assert e["name"] == name and e["domain"] == dom and key == dom, (e, key)
+    datetime.datetime.strptime(e["at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    seen.add(e["email_id"])
+assert seen == set(want), seen
+print("schema ok")
+PY
+ok $? "every event has exactly the schema's fields, key = domain"; grep -v 'schema ok' "$TMP/schema.out" | sed 's/^/# /'
+
+# --- the health service sees the domains
+dom_ok() { r=$(curl -s "$H/domains"); [ "$(jget "$r" '{d["domain"]: d["users"] for d in j}')" = "$1" ]; }
+wait_for 30 dom_ok '{"example.com": 2, "example.net": 2, "example.org": 1}'
+ok $? "health /domains shows 3 domains with their user counts"
+
+# --- CSV import (streamed), registered exactly as by /register
+printf 'name,email_id\r\n"Smith, John",john@import.test\r\nKim,kim@import.test\r\n"bad ""quote",x\r\nnot-an-address,nope\r\nAlice again,alice@example.com\r\n\r\nLee,lee@import.test\r\n' > "$TMP/users.csv"
+r=$(curl -s -w ' %{http_code}' -H 'Content-Type: text/csv' --data-binary @"$TMP/users.csv" "$W/users/import")
+eq "import -> 200" "${r##* }" 200
+body=${r% *}
+eq "import counts" "$(jget "$body" '[j["imported"], j["duplicates"], [i["line"] for i in j["invalid"]]]')" '[3, 1, [4, 5]]'
+r=$(http GET "$W/users?limit=1000")
+eq "imported users are listed" "$(jget "${r#* }" 'j[5]["name"]')" "Smith, John"
+wait_for 30 dom_ok '{"example.com": 2, "example.net": 2, "example.org": 1, "import.test": 3}'
+ok $? "imported users reach the health service"
+
+# --- restart both services: users and domains intact
+stop_named warmup; eq "warmup-service exits 0 on SIGTERM" "$STOP_RC" 0
+stop_named health; eq "health-service exits 0 on SIGTERM" "$STOP_RC" 0
+start_warmup warmup "$WP"; start_health health "$HP"
+r=$(http GET "$W/users?limit=1000")
+eq "users intact after restart" "$(jget "${r#* }" 'len(j)')" 8
+dom_ok '{"example.com": 2, "example.net": 2, "example.org": 1, "import.test": 3}'
+ok $? "domains intact after restart"
+wait_for 20 curl -fsS "$W/readyz"; ok $? "warmup /readyz 200 with Kafka up"
+wait_for 20 curl -fsS "$H/readyz"; ok $? "health /readyz 200 with Kafka up"
+
+# --- broker outage: 201 while Kafka is down, events delivered once it is back
+kill -USR1 "$BROKER_PID"; sleep 0.5
+for i in 1 2 3; do
+  r=$(http POST "$W/register" "{\"name\":\"Out $i\",\"email_id\":\"out$i@outage.test\"}")
+  eq "register during the outage -> 201" "${r%% *}" 201
+done
+pending() { curl -s "$W/metrics" | awk '$1=="outbox_pending"{print $2}'; }
+sleep 1
+eq "events wait in the outbox while Kafka is down" "$(pending)" 3
+wait_for 30 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $W/readyz) = 503 ]"
+ok $? "warmup /readyz says 503 while Kafka is down"
+stop_named warmup; eq "warmup-service stops cleanly during the outage" "$STOP_RC" 0
+start_warmup warmup "$WP"
+eq "outbox survives a restart" "$(pending)" 3
+kill -USR2 "$BROKER_PID"
+wait_for 60 bash -c "[ \"\$(curl -s $W/metrics | awk '\$1==\"outbox_pending\"{print \$2}')\" = 0 ]"
+ok $? "outbox drains when the broker is back"
+wait_for 60 dom_ok '{"example.com": 2, "example.net": 2, "example.org": 1, "import.test": 3, "outage.test": 3}'
+ok $? "the health service counts each outage user exactly once"
+n=$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep -c '@outage.test')
+check "each outage event is on Kafka (at least once)" -- test "$n" -ge 3
+eq "distinct outage events" "$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep '@outage.test' | python3 -c 'import sys,json; print(len({json.loads(l)["email_id"] for l in sys.stdin}))')" 3
+consumed() { curl -s "$H/metrics" | awk '$1=="health_events_consumed_total"{print $2}'; }
+check "health counted consumed events" -- test "$(consumed)" -ge 3
+
+stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0
+stop_named health; eq "health exits 0" "$STOP_RC" 0
+check "no sanitizer report in warmup-service" -- sanitizer_clean warmup
+check "no sanitizer report in health-service" -- sanitizer_clean health
+stop_pid "$BROKER_PID"; eq "broker exits 0 on SIGTERM" "$?" 0
+finish

@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""summary.py - count TAP results in meson's testlog.json and print the
+last line of the run: "N passed, N failed". A test program that failed
+without a TAP failure (a crash, a sanitizer report, a timeout) counts as
+one more failure. Exit status 1 when anything failed."""
+import json
+import re
+import sys
+
+path = sys.argv[1]
+passed = failed = 0
+try:
+    lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+except OSError as e:
+    print(f"no test log: {e}")
+    print("0 passed, 1 failed")
+    sys.exit(1)
+for line in lines:
+    if not line.strip():
+        continue
+    t = json.loads(line)
+    out = t.get("stdout") or ""
+    p = len(re.findall(r"^ok \d+", out, re.M))
+    f = len(re.findall(r"^not ok \d+", out, re.M))
+    passed += p
+    failed += f
+    if t.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP") and f == 0:
+        failed += 1
+        print(f"{t.get('name')}: {t.get('result')} without a TAP failure (crash or timeout?)")
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed or passed == 0 else 0)

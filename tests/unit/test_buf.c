@@ -1,0 +1,86 @@
+/* test_buf.c - buf, utf8, xalloc string helpers, token compare, loopback. */
+#include "buf.h"
+#include "httpd.h"
+#include "test.h"
+#include "utf8.h"
+#include "xalloc.h"
+
+#include <stdlib.h>
+
+static void test_buf(void)
+{
+    struct buf b;
+    buf_init(&b, 10);
+    CHECK_STR(buf_str(&b), "", "empty buffer reads as empty string");
+    CHECK_INT(buf_append(&b, "hello", 5), 0, "append within cap");
+    CHECK_INT(buf_printf(&b, "%d", 1234), 0, "printf within cap");
+    CHECK_STR(buf_str(&b), "hello1234", "contents");
+    CHECK_INT(buf_append(&b, "xy", 2), -1, "append over cap fails");
+    CHECK_INT(b.len, 0, "failed append empties the buffer");
+    CHECK(b.data == NULL, "failed append frees the memory");
+    CHECK_INT(buf_append(&b, "0123456789", 10), 0, "exactly the cap fits");
+    char *s = buf_steal(&b);
+    CHECK_STR(s, "0123456789", "steal hands over the string");
+    CHECK_INT(b.len, 0, "steal empties");
+    free(s);
+    buf_cleanup(&b);
+}
+
+static void test_utf8(void)
+{
+    static const struct {
+        const char *s;
+        int valid;
+    } rows[] = {
+        {"plain ascii", 1},
+        {"caf\xc3\xa9", 1},
+        {"\xe2\x82\xac euro", 1},
+        {"\xf0\x9f\x98\x80", 1},
+        {"\xc3", 0},             /* truncated */
+        {"\xc0\xaf", 0},         /* overlong */
+        {"\xed\xa0\x80", 0},     /* surrogate */
+        {"\xf4\x90\x80\x80", 0}, /* > U+10FFFF */
+        {"\xff", 0},
+        {"\x80", 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        CHECK_INT(utf8_valid(rows[i].s, strlen(rows[i].s)), rows[i].valid, rows[i].s);
+    CHECK(utf8_has_ctl("a\r\nb", 4), "CRLF is a control character");
+    CHECK(utf8_has_ctl("a\tb", 3), "TAB is a control character");
+    CHECK(!utf8_has_ctl("caf\xc3\xa9", 5), "UTF-8 is not a control character");
+}
+
+static void test_strings(void)
+{
+    char small[4];
+    CHECK_INT(strlcpy_ok(small, "abc", sizeof small), 0, "strlcpy_ok fits");
+    CHECK_INT(strlcpy_ok(small, "abcd", sizeof small), -1, "strlcpy_ok reports truncation");
+    CHECK_STR(small, "abc", "truncated copy is terminated");
+    char *s = xasprintf("%s-%d", "x", 42);
+    CHECK_STR(s, "x-42", "xasprintf");
+    free(s);
+}
+
+static void test_token(void)
+{
+    CHECK(http_token_equal("s3cret-token", "s3cret-token"), "equal tokens");
+    CHECK(!http_token_equal("s3cret-token", "s3cret-tokem"), "one byte differs");
+    CHECK(!http_token_equal("s3cret-token", "s3cret"), "prefix is not equal");
+    CHECK(!http_token_equal("", "x"), "empty vs non-empty");
+    CHECK(http_is_loopback("127.0.0.1"), "127.0.0.1 is loopback");
+    CHECK(http_is_loopback("127.3.2.1"), "127/8 is loopback");
+    CHECK(http_is_loopback("::1"), "::1 is loopback");
+    CHECK(!http_is_loopback("0.0.0.0"), "0.0.0.0 is not loopback");
+    CHECK(!http_is_loopback("::"), ":: is not loopback");
+    CHECK(!http_is_loopback("10.0.0.1"), "10.0.0.1 is not loopback");
+    CHECK(!http_is_loopback("localhost"), "names are not addresses");
+}
+
+int main(void)
+{
+    test_buf();
+    test_utf8();
+    test_strings();
+    test_token();
+    return test_done();
+}

@@ -1,0 +1,28 @@
+/* api.h - the warmup service's HTTP handlers and route table. Handlers
+ * run on the HTTP pool threads; they reach the modules via req->app
+ * (struct app). */
+#ifndef API_H
+#define API_H
+
+#include "httpd.h"
+
+#include <stdint.h>
+
+/* the route table handed to http_start */
+extern const struct http_route api_routes[];
+extern const size_t api_nroutes;
+
+void api_register(struct http_request *req, struct http_response *resp);
+void api_users(struct http_request *req, struct http_response *resp);
+void api_email_ids(struct http_request *req, struct http_response *resp);
+extern const struct http_stream_ops api_import_ops;
+void api_healthz(struct http_request *req, struct http_response *resp);
+void api_readyz(struct http_request *req, struct http_response *resp);
+void api_metrics(struct http_request *req, struct http_response *resp);
+
+/* api_paging - read ?limit=&offset= (limit 1..max, default def; offset
+ * >= 0); replies 400 and returns -1 on a bad value */
+int api_paging(struct http_request *req, struct http_response *resp, int64_t def, int64_t max,
+               int64_t *limit, int64_t *offset);
+
+#endif

@@ -1,0 +1,62 @@
+/* api_ops.c - /healthz, /readyz, /metrics and the route table.
+ * HTTP pool threads. */
+#include "api.h"
+#include "app.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "store.h"
+
+#include <json-c/json.h>
+
+void api_healthz(struct http_request *req, struct http_response *resp)
+{
+    (void)req;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "status", json_object_new_string("ok"));
+    http_reply_json(resp, 200, o);
+}
+
+/* ready when the database answers and a Kafka broker was reachable
+ * recently; a registration is accepted durably even while Kafka is down
+ * (the outbox keeps it), so this only tells a load balancer we are degraded */
+void api_readyz(struct http_request *req, struct http_response *resp)
+{
+    struct app *app = req->app;
+    struct outbox_stats os;
+    outbox_publisher_stats(app->outbox, &os);
+    bool db = store_ping(app->store);
+    json_object *o = json_object_new_object();
+    json_object *checks = json_object_new_object();
+    json_object_object_add(checks, "db", json_object_new_string(db ? "ok" : "down"));
+    json_object_object_add(checks, "kafka", json_object_new_string(os.kafka_up ? "ok" : "down"));
+    json_object_object_add(o, "status",
+                           json_object_new_string(db && os.kafka_up ? "ready" : "not_ready"));
+    json_object_object_add(o, "checks", checks);
+    json_object_object_add(o, "outbox_pending", json_object_new_int64(os.pending));
+    http_reply_json(resp, db && os.kafka_up ? 200 : 503, o);
+}
+
+void api_metrics(struct http_request *req, struct http_response *resp)
+{
+    struct app *app = req->app;
+    http_reply_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8",
+                    metrics_render(app->metrics));
+}
+
+const struct http_route api_routes[] = {
+    {.method = "POST",
+     .pattern = "/register",
+     .handler = api_register,
+     .content_type = "application/json"},
+    {.method = "GET", .pattern = "/users", .handler = api_users},
+    {.method = "POST",
+     .pattern = "/users/import",
+     .stream = &api_import_ops,
+     .content_type = "text/csv",
+     .body_max = (size_t)-1},
+    {.method = "GET", .pattern = "/emailIds", .handler = api_email_ids},
+    {.method = "GET", .pattern = "/healthz", .handler = api_healthz, .flags = HTTP_PUBLIC},
+    {.method = "GET", .pattern = "/readyz", .handler = api_readyz, .flags = HTTP_PUBLIC},
+    {.method = "GET", .pattern = "/metrics", .handler = api_metrics, .flags = HTTP_PUBLIC},
+};
+const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

@@ -1,0 +1,23 @@
+/* app.h - the warmup service's modules, created by main and shared
+ * (read-only pointers) with the HTTP handlers through http_request.app. */
+#ifndef APP_H
+#define APP_H
+
+#include "wconfig.h"
+
+struct store;
+struct outbox_publisher;
+struct metrics;
+struct metric;
+
+struct app {
+    const struct wconfig *cfg;
+    struct store *store;
+    struct outbox_publisher *outbox;
+    struct metrics *metrics;
+    struct metric *users_registered; /* users_registered_total */
+    struct metric *users_duplicate;  /* users_duplicate_total */
+    struct metric *import_invalid;   /* users_import_invalid_total */
+};
+
+#endif

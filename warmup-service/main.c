@@ -1,0 +1,109 @@
+/* main.c - warmup-service: read configuration, create the modules, serve
+ * until SIGTERM/SIGINT, tear down.
+ *
+ * Threads: main (signals), the HTTP pool (libmicrohttpd), the outbox
+ * publisher (outbox.c). Signals are blocked before any thread starts and
+ * taken with sigwait() here.
+ */
+#include "api.h"
+#include "app.h"
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "store.h"
+#include "wconfig.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double outbox_pending(void *arg)
+{
+    struct outbox_stats st;
+    outbox_publisher_stats(arg, &st);
+    return (double)st.pending;
+}
+
+static double kafka_up(void *arg)
+{
+    struct outbox_stats st;
+    outbox_publisher_stats(arg, &st);
+    return st.kafka_up ? 1 : 0;
+}
+
+static void app_metrics(struct app *app)
+{
+    struct metrics *m = app->metrics;
+    app->users_registered =
+        metrics_counter(m, "users_registered_total", "Users registered (API and import)", NULL);
+    app->users_duplicate = metrics_counter(m, "users_duplicate_total",
+                                           "Registrations refused as already registered", NULL);
+    app->import_invalid =
+        metrics_counter(m, "users_import_invalid_total", "Invalid rows in CSV imports", NULL);
+    metrics_gauge_fn(m, "outbox_pending", "Events waiting in the outbox", NULL, outbox_pending,
+                     app->outbox);
+    metrics_gauge_fn(m, "kafka_up", "1 when a Kafka broker answered recently", NULL, kafka_up,
+                     app->outbox);
+}
+
+int main(void)
+{
+    struct wconfig cfg;
+    char err[512];
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    wconfig_load(&cfg);
+    struct app app = {.cfg = &cfg};
+    app.store = store_open(cfg.db_path, err, sizeof err);
+    if (!app.store)
+        log_fatal("store: %s", err);
+    struct outbox_config oc = {
+        .db_path = cfg.db_path, .brokers = cfg.kafka_brokers, .client_id = "warmup-service"};
+    app.outbox = outbox_publisher_start(&oc, err, sizeof err);
+    if (!app.outbox)
+        log_fatal("outbox: %s", err);
+    app.metrics = metrics_new();
+    app_metrics(&app);
+
+    /* the import route's cap comes from IMPORT_MAX_BYTES */
+    struct http_route routes[16];
+    if (api_nroutes > sizeof routes / sizeof routes[0])
+        log_fatal("too many routes");
+    memcpy(routes, api_routes, api_nroutes * sizeof routes[0]);
+    for (size_t i = 0; i < api_nroutes; i++)
+        if (routes[i].stream)
+            routes[i].body_max = cfg.import_max_bytes;
+
+    struct http_config hc = {
+        .bind_addr = cfg.bind_addr,
+        .port = cfg.port,
+        .api_token = cfg.api_token,
+        .threads = (unsigned)cfg.http_threads,
+        .routes = routes,
+        .nroutes = api_nroutes,
+        .app = &app,
+        .metrics = app.metrics,
+    };
+    struct http_server *srv = http_start(&hc, err, sizeof err);
+    if (!srv)
+        log_fatal("http: %s", err);
+    log_info("warmup-service listening on %s:%d (auth %s) db=%s kafka=%s", cfg.bind_addr,
+             http_port(srv), cfg.api_token ? "on" : "off", cfg.db_path, cfg.kafka_brokers);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("signal %d: shutting down", sig);
+    http_stop(srv);
+    outbox_publisher_stop(app.outbox, 5000);
+    metrics_free(app.metrics);
+    store_free(app.store);
+    wconfig_cleanup(&cfg);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,70 @@
+/* users.c - registration validation and the user.registered event. */
+#include "users.h"
+#include "jsonx.h"
+#include "timeutil.h"
+#include "utf8.h"
+#include "xalloc.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int user_input_make(struct user_input *u, const char *name, const char *email_id, char *errbuf,
+                    size_t errlen)
+{
+    memset(u, 0, sizeof *u);
+    size_t nlen = strlen(name);
+    if (nlen == 0) {
+        snprintf(errbuf, errlen, "name must not be empty");
+        return -1;
+    }
+    if (nlen > USER_NAME_MAX) {
+        snprintf(errbuf, errlen, "name is longer than %d bytes", USER_NAME_MAX);
+        return -1;
+    }
+    if (!utf8_valid(name, nlen)) {
+        snprintf(errbuf, errlen, "name is not valid UTF-8");
+        return -1;
+    }
+    if (utf8_has_ctl(name, nlen)) {
+        snprintf(errbuf, errlen, "name must not contain control characters (CR, LF, ...)");
+        return -1;
+    }
+    char why[128];
+    if (addr_parse(email_id, &u->addr, why, sizeof why) != 0) {
+        snprintf(errbuf, errlen, "email_id is not a valid address: %s", why);
+        return -1;
+    }
+    memcpy(u->name, name, nlen + 1);
+    time_rfc3339_ms(time_now_ms(), u->created_at, sizeof u->created_at);
+
+    json_object *ev = json_object_new_object();
+    json_object_object_add(ev, "v", json_object_new_int(1));
+    json_object_object_add(ev, "type", json_object_new_string("user.registered"));
+    json_object_object_add(ev, "email_id", json_object_new_string(u->addr.norm));
+    json_object_object_add(ev, "name", json_object_new_string(u->name));
+    json_object_object_add(ev, "domain", json_object_new_string(u->addr.domain));
+    json_object_object_add(ev, "at", json_object_new_string(u->created_at));
+    u->event = jsonx_to_string(ev);
+    json_object_put(ev);
+    return 0;
+}
+
+void user_input_cleanup(struct user_input *u)
+{
+    free(u->event);
+    u->event = NULL;
+}
+
+struct user_reg user_input_reg(const struct user_input *u)
+{
+    struct user_reg r = {
+        .name = u->name,
+        .email_id = u->addr.norm,
+        .domain = u->addr.domain,
+        .created_at = u->created_at,
+        .event = u->event,
+    };
+    return r;
+}
