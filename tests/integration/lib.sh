@@ -10,11 +10,13 @@ HEALTH_BIN="$BUILD_DIR/health-service/health-service"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 
+# Debian's python3 (the one with python3-aiosmtpd; starts faster than a pyenv shim)
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 T_N=0; T_FAIL=0; PIDS=""
 TMP=$(mktemp -d /tmp/it.XXXXXX)
 chmod 755 "$TMP"
 
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+freeport() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 alive() { local s; s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [ "$s" != Z ]; }
 # stop_pid PID [TIMEOUT_S] - SIGTERM, wait, SIGKILL after the timeout; returns the exit status when known
 stop_pid() {
@@ -66,7 +68,7 @@ http() { local m=$1 u=$2 b=${3-}; shift 3 2>/dev/null || shift $#
   printf ' '; tr -d '\n' < "$TMP/.body"; echo
 }
 # jget JSON EXPR - evaluate a python expression on the parsed JSON `j`
-jget() { printf '%s' "$1" | python3 -c 'import json,sys; j=json.load(sys.stdin); r=eval(sys.argv[1]); print(json.dumps(r) if isinstance(r,(dict,list)) else r)' "$2"; }
+jget() { printf '%s' "$1" | $PY -c 'import json,sys; j=json.load(sys.stdin); r=eval(sys.argv[1]); print(json.dumps(r) if isinstance(r,(dict,list)) else r)' "$2"; }
 
 # start_warmup NAME PORT [VAR=VALUE...] - warmup-service with its DB in $TMP/NAME
 start_warmup() { local name=$1 port=$2; shift 2

@@ -21,7 +21,7 @@ done
 body=${r#* }
 eq "201 body has name" "$(jget "$body" 'j["name"]')" "Eve"
 eq "201 body has email_id" "$(jget "$body" 'j["email_id"]')" "eve@example.net"
-check "201 body has an RFC 3339 created_at" -- python3 -c 'import sys,datetime; datetime.datetime.strptime(sys.argv[1], "%Y-%m-%dT%H:%M:%S.%fZ")' "$(jget "$body" 'j["created_at"]')"
+check "201 body has an RFC 3339 created_at" -- $PY -c 'import sys,datetime; datetime.datetime.strptime(sys.argv[1], "%Y-%m-%dT%H:%M:%S.%fZ")' "$(jget "$body" 'j["created_at"]')"
 r=$(http GET "$W/users")
 eq "GET /users lists 5 users" "$(jget "${r#* }" 'len(j)')" 5
 eq "domain is lower-cased, local part kept" "$(jget "${r#* }" 'j[1]["email_id"]')" "bob@example.com"
@@ -35,7 +35,7 @@ eq "GET /emailIds" "$(jget "${r#* }" 'j')" '["alice@example.com", "bob@example.c
 wait_for 15 bash -c "[ \$(kcat -b $BROKERS -C -t emailId-events -e -q -f '%k\n' 2>/dev/null | wc -l) -ge 5 ]"
 kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%k\t%s\n' > "$TMP/events.tsv" 2>/dev/null
 eq "5 user.registered events on emailId-events" "$(wc -l < "$TMP/events.tsv")" 5
-python3 - "$TMP/events.tsv" > "$TMP/schema.out" 2>&1 <<'PY'
+$PY - "$TMP/events.tsv" > "$TMP/schema.out" 2>&1 <<'PY'
 import json, sys, datetime
 want = {"alice@example.com": ("Alice", "example.com"), "bob@example.com": ("Bob", "example.com"),
         "carol@example.org": ("Carol Ünicode", "example.org"), "dave@example.net": ("Dave", "example.net"),
@@ -103,7 +103,7 @@ wait_for 60 dom_ok '{"example.com": 2, "example.net": 2, "example.org": 1, "impo
 ok $? "the health service counts each outage user exactly once"
 n=$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep -c '@outage.test')
 check "each outage event is on Kafka (at least once)" -- test "$n" -ge 3
-eq "distinct outage events" "$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep '@outage.test' | python3 -c 'import sys,json; print(len({json.loads(l)["email_id"] for l in sys.stdin}))')" 3
+eq "distinct outage events" "$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep '@outage.test' | $PY -c 'import sys,json; print(len({json.loads(l)["email_id"] for l in sys.stdin}))')" 3
 consumed() { curl -s "$H/metrics" | awk '$1=="health_events_consumed_total"{print $2}'; }
 check "health counted consumed events" -- test "$(consumed)" -ge 3
 

@@ -10,7 +10,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}:quarantine_size_mb=1"
 start_broker "$TMP/broker" || { ok 1 "broker starts"; finish; exit 1; }
 WP=$(freeport); W=http://127.0.0.1:$WP
 start_warmup warmup "$WP" LOG_LEVEL=info; ok $? "warmup-service starts"
-python3 - "$TMP/big.csv" <<'PY'
+$PY - "$TMP/big.csv" <<'PY'
 import sys
 with open(sys.argv[1], "w", newline="") as f:
     f.write("\ufeffname,email_id\r\n")
