@@ -3,20 +3,11 @@
 #ifndef HCONFIG_H
 #define HCONFIG_H
 
-#include "log.h"
+#include "svcconfig.h"
 
 struct hconfig {
-    char *bind_addr;
-    int port;
-    char *api_token;
-    char *kafka_brokers;
-    char email_topic[256];
-    char user_topic[256];
+    struct svc_config svc; /* PORT, BIND_ADDR, KAFKA_*, DB_PATH, LOG_*, ... */
     char *group_id;
-    char *db_path;
-    enum log_level log_level;
-    enum log_format log_format;
-    int http_threads;
 };
 
 /* hconfig_load - fatal with one line naming a bad variable */

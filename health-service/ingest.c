@@ -26,7 +26,7 @@ int ingest_batch(void *arg, const struct kmsg *msgs, size_t n)
     char err[256];
     for (size_t i = 0; i < n; i++) {
         const struct kmsg *m = &msgs[i];
-        if (strcmp(m->topic, app->cfg->user_topic) != 0)
+        if (strcmp(m->topic, app->cfg->svc.user_topic) != 0)
             continue; /* email events: handled by the tracker (later) */
         if (events_parse_user(m->value, m->value_len, &ev[nev], err, sizeof err) != 0) {
             log_warn("event skipped topic=%s partition=%d offset=%lld: %s", m->topic,

@@ -42,7 +42,7 @@ int main(void)
 
     hconfig_load(&cfg);
     struct happ app = {.cfg = &cfg};
-    app.store = hstore_open(cfg.db_path, err, sizeof err);
+    app.store = hstore_open(cfg.svc.db_path, err, sizeof err);
     if (!app.store)
         log_fatal("store: %s", err);
     app.metrics = metrics_new();
@@ -53,9 +53,9 @@ int main(void)
     metrics_gauge_fn(app.metrics, "health_known_domains", "Recipient domains known", NULL,
                      known_domains, app.store);
 
-    const char *topics[] = {cfg.user_topic, NULL};
+    const char *topics[] = {cfg.svc.user_topic, NULL};
     struct kconsumer_config kc = {
-        .brokers = cfg.kafka_brokers,
+        .brokers = cfg.svc.kafka_brokers,
         .group_id = cfg.group_id,
         .topics = topics,
         .client_id = "health-service",
@@ -69,10 +69,11 @@ int main(void)
                      NULL, consumer_lag, app.consumer);
 
     struct http_config hc = {
-        .bind_addr = cfg.bind_addr,
-        .port = cfg.port,
-        .api_token = cfg.api_token,
-        .threads = (unsigned)cfg.http_threads,
+        .bind_addr = cfg.svc.bind_addr,
+        .port = cfg.svc.port,
+        .api_token = cfg.svc.api_token,
+        .threads = (unsigned)cfg.svc.http_threads,
+        .conn_timeout_s = (unsigned)cfg.svc.http_timeout_s,
         .routes = api_routes,
         .nroutes = api_nroutes,
         .app = &app,
@@ -81,9 +82,9 @@ int main(void)
     struct http_server *srv = http_start(&hc, err, sizeof err);
     if (!srv)
         log_fatal("http: %s", err);
-    log_info("health-service listening on %s:%d (auth %s) db=%s kafka=%s group=%s", cfg.bind_addr,
-             http_port(srv), cfg.api_token ? "on" : "off", cfg.db_path, cfg.kafka_brokers,
-             cfg.group_id);
+    log_info("health-service listening on %s:%d (auth %s) db=%s kafka=%s group=%s",
+             cfg.svc.bind_addr, http_port(srv), cfg.svc.api_token ? "on" : "off", cfg.svc.db_path,
+             cfg.svc.kafka_brokers, cfg.group_id);
 
     int sig = 0;
     sigwait(&set, &sig);

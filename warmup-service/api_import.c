@@ -58,7 +58,8 @@ static int flush(struct import *im)
     int result[IMPORT_BATCH];
     for (size_t i = 0; i < im->n; i++)
         regs[i] = user_input_reg(&im->batch[i]);
-    int rc = store_register_batch(im->app->store, regs, im->n, im->app->cfg->user_topic, result);
+    int rc =
+        store_register_batch(im->app->store, regs, im->n, im->app->cfg->svc.user_topic, result);
     if (rc == 0) {
         long added = 0;
         for (size_t i = 0; i < im->n; i++) {

@@ -60,11 +60,12 @@ int main(void)
 
     wconfig_load(&cfg);
     struct app app = {.cfg = &cfg};
-    app.store = store_open(cfg.db_path, err, sizeof err);
+    app.store = store_open(cfg.svc.db_path, err, sizeof err);
     if (!app.store)
         log_fatal("store: %s", err);
-    struct outbox_config oc = {
-        .db_path = cfg.db_path, .brokers = cfg.kafka_brokers, .client_id = "warmup-service"};
+    struct outbox_config oc = {.db_path = cfg.svc.db_path,
+                               .brokers = cfg.svc.kafka_brokers,
+                               .client_id = "warmup-service"};
     app.outbox = outbox_publisher_start(&oc, err, sizeof err);
     if (!app.outbox)
         log_fatal("outbox: %s", err);
@@ -81,10 +82,11 @@ int main(void)
             routes[i].body_max = cfg.import_max_bytes;
 
     struct http_config hc = {
-        .bind_addr = cfg.bind_addr,
-        .port = cfg.port,
-        .api_token = cfg.api_token,
-        .threads = (unsigned)cfg.http_threads,
+        .bind_addr = cfg.svc.bind_addr,
+        .port = cfg.svc.port,
+        .api_token = cfg.svc.api_token,
+        .threads = (unsigned)cfg.svc.http_threads,
+        .conn_timeout_s = (unsigned)cfg.svc.http_timeout_s,
         .routes = routes,
         .nroutes = api_nroutes,
         .app = &app,
@@ -93,8 +95,9 @@ int main(void)
     struct http_server *srv = http_start(&hc, err, sizeof err);
     if (!srv)
         log_fatal("http: %s", err);
-    log_info("warmup-service listening on %s:%d (auth %s) db=%s kafka=%s", cfg.bind_addr,
-             http_port(srv), cfg.api_token ? "on" : "off", cfg.db_path, cfg.kafka_brokers);
+    log_info("warmup-service listening on %s:%d (auth %s) db=%s kafka=%s", cfg.svc.bind_addr,
+             http_port(srv), cfg.svc.api_token ? "on" : "off", cfg.svc.db_path,
+             cfg.svc.kafka_brokers);
 
     int sig = 0;
     sigwait(&set, &sig);

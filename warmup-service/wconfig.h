@@ -4,21 +4,12 @@
 #ifndef WCONFIG_H
 #define WCONFIG_H
 
-#include "log.h"
+#include "svcconfig.h"
 
 #include <stddef.h>
 
 struct wconfig {
-    char *bind_addr;
-    int port;
-    char *api_token; /* NULL when unset */
-    char *kafka_brokers;
-    char email_topic[256];
-    char user_topic[256];
-    char *db_path;
-    enum log_level log_level;
-    enum log_format log_format;
-    int http_threads;
+    struct svc_config svc; /* PORT, BIND_ADDR, KAFKA_*, DB_PATH, LOG_*, ... */
     size_t import_max_bytes;
 };
 

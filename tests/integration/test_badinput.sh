@@ -103,6 +103,21 @@ r=$(http GET "$TW/users" "" -H 'Authorization: Bearer s3cret-from-file')
 eq "API_TOKEN_FILE token accepted" "${r%% *}" 200
 stop_named tokf
 
+# --- a client that sends half a request is cut off after HTTP_TIMEOUT
+start_warmup slow "$TP" HTTP_TIMEOUT=1; ok $? "starts with HTTP_TIMEOUT=1"
+$PY - "$TP" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /register HTTP/1.1\r\nHost: x\r\n")   # never finished
+s.settimeout(10)
+t = time.time()
+data = s.recv(100)
+sys.exit(0 if data == b"" and time.time() - t < 5 else 1)
+PY
+ok $? "an unfinished request is closed after the connection timeout"
+check "still serving after the slow client" -- curl -fsS "$TW/healthz"
+stop_named slow
+
 # --- start-up refusals: one clear line naming the variable
 mkdir -p "$TMP/cfg"
 env BIND_ADDR=0.0.0.0 PORT="$(freeport)" DB_PATH="$TMP/cfg/w.db" "$WARMUP_BIN" > "$TMP/cfg/bind.log" 2>&1

@@ -1,0 +1,43 @@
+/* svcconfig.c - the shared service settings. Main thread, at start-up. */
+#include "svcconfig.h"
+#include "config.h"
+#include "kafka.h"
+#include "xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void svc_config_load(struct svc_config *c, const char *service, int default_port)
+{
+    memset(c, 0, sizeof *c);
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    static const char *const formats[] = {"text", "json", NULL};
+    c->log_level = (enum log_level)config_enum("LOG_LEVEL", "info", levels);
+    c->log_format = (enum log_format)config_enum("LOG_FORMAT", "text", formats);
+    log_init(c->log_level, c->log_format, service);
+
+    c->bind_addr = config_str("BIND_ADDR", "127.0.0.1");
+    c->port = (int)config_long("PORT", default_port, 0, 65535);
+    c->api_token = config_str("API_TOKEN", NULL);
+    c->kafka_brokers = config_str("KAFKA_BROKERS", "127.0.0.1:9092");
+    char *topics = config_str("KAFKA_TOPIC", NULL);
+    if (kafka_topics_parse(topics, c->email_topic, sizeof c->email_topic, c->user_topic,
+                           sizeof c->user_topic) != 0)
+        log_fatal("config: KAFKA_TOPIC: must be two comma-separated topic names "
+                  "(email events, user events)");
+    free(topics);
+    char *def_db = xasprintf("./data/%s.db", service);
+    c->db_path = config_str("DB_PATH", def_db);
+    free(def_db);
+    c->http_threads = (int)config_long("HTTP_THREADS", 4, 1, 64);
+    c->http_timeout_s = (int)config_long("HTTP_TIMEOUT", 30, 1, 3600);
+}
+
+void svc_config_cleanup(struct svc_config *c)
+{
+    free(c->bind_addr);
+    free(c->api_token);
+    free(c->kafka_brokers);
+    free(c->db_path);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,30 @@
+/* svcconfig.h - the configuration both services share (DESIGN section 6):
+ * PORT, BIND_ADDR, API_TOKEN, KAFKA_BROKERS, KAFKA_TOPIC, DB_PATH,
+ * LOG_LEVEL, LOG_FORMAT, HTTP_THREADS, HTTP_TIMEOUT. Read once at start-up
+ * on the main thread; a bad value is fatal with one line naming it. Also
+ * initialises the logger. Free with svc_config_cleanup(). */
+#ifndef SVCCONFIG_H
+#define SVCCONFIG_H
+
+#include "log.h"
+
+struct svc_config {
+    char *bind_addr;
+    int port;
+    char *api_token; /* NULL when unset */
+    char *kafka_brokers;
+    char email_topic[256];
+    char user_topic[256];
+    char *db_path;
+    enum log_level log_level;
+    enum log_format log_format;
+    int http_threads;
+    int http_timeout_s;
+};
+
+/* svc_config_load - service names the logger and the default DB_PATH
+ * (./data/<service>.db) */
+void svc_config_load(struct svc_config *c, const char *service, int default_port);
+void svc_config_cleanup(struct svc_config *c);
+
+#endif
