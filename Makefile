@@ -23,7 +23,7 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 $(TEST_BUILD)/build.ninja:
-	meson setup $(TEST_BUILD) --buildtype=debug -Dwerror=true \
+	meson setup $(TEST_BUILD) --buildtype=debugoptimized -Dwerror=true \
 	    -Db_sanitize=address,undefined -Db_lundef=false
 
 # The last line of the run is "N passed, N failed" (tests/summary.py).

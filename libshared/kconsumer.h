@@ -10,6 +10,15 @@
  * skipped. A message the handler cannot understand must be accepted (and
  * counted) by the handler, not failed, or it would block its partition.
  *
+ * While a batch waits for its retry every assigned partition is paused, so
+ * nothing past it is fetched. On a rebalance the stored offsets are
+ * committed synchronously before partitions are given up, and unhandled
+ * messages of revoked partitions are dropped (their next owner reads them
+ * from the commit); kconsumer_stop drops an unhandled batch the same way.
+ * Settings: enable.auto.commit=true (every 1 s), auto.offset.reset=earliest,
+ * session.timeout.ms (heartbeat a third of it, at most 3 s); lag and
+ * kafka_up come from librdkafka statistics once per second.
+ *
  * Threads: the consumer thread calls the handler; start/stop/stats from
  * the owner.
  */
@@ -41,8 +50,8 @@ struct kconsumer_config {
     int max_batch;          /* default 500 */
     int batch_wait_ms;      /* default 50 */
     int session_timeout_ms; /* default 6000 */
-    const char *const
-        *extra; /* more librdkafka "key", "value" pairs, NULL-terminated; may be NULL */
+    /* more librdkafka "key", "value" pairs, NULL-terminated; may be NULL */
+    const char *const *extra;
     kconsumer_handler_fn handler;
     void *arg;
 };

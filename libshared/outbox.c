@@ -160,6 +160,22 @@ static int retry_cmp(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* retry_later - the row failed: produce it again after the backoff, which
+ * grows while whole retry rounds keep failing; logs the first of a streak */
+static void retry_later(struct outbox_publisher *p, int64_t id, const char *topic,
+                        rd_kafka_resp_err_t err)
+{
+    if (p->backoff_ms == 0) {
+        p->backoff_ms = BACKOFF_MIN_MS;
+        log_warn("outbox: delivery failed id=%lld topic=%s: %s; will retry", (long long)id, topic,
+                 rd_kafka_err2str(err));
+    } else if (p->retried) {
+        p->retried = false;
+        p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+    }
+    retry_push(p, id, time_mono_ms() + p->backoff_ms);
+}
+
 static void set_up(struct outbox_publisher *p, bool up)
 {
     pthread_mutex_lock(&p->mu);
@@ -200,16 +216,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         idvec_push(&p->poison, id);
         return;
     }
-    if (p->backoff_ms == 0) {
-        p->backoff_ms = BACKOFF_MIN_MS;
-        log_warn("outbox: delivery failed id=%lld topic=%s: %s; will retry", (long long)id,
-                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-    } else if (p->retried) {
-        /* a whole retry round failed again: wait longer next time */
-        p->retried = false;
-        p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
-    }
-    retry_push(p, id, time_mono_ms() + p->backoff_ms);
+    retry_later(p, id, rd_kafka_topic_name(m->rkt), m->err);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -309,7 +316,8 @@ static void producer_replace(struct outbox_publisher *p)
 
 /* --- the publisher pass ------------------------------------------------- */
 
-/* produce_row - 0 produced (or poisoned), 1 queue full, -1 failed */
+/* produce_row - 0 produced (or poisoned, or queued for a retry), 1 queue
+ * full (try the same row again soon) */
 static int produce_row(struct outbox_publisher *p, sqlite3_stmt *st, int64_t id, int col)
 {
     const char *topic = (const char *)sqlite3_column_text(st, col);
@@ -344,45 +352,55 @@ static int produce_row(struct outbox_publisher *p, sqlite3_stmt *st, int64_t id,
     }
     if (err == RD_KAFKA_RESP_ERR__FATAL)
         p->fatal = true;
-    log_warn("outbox: produce id=%lld topic=%s failed: %s", (long long)id, topic,
-             rd_kafka_err2str(err));
-    return -1;
+    retry_later(p, id, topic, err);
+    return 0;
 }
 
 /* produce_retries - rows whose backoff elapsed, in id order; false when
- * the producer refused more for now */
+ * the producer refused more for now. Due entries leave the list first: a
+ * row that fails again at once is appended to it by retry_later(). */
 static bool produce_retries(struct outbox_publisher *p, int64_t now)
 {
-    if (p->nretry == 0)
+    size_t ndue = 0, keep = 0;
+    for (size_t i = 0; i < p->nretry; i++)
+        if (p->retry[i].due_ms <= now)
+            ndue++;
+    if (ndue == 0)
         return true;
-    qsort(p->retry, p->nretry, sizeof p->retry[0], retry_cmp);
-    size_t keep = 0;
-    bool ok = true;
+    struct retry *due = xmalloc(ndue * sizeof due[0]);
+    ndue = 0;
     for (size_t i = 0; i < p->nretry; i++) {
-        struct retry r = p->retry[i];
-        if (!ok || r.due_ms > now) {
-            p->retry[keep++] = r;
+        if (p->retry[i].due_ms <= now)
+            due[ndue++] = p->retry[i];
+        else
+            p->retry[keep++] = p->retry[i];
+    }
+    p->nretry = keep;
+    qsort(due, ndue, sizeof due[0], retry_cmp);
+    bool ok = true;
+    for (size_t i = 0; i < ndue; i++) {
+        if (!ok) {
+            retry_push(p, due[i].id, now + 100);
             continue;
         }
-        sqlite3_bind_int64(p->sel_one, 1, r.id);
+        sqlite3_bind_int64(p->sel_one, 1, due[i].id);
         int rc = sqlite3_step(p->sel_one);
         if (rc == SQLITE_ROW) {
-            int pr = produce_row(p, p->sel_one, r.id, 0);
-            if (pr != 0) {
-                ok = false;
-                r.due_ms = now + (pr > 0 ? 100 : BACKOFF_MIN_MS);
-                p->retry[keep++] = r;
+            if (produce_row(p, p->sel_one, due[i].id, 0) != 0) {
+                ok = false; /* queue full: this one and the rest wait */
+                retry_push(p, due[i].id, now + 100);
             } else {
                 p->retried = true;
             }
         } else if (rc != SQLITE_DONE) { /* SQLITE_DONE: the row is gone, nothing to send */
-            log_warn("outbox: reading id=%lld failed: %s", (long long)r.id, sqlite3_errmsg(p->db));
+            log_warn("outbox: reading id=%lld failed: %s", (long long)due[i].id,
+                     sqlite3_errmsg(p->db));
             ok = false;
-            p->retry[keep++] = r;
+            retry_push(p, due[i].id, now + BACKOFF_MIN_MS);
         }
         sqlite3_reset(p->sel_one);
     }
-    p->nretry = keep;
+    free(due);
     return ok;
 }
 

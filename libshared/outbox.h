@@ -9,6 +9,15 @@
  * again after a backoff: a broker outage delays events but loses none.
  * Delivery is at least once (consumers dedupe).
  *
+ * A row is never produced twice at once: rows produced or waiting for a
+ * retry are at most max_inflight; the row id is the message opaque; the
+ * message key (partitioning) is the row's key. Delivered rows are deleted
+ * in one transaction per pass. A row Kafka can never take (e.g. larger
+ * than message.max.bytes) is logged as an error and skipped, but kept in
+ * the table, until the next start. kafka_up: a delivery succeeded or a
+ * metadata request (1 s timeout, every 2 s while nothing is delivered)
+ * was answered; false after a failed probe or "all brokers down".
+ *
  * Threads: outbox_add on the caller's thread with the caller's connection;
  * the publisher thread does everything else; notify/stop/stats from any.
  */
@@ -41,19 +50,21 @@ struct outbox_config {
     int poll_ms;            /* idle poll when not notified (default 200) */
     int message_timeout_ms; /* librdkafka message.timeout.ms (default 30000) */
     int max_inflight;       /* rows produced or waiting to be retried, at most (default 10000) */
-    const char *const
-        *extra; /* more librdkafka "key", "value" pairs, NULL-terminated; may be NULL */
+    /* more librdkafka "key", "value" pairs, NULL-terminated; may be NULL */
+    const char *const *extra;
 };
 
-/* outbox_publisher_start - open the DB, create the producer, start the
- * thread. NULL with a message on failure. */
+/* outbox_publisher_start - open the DB (its own connection; the outbox
+ * table must exist), create the producer, start the thread. NULL with a
+ * message on failure. cfg's strings are copied. */
 struct outbox_publisher *outbox_publisher_start(const struct outbox_config *cfg, char *errbuf,
                                                 size_t errlen);
 /* outbox_publisher_notify - rows were committed: wake the thread now */
 void outbox_publisher_notify(struct outbox_publisher *p);
-/* outbox_publisher_stop - stop reading, wait up to flush_ms for in-flight
- * deliveries, free everything. Rows not delivered stay for the next run.
- * NULL is a no-op. */
+/* outbox_publisher_stop - stop the thread after one last pass over the
+ * table (rows committed just before the stop get produced too), wait up to
+ * flush_ms for in-flight deliveries (rd_kafka_flush), free everything. Rows
+ * not delivered stay for the next run. NULL is a no-op. */
 void outbox_publisher_stop(struct outbox_publisher *p, int flush_ms);
 
 struct outbox_stats {

@@ -290,11 +290,11 @@ int main(int argc, char **argv)
         }
     }
     const char *bs = rd_kafka_mock_cluster_bootstraps(b.mc);
+    if (rc == 0 && bsfile && write_bootstrap(bsfile, bs) != 0)
+        rc = 1;
     if (rc == 0) {
         printf("%s\n", bs);
         fflush(stdout);
-        if (bsfile && write_bootstrap(bsfile, bs) != 0)
-            rc = 1;
     }
     pthread_t reader;
     bool have_reader = false;

@@ -19,7 +19,8 @@
  *       "KEY<TAB>VALUE" (with --offsets "PARTITION<TAB>OFFSET<TAB>KEY<TAB>VALUE");
  *       counts on stderr; exit 0 when N arrived, 1 on timeout
  *
- * options: --poll-ms MS, --msg-timeout MS (publisher); --batch N,
+ * options: --poll-ms MS, --msg-timeout MS (publisher); --pad BYTES (add,
+ * produce: a value that large, not printed); --batch N,
  * --fail K (handler fails its first K calls), --offsets, --wait-lag
  * (consumer: wait up to 5 s for lag 0 before stopping).
  */
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "timeutil.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -39,7 +41,7 @@
 #include <time.h>
 
 struct opts {
-    int poll_ms, msg_timeout_ms, batch, fail, timeout_s;
+    int poll_ms, msg_timeout_ms, batch, fail, timeout_s, pad;
     bool offsets, wait_lag, until_empty;
 };
 
@@ -87,6 +89,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             target = &o->fail;
         else if (strcmp(a, "--timeout") == 0)
             target = &o->timeout_s;
+        else if (strcmp(a, "--pad") == 0)
+            target = &o->pad;
         else {
             fprintf(stderr, "kafka_check: unknown option %s\n", a);
             return -1;
@@ -125,27 +129,34 @@ static long count_rows(sqlite3 *db)
 }
 
 /* add_rows - N rows in one transaction; keys and values carry UTF-8,
- * quotes and backslashes so a test sees them survive the trip */
-static int add_rows(sqlite3 *db, const char *topic, long n, const char *prefix)
+ * quotes and backslashes so a test sees them survive the trip; pad adds
+ * that many bytes to each value (a value Kafka refuses) */
+static int add_rows(sqlite3 *db, const char *topic, long n, const char *prefix, int pad)
 {
     if (db_begin(db) != 0)
         return -1;
-    for (long i = 1; i <= n; i++) {
-        char key[128], value[512];
-        int k = snprintf(key, sizeof key, "%s-k%ld", prefix, i);
-        int v = snprintf(value, sizeof value,
-                         "{\"v\":1,\"type\":\"test\",\"run\":\"%s\",\"seq\":%ld,"
-                         "\"text\":\"h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \\\"q\\\" \\\\ \\t\"}",
-                         prefix, i);
-        if (k < 0 || (size_t)k >= sizeof key || v < 0 || (size_t)v >= sizeof value ||
-            outbox_add(db, topic, key, value) != 0) {
-            db_rollback(db);
-            return -1;
-        }
-        printf("%s\t%s\n", key, value);
+    char *padding = xmalloc((size_t)pad + 1);
+    memset(padding, 'x', (size_t)pad);
+    padding[pad] = '\0';
+    int rc = 0;
+    for (long i = 1; i <= n && rc == 0; i++) {
+        char *key = xasprintf("%s-k%ld", prefix, i);
+        char *value = xasprintf("{\"v\":1,\"type\":\"test\",\"run\":\"%s\",\"seq\":%ld,"
+                                "\"text\":\"h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \\\"q\\\" \\\\ "
+                                "\\t\"%s%s%s}",
+                                prefix, i, pad ? ",\"pad\":\"" : "", padding, pad ? "\"" : "");
+        if (outbox_add(db, topic, key, value) != 0)
+            rc = -1;
+        else if (pad == 0)
+            printf("%s\t%s\n", key, value);
+        free(key);
+        free(value);
     }
-    if (db_commit(db) != 0)
+    free(padding);
+    if (rc != 0 || db_commit(db) != 0) {
+        db_rollback(db);
         return -1;
+    }
     fflush(stdout);
     return 0;
 }
@@ -180,14 +191,16 @@ static void print_outbox_stats(FILE *f, struct outbox_publisher *p)
 static int cmd_add(int argc, char **argv)
 {
     long n;
-    if (argc != 4 || parse_long(argv[2], 0, 1000000, &n) != 0) {
-        fprintf(stderr, "usage: kafka_check add DB TOPIC N PREFIX\n");
+    struct opts o = {0};
+    if (argc < 4 || parse_long(argv[2], 0, 1000000, &n) != 0 ||
+        parse_opts(argc - 4, argv + 4, &o) != 0) {
+        fprintf(stderr, "usage: kafka_check add DB TOPIC N PREFIX [--pad BYTES]\n");
         return 2;
     }
     sqlite3 *db;
     if (open_db(argv[0], &db) != 0)
         return 1;
-    int rc = add_rows(db, argv[1], n, argv[3]) == 0 ? 0 : 1;
+    int rc = add_rows(db, argv[1], n, argv[3], o.pad) == 0 ? 0 : 1;
     db_close(db);
     return rc;
 }
@@ -228,18 +241,17 @@ static int cmd_produce(int argc, char **argv)
     if (!p)
         goto out;
     int64_t t0 = time_mono_ms();
-    if (add_rows(db, argv[2], n, argv[4]) != 0)
+    if (add_rows(db, argv[2], n, argv[4], o.pad) != 0)
         goto out;
     outbox_publisher_notify(p);
-    long left = -1;
     int64_t deadline = t0 + (int64_t)o.timeout_s * 1000;
-    while ((left = count_rows(db)) != 0 && time_mono_ms() < deadline)
+    while (count_rows(db) != 0 && time_mono_ms() < deadline)
         time_sleep_ms(20);
     int64_t took = time_mono_ms() - t0;
     print_outbox_stats(stderr, p);
     outbox_publisher_stop(p, 5000);
     p = NULL;
-    left = count_rows(db);
+    long left = count_rows(db);
     fprintf(stderr, "produce added=%ld left=%ld ms=%lld\n", n, left, (long long)took);
     rc = left == 0 ? 0 : 1;
 out:

@@ -4,7 +4,8 @@
 #
 # Proves: the broker starts, prints its bootstrap list and hosts both topics
 # with 3 partitions; outbox rows arrive with keys and values intact (read
-# back with kcat and with kconsumer) and leave an empty outbox; with every
+# back with kcat and with kconsumer) and leave an empty outbox; a row Kafka
+# refuses is kept without blocking the others; with every
 # broker down rows stay in the outbox, and after the brokers return all of
 # them are delivered; a consumer group member resumes after its last commit
 # (nothing lost, nothing re-delivered); a failing handler gets the same
@@ -62,6 +63,14 @@ cut -f3- "$D/read1.out" | sort >"$D/read1.kv"
 check "kconsumer sees keys and values intact" -- cmp "$D/read1.kv" "$D/run1.want"
 check "kconsumer sees the partitions and offsets kcat sees" -- test \
   "$(kcat -b "$BROKERS" -C -t email-events -e -q -f '%p\t%o\t%k\t%s\n' | sort)" = "$(sort "$D/read1.out")"
+
+# --- a row Kafka refuses (over message.max.bytes) is kept and blocks nothing
+PDB=$D/poison.db
+"$KC" add "$PDB" emailId-events 1 big --pad 1100000 >/dev/null 2>"$D/big.log"
+"$KC" produce "$PDB" "$BROKERS" emailId-events 3 afterbig 5 >"$D/afterbig.rows" 2>"$D/afterbig.log"
+eq "an oversized row stays in the outbox, the rows after it do not" "$("$KC" count "$PDB" 2>/dev/null)" 1
+check "the oversized row is logged as an error" -- grep -q 'error .*id=1 .*cannot be produced' "$D/afterbig.log"
+check "rows after the oversized one arrive" -- test "$(kread emailId-events | grep -c '"run":"afterbig"')" = 3
 
 # --- outage: every broker down ------------------------------------------
 "$KC" publish "$DB" "$BROKERS" --msg-timeout 3000 >"$D/pub.out" 2>"$D/pub.log" &
