@@ -14,7 +14,6 @@
 #include "log.h"
 #include "metrics.h"
 
-#include <signal.h>
 #include <stdlib.h>
 
 static double consumer_lag(void *arg)
@@ -34,11 +33,7 @@ int main(void)
     struct hconfig cfg;
     char err[512];
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    svc_signals_block(&set);
 
     hconfig_load(&cfg);
     struct happ app = {.cfg = &cfg};
@@ -86,8 +81,7 @@ int main(void)
              cfg.svc.bind_addr, http_port(srv), cfg.svc.api_token ? "on" : "off", cfg.svc.db_path,
              cfg.svc.kafka_brokers, cfg.group_id);
 
-    int sig = 0;
-    sigwait(&set, &sig);
+    int sig = svc_signals_wait(&set);
     log_info("signal %d: shutting down", sig);
     http_stop(srv);
     kconsumer_stop(app.consumer);

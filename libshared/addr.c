@@ -7,6 +7,7 @@
  * and thread-safe (no locale: lower-casing is ASCII only, by hand).
  */
 #include "addr.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -35,38 +36,6 @@ static int is_atext(unsigned char c)
     return is_alpha(c) || is_digit(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-/* utf8_seq - length of the well-formed UTF-8 sequence at s (lead >= 0x80),
- * or 0 if it is overlong, a surrogate, above U+10FFFF or truncated */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-    size_t n;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (s[1] < lo || s[1] > hi) /* also stops at the terminating NUL */
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 /* prescan - reasons that apply anywhere in the input, quoted or not;
  * returns NULL if none */
 static const char *prescan(const unsigned char *s)
@@ -82,7 +51,7 @@ static const char *prescan(const unsigned char *s)
         if (c < 0x20 || c == 0x7f)
             return "control character not allowed";
         if (c >= 0x80) {
-            size_t n = utf8_seq(s + i);
+            size_t n = utf8_seq_len(s + i, strnlen((const char *)s + i, 4));
             if (n == 0)
                 return "invalid UTF-8";
             if (c == 0xc2 && s[i + 1] <= 0x9f) /* U+0080..U+009F, C1 controls */

@@ -24,6 +24,12 @@ void db_close(sqlite3 *db);
  * the user_version bump. A database newer than the code is an error. */
 int db_migrate(sqlite3 *db, const char *const *migrations, size_t n, char *errbuf, size_t errlen);
 
+/* db_open_store - a service store's two connections on one file: the
+ * writer (migrated to the latest schema) and a reader for queries that
+ * must not wait for a write transaction. Both or neither are returned. */
+int db_open_store(const char *path, const char *const *migrations, size_t n, sqlite3 **writer,
+                  sqlite3 **reader, char *errbuf, size_t errlen);
+
 /* db_exec - run fixed SQL (no parameters); 0 or -1 (logged) */
 int db_exec(sqlite3 *db, const char *sql);
 /* db_begin - BEGIN IMMEDIATE (takes the write lock now, so a later write

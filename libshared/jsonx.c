@@ -11,6 +11,7 @@
  * No global state: any thread, one object per thread at a time.
  */
 #include "jsonx.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -35,45 +36,6 @@ __attribute__((format(printf, 3, 4))) static void set_err(char *errbuf, size_t e
     va_start(ap, fmt);
     vsnprintf(errbuf, errlen, fmt, ap);
     va_end(ap);
-}
-
-/* utf8_check - offset of the first byte not part of valid UTF-8 (RFC 3629:
- * no overlong forms, no surrogates, nothing above U+10FFFF), or len */
-static size_t utf8_check(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            n = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3;
-            if (c == 0xE0)
-                lo = 0xA0;
-            else if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4;
-            if (c == 0xF0)
-                lo = 0x90;
-            else if (c == 0xF4)
-                hi = 0x8F;
-        } else {
-            return i;
-        }
-        if (len - i < n || s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k < n; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-        i += n;
-    }
-    return len;
 }
 
 struct scan {
@@ -323,7 +285,7 @@ static int scan_value(struct scan *s)
 static int jsonx_validate(const char *text, size_t len, size_t *off, const char **msg)
 {
     struct scan s = {.p = (const unsigned char *)text, .len = len};
-    size_t bad = utf8_check(s.p, len);
+    size_t bad = utf8_check((const char *)s.p, len);
     if (bad < len) {
         *off = bad;
         *msg = "invalid UTF-8";

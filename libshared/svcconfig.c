@@ -4,6 +4,7 @@
 #include "kafka.h"
 #include "xalloc.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,4 +41,20 @@ void svc_config_cleanup(struct svc_config *c)
     free(c->kafka_brokers);
     free(c->db_path);
     memset(c, 0, sizeof *c);
+}
+
+void svc_signals_block(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int svc_signals_wait(const sigset_t *set)
+{
+    int sig = 0;
+    sigwait(set, &sig);
+    return sig;
 }

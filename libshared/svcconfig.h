@@ -8,6 +8,8 @@
 
 #include "log.h"
 
+#include <signal.h>
+
 struct svc_config {
     char *bind_addr;
     int port;
@@ -26,5 +28,12 @@ struct svc_config {
  * (./data/<service>.db) */
 void svc_config_load(struct svc_config *c, const char *service, int default_port);
 void svc_config_cleanup(struct svc_config *c);
+
+/* svc_signals_block - call first in main, before any thread exists: blocks
+ * SIGTERM and SIGINT in every thread (they are taken by svc_signals_wait)
+ * and ignores SIGPIPE (a peer closing a socket must not kill us) */
+void svc_signals_block(sigset_t *set);
+/* svc_signals_wait - wait for SIGTERM or SIGINT; returns the signal */
+int svc_signals_wait(const sigset_t *set);
 
 #endif

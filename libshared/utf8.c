@@ -1,44 +1,55 @@
 /* utf8.c - UTF-8 checks. */
 #include "utf8.h"
 
-bool utf8_valid(const char *str, size_t len)
+size_t utf8_seq_len(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
+    size_t n;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (avail < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k < n; k++)
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+size_t utf8_check(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {
-        unsigned c = s[i];
-        size_t n;
-        unsigned min;
-        if (c < 0x80) {
+        if (s[i] < 0x80) {
             i++;
             continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1;
-            min = 0x80;
-            c &= 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2;
-            min = 0x800;
-            c &= 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3;
-            min = 0x10000;
-            c &= 0x07;
-        } else {
-            return false;
         }
-        if (len - i <= n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            c = (c << 6) | (s[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-            return false;
-        i += n + 1;
+        size_t n = utf8_seq_len(s + i, len - i);
+        if (n == 0)
+            return i;
+        i += n;
     }
-    return true;
+    return len;
+}
+
+bool utf8_valid(const char *s, size_t len)
+{
+    return utf8_check(s, len) == len;
 }
 
 bool utf8_has_ctl(const char *str, size_t len)

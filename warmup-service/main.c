@@ -14,7 +14,6 @@
 #include "store.h"
 #include "wconfig.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,11 +51,7 @@ int main(void)
     struct wconfig cfg;
     char err[512];
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    svc_signals_block(&set);
 
     wconfig_load(&cfg);
     struct app app = {.cfg = &cfg};
@@ -99,8 +94,7 @@ int main(void)
              http_port(srv), cfg.svc.api_token ? "on" : "off", cfg.svc.db_path,
              cfg.svc.kafka_brokers);
 
-    int sig = 0;
-    sigwait(&set, &sig);
+    int sig = svc_signals_wait(&set);
     log_info("signal %d: shutting down", sig);
     http_stop(srv);
     outbox_publisher_stop(app.outbox, 5000);

@@ -35,10 +35,8 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
     struct store *s = xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->w_lock, NULL);
     pthread_mutex_init(&s->r_lock, NULL);
-    if (db_open(path, &s->w, errbuf, errlen) != 0 ||
-        db_migrate(s->w, migrations, sizeof migrations / sizeof migrations[0], errbuf, errlen) !=
-            0 ||
-        db_open(path, &s->r, errbuf, errlen) != 0) {
+    if (db_open_store(path, migrations, sizeof migrations / sizeof migrations[0], &s->w, &s->r,
+                      errbuf, errlen) != 0) {
         store_free(s);
         return NULL;
     }
