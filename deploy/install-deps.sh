@@ -12,12 +12,17 @@ for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     case "$st" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
 done
-[ -z "$missing" ] && { echo "deps: all packages present"; exit 0; }
-echo "deps: installing$missing"
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
-export DEBIAN_FRONTEND=noninteractive
-# postfix: only its smtp-sink/smtp-source tools are used; no daemon configured
-echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
-$SUDO apt-get update -q </dev/null
-$SUDO apt-get install -y -q --no-install-recommends $missing </dev/null
+if [ -z "$missing" ]; then
+    echo "deps: all packages present"
+else
+    echo "deps: installing$missing"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
+    export DEBIAN_FRONTEND=noninteractive
+    # postfix: only its smtp-sink/smtp-source tools are used; no daemon configured
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+    $SUDO apt-get update -q </dev/null
+    $SUDO apt-get install -y -q --no-install-recommends $missing </dev/null
+fi
+# maildev (npm, project-local .cache/maildev) for the integration tests
+"$(dirname "$0")/install-maildev.sh"

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "sender.h"
 #include "store.h"
 #include "users.h"
 #include "xalloc.h"
@@ -72,6 +73,7 @@ static int flush(struct import *im)
         metric_add(im->app->users_registered, (double)added);
         metric_add(im->app->users_duplicate, (double)(long)(im->n - (size_t)added));
         outbox_publisher_notify(im->app->outbox);
+        sender_notify(im->app->sender);
     }
     for (size_t i = 0; i < im->n; i++)
         user_input_cleanup(&im->batch[i]);

@@ -4,6 +4,7 @@
 #include "app.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "sender.h"
 #include "store.h"
 
 #include <json-c/json.h>
@@ -16,24 +17,28 @@ void api_healthz(struct http_request *req, struct http_response *resp)
     http_reply_json(resp, 200, o);
 }
 
-/* ready when the database answers and a Kafka broker was reachable
- * recently; a registration is accepted durably even while Kafka is down
- * (the outbox keeps it), so this only tells a load balancer we are degraded */
+/* ready when the database answers, a Kafka broker was reachable recently
+ * and the last SMTP attempt of every client reached its server; a registration is accepted durably
+ * even while Kafka is down (the outbox keeps it), so this only tells a load balancer we are
+ * degraded */
 void api_readyz(struct http_request *req, struct http_response *resp)
 {
     struct app *app = req->app;
     struct outbox_stats os;
     outbox_publisher_stats(app->outbox, &os);
     bool db = store_ping(app->store);
+    char why[300] = "";
+    bool smtp = sender_smtp_ok(app->sender, why, sizeof why);
     json_object *o = json_object_new_object();
     json_object *checks = json_object_new_object();
     json_object_object_add(checks, "db", json_object_new_string(db ? "ok" : "down"));
     json_object_object_add(checks, "kafka", json_object_new_string(os.kafka_up ? "ok" : "down"));
-    json_object_object_add(o, "status",
-                           json_object_new_string(db && os.kafka_up ? "ready" : "not_ready"));
+    json_object_object_add(checks, "smtp", json_object_new_string(smtp ? "ok" : why));
+    json_object_object_add(
+        o, "status", json_object_new_string(db && os.kafka_up && smtp ? "ready" : "not_ready"));
     json_object_object_add(o, "checks", checks);
     json_object_object_add(o, "outbox_pending", json_object_new_int64(os.pending));
-    http_reply_json(resp, db && os.kafka_up ? 200 : 503, o);
+    http_reply_json(resp, db && os.kafka_up && smtp ? 200 : 503, o);
 }
 
 void api_metrics(struct http_request *req, struct http_response *resp)
@@ -55,6 +60,17 @@ const struct http_route api_routes[] = {
      .content_type = "text/csv",
      .body_max = (size_t)-1},
     {.method = "GET", .pattern = "/emailIds", .handler = api_email_ids},
+    {.method = "POST", .pattern = "/send", .handler = api_send, .content_type = "application/json"},
+    {.method = "GET", .pattern = "/emails", .handler = api_emails},
+    {.method = "GET", .pattern = "/emails/*", .handler = api_email},
+    {.method = "POST", .pattern = "/emails/*/pause", .handler = api_pause},
+    {.method = "POST", .pattern = "/emails/*/resume", .handler = api_resume},
+    {.method = "POST",
+     .pattern = "/emails/*/rate-limit",
+     .handler = api_rate_limit,
+     .content_type = "application/json"},
+    {.method = "POST", .pattern = "/emails/*/reconcile", .handler = api_reconcile},
+    {.method = "GET", .pattern = "/dlq", .handler = api_dlq},
     {.method = "GET", .pattern = "/healthz", .handler = api_healthz, .flags = HTTP_PUBLIC},
     {.method = "GET", .pattern = "/readyz", .handler = api_readyz, .flags = HTTP_PUBLIC},
     {.method = "GET", .pattern = "/metrics", .handler = api_metrics, .flags = HTTP_PUBLIC},

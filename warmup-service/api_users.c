@@ -7,6 +7,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "sender.h"
 #include "store.h"
 #include "users.h"
 #include "xalloc.h"
@@ -79,6 +80,7 @@ void api_register(struct http_request *req, struct http_response *resp)
         http_reply_error(resp, 409, "already_registered", "%s is already registered", u.addr.norm);
     } else {
         outbox_publisher_notify(app->outbox);
+        sender_notify(app->sender); /* the backfill of earlier emails */
         metric_inc(app->users_registered);
         log_info("user registered email_id=%s domain=%s", u.addr.norm, u.addr.domain);
         json_object *o = json_object_new_object();

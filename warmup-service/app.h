@@ -7,6 +7,8 @@
 
 struct store;
 struct outbox_publisher;
+struct sender;
+struct smtp_clients;
 struct metrics;
 struct metric;
 
@@ -14,6 +16,8 @@ struct app {
     const struct wconfig *cfg;
     struct store *store;
     struct outbox_publisher *outbox;
+    struct sender *sender;
+    const struct smtp_clients *clients;
     struct metrics *metrics;
     struct metric *users_registered; /* users_registered_total */
     struct metric *users_duplicate;  /* users_duplicate_total */

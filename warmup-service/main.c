@@ -2,7 +2,8 @@
  * until SIGTERM/SIGINT, tear down.
  *
  * Threads: main (signals), the HTTP pool (libmicrohttpd), the outbox
- * publisher (outbox.c). Signals are blocked before any thread starts and
+ * publisher (outbox.c), the sending pipeline (sender.c, worker.c,
+ * writer.c). Signals are blocked before any thread starts and
  * taken with sigwait() here.
  */
 #include "api.h"
@@ -11,6 +12,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "sender.h"
+#include "smtp/smtp_clients.h"
 #include "store.h"
 #include "wconfig.h"
 
@@ -66,6 +69,24 @@ int main(void)
         log_fatal("outbox: %s", err);
     app.metrics = metrics_new();
     app_metrics(&app);
+    struct smtp_clients clients;
+    if (smtp_clients_load(&clients, err, sizeof err) != 0)
+        log_fatal("config: %s", err);
+    app.clients = &clients;
+    struct sender_config sc = {
+        .store = app.store,
+        .clients = &clients,
+        .metrics = app.metrics,
+        .outbox = app.outbox,
+        .email_topic = cfg.svc.email_topic,
+        .retry_max = cfg.retry_max,
+        .retry_base_ms = cfg.retry_base_ms,
+        .lease_ms = (int64_t)cfg.lease_s * 1000,
+        .batch = cfg.send_batch,
+    };
+    app.sender = sender_start(&sc, err, sizeof err);
+    if (!app.sender)
+        log_fatal("sender: %s", err);
 
     /* the import route's cap comes from IMPORT_MAX_BYTES */
     struct http_route routes[16];
@@ -90,13 +111,15 @@ int main(void)
     struct http_server *srv = http_start(&hc, err, sizeof err);
     if (!srv)
         log_fatal("http: %s", err);
-    log_info("warmup-service listening on %s:%d (auth %s) db=%s kafka=%s", cfg.svc.bind_addr,
-             http_port(srv), cfg.svc.api_token ? "on" : "off", cfg.svc.db_path,
-             cfg.svc.kafka_brokers);
+    log_info("warmup-service listening on %s:%d (auth %s) db=%s kafka=%s smtp=%s",
+             cfg.svc.bind_addr, http_port(srv), cfg.svc.api_token ? "on" : "off", cfg.svc.db_path,
+             cfg.svc.kafka_brokers, clients.v[clients.default_idx].s.name);
 
     int sig = svc_signals_wait(&set);
     log_info("signal %d: shutting down", sig);
     http_stop(srv);
+    sender_stop(app.sender); /* commits every outcome and its event into the outbox */
+    smtp_clients_cleanup(&clients);
     outbox_publisher_stop(app.outbox, 5000);
     metrics_free(app.metrics);
     store_free(app.store);

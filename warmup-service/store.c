@@ -2,6 +2,7 @@
  * Locks: w_lock guards the writer connection and its statements; r_lock
  * the reader. Never held together. */
 #include "store.h"
+#include "store_int.h"
 #include "db.h"
 #include "log.h"
 #include "outbox.h"
@@ -17,17 +18,8 @@ static const char *const migrations[] = {
     "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
     " email_id TEXT NOT NULL, domain TEXT NOT NULL, created_at TEXT NOT NULL);"
     "CREATE UNIQUE INDEX users_email_id ON users(email_id COLLATE NOCASE);" OUTBOX_SCHEMA_SQL,
-};
-
-struct store {
-    pthread_mutex_t w_lock;
-    pthread_mutex_t r_lock;
-    sqlite3 *w;
-    sqlite3 *r;
-    sqlite3_stmt *ins_user;
-    sqlite3_stmt *list_users;
-    sqlite3_stmt *list_ids;
-    sqlite3_stmt *count_users;
+    /* 2: broadcast emails and their per-recipient copies (the send queue) */
+    STORE_EMAILS_SCHEMA_SQL,
 };
 
 struct store *store_open(const char *path, char *errbuf, size_t errlen)
@@ -47,7 +39,11 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
     s->list_ids =
         db_prepare(s->r, "SELECT id, email_id FROM users WHERE id > ? ORDER BY id LIMIT ?");
     s->count_users = db_prepare(s->r, "SELECT count(*) FROM users");
-    if (!s->ins_user || !s->list_users || !s->list_ids || !s->count_users) {
+    s->backfill = db_prepare(s->w, "INSERT INTO deliveries(email_id, user_id, recipient, name)"
+                                   " SELECT id, ?1, ?2, ?3 FROM emails");
+    s->backfill_count = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1");
+    if (!s->ins_user || !s->backfill || !s->backfill_count || !s->list_users || !s->list_ids ||
+        !s->count_users) {
         snprintf(errbuf, errlen, "cannot prepare statements on %s", path);
         store_free(s);
         return NULL;
@@ -85,6 +81,21 @@ static int insert_user(struct store *s, const struct user_reg *u, const char *to
         return 0;
     }
     *result = STORE_INSERTED;
+    /* backfill: a copy of every earlier email for the new user */
+    sqlite3_stmt *b = s->backfill;
+    sqlite3_bind_int64(b, 1, sqlite3_last_insert_rowid(s->w));
+    sqlite3_bind_text(b, 2, u->email_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(b, 3, u->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(b);
+    sqlite3_reset(b);
+    if (rc == SQLITE_DONE && sqlite3_changes(s->w) > 0) {
+        rc = sqlite3_step(s->backfill_count);
+        sqlite3_reset(s->backfill_count);
+    }
+    if (rc != SQLITE_DONE) {
+        log_error("store: backfill failed: %s", sqlite3_errmsg(s->w));
+        return -1;
+    }
     return outbox_add(s->w, topic, u->domain, u->event);
 }
 

@@ -1,7 +1,10 @@
 /* wconfig.c - environment -> struct wconfig. Main thread, at start-up. */
 #include "wconfig.h"
+#include "addr.h"
 #include "config.h"
+#include "xalloc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void wconfig_load(struct wconfig *cfg)
@@ -10,9 +13,24 @@ void wconfig_load(struct wconfig *cfg)
     svc_config_load(&cfg->svc, "warmup-service", 8080);
     cfg->import_max_bytes =
         (size_t)config_long("IMPORT_MAX_BYTES", 512L * 1024 * 1024, 1024, 16L * 1024 * 1024 * 1024);
+    cfg->message_id_domain = config_str("MESSAGE_ID_DOMAIN", NULL);
+    if (cfg->message_id_domain) {
+        char why[128];
+        struct addr a;
+        char *probe = xasprintf("x@%s", cfg->message_id_domain);
+        int bad = addr_parse(probe, &a, why, sizeof why);
+        free(probe);
+        if (bad)
+            log_fatal("config: MESSAGE_ID_DOMAIN: not a valid domain: %s", why);
+    }
+    cfg->retry_max = (int)config_long("RETRY_MAX", 5, 0, 100);
+    cfg->retry_base_ms = (int)config_long("RETRY_BASE_MS", 1000, 1, 3600 * 1000);
+    cfg->send_batch = (int)config_long("SEND_BATCH", 8, 1, 64);
+    cfg->lease_s = (int)config_long("SEND_LEASE_SECONDS", 600, 10, 86400);
 }
 
 void wconfig_cleanup(struct wconfig *cfg)
 {
+    free(cfg->message_id_domain);
     svc_config_cleanup(&cfg->svc);
 }

@@ -11,6 +11,11 @@
 struct wconfig {
     struct svc_config svc; /* PORT, BIND_ADDR, KAFKA_*, DB_PATH, LOG_*, ... */
     size_t import_max_bytes;
+    char *message_id_domain; /* NULL: the domain of each email's from */
+    int retry_max;
+    int retry_base_ms;
+    int send_batch;
+    int lease_s;
 };
 
 /* wconfig_load - fill cfg from the environment; a bad variable is fatal

@@ -90,3 +90,26 @@ start_health() { local name=$1 port=$2; shift 2
 stop_named() { local p; eval "p=\$${1}_PID"; stop_pid "$p" 15; STOP_RC=$?; }
 # sanitizer_clean NAME - no ASan/UBSan/LSan report in NAME's log
 sanitizer_clean() { ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/$1/out.log"; }
+
+# dumped DIR... - one line per message dumped by smtp-sink -d:
+# "recipient<TAB>subject<TAB>message-id" (several recipients: several lines)
+dumped() { $PY - "$@" <<'PY'
+import os, sys
+for d in sys.argv[1:]:
+    for name in sorted(os.listdir(d)):
+        rcpts, subj, mid = [], "", ""
+        with open(os.path.join(d, name), "rb") as f:
+            for raw in f:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if line.startswith("X-Rcpt-Args: <"):
+                    rcpts.append(line[14:].split(">")[0])
+                elif line.lower().startswith("subject: ") and not subj:
+                    subj = line[9:]
+                elif line.lower().startswith("message-id: ") and not mid:
+                    mid = line[12:]
+                elif line == "" and rcpts:
+                    break
+        for r in rcpts:
+            print(f"{r}\t{subj}\t{mid}")
+PY
+}

@@ -38,7 +38,8 @@ check "peak RSS grew by less than 48 MB for a $((size / 1048576)) MB body" -- te
 r=$(curl -s "$W/emailIds")
 eq "all 20000 users are listed by /emailIds" "$(jget "$r" 'len(j)')" 20000
 pending() { curl -s "$W/metrics" | awk '$1=="outbox_pending"{print $2}'; }
-wait_for 120 test "$(pending)" = 0
+pending0() { [ "$(pending)" = 0 ]; }
+wait_for 120 pending0
 ok $? "outbox drained"
 eq "20000 events on Kafka" "$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%k\n' 2>/dev/null | wc -l)" 20000
 stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0

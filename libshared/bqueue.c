@@ -1,0 +1,117 @@
+/* bqueue.c - bounded blocking FIFO (ring buffer, one mutex, two condvars). */
+#include "bqueue.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct bqueue {
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    void **ring;
+    size_t cap, head, len;
+    bool closed;
+};
+
+struct bqueue *bqueue_new(size_t capacity)
+{
+    struct bqueue *q = xcalloc(1, sizeof *q);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->not_empty, &ca);
+    pthread_cond_init(&q->not_full, &ca);
+    pthread_condattr_destroy(&ca);
+    q->cap = capacity ? capacity : 1;
+    q->ring = xcalloc(q->cap, sizeof *q->ring);
+    return q;
+}
+
+void bqueue_free(struct bqueue *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_cond_destroy(&q->not_full);
+    free(q->ring);
+    free(q);
+}
+
+bool bqueue_push(struct bqueue *q, void *item)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->len == q->cap && !q->closed)
+        pthread_cond_wait(&q->not_full, &q->mu);
+    bool ok = !q->closed;
+    if (ok) {
+        q->ring[(q->head + q->len) % q->cap] = item;
+        q->len++;
+        pthread_cond_signal(&q->not_empty);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return ok;
+}
+
+size_t bqueue_pop_batch(struct bqueue *q, void **items, size_t max, int timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&q->mu);
+    while (q->len == 0 && !q->closed) {
+        if (pthread_cond_timedwait(&q->not_empty, &q->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    size_t n = 0;
+    while (n < max && q->len > 0) {
+        items[n++] = q->ring[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->len--;
+    }
+    if (n)
+        pthread_cond_broadcast(&q->not_full);
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+size_t bqueue_len(struct bqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->len;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+size_t bqueue_space(struct bqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->cap - q->len;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void bqueue_close(struct bqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->closed = true;
+    pthread_cond_broadcast(&q->not_empty);
+    pthread_cond_broadcast(&q->not_full);
+    pthread_mutex_unlock(&q->mu);
+}
+
+bool bqueue_closed(struct bqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    bool c = q->closed;
+    pthread_mutex_unlock(&q->mu);
+    return c;
+}

@@ -1,0 +1,28 @@
+/* bqueue.h - bounded blocking FIFO of pointers (multi-producer,
+ * multi-consumer), the backpressure between the dispatcher, the workers
+ * and the writer. The queue never owns the items: whoever pops one owns
+ * it. Thread-safe. */
+#ifndef BQUEUE_H
+#define BQUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct bqueue;
+
+struct bqueue *bqueue_new(size_t capacity);
+/* bqueue_free - the queue must be empty (items are not freed) */
+void bqueue_free(struct bqueue *q);
+/* bqueue_push - wait while full; false if the queue was closed */
+bool bqueue_push(struct bqueue *q, void *item);
+/* bqueue_pop_batch - wait up to timeout_ms for at least one item, then
+ * take up to max without waiting; returns the count (0: timeout/closed) */
+size_t bqueue_pop_batch(struct bqueue *q, void **items, size_t max, int timeout_ms);
+size_t bqueue_len(struct bqueue *q);
+size_t bqueue_space(struct bqueue *q);
+/* bqueue_close - wake every waiter; pushes fail from now on, pops drain
+ * what is left */
+void bqueue_close(struct bqueue *q);
+bool bqueue_closed(struct bqueue *q);
+
+#endif

@@ -1,0 +1,297 @@
+/* api_emails.c - POST /send, GET /emails, GET /emails/{id}, the campaign
+ * controls (pause, resume, rate-limit, reconcile) and GET /dlq.
+ * HTTP pool threads; writes go through the store, the sender is told. */
+#include "addr.h"
+#include "api.h"
+#include "app.h"
+#include "jsonx.h"
+#include "log.h"
+#include "mime.h"
+#include "sender.h"
+#include "smtp/smtp_clients.h"
+#include "store.h"
+#include "timeutil.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUBJECT_MAX 998
+#define NAME_MAX_BYTES 256
+
+/* email_json - the contract's shape of an email with its progress */
+static json_object *email_json(const struct email_info *e)
+{
+    const char *status = e->pending + e->failed == 0 ? "done" : e->paused ? "paused" : "running";
+    json_object *p = json_object_new_object();
+    json_object_object_add(p, "sent", json_object_new_int64(e->sent));
+    json_object_object_add(p, "failed", json_object_new_int64(e->failed));
+    json_object_object_add(p, "pending", json_object_new_int64(e->pending));
+    json_object_object_add(p, "dead", json_object_new_int64(e->dead));
+    json_object_object_add(p, "status", json_object_new_string(status));
+    json_object_object_add(p, "tpm", json_object_new_int(e->tpm));
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "email_id", json_object_new_int64(e->id));
+    json_object_object_add(o, "message_id", json_object_new_string(e->message_id));
+    json_object_object_add(o, "from", json_object_new_string(e->from));
+    json_object_object_add(o, "subject", json_object_new_string(e->subject));
+    json_object_object_add(o, "smtp_client", json_object_new_string(e->smtp_client));
+    json_object_object_add(o, "created_at", json_object_new_string(e->created_at));
+    json_object_object_add(o, "status", json_object_new_string(status));
+    json_object_object_add(o, "progress", p);
+    return o;
+}
+
+/* path_id - the {id} segment as a positive integer, or reply 404 */
+static int path_id(struct http_request *req, struct http_response *resp, int64_t *id)
+{
+    char *end;
+    errno = 0;
+    long long v = req->nparams ? strtoll(req->params[0], &end, 10) : 0;
+    if (!req->nparams || errno || *end || v <= 0) {
+        http_reply_error(resp, 404, "not_found", "no email with id '%.40s'",
+                         req->nparams ? req->params[0] : "");
+        return -1;
+    }
+    *id = v;
+    return 0;
+}
+
+/* reply_email - 200 with the email, 404 unknown, 503 store error */
+static void reply_email(struct app *app, int64_t id, struct http_response *resp)
+{
+    struct email_info e;
+    int rc = store_get_email(app->store, id, false, &e);
+    if (rc == 1) {
+        http_reply_error(resp, 404, "not_found", "no email with id %lld", (long long)id);
+        return;
+    }
+    if (rc != 0) {
+        http_reply_error(resp, 503, "unavailable", "the email could not be read");
+        return;
+    }
+    http_reply_json(resp, 200, email_json(&e));
+    email_info_cleanup(&e);
+}
+
+void api_send(struct http_request *req, struct http_response *resp)
+{
+    struct app *app = req->app;
+    static const char *const keys[] = {"from", "from_name",   "subject", "body",
+                                       "html", "smtp_client", "tpm",     NULL};
+    char err[256];
+    json_object *body = NULL;
+    const char *from, *from_name, *subject, *text, *html, *client;
+    int64_t tpm = 0;
+    struct addr fa;
+    if (!req->body) {
+        http_reply_error(resp, 400, "invalid_json", "a JSON body is required");
+        return;
+    }
+    if (jsonx_parse_object(req->body, req->body_len, &body, err, sizeof err) != 0) {
+        http_reply_error(resp, 400, "invalid_json", "%s", err);
+        return;
+    }
+    if (jsonx_check_keys(body, keys, err, sizeof err) != 0 ||
+        jsonx_get_string(body, "from", true, 1024, &from, err, sizeof err) != 0 ||
+        jsonx_get_string(body, "from_name", false, NAME_MAX_BYTES, &from_name, err, sizeof err) !=
+            0 ||
+        jsonx_get_string(body, "subject", true, SUBJECT_MAX, &subject, err, sizeof err) != 0 ||
+        jsonx_get_string(body, "body", true, SIZE_MAX, &text, err, sizeof err) != 0 ||
+        jsonx_get_string(body, "html", false, SIZE_MAX, &html, err, sizeof err) != 0 ||
+        jsonx_get_string(body, "smtp_client", false, 128, &client, err, sizeof err) != 0 ||
+        jsonx_get_int(body, "tpm", false, 0, 1000000, &tpm, NULL, err, sizeof err) != 0)
+        goto bad;
+    char why[160];
+    if (addr_parse(from, &fa, why, sizeof why) != 0) {
+        snprintf(err, sizeof err, "from is not a valid address: %s", why);
+        goto bad;
+    }
+    if (mime_check_header_text(subject, SUBJECT_MAX, why, sizeof why) != 0) {
+        snprintf(err, sizeof err, "subject: %s", why);
+        goto bad;
+    }
+    if (from_name && mime_check_header_text(from_name, NAME_MAX_BYTES, why, sizeof why) != 0) {
+        snprintf(err, sizeof err, "from_name: %s", why);
+        goto bad;
+    }
+    const struct smtp_clients *cl = app->clients;
+    if (client && smtp_clients_find(cl, client) < 0) {
+        snprintf(err, sizeof err, "smtp_client '%.64s' is not configured", client);
+        goto bad;
+    }
+    struct email_spec spec = {
+        .from = fa.norm,
+        .from_name = from_name,
+        .subject = subject,
+        .body = text,
+        .html = html,
+        .smtp_client = client ? client : cl->v[cl->default_idx].s.name,
+        .msgid_domain = app->cfg->message_id_domain ? app->cfg->message_id_domain : fa.domain,
+        .tpm = (int)tpm,
+    };
+    int64_t id = 0, recipients = 0;
+    char *msgid = NULL;
+    if (store_create_email(app->store, &spec, &id, &recipients, &msgid) != 0) {
+        http_reply_error(resp, 503, "unavailable", "the email could not be stored");
+        goto out;
+    }
+    sender_notify(app->sender);
+    log_info("email queued email_id=%lld message_id=%s recipients=%lld client=%s", (long long)id,
+             msgid, (long long)recipients, spec.smtp_client);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "message_id", json_object_new_string(msgid));
+    json_object_object_add(o, "email_id", json_object_new_int64(id));
+    json_object_object_add(o, "recipients", json_object_new_int64(recipients));
+    http_reply_json(resp, 202, o);
+    free(msgid);
+    goto out;
+bad:
+    http_reply_error(resp, 400, "invalid_field", "%s", err);
+out:
+    json_object_put(body);
+}
+
+void api_emails(struct http_request *req, struct http_response *resp)
+{
+    struct app *app = req->app;
+    int64_t limit, offset;
+    if (api_paging(req, resp, 100, 1000, &limit, &offset) != 0)
+        return;
+    struct email_info *v;
+    size_t n;
+    if (store_list_emails(app->store, limit, offset, &v, &n) != 0) {
+        for (size_t i = 0; i < n; i++)
+            email_info_cleanup(&v[i]);
+        free(v);
+        http_reply_error(resp, 503, "unavailable", "the email list could not be read");
+        return;
+    }
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < n; i++) {
+        json_object_array_add(arr, email_json(&v[i]));
+        email_info_cleanup(&v[i]);
+    }
+    free(v);
+    http_reply_json(resp, 200, arr);
+}
+
+void api_email(struct http_request *req, struct http_response *resp)
+{
+    int64_t id;
+    if (path_id(req, resp, &id) == 0)
+        reply_email(req->app, id, resp);
+}
+
+static void set_paused(struct http_request *req, struct http_response *resp, bool paused)
+{
+    struct app *app = req->app;
+    int64_t id;
+    if (path_id(req, resp, &id) != 0)
+        return;
+    int rc = store_set_paused(app->store, id, paused);
+    if (rc == 0) {
+        sender_email_changed(app->sender, id);
+        log_info("email_id=%lld %s", (long long)id, paused ? "paused" : "resumed");
+    }
+    if (rc == 1)
+        http_reply_error(resp, 404, "not_found", "no email with id %lld", (long long)id);
+    else if (rc != 0)
+        http_reply_error(resp, 503, "unavailable", "the email could not be updated");
+    else
+        reply_email(app, id, resp);
+}
+
+void api_pause(struct http_request *req, struct http_response *resp)
+{
+    set_paused(req, resp, true);
+}
+
+void api_resume(struct http_request *req, struct http_response *resp)
+{
+    set_paused(req, resp, false);
+}
+
+void api_rate_limit(struct http_request *req, struct http_response *resp)
+{
+    struct app *app = req->app;
+    int64_t id, tpm = 0;
+    char err[256];
+    json_object *body = NULL;
+    static const char *const keys[] = {"tpm", NULL};
+    if (path_id(req, resp, &id) != 0)
+        return;
+    if (!req->body || jsonx_parse_object(req->body, req->body_len, &body, err, sizeof err) != 0) {
+        http_reply_error(resp, 400, "invalid_json", "%s",
+                         req->body ? err : "a JSON body {\"tpm\":N} is required");
+        return;
+    }
+    if (jsonx_check_keys(body, keys, err, sizeof err) != 0 ||
+        jsonx_get_int(body, "tpm", true, 0, 1000000, &tpm, NULL, err, sizeof err) != 0) {
+        http_reply_error(resp, 400, "invalid_field", "%s", err);
+        json_object_put(body);
+        return;
+    }
+    json_object_put(body);
+    int rc = store_set_tpm(app->store, id, (int)tpm);
+    if (rc == 1) {
+        http_reply_error(resp, 404, "not_found", "no email with id %lld", (long long)id);
+        return;
+    }
+    if (rc != 0) {
+        http_reply_error(resp, 503, "unavailable", "the email could not be updated");
+        return;
+    }
+    sender_email_changed(app->sender, id);
+    log_info("email_id=%lld rate limit tpm=%lld", (long long)id, (long long)tpm);
+    reply_email(app, id, resp);
+}
+
+void api_reconcile(struct http_request *req, struct http_response *resp)
+{
+    struct app *app = req->app;
+    int64_t id, n = 0;
+    if (path_id(req, resp, &id) != 0)
+        return;
+    int rc = store_reconcile(app->store, id, time_now_ms(), &n);
+    if (rc == 1) {
+        http_reply_error(resp, 404, "not_found", "no email with id %lld", (long long)id);
+        return;
+    }
+    if (rc != 0) {
+        http_reply_error(resp, 503, "unavailable", "the email could not be reconciled");
+        return;
+    }
+    sender_notify(app->sender);
+    log_info("email_id=%lld reconcile requeued=%lld", (long long)id, (long long)n);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "requeued", json_object_new_int64(n));
+    http_reply_json(resp, 200, o);
+}
+
+void api_dlq(struct http_request *req, struct http_response *resp)
+{
+    struct app *app = req->app;
+    int64_t limit, offset, email = 0;
+    if (api_paging(req, resp, 100, 1000, &limit, &offset) != 0)
+        return;
+    const char *e = http_query(req, "email_id");
+    if (e) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(e, &end, 10);
+        if (errno || *end || v <= 0) {
+            http_reply_error(resp, 400, "invalid_query", "email_id must be a positive integer");
+            return;
+        }
+        email = v;
+    }
+    json_object *arr = store_dlq(app->store, email, limit);
+    if (!arr) {
+        http_reply_error(resp, 503, "unavailable", "the dead letters could not be read");
+        return;
+    }
+    http_reply_json(resp, 200, arr);
+}

@@ -1,0 +1,66 @@
+/* mime.h - one recipient's copy of a broadcast as an RFC 5322 / MIME message.
+ *
+ * Output (appended to a struct buf): headers Date, From, To, Subject,
+ * Message-ID, [List-Unsubscribe], MIME-Version, Content-Type,
+ * Content-Transfer-Encoding, then the body:
+ *   - text only: text/plain; charset=utf-8, quoted-printable;
+ *   - with html: multipart/alternative, text part first, html part second,
+ *     each text/...; charset=utf-8, quoted-printable, random boundary.
+ * Non-ASCII subjects and display names become RFC 2047 encoded words
+ * (UTF-8, B or Q, whichever is shorter; each word <= 75 octets, never
+ * splitting a character); ASCII display names with specials are quoted
+ * strings; header lines are folded with CRLF SP at 78 octets where
+ * possible, never over 998. Lines end in CRLF only; body lines are at most
+ * 76 octets. A text that does not end in a newline gets a final CRLF in
+ * the single-part form. Lines starting with "." are left to the SMTP
+ * layer to dot-stuff. Addresses are written as addr_parse() normalises
+ * them (domain lower-cased); a UTF-8 local part or domain is written raw
+ * (RFC 6532: the message then needs SMTPUTF8).
+ *
+ * All functions are pure apart from the random boundary; any thread.
+ */
+#ifndef MIME_H
+#define MIME_H
+
+#include "buf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* All strings borrowed for the duration of the call; NULL optional fields
+ * are the same as "". */
+struct mime_input {
+    const char *from;             /* address, required */
+    const char *from_name;        /* optional display name, UTF-8 */
+    const char *to;               /* address, required */
+    const char *to_name;          /* recipient's name, UTF-8, may be empty */
+    const char *subject;          /* UTF-8, may be empty */
+    const char *text;             /* text body, UTF-8; LF or CRLF line ends */
+    const char *html;             /* optional html body, UTF-8 ("" = none) */
+    const char *message_id;       /* "<email-1.9f2c@d.com>", required */
+    int64_t date_ms;              /* Date header, ms since the epoch (UTC) */
+    const char *list_unsubscribe; /* optional header value, printable ASCII */
+};
+
+/* mime_compose - append the whole message to out. Returns 0, or -1 with a
+ * reason in errbuf naming the field: CR, LF or another control character
+ * in a header input (header injection), invalid UTF-8 anywhere, an
+ * invalid address, a malformed Message-ID or List-Unsubscribe. On those
+ * errors out is left as it was. If out's cap is reached, -1 and out has
+ * been emptied (buf semantics). */
+int mime_compose(const struct mime_input *in, struct buf *out, char *errbuf, size_t errlen);
+
+/* mime_fill - tmpl with {{name}} and {{email_id}} (spaces or tabs allowed
+ * inside the braces: {{ name }}) replaced by name and email_id (NULL =
+ * ""); any other {{...}} is left as is. Caller frees the result. */
+char *mime_fill(const char *tmpl, const char *name, const char *email_id);
+/* mime_fill_html - as mime_fill, with the values HTML-escaped (& < > " '),
+ * for html bodies: a recipient's name cannot inject markup. Caller frees. */
+char *mime_fill_html(const char *tmpl, const char *name, const char *email_id);
+
+/* mime_check_header_text - 0 if s is usable as header text: valid UTF-8,
+ * no CR, LF or other control character (C0, DEL), at most maxlen octets;
+ * else -1 with the reason in errbuf. NULL is -1 ("missing"). */
+int mime_check_header_text(const char *s, size_t maxlen, char *errbuf, size_t errlen);
+
+#endif

@@ -1,0 +1,324 @@
+/* sender.c - pipeline lifecycle, the campaign registry and the dispatcher
+ * thread (see sender.h for the threads). The registry and the wake-up
+ * flag are guarded by s->lock; a campaign's paused flag and token bucket
+ * are safe to touch from any thread. */
+#include "bqueue.h"
+#include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "sender_int.h"
+#include "timeutil.h"
+#include "xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLAIM_MAX 256   /* copies claimed per email per round */
+#define MAX_ACTIVE 4096 /* emails looked at per round */
+#define IDLE_WAIT_MS 50 /* dispatcher sleep when nothing was claimed */
+#define RESULTS_QUEUE                                                                              \
+    1024 /* outcomes waiting for the writer: bounds the copies sent                                \
+            but not yet committed (re-sent after a crash) */
+
+void campaign_unref(struct campaign *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        email_info_cleanup(&c->info);
+        ratelimit_free(c->rl);
+        free(c);
+    }
+}
+
+/* campaign_find - registry lookup; caller holds s->lock */
+static struct campaign *campaign_find(struct sender *s, int64_t id)
+{
+    for (size_t i = 0; i < s->ncamps; i++)
+        if (s->camps[i]->info.id == id)
+            return s->camps[i];
+    return NULL;
+}
+
+/* campaign_load - read an email from the store into the registry */
+static struct campaign *campaign_load(struct sender *s, int64_t id)
+{
+    struct campaign *c = xcalloc(1, sizeof *c);
+    if (store_get_email(s->cfg.store, id, true, &c->info) != 0) {
+        free(c);
+        return NULL;
+    }
+    int idx = smtp_clients_find(s->cfg.clients, c->info.smtp_client);
+    c->client = idx >= 0 ? idx : (int)s->cfg.clients->default_idx;
+    atomic_init(&c->paused, c->info.paused);
+    atomic_init(&c->refs, 1);
+    c->rl = ratelimit_new(c->info.tpm);
+    pthread_mutex_lock(&s->lock);
+    if (s->ncamps == s->capcamps) {
+        s->capcamps = s->capcamps ? s->capcamps * 2 : 16;
+        s->camps = xreallocarray(s->camps, s->capcamps, sizeof *s->camps);
+    }
+    s->camps[s->ncamps++] = c;
+    pthread_mutex_unlock(&s->lock);
+    log_info("email_id=%lld loaded for sending (client %s, tpm %d)", (long long)id,
+             s->cfg.clients->v[c->client].s.name, c->info.tpm);
+    return c;
+}
+
+void sender_email_changed(struct sender *s, int64_t id)
+{
+    struct email_info e;
+    if (store_get_email(s->cfg.store, id, false, &e) != 0)
+        return;
+    pthread_mutex_lock(&s->lock);
+    struct campaign *c = campaign_find(s, id);
+    if (c) {
+        atomic_store(&c->paused, e.paused);
+        ratelimit_set(c->rl, e.tpm);
+    }
+    s->kicked = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    email_info_cleanup(&e);
+}
+
+void sender_notify(struct sender *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->kicked = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* evict - drop campaigns that were not active in the last round */
+static void evict(struct sender *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t keep = 0;
+    for (size_t i = 0; i < s->ncamps; i++) {
+        struct campaign *c = s->camps[i];
+        if (c->seen) {
+            c->seen = false;
+            s->camps[keep++] = c;
+        } else {
+            campaign_unref(c);
+        }
+    }
+    s->ncamps = keep;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* dispatch_one - claim what the buckets and the queue allow for one email;
+ * returns the number of copies queued. *wait_ms is lowered to when a
+ * bucket that held this email back has its next token, so the dispatcher
+ * wakes on time (a full bucket loses what accrues beyond its capacity). */
+static size_t dispatch_one(struct sender *s, struct campaign *c, struct claim *claims,
+                           int64_t *wait_ms)
+{
+    struct client_rt *cl = &s->clients[c->client];
+    size_t room = bqueue_space(cl->q);
+    int want = room < CLAIM_MAX ? (int)room : CLAIM_MAX;
+    if (want <= 0 || atomic_load(&c->paused))
+        return 0;
+    int64_t now = time_mono_ms();
+    int got_client = 0, got = 0;
+    int64_t w = ratelimit_take(cl->rl, want, now, &got_client);
+    if (got_client > 0) {
+        int64_t we = ratelimit_take(c->rl, got_client, now, &got);
+        if (we > 0 && we < w)
+            w = we;
+    }
+    /* wake 2 ms early: a bucket at capacity loses what accrues while the
+     * dispatcher is late, and a wake-up is never exact */
+    if (w > 0 && w - 2 < *wait_ms)
+        *wait_ms = w > 3 ? w - 2 : 1;
+    if (got < got_client)
+        ratelimit_refund(cl->rl, got_client - got);
+    if (got <= 0)
+        return 0;
+    size_t n = 0;
+    if (store_claim(s->cfg.store, c->info.id, got, time_now_ms(), s->cfg.lease_ms, claims, &n) != 0)
+        n = 0;
+    if ((int)n < got) {
+        ratelimit_refund(cl->rl, got - (int)n);
+        ratelimit_refund(c->rl, got - (int)n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct job *j = xmalloc(sizeof *j);
+        j->claim = claims[i];
+        j->c = c;
+        atomic_fetch_add(&c->refs, 1);
+        if (!bqueue_push(cl->q, j)) { /* closed while stopping: the lease is released at start */
+            free(j->claim.recipient);
+            free(j->claim.name);
+            campaign_unref(c);
+            free(j);
+        }
+    }
+    return n;
+}
+
+static void *dispatcher_main(void *arg)
+{
+    struct sender *s = arg;
+    int64_t *ids = xcalloc(MAX_ACTIVE, sizeof *ids);
+    struct claim *claims = xcalloc(CLAIM_MAX, sizeof *claims);
+    size_t rotate = 0;
+    while (!atomic_load(&s->stopping)) {
+        size_t nids = 0, queued = 0;
+        int64_t wait_ms = IDLE_WAIT_MS;
+        if (store_active_emails(s->cfg.store, ids, MAX_ACTIVE, &nids) != 0)
+            nids = 0;
+        for (size_t k = 0; k < nids && !atomic_load(&s->stopping); k++) {
+            int64_t id = ids[(k + rotate) % nids];
+            pthread_mutex_lock(&s->lock);
+            struct campaign *c = campaign_find(s, id);
+            pthread_mutex_unlock(&s->lock);
+            if (!c)
+                c = campaign_load(s, id);
+            if (!c)
+                continue;
+            c->seen = true;
+            queued += dispatch_one(s, c, claims, &wait_ms);
+        }
+        rotate++;
+        evict(s);
+        size_t depth = 0;
+        for (size_t i = 0; i < s->nclients; i++)
+            depth += bqueue_len(s->clients[i].q);
+        metric_set(s->m_queue, (double)depth);
+        if (queued)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        if (!s->kicked && !atomic_load(&s->stopping)) {
+            struct timespec dl;
+            clock_gettime(CLOCK_MONOTONIC, &dl);
+            dl.tv_nsec += (long)wait_ms * 1000000L;
+            while (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->wake, &s->lock, &dl);
+        }
+        s->kicked = false;
+        pthread_mutex_unlock(&s->lock);
+    }
+    free(ids);
+    free(claims);
+    return NULL;
+}
+
+static void client_metrics(struct sender *s, struct client_rt *cl)
+{
+    const char *lbl[] = {"client", cl->cfg->s.name, NULL};
+    static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    struct metrics *m = s->cfg.metrics;
+    cl->m_sent = metrics_counter(m, "email_sent_total", "Copies accepted by the SMTP server", lbl);
+    cl->m_failed = metrics_counter(m, "email_failed_total",
+                                   "Copy attempts that failed (temporary or permanent)", lbl);
+    cl->m_retries =
+        metrics_counter(m, "email_retries_total", "Copies scheduled for another attempt", lbl);
+    cl->m_dlq = metrics_counter(m, "email_dlq_total", "Copies dead-lettered", lbl);
+    cl->m_duration = metrics_histogram(m, "email_send_duration_seconds",
+                                       "Time to send one batch of copies over SMTP", lbl, buckets,
+                                       sizeof buckets / sizeof buckets[0]);
+}
+
+struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_t errlen)
+{
+    struct sender *s = xcalloc(1, sizeof *s);
+    s->cfg = *cfg;
+    if (s->cfg.batch <= 0)
+        s->cfg.batch = 8;
+    if (s->cfg.lease_ms <= 0)
+        s->cfg.lease_ms = 10 * 60 * 1000;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    s->m_queue = metrics_gauge(cfg->metrics, "email_queue_depth",
+                               "Copies claimed and waiting for a worker", NULL);
+    s->m_active =
+        metrics_gauge(cfg->metrics, "email_worker_active_count", "Workers sending right now", NULL);
+    int64_t released = 0;
+    if (store_release_leases(cfg->store, &released) != 0) {
+        snprintf(errbuf, errlen, "cannot release the leases of a previous run");
+        free(s);
+        return NULL;
+    }
+    if (released)
+        log_warn("released %lld copies leased by a previous run (crash?)", (long long)released);
+    s->nclients = cfg->clients->n;
+    s->clients = xcalloc(s->nclients, sizeof *s->clients);
+    s->results = bqueue_new(RESULTS_QUEUE);
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client_rt *cl = &s->clients[i];
+        cl->cfg = &cfg->clients->v[i];
+        cl->rl = ratelimit_new(cl->cfg->s.tpm);
+        cl->nthreads = cl->cfg->s.connections > 0 ? cl->cfg->s.connections : 1;
+        cl->q = bqueue_new((size_t)cl->nthreads * (size_t)s->cfg.batch * 2);
+        pthread_mutex_init(&cl->why_lock, NULL);
+        client_metrics(s, cl);
+    }
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client_rt *cl = &s->clients[i];
+        cl->threads = xcalloc((size_t)cl->nthreads, sizeof *cl->threads);
+        for (int t = 0; t < cl->nthreads; t++) {
+            struct worker_arg *wa = xmalloc(sizeof *wa);
+            wa->s = s;
+            wa->cl = cl;
+            atomic_fetch_add(&s->workers_left, 1);
+            pthread_create(&cl->threads[t], NULL, worker_main, wa);
+        }
+    }
+    pthread_create(&s->writer, NULL, writer_main, s);
+    pthread_create(&s->dispatcher, NULL, dispatcher_main, s);
+    return s;
+}
+
+void sender_stop(struct sender *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, true);
+    sender_notify(s);
+    pthread_join(s->dispatcher, NULL);
+    /* workers finish the batch in hand, release what is queued, exit */
+    for (size_t i = 0; i < s->nclients; i++)
+        bqueue_close(s->clients[i].q);
+    for (size_t i = 0; i < s->nclients; i++)
+        for (int t = 0; t < s->clients[i].nthreads; t++)
+            pthread_join(s->clients[i].threads[t], NULL);
+    bqueue_close(s->results); /* the writer drains it and exits */
+    pthread_join(s->writer, NULL);
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client_rt *cl = &s->clients[i];
+        bqueue_free(cl->q);
+        ratelimit_free(cl->rl);
+        free(cl->threads);
+        pthread_mutex_destroy(&cl->why_lock);
+    }
+    for (size_t i = 0; i < s->ncamps; i++)
+        campaign_unref(s->camps[i]);
+    free(s->camps);
+    free(s->clients);
+    bqueue_free(s->results);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->wake);
+    free(s);
+}
+
+bool sender_smtp_ok(struct sender *s, char *why, size_t len)
+{
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client_rt *cl = &s->clients[i];
+        if (atomic_load(&cl->down)) {
+            pthread_mutex_lock(&cl->why_lock);
+            snprintf(why, len, "%s: %s", cl->cfg->s.name, cl->down_why);
+            pthread_mutex_unlock(&cl->why_lock);
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,78 @@
+/* sender_int.h - private state of the sending pipeline, shared by
+ * sender.c (lifecycle, campaigns, dispatcher), worker.c and writer.c. */
+#ifndef SENDER_INT_H
+#define SENDER_INT_H
+
+#include "sender.h"
+#include "smtp/smtp_clients.h"
+#include "store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct bqueue;
+struct ratelimit;
+struct metric;
+
+/* campaign - an email being sent: its content and run-time controls.
+ * Refcounted: the registry holds one reference, every queued job one. */
+struct campaign {
+    struct email_info info; /* with bodies */
+    int client;             /* index into the clients */
+    atomic_bool paused;
+    struct ratelimit *rl;
+    atomic_int refs;
+    bool seen; /* dispatcher only: still active in the last round */
+};
+
+/* job - one claimed copy on its way to a worker (owned by who popped it) */
+struct job {
+    struct campaign *c;
+    struct claim claim;
+};
+
+/* outcome - one copy's result on its way to the writer */
+struct outcome {
+    struct dlv_result r;
+    struct campaign *c; /* reference, dropped by the writer */
+};
+
+struct client_rt {
+    const struct smtp_client_cfg *cfg;
+    struct ratelimit *rl;
+    struct bqueue *q;
+    pthread_t *threads;
+    int nthreads;
+    struct metric *m_sent, *m_failed, *m_retries, *m_dlq, *m_duration;
+    atomic_bool down; /* the last attempt could not reach the server */
+    char down_why[256];
+    pthread_mutex_t why_lock;
+};
+
+struct sender {
+    struct sender_config cfg;
+    struct client_rt *clients;
+    size_t nclients;
+    struct bqueue *results;
+    pthread_t dispatcher, writer;
+    atomic_bool stopping;
+    atomic_int workers_left;
+    atomic_int active;    /* workers sending right now */
+    pthread_mutex_t lock; /* campaigns registry and the wake-up condvar */
+    pthread_cond_t wake;
+    bool kicked;
+    struct campaign **camps;
+    size_t ncamps, capcamps;
+    struct metric *m_queue, *m_active;
+};
+
+void campaign_unref(struct campaign *c);
+void *worker_main(void *arg);
+void *writer_main(void *arg);
+
+struct worker_arg {
+    struct sender *s;
+    struct client_rt *cl;
+};
+
+#endif

@@ -1,0 +1,1442 @@
+/* smtp_conn.c - the SMTP client engine: connection, TLS, AUTH, pipelined
+ * transactions (design and reasons in smtp_conn.h).
+ *
+ * Owns per session: the socket, the SSL object, an output buffer holding
+ * the wire form of what is written next, and a 16 KiB input buffer. The
+ * SSL_CTX is shared per CA file (ctx_acquire/ctx_release). A session is
+ * used by one thread at a time; the CTX cache and the BIO method are the
+ * only shared state.
+ */
+#include "smtp_conn.h"
+#include "log.h"
+#include "timeutil.h"
+#include "xalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SMTP_MAX_MESSAGE ((size_t)64 * 1024 * 1024) /* data bytes of one message */
+/* stuffing at most doubles the data; room for the next envelope behind it */
+#define SMTP_WIRE_CAP (2 * SMTP_MAX_MESSAGE + 8192)
+#define SMTP_OUT_KEEP ((size_t)1024 * 1024) /* free a larger output buffer after use */
+#define SMTP_ADDR_MAX 512
+#define SMTP_CRED_MAX 1024
+#define SMTP_QUIT_WAIT_MS 2000
+#define SMTP_MAX_REPLY_LINES 200
+
+#define AUTH_PLAIN 0x1u
+#define AUTH_LOGIN 0x2u
+
+/* internal status codes; after any but E_REPLY and E_POLICY the
+ * connection is out of step and is dropped without QUIT */
+enum {
+    E_IO = -1,      /* connection lost or closed */
+    E_TIMEOUT = -2, /* a bounded wait expired */
+    E_PROTO = -3,   /* malformed reply */
+    E_TLS = -4,     /* handshake or certificate */
+    E_CONNECT = -5, /* resolve or TCP connect */
+    E_REPLY = -6,   /* the server answered with an error (result holds it) */
+    E_POLICY = -7,  /* we refuse to go on (no STARTTLS, no AUTH); in step */
+};
+
+struct smtp_conn {
+    struct smtp_settings s; /* copy; strings borrowed */
+    const char *helo;
+    SSL_CTX *ctx; /* shared, NULL when tls=none */
+    int fd;
+    SSL *ssl;
+    bool fresh;      /* no message attempted on this connection yet */
+    bool need_rset;  /* a failed transaction is still open on the server */
+    bool queued;     /* the next message's envelope is already in out / sent */
+    bool out_secret; /* out held credentials: cleanse it */
+    bool ext_pipelining, ext_starttls, ext_size, ext_8bitmime, ext_smtputf8;
+    unsigned auth_mechs;
+    const char *auth_used;
+    int tmo_ms; /* the timeout of the current wait, for messages */
+    struct buf out;
+    size_t in_pos, in_len;
+    char err[400];
+    char in[16384];
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+__attribute__((format(printf, 2, 3))) static void errf(struct smtp_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 3, 4))) static void set_errbuf(char *errbuf, size_t errlen,
+                                                             const char *fmt, ...)
+{
+    if (!errbuf || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* errstr - thread-safe strerror */
+static const char *errstr(int e, char *buf, size_t len)
+{
+    return strerror_r(e, buf, len);
+}
+
+/* res_local - a local failure (no reply): TEMPFAIL, code 0 */
+static void res_local(struct smtp_result *r, enum smtp_outcome o, const char *text)
+{
+    r->outcome = o;
+    r->code = 0;
+    r->enhanced[0] = '\0';
+    snprintf(r->text, sizeof r->text, "%s", text);
+}
+
+/* outcome_final - the end-of-data reply: 2xx SENT, 5xx PERMFAIL, else TEMPFAIL */
+static enum smtp_outcome outcome_final(int code)
+{
+    if (code / 100 == 2)
+        return SMTP_SENT;
+    return code / 100 == 5 ? SMTP_PERMFAIL : SMTP_TEMPFAIL;
+}
+
+/* outcome_fail - a reply that stopped a message: never SENT */
+static enum smtp_outcome outcome_fail(int code)
+{
+    return code / 100 == 5 ? SMTP_PERMFAIL : SMTP_TEMPFAIL;
+}
+
+static int64_t deadline_in(struct smtp_conn *c, int ms)
+{
+    c->tmo_ms = ms;
+    return time_mono_ms() + ms;
+}
+
+static bool has_8bit(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] >= 0x80)
+            return true;
+    return false;
+}
+
+/* ---- exported pure helpers ---------------------------------------------- */
+
+int smtp_wire_data(struct buf *out, const char *data, size_t len)
+{
+    const char *p = data, *end = data + len;
+    bool bol = true;
+    while (p < end) {
+        if (bol && *p == '.' && buf_appendc(out, '.') < 0)
+            return -1;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            if (buf_append(out, p, (size_t)(end - p)) < 0)
+                return -1;
+            bol = false;
+            break;
+        }
+        if (nl > p && nl[-1] == '\r') {
+            if (buf_append(out, p, (size_t)(nl + 1 - p)) < 0)
+                return -1;
+        } else if (buf_append(out, p, (size_t)(nl - p)) < 0 || buf_append(out, "\r\n", 2) < 0) {
+            return -1;
+        }
+        p = nl + 1;
+        bol = true;
+    }
+    if (!bol) {
+        /* no final line end: complete it (a trailing CR only needs its LF) */
+        const char *tail = end[-1] == '\r' ? "\n" : "\r\n";
+        if (buf_append(out, tail, strlen(tail)) < 0)
+            return -1;
+    }
+    return buf_append(out, ".\r\n", 3);
+}
+
+bool smtp_addr_ok(const char *a, bool empty_ok)
+{
+    if (!a)
+        return false;
+    size_t n = strlen(a);
+    if (n == 0)
+        return empty_ok;
+    if (n > SMTP_ADDR_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)a[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '<' || ch == '>')
+            return false;
+    }
+    return true;
+}
+
+int smtp_reply_line(const char *line, size_t len, int *code, bool *last, const char **text)
+{
+    if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
+        line[2] < '0' || line[2] > '9')
+        return -1;
+    *code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    if (len == 3) {
+        *last = true;
+        *text = line + 3;
+        return 0;
+    }
+    if (line[3] == ' ')
+        *last = true;
+    else if (line[3] == '-')
+        *last = false;
+    else
+        return -1;
+    *text = line + 4;
+    return 0;
+}
+
+/* digits - 1..3 ASCII digits at p[*i] */
+static bool digits(const char *p, size_t len, size_t *i)
+{
+    size_t start = *i;
+    while (*i < len && *i - start < 3 && p[*i] >= '0' && p[*i] <= '9')
+        (*i)++;
+    return *i > start && !(*i < len && p[*i] >= '0' && p[*i] <= '9');
+}
+
+size_t smtp_enhanced_code(int code, const char *text, size_t len, char out[16])
+{
+    size_t i = 0;
+    out[0] = '\0';
+    if (len < 5 || text[0] != (char)('0' + code / 100) || text[1] != '.')
+        return 0;
+    i = 2;
+    if (!digits(text, len, &i) || i >= len || text[i] != '.')
+        return 0;
+    i++;
+    if (!digits(text, len, &i))
+        return 0;
+    if (i < len && text[i] != ' ')
+        return 0;
+    memcpy(out, text, i);
+    out[i] = '\0';
+    return i < len ? i + 1 : i;
+}
+
+/* ---- TLS context cache and socket BIO ------------------------------------ */
+
+struct ctx_ent {
+    struct ctx_ent *next;
+    char *ca_file; /* NULL: OpenSSL's default paths */
+    SSL_CTX *ctx;
+    unsigned refs;
+};
+
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ctx_ent *ctx_list;
+
+/* ssl_reason - the first queued OpenSSL error as text; clears the queue */
+static void ssl_reason(char *out, size_t len)
+{
+    unsigned long e = ERR_get_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    if (r)
+        snprintf(out, len, "%s", r);
+    else if (e)
+        ERR_error_string_n(e, out, len);
+    else
+        snprintf(out, len, "unknown error");
+    ERR_clear_error();
+}
+
+static SSL_CTX *ctx_build(const char *ca_file, char *errbuf, size_t errlen)
+{
+    char why[256];
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        ssl_reason(why, sizeof why);
+        set_errbuf(errbuf, errlen, "TLS: cannot create a context: %s", why);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        ssl_reason(why, sizeof why);
+        if (ca_file)
+            set_errbuf(errbuf, errlen, "TLS: cannot load CA file '%s': %s", ca_file, why);
+        else
+            set_errbuf(errbuf, errlen, "TLS: cannot load the default CA paths: %s", why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* ctx_acquire - the shared SSL_CTX for ca_file (one reference) */
+static SSL_CTX *ctx_acquire(const char *ca_file, char *errbuf, size_t errlen)
+{
+    SSL_CTX *ctx = NULL;
+    pthread_mutex_lock(&ctx_lock);
+    for (struct ctx_ent *e = ctx_list; e; e = e->next) {
+        if ((!e->ca_file && !ca_file) || (e->ca_file && ca_file && !strcmp(e->ca_file, ca_file))) {
+            e->refs++;
+            ctx = e->ctx;
+            goto out;
+        }
+    }
+    ctx = ctx_build(ca_file, errbuf, errlen);
+    if (ctx) {
+        struct ctx_ent *e = xcalloc(1, sizeof *e);
+        e->ca_file = ca_file ? xstrdup(ca_file) : NULL;
+        e->ctx = ctx;
+        e->refs = 1;
+        e->next = ctx_list;
+        ctx_list = e;
+    }
+out:
+    pthread_mutex_unlock(&ctx_lock);
+    return ctx;
+}
+
+static void ctx_release(SSL_CTX *ctx)
+{
+    if (!ctx)
+        return;
+    pthread_mutex_lock(&ctx_lock);
+    for (struct ctx_ent **pp = &ctx_list; *pp; pp = &(*pp)->next) {
+        struct ctx_ent *e = *pp;
+        if (e->ctx != ctx)
+            continue;
+        if (--e->refs == 0) {
+            *pp = e->next;
+            SSL_CTX_free(e->ctx);
+            free(e->ca_file);
+            free(e);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&ctx_lock);
+}
+
+/* The socket BIO: OpenSSL's writes with write(2), which raises SIGPIPE on a
+ * closed peer; ours sends with MSG_NOSIGNAL. The fd is owned by the conn. */
+static BIO_METHOD *sock_method;
+static pthread_once_t sock_once = PTHREAD_ONCE_INIT;
+
+static int sbio_fd(BIO *b)
+{
+    return (int)(intptr_t)BIO_get_data(b);
+}
+
+static int sbio_write(BIO *b, const char *data, int len)
+{
+    BIO_clear_retry_flags(b);
+    ssize_t n = send(sbio_fd(b), data, (size_t)len, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static int sbio_read(BIO *b, char *out, int len)
+{
+    BIO_clear_retry_flags(b);
+    ssize_t n = recv(sbio_fd(b), out, (size_t)len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_read(b);
+    return (int)n;
+}
+
+static long sbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sbio_create(BIO *b)
+{
+    BIO_set_data(b, (void *)(intptr_t)-1);
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static int sbio_destroy(BIO *b)
+{
+    (void)b;
+    return 1;
+}
+
+static void sock_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "smtp socket");
+    if (!m || !BIO_meth_set_write(m, sbio_write) || !BIO_meth_set_read(m, sbio_read) ||
+        !BIO_meth_set_ctrl(m, sbio_ctrl) || !BIO_meth_set_create(m, sbio_create) ||
+        !BIO_meth_set_destroy(m, sbio_destroy)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    sock_method = m;
+}
+
+/* ---- bounded I/O ---------------------------------------------------------- */
+
+/* wait_fd - 1 when fd is ready for ev, 0 on timeout, -1 on a poll error */
+static int wait_fd(int fd, short ev, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = ev};
+        int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (r > 0)
+            return 1; /* also POLLERR/POLLHUP: the next I/O call tells */
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static int io_wait(struct smtp_conn *c, short ev, int64_t deadline, const char *what)
+{
+    char eb[128];
+    int r = wait_fd(c->fd, ev, deadline);
+    if (r > 0)
+        return 0;
+    if (r == 0) {
+        errf(c, "timed out after %d ms %s", c->tmo_ms, what);
+        return E_TIMEOUT;
+    }
+    errf(c, "poll: %s", errstr(errno, eb, sizeof eb));
+    return E_IO;
+}
+
+/* ssl_io_fail - text for a failed SSL_read/SSL_write/SSL_connect */
+static int ssl_io_fail(struct smtp_conn *c, int sslerr, int ret, const char *what)
+{
+    char why[256], eb[128];
+    int saved = errno;
+    unsigned long e = ERR_peek_error();
+    if (sslerr == SSL_ERROR_ZERO_RETURN ||
+        (sslerr == SSL_ERROR_SYSCALL && e == 0 && (ret == 0 || saved == 0)) ||
+        (e && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+        ERR_clear_error();
+        errf(c, "connection closed by the server while %s", what);
+        return E_IO;
+    }
+    if (sslerr == SSL_ERROR_SYSCALL && e == 0)
+        snprintf(why, sizeof why, "%s", errstr(saved, eb, sizeof eb));
+    else
+        ssl_reason(why, sizeof why);
+    errf(c, "connection lost while %s: TLS: %s", what, why);
+    return E_IO;
+}
+
+/* io_write - all of p, bounded by deadline; what: "sending ..." */
+static int io_write(struct smtp_conn *c, const char *p, size_t len, int64_t deadline,
+                    const char *what)
+{
+    char eb[128];
+    while (len > 0) {
+        size_t chunk = len > (size_t)INT_MAX ? (size_t)INT_MAX : len;
+        int rc;
+        if (c->ssl) {
+            ERR_clear_error();
+            int r = SSL_write(c->ssl, p, (int)chunk);
+            if (r > 0) {
+                p += r;
+                len -= (size_t)r;
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+                rc = io_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, what);
+                if (rc)
+                    return rc;
+                continue;
+            }
+            return ssl_io_fail(c, e, r, what);
+        }
+        ssize_t n = send(c->fd, p, chunk, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = io_wait(c, POLLOUT, deadline, what);
+            if (rc)
+                return rc;
+            continue;
+        }
+        errf(c, "connection lost while %s: %s", what, n < 0 ? errstr(errno, eb, sizeof eb) : "EOF");
+        return E_IO;
+    }
+    return 0;
+}
+
+/* io_fill - read more into c->in (which has room), bounded by deadline */
+static int io_fill(struct smtp_conn *c, int64_t deadline, const char *what)
+{
+    char eb[128];
+    size_t space = sizeof c->in - c->in_len;
+    for (;;) {
+        int rc;
+        if (c->ssl) {
+            ERR_clear_error();
+            int r = SSL_read(c->ssl, c->in + c->in_len, (int)space);
+            if (r > 0) {
+                c->in_len += (size_t)r;
+                return 0;
+            }
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                rc = io_wait(c, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline, what);
+                if (rc)
+                    return rc;
+                continue;
+            }
+            return ssl_io_fail(c, e, r, what);
+        }
+        ssize_t n = recv(c->fd, c->in + c->in_len, space, 0);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            return 0;
+        }
+        if (n == 0) {
+            errf(c, "connection closed by the server while %s", what);
+            return E_IO;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            rc = io_wait(c, POLLIN, deadline, what);
+            if (rc)
+                return rc;
+            continue;
+        }
+        errf(c, "connection lost while %s: %s", what, errstr(errno, eb, sizeof eb));
+        return E_IO;
+    }
+}
+
+/* read_line - the next line (without CR LF), valid until the next read */
+static int read_line(struct smtp_conn *c, int64_t deadline, const char *what, const char **line,
+                     size_t *len)
+{
+    for (;;) {
+        char *start = c->in + c->in_pos;
+        char *nl = memchr(start, '\n', c->in_len - c->in_pos);
+        if (nl) {
+            size_t n = (size_t)(nl - start);
+            if (n > 0 && start[n - 1] == '\r')
+                n--;
+            *line = start;
+            *len = n;
+            c->in_pos = (size_t)(nl + 1 - c->in);
+            return 0;
+        }
+        if (c->in_pos > 0) {
+            memmove(c->in, start, c->in_len - c->in_pos);
+            c->in_len -= c->in_pos;
+            c->in_pos = 0;
+        }
+        if (c->in_len == sizeof c->in) {
+            errf(c, "reply line longer than %zu bytes while %s", sizeof c->in, what);
+            return E_PROTO;
+        }
+        int rc = io_fill(c, deadline, what);
+        if (rc)
+            return rc;
+    }
+}
+
+/* text_add - append printable text to r->text (control characters become
+ * '?', tabs spaces), truncated */
+static void text_add(struct smtp_result *r, size_t *tl, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && *tl + 1 < sizeof r->text; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        r->text[(*tl)++] = ch == '\t' ? ' ' : (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    r->text[*tl] = '\0';
+}
+
+/* ehlo_keyword - note one EHLO extension line */
+static void ehlo_keyword(struct smtp_conn *c, const char *t, size_t n)
+{
+    size_t k = 0;
+    while (k < n && t[k] != ' ' && t[k] != '=')
+        k++;
+#define KW(s) (k == sizeof(s) - 1 && strncasecmp(t, s, k) == 0)
+    if (KW("PIPELINING"))
+        c->ext_pipelining = true;
+    else if (KW("STARTTLS"))
+        c->ext_starttls = true;
+    else if (KW("SIZE"))
+        c->ext_size = true;
+    else if (KW("8BITMIME"))
+        c->ext_8bitmime = true;
+    else if (KW("SMTPUTF8"))
+        c->ext_smtputf8 = true;
+    else if (KW("AUTH")) {
+        size_t i = k;
+        while (i < n) {
+            while (i < n && (t[i] == ' ' || t[i] == '='))
+                i++;
+            size_t s = i;
+            while (i < n && t[i] != ' ')
+                i++;
+            if (i - s == 5 && strncasecmp(t + s, "PLAIN", 5) == 0)
+                c->auth_mechs |= AUTH_PLAIN;
+            else if (i - s == 5 && strncasecmp(t + s, "LOGIN", 5) == 0)
+                c->auth_mechs |= AUTH_LOGIN;
+        }
+    }
+#undef KW
+}
+
+/* read_reply - one (multi-line) reply into r: code, enhanced code of the
+ * first line, text "CODE text text..." on one line. ehlo: parse the
+ * extension lines. The outcome is left to the caller. */
+static int read_reply(struct smtp_conn *c, int64_t deadline, const char *what,
+                      struct smtp_result *r, bool ehlo)
+{
+    size_t tl = 0;
+    r->outcome = SMTP_TEMPFAIL;
+    r->code = 0;
+    r->enhanced[0] = '\0';
+    r->text[0] = '\0';
+    for (int nl = 0;; nl++) {
+        const char *line, *text;
+        size_t len;
+        int code, rc;
+        bool last;
+        rc = read_line(c, deadline, what, &line, &len);
+        if (rc)
+            return rc;
+        if (smtp_reply_line(line, len, &code, &last, &text) < 0 || (nl > 0 && code != r->code)) {
+            errf(c, "malformed reply while %s", what);
+            return E_PROTO;
+        }
+        size_t tlen = len - (size_t)(text - line);
+        if (nl == 0) {
+            r->code = code;
+            text_add(r, &tl, line, 3);
+            smtp_enhanced_code(code, text, tlen, r->enhanced);
+        } else if (ehlo) {
+            ehlo_keyword(c, text, tlen);
+        }
+        if (tlen > 0) {
+            text_add(r, &tl, " ", 1);
+            text_add(r, &tl, text, tlen);
+        }
+        if (last)
+            return 0;
+        if (nl >= SMTP_MAX_REPLY_LINES) {
+            errf(c, "reply of more than %d lines while %s", SMTP_MAX_REPLY_LINES, what);
+            return E_PROTO;
+        }
+    }
+}
+
+/* flush_out - write c->out, then empty it (cleansed if it held secrets) */
+static int flush_out(struct smtp_conn *c, int64_t deadline, const char *what)
+{
+    int rc = c->out.len ? io_write(c, c->out.data, c->out.len, deadline, what) : 0;
+    if (c->out_secret && c->out.data)
+        OPENSSL_cleanse(c->out.data, c->out.alloc);
+    c->out_secret = false;
+    if (c->out.alloc > SMTP_OUT_KEEP)
+        buf_cleanup(&c->out);
+    else
+        buf_reset(&c->out);
+    return rc;
+}
+
+/* command - write line (CRLF included) and read its reply, each bounded by
+ * the command timeout */
+static int command(struct smtp_conn *c, const char *line, const char *what, struct smtp_result *r)
+{
+    char w[64];
+    snprintf(w, sizeof w, "sending %s", what);
+    if (buf_append(&c->out, line, strlen(line)) < 0) {
+        errf(c, "command too long: %s", what);
+        return E_PROTO;
+    }
+    int rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms), w);
+    if (rc)
+        return rc;
+    snprintf(w, sizeof w, "waiting for the %s reply", what);
+    return read_reply(c, deadline_in(c, c->s.command_timeout_ms), w, r, false);
+}
+
+/* ---- connection set-up ------------------------------------------------------ */
+
+/* conn_drop - close the connection; quit: send QUIT and wait briefly for
+ * its reply (only when the dialogue is in step) */
+static void conn_drop(struct smtp_conn *c, bool quit)
+{
+    if (c->fd < 0)
+        return;
+    if (quit) {
+        struct smtp_result r;
+        int ms = c->s.command_timeout_ms < SMTP_QUIT_WAIT_MS ? c->s.command_timeout_ms
+                                                             : SMTP_QUIT_WAIT_MS;
+        buf_reset(&c->out);
+        if (buf_append(&c->out, "QUIT\r\n", 6) == 0 &&
+            flush_out(c, deadline_in(c, ms), "sending QUIT") == 0)
+            (void)read_reply(c, deadline_in(c, ms), "waiting for the QUIT reply", &r, false);
+    }
+    if (c->ssl) {
+        ERR_clear_error();
+        if (quit)
+            (void)SSL_shutdown(c->ssl); /* close_notify, best effort */
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        ERR_clear_error();
+    }
+    close(c->fd);
+    c->fd = -1;
+    c->in_pos = c->in_len = 0;
+    c->queued = c->need_rset = false;
+    if (c->out_secret && c->out.data)
+        OPENSSL_cleanse(c->out.data, c->out.alloc);
+    c->out_secret = false;
+    buf_reset(&c->out);
+}
+
+/* tcp_connect - resolve and connect to each address in turn; the connect
+ * timeout is shared: each address gets an equal part of what is left */
+static int tcp_connect(struct smtp_conn *c)
+{
+    char port[16], last[200] = "no address", addr[INET6_ADDRSTRLEN], eb[128];
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(port, sizeof port, "%d", c->s.port);
+    int g = getaddrinfo(c->s.host, port, &hints, &res);
+    if (g != 0) {
+        errf(c, "cannot resolve %s: %s", c->s.host,
+             g == EAI_SYSTEM ? errstr(errno, eb, sizeof eb) : gai_strerror(g));
+        return E_CONNECT;
+    }
+    size_t left_addrs = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        left_addrs++;
+    int64_t deadline = time_mono_ms() + c->s.connect_timeout_ms;
+    int rc = E_CONNECT;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next, left_addrs--) {
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0)
+            break;
+        int64_t share = left / (int64_t)left_addrs;
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) !=
+            0)
+            snprintf(addr, sizeof addr, "?");
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            snprintf(last, sizeof last, "%s: socket: %s", addr, errstr(errno, eb, sizeof eb));
+            continue;
+        }
+        int err = 0;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            err = errno;
+            if (err == EINPROGRESS) {
+                int w = wait_fd(fd, POLLOUT, time_mono_ms() + share);
+                socklen_t sl = sizeof err;
+                if (w == 0) {
+                    snprintf(last, sizeof last, "%s: timed out after %lld ms", addr,
+                             (long long)share);
+                    close(fd);
+                    continue;
+                }
+                if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+                    err = errno;
+            }
+        }
+        if (err != 0) {
+            snprintf(last, sizeof last, "%s: %s", addr, errstr(err, eb, sizeof eb));
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->fd = fd;
+        rc = 0;
+        break;
+    }
+    freeaddrinfo(res);
+    if (rc)
+        errf(c, "connect to %s:%d failed: %s", c->s.host, c->s.port, last);
+    return rc;
+}
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char b[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, b) == 1 || inet_pton(AF_INET6, host, b) == 1;
+}
+
+/* tls_start - TLS handshake on the connected socket; the certificate chain
+ * and the host name (or IP address) must verify */
+static int tls_start(struct smtp_conn *c)
+{
+    char why[256];
+    int64_t deadline = deadline_in(c, c->s.command_timeout_ms);
+    if (pthread_once(&sock_once, sock_method_init) != 0 || !sock_method) {
+        errf(c, "TLS: cannot create the socket BIO method");
+        return E_TLS;
+    }
+    ERR_clear_error();
+    SSL *ssl = SSL_new(c->ctx);
+    BIO *bio = ssl ? BIO_new(sock_method) : NULL;
+    if (!ssl || !bio) {
+        SSL_free(ssl);
+        ssl_reason(why, sizeof why);
+        errf(c, "TLS: cannot create a session: %s", why);
+        return E_TLS;
+    }
+    BIO_set_data(bio, (void *)(intptr_t)c->fd);
+    SSL_set_bio(ssl, bio, bio);
+    c->ssl = ssl;
+    int ok;
+    if (is_ip_literal(c->s.host)) {
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->s.host);
+    } else {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = SSL_set_tlsext_host_name(ssl, c->s.host) == 1 && SSL_set1_host(ssl, c->s.host) == 1;
+    }
+    if (!ok) {
+        ssl_reason(why, sizeof why);
+        errf(c, "TLS: cannot set the expected host '%s': %s", c->s.host, why);
+        return E_TLS;
+    }
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_connect(ssl);
+        if (r == 1)
+            break;
+        int e = SSL_get_error(ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            int rc = io_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline,
+                             "in the TLS handshake");
+            if (rc) {
+                errf(c, "TLS: handshake with %s:%d timed out after %d ms", c->s.host, c->s.port,
+                     c->tmo_ms);
+                return rc;
+            }
+            continue;
+        }
+        long v = SSL_get_verify_result(ssl);
+        if (v != X509_V_OK) {
+            ERR_clear_error();
+            errf(c, "TLS: certificate verify failed: %s (%s:%d)", X509_verify_cert_error_string(v),
+                 c->s.host, c->s.port);
+            return E_TLS;
+        }
+        char what[sizeof c->err];
+        (void)ssl_io_fail(c, e, r, "in the TLS handshake");
+        memcpy(what, c->err, sizeof what);
+        errf(c, "TLS: handshake with %s:%d failed: %s", c->s.host, c->s.port, what);
+        return E_TLS;
+    }
+    /* fail closed even if a future change loosened the verify mode */
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK || !SSL_get0_peer_certificate(ssl)) {
+        errf(c, "TLS: certificate verify failed: %s (%s:%d)",
+             v != X509_V_OK ? X509_verify_cert_error_string(v) : "no certificate", c->s.host,
+             c->s.port);
+        return E_TLS;
+    }
+    return 0;
+}
+
+/* say_hello - EHLO (HELO fallback when allowed); extensions recorded */
+static int say_hello(struct smtp_conn *c, bool allow_helo, struct smtp_result *fail)
+{
+    char line[300];
+    c->ext_pipelining = c->ext_starttls = c->ext_size = false;
+    c->ext_8bitmime = c->ext_smtputf8 = false;
+    c->auth_mechs = 0;
+    snprintf(line, sizeof line, "EHLO %s\r\n", c->helo);
+    if (buf_append(&c->out, line, strlen(line)) < 0) {
+        errf(c, "EHLO line too long");
+        return E_PROTO;
+    }
+    int rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms), "sending EHLO");
+    if (rc)
+        return rc;
+    rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms), "waiting for the EHLO reply", fail,
+                    true);
+    if (rc)
+        return rc;
+    if (fail->code / 100 == 2)
+        return 0;
+    if (allow_helo && fail->code / 100 == 5) {
+        c->auth_mechs = 0;
+        c->ext_pipelining = c->ext_starttls = c->ext_size = false;
+        c->ext_8bitmime = c->ext_smtputf8 = false;
+        snprintf(line, sizeof line, "HELO %s\r\n", c->helo);
+        rc = command(c, line, "HELO", fail);
+        if (rc)
+            return rc;
+        if (fail->code / 100 == 2)
+            return 0;
+    }
+    fail->outcome = SMTP_TEMPFAIL;
+    return E_REPLY;
+}
+
+/* b64 - base64 of p[0..n) as a new string (caller cleanses and frees) */
+static char *b64(const void *p, size_t n)
+{
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+    return out;
+}
+
+/* auth_send_secret - a command line holding credentials: cleansed after */
+static int auth_step(struct smtp_conn *c, const char *a, const char *b, struct smtp_result *r)
+{
+    char w[] = "sending AUTH";
+    c->out_secret = true;
+    if (buf_append(&c->out, a, strlen(a)) < 0 || (b && buf_append(&c->out, b, strlen(b)) < 0) ||
+        buf_append(&c->out, "\r\n", 2) < 0) {
+        errf(c, "AUTH line too long");
+        return E_PROTO;
+    }
+    int rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms), w);
+    if (rc)
+        return rc;
+    return read_reply(c, deadline_in(c, c->s.command_timeout_ms), "waiting for the AUTH reply", r,
+                      false);
+}
+
+static void free_secret(char *s)
+{
+    if (s) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
+/* do_auth - AUTH PLAIN (preferred) or LOGIN. E_REPLY with fail filled
+ * (5xx PERMFAIL) when the server refuses. */
+static int do_auth(struct smtp_conn *c, struct smtp_result *fail)
+{
+    const char *user = c->s.username, *pass = c->s.password;
+    size_t ul = strlen(user), pl = strlen(pass);
+    char *tok = NULL, *tok2 = NULL;
+    int rc;
+    if (c->auth_mechs & AUTH_PLAIN) {
+        c->auth_used = "PLAIN";
+        size_t rl = ul + pl + 2;
+        char *raw = xmalloc(rl);
+        raw[0] = '\0';
+        memcpy(raw + 1, user, ul);
+        raw[1 + ul] = '\0';
+        memcpy(raw + 2 + ul, pass, pl);
+        tok = b64(raw, rl);
+        OPENSSL_cleanse(raw, rl);
+        free(raw);
+        rc = auth_step(c, "AUTH PLAIN ", tok, fail);
+        if (rc == 0 && fail->code == 334) /* asked again for the response */
+            rc = auth_step(c, tok, NULL, fail);
+    } else {
+        c->auth_used = "LOGIN";
+        rc = auth_step(c, "AUTH LOGIN", NULL, fail);
+        if (rc == 0 && fail->code == 334) {
+            tok = b64(user, ul);
+            rc = auth_step(c, tok, NULL, fail);
+        }
+        if (rc == 0 && fail->code == 334) {
+            tok2 = b64(pass, pl);
+            rc = auth_step(c, tok2, NULL, fail);
+        }
+    }
+    free_secret(tok);
+    free_secret(tok2);
+    if (rc)
+        return rc;
+    if (fail->code == 235)
+        return 0;
+    fail->outcome = outcome_fail(fail->code);
+    if (fail->code / 100 == 3) /* a challenge we did not expect */
+        fail->outcome = SMTP_TEMPFAIL;
+    return E_REPLY;
+}
+
+/* conn_open - connect and bring the session to "ready for MAIL": TLS as
+ * configured, EHLO, AUTH when a username is set (only when auth). On
+ * failure *fail holds the result for the messages and the connection is
+ * closed. */
+static int conn_open(struct smtp_conn *c, bool auth, struct smtp_result *fail)
+{
+    struct smtp_result r;
+    int rc;
+    c->in_pos = c->in_len = 0;
+    c->need_rset = c->queued = false;
+    c->auth_used = NULL;
+    rc = tcp_connect(c);
+    if (rc == 0 && c->s.tls == SMTP_TLS_IMPLICIT)
+        rc = tls_start(c);
+    if (rc == 0)
+        rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms), "waiting for the greeting",
+                        fail, false);
+    if (rc == 0 && fail->code != 220) {
+        fail->outcome = SMTP_TEMPFAIL;
+        rc = E_REPLY;
+    }
+    if (rc == 0)
+        rc = say_hello(c, c->s.tls == SMTP_TLS_NONE, fail);
+    if (rc == 0 && c->s.tls == SMTP_TLS_STARTTLS) {
+        if (!c->ext_starttls) {
+            errf(c, "TLS: STARTTLS required but not offered by %s:%d", c->s.host, c->s.port);
+            rc = E_POLICY;
+        } else {
+            rc = command(c, "STARTTLS\r\n", "STARTTLS", &r);
+            if (rc == 0 && r.code != 220) {
+                *fail = r;
+                fail->outcome = SMTP_TEMPFAIL;
+                rc = E_REPLY;
+            } else if (rc == 0 && c->in_pos != c->in_len) {
+                /* plaintext pipelined behind the 220 would be trusted as TLS data */
+                errf(c, "TLS: unexpected data after the STARTTLS reply from %s:%d", c->s.host,
+                     c->s.port);
+                rc = E_TLS;
+            }
+            if (rc == 0)
+                rc = tls_start(c);
+            if (rc == 0)
+                rc = say_hello(c, false, fail);
+        }
+    }
+    if (rc == 0 && c->s.username) {
+        if (!(c->auth_mechs & (AUTH_PLAIN | AUTH_LOGIN))) {
+            errf(c, "AUTH: %s:%d offers neither PLAIN nor LOGIN", c->s.host, c->s.port);
+            rc = E_POLICY;
+        } else if (c->s.tls != SMTP_TLS_NONE && !c->ssl) {
+            errf(c, "AUTH: refusing to send credentials without TLS");
+            rc = E_POLICY;
+        } else if (auth) {
+            rc = do_auth(c, fail);
+        }
+    }
+    if (rc == 0) {
+        c->fresh = true;
+        log_info("smtp client=%s connected to %s:%d tls=%s auth=%s pipelining=%s", c->s.name,
+                 c->s.host, c->s.port, c->ssl ? SSL_get_version(c->ssl) : "none",
+                 c->auth_used ? c->auth_used : "none", c->ext_pipelining ? "yes" : "no");
+        return 0;
+    }
+    if (rc != E_REPLY)
+        res_local(fail, SMTP_TEMPFAIL, c->err);
+    log_warn("smtp client=%s %s:%d not ready: %s", c->s.name, c->s.host, c->s.port, fail->text);
+    conn_drop(c, rc == E_REPLY || rc == E_POLICY);
+    return rc;
+}
+
+/* conn_alive - false when the server closed the idle connection or spoke
+ * unasked (typically "421 idle timeout" before closing) */
+static bool conn_alive(struct smtp_conn *c)
+{
+    if (c->in_pos != c->in_len)
+        return false;
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    int r = poll(&p, 1, 0);
+    if (r <= 0)
+        return true;
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+        return false;
+    if (c->ssl) {
+        c->in_pos = c->in_len = 0;
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, c->in, (int)sizeof c->in);
+        int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+        ERR_clear_error();
+        /* WANT_READ: only a post-handshake record (a TLS 1.3 ticket) came */
+        return n <= 0 && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE);
+    }
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+}
+
+/* ---- transactions ------------------------------------------------------------ */
+
+enum cmd_kind { C_RSET, C_MAIL, C_RCPT, C_DATA };
+
+static const char *const cmd_wait[] = {
+    [C_RSET] = "waiting for the RSET reply",
+    [C_MAIL] = "waiting for the MAIL FROM reply",
+    [C_RCPT] = "waiting for the RCPT TO reply",
+    [C_DATA] = "waiting for the DATA reply",
+};
+
+/* append_cmd - one envelope command for m into c->out */
+static int append_cmd(struct smtp_conn *c, enum cmd_kind k, const struct smtp_envelope *m)
+{
+    struct buf *o = &c->out;
+    switch (k) {
+    case C_RSET:
+        return buf_append(o, "RSET\r\n", 6);
+    case C_MAIL:
+        if (buf_printf(o, "MAIL FROM:<%s>", m->from) < 0)
+            return -1;
+        if (c->ext_size && buf_printf(o, " SIZE=%zu", m->len) < 0)
+            return -1;
+        if (c->ext_8bitmime && has_8bit(m->data, m->len) && buf_append(o, " BODY=8BITMIME", 14) < 0)
+            return -1;
+        if (c->ext_smtputf8 &&
+            (has_8bit(m->from, strlen(m->from)) || has_8bit(m->rcpt, strlen(m->rcpt))) &&
+            buf_append(o, " SMTPUTF8", 9) < 0)
+            return -1;
+        return buf_append(o, "\r\n", 2);
+    case C_RCPT:
+        return buf_printf(o, "RCPT TO:<%s>\r\n", m->rcpt);
+    case C_DATA:
+        return buf_append(o, "DATA\r\n", 6);
+    }
+    return -1;
+}
+
+/* append_envelope - [RSET] MAIL RCPT DATA; the kinds go to k[], count returned */
+static int append_envelope(struct smtp_conn *c, const struct smtp_envelope *m, bool rset,
+                           enum cmd_kind k[4])
+{
+    int n = 0;
+    if (rset)
+        k[n++] = C_RSET;
+    k[n++] = C_MAIL;
+    k[n++] = C_RCPT;
+    k[n++] = C_DATA;
+    for (int i = 0; i < n; i++)
+        if (append_cmd(c, k[i], m) < 0)
+            return -1;
+    return n;
+}
+
+/* envelope_ok - checks before anything is sent; PERMFAIL into r if not */
+static bool envelope_ok(const struct smtp_envelope *m, struct smtp_result *r)
+{
+    const char *why = NULL;
+    if (!smtp_addr_ok(m->from, true))
+        why = "invalid sender address (control character, angle bracket or too long)";
+    else if (!smtp_addr_ok(m->rcpt, false))
+        why = "invalid recipient address (empty, control character, angle bracket or too long)";
+    else if (!m->data && m->len > 0)
+        why = "message data missing";
+    else if (m->len > SMTP_MAX_MESSAGE)
+        why = "message too large for this client (64 MiB)";
+    if (why && r)
+        res_local(r, SMTP_PERMFAIL, why);
+    return why == NULL;
+}
+
+enum msg_rc { MSG_DONE, MSG_RETRY };
+
+/* run_message - one transaction for m over the open connection. next (or
+ * NULL): the following message, whose envelope is pipelined behind this
+ * body. MSG_RETRY (res filled anyway): the reused connection broke before
+ * the message's first reply; nothing of it can have been delivered. */
+static enum msg_rc run_message(struct smtp_conn *c, const struct smtp_envelope *m,
+                               const struct smtp_envelope *next, struct smtp_result *res)
+{
+    struct smtp_result rep[4];
+    enum cmd_kind k[4];
+    bool reused = !c->fresh, pipe = c->ext_pipelining, rset = c->need_rset;
+    int n = 0, got = 0, rc = 0;
+
+    c->need_rset = false;
+    if (pipe) {
+        if (c->queued) {
+            k[n++] = C_MAIL; /* queued behind the previous body, never with RSET */
+            k[n++] = C_RCPT;
+            k[n++] = C_DATA;
+            rset = false;
+        } else {
+            n = append_envelope(c, m, rset, k);
+        }
+        c->queued = false;
+        if (n < 0) {
+            errf(c, "envelope too long for the send buffer");
+            rc = E_PROTO;
+        } else {
+            rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms),
+                           "sending MAIL FROM, RCPT TO and DATA");
+        }
+        for (int i = 0; i < n && rc == 0; i++) {
+            rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms), cmd_wait[k[i]], &rep[i],
+                            false);
+            if (rc == 0 && rep[got++].code == 421)
+                break; /* the server is closing: no more replies */
+        }
+    } else {
+        if (rset)
+            k[n++] = C_RSET;
+        k[n++] = C_MAIL;
+        k[n++] = C_RCPT;
+        k[n++] = C_DATA;
+        for (int i = 0; i < n && rc == 0; i++) {
+            if (append_cmd(c, k[i], m) < 0) {
+                errf(c, "command too long for the send buffer");
+                rc = E_PROTO;
+                break;
+            }
+            rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms), "sending a command");
+            if (rc == 0)
+                rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms), cmd_wait[k[i]], &rep[i],
+                                false);
+            if (rc)
+                break;
+            got++;
+            if (rep[i].code / 100 != (k[i] == C_DATA ? 3 : 2))
+                break; /* lock-step: nothing more after a refusal */
+        }
+    }
+    int base = rset ? 1 : 0; /* index of the MAIL reply */
+    c->fresh = false;
+    if (rc) {
+        res_local(res, SMTP_TEMPFAIL, c->err);
+        conn_drop(c, false);
+        return reused && got <= base && rc != E_TIMEOUT ? MSG_RETRY : MSG_DONE;
+    }
+    if (rset && rep[0].code / 100 != 2) {
+        /* RSET refused: out of step; start again on a new connection */
+        *res = rep[0];
+        res->outcome = SMTP_TEMPFAIL;
+        conn_drop(c, false);
+        return reused ? MSG_RETRY : MSG_DONE;
+    }
+    int fail_at = -1;
+    for (int i = base; i < got; i++) {
+        if (rep[i].code / 100 != (k[i] == C_DATA ? 3 : 2)) {
+            fail_at = i;
+            break;
+        }
+    }
+    if (fail_at >= 0) {
+        *res = rep[fail_at];
+        res->outcome = outcome_fail(res->code);
+        bool closing = false;
+        for (int i = base; i < got; i++)
+            closing |= rep[i].code == 421;
+        if (closing) {
+            conn_drop(c, false);
+            return reused && fail_at == base ? MSG_RETRY : MSG_DONE;
+        }
+        if (got == n && rep[n - 1].code == 354) {
+            /* pipelined DATA accepted although MAIL or RCPT failed: end
+             * the empty message; its reply does not matter */
+            struct smtp_result ignored;
+            rc = buf_append(&c->out, ".\r\n", 3) < 0
+                     ? E_PROTO
+                     : flush_out(c, deadline_in(c, c->s.command_timeout_ms), "sending .");
+            if (rc == 0)
+                rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms),
+                                "waiting for the end-of-data reply", &ignored, false);
+            if (rc)
+                conn_drop(c, false);
+        } else if (fail_at > base) {
+            c->need_rset = true; /* MAIL was accepted: the transaction is open */
+        }
+        return MSG_DONE;
+    }
+
+    /* 354: the body, "." and maybe the next envelope, in one write */
+    int64_t mdl = deadline_in(c, c->s.message_timeout_ms);
+    if (smtp_wire_data(&c->out, m->data, m->len) < 0) {
+        res_local(res, SMTP_TEMPFAIL, "message too large for the send buffer");
+        conn_drop(c, false);
+        return MSG_DONE;
+    }
+    if (pipe && next) {
+        enum cmd_kind nk[4];
+        if (append_envelope(c, next, false, nk) < 0) {
+            res_local(res, SMTP_TEMPFAIL, "message too large for the send buffer");
+            conn_drop(c, false);
+            return MSG_DONE;
+        }
+        c->queued = true;
+    }
+    rc = flush_out(c, mdl, "sending the message");
+    if (rc == 0)
+        rc = read_reply(c, mdl, "waiting for the end-of-data reply", res, false);
+    if (rc) {
+        res_local(res, SMTP_TEMPFAIL, c->err);
+        conn_drop(c, false);
+        return MSG_DONE;
+    }
+    res->outcome = outcome_final(res->code);
+    if (res->code == 421)
+        conn_drop(c, false);
+    return MSG_DONE;
+}
+
+/* ---- public API ------------------------------------------------------------------ */
+
+/* clean_name - a host or EHLO name: 1..255 bytes, no space or control */
+static bool clean_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 255)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+static bool clean_cred(const char *s)
+{
+    return s && *s && strlen(s) <= SMTP_CRED_MAX;
+}
+
+struct smtp_conn *smtp_conn_new(const struct smtp_settings *s, unsigned flags, char *errbuf,
+                                size_t errlen)
+{
+    const char *name = s->name ? s->name : "smtp";
+    if (!clean_name(s->host)) {
+        set_errbuf(errbuf, errlen, "client %s: host must be a name or address without spaces",
+                   name);
+        return NULL;
+    }
+    if (s->port < 1 || s->port > 65535) {
+        set_errbuf(errbuf, errlen, "client %s: port must be between 1 and 65535", name);
+        return NULL;
+    }
+    if (s->tls != SMTP_TLS_NONE && s->tls != SMTP_TLS_STARTTLS && s->tls != SMTP_TLS_IMPLICIT) {
+        set_errbuf(errbuf, errlen, "client %s: unknown TLS mode", name);
+        return NULL;
+    }
+    if (!s->username != !s->password) {
+        set_errbuf(errbuf, errlen, "client %s: username and password go together", name);
+        return NULL;
+    }
+    if (s->username && (!clean_cred(s->username) || !clean_cred(s->password))) {
+        set_errbuf(errbuf, errlen, "client %s: username and password must be 1..%d bytes", name,
+                   SMTP_CRED_MAX);
+        return NULL;
+    }
+    if ((flags & SMTP_CONN_REQUIRE_AUTH) && !s->username) {
+        set_errbuf(errbuf, errlen, "client %s: a username and password are required", name);
+        return NULL;
+    }
+    if (s->helo && !clean_name(s->helo)) {
+        set_errbuf(errbuf, errlen, "client %s: EHLO name must be 1..255 bytes without spaces",
+                   name);
+        return NULL;
+    }
+    SSL_CTX *ctx = NULL;
+    if (s->tls != SMTP_TLS_NONE) {
+        ctx = ctx_acquire(s->ca_file, errbuf, errlen);
+        if (!ctx)
+            return NULL;
+    }
+    struct smtp_conn *c = xcalloc(1, sizeof *c);
+    c->s = *s;
+    c->s.name = name;
+    if (c->s.connect_timeout_ms <= 0)
+        c->s.connect_timeout_ms = 10000;
+    if (c->s.command_timeout_ms <= 0)
+        c->s.command_timeout_ms = 30000;
+    if (c->s.message_timeout_ms <= 0)
+        c->s.message_timeout_ms = 120000;
+    c->helo = s->helo ? s->helo : "localhost";
+    c->ctx = ctx;
+    c->fd = -1;
+    buf_init(&c->out, SMTP_WIRE_CAP);
+    return c;
+}
+
+void smtp_conn_send(struct smtp_conn *c, const struct smtp_envelope *msgs, size_t n,
+                    struct smtp_result *results)
+{
+    for (size_t i = 0; i < n; i++)
+        res_local(&results[i], SMTP_TEMPFAIL, "not attempted");
+    bool retried = false;
+    size_t i = 0;
+    while (i < n) {
+        if (!envelope_ok(&msgs[i], &results[i])) {
+            i++;
+            continue;
+        }
+        if (c->fd >= 0 && !c->queued && !conn_alive(c)) {
+            log_info("smtp client=%s server closed the idle connection; reconnecting", c->s.name);
+            conn_drop(c, false);
+        }
+        if (c->fd < 0) {
+            struct smtp_result fail;
+            if (conn_open(c, true, &fail) != 0) {
+                for (size_t j = i; j < n; j++)
+                    if (envelope_ok(&msgs[j], &results[j]))
+                        results[j] = fail;
+                return;
+            }
+        }
+        const struct smtp_envelope *next =
+            i + 1 < n && envelope_ok(&msgs[i + 1], NULL) ? &msgs[i + 1] : NULL;
+        if (run_message(c, &msgs[i], next, &results[i]) == MSG_RETRY && !retried) {
+            log_info("smtp client=%s connection lost before the first reply (%s); reconnecting",
+                     c->s.name, results[i].text);
+            retried = true;
+            continue;
+        }
+        retried = false;
+        i++;
+    }
+}
+
+void smtp_conn_free(struct smtp_conn *c)
+{
+    if (!c)
+        return;
+    conn_drop(c, true);
+    ctx_release(c->ctx);
+    buf_cleanup(&c->out);
+    free(c);
+}
+
+int smtp_conn_probe(const struct smtp_settings *s, unsigned flags, char *errbuf, size_t errlen)
+{
+    struct smtp_conn *c = smtp_conn_new(s, flags, errbuf, errlen);
+    if (!c)
+        return -1;
+    struct smtp_result fail;
+    int rc = conn_open(c, false, &fail);
+    if (rc != 0)
+        set_errbuf(errbuf, errlen, "%s", fail.text);
+    smtp_conn_free(c);
+    return rc ? -1 : 0;
+}

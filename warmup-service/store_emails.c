@@ -1,0 +1,464 @@
+/* store_emails.c - emails and deliveries: creation with fan-out, claims,
+ * results, campaign controls, dead letters. See store.h; locks as in
+ * store.c (w_lock for the writer connection, r_lock for the reader).
+ * Statements here are prepared per call (they are not on the per-copy hot
+ * path except claim/apply, which are batched). */
+#include "db.h"
+#include "log.h"
+#include "outbox.h"
+#include "store.h"
+#include "store_int.h"
+#include "timeutil.h"
+#include "xalloc.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+void email_info_cleanup(struct email_info *e)
+{
+    free(e->message_id);
+    free(e->from);
+    free(e->from_name);
+    free(e->subject);
+    free(e->body);
+    free(e->html);
+    free(e->smtp_client);
+    free(e->salt);
+    free(e->msgid_domain);
+    free(e->created_at);
+    memset(e, 0, sizeof *e);
+}
+
+static int step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        log_error("store: %s", sqlite3_errmsg(db));
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id,
+                       int64_t *recipients, char **message_id)
+{
+    unsigned char rnd[16];
+    char salt[33], now[32];
+    int rc = -1;
+    sqlite3_stmt *ins = NULL, *fan = NULL, *upd = NULL;
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return -1;
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(salt + 2 * i, 3, "%02x", rnd[i]);
+    time_rfc3339_ms(time_now_ms(), now, sizeof now);
+    *message_id = NULL;
+    pthread_mutex_lock(&s->w_lock);
+    if (db_begin(s->w) != 0)
+        goto out;
+    ins = db_prepare(s->w, "INSERT INTO emails(message_id, from_addr, from_name, subject, body,"
+                           " html, smtp_client, tpm, salt, msgid_domain, created_at)"
+                           " VALUES('', ?,?,?,?,?,?,?,?,?,?)");
+    fan = db_prepare(s->w, "INSERT INTO deliveries(email_id, user_id, recipient, name)"
+                           " SELECT ?1, id, email_id, name FROM users ORDER BY id");
+    upd = db_prepare(s->w, "UPDATE emails SET message_id = ?2, n_pending = ?3 WHERE id = ?1");
+    if (!ins || !fan || !upd)
+        goto out;
+    sqlite3_bind_text(ins, 1, sp->from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, sp->from_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 3, sp->subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 4, sp->body, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 5, sp->html, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 6, sp->smtp_client, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ins, 7, sp->tpm);
+    sqlite3_bind_text(ins, 8, salt, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 9, sp->msgid_domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 10, now, -1, SQLITE_STATIC);
+    if (step_done(s->w, ins) != 0)
+        goto out;
+    *id = sqlite3_last_insert_rowid(s->w);
+    sqlite3_bind_int64(fan, 1, *id);
+    if (step_done(s->w, fan) != 0)
+        goto out;
+    *recipients = sqlite3_changes(s->w);
+    *message_id = xasprintf("<email-%lld@%s>", (long long)*id, sp->msgid_domain);
+    sqlite3_bind_int64(upd, 1, *id);
+    sqlite3_bind_text(upd, 2, *message_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(upd, 3, *recipients);
+    if (step_done(s->w, upd) != 0)
+        goto out;
+    rc = db_commit(s->w);
+out:
+    sqlite3_finalize(ins);
+    sqlite3_finalize(fan);
+    sqlite3_finalize(upd);
+    if (rc != 0) {
+        db_rollback(s->w);
+        free(*message_id);
+        *message_id = NULL;
+    }
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+#define EMAIL_COLS                                                                                 \
+    "id, message_id, from_addr, from_name, subject, smtp_client, tpm, paused, salt,"               \
+    " msgid_domain, created_at, n_pending, n_sent, n_failed, n_dead, body, html"
+
+static void read_email(sqlite3_stmt *st, bool bodies, struct email_info *e)
+{
+    memset(e, 0, sizeof *e);
+    e->id = sqlite3_column_int64(st, 0);
+    e->message_id = col_dup(st, 1);
+    e->from = col_dup(st, 2);
+    e->from_name = col_dup(st, 3);
+    e->subject = col_dup(st, 4);
+    e->smtp_client = col_dup(st, 5);
+    e->tpm = sqlite3_column_int(st, 6);
+    e->paused = sqlite3_column_int(st, 7) != 0;
+    e->salt = col_dup(st, 8);
+    e->msgid_domain = col_dup(st, 9);
+    e->created_at = col_dup(st, 10);
+    e->pending = sqlite3_column_int64(st, 11);
+    e->sent = sqlite3_column_int64(st, 12);
+    e->failed = sqlite3_column_int64(st, 13);
+    e->dead = sqlite3_column_int64(st, 14);
+    if (bodies) {
+        e->body = col_dup(st, 15);
+        e->html = col_dup(st, 16);
+    }
+}
+
+int store_get_email(struct store *s, int64_t id, bool bodies, struct email_info *out)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, "SELECT " EMAIL_COLS " FROM emails WHERE id = ?");
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            read_email(st, bodies, out);
+            rc = 0;
+        } else if (r == SQLITE_DONE) {
+            rc = 1;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return rc;
+}
+
+int store_list_emails(struct store *s, int64_t limit, int64_t offset, struct email_info **out,
+                      size_t *n)
+{
+    int rc = -1, r;
+    size_t cap = 16;
+    *n = 0;
+    *out = xcalloc(cap, sizeof **out);
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st =
+        db_prepare(s->r, "SELECT " EMAIL_COLS " FROM emails ORDER BY id LIMIT ? OFFSET ?");
+    if (st) {
+        sqlite3_bind_int64(st, 1, limit);
+        sqlite3_bind_int64(st, 2, offset);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            if (*n == cap) {
+                cap *= 2;
+                *out = xreallocarray(*out, cap, sizeof **out);
+            }
+            read_email(st, false, &(*out)[(*n)++]);
+        }
+        rc = r == SQLITE_DONE ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return rc;
+}
+
+/* update_email - run an UPDATE ... WHERE id = ?1 with one int parameter ?2 */
+static int update_email(struct store *s, const char *sql, int64_t id, int64_t v)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->w_lock);
+    sqlite3_stmt *st = db_prepare(s->w, sql);
+    if (st) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, v);
+        if (step_done(s->w, st) == 0)
+            rc = sqlite3_changes(s->w) ? 0 : 1;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+int store_set_paused(struct store *s, int64_t id, bool paused)
+{
+    return update_email(s, "UPDATE emails SET paused = ?2 WHERE id = ?1", id, paused);
+}
+
+int store_set_tpm(struct store *s, int64_t id, int tpm)
+{
+    return update_email(s, "UPDATE emails SET tpm = ?2 WHERE id = ?1", id, tpm);
+}
+
+int store_reconcile(struct store *s, int64_t id, int64_t now_ms, int64_t *requeued)
+{
+    int rc = -1;
+    sqlite3_stmt *exists = NULL, *dead = NULL, *leases = NULL, *upd = NULL;
+    *requeued = 0;
+    pthread_mutex_lock(&s->w_lock);
+    if (db_begin(s->w) != 0)
+        goto out;
+    exists = db_prepare(s->w, "SELECT 1 FROM emails WHERE id = ?");
+    dead = db_prepare(s->w, "UPDATE deliveries SET state = 0, attempts = 0, due_at = 0"
+                            " WHERE email_id = ?1 AND state = 4");
+    /* an expired lease (its worker is gone): back to its queue */
+    leases = db_prepare(s->w, "UPDATE deliveries SET state = CASE WHEN attempts = 0 THEN 0"
+                              " ELSE 3 END, due_at = 0 WHERE email_id = ?1 AND state = 1"
+                              " AND lease_until < ?2");
+    upd = db_prepare(s->w, "UPDATE emails SET n_dead = n_dead - ?2, n_pending = n_pending + ?2"
+                           " WHERE id = ?1");
+    if (!exists || !dead || !leases || !upd)
+        goto out;
+    sqlite3_bind_int64(exists, 1, id);
+    if (sqlite3_step(exists) != SQLITE_ROW) {
+        rc = 1;
+        goto out;
+    }
+    sqlite3_bind_int64(dead, 1, id);
+    if (step_done(s->w, dead) != 0)
+        goto out;
+    int64_t ndead = sqlite3_changes(s->w);
+    sqlite3_bind_int64(leases, 1, id);
+    sqlite3_bind_int64(leases, 2, now_ms);
+    if (step_done(s->w, leases) != 0)
+        goto out;
+    *requeued = ndead + sqlite3_changes(s->w);
+    sqlite3_bind_int64(upd, 1, id);
+    sqlite3_bind_int64(upd, 2, ndead);
+    if (step_done(s->w, upd) != 0)
+        goto out;
+    rc = db_commit(s->w);
+out:
+    sqlite3_finalize(exists);
+    sqlite3_finalize(dead);
+    sqlite3_finalize(leases);
+    sqlite3_finalize(upd);
+    if (rc != 0)
+        db_rollback(s->w);
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+json_object *store_dlq(struct store *s, int64_t email_id, int64_t limit)
+{
+    json_object *arr = json_object_new_array();
+    int r = SQLITE_ERROR;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(
+        s->r, email_id ? "SELECT id, email_id, recipient, attempts, last_code, last_enhanced,"
+                         " last_reply, updated_at FROM deliveries WHERE email_id = ?1 AND state = 4"
+                         " ORDER BY updated_at DESC, id DESC LIMIT ?2"
+                       : "SELECT id, email_id, recipient, attempts, last_code, last_enhanced,"
+                         " last_reply, updated_at FROM deliveries INDEXED BY deliveries_dead"
+                         " WHERE state = 4 ORDER BY updated_at DESC, id DESC LIMIT ?2");
+    if (st) {
+        sqlite3_bind_int64(st, 1, email_id);
+        sqlite3_bind_int64(st, 2, limit);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            json_object *o = json_object_new_object();
+            char at[32];
+            time_rfc3339_ms(sqlite3_column_int64(st, 7), at, sizeof at);
+            const char *enh = (const char *)sqlite3_column_text(st, 5);
+            const char *txt = (const char *)sqlite3_column_text(st, 6);
+            json_object_object_add(o, "delivery_id",
+                                   json_object_new_int64(sqlite3_column_int64(st, 0)));
+            json_object_object_add(o, "email_id",
+                                   json_object_new_int64(sqlite3_column_int64(st, 1)));
+            json_object_object_add(
+                o, "recipient", json_object_new_string((const char *)sqlite3_column_text(st, 2)));
+            json_object_object_add(o, "attempts", json_object_new_int(sqlite3_column_int(st, 3)));
+            json_object_object_add(o, "smtp_code", json_object_new_int(sqlite3_column_int(st, 4)));
+            json_object_object_add(o, "smtp_enhanced", json_object_new_string(enh ? enh : ""));
+            json_object_object_add(o, "smtp_reply", json_object_new_string(txt ? txt : ""));
+            json_object_object_add(o, "at", json_object_new_string(at));
+            json_object_array_add(arr, o);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    if (r != SQLITE_DONE) {
+        json_object_put(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+int store_active_emails(struct store *s, int64_t *ids, size_t max, size_t *n)
+{
+    int r = SQLITE_ERROR;
+    *n = 0;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, "SELECT id FROM emails WHERE paused = 0"
+                                        " AND n_pending + n_failed > 0 ORDER BY id LIMIT ?");
+    if (st) {
+        sqlite3_bind_int64(st, 1, (int64_t)max);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW)
+            ids[(*n)++] = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return r == SQLITE_DONE ? 0 : -1;
+}
+
+int store_release_leases(struct store *s, int64_t *released)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->w_lock);
+    sqlite3_stmt *st = db_prepare(s->w, "UPDATE deliveries SET state = CASE WHEN attempts = 0"
+                                        " THEN 0 ELSE 3 END, due_at = 0 WHERE state = 1");
+    if (st && step_done(s->w, st) == 0) {
+        *released = sqlite3_changes(s->w);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
+                struct claim *out, size_t *n)
+{
+    int rc = -1, r = SQLITE_ERROR;
+    *n = 0;
+    pthread_mutex_lock(&s->w_lock);
+    /* pending copies first (due_at 0), then retries that are due */
+    sqlite3_stmt *st = db_prepare(
+        s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN ("
+              " SELECT id FROM (SELECT id FROM deliveries WHERE email_id = ?1 AND state = 0"
+              " LIMIT ?4) UNION ALL SELECT id FROM (SELECT id FROM deliveries"
+              " WHERE email_id = ?1 AND state = 3 AND due_at <= ?2 LIMIT ?4) LIMIT ?4)"
+              " RETURNING id, recipient, name, attempts");
+    if (st) {
+        sqlite3_bind_int64(st, 1, email_id);
+        sqlite3_bind_int64(st, 2, now_ms);
+        sqlite3_bind_int64(st, 3, now_ms + lease_ms);
+        sqlite3_bind_int(st, 4, max);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            struct claim *c = &out[(*n)++];
+            c->id = sqlite3_column_int64(st, 0);
+            c->recipient = col_dup(st, 1);
+            c->name = col_dup(st, 2);
+            c->attempts = sqlite3_column_int(st, 3);
+        }
+        rc = r == SQLITE_DONE ? 0 : -1;
+        if (rc != 0)
+            log_error("store: claim failed: %s", sqlite3_errmsg(s->w));
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+struct counter_delta {
+    int64_t email_id;
+    int64_t pending, sent, failed, dead;
+};
+
+static struct counter_delta *delta_for(struct counter_delta *d, size_t *nd, int64_t email_id)
+{
+    for (size_t i = 0; i < *nd; i++)
+        if (d[i].email_id == email_id)
+            return &d[i];
+    struct counter_delta *x = &d[(*nd)++];
+    memset(x, 0, sizeof *x);
+    x->email_id = email_id;
+    return x;
+}
+
+int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, const char *topic,
+                        int64_t now_ms)
+{
+    int rc = -1;
+    struct counter_delta *d = xcalloc(n ? n : 1, sizeof *d);
+    size_t nd = 0;
+    sqlite3_stmt *done = NULL, *release = NULL, *counters = NULL;
+    pthread_mutex_lock(&s->w_lock);
+    if (db_begin(s->w) != 0)
+        goto out;
+    done = db_prepare(s->w, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
+                            " due_at = ?3, last_code = ?4, last_enhanced = ?5, last_reply = ?6,"
+                            " updated_at = ?7 WHERE id = ?1");
+    release = db_prepare(s->w, "UPDATE deliveries SET state = CASE WHEN attempts = 0 THEN 0"
+                               " ELSE 3 END WHERE id = ?1 AND state = 1");
+    counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + ?2,"
+                                " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
+                                " n_dead = n_dead + ?5 WHERE id = ?1");
+    if (!done || !release || !counters)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const struct dlv_result *x = &r[i];
+        if (x->kind == DLV_R_RELEASE) {
+            sqlite3_bind_int64(release, 1, x->delivery_id);
+            int st = step_done(s->w, release);
+            sqlite3_reset(release);
+            if (st != 0)
+                goto out;
+            continue;
+        }
+        static const int state_of[] = {
+            [DLV_R_SENT] = DLV_SENT, [DLV_R_RETRY] = DLV_RETRY, [DLV_R_DEAD] = DLV_DEAD};
+        sqlite3_bind_int64(done, 1, x->delivery_id);
+        sqlite3_bind_int(done, 2, state_of[x->kind]);
+        sqlite3_bind_int64(done, 3, x->kind == DLV_R_RETRY ? x->due_at : 0);
+        sqlite3_bind_int(done, 4, x->code);
+        sqlite3_bind_text(done, 5, x->enhanced, -1, SQLITE_STATIC);
+        sqlite3_bind_text(done, 6, x->text, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(done, 7, now_ms);
+        int st = step_done(s->w, done);
+        sqlite3_reset(done);
+        if (st != 0)
+            goto out;
+        struct counter_delta *c = delta_for(d, &nd, x->email_id);
+        if (x->attempts_before == 0)
+            c->pending--;
+        else
+            c->failed--;
+        if (x->kind == DLV_R_SENT)
+            c->sent++;
+        else if (x->kind == DLV_R_RETRY)
+            c->failed++;
+        else
+            c->dead++;
+        if (x->event && outbox_add(s->w, topic, x->event_key, x->event) != 0)
+            goto out;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        sqlite3_bind_int64(counters, 1, d[i].email_id);
+        sqlite3_bind_int64(counters, 2, d[i].pending);
+        sqlite3_bind_int64(counters, 3, d[i].sent);
+        sqlite3_bind_int64(counters, 4, d[i].failed);
+        sqlite3_bind_int64(counters, 5, d[i].dead);
+        int st = step_done(s->w, counters);
+        sqlite3_reset(counters);
+        if (st != 0)
+            goto out;
+    }
+    rc = db_commit(s->w);
+out:
+    sqlite3_finalize(done);
+    sqlite3_finalize(release);
+    sqlite3_finalize(counters);
+    if (rc != 0)
+        db_rollback(s->w);
+    pthread_mutex_unlock(&s->w_lock);
+    free(d);
+    return rc;
+}

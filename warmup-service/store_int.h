@@ -1,0 +1,46 @@
+/* store_int.h - the store's private parts, shared by store.c (users) and
+ * store_emails.c (emails and deliveries). Not for other modules. */
+#ifndef STORE_INT_H
+#define STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+/* deliveries.state */
+enum { DLV_PENDING = 0, DLV_LEASED = 1, DLV_SENT = 2, DLV_RETRY = 3, DLV_DEAD = 4 };
+
+/* schema version 2. deliveries is the durable send queue: one row per
+ * recipient copy, recipient and name copied from users so a claim is one
+ * statement. emails carries the progress counters, kept by the writer in
+ * the same transactions as the state changes (a leased copy still counts
+ * as pending or failed). */
+#define STORE_EMAILS_SCHEMA_SQL                                                                    \
+    "CREATE TABLE emails (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL,"                       \
+    " from_addr TEXT NOT NULL, from_name TEXT, subject TEXT NOT NULL, body TEXT NOT NULL,"         \
+    " html TEXT, smtp_client TEXT NOT NULL, tpm INTEGER NOT NULL DEFAULT 0,"                       \
+    " paused INTEGER NOT NULL DEFAULT 0, salt TEXT NOT NULL, msgid_domain TEXT NOT NULL,"          \
+    " created_at TEXT NOT NULL, n_pending INTEGER NOT NULL DEFAULT 0,"                             \
+    " n_sent INTEGER NOT NULL DEFAULT 0, n_failed INTEGER NOT NULL DEFAULT 0,"                     \
+    " n_dead INTEGER NOT NULL DEFAULT 0);"                                                         \
+    "CREATE TABLE deliveries (id INTEGER PRIMARY KEY, email_id INTEGER NOT NULL,"                  \
+    " user_id INTEGER NOT NULL, recipient TEXT NOT NULL, name TEXT NOT NULL,"                      \
+    " state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"                      \
+    " due_at INTEGER NOT NULL DEFAULT 0, lease_until INTEGER NOT NULL DEFAULT 0,"                  \
+    " last_code INTEGER, last_enhanced TEXT, last_reply TEXT, updated_at INTEGER);"                \
+    "CREATE INDEX deliveries_claim ON deliveries(email_id, state, due_at);"                        \
+    "CREATE INDEX deliveries_dead ON deliveries(email_id) WHERE state = 4;"
+
+struct store {
+    pthread_mutex_t w_lock;
+    pthread_mutex_t r_lock;
+    sqlite3 *w;
+    sqlite3 *r;
+    sqlite3_stmt *ins_user;
+    sqlite3_stmt *backfill;
+    sqlite3_stmt *backfill_count;
+    sqlite3_stmt *list_users;
+    sqlite3_stmt *list_ids;
+    sqlite3_stmt *count_users;
+};
+
+#endif

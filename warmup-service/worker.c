@@ -1,0 +1,255 @@
+/* worker.c - a sending worker: one thread per SMTP connection of a client.
+ * Pops small batches from the client's queue, composes each copy, sends
+ * the batch over its own session (kept open across batches) and hands the
+ * outcomes to the writer. While the pipeline stops, queued copies are
+ * released unsent. The session belongs to this thread only. */
+#include "buf.h"
+#include "bqueue.h"
+#include "jsonx.h"
+#include "log.h"
+#include "metrics.h"
+#include "mime.h"
+#include "sender_int.h"
+#include "timeutil.h"
+#include "xalloc.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BATCH 64
+#define MAX_MESSAGE (8 * 1024 * 1024)
+
+/* copy_message_id - <email-{id}.{16 hex}@{domain}>: unique per copy,
+ * stable across retries, unguessable without the email's salt */
+static char *copy_message_id(const struct campaign *c, int64_t delivery_id)
+{
+    char in[96], hex[17];
+    unsigned char h[SHA256_DIGEST_LENGTH];
+    int n = snprintf(in, sizeof in, "%s:%lld", c->info.salt, (long long)delivery_id);
+    SHA256((const unsigned char *)in, (size_t)n, h);
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    return xasprintf("<email-%lld.%s@%s>", (long long)c->info.id, hex, c->info.msgid_domain);
+}
+
+static const char *domain_of(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    return at ? at + 1 : "";
+}
+
+static char *make_event(const struct campaign *c, const struct job *j, const char *msgid,
+                        const char *client, const struct smtp_result *res, bool sent)
+{
+    char at[32];
+    time_rfc3339_ms(time_now_ms(), at, sizeof at);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "v", json_object_new_int(1));
+    json_object_object_add(o, "type", json_object_new_string(sent ? "email.sent" : "email.failed"));
+    json_object_object_add(o, "message_id", json_object_new_string(msgid));
+    json_object_object_add(o, "broadcast_id", json_object_new_string(c->info.message_id));
+    json_object_object_add(o, "email_id", json_object_new_int64(c->info.id));
+    json_object_object_add(o, "recipient", json_object_new_string(j->claim.recipient));
+    json_object_object_add(o, "domain", json_object_new_string(domain_of(j->claim.recipient)));
+    json_object_object_add(o, "smtp_client", json_object_new_string(client));
+    /* the contract: email.failed has the same fields (sent_at = the last attempt) */
+    json_object_object_add(o, "sent_at", json_object_new_string(at));
+    if (!sent) {
+        char reply[600];
+        if (res->code && strncmp(res->text, "", 1) != 0 &&
+            !(res->text[0] >= '0' && res->text[0] <= '9'))
+            snprintf(reply, sizeof reply, "%d %s", res->code, res->text);
+        else
+            snprintf(reply, sizeof reply, "%s", res->text);
+        json_object_object_add(o, "smtp_reply", json_object_new_string(reply));
+    }
+    char *s = jsonx_to_string(o);
+    json_object_put(o);
+    return s;
+}
+
+/* retry_delay - exponential backoff with +-25% jitter: each delay is still
+ * longer than the previous one (2 * 0.75 > 1.25) */
+static int64_t retry_delay(int base_ms, int attempt, unsigned *seed)
+{
+    int64_t d = base_ms;
+    for (int i = 1; i < attempt && d < 3600 * 1000; i++)
+        d *= 2;
+    if (d > 3600 * 1000)
+        d = 3600 * 1000;
+    double jitter = 0.75 + 0.5 * (double)rand_r(seed) / ((double)RAND_MAX + 1.0);
+    return (int64_t)((double)d * jitter);
+}
+
+static void emit(struct sender *s, struct job *j, enum dlv_kind kind, const struct smtp_result *res,
+                 char *event, char *msgid, int64_t due)
+{
+    struct outcome *o = xcalloc(1, sizeof *o);
+    o->c = j->c; /* the job's reference moves to the outcome */
+    o->r.delivery_id = j->claim.id;
+    o->r.email_id = j->c->info.id;
+    o->r.attempts_before = j->claim.attempts;
+    o->r.kind = kind;
+    o->r.due_at = due;
+    if (res) {
+        o->r.code = res->code;
+        snprintf(o->r.enhanced, sizeof o->r.enhanced, "%s", res->enhanced);
+        snprintf(o->r.text, sizeof o->r.text, "%s", res->text);
+    }
+    o->r.event = event;
+    o->r.event_key = msgid;
+    free(j->claim.recipient);
+    free(j->claim.name);
+    free(j);
+    bqueue_push(s->results, o); /* the writer closes its queue only after every worker left */
+}
+
+/* compose - the copy's message into b; -1 with a reason (permanent) */
+static int compose(const struct campaign *c, const struct job *j, const char *msgid, struct buf *b,
+                   char *err, size_t errlen)
+{
+    const struct email_info *e = &c->info;
+    char *subject = mime_fill(e->subject, j->claim.name, j->claim.recipient);
+    char *text = mime_fill(e->body, j->claim.name, j->claim.recipient);
+    char *html = e->html ? mime_fill_html(e->html, j->claim.name, j->claim.recipient) : NULL;
+    struct mime_input in = {
+        .from = e->from,
+        .from_name = e->from_name,
+        .to = j->claim.recipient,
+        .to_name = j->claim.name,
+        .subject = subject,
+        .text = text,
+        .html = html,
+        .message_id = msgid,
+        .date_ms = time_now_ms(),
+    };
+    buf_reset(b);
+    int rc = mime_compose(&in, b, err, errlen);
+    free(subject);
+    free(text);
+    free(html);
+    return rc;
+}
+
+static void set_down(struct client_rt *cl, const struct smtp_result *r)
+{
+    bool down = r->outcome == SMTP_TEMPFAIL && r->code == 0;
+    if (down) {
+        pthread_mutex_lock(&cl->why_lock);
+        snprintf(cl->down_why, sizeof cl->down_why, "%s", r->text);
+        pthread_mutex_unlock(&cl->why_lock);
+    }
+    atomic_store(&cl->down, down);
+}
+
+static void handle_result(struct sender *s, struct client_rt *cl, struct job *j, char *msgid,
+                          const struct smtp_result *r, unsigned *seed)
+{
+    const char *client = cl->cfg->s.name;
+    const char *dom = domain_of(j->claim.recipient);
+    if (r->outcome == SMTP_SENT) {
+        metric_inc(cl->m_sent);
+        log_debug("sent email_id=%lld message_id=%s domain=%s client=%s", (long long)j->c->info.id,
+                  msgid, dom, client);
+        emit(s, j, DLV_R_SENT, r, make_event(j->c, j, msgid, client, r, true), msgid, 0);
+        return;
+    }
+    metric_inc(cl->m_failed);
+    int attempt = j->claim.attempts + 1;
+    if (r->outcome == SMTP_TEMPFAIL && attempt <= s->cfg.retry_max) {
+        int64_t due = time_now_ms() + retry_delay(s->cfg.retry_base_ms, attempt, seed);
+        metric_inc(cl->m_retries);
+        log_info("retry email_id=%lld message_id=%s domain=%s attempt=%d reply=%s",
+                 (long long)j->c->info.id, msgid, dom, attempt, r->text);
+        free(msgid);
+        emit(s, j, DLV_R_RETRY, r, NULL, NULL, due);
+        return;
+    }
+    metric_inc(cl->m_dlq);
+    log_warn("dead letter email_id=%lld message_id=%s domain=%s attempts=%d reply=%s",
+             (long long)j->c->info.id, msgid, dom, attempt, r->text);
+    emit(s, j, DLV_R_DEAD, r, make_event(j->c, j, msgid, client, r, false), msgid, 0);
+}
+
+static void release(struct sender *s, struct job *j)
+{
+    emit(s, j, DLV_R_RELEASE, NULL, NULL, NULL, 0);
+}
+
+void *worker_main(void *arg)
+{
+    struct worker_arg *wa = arg;
+    struct sender *s = wa->s;
+    struct client_rt *cl = wa->cl;
+    free(wa);
+    const struct smtp_client_ops *ops = cl->cfg->ops;
+    char err[256];
+    void *session = ops->open(&cl->cfg->s, err, sizeof err);
+    if (!session)
+        log_error("smtp client %s: %s", cl->cfg->s.name, err);
+    unsigned seed = (unsigned)time_now_ms() ^ (unsigned)(uintptr_t)&seed;
+    size_t batch = s->cfg.batch > MAX_BATCH ? MAX_BATCH : (size_t)s->cfg.batch;
+    void *items[MAX_BATCH];
+    struct job *sendj[MAX_BATCH];
+    char *msgids[MAX_BATCH];
+    struct smtp_envelope env[MAX_BATCH];
+    struct smtp_result res[MAX_BATCH];
+    struct buf bufs[MAX_BATCH];
+    for (size_t i = 0; i < MAX_BATCH; i++)
+        buf_init(&bufs[i], MAX_MESSAGE);
+    for (;;) {
+        size_t n = bqueue_pop_batch(cl->q, items, batch, 200);
+        if (n == 0) {
+            if (bqueue_closed(cl->q))
+                break;
+            continue;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct job *j = items[i];
+            if (atomic_load(&s->stopping) || atomic_load(&j->c->paused)) {
+                release(s, j);
+                continue;
+            }
+            char *msgid = copy_message_id(j->c, j->claim.id);
+            if (compose(j->c, j, msgid, &bufs[k], err, sizeof err) != 0) {
+                struct smtp_result r = {.outcome = SMTP_PERMFAIL};
+                snprintf(r.text, sizeof r.text, "message not composed: %s", err);
+                handle_result(s, cl, j, msgid, &r, &seed);
+                continue;
+            }
+            sendj[k] = j;
+            msgids[k] = msgid;
+            env[k] = (struct smtp_envelope){.from = j->c->info.from,
+                                            .rcpt = j->claim.recipient,
+                                            .data = bufs[k].data,
+                                            .len = bufs[k].len};
+            k++;
+        }
+        if (k == 0)
+            continue;
+        metric_set(s->m_active, (double)atomic_fetch_add(&s->active, 1) + 1);
+        int64_t t0 = time_mono_ms();
+        if (session) {
+            ops->send(session, env, k, res);
+        } else {
+            for (size_t i = 0; i < k; i++) {
+                res[i] = (struct smtp_result){.outcome = SMTP_TEMPFAIL};
+                snprintf(res[i].text, sizeof res[i].text, "client not available: %s", err);
+            }
+        }
+        metric_observe(cl->m_duration, (double)(time_mono_ms() - t0) / 1000.0);
+        metric_set(s->m_active, (double)atomic_fetch_sub(&s->active, 1) - 1);
+        set_down(cl, &res[k - 1]);
+        for (size_t i = 0; i < k; i++)
+            handle_result(s, cl, sendj[i], msgids[i], &res[i], &seed);
+    }
+    for (size_t i = 0; i < MAX_BATCH; i++)
+        buf_cleanup(&bufs[i]);
+    if (session)
+        ops->close(session);
+    atomic_fetch_sub(&s->workers_left, 1);
+    return NULL;
+}
