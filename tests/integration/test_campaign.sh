@@ -95,6 +95,19 @@ if [ "$leased" -gt 0 ]; then
   grep -q "released $leased copies leased by a previous run" "$TMP/warmup/out.log"; ok $? "the $leased leases of the killed run were reclaimed at start"
 fi
 
+# --- SIGTERM mid-broadcast: exit 0, nothing left leased, no copy sent twice
+rm -f "$TMP"/s1b/*
+r=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"from":"n@s.test","subject":"term","body":"b"}' "$W/send")
+E5=$(jget "$r" 'j["email_id"]')
+wait_for 30 bash -c "[ \$(curl -s $W/emails/$E5 | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"progress\"][\"sent\"])') -ge 500 ]"
+stop_named warmup; eq "SIGTERM mid-broadcast: exit 0" "$STOP_RC" 0
+eq "SIGTERM mid-broadcast: no copy left leased" "$(sqlite3 "$TMP/warmup/warmup.db" 'SELECT count(*) FROM deliveries WHERE state = 1')" 0
+check "SIGTERM mid-broadcast: the broadcast was cut short" -- test "$(sqlite3 "$TMP/warmup/warmup.db" "SELECT n_sent FROM emails WHERE id = $E5")" -lt 5020
+start_warmup warmup "$WP" "${SMTP[@]}"
+wait_for 120 sent_is "$E5" 5020; ok $? "after the restart the broadcast completes"
+dumped "$TMP/s1b" | awk -F'\t' '$2 == "term" {print $1}' > "$TMP/term"
+eq "SIGTERM mid-broadcast: every recipient exactly one copy" "$(sort -u "$TMP/term" | wc -l) $(wc -l < "$TMP/term")" "5020 5020"
+
 stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0
 check "no sanitizer report" -- sanitizer_clean warmup
 stop_pid "$SINK_PID"; stop_pid "$BROKER_PID"

@@ -220,6 +220,10 @@ eq "server log: 20 messages over TLS from the authenticated user" \
 eq "server log: the client sent SNI 'localhost'" "$(jcount "$TMP/tls" "e['event']=='tls' and e['sni']=='localhost'")" 1
 eq "server log: AUTH PLAIN preferred" "$(jcount "$TMP/tls" "e['event']=='auth' and e['mech']=='PLAIN' and e['ok']")" 1
 eq "20 .eml files stored" "$(emls "$TMP/tls")" 20
+sc "${GOOGLE[@]}" -- -t 4 -b 5 40
+expect "4 sessions in 4 threads sharing one SSL_CTX: 40 messages SENT over 4 connections" \
+  test "$SC_RC" = 0 -a "$(lines '^250 .* SENT ')" = 40 -a "$(connects)" = 4
+eq "60 .eml files stored" "$(emls "$TMP/tls")" 60
 
 # byte-exact content: CRLF, lone dots, 8-bit UTF-8, no final line end added
 printf 'From: <a@example.test>\r\nTo: <b@example.test>\r\nSubject: exact\r\n\r\n.\r\n..\r\n.x\r\nh\xc3\xa9 \xe2\x9c\x93\r\n\r\nlast\r\n' >"$TMP/exact.eml"
