@@ -16,8 +16,10 @@
 # password is PERMFAIL with the server's 535 and never echoed; per-message
 # results in a pipelined batch with rejected recipients; a server that
 # closes an idle connection, or drops it when the next MAIL arrives, costs
-# no message (transparent reconnect); a server that closes during DATA
-# gives TEMPFAIL and no SIGPIPE death; DRYRUN writes N .eml files.
+# no message (transparent reconnect, once); a server that closes during
+# DATA gives TEMPFAIL and no SIGPIPE death; 4 sessions in threads share
+# one SSL_CTX; DRYRUN writes N .eml files; SMTP_CLIENTS_FILE clients by
+# name; no password in any output; no sanitizer report.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/smtp_servers.sh"
 SC=${SMTP_CHECK:-$BUILD_DIR/tests/smtp_check}
@@ -54,7 +56,7 @@ show() { sed -n '1,6s/^/#   out: /p' "$OUT"; sed -n '1,6s/^/#   err: /p' "$ERR";
 # expect NAME COND... - ok when the test command succeeds, else show the run
 expect() { local name=$1; shift
   if "$@"; then ok 0 "$name"; else ok 1 "$name"; show; fi; }
-# jcount DIR JQ-ish - events in DIR/log.jsonl matching a python condition on `e`
+# jcount DIR COND - events in DIR/log.jsonl for which the python COND on `e` holds
 jcount() { "$PY" -c 'import json,sys
 n=0
 for l in open(sys.argv[1]):
@@ -67,7 +69,7 @@ gen_certs "$TMP/certs"
 ok $? "test CA, server, wrong-name and unrelated-CA certificates generated"
 CA=$TMP/certs/ca.pem
 PW=password-Xq7
-USER=seed1@gmail.test
+SUSER=seed1@gmail.test
 
 # --- smtp-sink: throughput, pipelining, dump ---------------------------------
 P1=$(freeport)
@@ -101,7 +103,7 @@ expect "probe: a closed port is not ready (Connection refused)" \
 
 # STARTTLS required, smtp-sink offers none: fail closed, nothing sent
 before=$(ls "$TMP/sink1" | grep -c '^msg\.')
-sc CHOOSEN_SMTP_CLIENT_TYPE=GOOGLE GMAIL_SMTP_USERNAME=$USER GMAIL_SMTP_APP_PASSWORD=$PW \
+sc CHOOSEN_SMTP_CLIENT_TYPE=GOOGLE GMAIL_SMTP_USERNAME=$SUSER GMAIL_SMTP_APP_PASSWORD=$PW \
   GMAIL_SMTP_HOST=127.0.0.1 GMAIL_SMTP_PORT="$P1" -- -b 3 3
 expect "GOOGLE to a server without STARTTLS: TEMPFAIL code 0 'STARTTLS required but not offered'" \
   test "$(lines '^0 - TEMPFAIL TLS: STARTTLS required but not offered')" = 3
@@ -156,6 +158,9 @@ reply_case "end of data answered 5xx: PERMFAIL (the final reply decides)" "-f ."
   '^500 5\.3\.0 PERMFAIL '
 reply_case "421 and disconnect at MAIL: TEMPFAIL 421, no hang" "-Q MAIL" \
   '^421 4\.0\.0 TEMPFAIL 421 '
+reply_case "disconnect without reply at MAIL: TEMPFAIL code 0, no retry loop" "-q MAIL" \
+  '^0 - TEMPFAIL connection closed by the server while waiting for the MAIL FROM reply$'
+eq "a fresh connection that breaks is not retried: one connection per message" "$(connects)" 3
 
 # --- timeouts (smtp-sink -W delays are asynchronous: use -p, lock-step) ----------
 timeout_case() {
@@ -207,16 +212,16 @@ stop_pid $SILENT
 
 # --- aiosmtpd: STARTTLS + AUTH (the GOOGLE preset pointed at it) ----------------
 P3=$(freeport)
-start_smtpd_tls "$P3" "$TMP/tls" "$TMP/certs" "$USER:$PW"
+start_smtpd_tls "$P3" "$TMP/tls" "$TMP/certs" "$SUSER:$PW"
 ok $? "aiosmtpd with STARTTLS and AUTH required starts"
-GOOGLE=(CHOOSEN_SMTP_CLIENT_TYPE=GOOGLE GMAIL_SMTP_USERNAME=$USER GMAIL_SMTP_APP_PASSWORD=$PW
+GOOGLE=(CHOOSEN_SMTP_CLIENT_TYPE=GOOGLE GMAIL_SMTP_USERNAME=$SUSER GMAIL_SMTP_APP_PASSWORD=$PW
   GMAIL_SMTP_HOST=localhost GMAIL_SMTP_PORT="$P3" SMTP_CA_FILE="$CA")
 sc "${GOOGLE[@]}" -- -b 5 20
 expect "GOOGLE preset over STARTTLS + AUTH: 20 messages SENT" \
   test "$SC_RC" = 0 -a "$(lines '^250 2\.0\.0 SENT 250 2\.0\.0 OK stored as ')" = 20
 eq "20 messages over one connection (TLS 1.3 tickets do not hang it)" "$(connects)" 1
 eq "server log: 20 messages over TLS from the authenticated user" \
-  "$(jcount "$TMP/tls" "e['event']=='message' and e['tls'] and e['auth'] and e['user']=='$USER'")" 20
+  "$(jcount "$TMP/tls" "e['event']=='message' and e['tls'] and e['auth'] and e['user']=='$SUSER'")" 20
 eq "server log: the client sent SNI 'localhost'" "$(jcount "$TMP/tls" "e['event']=='tls' and e['sni']=='localhost'")" 1
 eq "server log: AUTH PLAIN preferred" "$(jcount "$TMP/tls" "e['event']=='auth' and e['mech']=='PLAIN' and e['ok']")" 1
 eq "20 .eml files stored" "$(emls "$TMP/tls")" 20
@@ -254,14 +259,14 @@ expect "GOOGLE probe (TLS verified, no AUTH): ready" grep -qx 'probe ok' "$OUT"
 stop_pid "$SMTPD_PID"
 
 # the same server offering only LOGIN
-start_smtpd_tls "$P3" "$TMP/login" "$TMP/certs" "$USER:$PW" --exclude-mech PLAIN
+start_smtpd_tls "$P3" "$TMP/login" "$TMP/certs" "$SUSER:$PW" --exclude-mech PLAIN
 sc "${GOOGLE[@]}" -- -b 2 2
 expect "AUTH LOGIN when PLAIN is not offered: SENT" test "$(lines '^250 .* SENT ')" = 2
 eq "server log: AUTH LOGIN used" "$(jcount "$TMP/login" "e['event']=='auth' and e['mech']=='LOGIN' and e['ok']")" 1
 stop_pid "$SMTPD_PID"
 
 # a certificate for wrong.test only (signed by the right CA)
-start_smtpd_tls "$P3" "$TMP/wrong" "$TMP/certs" "$USER:$PW" \
+start_smtpd_tls "$P3" "$TMP/wrong" "$TMP/certs" "$SUSER:$PW" \
   --cert "$TMP/certs/wrong.pem" --key "$TMP/certs/wrong.key"
 sc "${GOOGLE[@]}" -- -b 2 2
 expect "wrong host name (localhost vs wrong.test): TEMPFAIL 'certificate verify failed: hostname mismatch'" \
@@ -275,22 +280,22 @@ stop_pid "$SMTPD_PID"
 
 # implicit TLS (port 465 style)
 P4=$(freeport)
-start_smtpd_tls "$P4" "$TMP/implicit" "$TMP/certs" "$USER:$PW" --implicit-tls
+start_smtpd_tls "$P4" "$TMP/implicit" "$TMP/certs" "$SUSER:$PW" --implicit-tls
 ok $? "aiosmtpd with implicit TLS starts"
 sc CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=localhost SMTP_PORT="$P4" SMTP_TLS=tls \
-  SMTP_USERNAME=$USER SMTP_PASSWORD=$PW SMTP_CA_FILE="$CA" -- -b 3 3
+  SMTP_USERNAME=$SUSER SMTP_PASSWORD=$PW SMTP_CA_FILE="$CA" -- -b 3 3
 expect "CUSTOM tls=tls: 3 messages SENT" test "$SC_RC" = 0 -a "$(lines '^250 .* SENT ')" = 3
 eq "server log: 3 messages over TLS from the authenticated user" \
-  "$(jcount "$TMP/implicit" "e['event']=='message' and e['tls'] and e['user']=='$USER'")" 3
+  "$(jcount "$TMP/implicit" "e['event']=='message' and e['tls'] and e['user']=='$SUSER'")" 3
 sc CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=localhost SMTP_PORT="$P4" SMTP_TLS=tls \
-  SMTP_USERNAME=$USER SMTP_PASSWORD=$PW SMTP_CA_FILE="$TMP/certs/other-ca.pem" -- -b 1 1
+  SMTP_USERNAME=$SUSER SMTP_PASSWORD=$PW SMTP_CA_FILE="$TMP/certs/other-ca.pem" -- -b 1 1
 expect "implicit TLS with the wrong CA fails closed" \
   test "$(lines '^0 - TEMPFAIL TLS: certificate verify failed')" = 1
 stop_pid "$SMTPD_PID"
 
 # --- pipelined batches with refusals (plain aiosmtpd advertising PIPELINING) ------
 P5=$(freeport)
-start_smtpd_tls "$P5" "$TMP/pipe" "$TMP/certs" "$USER:$PW" --no-require-tls --no-auth-required --pipelining
+start_smtpd_tls "$P5" "$TMP/pipe" "$TMP/certs" "$SUSER:$PW" --no-require-tls --no-auth-required --pipelining
 ok $? "plain aiosmtpd with PIPELINING starts"
 RCPTS=ok1@example.test,reject550@example.test,ok2@example.test,reject450@example.test,ok3@example.test
 sc CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=127.0.0.1 SMTP_PORT="$P5" SMTP_TLS=none -- -r "$RCPTS" -b 5 10
@@ -309,7 +314,7 @@ sc CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=127.0.0.1 SMTP_PORT="$P5" SMTP_TLS=
 expect "sender refused: PERMFAIL 553 5.7.1 for each message" \
   test "$(lines '^553 5\.7\.1 PERMFAIL 553 5\.7\.1 <reject@example\.test>: Sender address rejected$')" = 3
 stop_pid "$SMTPD_PID"
-start_smtpd_tls "$P5" "$TMP/lock" "$TMP/certs" "$USER:$PW" --no-require-tls --no-auth-required
+start_smtpd_tls "$P5" "$TMP/lock" "$TMP/certs" "$SUSER:$PW" --no-require-tls --no-auth-required
 sc CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=127.0.0.1 SMTP_PORT="$P5" SMTP_TLS=none -- -r "$RCPTS" -b 5 10
 cut -d' ' -f1-3 "$OUT" >"$TMP/lock.got"
 expect "lock-step batch (no PIPELINING): the same results in order" cmp -s "$TMP/lock.got" "$TMP/pipe.want"
@@ -317,7 +322,7 @@ stop_pid "$SMTPD_PID"
 
 # --- connections the server closes ----------------------------------------------
 P6=$(freeport)
-start_smtpd_tls "$P6" "$TMP/idle" "$TMP/certs" "$USER:$PW" --no-require-tls --no-auth-required \
+start_smtpd_tls "$P6" "$TMP/idle" "$TMP/certs" "$SUSER:$PW" --no-require-tls --no-auth-required \
   --pipelining --idle-timeout 0.4
 sc CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=127.0.0.1 SMTP_PORT="$P6" SMTP_TLS=none -- -b 2 -p 1200 4
 expect "server closed the idle connection between two sends: all 4 SENT" \
@@ -326,7 +331,7 @@ check "the client noticed the closed idle connection and reconnected" -- \
   grep -q 'server closed the idle connection; reconnecting' "$ERR"
 eq "two connections, one per send() call" "$(connects) $(jcount "$TMP/idle" "e['event']=='connect'")" "2 2"
 stop_pid "$SMTPD_PID"
-start_smtpd_tls "$P6" "$TMP/idletls" "$TMP/certs" "$USER:$PW" --idle-timeout 0.4
+start_smtpd_tls "$P6" "$TMP/idletls" "$TMP/certs" "$SUSER:$PW" --idle-timeout 0.4
 sc "${GOOGLE[@]}" GMAIL_SMTP_PORT="$P6" -- -b 2 -p 1200 4
 expect "the same over STARTTLS + AUTH: all 4 SENT over 2 connections" \
   test "$SC_RC" = 0 -a "$(connects)" = 2
@@ -335,7 +340,7 @@ stop_pid "$SMTPD_PID"
 for mode in pipelining lockstep; do
   extra=()
   [ $mode = pipelining ] && extra=(--pipelining)
-  start_smtpd_tls "$P6" "$TMP/drop-$mode" "$TMP/certs" "$USER:$PW" --no-require-tls --no-auth-required \
+  start_smtpd_tls "$P6" "$TMP/drop-$mode" "$TMP/certs" "$SUSER:$PW" --no-require-tls --no-auth-required \
     --drop-mail-after 1 "${extra[@]}"
   sc CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=127.0.0.1 SMTP_PORT="$P6" SMTP_TLS=none -- -b 5 5
   expect "$mode: connection dropped at the next MAIL (no reply): retried on a new one, all 5 SENT" \
@@ -346,12 +351,12 @@ for mode in pipelining lockstep; do
 done
 
 # the server closes right after 354: writing 4 MB must not raise SIGPIPE
-start_smtpd_tls "$P6" "$TMP/cod" "$TMP/certs" "$USER:$PW" --no-require-tls --no-auth-required --close-on-data
+start_smtpd_tls "$P6" "$TMP/cod" "$TMP/certs" "$SUSER:$PW" --no-require-tls --no-auth-required --close-on-data
 sc CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=127.0.0.1 SMTP_PORT="$P6" SMTP_TLS=none -- -s 4000000 -b 1 2
 expect "closed during DATA (plain): TEMPFAIL code 0, process alive (exit $SC_RC, not 141)" \
   test "$SC_RC" = 1 -a "$(lines '^0 - TEMPFAIL connection (lost|closed)')" = 2
 stop_pid "$SMTPD_PID"
-start_smtpd_tls "$P6" "$TMP/codtls" "$TMP/certs" "$USER:$PW" --close-on-data
+start_smtpd_tls "$P6" "$TMP/codtls" "$TMP/certs" "$SUSER:$PW" --close-on-data
 sc "${GOOGLE[@]}" GMAIL_SMTP_PORT="$P6" -- -s 4000000 -b 1 2
 expect "closed during DATA (TLS): TEMPFAIL code 0, process alive (exit $SC_RC, not 141)" \
   test "$SC_RC" = 1 -a "$(lines '^0 - TEMPFAIL connection (lost|closed)')" = 2
@@ -365,6 +370,22 @@ eq "DRYRUN: 7 .eml files, no temporary file left" \
 eq "DRYRUN: each file holds its message and envelope" \
   "$(grep -l '^Subject: smtp_check ' "$TMP"/spool/dry/*.eml | xargs grep -l '^Delivered-To: rcpt@example.test' | wc -l)" 7
 
+# several named clients from SMTP_CLIENTS_FILE, the password from a file
+printf '%s\n' "$PW" >"$TMP/pw"
+cat >"$TMP/clients.json" <<EOF
+[{"name": "dry", "type": "DRYRUN", "spool_dir": "$TMP/spool/file"},
+ {"name": "implicit", "type": "CUSTOM", "host": "localhost", "port": $P4, "tls": "tls",
+  "username": "$SUSER", "password_file": "$TMP/pw", "ca_file": "$CA", "connections": 2}]
+EOF
+start_smtpd_tls "$P4" "$TMP/implicit2" "$TMP/certs" "$SUSER:$PW" --implicit-tls
+sc SMTP_CLIENTS_FILE="$TMP/clients.json" -- -b 2 3
+eq "SMTP_CLIENTS_FILE: the first entry (dry) is the default" "$(emls "$TMP/spool/file") $SC_RC" "3 0"
+sc SMTP_CLIENTS_FILE="$TMP/clients.json" -- -c implicit -b 2 3
+expect "SMTP_CLIENTS_FILE: client 'implicit' by name, password from password_file: SENT" \
+  test "$SC_RC" = 0 -a "$(jcount "$TMP/implicit2" "e['event']=='message' and e['user']=='$SUSER'")" = 3
+stop_pid "$SMTPD_PID"
+
+check "no password in any smtp_check output" -- bash -c "! grep -q -e '$PW' -e wrong-pass-9 '$ALLERR'"
 check "no sanitizer report from any smtp_check run" -- \
   bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$ALLERR'"
 finish
