@@ -1,31 +1,29 @@
-/* smtp_conn.c - the SMTP client engine: connection, TLS, AUTH, pipelined
- * transactions (design and reasons in smtp_conn.h).
+/* smtp_conn.c - the SMTP client engine: connection, EHLO, STARTTLS, AUTH,
+ * pipelined transactions (design and reasons in smtp_conn.h). The TLS layer
+ * (context cache, socket BIO, handshake and certificate checks, TLS
+ * read/write steps) is smtp_tls.c; all waiting and timeouts stay here.
  *
- * Owns per session: the socket, the SSL object, an output buffer holding
- * the wire form of what is written next, and a 16 KiB input buffer. The
- * SSL_CTX is shared per CA file (ctx_acquire/ctx_release). A session is
- * used by one thread at a time; the CTX cache and the BIO method are the
- * only shared state.
+ * Owns per session: the socket, the SSL object (made by smtp_tls_session,
+ * freed with smtp_tls_close before the socket is closed), an output buffer
+ * holding the wire form of what is written next, and a 16 KiB input buffer.
+ * The SSL_CTX is shared per CA file (one reference per session, taken in
+ * smtp_conn_new, dropped in smtp_conn_free). A session is used by one thread
+ * at a time; the only shared state (CTX cache, BIO method) is in smtp_tls.c.
  */
 #include "smtp_conn.h"
 #include "log.h"
+#include "smtp_tls.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/bio.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -243,167 +241,6 @@ size_t smtp_enhanced_code(int code, const char *text, size_t len, char out[16])
     return i < len ? i + 1 : i;
 }
 
-/* ---- TLS context cache and socket BIO ------------------------------------ */
-
-struct ctx_ent {
-    struct ctx_ent *next;
-    char *ca_file; /* NULL: OpenSSL's default paths */
-    SSL_CTX *ctx;
-    unsigned refs;
-};
-
-static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ctx_ent *ctx_list;
-
-/* ssl_reason - the first queued OpenSSL error as text; clears the queue */
-static void ssl_reason(char *out, size_t len)
-{
-    unsigned long e = ERR_get_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
-    if (r)
-        snprintf(out, len, "%s", r);
-    else if (e)
-        ERR_error_string_n(e, out, len);
-    else
-        snprintf(out, len, "unknown error");
-    ERR_clear_error();
-}
-
-static SSL_CTX *ctx_build(const char *ca_file, char *errbuf, size_t errlen)
-{
-    char why[256];
-    ERR_clear_error();
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        ssl_reason(why, sizeof why);
-        set_errbuf(errbuf, errlen, "TLS: cannot create a context: %s", why);
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-                     : SSL_CTX_set_default_verify_paths(ctx);
-    if (ok != 1) {
-        ssl_reason(why, sizeof why);
-        if (ca_file)
-            set_errbuf(errbuf, errlen, "TLS: cannot load CA file '%s': %s", ca_file, why);
-        else
-            set_errbuf(errbuf, errlen, "TLS: cannot load the default CA paths: %s", why);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-/* ctx_acquire - the shared SSL_CTX for ca_file (one reference) */
-static SSL_CTX *ctx_acquire(const char *ca_file, char *errbuf, size_t errlen)
-{
-    SSL_CTX *ctx = NULL;
-    pthread_mutex_lock(&ctx_lock);
-    for (struct ctx_ent *e = ctx_list; e; e = e->next) {
-        if ((!e->ca_file && !ca_file) || (e->ca_file && ca_file && !strcmp(e->ca_file, ca_file))) {
-            e->refs++;
-            ctx = e->ctx;
-            goto out;
-        }
-    }
-    ctx = ctx_build(ca_file, errbuf, errlen);
-    if (ctx) {
-        struct ctx_ent *e = xcalloc(1, sizeof *e);
-        e->ca_file = ca_file ? xstrdup(ca_file) : NULL;
-        e->ctx = ctx;
-        e->refs = 1;
-        e->next = ctx_list;
-        ctx_list = e;
-    }
-out:
-    pthread_mutex_unlock(&ctx_lock);
-    return ctx;
-}
-
-static void ctx_release(SSL_CTX *ctx)
-{
-    if (!ctx)
-        return;
-    pthread_mutex_lock(&ctx_lock);
-    for (struct ctx_ent **pp = &ctx_list; *pp; pp = &(*pp)->next) {
-        struct ctx_ent *e = *pp;
-        if (e->ctx != ctx)
-            continue;
-        if (--e->refs == 0) {
-            *pp = e->next;
-            SSL_CTX_free(e->ctx);
-            free(e->ca_file);
-            free(e);
-        }
-        break;
-    }
-    pthread_mutex_unlock(&ctx_lock);
-}
-
-/* The socket BIO: OpenSSL's writes with write(2), which raises SIGPIPE on a
- * closed peer; ours sends with MSG_NOSIGNAL. The fd is owned by the conn. */
-static BIO_METHOD *sock_method;
-static pthread_once_t sock_once = PTHREAD_ONCE_INIT;
-
-static int sbio_fd(BIO *b)
-{
-    return (int)(intptr_t)BIO_get_data(b);
-}
-
-static int sbio_write(BIO *b, const char *data, int len)
-{
-    BIO_clear_retry_flags(b);
-    ssize_t n = send(sbio_fd(b), data, (size_t)len, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        BIO_set_retry_write(b);
-    return (int)n;
-}
-
-static int sbio_read(BIO *b, char *out, int len)
-{
-    BIO_clear_retry_flags(b);
-    ssize_t n = recv(sbio_fd(b), out, (size_t)len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        BIO_set_retry_read(b);
-    return (int)n;
-}
-
-static long sbio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void)b;
-    (void)num;
-    (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
-static int sbio_create(BIO *b)
-{
-    BIO_set_data(b, (void *)(intptr_t)-1);
-    BIO_set_init(b, 1);
-    return 1;
-}
-
-static int sbio_destroy(BIO *b)
-{
-    (void)b;
-    return 1;
-}
-
-static void sock_method_init(void)
-{
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "smtp socket");
-    if (!m || !BIO_meth_set_write(m, sbio_write) || !BIO_meth_set_read(m, sbio_read) ||
-        !BIO_meth_set_ctrl(m, sbio_ctrl) || !BIO_meth_set_create(m, sbio_create) ||
-        !BIO_meth_set_destroy(m, sbio_destroy)) {
-        BIO_meth_free(m);
-        m = NULL;
-    }
-    sock_method = m;
-}
-
 /* ---- bounded I/O ---------------------------------------------------------- */
 
 /* wait_fd - 1 when fd is ready for ev, 0 on timeout, -1 on a poll error */
@@ -436,27 +273,6 @@ static int io_wait(struct smtp_conn *c, short ev, int64_t deadline, const char *
     return E_IO;
 }
 
-/* ssl_io_fail - text for a failed SSL_read/SSL_write/SSL_connect */
-static int ssl_io_fail(struct smtp_conn *c, int sslerr, int ret, const char *what)
-{
-    char why[256], eb[128];
-    int saved = errno;
-    unsigned long e = ERR_peek_error();
-    if (sslerr == SSL_ERROR_ZERO_RETURN ||
-        (sslerr == SSL_ERROR_SYSCALL && e == 0 && (ret == 0 || saved == 0)) ||
-        (e && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
-        ERR_clear_error();
-        errf(c, "connection closed by the server while %s", what);
-        return E_IO;
-    }
-    if (sslerr == SSL_ERROR_SYSCALL && e == 0)
-        snprintf(why, sizeof why, "%s", errstr(saved, eb, sizeof eb));
-    else
-        ssl_reason(why, sizeof why);
-    errf(c, "connection lost while %s: TLS: %s", what, why);
-    return E_IO;
-}
-
 /* io_write - all of p, bounded by deadline; what: "sending ..." */
 static int io_write(struct smtp_conn *c, const char *p, size_t len, int64_t deadline,
                     const char *what)
@@ -466,21 +282,19 @@ static int io_write(struct smtp_conn *c, const char *p, size_t len, int64_t dead
         size_t chunk = len > (size_t)INT_MAX ? (size_t)INT_MAX : len;
         int rc;
         if (c->ssl) {
-            ERR_clear_error();
-            int r = SSL_write(c->ssl, p, (int)chunk);
+            short ev;
+            int r = smtp_tls_write(c->ssl, p, chunk, &ev, what, c->err, sizeof c->err);
             if (r > 0) {
                 p += r;
                 len -= (size_t)r;
                 continue;
             }
-            int e = SSL_get_error(c->ssl, r);
-            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-                rc = io_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, what);
-                if (rc)
-                    return rc;
-                continue;
-            }
-            return ssl_io_fail(c, e, r, what);
+            if (r < 0)
+                return E_IO;
+            rc = io_wait(c, ev, deadline, what);
+            if (rc)
+                return rc;
+            continue;
         }
         ssize_t n = send(c->fd, p, chunk, MSG_NOSIGNAL);
         if (n > 0) {
@@ -510,20 +324,19 @@ static int io_fill(struct smtp_conn *c, int64_t deadline, const char *what)
     for (;;) {
         int rc;
         if (c->ssl) {
-            ERR_clear_error();
-            int r = SSL_read(c->ssl, c->in + c->in_len, (int)space);
+            short ev;
+            int r =
+                smtp_tls_read(c->ssl, c->in + c->in_len, space, &ev, what, c->err, sizeof c->err);
             if (r > 0) {
                 c->in_len += (size_t)r;
                 return 0;
             }
-            int e = SSL_get_error(c->ssl, r);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-                rc = io_wait(c, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline, what);
-                if (rc)
-                    return rc;
-                continue;
-            }
-            return ssl_io_fail(c, e, r, what);
+            if (r < 0)
+                return E_IO;
+            rc = io_wait(c, ev, deadline, what);
+            if (rc)
+                return rc;
+            continue;
         }
         ssize_t n = recv(c->fd, c->in + c->in_len, space, 0);
         if (n > 0) {
@@ -715,14 +528,8 @@ static void conn_drop(struct smtp_conn *c, bool quit)
             flush_out(c, deadline_in(c, ms), "sending QUIT") == 0)
             (void)read_reply(c, deadline_in(c, ms), "waiting for the QUIT reply", &r, false);
     }
-    if (c->ssl) {
-        ERR_clear_error();
-        if (quit)
-            (void)SSL_shutdown(c->ssl); /* close_notify, best effort */
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-        ERR_clear_error();
-    }
+    smtp_tls_close(c->ssl, quit);
+    c->ssl = NULL;
     close(c->fd);
     c->fd = -1;
     c->in_pos = c->in_len = 0;
@@ -802,84 +609,28 @@ static int tcp_connect(struct smtp_conn *c)
     return rc;
 }
 
-static bool is_ip_literal(const char *host)
-{
-    unsigned char b[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, b) == 1 || inet_pton(AF_INET6, host, b) == 1;
-}
-
-/* tls_start - TLS handshake on the connected socket; the certificate chain
- * and the host name (or IP address) must verify */
+/* tls_start - TLS handshake on the connected socket (smtp_tls); the
+ * certificate chain and the host name (or IP address) must verify */
 static int tls_start(struct smtp_conn *c)
 {
-    char why[256];
     int64_t deadline = deadline_in(c, c->s.command_timeout_ms);
-    if (pthread_once(&sock_once, sock_method_init) != 0 || !sock_method) {
-        errf(c, "TLS: cannot create the socket BIO method");
+    c->ssl = smtp_tls_session(c->ctx, c->fd, c->s.host, c->err, sizeof c->err);
+    if (!c->ssl)
         return E_TLS;
-    }
-    ERR_clear_error();
-    SSL *ssl = SSL_new(c->ctx);
-    BIO *bio = ssl ? BIO_new(sock_method) : NULL;
-    if (!ssl || !bio) {
-        SSL_free(ssl);
-        ssl_reason(why, sizeof why);
-        errf(c, "TLS: cannot create a session: %s", why);
-        return E_TLS;
-    }
-    BIO_set_data(bio, (void *)(intptr_t)c->fd);
-    SSL_set_bio(ssl, bio, bio);
-    c->ssl = ssl;
-    int ok;
-    if (is_ip_literal(c->s.host)) {
-        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->s.host);
-    } else {
-        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        ok = SSL_set_tlsext_host_name(ssl, c->s.host) == 1 && SSL_set1_host(ssl, c->s.host) == 1;
-    }
-    if (!ok) {
-        ssl_reason(why, sizeof why);
-        errf(c, "TLS: cannot set the expected host '%s': %s", c->s.host, why);
-        return E_TLS;
-    }
     for (;;) {
-        ERR_clear_error();
-        int r = SSL_connect(ssl);
-        if (r == 1)
-            break;
-        int e = SSL_get_error(ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            int rc = io_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline,
-                             "in the TLS handshake");
-            if (rc) {
-                errf(c, "TLS: handshake with %s:%d timed out after %d ms", c->s.host, c->s.port,
-                     c->tmo_ms);
-                return rc;
-            }
-            continue;
-        }
-        long v = SSL_get_verify_result(ssl);
-        if (v != X509_V_OK) {
-            ERR_clear_error();
-            errf(c, "TLS: certificate verify failed: %s (%s:%d)", X509_verify_cert_error_string(v),
-                 c->s.host, c->s.port);
+        short ev;
+        int r = smtp_tls_handshake(c->ssl, c->s.host, c->s.port, &ev, c->err, sizeof c->err);
+        if (r > 0)
+            return 0;
+        if (r < 0)
             return E_TLS;
+        int rc = io_wait(c, ev, deadline, "in the TLS handshake");
+        if (rc) {
+            errf(c, "TLS: handshake with %s:%d timed out after %d ms", c->s.host, c->s.port,
+                 c->tmo_ms);
+            return rc;
         }
-        char what[sizeof c->err];
-        (void)ssl_io_fail(c, e, r, "in the TLS handshake");
-        memcpy(what, c->err, sizeof what);
-        errf(c, "TLS: handshake with %s:%d failed: %s", c->s.host, c->s.port, what);
-        return E_TLS;
     }
-    /* fail closed even if a future change loosened the verify mode */
-    long v = SSL_get_verify_result(ssl);
-    if (v != X509_V_OK || !SSL_get0_peer_certificate(ssl)) {
-        errf(c, "TLS: certificate verify failed: %s (%s:%d)",
-             v != X509_V_OK ? X509_verify_cert_error_string(v) : "no certificate", c->s.host,
-             c->s.port);
-        return E_TLS;
-    }
-    return 0;
 }
 
 /* say_hello - EHLO (HELO fallback when allowed); extensions recorded */
@@ -1056,7 +807,7 @@ static int conn_open(struct smtp_conn *c, bool auth, struct smtp_result *fail)
     if (rc == 0) {
         c->fresh = true;
         log_info("smtp client=%s connected to %s:%d tls=%s auth=%s pipelining=%s", c->s.name,
-                 c->s.host, c->s.port, c->ssl ? SSL_get_version(c->ssl) : "none",
+                 c->s.host, c->s.port, smtp_tls_version(c->ssl),
                  c->auth_used ? c->auth_used : "none", c->ext_pipelining ? "yes" : "no");
         return 0;
     }
@@ -1081,12 +832,7 @@ static bool conn_alive(struct smtp_conn *c)
         return false;
     if (c->ssl) {
         c->in_pos = c->in_len = 0;
-        ERR_clear_error();
-        int n = SSL_read(c->ssl, c->in, (int)sizeof c->in);
-        int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
-        ERR_clear_error();
-        /* WANT_READ: only a post-handshake record (a TLS 1.3 ticket) came */
-        return n <= 0 && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE);
+        return smtp_tls_idle_alive(c->ssl, c->in, sizeof c->in);
     }
     char b;
     ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -1360,7 +1106,7 @@ struct smtp_conn *smtp_conn_new(const struct smtp_settings *s, unsigned flags, c
     }
     SSL_CTX *ctx = NULL;
     if (s->tls != SMTP_TLS_NONE) {
-        ctx = ctx_acquire(s->ca_file, errbuf, errlen);
+        ctx = smtp_tls_ctx_acquire(s->ca_file, errbuf, errlen);
         if (!ctx)
             return NULL;
     }
@@ -1423,7 +1169,7 @@ void smtp_conn_free(struct smtp_conn *c)
     if (!c)
         return;
     conn_drop(c, true);
-    ctx_release(c->ctx);
+    smtp_tls_ctx_release(c->ctx);
     buf_cleanup(&c->out);
     free(c);
 }
