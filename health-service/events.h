@@ -6,7 +6,9 @@
 
 #include "addr.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define EVENT_MAX_BYTES (64 * 1024)
 
@@ -22,5 +24,22 @@ struct user_event {
 int events_parse_user(const char *value, size_t len, struct user_event *out, char *errbuf,
                       size_t errlen);
 void events_user_cleanup(struct user_event *ev);
+
+/* an email.sent or email.failed event: one copy of a broadcast */
+struct copy_event {
+    bool failed; /* email.failed: the copy was dead-lettered (a bounce) */
+    char *message_id, *broadcast_id, *recipient, *domain, *smtp_client, *smtp_reply;
+    int64_t email_id;
+    int64_t sent_at_ms; /* parsed from sent_at; 0 when absent (failed) */
+};
+
+/* events_parse_copy - a v1 email.sent / email.failed event; 0, or -1 with
+ * the reason (as events_parse_user; also a Message-ID without brackets,
+ * a domain not matching the recipient) */
+int events_parse_copy(const char *value, size_t len, struct copy_event *out, char *errbuf,
+                      size_t errlen);
+void events_copy_cleanup(struct copy_event *ev);
+/* events_type - the "type" of a JSON event value into out ("" if none) */
+void events_type(const char *value, size_t len, char *out, size_t outlen);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 struct hstore;
+struct loops_config;
 struct kconsumer;
 struct metrics;
 struct metric;
@@ -16,6 +17,7 @@ struct happ {
     const struct hconfig *cfg;
     struct hstore *store;
     struct kconsumer *consumer;
+    const struct loops_config *loops;
     struct metrics *metrics;
     struct metric *events_consumed; /* health_events_consumed_total */
     struct metric *events_invalid;  /* health_events_invalid_total */

@@ -10,10 +10,14 @@ void hconfig_load(struct hconfig *cfg)
     memset(cfg, 0, sizeof *cfg);
     svc_config_load(&cfg->svc, "health-service", 8081);
     cfg->group_id = config_str("KAFKA_GROUP_ID", "health-service");
+    cfg->check_interval_s = (int)config_long("CHECK_INTERVAL", 60, 1, 86400);
+    cfg->track_window_s = config_long("TRACK_WINDOW", 7L * 86400, 60, 365L * 86400);
+    cfg->loops_file = config_str("FEEDBACK_LOOPS_FILE", NULL);
 }
 
 void hconfig_cleanup(struct hconfig *cfg)
 {
     free(cfg->group_id);
+    free(cfg->loops_file);
     svc_config_cleanup(&cfg->svc);
 }

@@ -5,9 +5,14 @@
 
 #include "svcconfig.h"
 
+#include <stdint.h>
+
 struct hconfig {
     struct svc_config svc; /* PORT, BIND_ADDR, KAFKA_*, DB_PATH, LOG_*, ... */
     char *group_id;
+    int check_interval_s;
+    int64_t track_window_s;
+    char *loops_file; /* FEEDBACK_LOOPS_FILE, NULL: built-ins only */
 };
 
 /* hconfig_load - fatal with one line naming a bad variable */

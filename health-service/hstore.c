@@ -1,5 +1,6 @@
 /* hstore.c - health-service SQLite store. See hstore.h for the threads. */
 #include "hstore.h"
+#include "hstore_int.h"
 #include "db.h"
 #include "log.h"
 #include "xalloc.h"
@@ -14,12 +15,8 @@ static const char *const migrations[] = {
     " registered_at TEXT NOT NULL);"
     "CREATE TABLE domains (domain TEXT PRIMARY KEY, users INTEGER NOT NULL DEFAULT 0,"
     " first_seen TEXT NOT NULL, last_seen TEXT NOT NULL);",
-};
-
-struct hstore {
-    pthread_mutex_t w_lock, r_lock;
-    sqlite3 *w, *r;
-    sqlite3_stmt *ins_user, *upsert_domain, *list_domains, *count_domains;
+    /* 2: tracked copies, per-email aggregates, per-domain check state */
+    HSTORE_COPIES_SCHEMA_SQL,
 };
 
 struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
@@ -37,7 +34,8 @@ struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
     s->upsert_domain = db_prepare(s->w, "INSERT INTO domains(domain, users, first_seen, last_seen)"
                                         " VALUES(?1, 1, ?2, ?2) ON CONFLICT(domain) DO UPDATE"
                                         " SET users = users + 1, last_seen = ?2");
-    s->list_domains = db_prepare(s->r, "SELECT domain, users, first_seen, last_seen FROM domains"
+    s->list_domains = db_prepare(s->r, "SELECT domain, users, first_seen, last_seen, tracked,"
+                                       " checked, last_round_at, last_error FROM domains"
                                        " ORDER BY domain");
     s->count_domains = db_prepare(s->r, "SELECT count(*) FROM domains");
     if (!s->ins_user || !s->upsert_domain || !s->list_domains || !s->count_domains) {
@@ -83,16 +81,24 @@ static int apply_one(struct hstore *s, const struct user_event *e, size_t *added
     return 0;
 }
 
-int hstore_apply_users(struct hstore *s, const struct user_event *ev, size_t n, size_t *added)
+int hstore_apply_events(struct hstore *s, const struct user_event *users, size_t nu,
+                        const struct copy_event *copies, size_t nc, size_t *new_users,
+                        size_t *new_copies)
 {
     int rc = -1;
-    *added = 0;
+    *new_users = *new_copies = 0;
     pthread_mutex_lock(&s->w_lock);
     if (db_begin(s->w) != 0)
         goto out;
-    for (size_t i = 0; i < n; i++) {
-        if (apply_one(s, &ev[i], added) != 0) {
+    for (size_t i = 0; i < nu; i++) {
+        if (apply_one(s, &users[i], new_users) != 0) {
             log_error("hstore: apply failed: %s", sqlite3_errmsg(s->w));
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < nc; i++) {
+        if (hstore_apply_copy(s, &copies[i], new_copies) != 0) {
+            log_error("hstore: apply copy failed: %s", sqlite3_errmsg(s->w));
             goto out;
         }
     }
@@ -100,7 +106,7 @@ int hstore_apply_users(struct hstore *s, const struct user_event *ev, size_t n, 
 out:
     if (rc != 0) {
         db_rollback(s->w);
-        *added = 0;
+        *new_users = *new_copies = 0;
     }
     pthread_mutex_unlock(&s->w_lock);
     return rc;
@@ -121,6 +127,12 @@ json_object *hstore_domains(struct hstore *s)
                                json_object_new_string((const char *)sqlite3_column_text(st, 2)));
         json_object_object_add(d, "last_seen",
                                json_object_new_string((const char *)sqlite3_column_text(st, 3)));
+        json_object_object_add(d, "tracked", json_object_new_int64(sqlite3_column_int64(st, 4)));
+        json_object_object_add(d, "checked", json_object_new_int64(sqlite3_column_int64(st, 5)));
+        json_object_object_add(d, "last_round_at", hstore_time_json(st, 6));
+        const unsigned char *le = sqlite3_column_text(st, 7);
+        json_object_object_add(d, "last_error",
+                               le ? json_object_new_string((const char *)le) : NULL);
         json_object_array_add(arr, d);
     }
     sqlite3_reset(st);
@@ -146,4 +158,26 @@ int64_t hstore_domain_count(struct hstore *s)
 bool hstore_ping(struct hstore *s)
 {
     return hstore_domain_count(s) >= 0;
+}
+
+int hstore_domain_names(struct hstore *s, char ***names, size_t *n)
+{
+    int r = SQLITE_ERROR;
+    size_t cap = 16;
+    *n = 0;
+    *names = xcalloc(cap, sizeof **names);
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, "SELECT domain FROM domains ORDER BY domain");
+    if (st) {
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            if (*n == cap) {
+                cap *= 2;
+                *names = xreallocarray(*names, cap, sizeof **names);
+            }
+            (*names)[(*n)++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return r == SQLITE_DONE ? 0 : -1;
 }

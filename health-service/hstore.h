@@ -9,6 +9,7 @@
 #define HSTORE_H
 
 #include "events.h"
+#include "loops/feedback_loop.h"
 
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -20,15 +21,56 @@ struct hstore;
 struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen);
 void hstore_free(struct hstore *s);
 
-/* hstore_apply_users - record the users and their domains in ONE
- * transaction; *added = users not seen before. 0 on commit, -1 (nothing
- * written) on a database error. */
-int hstore_apply_users(struct hstore *s, const struct user_event *ev, size_t n, size_t *added);
+/* hstore_apply_events - record users (and their domains) and copies
+ * (email.sent: tracked; email.failed: bounced) in ONE transaction;
+ * *new_users / *new_copies count what was not seen before (a redelivered
+ * event changes nothing). 0 on commit, -1 (nothing written) on error. */
+int hstore_apply_events(struct hstore *s, const struct user_event *users, size_t nu,
+                        const struct copy_event *copies, size_t nc, size_t *new_users,
+                        size_t *new_copies);
 
-/* hstore_domains - [{"domain","users","first_seen","last_seen"}] by name;
- * caller puts. NULL on error. */
+/* hstore_domains - [{"domain","users","tracked","checked","first_seen",
+ * "last_seen","last_round_at","last_error"}] by name; caller puts. NULL on
+ * error. */
 json_object *hstore_domains(struct hstore *s);
 int64_t hstore_domain_count(struct hstore *s);
 bool hstore_ping(struct hstore *s);
+/* hstore_domain_names - every known domain, sorted; caller frees each and
+ * the array */
+int hstore_domain_names(struct hstore *s, char ***names, size_t *n);
+
+/* ---- tracked copies (hstore_copies.c) ------------------------------- */
+
+/* a copy handed to a feedback loop, with what was known before the round */
+struct hcopy {
+    struct fl_copy fl; /* message_id and recipient point into the strings below */
+    char *message_id, *recipient;
+    int64_t email_id;
+    enum fl_placement old_placement;
+    bool old_opened, old_read;
+};
+
+/* hstore_open_copies - up to max copies of domain sent since since_ms and
+ * not bounced, oldest first, into a new array (hstore_copies_free) */
+int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
+                       struct hcopy **out, size_t *n);
+void hstore_copies_free(struct hcopy *c, size_t n);
+/* hstore_apply_checks - a round's results for domain in ONE transaction:
+ * copies (FL_UNKNOWN keeps what was known), the emails' counters, the
+ * domain's checked count, round time and error (NULL: none) */
+int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy *c, size_t n,
+                        int64_t now_ms, const char *error);
+
+/* hstore_stats_email - the /mail_stats object of a broadcast, by email_id
+ * (broadcast_id NULL) or by broadcast Message-ID; 0, 1 unknown, -1 error */
+int hstore_stats_email(struct hstore *s, int64_t email_id, const char *broadcast_id,
+                       json_object **out);
+/* hstore_stats_copy - the same shape for one copy, with recipient and
+ * domain; 0, 1 unknown, -1 error */
+int hstore_stats_copy(struct hstore *s, const char *message_id, json_object **out);
+/* hstore_all_stats - {"<email_id>": {...}, ...} by email_id; NULL on error */
+json_object *hstore_all_stats(struct hstore *s, int64_t limit, int64_t offset);
+/* hstore_tracked_count - copies tracked (all emails) */
+int64_t hstore_tracked_count(struct hstore *s);
 
 #endif

@@ -2,7 +2,8 @@
  * until SIGTERM/SIGINT, tear down.
  *
  * Threads: main (signals), the HTTP pool (libmicrohttpd), the Kafka
- * consumer (kconsumer.c, calls ingest_batch). Signals are blocked before
+ * consumer (kconsumer.c, calls ingest_batch), the feedback-loop workers
+ * (scheduler.c). Signals are blocked before
  * any thread starts and taken with sigwait() here.
  */
 #include "api.h"
@@ -12,6 +13,8 @@
 #include "httpd.h"
 #include "kconsumer.h"
 #include "log.h"
+#include "loops/loops.h"
+#include "scheduler.h"
 #include "metrics.h"
 
 #include <stdlib.h>
@@ -21,6 +24,11 @@ static double consumer_lag(void *arg)
     struct kconsumer_stats ks;
     kconsumer_stats(arg, &ks);
     return (double)ks.lag;
+}
+
+static double tracked_copies(void *arg)
+{
+    return (double)hstore_tracked_count(arg);
 }
 
 static double known_domains(void *arg)
@@ -48,7 +56,12 @@ int main(void)
     metrics_gauge_fn(app.metrics, "health_known_domains", "Recipient domains known", NULL,
                      known_domains, app.store);
 
-    const char *topics[] = {cfg.svc.user_topic, NULL};
+    struct loops_config loops;
+    if (loops_config_load(&loops, cfg.loops_file, err, sizeof err) != 0)
+        log_fatal("config: %s", err);
+    app.loops = &loops;
+
+    const char *topics[] = {cfg.svc.email_topic, cfg.svc.user_topic, NULL};
     struct kconsumer_config kc = {
         .brokers = cfg.svc.kafka_brokers,
         .group_id = cfg.group_id,
@@ -62,6 +75,16 @@ int main(void)
         log_fatal("kafka consumer: %s", err);
     metrics_gauge_fn(app.metrics, "health_consumer_lag", "Messages behind the end of the topics",
                      NULL, consumer_lag, app.consumer);
+    metrics_gauge_fn(app.metrics, "health_tracked_copies", "Copies tracked", NULL, tracked_copies,
+                     app.store);
+    struct scheduler_config sc = {
+        .store = app.store,
+        .loops = &loops,
+        .metrics = app.metrics,
+        .interval_s = cfg.check_interval_s,
+        .window_ms = cfg.track_window_s * 1000,
+    };
+    struct scheduler *sched = scheduler_start(&sc);
 
     struct http_config hc = {
         .bind_addr = cfg.svc.bind_addr,
@@ -84,7 +107,9 @@ int main(void)
     int sig = svc_signals_wait(&set);
     log_info("signal %d: shutting down", sig);
     http_stop(srv);
+    scheduler_stop(sched);
     kconsumer_stop(app.consumer);
+    loops_config_cleanup(&loops);
     metrics_free(app.metrics);
     hstore_free(app.store);
     hconfig_cleanup(&cfg);

@@ -1,37 +1,30 @@
-/* smtp_conn.c - the SMTP client engine: connection, EHLO, STARTTLS, AUTH,
- * pipelined transactions (design and reasons in smtp_conn.h). The TLS layer
- * (context cache, socket BIO, handshake and certificate checks, TLS
- * read/write steps) is smtp_tls.c; all waiting and timeouts stay here.
+/* smtp_conn.c - the SMTP client engine: greeting, EHLO, STARTTLS, AUTH,
+ * pipelined transactions (design and reasons in smtp_conn.h). The bounded
+ * socket I/O (connect, TLS handshake, writes, line reads, every wait under
+ * a deadline) is smtp_io.c; the TLS layer (context cache, socket BIO,
+ * handshake and certificate checks, TLS read/write steps) is smtp_tls.c.
  *
- * Owns per session: the socket, the SSL object (made by smtp_tls_session,
- * freed with smtp_tls_close before the socket is closed), an output buffer
- * holding the wire form of what is written next, and a 16 KiB input buffer.
- * The SSL_CTX is shared per CA file (one reference per session, taken in
- * smtp_conn_new, dropped in smtp_conn_free). A session is used by one thread
- * at a time; the only shared state (CTX cache, BIO method) is in smtp_tls.c.
+ * Owns per session: the struct smtp_io (socket, SSL and 16 KiB input
+ * buffer, closed with smtp_io_close), an output buffer holding the wire
+ * form of what is written next, and the last failure text. The SSL_CTX is
+ * shared per CA file (one reference per session, taken in smtp_conn_new,
+ * dropped in smtp_conn_free). A session is used by one thread at a time;
+ * the only shared state (CTX cache, BIO method) is in smtp_tls.c.
  */
 #include "smtp_conn.h"
 #include "log.h"
+#include "smtp_io.h"
 #include "smtp_tls.h"
-#include "timeutil.h"
 #include "xalloc.h"
 
-#include <errno.h>
-#include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #define SMTP_MAX_MESSAGE ((size_t)64 * 1024 * 1024) /* data bytes of one message */
 /* stuffing at most doubles the data; room for the next envelope behind it */
@@ -48,21 +41,20 @@
 /* internal status codes; after any but E_REPLY and E_POLICY the
  * connection is out of step and is dropped without QUIT */
 enum {
-    E_IO = -1,      /* connection lost or closed */
-    E_TIMEOUT = -2, /* a bounded wait expired */
-    E_PROTO = -3,   /* malformed reply */
-    E_TLS = -4,     /* handshake or certificate */
-    E_CONNECT = -5, /* resolve or TCP connect */
-    E_REPLY = -6,   /* the server answered with an error (result holds it) */
-    E_POLICY = -7,  /* we refuse to go on (no STARTTLS, no AUTH); in step */
+    E_IO = SMTP_IO_E_IO,           /* connection lost or closed */
+    E_TIMEOUT = SMTP_IO_E_TIMEOUT, /* a bounded wait expired */
+    E_PROTO = SMTP_IO_E_PROTO,     /* malformed reply */
+    E_TLS = SMTP_IO_E_TLS,         /* handshake or certificate */
+    E_CONNECT = SMTP_IO_E_CONNECT, /* resolve or TCP connect */
+    E_REPLY = -6,                  /* the server answered with an error (result holds it) */
+    E_POLICY = -7,                 /* we refuse to go on (no STARTTLS, no AUTH); in step */
 };
 
 struct smtp_conn {
     struct smtp_settings s; /* copy; strings borrowed */
     const char *helo;
     SSL_CTX *ctx; /* shared, NULL when tls=none */
-    int fd;
-    SSL *ssl;
+    struct smtp_io io;
     bool fresh;      /* no message attempted on this connection yet */
     bool need_rset;  /* a failed transaction is still open on the server */
     bool queued;     /* the next message's envelope is already in out / sent */
@@ -70,11 +62,8 @@ struct smtp_conn {
     bool ext_pipelining, ext_starttls, ext_size, ext_8bitmime, ext_smtputf8;
     unsigned auth_mechs;
     const char *auth_used;
-    int tmo_ms; /* the timeout of the current wait, for messages */
     struct buf out;
-    size_t in_pos, in_len;
     char err[400];
-    char in[16384];
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -98,12 +87,6 @@ __attribute__((format(printf, 3, 4))) static void set_errbuf(char *errbuf, size_
     va_end(ap);
 }
 
-/* errstr - thread-safe strerror */
-static const char *errstr(int e, char *buf, size_t len)
-{
-    return strerror_r(e, buf, len);
-}
-
 /* res_local - a local failure (no reply): TEMPFAIL, code 0 */
 static void res_local(struct smtp_result *r, enum smtp_outcome o, const char *text)
 {
@@ -125,12 +108,6 @@ static enum smtp_outcome outcome_final(int code)
 static enum smtp_outcome outcome_fail(int code)
 {
     return code / 100 == 5 ? SMTP_PERMFAIL : SMTP_TEMPFAIL;
-}
-
-static int64_t deadline_in(struct smtp_conn *c, int ms)
-{
-    c->tmo_ms = ms;
-    return time_mono_ms() + ms;
 }
 
 static bool has_8bit(const char *p, size_t len)
@@ -241,156 +218,6 @@ size_t smtp_enhanced_code(int code, const char *text, size_t len, char out[16])
     return i < len ? i + 1 : i;
 }
 
-/* ---- bounded I/O ---------------------------------------------------------- */
-
-/* wait_fd - 1 when fd is ready for ev, 0 on timeout, -1 on a poll error */
-static int wait_fd(int fd, short ev, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - time_mono_ms();
-        if (left <= 0)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = ev};
-        int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-        if (r > 0)
-            return 1; /* also POLLERR/POLLHUP: the next I/O call tells */
-        if (r < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
-static int io_wait(struct smtp_conn *c, short ev, int64_t deadline, const char *what)
-{
-    char eb[128];
-    int r = wait_fd(c->fd, ev, deadline);
-    if (r > 0)
-        return 0;
-    if (r == 0) {
-        errf(c, "timed out after %d ms %s", c->tmo_ms, what);
-        return E_TIMEOUT;
-    }
-    errf(c, "poll: %s", errstr(errno, eb, sizeof eb));
-    return E_IO;
-}
-
-/* io_write - all of p, bounded by deadline; what: "sending ..." */
-static int io_write(struct smtp_conn *c, const char *p, size_t len, int64_t deadline,
-                    const char *what)
-{
-    char eb[128];
-    while (len > 0) {
-        size_t chunk = len > (size_t)INT_MAX ? (size_t)INT_MAX : len;
-        int rc;
-        if (c->ssl) {
-            short ev;
-            int r = smtp_tls_write(c->ssl, p, chunk, &ev, what, c->err, sizeof c->err);
-            if (r > 0) {
-                p += r;
-                len -= (size_t)r;
-                continue;
-            }
-            if (r < 0)
-                return E_IO;
-            rc = io_wait(c, ev, deadline, what);
-            if (rc)
-                return rc;
-            continue;
-        }
-        ssize_t n = send(c->fd, p, chunk, MSG_NOSIGNAL);
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            rc = io_wait(c, POLLOUT, deadline, what);
-            if (rc)
-                return rc;
-            continue;
-        }
-        errf(c, "connection lost while %s: %s", what, n < 0 ? errstr(errno, eb, sizeof eb) : "EOF");
-        return E_IO;
-    }
-    return 0;
-}
-
-/* io_fill - read more into c->in (which has room), bounded by deadline */
-static int io_fill(struct smtp_conn *c, int64_t deadline, const char *what)
-{
-    char eb[128];
-    size_t space = sizeof c->in - c->in_len;
-    for (;;) {
-        int rc;
-        if (c->ssl) {
-            short ev;
-            int r =
-                smtp_tls_read(c->ssl, c->in + c->in_len, space, &ev, what, c->err, sizeof c->err);
-            if (r > 0) {
-                c->in_len += (size_t)r;
-                return 0;
-            }
-            if (r < 0)
-                return E_IO;
-            rc = io_wait(c, ev, deadline, what);
-            if (rc)
-                return rc;
-            continue;
-        }
-        ssize_t n = recv(c->fd, c->in + c->in_len, space, 0);
-        if (n > 0) {
-            c->in_len += (size_t)n;
-            return 0;
-        }
-        if (n == 0) {
-            errf(c, "connection closed by the server while %s", what);
-            return E_IO;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            rc = io_wait(c, POLLIN, deadline, what);
-            if (rc)
-                return rc;
-            continue;
-        }
-        errf(c, "connection lost while %s: %s", what, errstr(errno, eb, sizeof eb));
-        return E_IO;
-    }
-}
-
-/* read_line - the next line (without CR LF), valid until the next read */
-static int read_line(struct smtp_conn *c, int64_t deadline, const char *what, const char **line,
-                     size_t *len)
-{
-    for (;;) {
-        char *start = c->in + c->in_pos;
-        char *nl = memchr(start, '\n', c->in_len - c->in_pos);
-        if (nl) {
-            size_t n = (size_t)(nl - start);
-            if (n > 0 && start[n - 1] == '\r')
-                n--;
-            *line = start;
-            *len = n;
-            c->in_pos = (size_t)(nl + 1 - c->in);
-            return 0;
-        }
-        if (c->in_pos > 0) {
-            memmove(c->in, start, c->in_len - c->in_pos);
-            c->in_len -= c->in_pos;
-            c->in_pos = 0;
-        }
-        if (c->in_len == sizeof c->in) {
-            errf(c, "reply line longer than %zu bytes while %s", sizeof c->in, what);
-            return E_PROTO;
-        }
-        int rc = io_fill(c, deadline, what);
-        if (rc)
-            return rc;
-    }
-}
-
 /* text_add - append printable text to r->text (control characters become
  * '?', tabs spaces), truncated */
 static void text_add(struct smtp_result *r, size_t *tl, const char *p, size_t n)
@@ -452,7 +279,7 @@ static int read_reply(struct smtp_conn *c, int64_t deadline, const char *what,
         size_t len;
         int code, rc;
         bool last;
-        rc = read_line(c, deadline, what, &line, &len);
+        rc = smtp_io_read_line(&c->io, deadline, what, &line, &len, c->err, sizeof c->err);
         if (rc)
             return rc;
         if (smtp_reply_line(line, len, &code, &last, &text) < 0 || (nl > 0 && code != r->code)) {
@@ -483,7 +310,9 @@ static int read_reply(struct smtp_conn *c, int64_t deadline, const char *what,
 /* flush_out - write c->out, then empty it (cleansed if it held secrets) */
 static int flush_out(struct smtp_conn *c, int64_t deadline, const char *what)
 {
-    int rc = c->out.len ? io_write(c, c->out.data, c->out.len, deadline, what) : 0;
+    int rc = c->out.len ? smtp_io_write(&c->io, c->out.data, c->out.len, deadline, what, c->err,
+                                        sizeof c->err)
+                        : 0;
     if (c->out_secret && c->out.data)
         OPENSSL_cleanse(c->out.data, c->out.alloc);
     c->out_secret = false;
@@ -504,11 +333,11 @@ static int command(struct smtp_conn *c, const char *line, const char *what, stru
         errf(c, "command too long: %s", what);
         return E_PROTO;
     }
-    int rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms), w);
+    int rc = flush_out(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms), w);
     if (rc)
         return rc;
     snprintf(w, sizeof w, "waiting for the %s reply", what);
-    return read_reply(c, deadline_in(c, c->s.command_timeout_ms), w, r, false);
+    return read_reply(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms), w, r, false);
 }
 
 /* ---- connection set-up ------------------------------------------------------ */
@@ -517,7 +346,7 @@ static int command(struct smtp_conn *c, const char *line, const char *what, stru
  * its reply (only when the dialogue is in step) */
 static void conn_drop(struct smtp_conn *c, bool quit)
 {
-    if (c->fd < 0)
+    if (c->io.fd < 0)
         return;
     if (quit) {
         struct smtp_result r;
@@ -525,14 +354,11 @@ static void conn_drop(struct smtp_conn *c, bool quit)
                                                              : SMTP_QUIT_WAIT_MS;
         buf_reset(&c->out);
         if (buf_append(&c->out, "QUIT\r\n", 6) == 0 &&
-            flush_out(c, deadline_in(c, ms), "sending QUIT") == 0)
-            (void)read_reply(c, deadline_in(c, ms), "waiting for the QUIT reply", &r, false);
+            flush_out(c, smtp_io_deadline(&c->io, ms), "sending QUIT") == 0)
+            (void)read_reply(c, smtp_io_deadline(&c->io, ms), "waiting for the QUIT reply", &r,
+                             false);
     }
-    smtp_tls_close(c->ssl, quit);
-    c->ssl = NULL;
-    close(c->fd);
-    c->fd = -1;
-    c->in_pos = c->in_len = 0;
+    smtp_io_close(&c->io, quit);
     c->queued = c->need_rset = false;
     if (c->out_secret && c->out.data)
         OPENSSL_cleanse(c->out.data, c->out.alloc);
@@ -540,97 +366,14 @@ static void conn_drop(struct smtp_conn *c, bool quit)
     buf_reset(&c->out);
 }
 
-/* tcp_connect - resolve and connect to each address in turn; the connect
- * timeout is shared: each address gets an equal part of what is left */
-static int tcp_connect(struct smtp_conn *c)
-{
-    char port[16], last[200] = "no address", addr[INET6_ADDRSTRLEN], eb[128];
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    snprintf(port, sizeof port, "%d", c->s.port);
-    int g = getaddrinfo(c->s.host, port, &hints, &res);
-    if (g != 0) {
-        errf(c, "cannot resolve %s: %s", c->s.host,
-             g == EAI_SYSTEM ? errstr(errno, eb, sizeof eb) : gai_strerror(g));
-        return E_CONNECT;
-    }
-    size_t left_addrs = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-        left_addrs++;
-    int64_t deadline = time_mono_ms() + c->s.connect_timeout_ms;
-    int rc = E_CONNECT;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next, left_addrs--) {
-        int64_t left = deadline - time_mono_ms();
-        if (left <= 0)
-            break;
-        int64_t share = left / (int64_t)left_addrs;
-        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) !=
-            0)
-            snprintf(addr, sizeof addr, "?");
-        int fd =
-            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            snprintf(last, sizeof last, "%s: socket: %s", addr, errstr(errno, eb, sizeof eb));
-            continue;
-        }
-        int err = 0;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            err = errno;
-            if (err == EINPROGRESS) {
-                int w = wait_fd(fd, POLLOUT, time_mono_ms() + share);
-                socklen_t sl = sizeof err;
-                if (w == 0) {
-                    snprintf(last, sizeof last, "%s: timed out after %lld ms", addr,
-                             (long long)share);
-                    close(fd);
-                    continue;
-                }
-                if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
-                    err = errno;
-            }
-        }
-        if (err != 0) {
-            snprintf(last, sizeof last, "%s: %s", addr, errstr(err, eb, sizeof eb));
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        c->fd = fd;
-        rc = 0;
-        break;
-    }
-    freeaddrinfo(res);
-    if (rc)
-        errf(c, "connect to %s:%d failed: %s", c->s.host, c->s.port, last);
-    return rc;
-}
-
-/* tls_start - TLS handshake on the connected socket (smtp_tls); the
- * certificate chain and the host name (or IP address) must verify */
+/* tls_start - TLS on the connected socket (smtp_io_tls_start) within the
+ * command timeout; the certificate chain and the host name (or IP address)
+ * must verify */
 static int tls_start(struct smtp_conn *c)
 {
-    int64_t deadline = deadline_in(c, c->s.command_timeout_ms);
-    c->ssl = smtp_tls_session(c->ctx, c->fd, c->s.host, c->err, sizeof c->err);
-    if (!c->ssl)
-        return E_TLS;
-    for (;;) {
-        short ev;
-        int r = smtp_tls_handshake(c->ssl, c->s.host, c->s.port, &ev, c->err, sizeof c->err);
-        if (r > 0)
-            return 0;
-        if (r < 0)
-            return E_TLS;
-        int rc = io_wait(c, ev, deadline, "in the TLS handshake");
-        if (rc) {
-            errf(c, "TLS: handshake with %s:%d timed out after %d ms", c->s.host, c->s.port,
-                 c->tmo_ms);
-            return rc;
-        }
-    }
+    return smtp_io_tls_start(&c->io, c->ctx, c->s.host, c->s.port,
+                             smtp_io_deadline(&c->io, c->s.command_timeout_ms), c->err,
+                             sizeof c->err);
 }
 
 /* say_hello - EHLO (HELO fallback when allowed); extensions recorded */
@@ -645,11 +388,11 @@ static int say_hello(struct smtp_conn *c, bool allow_helo, struct smtp_result *f
         errf(c, "EHLO line too long");
         return E_PROTO;
     }
-    int rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms), "sending EHLO");
+    int rc = flush_out(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms), "sending EHLO");
     if (rc)
         return rc;
-    rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms), "waiting for the EHLO reply", fail,
-                    true);
+    rc = read_reply(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms),
+                    "waiting for the EHLO reply", fail, true);
     if (rc)
         return rc;
     if (fail->code / 100 == 2)
@@ -687,11 +430,11 @@ static int auth_step(struct smtp_conn *c, const char *a, const char *b, struct s
         errf(c, "AUTH line too long");
         return E_PROTO;
     }
-    int rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms), w);
+    int rc = flush_out(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms), w);
     if (rc)
         return rc;
-    return read_reply(c, deadline_in(c, c->s.command_timeout_ms), "waiting for the AUTH reply", r,
-                      false);
+    return read_reply(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms),
+                      "waiting for the AUTH reply", r, false);
 }
 
 static void free_secret(char *s)
@@ -756,15 +499,15 @@ static int conn_open(struct smtp_conn *c, bool auth, struct smtp_result *fail)
 {
     struct smtp_result r;
     int rc;
-    c->in_pos = c->in_len = 0;
     c->need_rset = c->queued = false;
     c->auth_used = NULL;
-    rc = tcp_connect(c);
+    rc = smtp_io_connect(&c->io, c->s.host, c->s.port, c->s.connect_timeout_ms, c->err,
+                         sizeof c->err);
     if (rc == 0 && c->s.tls == SMTP_TLS_IMPLICIT)
         rc = tls_start(c);
     if (rc == 0)
-        rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms), "waiting for the greeting",
-                        fail, false);
+        rc = read_reply(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms),
+                        "waiting for the greeting", fail, false);
     if (rc == 0 && fail->code != 220) {
         fail->outcome = SMTP_TEMPFAIL;
         rc = E_REPLY;
@@ -781,7 +524,7 @@ static int conn_open(struct smtp_conn *c, bool auth, struct smtp_result *fail)
                 *fail = r;
                 fail->outcome = SMTP_TEMPFAIL;
                 rc = E_REPLY;
-            } else if (rc == 0 && c->in_pos != c->in_len) {
+            } else if (rc == 0 && smtp_io_pending(&c->io)) {
                 /* plaintext pipelined behind the 220 would be trusted as TLS data */
                 errf(c, "TLS: unexpected data after the STARTTLS reply from %s:%d", c->s.host,
                      c->s.port);
@@ -797,7 +540,7 @@ static int conn_open(struct smtp_conn *c, bool auth, struct smtp_result *fail)
         if (!(c->auth_mechs & (AUTH_PLAIN | AUTH_LOGIN))) {
             errf(c, "AUTH: %s:%d offers neither PLAIN nor LOGIN", c->s.host, c->s.port);
             rc = E_POLICY;
-        } else if (c->s.tls != SMTP_TLS_NONE && !c->ssl) {
+        } else if (c->s.tls != SMTP_TLS_NONE && !c->io.ssl) {
             errf(c, "AUTH: refusing to send credentials without TLS");
             rc = E_POLICY;
         } else if (auth) {
@@ -807,7 +550,7 @@ static int conn_open(struct smtp_conn *c, bool auth, struct smtp_result *fail)
     if (rc == 0) {
         c->fresh = true;
         log_info("smtp client=%s connected to %s:%d tls=%s auth=%s pipelining=%s", c->s.name,
-                 c->s.host, c->s.port, smtp_tls_version(c->ssl),
+                 c->s.host, c->s.port, smtp_tls_version(c->io.ssl),
                  c->auth_used ? c->auth_used : "none", c->ext_pipelining ? "yes" : "no");
         return 0;
     }
@@ -816,27 +559,6 @@ static int conn_open(struct smtp_conn *c, bool auth, struct smtp_result *fail)
     log_warn("smtp client=%s %s:%d not ready: %s", c->s.name, c->s.host, c->s.port, fail->text);
     conn_drop(c, rc == E_REPLY || rc == E_POLICY);
     return rc;
-}
-
-/* conn_alive - false when the server closed the idle connection or spoke
- * unasked (typically "421 idle timeout" before closing) */
-static bool conn_alive(struct smtp_conn *c)
-{
-    if (c->in_pos != c->in_len)
-        return false;
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    int r = poll(&p, 1, 0);
-    if (r <= 0)
-        return true;
-    if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
-        return false;
-    if (c->ssl) {
-        c->in_pos = c->in_len = 0;
-        return smtp_tls_idle_alive(c->ssl, c->in, sizeof c->in);
-    }
-    char b;
-    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
 
 /* ---- transactions ------------------------------------------------------------ */
@@ -939,12 +661,12 @@ static enum msg_rc run_message(struct smtp_conn *c, const struct smtp_envelope *
             errf(c, "envelope too long for the send buffer");
             rc = E_PROTO;
         } else {
-            rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms),
+            rc = flush_out(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms),
                            "sending MAIL FROM, RCPT TO and DATA");
         }
         for (int i = 0; i < n && rc == 0; i++) {
-            rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms), cmd_wait[k[i]], &rep[i],
-                            false);
+            rc = read_reply(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms), cmd_wait[k[i]],
+                            &rep[i], false);
             if (rc == 0 && rep[got++].code == 421)
                 break; /* the server is closing: no more replies */
         }
@@ -960,10 +682,11 @@ static enum msg_rc run_message(struct smtp_conn *c, const struct smtp_envelope *
                 rc = E_PROTO;
                 break;
             }
-            rc = flush_out(c, deadline_in(c, c->s.command_timeout_ms), "sending a command");
+            rc = flush_out(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms),
+                           "sending a command");
             if (rc == 0)
-                rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms), cmd_wait[k[i]], &rep[i],
-                                false);
+                rc = read_reply(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms),
+                                cmd_wait[k[i]], &rep[i], false);
             if (rc)
                 break;
             got++;
@@ -1008,9 +731,9 @@ static enum msg_rc run_message(struct smtp_conn *c, const struct smtp_envelope *
             struct smtp_result ignored;
             rc = buf_append(&c->out, ".\r\n", 3) < 0
                      ? E_PROTO
-                     : flush_out(c, deadline_in(c, c->s.command_timeout_ms), "sending .");
+                     : flush_out(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms), "sending .");
             if (rc == 0)
-                rc = read_reply(c, deadline_in(c, c->s.command_timeout_ms),
+                rc = read_reply(c, smtp_io_deadline(&c->io, c->s.command_timeout_ms),
                                 "waiting for the end-of-data reply", &ignored, false);
             if (rc)
                 conn_drop(c, false);
@@ -1021,7 +744,7 @@ static enum msg_rc run_message(struct smtp_conn *c, const struct smtp_envelope *
     }
 
     /* 354: the body, "." and maybe the next envelope, in one write */
-    int64_t mdl = deadline_in(c, c->s.message_timeout_ms);
+    int64_t mdl = smtp_io_deadline(&c->io, c->s.message_timeout_ms);
     if (smtp_wire_data(&c->out, m->data, m->len) < 0) {
         res_local(res, SMTP_TEMPFAIL, "message too large for the send buffer");
         conn_drop(c, false);
@@ -1121,7 +844,7 @@ struct smtp_conn *smtp_conn_new(const struct smtp_settings *s, unsigned flags, c
         c->s.message_timeout_ms = 120000;
     c->helo = s->helo ? s->helo : "localhost";
     c->ctx = ctx;
-    c->fd = -1;
+    smtp_io_init(&c->io);
     buf_init(&c->out, SMTP_WIRE_CAP);
     return c;
 }
@@ -1138,11 +861,11 @@ void smtp_conn_send(struct smtp_conn *c, const struct smtp_envelope *msgs, size_
             i++;
             continue;
         }
-        if (c->fd >= 0 && !c->queued && !conn_alive(c)) {
+        if (c->io.fd >= 0 && !c->queued && !smtp_io_idle_alive(&c->io)) {
             log_info("smtp client=%s server closed the idle connection; reconnecting", c->s.name);
             conn_drop(c, false);
         }
-        if (c->fd < 0) {
+        if (c->io.fd < 0) {
             struct smtp_result fail;
             if (conn_open(c, true, &fail) != 0) {
                 for (size_t j = i; j < n; j++)

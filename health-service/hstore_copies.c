@@ -1,0 +1,350 @@
+/* hstore_copies.c - tracked copies, per-email stats and check results.
+ * Writes come from the consumer thread (ingest) and the scheduler workers
+ * (check results), serialised by w_lock on the writer connection; reads
+ * (stats API, open copies) use the reader connection under r_lock. */
+#include "db.h"
+#include "hstore.h"
+#include "hstore_int.h"
+#include "log.h"
+#include "timeutil.h"
+#include "xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_object *hstore_time_json(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return NULL;
+    char at[32];
+    time_rfc3339_ms(sqlite3_column_int64(st, i), at, sizeof at);
+    return json_object_new_string(at);
+}
+
+/* run - bind up to 4 int64 and 4 text parameters by index and step; the
+ * statement is prepared per call (ingest batches amortise it) */
+static int exec_stmt(sqlite3 *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_error("hstore: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
+/* stats_add - add deltas to an email's counters (creating its row) */
+static int stats_add(struct hstore *s, int64_t email_id, const char *broadcast_id, int tracked,
+                     int delivered, int spam, int opened, int read, int bounced, int64_t checked_at)
+{
+    sqlite3_stmt *st = db_prepare(
+        s->w, "INSERT INTO email_stats(email_id, broadcast_id, tracked, delivered, spam, opened,"
+              " read, bounced, checked_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+              " ON CONFLICT(email_id) DO UPDATE SET tracked = tracked + ?3,"
+              " delivered = delivered + ?4, spam = spam + ?5, opened = opened + ?6,"
+              " read = read + ?7, bounced = bounced + ?8,"
+              " checked_at = coalesce(?9, checked_at)");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, email_id);
+    sqlite3_bind_text(st, 2, broadcast_id ? broadcast_id : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, tracked);
+    sqlite3_bind_int(st, 4, delivered);
+    sqlite3_bind_int(st, 5, spam);
+    sqlite3_bind_int(st, 6, opened);
+    sqlite3_bind_int(st, 7, read);
+    sqlite3_bind_int(st, 8, bounced);
+    if (checked_at)
+        sqlite3_bind_int64(st, 9, checked_at);
+    else
+        sqlite3_bind_null(st, 9);
+    return exec_stmt(s->w, st);
+}
+
+/* domain_tracked - a copy for domain: the domain is known, tracked + 1 */
+static int domain_tracked(struct hstore *s, const char *domain)
+{
+    char now[32];
+    time_rfc3339_ms(time_now_ms(), now, sizeof now);
+    sqlite3_stmt *st = db_prepare(
+        s->w, "INSERT INTO domains(domain, users, first_seen, last_seen, tracked)"
+              " VALUES(?1, 0, ?2, ?2, 1) ON CONFLICT(domain) DO UPDATE SET tracked = tracked + 1");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+    return exec_stmt(s->w, st);
+}
+
+int hstore_apply_copy(struct hstore *s, const struct copy_event *e, size_t *added)
+{
+    sqlite3_stmt *st = db_prepare(s->w, "SELECT bounced FROM copies WHERE message_id = ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    int bounced = r == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return -1;
+    if (bounced == 1 || (bounced == 0 && !e->failed))
+        return 0;       /* seen before: a redelivery */
+    if (bounced == 0) { /* a tracked copy bounced after all */
+        st = db_prepare(s->w, "UPDATE copies SET bounced = 1, smtp_reply = ? WHERE message_id = ?");
+        if (!st)
+            return -1;
+        sqlite3_bind_text(st, 1, e->smtp_reply, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, e->message_id, -1, SQLITE_STATIC);
+        if (exec_stmt(s->w, st) != 0)
+            return -1;
+        return stats_add(s, e->email_id, e->broadcast_id, 0, 0, 0, 0, 0, 1, 0);
+    }
+    st = db_prepare(s->w, "INSERT INTO copies(message_id, email_id, broadcast_id, recipient,"
+                          " domain, smtp_client, sent_at, bounced, smtp_reply)"
+                          " VALUES(?,?,?,?,?,?,?,?,?)");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, e->email_id);
+    sqlite3_bind_text(st, 3, e->broadcast_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e->recipient, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, e->domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, e->smtp_client, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, e->sent_at_ms ? e->sent_at_ms : time_now_ms());
+    sqlite3_bind_int(st, 8, e->failed);
+    sqlite3_bind_text(st, 9, e->smtp_reply, -1, SQLITE_STATIC);
+    if (exec_stmt(s->w, st) != 0 || domain_tracked(s, e->domain) != 0 ||
+        stats_add(s, e->email_id, e->broadcast_id, 1, 0, 0, 0, 0, e->failed, 0) != 0)
+        return -1;
+    (*added)++;
+    return 0;
+}
+
+int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
+                       struct hcopy **out, size_t *n)
+{
+    int r = SQLITE_ERROR;
+    *n = 0;
+    *out = xcalloc(max ? max : 1, sizeof **out);
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(
+        s->r, "SELECT message_id, recipient, sent_at, rounds, placement, opened, read, email_id"
+              " FROM copies WHERE domain = ?1 AND bounced = 0 AND sent_at >= ?2"
+              " ORDER BY sent_at LIMIT ?3");
+    if (st) {
+        sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, since_ms);
+        sqlite3_bind_int64(st, 3, (int64_t)max);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            struct hcopy *c = &(*out)[(*n)++];
+            c->message_id = xstrdup((const char *)sqlite3_column_text(st, 0));
+            c->recipient = xstrdup((const char *)sqlite3_column_text(st, 1));
+            c->fl.message_id = c->message_id;
+            c->fl.recipient = c->recipient;
+            c->fl.sent_at_ms = sqlite3_column_int64(st, 2);
+            c->fl.rounds = sqlite3_column_int(st, 3);
+            c->old_placement = (enum fl_placement)sqlite3_column_int(st, 4);
+            c->old_opened = sqlite3_column_int(st, 5) != 0;
+            c->old_read = sqlite3_column_int(st, 6) != 0;
+            c->email_id = sqlite3_column_int64(st, 7);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return r == SQLITE_DONE ? 0 : -1;
+}
+
+void hstore_copies_free(struct hcopy *c, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++) {
+        free(c[i].message_id);
+        free(c[i].recipient);
+    }
+    free(c);
+}
+
+struct stat_delta {
+    int64_t email_id;
+    int delivered, spam, opened, read;
+};
+
+int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy *c, size_t n,
+                        int64_t now_ms, const char *error)
+{
+    int rc = -1;
+    struct stat_delta *d = xcalloc(n ? n : 1, sizeof *d);
+    size_t nd = 0, newly_checked = 0;
+    sqlite3_stmt *upd = NULL, *dom = NULL;
+    pthread_mutex_lock(&s->w_lock);
+    if (db_begin(s->w) != 0)
+        goto out;
+    upd = db_prepare(s->w, "UPDATE copies SET placement = ?2, opened = ?3, read = ?4,"
+                           " rounds = rounds + 1, checked_at = ?5 WHERE message_id = ?1");
+    dom = db_prepare(s->w, "UPDATE domains SET checked = checked + ?2, last_round_at = ?3,"
+                           " last_error = ?4 WHERE domain = ?1");
+    if (!upd || !dom)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const struct hcopy *x = &c[i];
+        if (x->fl.placement == FL_UNKNOWN)
+            continue; /* not checked this round: keep what was known */
+        bool opened = x->fl.opened || x->old_opened, read = x->fl.read || x->old_read;
+        sqlite3_bind_text(upd, 1, x->message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(upd, 2, (int)x->fl.placement);
+        sqlite3_bind_int(upd, 3, opened);
+        sqlite3_bind_int(upd, 4, read);
+        sqlite3_bind_int64(upd, 5, now_ms);
+        int r = sqlite3_step(upd);
+        sqlite3_reset(upd);
+        if (r != SQLITE_DONE)
+            goto out;
+        if (x->fl.rounds == 0)
+            newly_checked++;
+        size_t k = 0;
+        while (k < nd && d[k].email_id != x->email_id)
+            k++;
+        if (k == nd)
+            d[nd++].email_id = x->email_id;
+        d[k].delivered += (x->fl.placement == FL_INBOX) - (x->old_placement == FL_INBOX);
+        d[k].spam += (x->fl.placement == FL_SPAM) - (x->old_placement == FL_SPAM);
+        d[k].opened += opened - x->old_opened;
+        d[k].read += read - x->old_read;
+    }
+    for (size_t k = 0; k < nd; k++)
+        if (stats_add(s, d[k].email_id, NULL, 0, d[k].delivered, d[k].spam, d[k].opened, d[k].read,
+                      0, now_ms) != 0)
+            goto out;
+    sqlite3_bind_text(dom, 1, domain, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(dom, 2, (int64_t)newly_checked);
+    sqlite3_bind_int64(dom, 3, now_ms);
+    sqlite3_bind_text(dom, 4, error, -1, SQLITE_STATIC);
+    if (sqlite3_step(dom) != SQLITE_DONE)
+        goto out;
+    rc = db_commit(s->w);
+out:
+    if (rc != 0) {
+        log_error("hstore: applying checks for %s failed: %s", domain, sqlite3_errmsg(s->w));
+        db_rollback(s->w);
+    }
+    sqlite3_finalize(upd);
+    sqlite3_finalize(dom);
+    pthread_mutex_unlock(&s->w_lock);
+    free(d);
+    return rc;
+}
+
+/* stats_json - the contract's /mail_stats object from counters */
+static json_object *stats_json(sqlite3_stmt *st)
+{
+    /* columns: email_id, broadcast_id, tracked, delivered, spam, opened, read, bounced,
+     * checked_at */
+    int64_t tracked = sqlite3_column_int64(st, 2), delivered = sqlite3_column_int64(st, 3),
+            spam = sqlite3_column_int64(st, 4), bounced = sqlite3_column_int64(st, 7);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "email_id", json_object_new_int64(sqlite3_column_int64(st, 0)));
+    json_object_object_add(o, "message_id",
+                           json_object_new_string((const char *)sqlite3_column_text(st, 1)));
+    json_object_object_add(o, "tracked", json_object_new_int64(tracked));
+    json_object_object_add(o, "delivered", json_object_new_int64(delivered));
+    json_object_object_add(o, "spam", json_object_new_int64(spam));
+    json_object_object_add(o, "opened", json_object_new_int64(sqlite3_column_int64(st, 5)));
+    json_object_object_add(o, "read", json_object_new_int64(sqlite3_column_int64(st, 6)));
+    json_object_object_add(o, "bounced", json_object_new_int64(bounced));
+    int64_t pending = tracked - delivered - spam - bounced;
+    json_object_object_add(o, "pending", json_object_new_int64(pending > 0 ? pending : 0));
+    json_object_object_add(o, "checked_at", hstore_time_json(st, 8));
+    return o;
+}
+
+#define STATS_COLS                                                                                 \
+    "email_id, broadcast_id, tracked, delivered, spam, opened, read, bounced, checked_at"
+
+int hstore_stats_email(struct hstore *s, int64_t email_id, const char *broadcast_id,
+                       json_object **out)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(
+        s->r, broadcast_id ? "SELECT " STATS_COLS " FROM email_stats WHERE broadcast_id = ?2"
+                           : "SELECT " STATS_COLS " FROM email_stats WHERE email_id = ?1");
+    if (st) {
+        sqlite3_bind_int64(st, 1, email_id);
+        sqlite3_bind_text(st, 2, broadcast_id, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            *out = stats_json(st);
+            rc = 0;
+        } else if (r == SQLITE_DONE) {
+            rc = 1;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return rc;
+}
+
+int hstore_stats_copy(struct hstore *s, const char *message_id, json_object **out)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(
+        s->r, "SELECT email_id, message_id, 1, placement = 2, placement = 3, opened, read,"
+              " bounced, checked_at, recipient, domain FROM copies WHERE message_id = ?");
+    if (st) {
+        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            *out = stats_json(st);
+            json_object_object_add(
+                *out, "recipient",
+                json_object_new_string((const char *)sqlite3_column_text(st, 9)));
+            json_object_object_add(
+                *out, "domain", json_object_new_string((const char *)sqlite3_column_text(st, 10)));
+            rc = 0;
+        } else if (r == SQLITE_DONE) {
+            rc = 1;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return rc;
+}
+
+json_object *hstore_all_stats(struct hstore *s, int64_t limit, int64_t offset)
+{
+    json_object *all = json_object_new_object();
+    int r = SQLITE_ERROR;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, "SELECT " STATS_COLS
+                                        " FROM email_stats ORDER BY email_id LIMIT ? OFFSET ?");
+    if (st) {
+        sqlite3_bind_int64(st, 1, limit);
+        sqlite3_bind_int64(st, 2, offset);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            char key[24];
+            snprintf(key, sizeof key, "%lld", (long long)sqlite3_column_int64(st, 0));
+            json_object_object_add(all, key, stats_json(st));
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    if (r != SQLITE_DONE) {
+        json_object_put(all);
+        return NULL;
+    }
+    return all;
+}
+
+int64_t hstore_tracked_count(struct hstore *s)
+{
+    int64_t n = -1;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, "SELECT coalesce(sum(tracked), 0) FROM email_stats");
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->r_lock);
+    return n;
+}

@@ -1,0 +1,47 @@
+/* hstore_int.h - the health store's private parts, shared by hstore.c
+ * (users, domains) and hstore_copies.c (tracked copies and their stats). */
+#ifndef HSTORE_INT_H
+#define HSTORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+/* schema version 2. copies: one row per copy (key: its Message-ID, so a
+ * redelivered event changes nothing). email_stats: the per-email counters
+ * kept in the same transactions as the copies, so /mail_stats is one row
+ * read whatever the number of copies. placement: 0 not checked yet or
+ * unknown, 1 not found, 2 inbox, 3 spam (enum fl_placement). */
+#define HSTORE_COPIES_SCHEMA_SQL                                                                   \
+    "CREATE TABLE copies (message_id TEXT PRIMARY KEY, email_id INTEGER NOT NULL,"                 \
+    " broadcast_id TEXT NOT NULL, recipient TEXT NOT NULL, domain TEXT NOT NULL,"                  \
+    " smtp_client TEXT NOT NULL, sent_at INTEGER NOT NULL, bounced INTEGER NOT NULL DEFAULT 0,"    \
+    " smtp_reply TEXT, placement INTEGER NOT NULL DEFAULT 0, opened INTEGER NOT NULL DEFAULT 0,"   \
+    " read INTEGER NOT NULL DEFAULT 0, rounds INTEGER NOT NULL DEFAULT 0, checked_at INTEGER);"    \
+    "CREATE INDEX copies_email ON copies(email_id);"                                               \
+    "CREATE INDEX copies_open ON copies(domain, sent_at) WHERE bounced = 0;"                       \
+    "CREATE TABLE email_stats (email_id INTEGER PRIMARY KEY, broadcast_id TEXT NOT NULL,"          \
+    " tracked INTEGER NOT NULL DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0,"                   \
+    " spam INTEGER NOT NULL DEFAULT 0, opened INTEGER NOT NULL DEFAULT 0,"                         \
+    " read INTEGER NOT NULL DEFAULT 0, bounced INTEGER NOT NULL DEFAULT 0, checked_at INTEGER);"   \
+    "CREATE INDEX email_stats_broadcast ON email_stats(broadcast_id);"                             \
+    "ALTER TABLE domains ADD COLUMN tracked INTEGER NOT NULL DEFAULT 0;"                           \
+    "ALTER TABLE domains ADD COLUMN checked INTEGER NOT NULL DEFAULT 0;"                           \
+    "ALTER TABLE domains ADD COLUMN last_round_at INTEGER;"                                        \
+    "ALTER TABLE domains ADD COLUMN last_error TEXT;"
+
+struct hstore {
+    pthread_mutex_t w_lock, r_lock;
+    sqlite3 *w, *r;
+    sqlite3_stmt *ins_user, *upsert_domain, *list_domains, *count_domains;
+};
+
+struct copy_event;
+struct json_object;
+/* hstore_apply_copy - one copy event inside the caller's transaction
+ * (writer connection, w_lock held); counts a new copy in *added */
+int hstore_apply_copy(struct hstore *s, const struct copy_event *e, size_t *added);
+/* hstore_time_json - column i (ms since the epoch or NULL) as an RFC 3339
+ * string or JSON null */
+struct json_object *hstore_time_json(sqlite3_stmt *st, int i);
+
+#endif

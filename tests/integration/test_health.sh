@@ -1,0 +1,139 @@
+#!/bin/bash
+# test_health.sh - the health service end to end: the warmup service sends
+# through smtp-sink to users on three domains, the health service tracks
+# every copy from Kafka and the mock feedback loop answers exactly what
+# this test computes from the same hash; replayed and malformed events,
+# and a restart.
+. "$(dirname "$0")/lib.sh"
+
+sink() { local port=$1 dir=$2; shift 2
+  mkdir -p "$dir"; chmod 777 "$dir"
+  smtp-sink -u nobody "$@" "127.0.0.1:$port" 1000 >/dev/null 2>&1 &
+  SINK_PID=$!; track $SINK_PID
+  wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"; }
+metric() { curl -s "$1/metrics" | awk -v n="$2" '$1 == n {print $2}'; }
+
+start_broker "$TMP/broker" || { ok 1 "broker starts"; finish; exit 1; }
+SP=$(freeport); WP=$(freeport); HP=$(freeport)
+W=http://127.0.0.1:$WP; H=http://127.0.0.1:$HP
+sink "$SP" "$TMP/sink"
+cat > "$TMP/loops.json" <<'JSON'
+{"a.test": {"loop": "mock", "delivered": 0.6, "spam": 0.3, "opened": 0.5, "read": 0.5},
+ "b.test": {"loop": "mock", "delivered": 0.9, "spam": 0.05, "opened": 0.7, "read": 0.3},
+ "default": {"loop": "mock", "delivered": 0.5, "spam": 0.5, "opened": 1.0, "read": 1.0}}
+JSON
+start_warmup warmup "$WP" CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=127.0.0.1 SMTP_PORT=$SP SMTP_TLS=none MESSAGE_ID_DOMAIN=w.test; ok $? "warmup-service starts"
+start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json"; ok $? "health-service starts with FEEDBACK_LOOPS_FILE"
+
+$PY -c 'd = "abc"; print("name,email_id"); [print(f"U{i},u{i}@{d[i % 3]}.test") for i in range(90)]' > "$TMP/u.csv"
+curl -s -H 'Content-Type: text/csv' --data-binary @"$TMP/u.csv" "$W/users/import" >/dev/null
+r=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"from":"n@w.test","subject":"s","body":"b"}' "$W/send")
+E=$(jget "$r" 'j["email_id"]'); BID=$(jget "$r" 'j["message_id"]')
+tracked() { [ "$(curl -s "$H/mail_stats?email_id=$E" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("tracked"))' 2>/dev/null)" = "$1" ]; }
+wait_for 60 tracked 90; ok $? "the broadcast is tracked: 90 copies"
+
+# expected answers, from the email.sent events and the mock's formula
+kcat -b "$BROKERS" -C -t email-events -e -q -f '%s\n' 2>/dev/null > "$TMP/sent.jsonl"
+cat > "$TMP/expect.py" <<'PY'
+import json, sys
+rates = {"a.test": (0.6, 0.3, 0.5, 0.5), "b.test": (0.9, 0.05, 0.7, 0.3), "c.test": (0.5, 0.5, 1.0, 1.0)}
+def fnv(s):
+    h = 1469598103934665603
+    for b in s.encode():
+        h ^= b; h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+def answer(mid, dom, rounds):
+    d, sp, op, rd = rates[dom]; h = fnv(mid)
+    u0, u16, u32 = (h & 0xffff) / 65536, ((h >> 16) & 0xffff) / 65536, ((h >> 32) & 0xffff) / 65536
+    place = "inbox" if u0 < d else "spam" if u0 < d + sp else "none"
+    opened = place == "inbox" and u16 < op and rounds >= 2
+    read = opened and u32 < rd and rounds >= 3
+    return place, opened, read
+evs = [json.loads(l) for l in open(sys.argv[1]) if '"email.sent"' in l]
+t = {"tracked": 0, "delivered": 0, "spam": 0, "opened": 0, "read": 0, "bounced": 0}
+for e in evs:
+    p, o, r = answer(e["message_id"], e["domain"], 3)
+    t["tracked"] += 1; t["delivered"] += p == "inbox"; t["spam"] += p == "spam"; t["opened"] += o; t["read"] += r
+t["pending"] = t["tracked"] - t["delivered"] - t["spam"]
+if len(sys.argv) > 2:   # one copy: print its expected stats
+    e = [e for e in evs if e["message_id"] == sys.argv[2]][0]; p, o, r = answer(e["message_id"], e["domain"], 3)
+    print(json.dumps([int(p == "inbox"), int(p == "spam"), int(o), int(r), e["recipient"], e["domain"]]))
+else:
+    print(json.dumps([t[k] for k in ("tracked", "delivered", "spam", "opened", "read", "bounced", "pending")]))
+PY
+want=$($PY "$TMP/expect.py" "$TMP/sent.jsonl")
+echo "# expected after three rounds: $want"
+got() { curl -s "$H/mail_stats?email_id=$E" | $PY -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps([j[k] for k in ("tracked","delivered","spam","opened","read","bounced","pending")]))'; }
+stats_are() { [ "$(got)" = "$1" ]; }
+wait_for 30 stats_are "$want"; ok $? "/mail_stats?email_id shows exactly the counts computed from the hash"
+[ "$(got)" = "$want" ] || echo "#   got $(got)"
+r=$(curl -s "$H/mail_stats?mail_id=$BID")
+eq "/mail_stats by broadcast Message-ID" "$(jget "$r" '[j["email_id"], j["message_id"], j["tracked"], j["checked_at"] is not None]')" "[$E, \"$BID\", 90, true]"
+bare=${BID#<}; bare=${bare%>}
+eq "angle brackets optional" "$(jget "$(curl -s "$H/mail_stats?mail_id=$bare")" 'j["tracked"]')" 90
+eq "surrounding quotes optional" "$(jget "$(curl -s "$H/mail_stats?mail_id=%22$bare%22")" 'j["tracked"]')" 90
+CID=$($PY -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "email.sent" in l][0]["message_id"])' "$TMP/sent.jsonl")
+cbare=${CID#<}; cbare=${cbare%>}
+r=$(curl -s "$H/mail_stats?mail_id=$cbare")
+eq "a per-copy Message-ID answers for that copy" "$(jget "$r" '[j["tracked"], j["delivered"], j["spam"], j["opened"], j["read"], j["recipient"], j["domain"]]')" "$($PY "$TMP/expect.py" "$TMP/sent.jsonl" "$CID" | $PY -c 'import json,sys; a=json.load(sys.stdin); print(json.dumps([1]+a))')"
+eq "unknown id -> 404" "$(curl -s -o /dev/null -w '%{http_code}' "$H/mail_stats?mail_id=nope@x.test")" 404
+eq "unknown email_id -> 404" "$(curl -s -o /dev/null -w '%{http_code}' "$H/mail_stats?email_id=999999")" 404
+eq "no id -> 400" "$(curl -s -o /dev/null -w '%{http_code}' "$H/mail_stats")" 400
+eq "email_id not a number -> 400" "$(curl -s -o /dev/null -w '%{http_code}' "$H/mail_stats?email_id=x1")" 400
+eq "mail_id without @ -> 400" "$(curl -s -o /dev/null -w '%{http_code}' "$H/mail_stats?mail_id=abc")" 400
+r=$(curl -s "$H/all_mail_stats")
+eq "/all_mail_stats is keyed by email_id" "$(jget "$r" '[list(j), j[list(j)[0]]["tracked"]]')" "[[\"$E\"], 90]"
+eq "/all_mail_stats?limit=0 -> 400" "$(curl -s -o /dev/null -w '%{http_code}' "$H/all_mail_stats?limit=0")" 400
+r=$(curl -s "$H/domains")
+eq "/domains: loop, users, tracked, checked per domain" "$(jget "$r" '[[d["domain"], d["loop"], d["users"], d["tracked"], d["checked"], d["last_round_at"] is not None] for d in j]')" '[["a.test", "mock", 30, 30, 30, true], ["b.test", "mock", 30, 30, 30, true], ["c.test", "mock", 30, 30, 30, true]]'
+
+# --- replayed events change nothing
+c0=$(metric "$H" health_events_consumed_total)
+kcat -b "$BROKERS" -C -t email-events -e -q -K$'\t' -f '%k\t%s\n' 2>/dev/null > "$TMP/replay.tsv"
+kcat -b "$BROKERS" -P -t email-events -K$'\t' < "$TMP/replay.tsv"
+consumed_ge() { [ "$(metric "$H" health_events_consumed_total | cut -d. -f1)" -ge "$1" ]; }
+wait_for 30 consumed_ge $(( ${c0%.*} + 90 )); ok $? "the 90 replayed events were consumed"
+sleep 1.5
+eq "replayed events do not change any count" "$(got)" "$want"
+
+# --- 20 malformed events between valid ones: skipped, counted, valid ones processed
+i0=$(metric "$H" health_events_invalid_total)
+V='{"v":1,"type":"email.sent","broadcast_id":"<email-999@w.test>","email_id":999,"recipient":"x%d@c.test","domain":"c.test","smtp_client":"custom","sent_at":"2026-11-23T10:00:00.000Z","message_id":"<email-999.%d@w.test>"}'
+{
+  printf "k\t$V\n" 1 1
+  printf 'k\t%s\n' '{not json' '[]' '"str"' '{}' '{"v":1}' '{"v":2,"type":"email.sent"}' '{"v":"1","type":"email.sent"}' \
+    '{"v":1,"type":"email.bogus"}' '{"v":1,"type":"email.sent","message_id":5}' \
+    '{"v":1,"type":"email.sent","message_id":"<a@b>","broadcast_id":"<c@d>","email_id":"7","recipient":"r@c.test","domain":"c.test","smtp_client":"x","sent_at":"2026-11-23T10:00:00Z"}' \
+    '{"v":1,"type":"email.sent","message_id":"no-brackets","broadcast_id":"<c@d>","email_id":7,"recipient":"r@c.test","domain":"c.test","smtp_client":"x","sent_at":"2026-11-23T10:00:00Z"}' \
+    '{"v":1,"type":"email.sent","message_id":"<a@b>","broadcast_id":"<c@d>","email_id":7,"recipient":"bad","domain":"c.test","smtp_client":"x","sent_at":"2026-11-23T10:00:00Z"}' \
+    '{"v":1,"type":"email.sent","message_id":"<a@b>","broadcast_id":"<c@d>","email_id":7,"recipient":"r@c.test","domain":"other.test","smtp_client":"x","sent_at":"2026-11-23T10:00:00Z"}' \
+    '{"v":1,"type":"email.sent","message_id":"<a@b>","broadcast_id":"<c@d>","email_id":7,"recipient":"r@c.test","domain":"c.test","smtp_client":"x","sent_at":"yesterday"}' \
+    '{"v":1,"type":"email.sent","message_id":"<a@b>","broadcast_id":"<c@d>","email_id":0,"recipient":"r@c.test","domain":"c.test","smtp_client":"x","sent_at":"2026-11-23T10:00:00Z"}' \
+    'null' '123' '{"v":1,"type":"email.sent"} trailing'
+  printf "k\t$V\n" 2 2
+  printf 'k\t{"v":1,"pad":"%s"}\n' "$(head -c 70000 /dev/zero | tr '\0' a)"
+  printf 'k\t{"v":1,"type":"email.sent","message_id":"<\xff\xfe@x>"}\n'
+  printf "k\t$V\n" 3 3
+} > "$TMP/mixed.tsv"
+kcat -b "$BROKERS" -P -t email-events -K$'\t' -X message.max.bytes=200000 < "$TMP/mixed.tsv"
+printf 'k\t\n' | kcat -b "$BROKERS" -P -t email-events -K$'\t' -Z
+invalid_is() { [ "$(metric "$H" health_events_invalid_total | cut -d. -f1)" = "$1" ]; }
+wait_for 30 invalid_is $(( ${i0%.*} + 21 )); ok $? "21 malformed events (bad JSON, wrong types, missing fields, unknown version, huge, invalid UTF-8, empty) skipped and counted"
+echo "# invalid counter: $(metric "$H" health_events_invalid_total)"
+r=$(curl -s "$H/mail_stats?email_id=999")
+eq "the valid events around them were processed" "$(jget "$r" 'j["tracked"]')" 3
+grep -q 'event skipped topic=email-events partition=[0-9]* offset=[0-9]*' "$TMP/health/out.log"; ok $? "a skipped event is logged with topic, partition and offset"
+
+# --- restart: stats and domains intact, nothing processed twice
+before=$(got)
+stop_named health; eq "health-service exits 0" "$STOP_RC" 0
+start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json"
+sleep 8
+eq "stats intact after a restart" "$(got)" "$before"
+eq "no event processed twice after the restart" "$(metric "$H" health_events_consumed_total)" 0
+eq "domains intact" "$(jget "$(curl -s "$H/domains")" '[d["tracked"] for d in j]')" "[30, 30, 33]"
+stop_named health; stop_named warmup
+check "no sanitizer report (health)" -- sanitizer_clean health
+check "no sanitizer report (warmup)" -- sanitizer_clean warmup
+stop_pid "$SINK_PID"; stop_pid "$BROKER_PID"
+finish

@@ -1,0 +1,332 @@
+/* smtp_io.c - bounded socket I/O for the SMTP engine: non-blocking connect,
+ * TLS handshake, writes and line reads, every wait under a deadline
+ * (contracts in smtp_io.h; the TLS steps themselves are smtp_tls.c).
+ *
+ * Owns per struct smtp_io the socket and the SSL over it (freed with
+ * smtp_tls_close before the socket is closed, in smtp_io_close) and the
+ * input buffer. No shared state: a struct smtp_io is used by one thread at
+ * a time, the one of the session that embeds it.
+ */
+#include "smtp_io.h"
+#include "smtp_tls.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* set_err - message into errbuf when there is one */
+__attribute__((format(printf, 3, 4))) static void set_err(char *errbuf, size_t errlen,
+                                                          const char *fmt, ...)
+{
+    if (!errbuf || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* errstr - thread-safe strerror */
+static const char *errstr(int e, char *buf, size_t len)
+{
+    return strerror_r(e, buf, len);
+}
+
+void smtp_io_init(struct smtp_io *io)
+{
+    io->fd = -1;
+    io->ssl = NULL;
+    io->tmo_ms = 0;
+    io->in_pos = io->in_len = 0;
+}
+
+int64_t smtp_io_deadline(struct smtp_io *io, int ms)
+{
+    io->tmo_ms = ms;
+    return time_mono_ms() + ms;
+}
+
+/* wait_fd - 1 when fd is ready for ev, 0 on timeout, -1 on a poll error */
+static int wait_fd(int fd, short ev, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = ev};
+        int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (r > 0)
+            return 1; /* also POLLERR/POLLHUP: the next I/O call tells */
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* io_wait - wait_fd on the session's socket, with the failure described */
+static int io_wait(struct smtp_io *io, short ev, int64_t deadline, const char *what, char *errbuf,
+                   size_t errlen)
+{
+    char eb[128];
+    int r = wait_fd(io->fd, ev, deadline);
+    if (r > 0)
+        return 0;
+    if (r == 0) {
+        set_err(errbuf, errlen, "timed out after %d ms %s", io->tmo_ms, what);
+        return SMTP_IO_E_TIMEOUT;
+    }
+    set_err(errbuf, errlen, "poll: %s", errstr(errno, eb, sizeof eb));
+    return SMTP_IO_E_IO;
+}
+
+int smtp_io_connect(struct smtp_io *io, const char *host, int port, int timeout_ms, char *errbuf,
+                    size_t errlen)
+{
+    char sport[16], last[200] = "no address", addr[INET6_ADDRSTRLEN], eb[128];
+    struct addrinfo hints, *res = NULL;
+    io->in_pos = io->in_len = 0;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(sport, sizeof sport, "%d", port);
+    int g = getaddrinfo(host, sport, &hints, &res);
+    if (g != 0) {
+        set_err(errbuf, errlen, "cannot resolve %s: %s", host,
+                g == EAI_SYSTEM ? errstr(errno, eb, sizeof eb) : gai_strerror(g));
+        return SMTP_IO_E_CONNECT;
+    }
+    size_t left_addrs = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        left_addrs++;
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    int rc = SMTP_IO_E_CONNECT;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next, left_addrs--) {
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0)
+            break;
+        int64_t share = left / (int64_t)left_addrs;
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) !=
+            0)
+            snprintf(addr, sizeof addr, "?");
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            snprintf(last, sizeof last, "%s: socket: %s", addr, errstr(errno, eb, sizeof eb));
+            continue;
+        }
+        int err = 0;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            err = errno;
+            if (err == EINPROGRESS) {
+                int w = wait_fd(fd, POLLOUT, time_mono_ms() + share);
+                socklen_t sl = sizeof err;
+                if (w == 0) {
+                    snprintf(last, sizeof last, "%s: timed out after %lld ms", addr,
+                             (long long)share);
+                    close(fd);
+                    continue;
+                }
+                if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+                    err = errno;
+            }
+        }
+        if (err != 0) {
+            snprintf(last, sizeof last, "%s: %s", addr, errstr(err, eb, sizeof eb));
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        io->fd = fd;
+        rc = 0;
+        break;
+    }
+    freeaddrinfo(res);
+    if (rc)
+        set_err(errbuf, errlen, "connect to %s:%d failed: %s", host, port, last);
+    return rc;
+}
+
+int smtp_io_tls_start(struct smtp_io *io, SSL_CTX *ctx, const char *host, int port,
+                      int64_t deadline, char *errbuf, size_t errlen)
+{
+    io->ssl = smtp_tls_session(ctx, io->fd, host, errbuf, errlen);
+    if (!io->ssl)
+        return SMTP_IO_E_TLS;
+    for (;;) {
+        short ev;
+        int r = smtp_tls_handshake(io->ssl, host, port, &ev, errbuf, errlen);
+        if (r > 0)
+            return 0;
+        if (r < 0)
+            return SMTP_IO_E_TLS;
+        int rc = io_wait(io, ev, deadline, "in the TLS handshake", errbuf, errlen);
+        if (rc) {
+            set_err(errbuf, errlen, "TLS: handshake with %s:%d timed out after %d ms", host, port,
+                    io->tmo_ms);
+            return rc;
+        }
+    }
+}
+
+int smtp_io_write(struct smtp_io *io, const char *p, size_t len, int64_t deadline, const char *what,
+                  char *errbuf, size_t errlen)
+{
+    char eb[128];
+    while (len > 0) {
+        size_t chunk = len > (size_t)INT_MAX ? (size_t)INT_MAX : len;
+        int rc;
+        if (io->ssl) {
+            short ev;
+            int r = smtp_tls_write(io->ssl, p, chunk, &ev, what, errbuf, errlen);
+            if (r > 0) {
+                p += r;
+                len -= (size_t)r;
+                continue;
+            }
+            if (r < 0)
+                return SMTP_IO_E_IO;
+            rc = io_wait(io, ev, deadline, what, errbuf, errlen);
+            if (rc)
+                return rc;
+            continue;
+        }
+        ssize_t n = send(io->fd, p, chunk, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = io_wait(io, POLLOUT, deadline, what, errbuf, errlen);
+            if (rc)
+                return rc;
+            continue;
+        }
+        set_err(errbuf, errlen, "connection lost while %s: %s", what,
+                n < 0 ? errstr(errno, eb, sizeof eb) : "EOF");
+        return SMTP_IO_E_IO;
+    }
+    return 0;
+}
+
+/* io_fill - read more into io->in (which has room), bounded by deadline */
+static int io_fill(struct smtp_io *io, int64_t deadline, const char *what, char *errbuf,
+                   size_t errlen)
+{
+    char eb[128];
+    size_t space = sizeof io->in - io->in_len;
+    for (;;) {
+        int rc;
+        if (io->ssl) {
+            short ev;
+            int r = smtp_tls_read(io->ssl, io->in + io->in_len, space, &ev, what, errbuf, errlen);
+            if (r > 0) {
+                io->in_len += (size_t)r;
+                return 0;
+            }
+            if (r < 0)
+                return SMTP_IO_E_IO;
+            rc = io_wait(io, ev, deadline, what, errbuf, errlen);
+            if (rc)
+                return rc;
+            continue;
+        }
+        ssize_t n = recv(io->fd, io->in + io->in_len, space, 0);
+        if (n > 0) {
+            io->in_len += (size_t)n;
+            return 0;
+        }
+        if (n == 0) {
+            set_err(errbuf, errlen, "connection closed by the server while %s", what);
+            return SMTP_IO_E_IO;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            rc = io_wait(io, POLLIN, deadline, what, errbuf, errlen);
+            if (rc)
+                return rc;
+            continue;
+        }
+        set_err(errbuf, errlen, "connection lost while %s: %s", what, errstr(errno, eb, sizeof eb));
+        return SMTP_IO_E_IO;
+    }
+}
+
+int smtp_io_read_line(struct smtp_io *io, int64_t deadline, const char *what, const char **line,
+                      size_t *len, char *errbuf, size_t errlen)
+{
+    for (;;) {
+        char *start = io->in + io->in_pos;
+        char *nl = memchr(start, '\n', io->in_len - io->in_pos);
+        if (nl) {
+            size_t n = (size_t)(nl - start);
+            if (n > 0 && start[n - 1] == '\r')
+                n--;
+            *line = start;
+            *len = n;
+            io->in_pos = (size_t)(nl + 1 - io->in);
+            return 0;
+        }
+        if (io->in_pos > 0) {
+            memmove(io->in, start, io->in_len - io->in_pos);
+            io->in_len -= io->in_pos;
+            io->in_pos = 0;
+        }
+        if (io->in_len == sizeof io->in) {
+            set_err(errbuf, errlen, "reply line longer than %zu bytes while %s", sizeof io->in,
+                    what);
+            return SMTP_IO_E_PROTO;
+        }
+        int rc = io_fill(io, deadline, what, errbuf, errlen);
+        if (rc)
+            return rc;
+    }
+}
+
+bool smtp_io_pending(const struct smtp_io *io)
+{
+    return io->in_pos != io->in_len;
+}
+
+bool smtp_io_idle_alive(struct smtp_io *io)
+{
+    if (io->in_pos != io->in_len)
+        return false;
+    struct pollfd p = {.fd = io->fd, .events = POLLIN};
+    int r = poll(&p, 1, 0);
+    if (r <= 0)
+        return true;
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+        return false;
+    if (io->ssl) {
+        io->in_pos = io->in_len = 0;
+        return smtp_tls_idle_alive(io->ssl, io->in, sizeof io->in);
+    }
+    char b;
+    ssize_t n = recv(io->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+}
+
+void smtp_io_close(struct smtp_io *io, bool notify)
+{
+    if (io->fd < 0)
+        return;
+    smtp_tls_close(io->ssl, notify);
+    io->ssl = NULL;
+    close(io->fd);
+    io->fd = -1;
+    io->in_pos = io->in_len = 0;
+}
