@@ -7,6 +7,7 @@
  * values are, sanitised and truncated.
  * Uses getenv() and strerror(): main thread only, before other threads start.
  */
+#include "errbuf.h"
 #include "config.h"
 #include "buf.h"
 #include "log.h"
@@ -25,18 +26,6 @@
 #define CONFIG_MAX_VALUE ((size_t)64 * 1024)
 #define CONFIG_ECHO_MAX 32
 #define CONFIG_ERRLEN 512
-
-/* set_err - format a message into errbuf; a truncated message is acceptable */
-__attribute__((format(printf, 3, 4))) static void set_err(char *errbuf, size_t errlen,
-                                                          const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* echo_value - printable, truncated copy of a non-secret value for a message */
 static void echo_value(const char *v, char *out, size_t outlen)
@@ -64,7 +53,7 @@ static int read_value_file(const char *var, const char *path, char **out, char *
     buf_init(&b, CONFIG_MAX_VALUE + 2); /* room for the CRLF that gets stripped */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        set_err(errbuf, errlen, "%s: cannot open '%s': %s", var, path, strerror(errno));
+        errbuf_set(errbuf, errlen, "%s: cannot open '%s': %s", var, path, strerror(errno));
         goto out;
     }
     for (;;) {
@@ -72,14 +61,14 @@ static int read_value_file(const char *var, const char *path, char **out, char *
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            set_err(errbuf, errlen, "%s: cannot read '%s': %s", var, path, strerror(errno));
+            errbuf_set(errbuf, errlen, "%s: cannot read '%s': %s", var, path, strerror(errno));
             goto out;
         }
         if (n == 0)
             break;
         if (buf_append(&b, chunk, (size_t)n) < 0) {
-            set_err(errbuf, errlen, "%s: file '%s' holds a value longer than %zu bytes", var, path,
-                    CONFIG_MAX_VALUE);
+            errbuf_set(errbuf, errlen, "%s: file '%s' holds a value longer than %zu bytes", var,
+                       path, CONFIG_MAX_VALUE);
             goto out;
         }
     }
@@ -90,12 +79,12 @@ static int read_value_file(const char *var, const char *path, char **out, char *
             len--;
     }
     if (len > CONFIG_MAX_VALUE) {
-        set_err(errbuf, errlen, "%s: file '%s' holds a value longer than %zu bytes", var, path,
-                CONFIG_MAX_VALUE);
+        errbuf_set(errbuf, errlen, "%s: file '%s' holds a value longer than %zu bytes", var, path,
+                   CONFIG_MAX_VALUE);
         goto out;
     }
     if (len > 0 && memchr(b.data, '\0', len)) {
-        set_err(errbuf, errlen, "%s: file '%s' contains a NUL byte", var, path);
+        errbuf_set(errbuf, errlen, "%s: file '%s' contains a NUL byte", var, path);
         goto out;
     }
     *out = len > 0 ? xstrndup(b.data, len) : NULL;
@@ -122,7 +111,8 @@ static int config_lookup(const char *name, char **out, char *errbuf, size_t errl
     if (path && *path == '\0')
         path = NULL;
     if (val && path) {
-        set_err(errbuf, errlen, "%s: both %s and %s are set; use only one", name, name, file_var);
+        errbuf_set(errbuf, errlen, "%s: both %s and %s are set; use only one", name, name,
+                   file_var);
         goto out;
     }
     if (path) {
@@ -130,7 +120,7 @@ static int config_lookup(const char *name, char **out, char *errbuf, size_t errl
         goto out;
     }
     if (val && strlen(val) > CONFIG_MAX_VALUE) {
-        set_err(errbuf, errlen, "%s: value is longer than %zu bytes", name, CONFIG_MAX_VALUE);
+        errbuf_set(errbuf, errlen, "%s: value is longer than %zu bytes", name, CONFIG_MAX_VALUE);
         goto out;
     }
     *out = val ? xstrdup(val) : NULL;
@@ -183,8 +173,8 @@ int config_get_long(const char *name, long def, long min, long max, long *out, c
     int rc = 0;
     if (parse_long(v, &n) < 0 || n < min || n > max) {
         echo_value(v, shown, sizeof shown);
-        set_err(errbuf, errlen, "%s: must be an integer between %ld and %ld, got '%s'", name, min,
-                max, shown);
+        errbuf_set(errbuf, errlen, "%s: must be an integer between %ld and %ld, got '%s'", name,
+                   min, max, shown);
         rc = -1;
     } else {
         *out = n;
@@ -218,8 +208,8 @@ int config_get_bool(const char *name, bool def, bool *out, char *errbuf, size_t 
     }
     if (rc < 0) {
         echo_value(v, shown, sizeof shown);
-        set_err(errbuf, errlen, "%s: must be one of true/false/1/0/yes/no/on/off, got '%s'", name,
-                shown);
+        errbuf_set(errbuf, errlen, "%s: must be one of true/false/1/0/yes/no/on/off, got '%s'",
+                   name, shown);
     }
     free(v);
     return rc;
@@ -255,14 +245,14 @@ int config_get_enum(const char *name, const char *def, const char *const *choice
     choice_list(choices, &list);
     const char *s = v ? v : def;
     if (!s) {
-        set_err(errbuf, errlen, "%s: is required, one of %s", name, buf_str(&list));
+        errbuf_set(errbuf, errlen, "%s: is required, one of %s", name, buf_str(&list));
         goto out;
     }
     int idx = find_choice(choices, s);
     if (idx < 0) {
         echo_value(s, shown, sizeof shown);
-        set_err(errbuf, errlen, "%s: %s'%s' is not one of %s", name, v ? "" : "default ", shown,
-                buf_str(&list));
+        errbuf_set(errbuf, errlen, "%s: %s'%s' is not one of %s", name, v ? "" : "default ", shown,
+                   buf_str(&list));
         goto out;
     }
     *out = idx;

@@ -10,6 +10,7 @@
  * depth checks as a second line.
  * No global state: any thread, one object per thread at a time.
  */
+#include "errbuf.h"
 #include "jsonx.h"
 #include "utf8.h"
 #include "xalloc.h"
@@ -25,18 +26,6 @@
 
 #define JSONX_MAX_DEPTH 32
 #define JSONX_KEY_ECHO 64
-
-/* set_err - format a message into errbuf; a truncated message is acceptable */
-__attribute__((format(printf, 3, 4))) static void set_err(char *errbuf, size_t errlen,
-                                                          const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 struct scan {
     const unsigned char *p;
@@ -320,11 +309,11 @@ int jsonx_parse(const char *text, size_t len, json_object **out, char *errbuf, s
     if (!text)
         text = "";
     if (len >= INT_MAX) {
-        set_err(errbuf, errlen, "invalid JSON at offset 0: input too large");
+        errbuf_set(errbuf, errlen, "invalid JSON at offset 0: input too large");
         goto out;
     }
     if (jsonx_validate(text, len, &off, &msg) < 0) {
-        set_err(errbuf, errlen, "invalid JSON at offset %zu: %s", off, msg);
+        errbuf_set(errbuf, errlen, "invalid JSON at offset %zu: %s", off, msg);
         goto out;
     }
     /* json-c counts a scalar leaf as a level too ([[1]] needs depth 3):
@@ -332,7 +321,7 @@ int jsonx_parse(const char *text, size_t len, json_object **out, char *errbuf, s
      * validator has already enforced */
     tok = json_tokener_new_ex(JSONX_MAX_DEPTH + 1);
     if (!tok) {
-        set_err(errbuf, errlen, "invalid JSON at offset 0: out of memory");
+        errbuf_set(errbuf, errlen, "invalid JSON at offset 0: out of memory");
         goto out;
     }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
@@ -346,14 +335,14 @@ int jsonx_parse(const char *text, size_t len, json_object **out, char *errbuf, s
         off = len;
     }
     if (jerr != json_tokener_success) { /* o is NULL for a valid "null" too */
-        set_err(errbuf, errlen, "invalid JSON at offset %zu: %s", off,
-                json_tokener_error_desc(jerr));
+        errbuf_set(errbuf, errlen, "invalid JSON at offset %zu: %s", off,
+                   json_tokener_error_desc(jerr));
         goto out;
     }
     for (; off < len; off++) {
         if (!strchr(" \t\r\n", text[off])) {
-            set_err(errbuf, errlen, "invalid JSON at offset %zu: unexpected data after the value",
-                    off);
+            errbuf_set(errbuf, errlen,
+                       "invalid JSON at offset %zu: unexpected data after the value", off);
             goto out;
         }
     }
@@ -375,8 +364,8 @@ int jsonx_parse_object(const char *text, size_t len, json_object **out, char *er
         return -1;
     }
     if (!json_object_is_type(o, json_type_object)) {
-        set_err(errbuf, errlen, "JSON body must be an object, got %s",
-                json_type_to_name(json_object_get_type(o)));
+        errbuf_set(errbuf, errlen, "JSON body must be an object, got %s",
+                   json_type_to_name(json_object_get_type(o)));
         json_object_put(o);
         *out = NULL;
         return -1;
@@ -391,7 +380,7 @@ static int lookup(json_object *obj, const char *key, json_object **val, char *er
 {
     *val = NULL;
     if (!json_object_is_type(obj, json_type_object)) {
-        set_err(errbuf, errlen, "JSON body must be an object");
+        errbuf_set(errbuf, errlen, "JSON body must be an object");
         return -1;
     }
     /* json-c holds a JSON null as a NULL value: absent and null look alike */
@@ -409,26 +398,26 @@ int jsonx_get_string(json_object *obj, const char *key, bool required, size_t ma
     if (!v) {
         if (!required)
             return 0;
-        set_err(errbuf, errlen, "field '%s' is required", key);
+        errbuf_set(errbuf, errlen, "field '%s' is required", key);
         return -1;
     }
     if (!json_object_is_type(v, json_type_string)) {
-        set_err(errbuf, errlen, "field '%s' must be a string", key);
+        errbuf_set(errbuf, errlen, "field '%s' must be a string", key);
         return -1;
     }
     const char *s = json_object_get_string(v);
     int n = json_object_get_string_len(v);
     size_t len = n > 0 ? (size_t)n : 0;
     if (memchr(s, '\0', len)) {
-        set_err(errbuf, errlen, "field '%s' must not contain a NUL character", key);
+        errbuf_set(errbuf, errlen, "field '%s' must not contain a NUL character", key);
         return -1;
     }
     if (len > maxlen) {
-        set_err(errbuf, errlen, "field '%s' must be at most %zu bytes", key, maxlen);
+        errbuf_set(errbuf, errlen, "field '%s' must be at most %zu bytes", key, maxlen);
         return -1;
     }
     if (required && len == 0) {
-        set_err(errbuf, errlen, "field '%s' must not be empty", key);
+        errbuf_set(errbuf, errlen, "field '%s' must not be empty", key);
         return -1;
     }
     *out = s;
@@ -446,7 +435,7 @@ int jsonx_get_int(json_object *obj, const char *key, bool required, int64_t min,
     if (!v) {
         if (!required)
             return 0;
-        set_err(errbuf, errlen, "field '%s' is required", key);
+        errbuf_set(errbuf, errlen, "field '%s' is required", key);
         return -1;
     }
     bool ok = json_object_is_type(v, json_type_int);
@@ -455,8 +444,8 @@ int jsonx_get_int(json_object *obj, const char *key, bool required, int64_t min,
     if (ok && n == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
         ok = false;
     if (!ok || n < min || n > max) {
-        set_err(errbuf, errlen, "field '%s' must be an integer between %" PRId64 " and %" PRId64,
-                key, min, max);
+        errbuf_set(errbuf, errlen, "field '%s' must be an integer between %" PRId64 " and %" PRId64,
+                   key, min, max);
         return -1;
     }
     *out = n;
@@ -491,7 +480,7 @@ int jsonx_check_keys(json_object *obj, const char *const *allowed, char *errbuf,
 {
     char shown[JSONX_KEY_ECHO + 4];
     if (!json_object_is_type(obj, json_type_object)) {
-        set_err(errbuf, errlen, "JSON body must be an object");
+        errbuf_set(errbuf, errlen, "JSON body must be an object");
         return -1;
     }
     json_object_object_foreach(obj, key, val)
@@ -502,7 +491,7 @@ int jsonx_check_keys(json_object *obj, const char *const *allowed, char *errbuf,
             i++;
         if (!allowed[i]) {
             echo_key(key, shown, sizeof shown);
-            set_err(errbuf, errlen, "unknown field '%s'", shown);
+            errbuf_set(errbuf, errlen, "unknown field '%s'", shown);
             return -1;
         }
     }

@@ -6,6 +6,7 @@
  * and one line in registry[] below (plus its fields in load_entry()).
  * Loading runs on the main thread at start-up; the result is read-only.
  */
+#include "errbuf.h"
 #include "smtp_clients.h"
 #include "buf.h"
 #include "config.h"
@@ -52,17 +53,6 @@ struct defaults {
     long tpm, workers, connect_ms, command_ms, message_ms;
     char *helo, *spool_dir;
 };
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *errbuf, size_t errlen,
-                                                          const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void sfree(const char *p)
 {
@@ -115,8 +105,8 @@ static int read_file(const char *what, const char *path, size_t max, bool strip,
     buf_init(&b, max);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        set_err(errbuf, errlen, "%s: cannot open '%s': %s", what, path,
-                strerror_r(errno, eb, sizeof eb));
+        errbuf_set(errbuf, errlen, "%s: cannot open '%s': %s", what, path,
+                   strerror_r(errno, eb, sizeof eb));
         goto out;
     }
     for (;;) {
@@ -124,14 +114,14 @@ static int read_file(const char *what, const char *path, size_t max, bool strip,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            set_err(errbuf, errlen, "%s: cannot read '%s': %s", what, path,
-                    strerror_r(errno, eb, sizeof eb));
+            errbuf_set(errbuf, errlen, "%s: cannot read '%s': %s", what, path,
+                       strerror_r(errno, eb, sizeof eb));
             goto out;
         }
         if (n == 0)
             break;
         if (buf_append(&b, chunk, (size_t)n) < 0) {
-            set_err(errbuf, errlen, "%s: '%s' is larger than %zu bytes", what, path, max);
+            errbuf_set(errbuf, errlen, "%s: '%s' is larger than %zu bytes", what, path, max);
             goto out;
         }
     }
@@ -142,7 +132,7 @@ static int read_file(const char *what, const char *path, size_t max, bool strip,
             len--;
     }
     if (len > 0 && memchr(b.data, '\0', len)) {
-        set_err(errbuf, errlen, "%s: '%s' contains a NUL byte", what, path);
+        errbuf_set(errbuf, errlen, "%s: '%s' contains a NUL byte", what, path);
         goto out;
     }
     *out = xstrndup(len ? b.data : "", len);
@@ -163,8 +153,8 @@ static int readable(const char *what, const char *path, char *errbuf, size_t err
 {
     char eb[128];
     if (access(path, R_OK) < 0) {
-        set_err(errbuf, errlen, "%s: cannot read '%s': %s", what, path,
-                strerror_r(errno, eb, sizeof eb));
+        errbuf_set(errbuf, errlen, "%s: cannot read '%s': %s", what, path,
+                   strerror_r(errno, eb, sizeof eb));
         return -1;
     }
     return 0;
@@ -272,7 +262,7 @@ static int env_str(const char *var, const char *def, bool required, const char *
     if (config_get_str(var, def, &v, errbuf, errlen) < 0)
         return -1;
     if (!v && required) {
-        set_err(errbuf, errlen, "%s: is required %s", var, why);
+        errbuf_set(errbuf, errlen, "%s: is required %s", var, why);
         return -1;
     }
     sfree(*field);
@@ -292,7 +282,7 @@ static int env_port(const char *var, long def, int *port, char *errbuf, size_t e
 static int env_host_ok(const char *var, const char *host, char *errbuf, size_t errlen)
 {
     if (!host_ok(host)) {
-        set_err(errbuf, errlen, "%s: must be a host name or address (no spaces)", var);
+        errbuf_set(errbuf, errlen, "%s: must be a host name or address (no spaces)", var);
         return -1;
     }
     return 0;
@@ -330,7 +320,7 @@ static int load_env(struct smtp_clients *out, const struct defaults *d, char *er
         int rc = parse_hostport(addr, &host, &s->port);
         free(addr);
         if (rc < 0) {
-            set_err(errbuf, errlen, "MAILPIT_SMTP_ADDR: must be HOST:PORT (or [IPV6]:PORT)");
+            errbuf_set(errbuf, errlen, "MAILPIT_SMTP_ADDR: must be HOST:PORT (or [IPV6]:PORT)");
             return -1;
         }
         s->host = host;
@@ -348,11 +338,11 @@ static int load_env(struct smtp_clients *out, const struct defaults *d, char *er
             return -1;
         s->tls = (enum smtp_tls)tls;
         if (s->username && !s->password) {
-            set_err(errbuf, errlen, "SMTP_PASSWORD: is required when SMTP_USERNAME is set");
+            errbuf_set(errbuf, errlen, "SMTP_PASSWORD: is required when SMTP_USERNAME is set");
             return -1;
         }
         if (s->password && !s->username) {
-            set_err(errbuf, errlen, "SMTP_USERNAME: is required when SMTP_PASSWORD is set");
+            errbuf_set(errbuf, errlen, "SMTP_USERNAME: is required when SMTP_PASSWORD is set");
             return -1;
         }
         break;
@@ -387,7 +377,7 @@ static int opt_str(json_object *o, const char *key, size_t maxlen, const char **
         return -1;
     if (v) {
         if (!*v) {
-            set_err(errbuf, errlen, "field '%s' must not be empty", key);
+            errbuf_set(errbuf, errlen, "field '%s' must not be empty", key);
             return -1;
         }
         sfree(*field);
@@ -417,7 +407,7 @@ static int entry_secret(json_object *o, struct smtp_settings *s, char *errbuf, s
         jsonx_get_string(o, "password_file", false, 4096, &file, errbuf, errlen) < 0)
         return -1;
     if (file && s->password) {
-        set_err(errbuf, errlen, "fields 'password' and 'password_file' exclude each other");
+        errbuf_set(errbuf, errlen, "fields 'password' and 'password_file' exclude each other");
         return -1;
     }
     if (file) {
@@ -426,7 +416,7 @@ static int entry_secret(json_object *o, struct smtp_settings *s, char *errbuf, s
             return -1;
         if (!*secret) {
             free(secret);
-            set_err(errbuf, errlen, "field 'password_file': '%s' is empty", file);
+            errbuf_set(errbuf, errlen, "field 'password_file': '%s' is empty", file);
             return -1;
         }
         s->password = secret;
@@ -449,8 +439,8 @@ static int entry_tls(json_object *o, bool allow_none, struct smtp_settings *s, c
     else if (strcasecmp(v, "tls") == 0)
         s->tls = SMTP_TLS_IMPLICIT;
     else {
-        set_err(errbuf, errlen, "field 'tls' must be %s",
-                allow_none ? "none, starttls or tls" : "starttls or tls");
+        errbuf_set(errbuf, errlen, "field 'tls' must be %s",
+                   allow_none ? "none, starttls or tls" : "starttls or tls");
         return -1;
     }
     return 0;
@@ -463,20 +453,21 @@ static int load_entry(json_object *o, struct smtp_client_cfg *c, const struct de
 {
     const char *name, *type;
     if (!json_object_is_type(o, json_type_object)) {
-        set_err(errbuf, errlen, "must be an object");
+        errbuf_set(errbuf, errlen, "must be an object");
         return -1;
     }
     if (jsonx_get_string(o, "name", true, CLIENT_NAME_MAX, &name, errbuf, errlen) < 0)
         return -1;
     if (!name_ok(name)) {
-        set_err(errbuf, errlen, "field 'name' must be 1..%d of A-Z a-z 0-9 . _ -", CLIENT_NAME_MAX);
+        errbuf_set(errbuf, errlen, "field 'name' must be 1..%d of A-Z a-z 0-9 . _ -",
+                   CLIENT_NAME_MAX);
         return -1;
     }
     if (jsonx_get_string(o, "type", true, 16, &type, errbuf, errlen) < 0)
         return -1;
     const struct smtp_client_ops *ops = smtp_client_ops_find(type);
     if (!ops) {
-        set_err(errbuf, errlen, "field 'type' must be GOOGLE, MAILPIT, CUSTOM or DRYRUN");
+        errbuf_set(errbuf, errlen, "field 'type' must be GOOGLE, MAILPIT, CUSTOM or DRYRUN");
         return -1;
     }
     base_cfg(c, ops, name, d);
@@ -502,7 +493,7 @@ static int load_entry(json_object *o, struct smtp_client_cfg *c, const struct de
         opt_str(o, "helo", 255, &s->helo, errbuf, errlen) < 0)
         return -1;
     if (s->helo && !host_ok(s->helo)) {
-        set_err(errbuf, errlen, "field 'helo' must be a host name (no spaces)");
+        errbuf_set(errbuf, errlen, "field 'helo' must be a host name (no spaces)");
         return -1;
     }
     if (ops == &smtp_dryrun_ops) {
@@ -524,7 +515,7 @@ static int load_entry(json_object *o, struct smtp_client_cfg *c, const struct de
         return -1;
     }
     if (!host_ok(s->host)) {
-        set_err(errbuf, errlen, "field 'host' must be a host name or address (no spaces)");
+        errbuf_set(errbuf, errlen, "field 'host' must be a host name or address (no spaces)");
         return -1;
     }
     if (opt_int(o, "port", 1, 65535, &s->port, errbuf, errlen) < 0)
@@ -537,15 +528,16 @@ static int load_entry(json_object *o, struct smtp_client_cfg *c, const struct de
         opt_str(o, "ca_file", 4096, &s->ca_file, errbuf, errlen) < 0)
         return -1;
     if (google && !s->username) {
-        set_err(errbuf, errlen, "field 'username' is required for type GOOGLE");
+        errbuf_set(errbuf, errlen, "field 'username' is required for type GOOGLE");
         return -1;
     }
     if (s->username && !s->password) {
-        set_err(errbuf, errlen, "field 'password' or 'password_file' is required with 'username'");
+        errbuf_set(errbuf, errlen,
+                   "field 'password' or 'password_file' is required with 'username'");
         return -1;
     }
     if (s->password && !s->username) {
-        set_err(errbuf, errlen, "field 'username' is required with a password");
+        errbuf_set(errbuf, errlen, "field 'username' is required with a password");
         return -1;
     }
     if (s->ca_file && readable("field 'ca_file'", s->ca_file, errbuf, errlen) < 0)
@@ -564,17 +556,18 @@ static int load_file(struct smtp_clients *out, const char *path, const struct de
         0)
         return -1;
     if (jsonx_parse(text, len, &root, msg, sizeof msg) < 0) {
-        set_err(errbuf, errlen, "SMTP_CLIENTS_FILE: '%s': %s", path, msg);
+        errbuf_set(errbuf, errlen, "SMTP_CLIENTS_FILE: '%s': %s", path, msg);
         goto out;
     }
     if (!json_object_is_type(root, json_type_array)) {
-        set_err(errbuf, errlen, "SMTP_CLIENTS_FILE: '%s' must hold a JSON array of clients", path);
+        errbuf_set(errbuf, errlen, "SMTP_CLIENTS_FILE: '%s' must hold a JSON array of clients",
+                   path);
         goto out;
     }
     size_t n = json_object_array_length(root);
     if (n == 0 || n > CLIENTS_MAX) {
-        set_err(errbuf, errlen, "SMTP_CLIENTS_FILE: '%s' must list 1..%d clients", path,
-                CLIENTS_MAX);
+        errbuf_set(errbuf, errlen, "SMTP_CLIENTS_FILE: '%s' must list 1..%d clients", path,
+                   CLIENTS_MAX);
         goto out;
     }
     out->v = xcalloc(n, sizeof *out->v);
@@ -584,15 +577,15 @@ static int load_file(struct smtp_clients *out, const char *path, const struct de
         msg[0] = '\0';
         int erc = load_entry(o, &out->v[i], d, msg, sizeof msg);
         if (erc == 0 && smtp_clients_find(out, out->v[i].s.name) != (int)i) {
-            set_err(msg, sizeof msg, "field 'name': another client has the same name");
+            errbuf_set(msg, sizeof msg, "field 'name': another client has the same name");
             erc = -1;
         }
         if (erc < 0) {
             if (out->v[i].s.name)
-                set_err(errbuf, errlen, "SMTP_CLIENTS_FILE[%zu] (%s): %s", i, out->v[i].s.name,
-                        msg);
+                errbuf_set(errbuf, errlen, "SMTP_CLIENTS_FILE[%zu] (%s): %s", i, out->v[i].s.name,
+                           msg);
             else
-                set_err(errbuf, errlen, "SMTP_CLIENTS_FILE[%zu]: %s", i, msg);
+                errbuf_set(errbuf, errlen, "SMTP_CLIENTS_FILE[%zu]: %s", i, msg);
             goto out;
         }
     }
@@ -623,8 +616,8 @@ static int load_defaults(struct defaults *d, char *errbuf, size_t errlen)
             return -1;
     }
     if (d->helo && !host_ok(d->helo)) {
-        set_err(errbuf, errlen, "%s: must be a host name (no spaces) to use as the EHLO name",
-                helo_var);
+        errbuf_set(errbuf, errlen, "%s: must be a host name (no spaces) to use as the EHLO name",
+                   helo_var);
         return -1;
     }
     return 0;

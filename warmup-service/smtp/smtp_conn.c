@@ -11,6 +11,7 @@
  * dropped in smtp_conn_free). A session is used by one thread at a time;
  * the only shared state (CTX cache, BIO method) is in smtp_tls.c.
  */
+#include "errbuf.h"
 #include "smtp_conn.h"
 #include "log.h"
 #include "smtp_io.h"
@@ -73,17 +74,6 @@ __attribute__((format(printf, 2, 3))) static void errf(struct smtp_conn *c, cons
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof c->err, fmt, ap);
-    va_end(ap);
-}
-
-__attribute__((format(printf, 3, 4))) static void set_errbuf(char *errbuf, size_t errlen,
-                                                             const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
     va_end(ap);
 }
 
@@ -797,33 +787,33 @@ struct smtp_conn *smtp_conn_new(const struct smtp_settings *s, unsigned flags, c
 {
     const char *name = s->name ? s->name : "smtp";
     if (!clean_name(s->host)) {
-        set_errbuf(errbuf, errlen, "client %s: host must be a name or address without spaces",
+        errbuf_set(errbuf, errlen, "client %s: host must be a name or address without spaces",
                    name);
         return NULL;
     }
     if (s->port < 1 || s->port > 65535) {
-        set_errbuf(errbuf, errlen, "client %s: port must be between 1 and 65535", name);
+        errbuf_set(errbuf, errlen, "client %s: port must be between 1 and 65535", name);
         return NULL;
     }
     if (s->tls != SMTP_TLS_NONE && s->tls != SMTP_TLS_STARTTLS && s->tls != SMTP_TLS_IMPLICIT) {
-        set_errbuf(errbuf, errlen, "client %s: unknown TLS mode", name);
+        errbuf_set(errbuf, errlen, "client %s: unknown TLS mode", name);
         return NULL;
     }
     if (!s->username != !s->password) {
-        set_errbuf(errbuf, errlen, "client %s: username and password go together", name);
+        errbuf_set(errbuf, errlen, "client %s: username and password go together", name);
         return NULL;
     }
     if (s->username && (!clean_cred(s->username) || !clean_cred(s->password))) {
-        set_errbuf(errbuf, errlen, "client %s: username and password must be 1..%d bytes", name,
+        errbuf_set(errbuf, errlen, "client %s: username and password must be 1..%d bytes", name,
                    SMTP_CRED_MAX);
         return NULL;
     }
     if ((flags & SMTP_CONN_REQUIRE_AUTH) && !s->username) {
-        set_errbuf(errbuf, errlen, "client %s: a username and password are required", name);
+        errbuf_set(errbuf, errlen, "client %s: a username and password are required", name);
         return NULL;
     }
     if (s->helo && !clean_name(s->helo)) {
-        set_errbuf(errbuf, errlen, "client %s: EHLO name must be 1..255 bytes without spaces",
+        errbuf_set(errbuf, errlen, "client %s: EHLO name must be 1..255 bytes without spaces",
                    name);
         return NULL;
     }
@@ -905,7 +895,7 @@ int smtp_conn_probe(const struct smtp_settings *s, unsigned flags, char *errbuf,
     struct smtp_result fail;
     int rc = conn_open(c, false, &fail);
     if (rc != 0)
-        set_errbuf(errbuf, errlen, "%s", fail.text);
+        errbuf_set(errbuf, errlen, "%s", fail.text);
     smtp_conn_free(c);
     return rc ? -1 : 0;
 }

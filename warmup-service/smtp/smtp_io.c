@@ -7,6 +7,7 @@
  * input buffer. No shared state: a struct smtp_io is used by one thread at
  * a time, the one of the session that embeds it.
  */
+#include "errbuf.h"
 #include "smtp_io.h"
 #include "smtp_tls.h"
 #include "timeutil.h"
@@ -22,18 +23,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* set_err - message into errbuf when there is one */
-__attribute__((format(printf, 3, 4))) static void set_err(char *errbuf, size_t errlen,
-                                                          const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* errstr - thread-safe strerror */
 static const char *errstr(int e, char *buf, size_t len)
@@ -80,10 +69,10 @@ static int io_wait(struct smtp_io *io, short ev, int64_t deadline, const char *w
     if (r > 0)
         return 0;
     if (r == 0) {
-        set_err(errbuf, errlen, "timed out after %d ms %s", io->tmo_ms, what);
+        errbuf_set(errbuf, errlen, "timed out after %d ms %s", io->tmo_ms, what);
         return SMTP_IO_E_TIMEOUT;
     }
-    set_err(errbuf, errlen, "poll: %s", errstr(errno, eb, sizeof eb));
+    errbuf_set(errbuf, errlen, "poll: %s", errstr(errno, eb, sizeof eb));
     return SMTP_IO_E_IO;
 }
 
@@ -100,8 +89,8 @@ int smtp_io_connect(struct smtp_io *io, const char *host, int port, int timeout_
     snprintf(sport, sizeof sport, "%d", port);
     int g = getaddrinfo(host, sport, &hints, &res);
     if (g != 0) {
-        set_err(errbuf, errlen, "cannot resolve %s: %s", host,
-                g == EAI_SYSTEM ? errstr(errno, eb, sizeof eb) : gai_strerror(g));
+        errbuf_set(errbuf, errlen, "cannot resolve %s: %s", host,
+                   g == EAI_SYSTEM ? errstr(errno, eb, sizeof eb) : gai_strerror(g));
         return SMTP_IO_E_CONNECT;
     }
     size_t left_addrs = 0;
@@ -152,7 +141,7 @@ int smtp_io_connect(struct smtp_io *io, const char *host, int port, int timeout_
     }
     freeaddrinfo(res);
     if (rc)
-        set_err(errbuf, errlen, "connect to %s:%d failed: %s", host, port, last);
+        errbuf_set(errbuf, errlen, "connect to %s:%d failed: %s", host, port, last);
     return rc;
 }
 
@@ -171,8 +160,8 @@ int smtp_io_tls_start(struct smtp_io *io, SSL_CTX *ctx, const char *host, int po
             return SMTP_IO_E_TLS;
         int rc = io_wait(io, ev, deadline, "in the TLS handshake", errbuf, errlen);
         if (rc) {
-            set_err(errbuf, errlen, "TLS: handshake with %s:%d timed out after %d ms", host, port,
-                    io->tmo_ms);
+            errbuf_set(errbuf, errlen, "TLS: handshake with %s:%d timed out after %d ms", host,
+                       port, io->tmo_ms);
             return rc;
         }
     }
@@ -214,8 +203,8 @@ int smtp_io_write(struct smtp_io *io, const char *p, size_t len, int64_t deadlin
                 return rc;
             continue;
         }
-        set_err(errbuf, errlen, "connection lost while %s: %s", what,
-                n < 0 ? errstr(errno, eb, sizeof eb) : "EOF");
+        errbuf_set(errbuf, errlen, "connection lost while %s: %s", what,
+                   n < 0 ? errstr(errno, eb, sizeof eb) : "EOF");
         return SMTP_IO_E_IO;
     }
     return 0;
@@ -249,7 +238,7 @@ static int io_fill(struct smtp_io *io, int64_t deadline, const char *what, char 
             return 0;
         }
         if (n == 0) {
-            set_err(errbuf, errlen, "connection closed by the server while %s", what);
+            errbuf_set(errbuf, errlen, "connection closed by the server while %s", what);
             return SMTP_IO_E_IO;
         }
         if (errno == EINTR)
@@ -260,7 +249,8 @@ static int io_fill(struct smtp_io *io, int64_t deadline, const char *what, char 
                 return rc;
             continue;
         }
-        set_err(errbuf, errlen, "connection lost while %s: %s", what, errstr(errno, eb, sizeof eb));
+        errbuf_set(errbuf, errlen, "connection lost while %s: %s", what,
+                   errstr(errno, eb, sizeof eb));
         return SMTP_IO_E_IO;
     }
 }
@@ -286,8 +276,8 @@ int smtp_io_read_line(struct smtp_io *io, int64_t deadline, const char *what, co
             io->in_pos = 0;
         }
         if (io->in_len == sizeof io->in) {
-            set_err(errbuf, errlen, "reply line longer than %zu bytes while %s", sizeof io->in,
-                    what);
+            errbuf_set(errbuf, errlen, "reply line longer than %zu bytes while %s", sizeof io->in,
+                       what);
             return SMTP_IO_E_PROTO;
         }
         int rc = io_fill(io, deadline, what, errbuf, errlen);

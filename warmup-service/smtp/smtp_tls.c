@@ -7,6 +7,7 @@
  * state, any thread may call in. An SSL belongs to the session that made it
  * and is used by one thread at a time; the fd under it is the caller's.
  */
+#include "errbuf.h"
 #include "smtp_tls.h"
 #include "xalloc.h"
 
@@ -25,18 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-/* set_err - message into errbuf when there is one */
-__attribute__((format(printf, 3, 4))) static void set_err(char *errbuf, size_t errlen,
-                                                          const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ssl_reason - the first queued OpenSSL error as text; clears the queue */
 static void ssl_reason(char *out, size_t len)
@@ -71,7 +60,7 @@ static SSL_CTX *ctx_build(const char *ca_file, char *errbuf, size_t errlen)
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
         ssl_reason(why, sizeof why);
-        set_err(errbuf, errlen, "TLS: cannot create a context: %s", why);
+        errbuf_set(errbuf, errlen, "TLS: cannot create a context: %s", why);
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -83,9 +72,9 @@ static SSL_CTX *ctx_build(const char *ca_file, char *errbuf, size_t errlen)
     if (ok != 1) {
         ssl_reason(why, sizeof why);
         if (ca_file)
-            set_err(errbuf, errlen, "TLS: cannot load CA file '%s': %s", ca_file, why);
+            errbuf_set(errbuf, errlen, "TLS: cannot load CA file '%s': %s", ca_file, why);
         else
-            set_err(errbuf, errlen, "TLS: cannot load the default CA paths: %s", why);
+            errbuf_set(errbuf, errlen, "TLS: cannot load the default CA paths: %s", why);
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -221,14 +210,14 @@ static void io_fail(int sslerr, int ret, const char *what, char *errbuf, size_t 
         (sslerr == SSL_ERROR_SYSCALL && e == 0 && (ret == 0 || saved == 0)) ||
         (e && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
         ERR_clear_error();
-        set_err(errbuf, errlen, "connection closed by the server while %s", what);
+        errbuf_set(errbuf, errlen, "connection closed by the server while %s", what);
         return;
     }
     if (sslerr == SSL_ERROR_SYSCALL && e == 0)
         snprintf(why, sizeof why, "%s", strerror_r(saved, eb, sizeof eb));
     else
         ssl_reason(why, sizeof why);
-    set_err(errbuf, errlen, "connection lost while %s: TLS: %s", what, why);
+    errbuf_set(errbuf, errlen, "connection lost while %s: TLS: %s", what, why);
 }
 
 static bool is_ip_literal(const char *host)
@@ -241,7 +230,7 @@ SSL *smtp_tls_session(SSL_CTX *ctx, int fd, const char *host, char *errbuf, size
 {
     char why[256];
     if (pthread_once(&sock_once, sock_method_init) != 0 || !sock_method) {
-        set_err(errbuf, errlen, "TLS: cannot create the socket BIO method");
+        errbuf_set(errbuf, errlen, "TLS: cannot create the socket BIO method");
         return NULL;
     }
     ERR_clear_error();
@@ -250,7 +239,7 @@ SSL *smtp_tls_session(SSL_CTX *ctx, int fd, const char *host, char *errbuf, size
     if (!ssl || !bio) {
         SSL_free(ssl);
         ssl_reason(why, sizeof why);
-        set_err(errbuf, errlen, "TLS: cannot create a session: %s", why);
+        errbuf_set(errbuf, errlen, "TLS: cannot create a session: %s", why);
         return NULL;
     }
     BIO_set_data(bio, (void *)(intptr_t)fd);
@@ -264,7 +253,7 @@ SSL *smtp_tls_session(SSL_CTX *ctx, int fd, const char *host, char *errbuf, size
     }
     if (!ok) {
         ssl_reason(why, sizeof why);
-        set_err(errbuf, errlen, "TLS: cannot set the expected host '%s': %s", host, why);
+        errbuf_set(errbuf, errlen, "TLS: cannot set the expected host '%s': %s", host, why);
         smtp_tls_close(ssl, false);
         return NULL;
     }
@@ -282,20 +271,21 @@ int smtp_tls_handshake(SSL *ssl, const char *host, int port, short *ev, char *er
         long v = SSL_get_verify_result(ssl);
         if (v != X509_V_OK) {
             ERR_clear_error();
-            set_err(errbuf, errlen, "TLS: certificate verify failed: %s (%s:%d)",
-                    X509_verify_cert_error_string(v), host, port);
+            errbuf_set(errbuf, errlen, "TLS: certificate verify failed: %s (%s:%d)",
+                       X509_verify_cert_error_string(v), host, port);
             return -1;
         }
         char what[400];
         io_fail(e, r, "in the TLS handshake", what, sizeof what);
-        set_err(errbuf, errlen, "TLS: handshake with %s:%d failed: %s", host, port, what);
+        errbuf_set(errbuf, errlen, "TLS: handshake with %s:%d failed: %s", host, port, what);
         return -1;
     }
     /* fail closed even if a future change loosened the verify mode */
     long v = SSL_get_verify_result(ssl);
     if (v != X509_V_OK || !SSL_get0_peer_certificate(ssl)) {
-        set_err(errbuf, errlen, "TLS: certificate verify failed: %s (%s:%d)",
-                v != X509_V_OK ? X509_verify_cert_error_string(v) : "no certificate", host, port);
+        errbuf_set(errbuf, errlen, "TLS: certificate verify failed: %s (%s:%d)",
+                   v != X509_V_OK ? X509_verify_cert_error_string(v) : "no certificate", host,
+                   port);
         return -1;
     }
     return 1;
