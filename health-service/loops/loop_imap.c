@@ -320,9 +320,9 @@ out:
 
 static int parse_settings(struct imap_loop *l, json_object *o, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"host",     "port",          "tls",   "user",
-                                       "password", "password_file", "inbox", "spam",
-                                       "ca_file",  "timeout_ms",    NULL};
+    static const char *const keys[] = {"loop", "host",     "port",          "tls",
+                                       "user", "password", "password_file", "inbox",
+                                       "spam", "ca_file",  "timeout_ms",    NULL};
     const char *s;
     int64_t v;
 

@@ -36,7 +36,8 @@ trap cleanup EXIT
 
 # ok COND_STATUS NAME - record a result
 ok() { local st=$1; shift; T_N=$((T_N + 1))
-  if [ "$st" = 0 ]; then echo "ok $T_N - $*"; else echo "not ok $T_N - $*"; T_FAIL=$((T_FAIL + 1)); fi; }
+  if [ "$st" = 0 ]; then echo "ok $T_N - $*"; else echo "not ok $T_N - $*"; T_FAIL=$((T_FAIL + 1)); fi
+  return "$st"; }
 # check NAME -- CMD... - run CMD, pass when it exits 0
 check() { local name=$1; shift; [ "$1" = "--" ] && shift; "$@" >/dev/null 2>&1; ok $? "$name"; }
 # eq NAME GOT WANT
@@ -52,7 +53,7 @@ start_broker() {
   local dir=$1; mkdir -p "$dir"; rm -f "$dir/bootstrap"
   "$BROKER_BIN" -n 3 -p 3 -f "$dir/bootstrap" </dev/null >"$dir/broker.out" 2>"$dir/broker.log" &
   BROKER_PID=$!; track $BROKER_PID
-  wait_for 10 test -s "$dir/bootstrap" || { echo "# broker did not start"; cat "$dir/broker.log"; return 1; }
+  wait_for 10 test -s "$dir/bootstrap" || { echo "# broker did not start"; sed "s/^/#   /" "$dir/broker.log"; return 1; }
   BROKERS=$(head -1 "$dir/bootstrap")
 }
 
@@ -76,7 +77,7 @@ start_warmup() { local name=$1 port=$2; shift 2
   env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$TMP/$name/warmup.db" LOG_LEVEL=debug "$@" \
     "$WARMUP_BIN" >>"$TMP/$name/out.log" 2>&1 </dev/null &
   eval "${name}_PID=$!"; track $!
-  wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log"; return 1; }
+  wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log" | sed 's/^/#   /'; return 1; }
 }
 # start_health NAME PORT [VAR=VALUE...]
 start_health() { local name=$1 port=$2; shift 2
@@ -84,7 +85,7 @@ start_health() { local name=$1 port=$2; shift 2
   env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$TMP/$name/health.db" LOG_LEVEL=debug "$@" \
     "$HEALTH_BIN" >>"$TMP/$name/out.log" 2>&1 </dev/null &
   eval "${name}_PID=$!"; track $!
-  wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log"; return 1; }
+  wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log" | sed 's/^/#   /'; return 1; }
 }
 # stop_named NAME - SIGTERM the process started as NAME; sets STOP_RC
 stop_named() { local p; eval "p=\$${1}_PID"; stop_pid "$p" 15; STOP_RC=$?; }
