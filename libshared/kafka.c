@@ -10,8 +10,13 @@
 #include "xalloc.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* kafka_log_cb - librdkafka syslog levels (0 emerg .. 7 debug) to log.h.
  * LOG_ERR (3) is what librdkafka uses for a refused connection or a broker
@@ -115,4 +120,87 @@ int kafka_topics_parse(const char *s, char *email_topic, size_t len1, char *user
         copy_trimmed(comma + 1, strlen(comma + 1), user_topic, len2) != 0)
         return -1;
     return 0;
+}
+
+/* --- bounded destroy ---------------------------------------------------- */
+
+/* Shared by the caller and the destroying thread; the last one to let go
+ * (refs reaching 0, under mu) frees it. */
+struct destroy_job {
+    rd_kafka_t *rk;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int refs;
+};
+
+static void job_release(struct destroy_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool last = --j->refs == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (last) {
+        pthread_cond_destroy(&j->cv);
+        pthread_mutex_destroy(&j->mu);
+        free(j);
+    }
+}
+
+static void *destroy_main(void *arg)
+{
+    struct destroy_job *j = arg;
+    rd_kafka_destroy(j->rk);
+    pthread_mutex_lock(&j->mu);
+    j->done = true;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    job_release(j);
+    return NULL;
+}
+
+int kafka_destroy_bounded(rd_kafka_t *rk, int timeout_ms)
+{
+    if (!rk)
+        return 1;
+    struct destroy_job *j = xcalloc(1, sizeof *j);
+    j->rk = rk;
+    j->refs = 2;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    pthread_t t;
+    if (pthread_create(&t, NULL, destroy_main, j) != 0) {
+        rd_kafka_destroy(rk); /* no thread: unbounded, as before */
+        j->refs = 0;
+        pthread_cond_destroy(&j->cv);
+        pthread_mutex_destroy(&j->mu);
+        free(j);
+        return 1;
+    }
+    pthread_detach(t);
+
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->mu);
+    int rc = 0;
+    while (!j->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&j->cv, &j->mu, &until);
+    bool done = j->done;
+    pthread_mutex_unlock(&j->mu);
+    if (!done)
+        log_warn("kafka: client %s not destroyed after %d ms (librdkafka hang after a broker "
+                 "outage, confluentinc/librdkafka#4674); shutting down without it",
+                 rd_kafka_name(rk), timeout_ms);
+    job_release(j);
+    return done ? 1 : 0;
 }

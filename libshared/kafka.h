@@ -20,6 +20,17 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers, const char *client_id,
 int kafka_topics_parse(const char *s, char *email_topic, size_t len1, char *user_topic,
                        size_t len2);
 
+/* kafka_destroy_bounded - rd_kafka_destroy(rk), waiting at most
+ * timeout_ms. librdkafka 2.0-2.3 can hang forever in rd_kafka_destroy
+ * after a broker outage (a leaked partition reference keeps a broker
+ * thread alive: confluentinc/librdkafka#4486, #4674); the destroy then
+ * goes on in a detached thread, a warning is logged and 0 is returned so
+ * the caller's shutdown completes. 1 when the handle was destroyed. The
+ * caller must not touch rk afterwards in either case. Call it only once
+ * everything it owned through rk (messages, queues, topics) is released:
+ * the process is expected to exit soon after a timeout. */
+int kafka_destroy_bounded(rd_kafka_t *rk, int timeout_ms);
+
 #define KAFKA_TOPIC_EMAIL_DEFAULT "email-events"
 #define KAFKA_TOPIC_USER_DEFAULT "emailId-events"
 

@@ -16,7 +16,8 @@
  *
  * Threads: the consumer thread runs the handler and every librdkafka
  * callback; kconsumer_stats() from any thread (under `mu`); kconsumer_stop()
- * joins the thread, then commits and closes on the caller's thread.
+ * joins the thread, commits, then closes (callbacks then keep off the handle) and
+ * destroys with a bound (kafka_destroy_bounded) on the caller's thread.
  */
 #include "kconsumer.h"
 #include "kafka.h"
@@ -35,11 +36,13 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define POLL_MS 100 /* bounds the reaction to kconsumer_stop() */
+#define DESTROY_TIMEOUT_MS 5000
 
 struct kconsumer {
     rd_kafka_t *rk;
     pthread_t thread;
     atomic_bool stop;
+    bool closing; /* set by kconsumer_stop() after the join: callbacks keep off the handle */
     kconsumer_handler_fn handler;
     void *arg;
     int max_batch, batch_wait_ms;
@@ -195,6 +198,16 @@ static void drop_revoked(struct kconsumer *c, const rd_kafka_topic_partition_lis
 static void refresh_assignment(struct kconsumer *c)
 {
     rd_kafka_topic_partition_list_t *a = NULL;
+    if (c->closing) {
+        /* rd_kafka_assignment() from the rebalance callback of
+         * rd_kafka_consumer_close() can wait forever on a terminating
+         * handle (seen with librdkafka 2.0.2 after a broker outage) */
+        pthread_mutex_lock(&c->mu);
+        c->stats.assigned = false;
+        c->stats.lag = -1;
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
     if (rd_kafka_assignment(c->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     if (c->assignment)
@@ -240,7 +253,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         log_info("kconsumer: revoked %d partitions%s", parts->cnt,
                  rd_kafka_assignment_lost(rk) ? " (lost)" : "");
         drop_revoked(c, parts);
-        if (!rd_kafka_assignment_lost(rk))
+        if (!c->closing && !rd_kafka_assignment_lost(rk)) /* closing: committed already */
             commit_sync(c, "revoke");
     } else {
         log_warn("kconsumer: rebalance error: %s", rd_kafka_err2str(err));
@@ -387,8 +400,9 @@ static void *consumer_main(void *arg)
 
 static void consumer_free(struct kconsumer *c)
 {
-    if (c->rk)
-        rd_kafka_destroy(c->rk);
+    /* a handle that did not go away may still call back with c: keep c */
+    if (c->rk && !kafka_destroy_bounded(c->rk, DESTROY_TIMEOUT_MS))
+        return;
     if (c->assignment)
         rd_kafka_topic_partition_list_destroy(c->assignment);
     free(c->batch);
@@ -487,7 +501,8 @@ void kconsumer_stop(struct kconsumer *c)
     atomic_store(&c->stop, true);
     pthread_join(c->thread, NULL);
     commit_sync(c, "stop");
-    rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk); /* revokes: commits again */
+    c->closing = true;
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk); /* revokes */
     if (err)
         log_warn("kconsumer: close: %s", rd_kafka_err2str(err));
     struct kconsumer_stats st;

@@ -38,9 +38,10 @@
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define PROBE_EVERY_MS 2000   /* metadata probe when nothing was delivered lately */
-#define PROBE_TIMEOUT_MS 1000 /* how long a probe may block the thread */
-#define COUNT_EVERY_MS 250    /* refresh of the pending gauge */
+#define PROBE_EVERY_MS 2000     /* metadata probe when nothing was delivered lately */
+#define PROBE_TIMEOUT_MS 1000   /* how long a probe may block the thread */
+#define COUNT_EVERY_MS 250      /* refresh of the pending gauge */
+#define DESTROY_TIMEOUT_MS 5000 /* bound on rd_kafka_destroy at shutdown */
 
 static const char add_sql[] =
     "INSERT INTO outbox (topic, key, value, created_at) VALUES (?1, ?2, ?3, ?4)";
@@ -547,8 +548,9 @@ static void publisher_free(struct outbox_publisher *p)
 {
     if (p->mainq)
         rd_kafka_queue_destroy(p->mainq);
-    if (p->rk)
-        rd_kafka_destroy(p->rk);
+    /* a handle that did not go away may still call back with p: keep p */
+    if (p->rk && !kafka_destroy_bounded(p->rk, DESTROY_TIMEOUT_MS))
+        return;
     sqlite3_finalize(p->sel_new);
     sqlite3_finalize(p->sel_one);
     sqlite3_finalize(p->del);

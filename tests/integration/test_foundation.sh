@@ -111,5 +111,15 @@ stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0
 stop_named health; eq "health exits 0" "$STOP_RC" 0
 check "no sanitizer report in warmup-service" -- sanitizer_clean warmup
 check "no sanitizer report in health-service" -- sanitizer_clean health
+# a consumer whose broker went away still shuts down (librdkafka 2.0 can
+# hang forever in rd_kafka_destroy after an outage: the destroy is bounded)
 stop_pid "$BROKER_PID"; eq "broker exits 0 on SIGTERM" "$?" 0
+start_broker "$TMP/broker2"; ok $? "a second broker starts"
+HP2=$(freeport)
+start_health health2 "$HP2"
+wait_for 20 grep -q "kconsumer: assigned [1-9]" "$TMP/health2/out.log"; ok $? "a health-service on it joins its group and gets partitions"
+kill -KILL "$BROKER_PID"; sleep 1
+stop_named health2; eq "health-service exits 0 on SIGTERM after its broker is gone" "$STOP_RC" 0
+check "... and logs its last line" -- grep -q ' stopped$' "$TMP/health2/out.log"
+check "no sanitizer report in that health-service" -- sanitizer_clean health2
 finish
