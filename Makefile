@@ -11,7 +11,7 @@ MESON_TEST_ARGS ?=
 .PHONY: all deps build test lint format stop logs clean
 
 all: build
-	./deploy/local-stack.sh start
+	BUILD=$(BUILD) ./deploy/local-stack.sh start
 
 deps:
 	@./deploy/install-deps.sh

@@ -6,7 +6,10 @@ set -eu
 PKGS="build-essential pkg-config meson ninja-build
 librdkafka-dev kcat libmicrohttpd-dev libesmtp-dev libetpan-dev libjson-c-dev
 libssl-dev libsqlite3-dev sqlite3 curl python3 openssl
-postfix dovecot-imapd python3-aiosmtpd wrk"
+postfix dovecot-imapd python3-aiosmtpd wrk
+prometheus docker-compose iproute2 procps"
+# npm installs maildev (the mail catcher of `make all`) unless some node/npm is there
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
