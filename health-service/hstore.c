@@ -17,6 +17,8 @@ static const char *const migrations[] = {
     " first_seen TEXT NOT NULL, last_seen TEXT NOT NULL);",
     /* 2: tracked copies, per-email aggregates, per-domain check state */
     HSTORE_COPIES_SCHEMA_SQL,
+    /* 3: per-domain placement counters */
+    HSTORE_DOMAIN_PLACEMENT_SQL,
 };
 
 struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
@@ -35,10 +37,13 @@ struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
                                         " VALUES(?1, 1, ?2, ?2) ON CONFLICT(domain) DO UPDATE"
                                         " SET users = users + 1, last_seen = ?2");
     s->list_domains = db_prepare(s->r, "SELECT domain, users, first_seen, last_seen, tracked,"
-                                       " checked, last_round_at, last_error FROM domains"
-                                       " ORDER BY domain");
+                                       " checked, last_round_at, last_error, delivered, spam,"
+                                       " opened, read, bounced FROM domains ORDER BY domain");
     s->count_domains = db_prepare(s->r, "SELECT count(*) FROM domains");
-    if (!s->ins_user || !s->upsert_domain || !s->list_domains || !s->count_domains) {
+    s->domain_placement = db_prepare(s->r, "SELECT tracked, delivered, spam, opened, read, bounced"
+                                           " FROM domains WHERE domain = ?");
+    if (!s->ins_user || !s->upsert_domain || !s->list_domains || !s->count_domains ||
+        !s->domain_placement) {
         snprintf(errbuf, errlen, "cannot prepare statements on %s", path);
         hstore_free(s);
         return NULL;
@@ -133,6 +138,10 @@ json_object *hstore_domains(struct hstore *s)
         const unsigned char *le = sqlite3_column_text(st, 7);
         json_object_object_add(d, "last_error",
                                le ? json_object_new_string((const char *)le) : NULL);
+        static const char *const counts[] = {"delivered", "spam", "opened", "read", "bounced"};
+        for (int k = 0; k < 5; k++)
+            json_object_object_add(d, counts[k],
+                                   json_object_new_int64(sqlite3_column_int64(st, 8 + k)));
         json_object_array_add(arr, d);
     }
     sqlite3_reset(st);
@@ -153,6 +162,27 @@ int64_t hstore_domain_count(struct hstore *s)
     sqlite3_reset(s->count_domains);
     pthread_mutex_unlock(&s->r_lock);
     return n;
+}
+
+int hstore_domain_placement(struct hstore *s, const char *domain, struct hplacement *out)
+{
+    sqlite3_stmt *st = s->domain_placement;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *out = (struct hplacement){
+            .tracked = sqlite3_column_int64(st, 0),
+            .delivered = sqlite3_column_int64(st, 1),
+            .spam = sqlite3_column_int64(st, 2),
+            .opened = sqlite3_column_int64(st, 3),
+            .read = sqlite3_column_int64(st, 4),
+            .bounced = sqlite3_column_int64(st, 5),
+        };
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&s->r_lock);
+    return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? 1 : -1;
 }
 
 bool hstore_ping(struct hstore *s)

@@ -30,10 +30,18 @@ int hstore_apply_events(struct hstore *s, const struct user_event *users, size_t
                         size_t *new_copies);
 
 /* hstore_domains - [{"domain","users","tracked","checked","first_seen",
- * "last_seen","last_round_at","last_error"}] by name; caller puts. NULL on
- * error. */
+ * "last_seen","last_round_at","last_error","delivered","spam","opened",
+ * "read","bounced"}] by name; caller puts. NULL on error. */
 json_object *hstore_domains(struct hstore *s);
 int64_t hstore_domain_count(struct hstore *s);
+
+/* what is known of a domain's tracked copies (opened and read are subsets
+ * of delivered) */
+struct hplacement {
+    int64_t tracked, delivered, spam, opened, read, bounced;
+};
+/* hstore_domain_placement - 0 and *out filled; 1 unknown domain; -1 error */
+int hstore_domain_placement(struct hstore *s, const char *domain, struct hplacement *out);
 bool hstore_ping(struct hstore *s);
 /* hstore_domain_names - every known domain, sorted; caller frees each and
  * the array */

@@ -63,18 +63,22 @@ static int stats_add(struct hstore *s, int64_t email_id, const char *broadcast_i
     return exec_stmt(s->w, st);
 }
 
-/* domain_tracked - a copy for domain: the domain is known, tracked + 1 */
-static int domain_tracked(struct hstore *s, const char *domain)
+/* domain_copies - copies for domain: the domain is known, tracked + tracked,
+ * bounced + bounced */
+static int domain_copies(struct hstore *s, const char *domain, int tracked, int bounced)
 {
     char now[32];
     time_rfc3339_ms(time_now_ms(), now, sizeof now);
     sqlite3_stmt *st = db_prepare(
-        s->w, "INSERT INTO domains(domain, users, first_seen, last_seen, tracked)"
-              " VALUES(?1, 0, ?2, ?2, 1) ON CONFLICT(domain) DO UPDATE SET tracked = tracked + 1");
+        s->w, "INSERT INTO domains(domain, users, first_seen, last_seen, tracked, bounced)"
+              " VALUES(?1, 0, ?2, ?2, ?3, ?4) ON CONFLICT(domain) DO UPDATE SET"
+              " tracked = tracked + ?3, bounced = bounced + ?4");
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, tracked);
+    sqlite3_bind_int(st, 4, bounced);
     return exec_stmt(s->w, st);
 }
 
@@ -97,7 +101,7 @@ int hstore_apply_copy(struct hstore *s, const struct copy_event *e, size_t *adde
             return -1;
         sqlite3_bind_text(st, 1, e->smtp_reply, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, e->message_id, -1, SQLITE_STATIC);
-        if (exec_stmt(s->w, st) != 0)
+        if (exec_stmt(s->w, st) != 0 || domain_copies(s, e->domain, 0, 1) != 0)
             return -1;
         return stats_add(s, e->email_id, e->broadcast_id, 0, 0, 0, 0, 0, 1, 0);
     }
@@ -115,7 +119,7 @@ int hstore_apply_copy(struct hstore *s, const struct copy_event *e, size_t *adde
     sqlite3_bind_int64(st, 7, e->sent_at_ms ? e->sent_at_ms : time_now_ms());
     sqlite3_bind_int(st, 8, e->failed);
     sqlite3_bind_text(st, 9, e->smtp_reply, -1, SQLITE_STATIC);
-    if (exec_stmt(s->w, st) != 0 || domain_tracked(s, e->domain) != 0 ||
+    if (exec_stmt(s->w, st) != 0 || domain_copies(s, e->domain, 1, e->failed) != 0 ||
         stats_add(s, e->email_id, e->broadcast_id, 1, 0, 0, 0, 0, e->failed, 0) != 0)
         return -1;
     (*added)++;
@@ -183,7 +187,8 @@ int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy
     upd = db_prepare(s->w, "UPDATE copies SET placement = ?2, opened = ?3, read = ?4,"
                            " rounds = rounds + 1, checked_at = ?5 WHERE message_id = ?1");
     dom = db_prepare(s->w, "UPDATE domains SET checked = checked + ?2, last_round_at = ?3,"
-                           " last_error = ?4 WHERE domain = ?1");
+                           " last_error = ?4, delivered = delivered + ?5, spam = spam + ?6,"
+                           " opened = opened + ?7, read = read + ?8 WHERE domain = ?1");
     if (!upd || !dom)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -212,14 +217,24 @@ int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy
         d[k].opened += opened - x->old_opened;
         d[k].read += read - x->old_read;
     }
-    for (size_t k = 0; k < nd; k++)
+    struct stat_delta all = {0};
+    for (size_t k = 0; k < nd; k++) {
         if (stats_add(s, d[k].email_id, NULL, 0, d[k].delivered, d[k].spam, d[k].opened, d[k].read,
                       0, now_ms) != 0)
             goto out;
+        all.delivered += d[k].delivered;
+        all.spam += d[k].spam;
+        all.opened += d[k].opened;
+        all.read += d[k].read;
+    }
     sqlite3_bind_text(dom, 1, domain, -1, SQLITE_STATIC);
     sqlite3_bind_int64(dom, 2, (int64_t)newly_checked);
     sqlite3_bind_int64(dom, 3, now_ms);
     sqlite3_bind_text(dom, 4, error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(dom, 5, all.delivered);
+    sqlite3_bind_int64(dom, 6, all.spam);
+    sqlite3_bind_int64(dom, 7, all.opened);
+    sqlite3_bind_int64(dom, 8, all.read);
     if (sqlite3_step(dom) != SQLITE_DONE)
         goto out;
     rc = db_commit(s->w);

@@ -29,10 +29,27 @@
     "ALTER TABLE domains ADD COLUMN last_round_at INTEGER;"                                        \
     "ALTER TABLE domains ADD COLUMN last_error TEXT;"
 
+/* 3: per-domain placement counters (kept like email_stats), from what the
+ * copies already say (FL_INBOX = 2, FL_SPAM = 3) */
+#define HSTORE_DOMAIN_PLACEMENT_SQL                                                                \
+    "ALTER TABLE domains ADD COLUMN delivered INTEGER NOT NULL DEFAULT 0;"                         \
+    "ALTER TABLE domains ADD COLUMN spam INTEGER NOT NULL DEFAULT 0;"                              \
+    "ALTER TABLE domains ADD COLUMN opened INTEGER NOT NULL DEFAULT 0;"                            \
+    "ALTER TABLE domains ADD COLUMN read INTEGER NOT NULL DEFAULT 0;"                              \
+    "ALTER TABLE domains ADD COLUMN bounced INTEGER NOT NULL DEFAULT 0;"                           \
+    "UPDATE domains SET"                                                                           \
+    " delivered = (SELECT count(*) FROM copies c WHERE c.domain = domains.domain"                  \
+    " AND c.placement = 2),"                                                                       \
+    " spam = (SELECT count(*) FROM copies c WHERE c.domain = domains.domain AND c.placement = 3)," \
+    " opened = (SELECT count(*) FROM copies c WHERE c.domain = domains.domain AND c.opened = 1),"  \
+    " read = (SELECT count(*) FROM copies c WHERE c.domain = domains.domain AND c.read = 1),"      \
+    " bounced = (SELECT count(*) FROM copies c WHERE c.domain = domains.domain AND c.bounced = "   \
+    "1);"
+
 struct hstore {
     pthread_mutex_t w_lock, r_lock;
     sqlite3 *w, *r;
-    sqlite3_stmt *ins_user, *upsert_domain, *list_domains, *count_domains;
+    sqlite3_stmt *ins_user, *upsert_domain, *list_domains, *count_domains, *domain_placement;
 };
 
 struct copy_event;

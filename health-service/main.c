@@ -26,6 +26,13 @@ static double consumer_lag(void *arg)
     return (double)ks.lag;
 }
 
+static double consumer_kafka_up(void *arg)
+{
+    struct kconsumer_stats ks;
+    kconsumer_stats(arg, &ks);
+    return ks.kafka_up ? 1 : 0;
+}
+
 static double tracked_copies(void *arg)
 {
     return (double)hstore_tracked_count(arg);
@@ -75,6 +82,8 @@ int main(void)
         log_fatal("kafka consumer: %s", err);
     metrics_gauge_fn(app.metrics, "health_consumer_lag", "Messages behind the end of the topics",
                      NULL, consumer_lag, app.consumer);
+    metrics_gauge_fn(app.metrics, "kafka_up", "1 when a Kafka broker answered recently", NULL,
+                     consumer_kafka_up, app.consumer);
     metrics_gauge_fn(app.metrics, "health_tracked_copies", "Copies tracked", NULL, tracked_copies,
                      app.store);
     struct scheduler_config sc = {

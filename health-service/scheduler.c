@@ -57,6 +57,29 @@ static void *instance_for(struct worker *w, const char *domain)
     return loop;
 }
 
+/* publish_placement - health_placement_copies{domain,state} from the
+ * domain's counters in the store (one row read) */
+static void publish_placement(struct worker *w, const char *domain)
+{
+    struct hplacement p;
+    if (!w->s->cfg.metrics || hstore_domain_placement(w->s->cfg.store, domain, &p) != 0)
+        return;
+    int64_t pending = p.tracked - p.delivered - p.spam - p.bounced;
+    const struct {
+        const char *state;
+        int64_t v;
+    } v[] = {{"delivered", p.delivered}, {"spam", p.spam},
+             {"opened", p.opened},       {"read", p.read},
+             {"bounced", p.bounced},     {"pending", pending > 0 ? pending : 0}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        metric_set(
+            metrics_gauge(w->s->cfg.metrics, "health_placement_copies",
+                          "Tracked copies of a recipient domain by what its feedback loop "
+                          "found (opened and read are subsets of delivered)",
+                          (const char *const[]){"domain", domain, "state", v[i].state, NULL}),
+            (double)v[i].v);
+}
+
 static void round_domain(struct worker *w, const char *domain)
 {
     struct scheduler *s = w->s;
@@ -66,6 +89,7 @@ static void round_domain(struct worker *w, const char *domain)
     if (hstore_open_copies(s->cfg.store, domain, since, s->cfg.max_per_round, &c, &n) != 0 ||
         n == 0) {
         hstore_copies_free(c, n);
+        publish_placement(w, domain);
         return;
     }
     void *loop = instance_for(w, domain);
@@ -94,6 +118,7 @@ static void round_domain(struct worker *w, const char *domain)
     }
     hstore_apply_checks(s->cfg.store, domain, c, n, time_now_ms(), rc == 0 ? NULL : err);
     hstore_copies_free(c, n);
+    publish_placement(w, domain);
 }
 
 /* mine - does this worker serve domain? */

@@ -240,7 +240,7 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
     s->m_queue = metrics_gauge(cfg->metrics, "email_queue_depth",
                                "Copies claimed and waiting for a worker", NULL);
     s->m_active =
-        metrics_gauge(cfg->metrics, "email_worker_active_count", "Workers sending right now", NULL);
+        metrics_gauge(cfg->metrics, "email_workers_active", "Workers sending right now", NULL);
     int64_t released = 0;
     if (store_release_leases(cfg->store, &released) != 0) {
         snprintf(errbuf, errlen, "cannot release the leases of a previous run");

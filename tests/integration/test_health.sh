@@ -55,7 +55,14 @@ for e in evs:
     p, o, r = answer(e["message_id"], e["domain"], 3)
     t["tracked"] += 1; t["delivered"] += p == "inbox"; t["spam"] += p == "spam"; t["opened"] += o; t["read"] += r
 t["pending"] = t["tracked"] - t["delivered"] - t["spam"]
-if len(sys.argv) > 2:   # one copy: print its expected stats
+if sys.argv[2:] == ["domains"]:   # per domain: delivered, spam, opened, read, bounced
+    d = {}
+    for e in evs:
+        p, o, r = answer(e["message_id"], e["domain"], 3)
+        c = d.setdefault(e["domain"], [0] * 5)
+        c[0] += p == "inbox"; c[1] += p == "spam"; c[2] += o; c[3] += r
+    print(json.dumps({k: d[k] for k in sorted(d)}))
+elif len(sys.argv) > 2:   # one copy: print its expected stats
     e = [e for e in evs if e["message_id"] == sys.argv[2]][0]; p, o, r = answer(e["message_id"], e["domain"], 3)
     print(json.dumps([int(p == "inbox"), int(p == "spam"), int(o), int(r), e["recipient"], e["domain"]]))
 else:
@@ -86,6 +93,21 @@ eq "/all_mail_stats is keyed by email_id" "$(jget "$r" '[list(j), j[list(j)[0]][
 eq "/all_mail_stats?limit=0 -> 400" "$(curl -s -o /dev/null -w '%{http_code}' "$H/all_mail_stats?limit=0")" 400
 r=$(curl -s "$H/domains")
 eq "/domains: loop, users, tracked, checked per domain" "$(jget "$r" '[[d["domain"], d["loop"], d["users"], d["tracked"], d["checked"], d["last_round_at"] is not None] for d in j]')" '[["a.test", "mock", 30, 30, 30, true], ["b.test", "mock", 30, 30, 30, true], ["c.test", "mock", 30, 30, 30, true]]'
+want_dom=$($PY "$TMP/expect.py" "$TMP/sent.jsonl" domains)
+eq "/domains: delivered, spam, opened, read, bounced per domain as computed" \
+  "$(jget "$(curl -s "$H/domains")" '{d["domain"]: [d[k] for k in ("delivered", "spam", "opened", "read", "bounced")] for d in j}')" "$want_dom"
+# placement_metric - {domain: [delivered, spam, opened, read, bounced]} from /metrics
+placement_metric() { curl -s "$H/metrics" | $PY -c '
+import json, re, sys
+d = {}
+for l in sys.stdin:
+    m = re.match(r"health_placement_copies\{domain=\"([^\"]+)\",state=\"([a-z]+)\"\} (\S+)$", l.strip())
+    if m:
+        d.setdefault(m[1], {})[m[2]] = int(float(m[3]))
+print(json.dumps({k: [d[k].get(s) for s in ("delivered", "spam", "opened", "read", "bounced")] for k in sorted(d)}))'; }
+placement_is() { [ "$(placement_metric)" = "$1" ]; }
+wait_for 10 placement_is "$want_dom"
+ok $? "health_placement_copies{domain,state} says the same" || echo "#   got $(placement_metric)"
 
 # --- replayed events change nothing
 c0=$(metric "$H" health_events_consumed_total)
@@ -132,6 +154,19 @@ sleep 8
 eq "stats intact after a restart" "$(got)" "$before"
 eq "no event processed twice after the restart" "$(metric "$H" health_events_consumed_total)" 0
 eq "domains intact" "$(jget "$(curl -s "$H/domains")" '[d["tracked"] for d in j]')" "[30, 30, 33]"
+
+# --- schema 3 from a schema-2 database: per-domain counters rebuilt from the copies
+counts() { jget "$(curl -s "$H/domains")" '[[d[k] for k in ("tracked", "delivered", "spam", "opened", "read", "bounced")] for d in j]'; }
+dom_before=$(counts)
+stop_named health
+sqlite3 "$TMP/health/health.db" 'ALTER TABLE domains DROP COLUMN delivered; ALTER TABLE domains DROP COLUMN spam;
+  ALTER TABLE domains DROP COLUMN opened; ALTER TABLE domains DROP COLUMN read; ALTER TABLE domains DROP COLUMN bounced;
+  PRAGMA user_version = 2;'
+ok $? "the database taken back to schema 2 (no per-domain counters)"
+start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json"
+ok $? "health-service starts on it"
+grep -q 'migrated schema to version 3' "$TMP/health/out.log"; ok $? "it migrates to schema 3"
+eq "per-domain counters rebuilt exactly from the copies" "$(counts)" "$dom_before"
 stop_named health; stop_named warmup
 check "no sanitizer report (health)" -- sanitizer_clean health
 check "no sanitizer report (warmup)" -- sanitizer_clean warmup
