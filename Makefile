@@ -2,13 +2,15 @@
 #   make all    install missing packages, build, start the local stack
 #   make test   build with -Werror under ASan+UBSan, run unit + integration
 # Other targets: deps build stop logs clean lint format
+#   make compose       the Docker stack (docker-compose.yml), API_TOKEN from .env
+#   make compose-down  stop it (volumes kept)
 .POSIX:
 SHELL = /bin/bash
 BUILD ?= build
 TEST_BUILD ?= build-test
 MESON_TEST_ARGS ?=
 
-.PHONY: all deps build test lint format stop logs clean
+.PHONY: all deps build test lint format stop logs clean compose compose-down
 
 all: build
 	BUILD=$(BUILD) ./deploy/local-stack.sh start
@@ -49,3 +51,23 @@ logs:
 clean:
 	-./deploy/local-stack.sh stop
 	rm -rf $(BUILD) $(TEST_BUILD)
+
+# `docker compose` (v2 plugin) when it works, else `docker-compose` (v1)
+COMPOSE_FIND = if docker compose version >/dev/null 2>&1; then dc="docker compose"; \
+	elif command -v docker-compose >/dev/null 2>&1; then dc=docker-compose; \
+	else echo "compose: neither 'docker compose' nor 'docker-compose' is installed" >&2; exit 1; fi
+
+# API_TOKEN from the environment, else from .env; when neither has one, a
+# random token is appended to .env (created mode 600; keep it out of git).
+compose:
+	@$(COMPOSE_FIND); \
+	if [ -z "$${API_TOKEN:-}" ] && ! grep -qs '^API_TOKEN=.' .env; then \
+	    tok=$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'); \
+	    if [ -s .env ] && [ -n "$$(tail -c1 .env)" ]; then echo >>.env; fi; \
+	    (umask 077 && printf 'API_TOKEN=%s\n' "$$tok" >>.env) || exit 1; \
+	    echo "compose: wrote a new API_TOKEN into .env"; \
+	fi; \
+	echo "$$dc up -d --build"; $$dc up -d --build
+
+compose-down:
+	@$(COMPOSE_FIND); echo "$$dc down"; $$dc down
