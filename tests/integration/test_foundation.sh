@@ -89,7 +89,8 @@ for i in 1 2 3; do
   eq "register during the outage -> 201" "${r%% *}" 201
 done
 pending() { curl -s "$W/metrics" | awk '$1=="outbox_pending"{print $2}'; }
-sleep 1
+pending_is() { [ "$(pending)" = "$1" ]; }
+wait_for 10 pending_is 3   # the gauge is refreshed by the publisher thread, not at once
 eq "events wait in the outbox while Kafka is down" "$(pending)" 3
 wait_for 30 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $W/readyz) = 503 ]"
 ok $? "warmup /readyz says 503 while Kafka is down"

@@ -1,0 +1,76 @@
+/* loop_imap_int.h - private to the IMAP FeedbackLoop: what its three
+ * pieces share, and nothing else includes. loop_imap.c runs the rounds and
+ * owns create/destroy, loop_imap_settings.c parses the JSON settings,
+ * loop_imap_conn.c opens and closes the connection.
+ *
+ * struct imap_loop is allocated and freed (every field, also after a
+ * half-done imap_parse_settings) by loop_imap.c; the settings fields are
+ * filled by loop_imap_settings.c; the session fields (imap, spam) are set
+ * by imap_session_open and cleared by imap_session_close.
+ * Threads: an instance is used by one thread at a time.
+ */
+#ifndef LOOP_IMAP_INT_H
+#define LOOP_IMAP_INT_H
+
+#include "feedback_loop.h"
+
+#include <libetpan/libetpan.h>
+#include <openssl/x509.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum imap_tls { IMAP_TLS_NONE = 0, IMAP_TLS_STARTTLS, IMAP_TLS_IMPLICIT };
+/* imap_tls_names - the "tls" setting's words by enum imap_tls, NULL-ended */
+extern const char *const imap_tls_names[];
+
+struct imap_loop {
+    char *domain;
+    char *host;
+    uint16_t port;
+    enum imap_tls tls;
+    char *user;
+    char *password; /* secret: never logged, wiped on destroy */
+    char *inbox;
+    char *spam_conf; /* the "spam" setting, NULL: discover */
+    char *ca_file;   /* NULL: system trust store */
+    int timeout_ms;
+    bool host_is_ip;
+    X509_STORE *store; /* trust anchors, loaded at create time */
+
+    mailimap *imap;      /* NULL while disconnected */
+    char *spam;          /* spam folder of this connection */
+    int64_t backoff_ms;  /* 0 after a good round */
+    int64_t retry_at_ms; /* monotonic: no connect attempt before */
+    char last_err[256];  /* why the last connect/round failed */
+};
+
+/* ---- settings (loop_imap_settings.c) ---------------------------------- */
+
+/* imap_parse_settings - check the settings object o and fill l's settings
+ * fields (heap copies owned by l); -1 with err, where l may already hold
+ * some of them: the caller frees l as usual */
+int imap_parse_settings(struct imap_loop *l, json_object *o, char *err, size_t errlen);
+
+/* ---- connection (loop_imap_conn.c) ------------------------------------ */
+
+/* imap_strerror - words for r; NULL for a server NO */
+const char *imap_strerror(int r);
+
+/* imap_connection_error - r leaves the session unusable */
+bool imap_connection_error(int r);
+
+/* imap_cmd_error - "WHAT failed: reason[: server text]" into err; the server
+ * text only for a NO, where it belongs to this command */
+void imap_cmd_error(const struct imap_loop *l, int r, const char *what, char *err, size_t errlen);
+
+/* imap_session_open - connect, TLS as configured, LOGIN, find the spam
+ * folder; on failure nothing stays open. The caller holds the SIGPIPE
+ * guard */
+int imap_session_open(struct imap_loop *l, char *err, size_t errlen);
+/* imap_session_close - drop the connection, if any (polite: LOGOUT first,
+ * bounded by the timeout); frees l->imap and l->spam */
+void imap_session_close(struct imap_loop *l, bool polite, const char *why);
+
+#endif

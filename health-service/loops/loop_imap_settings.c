@@ -1,0 +1,233 @@
+/* loop_imap_settings.c - the IMAP FeedbackLoop's settings (part of the
+ * loop in loop_imap.c): checks a domain's JSON object and fills a struct
+ * imap_loop.
+ *
+ * Settings (a JSON object; unknown fields and wrong types are errors that
+ * name the field): host (required), port (993 for tls, else 143), tls
+ * ("none" | "starttls" | "tls", default "tls"), user (required), password
+ * or password_file (exactly one; the file is read at create time, one
+ * trailing LF/CRLF stripped), inbox (default "INBOX"), spam (optional:
+ * without it the mailbox with the SPECIAL-USE \Junk attribute is used,
+ * else "Junk", else "Spam"), ca_file (optional PEM bundle; default the
+ * system trust store), timeout_ms (default 10000: bounds the TCP connect,
+ * the TLS handshake and every wait for the server).
+ *
+ * The CA bundle is loaded here, at create time, into the loop's
+ * X509_STORE. The password is never put in an error message; the
+ * password file's buffer is wiped before it is freed.
+ *
+ * Owns nothing: every field it sets belongs to the loop, freed (and the
+ * password wiped) by loop_imap.c, also after a failure half-way.
+ * Threads: called by create() only, in the creating thread.
+ */
+#include "loop_imap_int.h"
+
+#include "buf.h"
+#include "jsonx.h"
+#include "xalloc.h"
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+const char *const imap_tls_names[] = {"none", "starttls", "tls", NULL};
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define MAX_PASSWORD 1024
+
+/* has_ctl - s holds a byte that cannot go into an IMAP quoted string */
+static bool has_ctl(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+/* get_name - optional string setting without control bytes; *out is a
+ * heap copy or NULL when absent */
+static int get_name(json_object *o, const char *key, bool required, size_t maxlen, char **out,
+                    char *err, size_t errlen)
+{
+    const char *s;
+    *out = NULL;
+    if (jsonx_get_string(o, key, required, maxlen, &s, err, errlen) < 0)
+        return -1;
+    if (!s)
+        return 0;
+    if (s[0] == '\0') {
+        snprintf(err, errlen, "field '%s' must not be empty", key);
+        return -1;
+    }
+    if (has_ctl(s)) {
+        snprintf(err, errlen, "field '%s' must not contain control characters", key);
+        return -1;
+    }
+    *out = xstrdup(s);
+    return 0;
+}
+
+/* read_password_file - the file's contents minus one trailing LF/CRLF */
+static int read_password_file(const char *path, char **out, char *err, size_t errlen)
+{
+    int rc = -1;
+    struct buf b;
+    char chunk[512];
+
+    buf_init(&b, MAX_PASSWORD + 2);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(err, errlen, "field 'password_file': cannot open '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "field 'password_file': cannot read '%s': %s", path,
+                     strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (buf_append(&b, chunk, (size_t)n) < 0) {
+            snprintf(err, errlen, "field 'password_file': '%s' is longer than %d bytes", path,
+                     MAX_PASSWORD);
+            goto out;
+        }
+    }
+    size_t len = b.len;
+    if (len > 0 && b.data[len - 1] == '\n') {
+        len--;
+        if (len > 0 && b.data[len - 1] == '\r')
+            len--;
+    }
+    if (len == 0) {
+        snprintf(err, errlen, "field 'password_file': '%s' is empty", path);
+        goto out;
+    }
+    if (memchr(b.data, '\0', len) || memchr(b.data, '\n', len) || memchr(b.data, '\r', len)) {
+        snprintf(err, errlen, "field 'password_file': '%s' holds more than one line", path);
+        goto out;
+    }
+    *out = xstrndup(b.data, len);
+    rc = 0;
+out:
+    if (b.data)
+        explicit_bzero(b.data, b.alloc);
+    explicit_bzero(chunk, sizeof chunk);
+    if (fd >= 0)
+        close(fd);
+    buf_cleanup(&b);
+    return rc;
+}
+
+/* imap_parse_settings - the settings object into l (see loop_imap_int.h) */
+int imap_parse_settings(struct imap_loop *l, json_object *o, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"loop", "host",     "port",          "tls",
+                                       "user", "password", "password_file", "inbox",
+                                       "spam", "ca_file",  "timeout_ms",    NULL};
+    const char *s;
+    int64_t v;
+
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        snprintf(err, errlen, "settings must be an object with host, user and password");
+        return -1;
+    }
+    if (jsonx_check_keys(o, keys, err, errlen) < 0)
+        return -1;
+    if (get_name(o, "host", true, 253, &l->host, err, errlen) < 0)
+        return -1;
+    struct in6_addr a6;
+    l->host_is_ip = inet_pton(AF_INET, l->host, &a6) == 1 || inet_pton(AF_INET6, l->host, &a6) == 1;
+
+    if (jsonx_get_string(o, "tls", false, 16, &s, err, errlen) < 0)
+        return -1;
+    l->tls = IMAP_TLS_IMPLICIT;
+    if (s) {
+        int i = 0;
+        while (imap_tls_names[i] && strcmp(imap_tls_names[i], s) != 0)
+            i++;
+        if (!imap_tls_names[i]) {
+            snprintf(err, errlen, "field 'tls' must be \"none\", \"starttls\" or \"tls\"");
+            return -1;
+        }
+        l->tls = (enum imap_tls)i;
+    }
+    v = l->tls == IMAP_TLS_IMPLICIT ? 993 : 143;
+    if (jsonx_get_int(o, "port", false, 1, 65535, &v, NULL, err, errlen) < 0)
+        return -1;
+    l->port = (uint16_t)v;
+
+    if (get_name(o, "user", true, 320, &l->user, err, errlen) < 0)
+        return -1;
+    const char *pw, *pwfile;
+    if (jsonx_get_string(o, "password", false, MAX_PASSWORD, &pw, err, errlen) < 0 ||
+        jsonx_get_string(o, "password_file", false, 4096, &pwfile, err, errlen) < 0)
+        return -1;
+    if ((pw != NULL) == (pwfile != NULL)) {
+        snprintf(err, errlen, "exactly one of the fields 'password' and 'password_file' is needed");
+        return -1;
+    }
+    if (pw) {
+        if (pw[0] == '\0' || strchr(pw, '\r') || strchr(pw, '\n')) {
+            snprintf(err, errlen, "field 'password' must be one non-empty line");
+            return -1;
+        }
+        l->password = xstrdup(pw);
+    } else if (read_password_file(pwfile, &l->password, err, errlen) < 0) {
+        return -1;
+    }
+
+    if (get_name(o, "inbox", false, 255, &l->inbox, err, errlen) < 0)
+        return -1;
+    if (!l->inbox)
+        l->inbox = xstrdup("INBOX");
+    if (get_name(o, "spam", false, 255, &l->spam_conf, err, errlen) < 0)
+        return -1;
+
+    v = DEFAULT_TIMEOUT_MS;
+    if (jsonx_get_int(o, "timeout_ms", false, 100, 600000, &v, NULL, err, errlen) < 0)
+        return -1;
+    l->timeout_ms = (int)v;
+
+    if (jsonx_get_string(o, "ca_file", false, 4096, &s, err, errlen) < 0)
+        return -1;
+    if (s && l->tls == IMAP_TLS_NONE) {
+        snprintf(err, errlen, "field 'ca_file' needs tls \"starttls\" or \"tls\"");
+        return -1;
+    }
+    if (l->tls != IMAP_TLS_NONE) {
+        l->store = X509_STORE_new();
+        if (!l->store) {
+            snprintf(err, errlen, "cannot create a certificate store");
+            return -1;
+        }
+        if (s) {
+            if (s[0] == '\0' || X509_STORE_load_file(l->store, s) != 1) {
+                ERR_clear_error();
+                snprintf(err, errlen, "field 'ca_file': cannot load certificates from '%s'", s);
+                return -1;
+            }
+            l->ca_file = xstrdup(s);
+        } else if (X509_STORE_set_default_paths(l->store) != 1) {
+            ERR_clear_error();
+            snprintf(err, errlen, "cannot load the system trust store");
+            return -1;
+        }
+    }
+    return 0;
+}
