@@ -15,6 +15,10 @@
 
 /* absorbs floating-point error: 100 ms * 0.01 token/ms must be one token */
 #define RL_EPS 1e-9
+/* the fraction of the next token kept above the capacity: a caller that
+ * comes back a little late (the dispatcher wakes on a timer) loses no rate,
+ * yet one take never gets more than the capacity (floor stays below +1) */
+#define RL_CARRY (1.0 - 1e-6)
 
 struct ratelimit {
     pthread_mutex_t mu;
@@ -92,8 +96,8 @@ int64_t ratelimit_take(struct ratelimit *rl, int n, int64_t now_ms, int *granted
     } else if (now_ms > rl->last_ms) {
         if (rl->per_ms > 0) {
             rl->tokens += (double)(now_ms - rl->last_ms) * rl->per_ms;
-            if (rl->tokens > rl->capacity)
-                rl->tokens = rl->capacity;
+            if (rl->tokens > rl->capacity + RL_CARRY)
+                rl->tokens = rl->capacity + RL_CARRY;
         }
         rl->last_ms = now_ms;
     }

@@ -6,7 +6,9 @@
  * max(1, tokens per second / 10), i.e. at most 0.1 s of burst, so that the
  * long-run rate is accurate: over 60 s at most one capacity more than
  * per_minute tokens are granted (0.17 % at any rate of 600 tpm or more).
- * The bucket starts full. A clock that goes backwards (threads passing
+ * Above the capacity the bucket keeps the fraction of the next token, so a
+ * caller that comes back late loses no rate (one take still never gets
+ * more than the capacity). The bucket starts full. A clock that goes backwards (threads passing
  * slightly older readings) adds nothing and never over-grants.
  * All functions may be called from any thread at the same time.
  */

@@ -166,6 +166,23 @@ static void test_unlimited(void)
     ratelimit_free(rl);
 }
 
+/* a caller that always comes back 5 ms late (a dispatcher on a timer)
+ * still gets the full rate: the fraction above the capacity carries over */
+static void test_late_caller(void)
+{
+    struct ratelimit *rl = ratelimit_new(600); /* 10/s, capacity 1 */
+    int total = 0, g;
+    int64_t t = 0;
+    while (t <= 60000) {
+        int64_t w = ratelimit_take(rl, 8, t, &g);
+        total += g;
+        CHECK(g <= 1, "never more than the capacity at once");
+        t += (w > 0 ? w : 1) + 5;
+    }
+    CHECK(total >= 597 && total <= 601, "600 tpm, caller 5 ms late every time: 597..601 in 60 s");
+    ratelimit_free(rl);
+}
+
 static void test_burst(void)
 {
     static const struct {
@@ -248,6 +265,7 @@ int main(void)
     test_refund();
     test_unlimited();
     test_burst();
+    test_late_caller();
     test_threads();
     return test_done();
 }
