@@ -101,11 +101,9 @@ int hstore_apply_events(struct hstore *s, const struct user_event *users, size_t
             goto out;
         }
     }
-    for (size_t i = 0; i < nc; i++) {
-        if (hstore_apply_copy(s, &copies[i], new_copies) != 0) {
-            log_error("hstore: apply copy failed: %s", sqlite3_errmsg(s->w));
-            goto out;
-        }
+    if (nc > 0 && hstore_apply_copies(s, copies, nc, new_copies) != 0) {
+        log_error("hstore: apply copies failed: %s", sqlite3_errmsg(s->w));
+        goto out;
     }
     rc = db_commit(s->w);
 out:

@@ -22,30 +22,44 @@ json_object *hstore_time_json(sqlite3_stmt *st, int i)
     return json_object_new_string(at);
 }
 
-/* run - bind up to 4 int64 and 4 text parameters by index and step; the
- * statement is prepared per call (ingest batches amortise it) */
-static int exec_stmt(sqlite3 *db, sqlite3_stmt *st)
+/* stats_add - add deltas to an email's counters (creating its row); writer,
+ * w_lock held */
+static int stats_add(struct hstore *s, int64_t email_id, const char *broadcast_id, int tracked,
+                     int delivered, int spam, int opened, int read, int bounced,
+                     int64_t checked_at);
+
+/* cached - the statement *slot, prepared on the writer at first use */
+static sqlite3_stmt *cached(struct hstore *s, sqlite3_stmt **slot, const char *sql)
+{
+    if (!*slot)
+        *slot = db_prepare(s->w, sql);
+    return *slot;
+}
+
+/* step_reset - step a cached statement once and make it reusable */
+static int step_reset(struct hstore *s, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        log_error("hstore: %s", sqlite3_errmsg(db));
+        log_error("hstore: %s", sqlite3_errmsg(s->w));
         return -1;
     }
     return 0;
 }
 
-/* stats_add - add deltas to an email's counters (creating its row) */
 static int stats_add(struct hstore *s, int64_t email_id, const char *broadcast_id, int tracked,
                      int delivered, int spam, int opened, int read, int bounced, int64_t checked_at)
 {
-    sqlite3_stmt *st = db_prepare(
-        s->w, "INSERT INTO email_stats(email_id, broadcast_id, tracked, delivered, spam, opened,"
-              " read, bounced, checked_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-              " ON CONFLICT(email_id) DO UPDATE SET tracked = tracked + ?3,"
-              " delivered = delivered + ?4, spam = spam + ?5, opened = opened + ?6,"
-              " read = read + ?7, bounced = bounced + ?8,"
-              " checked_at = coalesce(?9, checked_at)");
+    sqlite3_stmt *st =
+        cached(s, &s->stats_upsert,
+               "INSERT INTO email_stats(email_id, broadcast_id, tracked, delivered, spam, opened,"
+               " read, bounced, checked_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+               " ON CONFLICT(email_id) DO UPDATE SET tracked = tracked + ?3,"
+               " delivered = delivered + ?4, spam = spam + ?5, opened = opened + ?6,"
+               " read = read + ?7, bounced = bounced + ?8,"
+               " checked_at = coalesce(?9, checked_at)");
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, email_id);
@@ -60,54 +74,71 @@ static int stats_add(struct hstore *s, int64_t email_id, const char *broadcast_i
         sqlite3_bind_int64(st, 9, checked_at);
     else
         sqlite3_bind_null(st, 9);
-    return exec_stmt(s->w, st);
+    return step_reset(s, st);
 }
 
-/* domain_copies - copies for domain: the domain is known, tracked + tracked,
- * bounced + bounced */
-static int domain_copies(struct hstore *s, const char *domain, int tracked, int bounced)
+/* what a batch adds to one email's or one domain's counters */
+struct agg {
+    const char *key;          /* domain (points into the batch's events) */
+    int64_t email_id;         /* email aggregates */
+    const char *broadcast_id; /* the email's, for a first row */
+    int tracked, bounced;
+};
+
+static struct agg *agg_email(struct agg *v, size_t *n, const struct copy_event *e)
 {
-    char now[32];
-    time_rfc3339_ms(time_now_ms(), now, sizeof now);
-    sqlite3_stmt *st = db_prepare(
-        s->w, "INSERT INTO domains(domain, users, first_seen, last_seen, tracked, bounced)"
-              " VALUES(?1, 0, ?2, ?2, ?3, ?4) ON CONFLICT(domain) DO UPDATE SET"
-              " tracked = tracked + ?3, bounced = bounced + ?4");
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, tracked);
-    sqlite3_bind_int(st, 4, bounced);
-    return exec_stmt(s->w, st);
+    for (size_t i = 0; i < *n; i++)
+        if (v[i].email_id == e->email_id)
+            return &v[i];
+    v[*n] = (struct agg){.email_id = e->email_id, .broadcast_id = e->broadcast_id};
+    return &v[(*n)++];
 }
 
-int hstore_apply_copy(struct hstore *s, const struct copy_event *e, size_t *added)
+static struct agg *agg_domain(struct agg *v, size_t *n, const char *domain)
 {
-    sqlite3_stmt *st = db_prepare(s->w, "SELECT bounced FROM copies WHERE message_id = ?");
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
-    int r = sqlite3_step(st);
-    int bounced = r == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    if (r != SQLITE_ROW && r != SQLITE_DONE)
-        return -1;
-    if (bounced == 1 || (bounced == 0 && !e->failed))
-        return 0;       /* seen before: a redelivery */
-    if (bounced == 0) { /* a tracked copy bounced after all */
-        st = db_prepare(s->w, "UPDATE copies SET bounced = 1, smtp_reply = ? WHERE message_id = ?");
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(v[i].key, domain) == 0)
+            return &v[i];
+    v[*n] = (struct agg){.key = domain};
+    return &v[(*n)++];
+}
+
+/* apply_one_copy - the copy's row; *tracked and *bounced say what it adds */
+static int apply_one_copy(struct hstore *s, const struct copy_event *e, int *tracked, int *bounced)
+{
+    *tracked = *bounced = 0;
+    if (e->failed) {
+        sqlite3_stmt *st =
+            cached(s, &s->sel_bounced, "SELECT bounced FROM copies WHERE message_id = ?");
         if (!st)
             return -1;
-        sqlite3_bind_text(st, 1, e->smtp_reply, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, e->message_id, -1, SQLITE_STATIC);
-        if (exec_stmt(s->w, st) != 0 || domain_copies(s, e->domain, 0, 1) != 0)
+        sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        int was = r == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (r != SQLITE_ROW && r != SQLITE_DONE)
             return -1;
-        return stats_add(s, e->email_id, e->broadcast_id, 0, 0, 0, 0, 0, 1, 0);
+        if (was == 1)
+            return 0;   /* seen before: a redelivery */
+        if (was == 0) { /* a tracked copy bounced after all */
+            st = cached(s, &s->upd_bounce,
+                        "UPDATE copies SET bounced = 1, smtp_reply = ? WHERE message_id = ?");
+            if (!st)
+                return -1;
+            sqlite3_bind_text(st, 1, e->smtp_reply, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, e->message_id, -1, SQLITE_STATIC);
+            if (step_reset(s, st) != 0)
+                return -1;
+            *bounced = 1;
+            return 0;
+        }
     }
-    st = db_prepare(s->w, "INSERT INTO copies(message_id, email_id, broadcast_id, recipient,"
-                          " domain, smtp_client, sent_at, bounced, smtp_reply)"
-                          " VALUES(?,?,?,?,?,?,?,?,?)");
+    /* new, or a redelivered email.sent: OR IGNORE keeps the first row */
+    sqlite3_stmt *st = cached(s, &s->ins_copy,
+                              "INSERT OR IGNORE INTO copies(message_id, email_id, broadcast_id,"
+                              " recipient, domain, smtp_client, sent_at, bounced, smtp_reply)"
+                              " VALUES(?,?,?,?,?,?,?,?,?)");
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
@@ -119,11 +150,59 @@ int hstore_apply_copy(struct hstore *s, const struct copy_event *e, size_t *adde
     sqlite3_bind_int64(st, 7, e->sent_at_ms ? e->sent_at_ms : time_now_ms());
     sqlite3_bind_int(st, 8, e->failed);
     sqlite3_bind_text(st, 9, e->smtp_reply, -1, SQLITE_STATIC);
-    if (exec_stmt(s->w, st) != 0 || domain_copies(s, e->domain, 1, e->failed) != 0 ||
-        stats_add(s, e->email_id, e->broadcast_id, 1, 0, 0, 0, 0, e->failed, 0) != 0)
+    if (step_reset(s, st) != 0)
         return -1;
-    (*added)++;
+    if (sqlite3_changes(s->w) == 1) {
+        *tracked = 1;
+        *bounced = e->failed;
+    }
     return 0;
+}
+
+int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, size_t *added)
+{
+    int rc = -1;
+    struct agg *emails = xcalloc(n, sizeof *emails), *domains = xcalloc(n, sizeof *domains);
+    size_t ne = 0, nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        int t, b;
+        if (apply_one_copy(s, &e[i], &t, &b) != 0)
+            goto out;
+        if (!t && !b)
+            continue;
+        struct agg *em = agg_email(emails, &ne, &e[i]), *dm = agg_domain(domains, &nd, e[i].domain);
+        em->tracked += t;
+        em->bounced += b;
+        dm->tracked += t;
+        dm->bounced += b;
+        *added += (size_t)t;
+    }
+    for (size_t i = 0; i < ne; i++)
+        if (stats_add(s, emails[i].email_id, emails[i].broadcast_id, emails[i].tracked, 0, 0, 0, 0,
+                      emails[i].bounced, 0) != 0)
+            goto out;
+    char now[32];
+    time_rfc3339_ms(time_now_ms(), now, sizeof now);
+    sqlite3_stmt *st =
+        cached(s, &s->domain_upsert,
+               "INSERT INTO domains(domain, users, first_seen, last_seen, tracked, bounced)"
+               " VALUES(?1, 0, ?2, ?2, ?3, ?4) ON CONFLICT(domain) DO UPDATE SET"
+               " tracked = tracked + ?3, bounced = bounced + ?4");
+    if (!st)
+        goto out;
+    for (size_t i = 0; i < nd; i++) {
+        sqlite3_bind_text(st, 1, domains[i].key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, domains[i].tracked);
+        sqlite3_bind_int(st, 4, domains[i].bounced);
+        if (step_reset(s, st) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(emails);
+    free(domains);
+    return rc;
 }
 
 int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,

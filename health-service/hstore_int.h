@@ -50,13 +50,17 @@ struct hstore {
     pthread_mutex_t w_lock, r_lock;
     sqlite3 *w, *r;
     sqlite3_stmt *ins_user, *upsert_domain, *list_domains, *count_domains, *domain_placement;
+    /* writer statements of the copy ingest, prepared on first use (w_lock) */
+    sqlite3_stmt *ins_copy, *sel_bounced, *upd_bounce, *stats_upsert, *domain_upsert;
 };
 
 struct copy_event;
 struct json_object;
-/* hstore_apply_copy - one copy event inside the caller's transaction
- * (writer connection, w_lock held); counts a new copy in *added */
-int hstore_apply_copy(struct hstore *s, const struct copy_event *e, size_t *added);
+/* hstore_apply_copies - n copy events inside the caller's transaction
+ * (writer connection, w_lock held): rows per copy, the per-email and
+ * per-domain counters once per email and domain of the batch; counts new
+ * copies in *added. -1 on a database error (the caller rolls back). */
+int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, size_t *added);
 /* hstore_time_json - column i (ms since the epoch or NULL) as an RFC 3339
  * string or JSON null */
 struct json_object *hstore_time_json(sqlite3_stmt *st, int i);

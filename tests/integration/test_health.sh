@@ -146,6 +146,21 @@ r=$(curl -s "$H/mail_stats?email_id=999")
 eq "the valid events around them were processed" "$(jget "$r" 'j["tracked"]')" 3
 grep -q 'event skipped topic=email-events partition=[0-9]* offset=[0-9]*' "$TMP/health/out.log"; ok $? "a skipped event is logged with topic, partition and offset"
 
+# --- bounces: email.failed for a tracked copy, for a new copy, and replayed
+F='{"v":1,"type":"email.failed","broadcast_id":"<email-999@w.test>","email_id":999,"recipient":"x%d@c.test","domain":"c.test","smtp_client":"custom","sent_at":"2026-11-23T10:00:01.000Z","message_id":"<email-999.%d@w.test>","smtp_reply":"550 5.1.1 no such user"}'
+dom_c() { jget "$(curl -s "$H/domains")" '[[d["tracked"], d["bounced"]] for d in j if d["domain"] == "c.test"][0]'; }
+dc0=$(dom_c)
+{ printf "k\t$F\n" 1 1; printf "k\t$F\n" 4 4; } | kcat -b "$BROKERS" -P -t email-events -K$'\t'
+b999() { jget "$(curl -s "$H/mail_stats?email_id=999")" '[j["tracked"], j["bounced"], j["pending"]]'; }
+wait_for 30 bash -c "[ \"\$(curl -s '$H/mail_stats?email_id=999' | $PY -c 'import json,sys; j=json.load(sys.stdin); print(j[\"tracked\"], j[\"bounced\"])')\" = '4 2' ]"
+ok $? "email.failed: a tracked copy bounces (bounced +1), a new failed copy is tracked and bounced"
+eq "the copy's own stats say bounced" "$(jget "$(curl -s "$H/mail_stats?mail_id=email-999.1@w.test")" 'j["bounced"]')" 1
+eq "/domains c.test: tracked +1, bounced +2" "$(dom_c)" "$(jget "$dc0" '[j[0] + 1, j[1] + 2]')"
+c1=$(metric "$H" health_events_consumed_total)
+{ printf "k\t$F\n" 1 1; printf "k\t$F\n" 4 4; } | kcat -b "$BROKERS" -P -t email-events -K$'\t'
+wait_for 30 consumed_ge $(( ${c1%.*} + 2 )); sleep 0.5
+eq "replayed email.failed events change nothing" "$(b999 | cut -d, -f1-2) $(dom_c)" "[4, 2 $(jget "$dc0" '[j[0] + 1, j[1] + 2]')"
+
 # --- restart: stats and domains intact, nothing processed twice
 before=$(got)
 stop_named health; eq "health-service exits 0" "$STOP_RC" 0
@@ -153,7 +168,7 @@ start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json"
 sleep 8
 eq "stats intact after a restart" "$(got)" "$before"
 eq "no event processed twice after the restart" "$(metric "$H" health_events_consumed_total)" 0
-eq "domains intact" "$(jget "$(curl -s "$H/domains")" '[d["tracked"] for d in j]')" "[30, 30, 33]"
+eq "domains intact" "$(jget "$(curl -s "$H/domains")" '[d["tracked"] for d in j]')" "[30, 30, 34]"
 
 # --- schema 3 from a schema-2 database: per-domain counters rebuilt from the copies
 counts() { jget "$(curl -s "$H/domains")" '[[d[k] for k in ("tracked", "delivered", "spam", "opened", "read", "bounced")] for d in j]'; }
