@@ -73,7 +73,7 @@ void api_register(struct http_request *req, struct http_response *resp)
     }
     struct user_reg reg = user_input_reg(&u);
     int result;
-    if (store_register_batch(app->store, &reg, 1, app->cfg->svc.user_topic, &result) != 0) {
+    if (store_register_one(app->store, &reg, app->cfg->svc.user_topic, &result) != 0) {
         http_reply_error(resp, 503, "unavailable", "the registration could not be stored");
     } else if (result == STORE_DUPLICATE) {
         metric_inc(app->users_duplicate);

@@ -27,6 +27,9 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
     struct store *s = xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->w_lock, NULL);
     pthread_mutex_init(&s->r_lock, NULL);
+    pthread_mutex_init(&s->gc_mu, NULL);
+    pthread_cond_init(&s->gc_cv, NULL);
+    s->gc_tail = &s->gc_head;
     if (db_open_store(path, migrations, sizeof migrations / sizeof migrations[0], &s->w, &s->r,
                       errbuf, errlen) != 0) {
         store_free(s);
@@ -59,6 +62,8 @@ void store_free(struct store *s)
     db_close(s->r);
     pthread_mutex_destroy(&s->w_lock);
     pthread_mutex_destroy(&s->r_lock);
+    pthread_mutex_destroy(&s->gc_mu);
+    pthread_cond_destroy(&s->gc_cv);
     free(s);
 }
 
@@ -115,6 +120,65 @@ out:
         db_rollback(s->w);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
+}
+
+/* one caller of store_register_one, on its own stack */
+struct gc_req {
+    const struct user_reg *u;
+    const char *topic;
+    int result, rc;
+    bool done;
+    struct gc_req *next;
+};
+
+/* gc_commit - one transaction for the taken requests (the leader, without
+ * gc_mu); every request gets rc and, on success, its result */
+static void gc_commit(struct store *s, struct gc_req *list)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->w_lock);
+    if (db_begin(s->w) == 0) {
+        rc = 0;
+        for (struct gc_req *r = list; r && rc == 0; r = r->next)
+            rc = insert_user(s, r->u, r->topic, &r->result);
+        if (rc == 0)
+            rc = db_commit(s->w);
+        if (rc != 0)
+            db_rollback(s->w);
+    }
+    pthread_mutex_unlock(&s->w_lock);
+    for (struct gc_req *r = list; r; r = r->next)
+        r->rc = rc;
+}
+
+int store_register_one(struct store *s, const struct user_reg *u, const char *topic, int *result)
+{
+    struct gc_req me = {.u = u, .topic = topic};
+    pthread_mutex_lock(&s->gc_mu);
+    *s->gc_tail = &me;
+    s->gc_tail = &me.next;
+    while (!me.done) {
+        if (s->gc_busy) { /* a leader is committing: the next one takes us */
+            pthread_cond_wait(&s->gc_cv, &s->gc_mu);
+            continue;
+        }
+        struct gc_req *list = s->gc_head; /* lead: take everything waiting */
+        s->gc_head = NULL;
+        s->gc_tail = &s->gc_head;
+        s->gc_busy = true;
+        pthread_mutex_unlock(&s->gc_mu);
+        gc_commit(s, list);
+        pthread_mutex_lock(&s->gc_mu);
+        for (struct gc_req *r = list, *next; r; r = next) {
+            next = r->next; /* r may return (and go away) once done is set */
+            r->done = true;
+        }
+        s->gc_busy = false;
+        pthread_cond_broadcast(&s->gc_cv);
+    }
+    pthread_mutex_unlock(&s->gc_mu);
+    *result = me.result;
+    return me.rc;
 }
 
 static json_object *col_string(sqlite3_stmt *st, int i)

@@ -37,6 +37,13 @@ void store_free(struct store *s);
 int store_register_batch(struct store *s, const struct user_reg *users, size_t n, const char *topic,
                          int *result);
 
+/* store_register_one - store_register_batch for one user, group-committed:
+ * concurrent callers (HTTP threads) are committed together, one leader
+ * running one transaction (one fsync) for every request waiting; each call
+ * returns only after its own commit, with its own *result. -1 (nothing
+ * stored for any request of that transaction) on a database error. */
+int store_register_one(struct store *s, const struct user_reg *u, const char *topic, int *result);
+
 /* store_list_users - [{"name","email_id","created_at"}] ordered by
  * registration; caller puts the array. NULL on error. */
 json_object *store_list_users(struct store *s, int64_t limit, int64_t offset);

@@ -4,6 +4,7 @@
 #define STORE_INT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 
 /* deliveries.state */
@@ -41,6 +42,12 @@ struct store {
     sqlite3_stmt *list_users;
     sqlite3_stmt *list_ids;
     sqlite3_stmt *count_users;
+
+    /* group commit of single registrations (store_register_one) */
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cv;
+    struct gc_req *gc_head, **gc_tail; /* waiting, not yet taken by a leader */
+    bool gc_busy;                      /* a leader is committing */
 };
 
 #endif

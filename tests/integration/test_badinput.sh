@@ -80,6 +80,20 @@ r=$(http GET "$W/users")
 eq "no user row written by a bad request" "$(jget "${r#* }" 'len(j)')" 1
 sleep 1
 eq "exactly one event on Kafka" "$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | wc -l)" 1
+
+# --- concurrent registrations are group-committed: each gets its own answer
+# 300 requests from 48 clients at once, 100 addresses sent twice (in any
+# order, often in the same commit), 100 once -> 200 x 201, 100 x 409
+{ for i in $(seq 100); do echo "dup$i"; echo "dup$i"; echo "one$i"; done; } | shuf >"$TMP/conc.txt"
+xargs -P 48 -I{} curl -s -o /dev/null -w '%{http_code}\n' -X POST -H 'Content-Type: application/json' \
+  -d '{"name":"C {}","email_id":"{}@conc.test"}' "$W/register" <"$TMP/conc.txt" | sort | uniq -c | awk '{print $2 ":" $1}' | tr '\n' ' ' >"$TMP/conc.codes"
+eq "300 concurrent registrations: 200 created, 100 duplicates" "$(cat "$TMP/conc.codes")" "201:200 409:100 "
+eq "exactly 200 users of conc.test stored" "$(curl -s "$W/emailIds" | $PY -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin) if e.endswith("@conc.test")))')" 200
+conc_events() { kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep -c '@conc.test'; }
+events_200() { [ "$(conc_events)" -ge 200 ]; }
+wait_for 20 events_200
+eq "... and their 200 distinct user.registered events on Kafka" \
+  "$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep '@conc.test' | $PY -c 'import json,sys; print(len({json.loads(l)["email_id"] for l in sys.stdin}))')" 200
 stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0
 check "no sanitizer report" -- sanitizer_clean warmup
 
