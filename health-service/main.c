@@ -76,7 +76,7 @@ int main(void)
         .client_id = "health-service",
         .handler = ingest_batch,
         .arg = &app,
-        .max_batch = 5000, /* one commit (one fsync) per 5000 events at full speed */
+        .max_batch = 10000, /* one commit per 10000 events at full speed: fewer page writes */
     };
     app.consumer = kconsumer_start(&kc, err, sizeof err);
     if (!app.consumer)
