@@ -1,7 +1,7 @@
 # Makefile - the two commands of the README and a few helpers.
 #   make all    install missing packages, build, start the local stack
 #   make test   build with -Werror under ASan+UBSan, run unit + integration
-# Other targets: deps build stop logs clean lint format
+# Other targets: deps build stop logs clean lint format bench
 #   make compose       the Docker stack (docker-compose.yml), API_TOKEN from .env
 #   make compose-down  stop it (volumes kept)
 .POSIX:
@@ -10,7 +10,7 @@ BUILD ?= build
 TEST_BUILD ?= build-test
 MESON_TEST_ARGS ?=
 
-.PHONY: all deps build test lint format stop logs clean compose compose-down
+.PHONY: all deps build test lint format stop logs clean compose compose-down bench
 
 all: build
 	BUILD=$(BUILD) ./deploy/local-stack.sh start
@@ -34,6 +34,11 @@ test: deps lint $(TEST_BUILD)/build.ninja
 	-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 	    meson test -C $(TEST_BUILD) --print-errorlogs $(MESON_TEST_ARGS)
 	python3 tests/summary.py $(TEST_BUILD)/meson-logs/testlog.json
+
+# Benchmarks (bench/): small sizes by default, `make bench N=1000000` for
+# full runs; figures are printed beside their reference, never pass/fail.
+bench: build
+	BUILD_DIR=$(CURDIR)/$(BUILD) ./bench/run-all.sh
 
 lint:
 	./tests/check-banned.sh

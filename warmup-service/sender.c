@@ -124,7 +124,7 @@ static size_t dispatch_one(struct sender *s, struct campaign *c, struct claim *c
     int64_t w = ratelimit_take(cl->rl, want, now, &got_client);
     if (got_client > 0) {
         int64_t we = ratelimit_take(c->rl, got_client, now, &got);
-        if (we > 0 && we < w)
+        if (we > 0 && (w == 0 || we < w)) /* w == 0: the client granted all */
             w = we;
     }
     /* wake 2 ms early: a bucket at capacity loses what accrues while the
@@ -257,7 +257,8 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
         cl->cfg = &cfg->clients->v[i];
         cl->rl = ratelimit_new(cl->cfg->s.tpm);
         cl->nthreads = cl->cfg->s.connections > 0 ? cl->cfg->s.connections : 1;
-        cl->q = bqueue_new((size_t)cl->nthreads * (size_t)s->cfg.batch * 2);
+        size_t qcap = (size_t)cl->nthreads * (size_t)s->cfg.batch * 4;
+        cl->q = bqueue_new(qcap < 64 ? 64 : qcap);
         pthread_mutex_init(&cl->why_lock, NULL);
         client_metrics(s, cl);
     }

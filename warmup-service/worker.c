@@ -206,6 +206,12 @@ void *worker_main(void *arg)
                 break;
             continue;
         }
+        /* the queue is half empty: the dispatcher, which sleeps while the
+         * queues are full, refills it now rather than on its idle timer
+         * (half: each claim, one SQLite commit, takes many copies) */
+        size_t space = bqueue_space(cl->q), len = bqueue_len(cl->q);
+        if (space >= len && space - n < len + n)
+            sender_notify(s);
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
             struct job *j = items[i];
