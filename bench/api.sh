@@ -1,0 +1,108 @@
+#!/bin/bash
+# api.sh - HTTP API throughput and latency with wrk.
+#
+# 1. POST /register on warmup-service (kafka-dev-broker on, so every 201 is a
+#    user and its user.registered event committed in SQLite), a unique address
+#    per request (lua/register.lua), for D seconds; prints req/s, p50, p99 and
+#    the count of 201s, and checks that every 201 is stored
+#    (users_registered_total and GET /emailIds; at most CONNS more may be
+#    stored: requests in flight when wrk stops).
+# 2. GET /mail_stats?email_id=<random of EMAILS> on health-service tracking
+#    M copies (produced as email.sent events and consumed first), three ways:
+#    full speed (THREADS x CONNS), paced near RATE req/s (wrk's delay() hook:
+#    each connection waits 2 ms before each request; wrk2 is not packaged in
+#    Debian, so this is closed-loop pacing, not wrk2's constant-throughput mode)
+#    and one connection (-t1 -c1).
+# Targets (issue 6): >= 10,000 registrations/s; /mail_stats p99 <= 2 ms at
+# 5,000 req/s. wrk runs on the same 2 CPUs as the service.
+#
+#   D=10         seconds per wrk run
+#   THREADS=2    wrk threads;  CONNS=16  wrk connections
+#   M=20000      copies tracked by health-service;  EMAILS=100 broadcasts
+#   RATE=5000    paced /mail_stats rate (connections = RATE * 2.5 ms, at least 1)
+#   HTTP_THREADS the services' own default unless set
+# Also: BUILD_DIR, KEEP_TMP=1, BENCH_LOG_LEVEL (see common.sh).
+. "$(dirname "$0")/common.sh"
+: "${D:=10}" "${THREADS:=2}" "${CONNS:=16}" "${M:=20000}" "${EMAILS:=100}" "${RATE:=5000}"
+: "${HTTP_THREADS:=}"
+need wrk kcat
+need_bins broker warmup health
+LUA=$BENCH_DIR/lua
+
+machine_line
+note "api: D=${D}s THREADS=$THREADS CONNS=$CONNS M=$M RATE=$RATE; temp dir $BTMP"
+start_broker "$(((M + 11999) / 12000 < 3 ? 3 : (M + 11999) / 12000))"
+PARTS=$(((M + 11999) / 12000 < 3 ? 3 : (M + 11999) / 12000))
+HT=(${HTTP_THREADS:+HTTP_THREADS=$HTTP_THREADS})
+
+# bench_line FILE KEY - a value from wrk's "BENCH k=v ..." line
+bench_line() { grep -m1 '^BENCH ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+ms_of() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+
+# --- 1. POST /register
+WP=$(freeport)
+W_URL=http://127.0.0.1:$WP
+start_warmup warmup "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$BTMP/spool" "${HT[@]}"
+perf_start "$warmup_PID" "warmup-register"
+RUN=$$ timeout $((D + 60)) wrk -t "$THREADS" -c "$CONNS" -d "${D}s" --timeout 10s -s "$LUA/register.lua" "$W_URL" \
+  >"$BTMP/register.wrk" 2>&1 || die "wrk /register failed: $(tail -5 "$BTMP/register.wrk")"
+t_end=$(now_ms)
+perf_stop "$(bench_line "$BTMP/register.wrk" requests)" request
+c201=$(bench_line "$BTMP/register.wrk" c201)
+[ -n "$c201" ] || die "no BENCH line from wrk: $(tail -5 "$BTMP/register.wrk")"
+sleep 0.5 # requests still in flight when wrk stopped
+stored=$(metric "$W_URL" users_registered_total)
+listed=$(curl -s --max-time 120 "$W_URL/emailIds" | jq length)
+[ "$stored" = "$listed" ] || die "users_registered_total $stored but GET /emailIds lists $listed"
+[ "$stored" -ge "$c201" ] && [ "$((stored - c201))" -le "$CONNS" ] ||
+  die "$c201 answers 201 but $stored users stored (want between $c201 and $((c201 + CONNS)))"
+wait_for 300 metric_is "$W_URL" outbox_pending 0 || die "outbox did not drain within 300 s"
+drain_ms=$(($(now_ms) - t_end))
+[ "$(bench_line "$BTMP/register.wrk" cother)" = 0 ] || note "register: $(bench_line "$BTMP/register.wrk" cother) answers neither 201 nor 409"
+stop_named warmup
+reg_ok=$(fmt_rate "$c201" "$(($(bench_line "$BTMP/register.wrk" duration_us) / 1000))")
+
+# --- 2. GET /mail_stats on a health-service tracking M copies
+gen_events "$BTMP/events.tsv" "$M" "$EMAILS"
+produce_events "$BTMP/events.tsv" || die "kcat could not produce the events"
+HP=$(freeport)
+H_URL=http://127.0.0.1:$HP
+start_health health "$HP" CHECK_INTERVAL=86400 "${HT[@]}"
+wait_for 300 metric_is "$H_URL" health_tracked_copies "$M" ||
+  die "health-service tracks $(metric "$H_URL" health_tracked_copies) copies after 300 s, want $M (partitions $PARTS)"
+stats_run() { # NAME WRK_ARGS... - one wrk run on /mail_stats
+  local name=$1
+  shift
+  EMAILS=$EMAILS timeout $((D + 60)) wrk "$@" -d "${D}s" --timeout 10s -s "$LUA/mail_stats.lua" "$H_URL" \
+    >"$BTMP/$name.wrk" 2>&1 || die "wrk $name failed: $(tail -5 "$BTMP/$name.wrk")"
+  [ "$(bench_line "$BTMP/$name.wrk" cother)" = 0 ] || die "/mail_stats answered non-200: $(grep mail_stats.lua "$BTMP/$name.wrk" | head -3)"
+}
+paced_conns=$(awk -v r="$RATE" 'BEGIN { c = int(r * 2.5 / 1000 + 0.5); print (c < 1 ? 1 : c) }')
+stats_run full -t "$THREADS" -c "$CONNS"
+DELAY_MS=2 stats_run paced -t "$THREADS" -c "$paced_conns"
+stats_run single -t 1 -c 1
+stop_named health
+
+p99_paced=$(ms_of "$(bench_line "$BTMP/paced.wrk" p99_us)")
+paced_rps=$(fmt_rate "$(bench_line "$BTMP/paced.wrk" requests)" "$(($(bench_line "$BTMP/paced.wrk" duration_us) / 1000))")
+summary "api POST /register D=$D" "$reg_ok 201/s, p99 $(ms_of "$(bench_line "$BTMP/register.wrk" p99_us)") ms" ">= 10000/s" "x$(fmt_ratio "$reg_ok" 10000) $(verdict "$reg_ok >= 10000")"
+summary "api GET /mail_stats paced" "$paced_rps req/s, p99 $p99_paced ms" "p99 <= 2 ms at $RATE/s" "$(verdict "$p99_paced <= 2")"
+
+row() { # NAME FILE TARGET
+  local f=$BTMP/$2.wrk dur
+  dur=$(($(bench_line "$f" duration_us) / 1000))
+  printf '%-34s %10s %9s %9s %9s %9s  %s\n' "$1" "$(fmt_rate "$(bench_line "$f" requests)" "$dur")" \
+    "$(ms_of "$(bench_line "$f" p50_us)")" "$(ms_of "$(bench_line "$f" p90_us)")" \
+    "$(ms_of "$(bench_line "$f" p99_us)")" "$(ms_of "$(bench_line "$f" max_us)")" "$3"
+}
+echo "api: wrk ${D}s per run on 127.0.0.1 (wrk shares the $(nproc) CPUs with the service)"
+printf '%-34s %10s %9s %9s %9s %9s  %s\n' run "req/s" "p50 ms" "p90 ms" "p99 ms" "max ms" target
+row "POST /register -t$THREADS -c$CONNS" register ">= 10000 201/s"
+row "GET /mail_stats -t$THREADS -c$CONNS" full ""
+row "GET /mail_stats paced -c$paced_conns" paced "p99 <= 2 ms at $RATE/s"
+row "GET /mail_stats -t1 -c1" single ""
+echo "register: $c201 answered 201 ($reg_ok/s), $(bench_line "$BTMP/register.wrk" c409) 409, $(bench_line "$BTMP/register.wrk" cother) other, $(bench_line "$BTMP/register.wrk" errors) socket errors;"
+echo "  stored: users_registered_total $stored = GET /emailIds $listed (every 201 stored; $((stored - c201)) more were in flight at the end);"
+echo "  their user.registered events all acknowledged by Kafka $(fmt_s "$drain_ms") s after wrk stopped"
+echo "mail_stats: health-service tracking $M copies of $EMAILS broadcasts; paced = each connection waits 2 ms before each request"
+perf_print
