@@ -162,6 +162,8 @@ int kafka_destroy_bounded(rd_kafka_t *rk, int timeout_ms)
 {
     if (!rk)
         return 1;
+    char name[128]; /* rk may be gone by the time the warning is logged */
+    snprintf(name, sizeof name, "%s", rd_kafka_name(rk));
     struct destroy_job *j = xcalloc(1, sizeof *j);
     j->rk = rk;
     j->refs = 2;
@@ -200,7 +202,7 @@ int kafka_destroy_bounded(rd_kafka_t *rk, int timeout_ms)
     if (!done)
         log_warn("kafka: client %s not destroyed after %d ms (librdkafka hang after a broker "
                  "outage, confluentinc/librdkafka#4674); shutting down without it",
-                 rd_kafka_name(rk), timeout_ms);
+                 name, timeout_ms);
     job_release(j);
     return done ? 1 : 0;
 }
