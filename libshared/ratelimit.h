@@ -4,12 +4,13 @@
  * the time (time_mono_ms() in the services, a simulated clock in tests), so
  * the bucket itself never reads a clock. The capacity is kept small,
  * max(1, tokens per second / 10), i.e. at most 0.1 s of burst, so that the
- * long-run rate is accurate: over 60 s at most one capacity more than
- * per_minute tokens are granted (0.17 % at any rate of 600 tpm or more).
- * Above the capacity the bucket keeps the fraction of the next token, so a
- * caller that comes back late loses no rate (one take still never gets
- * more than the capacity). The bucket starts full. A clock that goes backwards (threads passing
- * slightly older readings) adds nothing and never over-grants.
+ * long-run rate is accurate: over 60 s at most capacity + 1 more than
+ * per_minute tokens are granted (0.33 % at 600 tpm, less above). Above the
+ * capacity the bucket keeps the fraction of the next token, so a caller
+ * that comes back late loses no rate (one take still never gets more than
+ * the capacity). The bucket starts full. A clock that goes backwards
+ * (threads passing slightly older readings) adds nothing and never
+ * over-grants.
  * All functions may be called from any thread at the same time.
  */
 #ifndef RATELIMIT_H
