@@ -9,34 +9,49 @@
 #include <string.h>
 #include <time.h>
 
+/* parse_envelope - what every event shares: a non-empty value within the
+ * size limit, a JSON object, "v": 1 and a "type" string (*type points
+ * into the object). The object, or NULL with errbuf; caller puts. */
+static json_object *parse_envelope(const char *value, size_t len, const char **type, char *errbuf,
+                                   size_t errlen)
+{
+    json_object *o = NULL;
+    int64_t v = 0;
+    if (!value || len == 0) {
+        snprintf(errbuf, errlen, "empty value");
+        return NULL;
+    }
+    if (len > EVENT_MAX_BYTES) {
+        snprintf(errbuf, errlen, "value of %zu bytes is over the %d-byte limit", len,
+                 EVENT_MAX_BYTES);
+        return NULL;
+    }
+    if (jsonx_parse_object(value, len, &o, errbuf, errlen) != 0)
+        return NULL;
+    if (jsonx_get_int(o, "v", true, 0, INT32_MAX, &v, NULL, errbuf, errlen) != 0)
+        goto fail;
+    if (v != 1) {
+        snprintf(errbuf, errlen, "unknown schema version %lld", (long long)v);
+        goto fail;
+    }
+    if (jsonx_get_string(o, "type", true, 64, type, errbuf, errlen) != 0)
+        goto fail;
+    return o;
+fail:
+    json_object_put(o);
+    return NULL;
+}
+
 int events_parse_user(const char *value, size_t len, struct user_event *out, char *errbuf,
                       size_t errlen)
 {
     json_object *o = NULL;
     const char *type, *email, *name, *domain, *at;
-    int64_t v = 0;
     char why[160];
     int rc = -1;
     memset(out, 0, sizeof *out);
-    if (!value || len == 0) {
-        snprintf(errbuf, errlen, "empty value");
+    if (!(o = parse_envelope(value, len, &type, errbuf, errlen)))
         return -1;
-    }
-    if (len > EVENT_MAX_BYTES) {
-        snprintf(errbuf, errlen, "value of %zu bytes is over the %d-byte limit", len,
-                 EVENT_MAX_BYTES);
-        return -1;
-    }
-    if (jsonx_parse_object(value, len, &o, errbuf, errlen) != 0)
-        return -1;
-    if (jsonx_get_int(o, "v", true, 0, INT32_MAX, &v, NULL, errbuf, errlen) != 0)
-        goto out;
-    if (v != 1) {
-        snprintf(errbuf, errlen, "unknown schema version %lld", (long long)v);
-        goto out;
-    }
-    if (jsonx_get_string(o, "type", true, 64, &type, errbuf, errlen) != 0)
-        goto out;
     if (strcmp(type, "user.registered") != 0) {
         snprintf(errbuf, errlen, "unexpected type '%.64s'", type);
         goto out;
@@ -107,25 +122,13 @@ int events_parse_copy(const char *value, size_t len, struct copy_event *out, cha
 {
     json_object *o = NULL;
     const char *type, *mid, *bid, *rcpt, *domain, *client, *sent_at, *reply = NULL;
-    int64_t v = 0, email_id = 0;
+    int64_t email_id = 0;
     char why[160];
     struct addr a;
     int rc = -1;
     memset(out, 0, sizeof *out);
-    if (!value || len == 0 || len > EVENT_MAX_BYTES) {
-        snprintf(errbuf, errlen, len ? "value over the size limit" : "empty value");
+    if (!(o = parse_envelope(value, len, &type, errbuf, errlen)))
         return -1;
-    }
-    if (jsonx_parse_object(value, len, &o, errbuf, errlen) != 0)
-        return -1;
-    if (jsonx_get_int(o, "v", true, 0, INT32_MAX, &v, NULL, errbuf, errlen) != 0)
-        goto out;
-    if (v != 1) {
-        snprintf(errbuf, errlen, "unknown schema version %lld", (long long)v);
-        goto out;
-    }
-    if (jsonx_get_string(o, "type", true, 64, &type, errbuf, errlen) != 0)
-        goto out;
     if (strcmp(type, "email.sent") != 0 && strcmp(type, "email.failed") != 0) {
         snprintf(errbuf, errlen, "unexpected type '%.64s'", type);
         goto out;

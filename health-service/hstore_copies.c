@@ -39,14 +39,10 @@ static sqlite3_stmt *cached(struct hstore *s, sqlite3_stmt **slot, const char *s
 /* step_reset - step a cached statement once and make it reusable */
 static int step_reset(struct hstore *s, sqlite3_stmt *st)
 {
-    int rc = sqlite3_step(st);
+    int rc = db_step(s->w, st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        log_error("hstore: %s", sqlite3_errmsg(s->w));
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 static int stats_add(struct hstore *s, int64_t email_id, const char *broadcast_id, int tracked,

@@ -149,15 +149,8 @@ static void *worker_main(void *arg)
         int64_t next = start + (int64_t)s->cfg.interval_s * 1000;
         pthread_mutex_lock(&s->mu);
         while (!atomic_load(&s->stop) && time_mono_ms() < next) {
-            struct timespec dl;
-            clock_gettime(CLOCK_MONOTONIC, &dl);
             int64_t left = next - time_mono_ms();
-            dl.tv_sec += left / 1000;
-            dl.tv_nsec += (long)(left % 1000) * 1000000L;
-            if (dl.tv_nsec >= 1000000000L) {
-                dl.tv_sec++;
-                dl.tv_nsec -= 1000000000L;
-            }
+            struct timespec dl = time_mono_deadline(left > 0 ? left : 0);
             pthread_cond_timedwait(&s->cv, &s->mu, &dl);
         }
         pthread_mutex_unlock(&s->mu);
@@ -177,11 +170,7 @@ struct scheduler *scheduler_start(const struct scheduler_config *cfg)
     if (!s->cfg.max_per_round)
         s->cfg.max_per_round = 10000;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init_mono(&s->cv);
     s->nw = cfg->loops->n;
     s->w = xcalloc(s->nw, sizeof *s->w);
     static const double buckets[] = {0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60};

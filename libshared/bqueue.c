@@ -1,11 +1,11 @@
 /* bqueue.c - bounded blocking FIFO (ring buffer, one mutex, two condvars). */
 #include "bqueue.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
 
 struct bqueue {
     pthread_mutex_t mu;
@@ -18,13 +18,9 @@ struct bqueue {
 struct bqueue *bqueue_new(size_t capacity)
 {
     struct bqueue *q = xcalloc(1, sizeof *q);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->not_empty, &ca);
-    pthread_cond_init(&q->not_full, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init_mono(&q->not_empty);
+    time_cond_init_mono(&q->not_full);
     q->cap = capacity ? capacity : 1;
     q->ring = xcalloc(q->cap, sizeof *q->ring);
     return q;
@@ -58,14 +54,7 @@ bool bqueue_push(struct bqueue *q, void *item)
 
 size_t bqueue_pop_batch(struct bqueue *q, void **items, size_t max, int timeout_ms)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = time_mono_deadline(timeout_ms);
     pthread_mutex_lock(&q->mu);
     while (q->len == 0 && !q->closed) {
         if (pthread_cond_timedwait(&q->not_empty, &q->mu, &dl) == ETIMEDOUT)

@@ -9,19 +9,18 @@
  */
 #include "errbuf.h"
 #include "config.h"
+#include "fileio.h"
 #include "buf.h"
 #include "log.h"
 #include "xalloc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #define CONFIG_MAX_VALUE ((size_t)64 * 1024)
 #define CONFIG_ECHO_MAX 32
@@ -42,58 +41,28 @@ static void echo_value(const char *v, char *out, size_t outlen)
     out[i] = '\0';
 }
 
-/* read_value_file - contents of path minus one trailing LF/CRLF, or -1 */
+/* read_value_file - contents of path minus one trailing LF/CRLF (NULL
+ * when empty), or -1 */
 static int read_value_file(const char *var, const char *path, char **out, char *errbuf,
                            size_t errlen)
 {
-    int rc = -1;
-    struct buf b;
-    char chunk[4096];
-
-    buf_init(&b, CONFIG_MAX_VALUE + 2); /* room for the CRLF that gets stripped */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        errbuf_set(errbuf, errlen, "%s: cannot open '%s': %s", var, path, strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            errbuf_set(errbuf, errlen, "%s: cannot read '%s': %s", var, path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if (buf_append(&b, chunk, (size_t)n) < 0) {
-            errbuf_set(errbuf, errlen, "%s: file '%s' holds a value longer than %zu bytes", var,
-                       path, CONFIG_MAX_VALUE);
-            goto out;
-        }
-    }
-    size_t len = b.len;
-    if (len > 0 && b.data[len - 1] == '\n') {
-        len--;
-        if (len > 0 && b.data[len - 1] == '\r')
-            len--;
-    }
+    size_t len;
+    /* + 2: room for the CRLF that gets stripped */
+    if (file_read_small(var, path, CONFIG_MAX_VALUE + 2, true, out, &len, errbuf, errlen) != 0)
+        return -1;
     if (len > CONFIG_MAX_VALUE) {
         errbuf_set(errbuf, errlen, "%s: file '%s' holds a value longer than %zu bytes", var, path,
                    CONFIG_MAX_VALUE);
-        goto out;
+        explicit_bzero(*out, len);
+        free(*out);
+        *out = NULL;
+        return -1;
     }
-    if (len > 0 && memchr(b.data, '\0', len)) {
-        errbuf_set(errbuf, errlen, "%s: file '%s' contains a NUL byte", var, path);
-        goto out;
+    if (len == 0) {
+        free(*out);
+        *out = NULL;
     }
-    *out = len > 0 ? xstrndup(b.data, len) : NULL;
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    buf_cleanup(&b);
-    return rc;
+    return 0;
 }
 
 /* config_lookup - heap copy of the raw value of name or name_FILE; *out is

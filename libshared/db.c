@@ -110,6 +110,15 @@ sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql)
     return st;
 }
 
+int db_step(sqlite3 *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    log_error("db: %s", sqlite3_errmsg(db));
+    return -1;
+}
+
 static int user_version(sqlite3 *db, long *out)
 {
     sqlite3_stmt *st = db_prepare(db, "PRAGMA user_version");

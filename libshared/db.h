@@ -41,6 +41,10 @@ void db_rollback(sqlite3 *db);
 
 /* db_prepare - prepare or abort-log; NULL on failure */
 sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql);
+/* db_step - one sqlite3_step of a write (or a single-row read): 0 on
+ * SQLITE_DONE or SQLITE_ROW, else -1 with the error logged. The statement
+ * is left as it is (the caller resets or finalizes it). */
+int db_step(sqlite3 *db, sqlite3_stmt *st);
 /* db_mkdirs_for - create the parent directories of a file path */
 int db_mkdirs_for(const char *path);
 

@@ -7,6 +7,7 @@
  */
 #include "kafka.h"
 #include "log.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 #include <ctype.h>
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* kafka_log_cb - librdkafka syslog levels (0 emerg .. 7 debug) to log.h.
  * LOG_ERR (3) is what librdkafka uses for a refused connection or a broker
@@ -168,11 +168,7 @@ int kafka_destroy_bounded(rd_kafka_t *rk, int timeout_ms)
     j->rk = rk;
     j->refs = 2;
     pthread_mutex_init(&j->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init_mono(&j->cv);
 
     pthread_t t;
     if (pthread_create(&t, NULL, destroy_main, j) != 0) {
@@ -185,14 +181,7 @@ int kafka_destroy_bounded(rd_kafka_t *rk, int timeout_ms)
     }
     pthread_detach(t);
 
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = time_mono_deadline(timeout_ms);
     pthread_mutex_lock(&j->mu);
     int rc = 0;
     while (!j->done && rc != ETIMEDOUT)

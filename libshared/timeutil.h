@@ -1,9 +1,12 @@
-/* timeutil.h - clocks and RFC 3339 formatting. Pure functions, any thread. */
+/* timeutil.h - clocks, RFC 3339 formatting and monotonic condvar waits.
+ * Pure functions, any thread. */
 #ifndef TIMEUTIL_H
 #define TIMEUTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* time_now_ms - wall clock, milliseconds since the epoch */
 int64_t time_now_ms(void);
@@ -15,5 +18,11 @@ void time_rfc3339_ms(int64_t ms, char *out, size_t len);
 void time_rfc3339(int64_t ms, char *out, size_t len);
 /* time_sleep_ms - sleep, restarting on EINTR */
 void time_sleep_ms(int64_t ms);
+/* time_cond_init_mono - init cv so that pthread_cond_timedwait() takes
+ * CLOCK_MONOTONIC deadlines (see time_mono_deadline) */
+void time_cond_init_mono(pthread_cond_t *cv);
+/* time_mono_deadline - CLOCK_MONOTONIC now + ms (ms >= 0), for
+ * pthread_cond_timedwait() on a time_cond_init_mono() condvar */
+struct timespec time_mono_deadline(int64_t ms);
 
 #endif

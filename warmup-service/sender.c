@@ -190,13 +190,7 @@ static void *dispatcher_main(void *arg)
             continue;
         pthread_mutex_lock(&s->lock);
         if (!s->kicked && !atomic_load(&s->stopping)) {
-            struct timespec dl;
-            clock_gettime(CLOCK_MONOTONIC, &dl);
-            dl.tv_nsec += (long)wait_ms * 1000000L;
-            while (dl.tv_nsec >= 1000000000L) {
-                dl.tv_sec++;
-                dl.tv_nsec -= 1000000000L;
-            }
+            struct timespec dl = time_mono_deadline(wait_ms);
             pthread_cond_timedwait(&s->wake, &s->lock, &dl);
         }
         s->kicked = false;
@@ -232,11 +226,7 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
     if (s->cfg.lease_ms <= 0)
         s->cfg.lease_ms = 10 * 60 * 1000;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init_mono(&s->wake);
     s->m_queue = metrics_gauge(cfg->metrics, "email_queue_depth",
                                "Copies claimed and waiting for a worker", NULL);
     s->m_active =

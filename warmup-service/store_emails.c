@@ -37,14 +37,6 @@ void email_info_cleanup(struct email_info *e)
     memset(e, 0, sizeof *e);
 }
 
-static int step_done(sqlite3 *db, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        log_error("store: %s", sqlite3_errmsg(db));
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
-}
-
 int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id,
                        int64_t *recipients, char **message_id)
 {
@@ -79,18 +71,18 @@ int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id
     sqlite3_bind_text(ins, 8, salt, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 9, sp->msgid_domain, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 10, now, -1, SQLITE_STATIC);
-    if (step_done(s->w, ins) != 0)
+    if (db_step(s->w, ins) != 0)
         goto out;
     *id = sqlite3_last_insert_rowid(s->w);
     sqlite3_bind_int64(fan, 1, *id);
-    if (step_done(s->w, fan) != 0)
+    if (db_step(s->w, fan) != 0)
         goto out;
     *recipients = sqlite3_changes(s->w);
     *message_id = xasprintf("<email-%lld@%s>", (long long)*id, sp->msgid_domain);
     sqlite3_bind_int64(upd, 1, *id);
     sqlite3_bind_text(upd, 2, *message_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(upd, 3, *recipients);
-    if (step_done(s->w, upd) != 0)
+    if (db_step(s->w, upd) != 0)
         goto out;
     rc = db_commit(s->w);
 out:
@@ -190,7 +182,7 @@ static int update_email(struct store *s, const char *sql, int64_t id, int64_t v)
     if (st) {
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, v);
-        if (step_done(s->w, st) == 0)
+        if (db_step(s->w, st) == 0)
             rc = sqlite3_changes(s->w) ? 0 : 1;
         sqlite3_finalize(st);
     }
@@ -233,17 +225,17 @@ int store_reconcile(struct store *s, int64_t id, int64_t now_ms, int64_t *requeu
         goto out;
     }
     sqlite3_bind_int64(dead, 1, id);
-    if (step_done(s->w, dead) != 0)
+    if (db_step(s->w, dead) != 0)
         goto out;
     int64_t ndead = sqlite3_changes(s->w);
     sqlite3_bind_int64(leases, 1, id);
     sqlite3_bind_int64(leases, 2, now_ms);
-    if (step_done(s->w, leases) != 0)
+    if (db_step(s->w, leases) != 0)
         goto out;
     *requeued = ndead + sqlite3_changes(s->w);
     sqlite3_bind_int64(upd, 1, id);
     sqlite3_bind_int64(upd, 2, ndead);
-    if (step_done(s->w, upd) != 0)
+    if (db_step(s->w, upd) != 0)
         goto out;
     rc = db_commit(s->w);
 out:
@@ -324,7 +316,7 @@ int store_release_leases(struct store *s, int64_t *released)
     pthread_mutex_lock(&s->w_lock);
     sqlite3_stmt *st = db_prepare(s->w, "UPDATE deliveries SET state = CASE WHEN attempts = 0"
                                         " THEN 0 ELSE 3 END, due_at = 0 WHERE state = 1");
-    if (st && step_done(s->w, st) == 0) {
+    if (st && db_step(s->w, st) == 0) {
         *released = sqlite3_changes(s->w);
         rc = 0;
     }
@@ -407,7 +399,7 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
         const struct dlv_result *x = &r[i];
         if (x->kind == DLV_R_RELEASE) {
             sqlite3_bind_int64(release, 1, x->delivery_id);
-            int st = step_done(s->w, release);
+            int st = db_step(s->w, release);
             sqlite3_reset(release);
             if (st != 0)
                 goto out;
@@ -422,7 +414,7 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
         sqlite3_bind_text(done, 5, x->enhanced, -1, SQLITE_STATIC);
         sqlite3_bind_text(done, 6, x->text, -1, SQLITE_STATIC);
         sqlite3_bind_int64(done, 7, now_ms);
-        int st = step_done(s->w, done);
+        int st = db_step(s->w, done);
         sqlite3_reset(done);
         if (st != 0)
             goto out;
@@ -446,7 +438,7 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
         sqlite3_bind_int64(counters, 3, d[i].sent);
         sqlite3_bind_int64(counters, 4, d[i].failed);
         sqlite3_bind_int64(counters, 5, d[i].dead);
-        int st = step_done(s->w, counters);
+        int st = db_step(s->w, counters);
         sqlite3_reset(counters);
         if (st != 0)
             goto out;

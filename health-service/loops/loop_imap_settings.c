@@ -22,7 +22,7 @@
  */
 #include "loop_imap_int.h"
 
-#include "buf.h"
+#include "fileio.h"
 #include "jsonx.h"
 #include "xalloc.h"
 
@@ -31,13 +31,11 @@
 #include <openssl/x509_vfy.h>
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 const char *const imap_tls_names[] = {"none", "starttls", "tls", NULL};
 
@@ -78,60 +76,25 @@ static int get_name(json_object *o, const char *key, bool required, size_t maxle
     return 0;
 }
 
-/* read_password_file - the file's contents minus one trailing LF/CRLF */
+/* read_password_file - the file's one line (minus its LF/CRLF) */
 static int read_password_file(const char *path, char **out, char *err, size_t errlen)
 {
-    int rc = -1;
-    struct buf b;
-    char chunk[512];
-
-    buf_init(&b, MAX_PASSWORD + 2);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        snprintf(err, errlen, "field 'password_file': cannot open '%s': %s", path, strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, errlen, "field 'password_file': cannot read '%s': %s", path,
-                     strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if (buf_append(&b, chunk, (size_t)n) < 0) {
-            snprintf(err, errlen, "field 'password_file': '%s' is longer than %d bytes", path,
-                     MAX_PASSWORD);
-            goto out;
-        }
-    }
-    size_t len = b.len;
-    if (len > 0 && b.data[len - 1] == '\n') {
-        len--;
-        if (len > 0 && b.data[len - 1] == '\r')
-            len--;
-    }
-    if (len == 0) {
-        snprintf(err, errlen, "field 'password_file': '%s' is empty", path);
-        goto out;
-    }
-    if (memchr(b.data, '\0', len) || memchr(b.data, '\n', len) || memchr(b.data, '\r', len)) {
-        snprintf(err, errlen, "field 'password_file': '%s' holds more than one line", path);
-        goto out;
-    }
-    *out = xstrndup(b.data, len);
-    rc = 0;
-out:
-    if (b.data)
-        explicit_bzero(b.data, b.alloc);
-    explicit_bzero(chunk, sizeof chunk);
-    if (fd >= 0)
-        close(fd);
-    buf_cleanup(&b);
-    return rc;
+    size_t len;
+    if (file_read_small("field 'password_file'", path, MAX_PASSWORD + 2, true, out, &len, err,
+                        errlen) != 0)
+        return -1;
+    const char *why = len == 0             ? "is empty"
+                      : len > MAX_PASSWORD ? "is too long"
+                      : memchr(*out, '\n', len) || memchr(*out, '\r', len)
+                          ? "holds more than one line"
+                          : NULL;
+    if (!why)
+        return 0;
+    snprintf(err, errlen, "field 'password_file': '%s' %s", path, why);
+    explicit_bzero(*out, len);
+    free(*out);
+    *out = NULL;
+    return -1;
 }
 
 /* imap_parse_settings - the settings object into l (see loop_imap_int.h) */

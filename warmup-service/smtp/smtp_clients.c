@@ -10,11 +10,11 @@
 #include "smtp_clients.h"
 #include "buf.h"
 #include "config.h"
+#include "fileio.h"
 #include "jsonx.h"
 #include "xalloc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -92,60 +92,6 @@ static bool name_ok(const char *s)
             return false;
     }
     return true;
-}
-
-/* read_file - whole file (at most max bytes) as a string; one trailing
- * LF/CRLF stripped when strip; 0 or -1 with a message naming what */
-static int read_file(const char *what, const char *path, size_t max, bool strip, char **out,
-                     size_t *outlen, char *errbuf, size_t errlen)
-{
-    struct buf b;
-    char chunk[4096], eb[128];
-    int rc = -1;
-    buf_init(&b, max);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        errbuf_set(errbuf, errlen, "%s: cannot open '%s': %s", what, path,
-                   strerror_r(errno, eb, sizeof eb));
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            errbuf_set(errbuf, errlen, "%s: cannot read '%s': %s", what, path,
-                       strerror_r(errno, eb, sizeof eb));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if (buf_append(&b, chunk, (size_t)n) < 0) {
-            errbuf_set(errbuf, errlen, "%s: '%s' is larger than %zu bytes", what, path, max);
-            goto out;
-        }
-    }
-    size_t len = b.len;
-    if (strip && len > 0 && b.data[len - 1] == '\n') {
-        len--;
-        if (len > 0 && b.data[len - 1] == '\r')
-            len--;
-    }
-    if (len > 0 && memchr(b.data, '\0', len)) {
-        errbuf_set(errbuf, errlen, "%s: '%s' contains a NUL byte", what, path);
-        goto out;
-    }
-    *out = xstrndup(len ? b.data : "", len);
-    if (outlen)
-        *outlen = len;
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (b.data)
-        memset(b.data, 0, b.alloc); /* may be a secret */
-    buf_cleanup(&b);
-    return rc;
 }
 
 /* readable - a CA file must exist and be readable at start-up */
@@ -411,8 +357,8 @@ static int entry_secret(json_object *o, struct smtp_settings *s, char *errbuf, s
         return -1;
     }
     if (file) {
-        if (read_file("field 'password_file'", file, SECRET_FILE_MAX, true, &secret, NULL, errbuf,
-                      errlen) < 0)
+        if (file_read_small("field 'password_file'", file, SECRET_FILE_MAX, true, &secret, NULL,
+                            errbuf, errlen) < 0)
             return -1;
         if (!*secret) {
             free(secret);
@@ -552,8 +498,8 @@ static int load_file(struct smtp_clients *out, const char *path, const struct de
     size_t len = 0;
     json_object *root = NULL;
     int rc = -1;
-    if (read_file("SMTP_CLIENTS_FILE", path, CLIENTS_FILE_MAX, false, &text, &len, errbuf, errlen) <
-        0)
+    if (file_read_small("SMTP_CLIENTS_FILE", path, CLIENTS_FILE_MAX, false, &text, &len, errbuf,
+                        errlen) < 0)
         return -1;
     if (jsonx_parse(text, len, &root, msg, sizeof msg) < 0) {
         errbuf_set(errbuf, errlen, "SMTP_CLIENTS_FILE: '%s': %s", path, msg);
