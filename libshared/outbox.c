@@ -42,6 +42,12 @@
 #define PROBE_TIMEOUT_MS 1000   /* how long a probe may block the thread */
 #define COUNT_EVERY_MS 250      /* refresh of the pending gauge */
 #define DESTROY_TIMEOUT_MS 5000 /* bound on rd_kafka_destroy at shutdown */
+/* delivered rows are deleted at most every DELETE_EVERY_MS or per
+ * DELETE_BATCH rows: each delete is a write transaction (an fsync) that
+ * the service's own writers would otherwise wait for, once per delivery
+ * report under load. A crash before the delete only re-publishes them. */
+#define DELETE_EVERY_MS 200
+#define DELETE_BATCH 5000
 
 static const char add_sql[] =
     "INSERT INTO outbox (topic, key, value, created_at) VALUES (?1, ?2, ?3, ?4)";
@@ -84,6 +90,7 @@ struct outbox_publisher {
     bool retried; /* a retry round was produced since the backoff last grew */
     bool fatal;
     int64_t last_ok_ms, next_probe_ms, next_count_ms;
+    int64_t next_delete_ms; /* delete_done's next turn (0: now) */
 };
 
 /* --- writers ------------------------------------------------------------ */
@@ -282,7 +289,7 @@ static void producer_drain(struct outbox_publisher *p, int ms)
     rd_kafka_flush(p->rk, 0);
 }
 
-static void delete_done(struct outbox_publisher *p);
+static void delete_done(struct outbox_publisher *p, bool force);
 
 /* producer_replace - after a fatal error (e.g. the idempotent producer
  * lost its sequence): fail what is outstanding, start a new producer and
@@ -308,7 +315,7 @@ static void producer_replace(struct outbox_publisher *p)
     pthread_mutex_unlock(&p->mu);
     rd_kafka_queue_destroy(oldq);
     rd_kafka_destroy(old);
-    delete_done(p);
+    delete_done(p, true);
     p->inflight = 0;
     p->nretry = 0;
     p->hwm = 0;
@@ -433,11 +440,16 @@ static bool produce_new(struct outbox_publisher *p)
 }
 
 /* delete_done - delete delivered rows in one transaction, lower hwm to the
- * table's max id (see the header comment) */
-static void delete_done(struct outbox_publisher *p)
+ * table's max id (see the header comment); unless force, only when their
+ * turn came (DELETE_EVERY_MS) or DELETE_BATCH of them wait */
+static void delete_done(struct outbox_publisher *p, bool force)
 {
     if (p->done.n == 0)
         return;
+    int64_t now = time_mono_ms();
+    if (!force && p->done.n < DELETE_BATCH && now < p->next_delete_ms)
+        return;
+    p->next_delete_ms = now + DELETE_EVERY_MS;
     if (db_begin(p->db) != 0)
         return; /* keep them; next pass */
     for (size_t i = 0; i < p->done.n; i++) {
@@ -504,14 +516,14 @@ static void probe(struct outbox_publisher *p, int64_t now)
 /* pass - one round of work; returns how long to wait for events */
 static int pass(struct outbox_publisher *p)
 {
-    delete_done(p);
+    delete_done(p, false);
     if (p->fatal)
         producer_replace(p);
     int64_t now = time_mono_ms();
     bool more = false;
     if (!p->fatal && produce_retries(p, now))
         more = produce_new(p);
-    delete_done(p);
+    delete_done(p, false);
     refresh_pending(p, now);
     probe(p, now);
     if (more)
@@ -519,6 +531,11 @@ static int pass(struct outbox_publisher *p)
     int wait = p->poll_ms;
     for (size_t i = 0; i < p->nretry; i++) {
         int64_t d = p->retry[i].due_ms - now;
+        if (d < wait)
+            wait = d < 0 ? 0 : (int)d;
+    }
+    if (p->done.n > 0) { /* wake for the delete's turn */
+        int64_t d = p->next_delete_ms - now;
         if (d < wait)
             wait = d < 0 ? 0 : (int)d;
     }
@@ -536,7 +553,7 @@ static void *publisher_main(void *arg)
     if (flush_ms > 0)
         pass(p); /* rows committed just before the stop get their chance too */
     producer_drain(p, flush_ms);
-    delete_done(p);
+    delete_done(p, true);
     p->next_count_ms = 0;
     refresh_pending(p, time_mono_ms());
     return NULL;

@@ -12,7 +12,10 @@
  * A row is never produced twice at once: rows produced or waiting for a
  * retry are at most max_inflight; the row id is the message opaque; the
  * message key (partitioning) is the row's key. Delivered rows are deleted
- * in one transaction per pass. A row Kafka can never take (e.g. larger
+ * in one transaction at most every 200 ms (or per 5000 rows), so that the
+ * deletes do not compete with the service's own writers for the write
+ * lock once per delivery report; a crash in between only publishes them
+ * again. A row Kafka can never take (e.g. larger
  * than message.max.bytes) is logged as an error and skipped, but kept in
  * the table, until the next start. kafka_up: a delivery succeeded or a
  * metadata request (1 s timeout, every 2 s while nothing is delivered)

@@ -9,6 +9,7 @@ import sys
 
 path = sys.argv[1]
 passed = failed = 0
+failures = []
 try:
     lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
 except OSError as e:
@@ -24,8 +25,23 @@ for line in lines:
     f = len(re.findall(r"^not ok \d+", out, re.M))
     passed += p
     failed += f
+    # each failed subtest with the diagnostic lines after it, so that the
+    # tail of a CI log says what failed
+    out_lines = out.splitlines()
+    for i, l in enumerate(out_lines):
+        if re.match(r"not ok \d+", l):
+            diag = []
+            for d in out_lines[i + 1:i + 13]:
+                if not d.startswith("#"):
+                    break
+                diag.append(d)
+            failures.append((t.get("name"), l, diag))
     if t.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP") and f == 0:
         failed += 1
         print(f"{t.get('name')}: {t.get('result')} without a TAP failure (crash or timeout?)")
+for name, line, diag in failures:
+    print(f"{name}: {line}")
+    for d in diag:
+        print(f"    {d}")
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed or passed == 0 else 0)
