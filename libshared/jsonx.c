@@ -7,7 +7,9 @@
  * against RFC 8259 (plus I-JSON's no lone surrogates, RFC 7493) by a small
  * validator that reports the byte offset (and caps nesting at 32
  * containers); json-c then builds the tree with its own strict, UTF-8 and
- * depth checks as a second line.
+ * depth checks as a second line. jsonx_object_fields skips the tree for hot
+ * paths: after the same validator it picks the wanted top-level members of
+ * an object straight from the text.
  * No global state: any thread, one object per thread at a time.
  */
 #include "errbuf.h"
@@ -371,6 +373,263 @@ int jsonx_parse_object(const char *text, size_t len, json_object **out, char *er
         return -1;
     }
     *out = o;
+    return 0;
+}
+
+/* --- flat field extraction (jsonx_object_fields) ------------------------
+ * Runs on text the validator accepted, so it skips checks it has made. */
+
+/* skip_ws - pos past whitespace */
+static size_t skip_ws(const char *t, size_t len, size_t pos)
+{
+    while (pos < len && (t[pos] == ' ' || t[pos] == '\t' || t[pos] == '\n' || t[pos] == '\r'))
+        pos++;
+    return pos;
+}
+
+/* string_end - pos just past the string whose opening quote is at pos */
+static size_t string_end(const char *t, size_t len, size_t pos)
+{
+    for (pos++; pos < len && t[pos] != '"'; pos++)
+        if (t[pos] == '\\')
+            pos++; /* the escaped character; \uXXXX digits are never quotes */
+    return pos + 1;
+}
+
+/* value_end - pos just past the value starting at pos */
+static size_t value_end(const char *t, size_t len, size_t pos)
+{
+    if (t[pos] == '"')
+        return string_end(t, len, pos);
+    if (t[pos] != '{' && t[pos] != '[') { /* number or literal */
+        while (pos < len && !strchr(",]} \t\r\n", t[pos]))
+            pos++;
+        return pos;
+    }
+    int depth = 0;
+    while (pos < len) {
+        char c = t[pos];
+        if (c == '"') {
+            pos = string_end(t, len, pos);
+            continue;
+        }
+        pos++;
+        if (c == '{' || c == '[')
+            depth++;
+        else if ((c == '}' || c == ']') && --depth == 0)
+            break;
+    }
+    return pos;
+}
+
+static size_t put_utf8(char *out, unsigned cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++)
+        v = v * 16 + (unsigned)hexval((unsigned char)p[i]);
+    return v;
+}
+
+/* unescape - the string whose quotes are at a and b - 1 into out (which
+ * has room: the text is never shorter); its length, out NUL-terminated */
+static size_t unescape(const char *t, size_t a, size_t b, char *out)
+{
+    size_t n = 0;
+    for (size_t i = a + 1; i < b - 1; i++) {
+        if (t[i] != '\\') {
+            out[n++] = t[i];
+            continue;
+        }
+        char c = t[++i];
+        switch (c) {
+        case 'b':
+            out[n++] = '\b';
+            break;
+        case 'f':
+            out[n++] = '\f';
+            break;
+        case 'n':
+            out[n++] = '\n';
+            break;
+        case 'r':
+            out[n++] = '\r';
+            break;
+        case 't':
+            out[n++] = '\t';
+            break;
+        case 'u': {
+            unsigned cp = hex4(t + i + 1);
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) { /* the validator saw the low half */
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(t + i + 3) - 0xDC00);
+                i += 6;
+            }
+            n += put_utf8(out + n, cp);
+            break;
+        }
+        default:
+            out[n++] = c; /* " \ / */
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* root_type - json-c's name for the type of the value at pos */
+static const char *root_type(const char *t, size_t len, size_t pos)
+{
+    switch (t[pos]) {
+    case '[':
+        return "array";
+    case '"':
+        return "string";
+    case 't':
+    case 'f':
+        return "boolean";
+    case 'n':
+        return "null";
+    default:
+        break;
+    }
+    size_t end = value_end(t, len, pos);
+    for (size_t i = pos; i < end; i++)
+        if (t[i] == '.' || t[i] == 'e' || t[i] == 'E')
+            return "double";
+    return "int";
+}
+
+int jsonx_object_fields(const char *text, size_t len, struct jsonx_field *f, size_t nf, char *buf,
+                        size_t buflen, char *errbuf, size_t errlen)
+{
+    size_t off, used = 0;
+    const char *msg;
+    for (size_t i = 0; i < nf; i++)
+        f[i].kind = JSONX_ABSENT;
+    if (!text)
+        text = "";
+    if (len >= INT_MAX || buflen <= len) {
+        errbuf_set(errbuf, errlen, "invalid JSON at offset 0: input too large");
+        return -1;
+    }
+    if (jsonx_validate(text, len, &off, &msg) < 0) {
+        errbuf_set(errbuf, errlen, "invalid JSON at offset %zu: %s", off, msg);
+        return -1;
+    }
+    size_t pos = skip_ws(text, len, 0);
+    if (text[pos] != '{') {
+        errbuf_set(errbuf, errlen, "JSON body must be an object, got %s",
+                   root_type(text, len, pos));
+        return -1;
+    }
+    pos = skip_ws(text, len, pos + 1);
+    while (text[pos] == '"') {
+        size_t kend = string_end(text, len, pos);
+        const char *key = text + pos + 1;
+        size_t klen = kend - pos - 2;
+        if (memchr(key, '\\', klen)) { /* compare unescaped: in buf, not kept */
+            klen = unescape(text, pos, kend, buf + used);
+            key = buf + used;
+        }
+        struct jsonx_field *hit = NULL;
+        for (size_t i = 0; i < nf && !hit; i++)
+            if (strncmp(f[i].key, key, klen) == 0 && f[i].key[klen] == '\0')
+                hit = &f[i];
+        pos = skip_ws(text, len, skip_ws(text, len, kend) + 1); /* past ':' */
+        size_t vend = value_end(text, len, pos);
+        if (hit) {
+            char c = text[pos];
+            if (c == '"') {
+                hit->kind = JSONX_STRING;
+                hit->str = buf + used;
+                hit->len = unescape(text, pos, vend, buf + used);
+                used += hit->len + 1;
+            } else if (c == 'n') {
+                hit->kind = JSONX_NULL;
+            } else if (c == '-' || (c >= '0' && c <= '9')) {
+                hit->kind = strcmp(root_type(text, len, pos), "int") == 0 ? JSONX_INT : JSONX_OTHER;
+                if (hit->kind == JSONX_INT) /* in range: the validator checked */
+                    hit->num = strtoll(text + pos, NULL, 10);
+            } else {
+                hit->kind = JSONX_OTHER;
+            }
+        }
+        pos = skip_ws(text, len, vend);
+        if (text[pos] != ',')
+            break;
+        pos = skip_ws(text, len, pos + 1);
+    }
+    return 0;
+}
+
+int jsonx_field_string(const struct jsonx_field *f, bool required, size_t maxlen, const char **out,
+                       char *errbuf, size_t errlen)
+{
+    *out = NULL;
+    if (f->kind == JSONX_ABSENT || f->kind == JSONX_NULL) {
+        if (!required)
+            return 0;
+        errbuf_set(errbuf, errlen, "field '%s' is required", f->key);
+        return -1;
+    }
+    if (f->kind != JSONX_STRING) {
+        errbuf_set(errbuf, errlen, "field '%s' must be a string", f->key);
+        return -1;
+    }
+    if (memchr(f->str, '\0', f->len)) {
+        errbuf_set(errbuf, errlen, "field '%s' must not contain a NUL character", f->key);
+        return -1;
+    }
+    if (f->len > maxlen) {
+        errbuf_set(errbuf, errlen, "field '%s' must be at most %zu bytes", f->key, maxlen);
+        return -1;
+    }
+    if (required && f->len == 0) {
+        errbuf_set(errbuf, errlen, "field '%s' must not be empty", f->key);
+        return -1;
+    }
+    *out = f->str;
+    return 0;
+}
+
+int jsonx_field_int(const struct jsonx_field *f, bool required, int64_t min, int64_t max,
+                    int64_t *out, char *errbuf, size_t errlen)
+{
+    if (f->kind == JSONX_ABSENT || f->kind == JSONX_NULL) {
+        if (!required)
+            return 0;
+        errbuf_set(errbuf, errlen, "field '%s' is required", f->key);
+        return -1;
+    }
+    if (f->kind != JSONX_INT || f->num < min || f->num > max) {
+        errbuf_set(errbuf, errlen, "field '%s' must be an integer between %" PRId64 " and %" PRId64,
+                   f->key, min, max);
+        return -1;
+    }
+    *out = f->num;
     return 0;
 }
 

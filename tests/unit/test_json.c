@@ -469,8 +469,112 @@ static void test_serialise(void)
     free(s);
 }
 
+/* fields_agree - jsonx_object_fields + jsonx_field_* answer as
+ * jsonx_parse_object + jsonx_get_* do, for the string field s, the integer
+ * field n and the optional string field o (error messages included) */
+static void fields_agree(const char *name, const char *text)
+{
+    size_t len = strlen(text);
+    char e1[256] = "", e2[256] = "", what[320];
+    const char *s1 = NULL, *s2 = NULL, *o1 = NULL, *o2 = NULL;
+    int64_t n1 = -7, n2 = -7;
+    int r1, r2;
+    json_object *obj = NULL;
+    r1 = jsonx_parse_object(text, len, &obj, e1, sizeof e1);
+    if (r1 == 0)
+        r1 = jsonx_get_string(obj, "s", true, 16, &s1, e1, sizeof e1) ||
+             jsonx_get_int(obj, "n", true, -5, INT64_MAX, &n1, NULL, e1, sizeof e1) ||
+             jsonx_get_string(obj, "o", false, 16, &o1, e1, sizeof e1);
+    char *buf = malloc(len + 1);
+    struct jsonx_field f[] = {{.key = "n"}, {.key = "o"}, {.key = "s"}};
+    r2 = jsonx_object_fields(text, len, f, 3, buf, len + 1, e2, sizeof e2);
+    if (r2 == 0)
+        r2 = jsonx_field_string(&f[2], true, 16, &s2, e2, sizeof e2) ||
+             jsonx_field_int(&f[0], true, -5, INT64_MAX, &n2, e2, sizeof e2) ||
+             jsonx_field_string(&f[1], false, 16, &o2, e2, sizeof e2);
+    snprintf(what, sizeof what, "fields as the tree: %s", name);
+    bool same = r1 == r2 && strcmp(e1, e2) == 0 && n1 == n2 &&
+                (s1 && s2 ? strcmp(s1, s2) == 0 : s1 == s2) &&
+                (o1 && o2 ? strcmp(o1, o2) == 0 : o1 == o2);
+    CHECK(same, what);
+    if (!same)
+        printf("#   tree: %d '%s' s=%s n=%lld o=%s\n#   flat: %d '%s' s=%s n=%lld o=%s\n", r1, e1,
+               s1 ? s1 : "-", (long long)n1, o1 ? o1 : "-", r2, e2, s2 ? s2 : "-", (long long)n2,
+               o2 ? o2 : "-");
+    json_object_put(obj);
+    free(buf);
+}
+
+static void test_object_fields(void)
+{
+    static const struct {
+        const char *name, *text;
+    } rows[] = {
+        {"plain", "{\"s\":\"abc\",\"n\":3}"},
+        {"with the optional one", "{\"o\":\"x\",\"s\":\"abc\",\"n\":3}"},
+        {"whitespace everywhere", " \t{ \"s\" :\r\n\"abc\" , \"n\" : 3 , \"o\" : null } \n"},
+        {"escapes", "{\"s\":\"a\\\"\\\\\\/\\b\\f\\n\\r\\tz\",\"n\":0}"},
+        {"unicode escapes", "{\"s\":\"\\u00e9\\u20ac\\ud83d\\ude00\\u0041\",\"n\":1}"},
+        {"raw UTF-8", "{\"s\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",\"n\":1}"},
+        {"escaped key", "{\"\\u0073\":\"abc\",\"n\":1}"},
+        {"escaped other key", "{\"\\u0073x\":\"abc\",\"s\":\"d\",\"n\":1}"},
+        {"duplicate key, last wins", "{\"s\":\"first\",\"n\":1,\"s\":\"second\",\"n\":2}"},
+        {"duplicate, last null", "{\"s\":\"first\",\"n\":1,\"s\":null}"},
+        {"nested values skipped", "{\"a\":{\"s\":\"in\",\"b\":[1,{\"n\":\"}\"}],\"c\":\"]\"},\"s\":"
+                                  "\"out\",\"x\":[[]],\"n\":4}"},
+        {"keys that are prefixes", "{\"ss\":\"no\",\"s\":\"yes\",\"nn\":9,\"n\":5,\"\":1}"},
+        {"string with a quote and brace", "{\"s\":\"a\\\"}\",\"n\":5}"},
+        {"missing string", "{\"n\":5}"},
+        {"null string", "{\"s\":null,\"n\":5}"},
+        {"empty string", "{\"s\":\"\",\"n\":5}"},
+        {"long string", "{\"s\":\"0123456789abcdefg\",\"n\":5}"},
+        {"string at the limit", "{\"s\":\"0123456789abcdef\",\"n\":5}"},
+        {"escaped NUL", "{\"s\":\"a\\u0000b\",\"n\":5}"},
+        {"string a number", "{\"s\":5,\"n\":5}"},
+        {"string an object", "{\"s\":{},\"n\":5}"},
+        {"string an array", "{\"s\":[\"a\"],\"n\":5}"},
+        {"string true", "{\"s\":true,\"n\":5}"},
+        {"int missing", "{\"s\":\"a\"}"},
+        {"int null", "{\"s\":\"a\",\"n\":null}"},
+        {"int a double", "{\"s\":\"a\",\"n\":5.0}"},
+        {"int an exponent", "{\"s\":\"a\",\"n\":5e0}"},
+        {"int a string", "{\"s\":\"a\",\"n\":\"5\"}"},
+        {"int false", "{\"s\":\"a\",\"n\":false}"},
+        {"int negative in range", "{\"s\":\"a\",\"n\":-5}"},
+        {"int below range", "{\"s\":\"a\",\"n\":-6}"},
+        {"int minus zero", "{\"s\":\"a\",\"n\":-0}"},
+        {"int largest", "{\"s\":\"a\",\"n\":9223372036854775807}"},
+        {"int too large", "{\"s\":\"a\",\"n\":9223372036854775808}"},
+        {"optional a number", "{\"s\":\"a\",\"n\":1,\"o\":2}"},
+        {"array root", "[1]"},
+        {"string root", "\"s\""},
+        {"int root", "12"},
+        {"double root", "-1.5"},
+        {"exponent root", "1e5"},
+        {"boolean root", "false"},
+        {"null root", "null"},
+        {"empty", ""},
+        {"truncated", "{\"s\":\"a\""},
+        {"trailing garbage", "{\"s\":\"a\",\"n\":1}x"},
+        {"bad escape", "{\"s\":\"\\x\",\"n\":1}"},
+        {"lone surrogate", "{\"s\":\"\\ud800\",\"n\":1}"},
+        {"invalid UTF-8", "{\"s\":\"\xc3\",\"n\":1}"},
+        {"empty object", "{}"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        fields_agree(rows[i].name, rows[i].text);
+    /* strings go to buf, which must be larger than the text */
+    char buf[8], err[128];
+    struct jsonx_field f = {.key = "s"};
+    CHECK_INT(jsonx_object_fields("{\"s\":\"ab\"}", 10, &f, 1, buf, 10, err, sizeof err), -1,
+              "buf too small");
+    CHECK_INT(jsonx_object_fields("{\"s\":\"ab\"}", 7, &f, 1, buf, 8, err, sizeof err), -1,
+              "truncated text");
+}
+
 int main(void)
 {
+    test_object_fields();
     test_parse_table();
     test_depth();
     test_parse_misc();
