@@ -459,6 +459,12 @@ static unsigned hex4(const char *p)
 static size_t unescape(const char *t, size_t a, size_t b, char *out)
 {
     size_t n = 0;
+    if (!memchr(t + a + 1, '\\', b - a - 2)) { /* the usual case */
+        n = b - a - 2;
+        memcpy(out, t + a + 1, n);
+        out[n] = '\0';
+        return n;
+    }
     for (size_t i = a + 1; i < b - 1; i++) {
         if (t[i] != '\\') {
             out[n++] = t[i];
@@ -556,7 +562,8 @@ int jsonx_object_fields(const char *text, size_t len, struct jsonx_field *f, siz
         }
         struct jsonx_field *hit = NULL;
         for (size_t i = 0; i < nf && !hit; i++)
-            if (strncmp(f[i].key, key, klen) == 0 && f[i].key[klen] == '\0')
+            if ((klen == 0 || f[i].key[0] == key[0]) && strncmp(f[i].key, key, klen) == 0 &&
+                f[i].key[klen] == '\0')
                 hit = &f[i];
         pos = skip_ws(text, len, skip_ws(text, len, kend) + 1); /* past ':' */
         size_t vend = value_end(text, len, pos);
