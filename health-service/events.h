@@ -29,6 +29,7 @@ void events_user_cleanup(struct user_event *ev);
 struct copy_event {
     bool failed; /* email.failed: the copy was dead-lettered (a bounce) */
     char *message_id, *broadcast_id, *recipient, *domain, *smtp_client, *smtp_reply;
+    char *block; /* holds the strings above (one allocation) */
     int64_t email_id;
     int64_t sent_at_ms; /* parsed from sent_at; 0 when absent (failed) */
 };

@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "xalloc.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +30,9 @@ int ingest_batch(void *arg, const struct kmsg *msgs, size_t n)
     char err[256];
     for (size_t i = 0; i < n; i++) {
         const struct kmsg *m = &msgs[i];
+        bool user = strcmp(m->topic, app->cfg->svc.user_topic) == 0;
         int rc;
-        if (strcmp(m->topic, app->cfg->svc.user_topic) == 0)
+        if (user)
             rc = events_parse_user(m->value, m->value_len, &users[nu], err, sizeof err);
         else
             rc = events_parse_copy(m->value, m->value_len, &copies[nc], err, sizeof err);
@@ -40,7 +42,7 @@ int ingest_batch(void *arg, const struct kmsg *msgs, size_t n)
             invalid++;
             continue;
         }
-        if (strcmp(m->topic, app->cfg->svc.user_topic) == 0)
+        if (user)
             nu++;
         else
             nc++;
