@@ -18,11 +18,14 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define MAX_EXTRA_HEADERS 8
 #define MAX_SEGMENTS 16
@@ -47,6 +50,10 @@ struct http_server {
     struct http_config cfg;
     char *token; /* NULL: no auth */
     int port;
+    /* deferred requests not resumed yet (MHD must not stop with any) */
+    pthread_mutex_t defer_mu;
+    pthread_cond_t defer_cv;
+    long deferred;
 };
 
 struct reqstate {
@@ -60,6 +67,7 @@ struct reqstate {
     int too_large;
     int stream_stopped;
     int queued;
+    int deferred; /* http_defer was called: the next call queues the reply */
 };
 
 /* ---- replies ---------------------------------------------------------- */
@@ -136,6 +144,31 @@ void http_reply_header(struct http_response *resp, const char *name, const char 
 bool http_replied(const struct http_response *resp)
 {
     return resp->kind != REPLY_NONE;
+}
+
+struct http_deferred *http_defer(struct http_request *req, struct http_response *resp)
+{
+    struct reqstate *st = (struct reqstate *)((char *)resp - offsetof(struct reqstate, resp));
+    (void)req;
+    pthread_mutex_lock(&st->srv->defer_mu);
+    st->srv->deferred++;
+    pthread_mutex_unlock(&st->srv->defer_mu);
+    st->deferred = 1;
+    /* suspended before the caller hands the request to another thread, so
+     * a resume can never come first */
+    MHD_suspend_connection(st->req.conn);
+    return (struct http_deferred *)st;
+}
+
+void http_resume(struct http_deferred *d)
+{
+    struct reqstate *st = (struct reqstate *)d;
+    struct http_server *srv = st->srv;
+    MHD_resume_connection(st->req.conn); /* st may be gone once this returns */
+    pthread_mutex_lock(&srv->defer_mu);
+    if (--srv->deferred == 0)
+        pthread_cond_broadcast(&srv->defer_cv);
+    pthread_mutex_unlock(&srv->defer_mu);
 }
 
 const char *http_query(const struct http_request *r, const char *key)
@@ -414,6 +447,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         *data_size = 0;
         return MHD_YES;
     }
+    if (st->deferred) /* resumed: the reply is set */
+        return queue(c, st);
     const struct http_route *r = st->route;
     if (*data_size) {
         if (r->stream) {
@@ -447,6 +482,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         st->req.body = st->body.len ? st->body.data : NULL;
         st->req.body_len = st->body.len;
         r->handler(&st->req, &st->resp);
+        if (st->deferred)
+            return MHD_YES; /* suspended until http_resume */
     }
     return queue(c, st);
 }
@@ -514,7 +551,8 @@ struct http_server *http_start(const struct http_config *cfg, char *errbuf, size
     }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     if (cfg->port < 0 || cfg->port > 65535) {
         snprintf(errbuf, errlen, "PORT %d is out of range", cfg->port);
         return NULL;
@@ -541,6 +579,8 @@ struct http_server *http_start(const struct http_config *cfg, char *errbuf, size
     if (!srv->cfg.body_max)
         srv->cfg.body_max = 1024 * 1024;
     srv->token = has_token ? xstrdup(cfg->api_token) : NULL;
+    pthread_mutex_init(&srv->defer_mu, NULL);
+    pthread_cond_init(&srv->defer_cv, NULL);
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, srv->cfg.threads,
@@ -549,6 +589,8 @@ struct http_server *http_start(const struct http_config *cfg, char *errbuf, size
         mhd_log, NULL, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(errbuf, errlen, "cannot listen on %s port %d (in use?)", bind, cfg->port);
+        pthread_mutex_destroy(&srv->defer_mu);
+        pthread_cond_destroy(&srv->defer_cv);
         free(srv->token);
         free(srv);
         return NULL;
@@ -567,7 +609,18 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
+    /* stop accepting, then let every deferred request get its answer:
+     * MHD must not be stopped with a suspended connection */
+    MHD_socket ls = MHD_quiesce_daemon(s->daemon);
+    if (ls != MHD_INVALID_SOCKET)
+        close(ls);
+    pthread_mutex_lock(&s->defer_mu);
+    while (s->deferred > 0)
+        pthread_cond_wait(&s->defer_cv, &s->defer_mu);
+    pthread_mutex_unlock(&s->defer_mu);
     MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->defer_mu);
+    pthread_cond_destroy(&s->defer_cv);
     if (s->token)
         OPENSSL_cleanse(s->token, strlen(s->token));
     free(s->token);

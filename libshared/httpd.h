@@ -9,7 +9,8 @@
  * metrics registry (http_requests_total, http_request_duration_seconds).
  *
  * Threads: handlers run on MHD pool threads and may block on SQLite, never
- * on SMTP or Kafka. Anything they share must be locked by its owner.
+ * on SMTP or Kafka; a deferred request is answered by whichever thread
+ * calls http_resume. Anything they share must be locked by its owner.
  */
 #ifndef HTTPD_H
 #define HTTPD_H
@@ -59,6 +60,19 @@ bool http_replied(const struct http_response *resp);
 
 typedef void (*http_handler_fn)(struct http_request *req, struct http_response *resp);
 
+/* Deferred replies. A handler whose answer depends on another thread (for
+ * example a group commit) calls http_defer() and returns without a reply:
+ * the connection is suspended and the pool thread goes on serving other
+ * connections, so the number of requests waiting is bounded by the
+ * connection limit, not by the pool size. The other thread then sets the
+ * reply with http_reply_* on the same resp and calls http_resume(d)
+ * exactly once; from then on it must not touch req or resp (they belong to
+ * the server again, and the request body is freed). http_stop waits for
+ * every deferred request to be resumed. */
+struct http_deferred;
+struct http_deferred *http_defer(struct http_request *req, struct http_response *resp);
+void http_resume(struct http_deferred *d);
+
 /* A route whose request body is streamed to it in chunks instead of being
  * accumulated. data() replying (an error) stops the stream: the rest of the
  * body is discarded. end() runs when the whole body arrived and must reply.
@@ -102,7 +116,8 @@ bool http_is_loopback(const char *addr);
  * with a message on failure. */
 struct http_server *http_start(const struct http_config *cfg, char *errbuf, size_t errlen);
 int http_port(const struct http_server *s);
-/* http_stop - stop accepting, finish running requests, free. NULL no-op. */
+/* http_stop - stop accepting, wait for deferred requests to be resumed,
+ * finish running requests, free. NULL no-op. */
 void http_stop(struct http_server *s);
 
 /* http_token_equal - constant-time comparison of two tokens of any length */

@@ -30,7 +30,7 @@ void svc_config_load(struct svc_config *c, const char *service, int default_port
     char *def_db = xasprintf("./data/%s.db", service);
     c->db_path = config_str("DB_PATH", def_db);
     free(def_db);
-    c->http_threads = (int)config_long("HTTP_THREADS", 16, 1, 64);
+    c->http_threads = (int)config_long("HTTP_THREADS", 4, 1, 64);
     c->http_timeout_s = (int)config_long("HTTP_TIMEOUT", 30, 1, 3600);
 }
 

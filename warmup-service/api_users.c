@@ -45,6 +45,49 @@ int api_paging(struct http_request *req, struct http_response *resp, int64_t def
     return 0;
 }
 
+/* one POST /register between its handler and its group commit */
+struct reg_call {
+    struct store_reg_req req; /* first: done() gets it back */
+    struct user_input u;
+    struct app *app;
+    struct http_response *resp;
+    struct http_deferred *d;
+};
+
+/* reg_done - on the store's registration thread, after the commit: the
+ * answer, then the connection goes back to the HTTP server */
+static void reg_done(struct store_reg_req *r)
+{
+    struct reg_call *c = (struct reg_call *)r;
+    struct app *app = c->app;
+    if (r->rc != 0) {
+        http_reply_error(c->resp, 503, "unavailable", "the registration could not be stored");
+    } else if (r->result == STORE_DUPLICATE) {
+        metric_inc(app->users_duplicate);
+        http_reply_error(c->resp, 409, "already_registered", "%s is already registered",
+                         c->u.addr.norm);
+    } else {
+        outbox_publisher_notify(app->outbox);
+        if (r->backfilled > 0)
+            sender_notify(app->sender); /* copies of earlier emails wait */
+        metric_inc(app->users_registered);
+        log_info("user registered email_id=%s domain=%s backfilled=%lld", c->u.addr.norm,
+                 c->u.addr.domain, (long long)r->backfilled);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(c->u.name));
+        json_object_object_add(o, "email_id", json_object_new_string(c->u.addr.norm));
+        json_object_object_add(o, "created_at", json_object_new_string(c->u.created_at));
+        http_reply_json(c->resp, 201, o);
+    }
+    struct http_deferred *d = c->d;
+    user_input_cleanup(&c->u);
+    free(c);
+    http_resume(d);
+}
+
+/* POST /register: validated here, committed by the store's registration
+ * thread together with every other registration waiting (one fsync), and
+ * answered from there: the pool thread is free meanwhile (http_defer) */
 void api_register(struct http_request *req, struct http_response *resp)
 {
     struct app *app = req->app;
@@ -66,30 +109,19 @@ void api_register(struct http_request *req, struct http_response *resp)
         http_reply_error(resp, 400, "invalid_field", "%s", err);
         goto out;
     }
-    struct user_input u;
-    if (user_input_make(&u, name, email, err, sizeof err) != 0) {
+    struct reg_call *c = xcalloc(1, sizeof *c);
+    if (user_input_make(&c->u, name, email, err, sizeof err) != 0) {
+        free(c);
         http_reply_error(resp, 400, "invalid_field", "%s", err);
         goto out;
     }
-    struct user_reg reg = user_input_reg(&u);
-    int result;
-    if (store_register_one(app->store, &reg, app->cfg->svc.user_topic, &result) != 0) {
-        http_reply_error(resp, 503, "unavailable", "the registration could not be stored");
-    } else if (result == STORE_DUPLICATE) {
-        metric_inc(app->users_duplicate);
-        http_reply_error(resp, 409, "already_registered", "%s is already registered", u.addr.norm);
-    } else {
-        outbox_publisher_notify(app->outbox);
-        sender_notify(app->sender); /* the backfill of earlier emails */
-        metric_inc(app->users_registered);
-        log_info("user registered email_id=%s domain=%s", u.addr.norm, u.addr.domain);
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "name", json_object_new_string(u.name));
-        json_object_object_add(o, "email_id", json_object_new_string(u.addr.norm));
-        json_object_object_add(o, "created_at", json_object_new_string(u.created_at));
-        http_reply_json(resp, 201, o);
-    }
-    user_input_cleanup(&u);
+    c->app = app;
+    c->resp = resp;
+    c->req.u = user_input_reg(&c->u);
+    c->req.topic = app->cfg->svc.user_topic;
+    c->req.done = reg_done;
+    c->d = http_defer(req, resp);
+    store_register_async(app->store, &c->req);
 out:
     json_object_put(body);
 }

@@ -1,6 +1,8 @@
 /* store.c - warmup-service SQLite store (users + outbox). See store.h.
  * Locks: w_lock guards the writer connection and its statements; r_lock
- * the reader. Never held together. */
+ * the reader. Never held together. gc_mu guards the registration queue.
+ * The registration thread (gc_main) takes every queued registration,
+ * commits them in one transaction under w_lock and calls their done(). */
 #include "store.h"
 #include "store_int.h"
 #include "db.h"
@@ -21,6 +23,8 @@ static const char *const migrations[] = {
     /* 2: broadcast emails and their per-recipient copies (the send queue) */
     STORE_EMAILS_SCHEMA_SQL,
 };
+
+static void *gc_main(void *arg);
 
 struct store *store_open(const char *path, char *errbuf, size_t errlen)
 {
@@ -51,6 +55,12 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
         store_free(s);
         return NULL;
     }
+    if (pthread_create(&s->gc_thread, NULL, gc_main, s) != 0) {
+        snprintf(errbuf, errlen, "cannot start the registration thread");
+        store_free(s);
+        return NULL;
+    }
+    s->gc_started = true;
     return s;
 }
 
@@ -58,6 +68,13 @@ void store_free(struct store *s)
 {
     if (!s)
         return;
+    if (s->gc_started) { /* commits what is still queued, then ends */
+        pthread_mutex_lock(&s->gc_mu);
+        s->gc_stop = true;
+        pthread_cond_signal(&s->gc_cv);
+        pthread_mutex_unlock(&s->gc_mu);
+        pthread_join(s->gc_thread, NULL);
+    }
     db_close(s->w); /* finalizes its statements */
     db_close(s->r);
     pthread_mutex_destroy(&s->w_lock);
@@ -67,7 +84,10 @@ void store_free(struct store *s)
     free(s);
 }
 
-static int insert_user(struct store *s, const struct user_reg *u, const char *topic, int *result)
+/* insert_user - the user, its backfill (*backfilled copies, may be NULL)
+ * and its event, inside the caller's transaction */
+static int insert_user(struct store *s, const struct user_reg *u, const char *topic, int *result,
+                       int64_t *backfilled)
 {
     sqlite3_stmt *st = s->ins_user;
     sqlite3_reset(st);
@@ -93,7 +113,10 @@ static int insert_user(struct store *s, const struct user_reg *u, const char *to
     sqlite3_bind_text(b, 3, u->name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(b);
     sqlite3_reset(b);
-    if (rc == SQLITE_DONE && sqlite3_changes(s->w) > 0) {
+    int64_t n = rc == SQLITE_DONE ? sqlite3_changes(s->w) : 0;
+    if (backfilled)
+        *backfilled = n;
+    if (n > 0) {
         rc = sqlite3_step(s->backfill_count);
         sqlite3_reset(s->backfill_count);
     }
@@ -112,7 +135,7 @@ int store_register_batch(struct store *s, const struct user_reg *users, size_t n
     if (db_begin(s->w) != 0)
         goto out;
     for (size_t i = 0; i < n; i++)
-        if (insert_user(s, &users[i], topic, &result[i]) != 0)
+        if (insert_user(s, &users[i], topic, &result[i], NULL) != 0)
             goto out;
     rc = db_commit(s->w);
 out:
@@ -122,63 +145,66 @@ out:
     return rc;
 }
 
-/* one caller of store_register_one, on its own stack */
-struct gc_req {
-    const struct user_reg *u;
-    const char *topic;
-    int result, rc;
-    bool done;
-    struct gc_req *next;
-};
-
-/* gc_commit - one transaction for the taken requests (the leader, without
- * gc_mu); every request gets rc and, on success, its result */
-static void gc_commit(struct store *s, struct gc_req *list)
+/* gc_commit - one transaction for the taken requests; every request gets
+ * rc and, on success, its result */
+static void gc_commit(struct store *s, struct store_reg_req *list)
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
     if (db_begin(s->w) == 0) {
         rc = 0;
-        for (struct gc_req *r = list; r && rc == 0; r = r->next)
-            rc = insert_user(s, r->u, r->topic, &r->result);
+        for (struct store_reg_req *r = list; r && rc == 0; r = r->next)
+            rc = insert_user(s, &r->u, r->topic, &r->result, &r->backfilled);
         if (rc == 0)
             rc = db_commit(s->w);
         if (rc != 0)
             db_rollback(s->w);
     }
     pthread_mutex_unlock(&s->w_lock);
-    for (struct gc_req *r = list; r; r = r->next)
+    for (struct store_reg_req *r = list; r; r = r->next) {
         r->rc = rc;
+        if (rc != 0)
+            r->backfilled = 0;
+    }
 }
 
-int store_register_one(struct store *s, const struct user_reg *u, const char *topic, int *result)
+static void *gc_main(void *arg)
 {
-    struct gc_req me = {.u = u, .topic = topic};
+    struct store *s = arg;
     pthread_mutex_lock(&s->gc_mu);
-    *s->gc_tail = &me;
-    s->gc_tail = &me.next;
-    while (!me.done) {
-        if (s->gc_busy) { /* a leader is committing: the next one takes us */
+    for (;;) {
+        while (!s->gc_head && !s->gc_stop)
             pthread_cond_wait(&s->gc_cv, &s->gc_mu);
-            continue;
-        }
-        struct gc_req *list = s->gc_head; /* lead: take everything waiting */
+        if (!s->gc_head)
+            break; /* stopping, nothing left */
+        struct store_reg_req *list = s->gc_head; /* everything waiting */
         s->gc_head = NULL;
         s->gc_tail = &s->gc_head;
-        s->gc_busy = true;
         pthread_mutex_unlock(&s->gc_mu);
         gc_commit(s, list);
-        pthread_mutex_lock(&s->gc_mu);
-        for (struct gc_req *r = list, *next; r; r = next) {
-            next = r->next; /* r may return (and go away) once done is set */
-            r->done = true;
+        for (struct store_reg_req *r = list, *next; r; r = next) {
+            next = r->next; /* r belongs to its caller again once done */
+            r->done(r);
         }
-        s->gc_busy = false;
-        pthread_cond_broadcast(&s->gc_cv);
+        pthread_mutex_lock(&s->gc_mu);
     }
     pthread_mutex_unlock(&s->gc_mu);
-    *result = me.result;
-    return me.rc;
+    return NULL;
+}
+
+void store_register_async(struct store *s, struct store_reg_req *r)
+{
+    r->next = NULL;
+    r->rc = -1;
+    r->result = STORE_DUPLICATE;
+    r->backfilled = 0;
+    pthread_mutex_lock(&s->gc_mu);
+    bool was_empty = !s->gc_head;
+    *s->gc_tail = r;
+    s->gc_tail = &r->next;
+    if (was_empty)
+        pthread_cond_signal(&s->gc_cv);
+    pthread_mutex_unlock(&s->gc_mu);
 }
 
 static json_object *col_string(sqlite3_stmt *st, int i)

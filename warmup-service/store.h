@@ -5,6 +5,10 @@
  * for a long import batch under WAL. Every write that has an event writes
  * its outbox row in the same transaction: a committed change always has
  * its event. Thread-safe: any thread may call any function.
+ *
+ * Threads: the registration thread (store_register_async's group commits)
+ * runs from store_open to store_free; store_free commits what is queued
+ * first, so stop the HTTP server (its producer) before it.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -37,12 +41,24 @@ void store_free(struct store *s);
 int store_register_batch(struct store *s, const struct user_reg *users, size_t n, const char *topic,
                          int *result);
 
-/* store_register_one - store_register_batch for one user, group-committed:
- * concurrent callers (HTTP threads) are committed together, one leader
- * running one transaction (one fsync) for every request waiting; each call
- * returns only after its own commit, with its own *result. -1 (nothing
- * stored for any request of that transaction) on a database error. */
-int store_register_one(struct store *s, const struct user_reg *u, const char *topic, int *result);
+/* One registration for the store's registration thread, which commits
+ * every request waiting in ONE transaction (one fsync: group commit) and
+ * then calls each request's done() on that thread. The caller owns the
+ * struct and everything u points to until done() is called. */
+struct store_reg_req {
+    struct user_reg u;
+    const char *topic;
+    void (*done)(struct store_reg_req *r);
+    /* set before done(): */
+    int rc;             /* 0 committed; -1 database error, nothing of that transaction stored */
+    int result;         /* STORE_INSERTED or STORE_DUPLICATE */
+    int64_t backfilled; /* copies of earlier emails queued for a new user */
+    struct store_reg_req *next; /* the store's */
+};
+/* store_register_async - queue r for the next group commit; never blocks
+ * on the database. Waiting requests are bounded by the caller (HTTP
+ * connection limit). */
+void store_register_async(struct store *s, struct store_reg_req *r);
 
 /* store_list_users - [{"name","email_id","created_at"}] ordered by
  * registration; caller puts the array. NULL on error. */

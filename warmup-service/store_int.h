@@ -43,11 +43,13 @@ struct store {
     sqlite3_stmt *list_ids;
     sqlite3_stmt *count_users;
 
-    /* group commit of single registrations (store_register_one) */
+    /* group commit of single registrations (store_register_async) */
+    pthread_t gc_thread;
+    bool gc_started;
     pthread_mutex_t gc_mu;
     pthread_cond_t gc_cv;
-    struct gc_req *gc_head, **gc_tail; /* waiting, not yet taken by a leader */
-    bool gc_busy;                      /* a leader is committing */
+    struct store_reg_req *gc_head, **gc_tail; /* waiting for the next commit */
+    bool gc_stop;
 };
 
 #endif

@@ -97,6 +97,48 @@ eq "... and their 200 distinct user.registered events on Kafka" \
 stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0
 check "no sanitizer report" -- sanitizer_clean warmup
 
+# --- SIGTERM in the middle of a burst of registrations: registrations wait
+# for their commit without holding an HTTP thread (deferred replies); the
+# service still stops cleanly, and every address answered 201 is stored
+start_warmup burst "$WP"; ok $? "warmup-service starts again (burst)"
+# 32 keep-alive clients register b<k>@burst.test until the server goes away
+$PY - "$WP" "$TMP/burst.codes" <<'PY' &
+import http.client, json, sys, threading
+port, out = int(sys.argv[1]), open(sys.argv[2], "w", buffering=1)
+lock = threading.Lock()
+def client(t):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for k in range(t, 100000, 32):
+        body = json.dumps({"name": "B %d" % k, "email_id": "b%d@burst.test" % k})
+        try:
+            c.request("POST", "/register", body, {"Content-Type": "application/json"})
+            r = c.getresponse(); r.read()
+        except Exception:
+            return
+        with lock:
+            out.write("%d %d\n" % (k, r.status))
+ts = [threading.Thread(target=client, args=(t,)) for t in range(32)]
+for t in ts: t.start()
+for t in ts: t.join()
+PY
+XP=$!
+burst_started() { [ "$(grep -c ' 201$' "$TMP/burst.codes")" -ge 300 ]; }
+wait_for 30 burst_started
+ok $? "32 clients registering at full speed: 300 answered 201"
+t0=$(date +%s%N)
+stop_named burst
+eq "SIGTERM during the burst: exits 0" "$STOP_RC" 0
+check "... within 10 s" -- test $((($(date +%s%N) - t0) / 1000000)) -lt 10000
+wait "$XP"
+check "no sanitizer report (burst)" -- sanitizer_clean burst
+grep ' 201$' "$TMP/burst.codes" | sed 's/ 201$//' | sort -u >"$TMP/burst.201"
+echo "# $(wc -l <"$TMP/burst.201") answered 201 before the stop, $(grep -vc ' 201$' "$TMP/burst.codes") not"
+start_warmup burst2 "$WP" DB_PATH="$TMP/burst/warmup.db"; ok $? "restarts on the same database"
+curl -s "$W/emailIds" | $PY -c 'import json,sys; print("\n".join(sorted({e[1:].split("@")[0] for e in json.load(sys.stdin) if e.endswith("@burst.test")})))' |
+  sort -u >"$TMP/burst.stored"
+eq "every address answered 201 is stored (none lost)" "$(comm -23 "$TMP/burst.201" "$TMP/burst.stored" | wc -l)" 0
+stop_named burst2
+
 # --- authentication: API_TOKEN set
 TP=$(freeport); TW=http://127.0.0.1:$TP
 start_warmup tok "$TP" API_TOKEN=s3cret-token-value; ok $? "starts with API_TOKEN"
