@@ -176,7 +176,7 @@ static void *gc_main(void *arg)
         while (!s->gc_head && !s->gc_stop)
             pthread_cond_wait(&s->gc_cv, &s->gc_mu);
         if (!s->gc_head)
-            break; /* stopping, nothing left */
+            break;                               /* stopping, nothing left */
         struct store_reg_req *list = s->gc_head; /* everything waiting */
         s->gc_head = NULL;
         s->gc_tail = &s->gc_head;
