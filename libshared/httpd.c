@@ -50,10 +50,13 @@ struct http_server {
     struct http_config cfg;
     char *token; /* NULL: no auth */
     int port;
-    /* deferred requests not resumed yet (MHD must not stop with any) */
+    /* handlers running + deferred requests not yet back in MHD's hands:
+     * MHD must not be stopped while a connection is suspended, so
+     * http_stop sets stopping (later requests get a 503) and waits for 0 */
     pthread_mutex_t defer_mu;
     pthread_cond_t defer_cv;
-    long deferred;
+    long active;
+    bool stopping;
 };
 
 struct reqstate {
@@ -67,7 +70,7 @@ struct reqstate {
     int too_large;
     int stream_stopped;
     int queued;
-    int deferred; /* http_defer was called: the next call queues the reply */
+    int deferred; /* 1: http_defer was called, not resumed yet; 2: back from it */
 };
 
 /* ---- replies ---------------------------------------------------------- */
@@ -146,13 +149,30 @@ bool http_replied(const struct http_response *resp)
     return resp->kind != REPLY_NONE;
 }
 
+/* enter / leave - around a handler call and, when it defers, until the
+ * request is back from its suspension; enter refuses once stopping */
+static bool enter(struct http_server *srv)
+{
+    pthread_mutex_lock(&srv->defer_mu);
+    bool ok = !srv->stopping;
+    if (ok)
+        srv->active++;
+    pthread_mutex_unlock(&srv->defer_mu);
+    return ok;
+}
+
+static void leave(struct http_server *srv)
+{
+    pthread_mutex_lock(&srv->defer_mu);
+    if (--srv->active == 0 && srv->stopping)
+        pthread_cond_broadcast(&srv->defer_cv);
+    pthread_mutex_unlock(&srv->defer_mu);
+}
+
 struct http_deferred *http_defer(struct http_request *req, struct http_response *resp)
 {
     struct reqstate *st = (struct reqstate *)((char *)resp - offsetof(struct reqstate, resp));
     (void)req;
-    pthread_mutex_lock(&st->srv->defer_mu);
-    st->srv->deferred++;
-    pthread_mutex_unlock(&st->srv->defer_mu);
     st->deferred = 1;
     /* suspended before the caller hands the request to another thread, so
      * a resume can never come first */
@@ -163,12 +183,9 @@ struct http_deferred *http_defer(struct http_request *req, struct http_response 
 void http_resume(struct http_deferred *d)
 {
     struct reqstate *st = (struct reqstate *)d;
-    struct http_server *srv = st->srv;
-    MHD_resume_connection(st->req.conn); /* st may be gone once this returns */
-    pthread_mutex_lock(&srv->defer_mu);
-    if (--srv->deferred == 0)
-        pthread_cond_broadcast(&srv->defer_cv);
-    pthread_mutex_unlock(&srv->defer_mu);
+    /* st may be gone once this returns: MHD calls access_cb (which leaves)
+     * or, if the client went away, completed_cb (which leaves too) */
+    MHD_resume_connection(st->req.conn);
 }
 
 const char *http_query(const struct http_request *r, const char *key)
@@ -447,8 +464,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         *data_size = 0;
         return MHD_YES;
     }
-    if (st->deferred) /* resumed: the reply is set */
+    if (st->deferred == 1) { /* resumed: the reply is set */
+        st->deferred = 2;
+        leave(srv);
         return queue(c, st);
+    }
     const struct http_route *r = st->route;
     if (*data_size) {
         if (r->stream) {
@@ -481,9 +501,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     } else {
         st->req.body = st->body.len ? st->body.data : NULL;
         st->req.body_len = st->body.len;
+        if (!enter(srv)) {
+            http_reply_error(&st->resp, 503, "unavailable", "the server is shutting down");
+            return queue(c, st);
+        }
         r->handler(&st->req, &st->resp);
         if (st->deferred)
             return MHD_YES; /* suspended until http_resume */
+        leave(srv);
     }
     return queue(c, st);
 }
@@ -517,6 +542,8 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
     struct reqstate *st = *req_cls;
     if (!st)
         return;
+    if (st->deferred == 1) /* resumed, but the client had gone */
+        leave(st->srv);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && st->route)
         log_debug("http: %s %s terminated early (code %d)", st->req.method, st->req.path, (int)toe);
     if (st->queued)
@@ -615,7 +642,8 @@ void http_stop(struct http_server *s)
     if (ls != MHD_INVALID_SOCKET)
         close(ls);
     pthread_mutex_lock(&s->defer_mu);
-    while (s->deferred > 0)
+    s->stopping = true;
+    while (s->active > 0)
         pthread_cond_wait(&s->defer_cv, &s->defer_mu);
     pthread_mutex_unlock(&s->defer_mu);
     MHD_stop_daemon(s->daemon);
