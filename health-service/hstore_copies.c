@@ -9,6 +9,7 @@
 #include "timeutil.h"
 #include "xalloc.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,22 +82,60 @@ struct agg {
     int tracked, bounced;
 };
 
-static struct agg *agg_email(struct agg *v, size_t *n, const struct copy_event *e)
+/* aggs - the distinct emails or domains of a batch, in first-seen order,
+ * found through an open-addressing index (a batch can touch thousands) */
+struct aggs {
+    struct agg *v;
+    size_t n;
+    uint32_t *slot; /* index + 1 into v, 0 = empty; mask + 1 slots */
+    size_t mask;
+};
+
+static void aggs_init(struct aggs *a, size_t max)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (v[i].email_id == e->email_id)
-            return &v[i];
-    v[*n] = (struct agg){.email_id = e->email_id, .broadcast_id = e->broadcast_id};
-    return &v[(*n)++];
+    size_t cap = 16;
+    while (cap < 2 * max)
+        cap *= 2;
+    a->v = xcalloc(max ? max : 1, sizeof *a->v);
+    a->n = 0;
+    a->slot = xcalloc(cap, sizeof *a->slot);
+    a->mask = cap - 1;
 }
 
-static struct agg *agg_domain(struct agg *v, size_t *n, const char *domain)
+static void aggs_cleanup(struct aggs *a)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(v[i].key, domain) == 0)
-            return &v[i];
-    v[*n] = (struct agg){.key = domain};
-    return &v[(*n)++];
+    free(a->v);
+    free(a->slot);
+}
+
+static size_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)h;
+}
+
+static struct agg *agg_email(struct aggs *a, const struct copy_event *e)
+{
+    size_t i = (size_t)((uint64_t)e->email_id * 0x9E3779B97F4A7C15u >> 32) & a->mask;
+    for (; a->slot[i]; i = (i + 1) & a->mask)
+        if (a->v[a->slot[i] - 1].email_id == e->email_id)
+            return &a->v[a->slot[i] - 1];
+    a->v[a->n] = (struct agg){.email_id = e->email_id, .broadcast_id = e->broadcast_id};
+    a->slot[i] = (uint32_t)++a->n;
+    return &a->v[a->n - 1];
+}
+
+static struct agg *agg_domain(struct aggs *a, const char *domain)
+{
+    size_t i = hash_str(domain) & a->mask;
+    for (; a->slot[i]; i = (i + 1) & a->mask)
+        if (strcmp(a->v[a->slot[i] - 1].key, domain) == 0)
+            return &a->v[a->slot[i] - 1];
+    a->v[a->n] = (struct agg){.key = domain};
+    a->slot[i] = (uint32_t)++a->n;
+    return &a->v[a->n - 1];
 }
 
 /* apply_one_copy - the copy's row; *tracked and *bounced say what it adds */
@@ -158,24 +197,25 @@ static int apply_one_copy(struct hstore *s, const struct copy_event *e, int *tra
 int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, size_t *added)
 {
     int rc = -1;
-    struct agg *emails = xcalloc(n, sizeof *emails), *domains = xcalloc(n, sizeof *domains);
-    size_t ne = 0, nd = 0;
+    struct aggs ea, da;
+    aggs_init(&ea, n);
+    aggs_init(&da, n);
     for (size_t i = 0; i < n; i++) {
         int t, b;
         if (apply_one_copy(s, &e[i], &t, &b) != 0)
             goto out;
         if (!t && !b)
             continue;
-        struct agg *em = agg_email(emails, &ne, &e[i]), *dm = agg_domain(domains, &nd, e[i].domain);
+        struct agg *em = agg_email(&ea, &e[i]), *dm = agg_domain(&da, e[i].domain);
         em->tracked += t;
         em->bounced += b;
         dm->tracked += t;
         dm->bounced += b;
         *added += (size_t)t;
     }
-    for (size_t i = 0; i < ne; i++)
-        if (stats_add(s, emails[i].email_id, emails[i].broadcast_id, emails[i].tracked, 0, 0, 0, 0,
-                      emails[i].bounced, 0) != 0)
+    for (size_t i = 0; i < ea.n; i++)
+        if (stats_add(s, ea.v[i].email_id, ea.v[i].broadcast_id, ea.v[i].tracked, 0, 0, 0, 0,
+                      ea.v[i].bounced, 0) != 0)
             goto out;
     char now[32];
     time_rfc3339_ms(time_now_ms(), now, sizeof now);
@@ -186,18 +226,18 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, 
                " tracked = tracked + ?3, bounced = bounced + ?4");
     if (!st)
         goto out;
-    for (size_t i = 0; i < nd; i++) {
-        sqlite3_bind_text(st, 1, domains[i].key, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < da.n; i++) {
+        sqlite3_bind_text(st, 1, da.v[i].key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, domains[i].tracked);
-        sqlite3_bind_int(st, 4, domains[i].bounced);
+        sqlite3_bind_int(st, 3, da.v[i].tracked);
+        sqlite3_bind_int(st, 4, da.v[i].bounced);
         if (step_reset(s, st) != 0)
             goto out;
     }
     rc = 0;
 out:
-    free(emails);
-    free(domains);
+    aggs_cleanup(&ea);
+    aggs_cleanup(&da);
     return rc;
 }
 
