@@ -9,6 +9,7 @@
 #include "timeutil.h"
 #include "xalloc.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,24 +195,112 @@ static int apply_one_copy(struct hstore *s, const struct copy_event *e, int *tra
     return 0;
 }
 
+/* chunk_stmt - the HSTORE_CHUNK-row INSERT of email.sent copies (as
+ * apply_one_copy's, with bounced and smtp_reply left to their defaults) */
+static sqlite3_stmt *chunk_stmt(struct hstore *s)
+{
+    static const char head[] = "INSERT OR IGNORE INTO copies(message_id, email_id, broadcast_id,"
+                               " recipient, domain, smtp_client, sent_at) VALUES";
+    static const char row[] = "(?,?,?,?,?,?,?),";
+    char sql[sizeof head + HSTORE_CHUNK * (sizeof row - 1)];
+    if (s->ins_chunk)
+        return s->ins_chunk;
+    size_t len = sizeof head - 1;
+    memcpy(sql, head, len);
+    for (int k = 0; k < HSTORE_CHUNK; k++, len += sizeof row - 1)
+        memcpy(sql + len, row, sizeof row - 1);
+    sql[len - 1] = '\0'; /* the last comma */
+    return s->ins_chunk = db_prepare(s->w, sql);
+}
+
+/* apply_sent_chunk - HSTORE_CHUNK email.sent copies in one statement;
+ * tracked[k] says whether copy k is new (not a redelivery) */
+static int apply_sent_chunk(struct hstore *s, const struct copy_event *e, bool *tracked)
+{
+    sqlite3_stmt *st = chunk_stmt(s);
+    if (!st)
+        return -1;
+    int64_t now = 0;
+    for (int k = 0; k < HSTORE_CHUNK; k++) {
+        int p = k * 7;
+        if (!e[k].sent_at_ms && !now)
+            now = time_now_ms();
+        sqlite3_bind_text(st, p + 1, e[k].message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, p + 2, e[k].email_id);
+        sqlite3_bind_text(st, p + 3, e[k].broadcast_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, p + 4, e[k].recipient, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, p + 5, e[k].domain, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, p + 6, e[k].smtp_client, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, p + 7, e[k].sent_at_ms ? e[k].sent_at_ms : now);
+    }
+    int r = db_step(s->w, st);
+    sqlite3_reset(st); /* every parameter is bound again next time */
+    if (r != 0)
+        return -1;
+    int changes = sqlite3_changes(s->w);
+    if (changes == HSTORE_CHUNK || changes == 0) {
+        for (int k = 0; k < HSTORE_CHUNK; k++)
+            tracked[k] = changes != 0;
+        return 0;
+    }
+    /* some were redeliveries: the rows this statement added got the
+     * consecutive rowids up to the last one it inserted (max + 1 each) */
+    int64_t first_new = sqlite3_last_insert_rowid(s->w) - changes + 1, rowids[HSTORE_CHUNK];
+    st = cached(s, &s->sel_rowid, "SELECT rowid FROM copies WHERE message_id = ?");
+    if (!st)
+        return -1;
+    for (int k = 0; k < HSTORE_CHUNK; k++) {
+        sqlite3_bind_text(st, 1, e[k].message_id, -1, SQLITE_STATIC);
+        r = sqlite3_step(st);
+        rowids[k] = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        sqlite3_reset(st);
+        if (r != SQLITE_ROW)
+            return -1; /* inserted or kept: it must be there */
+        tracked[k] = rowids[k] >= first_new;
+        for (int j = 0; j < k && tracked[k]; j++) /* the same copy twice in the chunk */
+            if (rowids[j] == rowids[k])
+                tracked[k] = false;
+    }
+    return 0;
+}
+
 int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, size_t *added)
 {
     int rc = -1;
     struct aggs ea, da;
     aggs_init(&ea, n);
     aggs_init(&da, n);
-    for (size_t i = 0; i < n; i++) {
-        int t, b;
-        if (apply_one_copy(s, &e[i], &t, &b) != 0)
-            goto out;
-        if (!t && !b)
-            continue;
-        struct agg *em = agg_email(&ea, &e[i]), *dm = agg_domain(&da, e[i].domain);
-        em->tracked += t;
-        em->bounced += b;
-        dm->tracked += t;
-        dm->bounced += b;
-        *added += (size_t)t;
+    size_t run_end = 0; /* e[i, run_end) are email.sent copies */
+    for (size_t i = 0; i < n;) {
+        bool chunk_new[HSTORE_CHUNK];
+        size_t m = 1;
+        if (run_end <= i)
+            for (run_end = i; run_end < n && !e[run_end].failed; run_end++)
+                ;
+        if (run_end >= i + HSTORE_CHUNK) {
+            m = HSTORE_CHUNK;
+            if (apply_sent_chunk(s, &e[i], chunk_new) != 0)
+                goto out;
+        } else {
+            int t, b;
+            if (apply_one_copy(s, &e[i], &t, &b) != 0)
+                goto out;
+            chunk_new[0] = t; /* b: only with t for email.failed, or alone */
+            if (b) {
+                struct agg *em = agg_email(&ea, &e[i]), *dm = agg_domain(&da, e[i].domain);
+                em->bounced++;
+                dm->bounced++;
+            }
+        }
+        for (size_t k = 0; k < m; k++) {
+            if (!chunk_new[k])
+                continue;
+            struct agg *em = agg_email(&ea, &e[i + k]), *dm = agg_domain(&da, e[i + k].domain);
+            em->tracked++;
+            dm->tracked++;
+            (*added)++;
+        }
+        i += m;
     }
     for (size_t i = 0; i < ea.n; i++)
         if (stats_add(s, ea.v[i].email_id, ea.v[i].broadcast_id, ea.v[i].tracked, 0, 0, 0, 0,

@@ -52,7 +52,12 @@ struct hstore {
     sqlite3_stmt *ins_user, *upsert_domain, *list_domains, *count_domains, *domain_placement;
     /* writer statements of the copy ingest, prepared on first use (w_lock) */
     sqlite3_stmt *ins_copy, *sel_bounced, *upd_bounce, *stats_upsert, *domain_upsert;
+    sqlite3_stmt *ins_chunk, *sel_rowid; /* email.sent copies HSTORE_CHUNK at a time */
 };
+
+/* email.sent copies per multi-row INSERT: one statement run (cursors,
+ * halt, reset) for many rows */
+#define HSTORE_CHUNK 64
 
 struct copy_event;
 struct json_object;
