@@ -215,7 +215,7 @@ static sqlite3_stmt *chunk_stmt(struct hstore *s)
 
 /* apply_sent_chunk - HSTORE_CHUNK email.sent copies in one statement;
  * tracked[k] says whether copy k is new (not a redelivery) */
-static int apply_sent_chunk(struct hstore *s, const struct copy_event *e, bool *tracked)
+static int apply_sent_chunk(struct hstore *s, const struct copy_event *const *e, bool *tracked)
 {
     sqlite3_stmt *st = chunk_stmt(s);
     if (!st)
@@ -223,15 +223,15 @@ static int apply_sent_chunk(struct hstore *s, const struct copy_event *e, bool *
     int64_t now = 0;
     for (int k = 0; k < HSTORE_CHUNK; k++) {
         int p = k * 7;
-        if (!e[k].sent_at_ms && !now)
+        if (!e[k]->sent_at_ms && !now)
             now = time_now_ms();
-        sqlite3_bind_text(st, p + 1, e[k].message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, p + 2, e[k].email_id);
-        sqlite3_bind_text(st, p + 3, e[k].broadcast_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, p + 4, e[k].recipient, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, p + 5, e[k].domain, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, p + 6, e[k].smtp_client, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, p + 7, e[k].sent_at_ms ? e[k].sent_at_ms : now);
+        sqlite3_bind_text(st, p + 1, e[k]->message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, p + 2, e[k]->email_id);
+        sqlite3_bind_text(st, p + 3, e[k]->broadcast_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, p + 4, e[k]->recipient, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, p + 5, e[k]->domain, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, p + 6, e[k]->smtp_client, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, p + 7, e[k]->sent_at_ms ? e[k]->sent_at_ms : now);
     }
     int r = db_step(s->w, st);
     sqlite3_reset(st); /* every parameter is bound again next time */
@@ -250,7 +250,7 @@ static int apply_sent_chunk(struct hstore *s, const struct copy_event *e, bool *
     if (!st)
         return -1;
     for (int k = 0; k < HSTORE_CHUNK; k++) {
-        sqlite3_bind_text(st, 1, e[k].message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, e[k]->message_id, -1, SQLITE_STATIC);
         r = sqlite3_step(st);
         rowids[k] = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
         sqlite3_reset(st);
@@ -264,10 +264,27 @@ static int apply_sent_chunk(struct hstore *s, const struct copy_event *e, bool *
     return 0;
 }
 
-int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, size_t *added)
+/* by_message_id - qsort order of copy pointers: by Message-ID, then as
+ * they came (pointers into one array), so a bounce stays after its copy */
+static int by_message_id(const void *a, const void *b)
+{
+    const struct copy_event *x = *(const struct copy_event *const *)a,
+                            *y = *(const struct copy_event *const *)b;
+    int c = strcmp(x->message_id, y->message_id);
+    return c ? c : (x > y) - (x < y);
+}
+
+int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_t n, size_t *added)
 {
     int rc = -1;
     struct aggs ea, da;
+    /* in key order: the inserts walk the Message-ID index from one end to
+     * the other instead of jumping around it (pages stay in the CPU
+     * caches); copies of different messages are independent */
+    const struct copy_event **e = xcalloc(n, sizeof *e);
+    for (size_t i = 0; i < n; i++)
+        e[i] = &events[i];
+    qsort(e, n, sizeof *e, by_message_id);
     aggs_init(&ea, n);
     aggs_init(&da, n);
     size_t run_end = 0; /* e[i, run_end) are email.sent copies */
@@ -275,7 +292,7 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, 
         bool chunk_new[HSTORE_CHUNK];
         size_t m = 1;
         if (run_end <= i)
-            for (run_end = i; run_end < n && !e[run_end].failed; run_end++)
+            for (run_end = i; run_end < n && !e[run_end]->failed; run_end++)
                 ;
         if (run_end >= i + HSTORE_CHUNK) {
             m = HSTORE_CHUNK;
@@ -283,11 +300,11 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, 
                 goto out;
         } else {
             int t, b;
-            if (apply_one_copy(s, &e[i], &t, &b) != 0)
+            if (apply_one_copy(s, e[i], &t, &b) != 0)
                 goto out;
             chunk_new[0] = t; /* b: only with t for email.failed, or alone */
             if (b) {
-                struct agg *em = agg_email(&ea, &e[i]), *dm = agg_domain(&da, e[i].domain);
+                struct agg *em = agg_email(&ea, e[i]), *dm = agg_domain(&da, e[i]->domain);
                 em->bounced++;
                 dm->bounced++;
             }
@@ -295,7 +312,7 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, 
         for (size_t k = 0; k < m; k++) {
             if (!chunk_new[k])
                 continue;
-            struct agg *em = agg_email(&ea, &e[i + k]), *dm = agg_domain(&da, e[i + k].domain);
+            struct agg *em = agg_email(&ea, e[i + k]), *dm = agg_domain(&da, e[i + k]->domain);
             em->tracked++;
             dm->tracked++;
             (*added)++;
@@ -325,6 +342,7 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, 
     }
     rc = 0;
 out:
+    free(e);
     aggs_cleanup(&ea);
     aggs_cleanup(&da);
     return rc;
