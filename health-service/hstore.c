@@ -38,12 +38,12 @@ struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
      * cache on the writer saves a pread per B-tree level once the table
      * outgrows SQLite's default 2 MB (bounded: 32 MB) */
     sqlite3_exec(s->w, "PRAGMA cache_size=-32768", NULL, NULL, NULL);
-    /* one ingest commit writes ~1,500 pages to the WAL, so SQLite's default
-     * (a checkpoint once the WAL holds 1,000 pages) checkpointed after every
-     * commit, copying hot pages (B-tree interiors, the pages new rows go
-     * to) to the database and syncing it each time; every 10,000 pages
-     * (WAL up to ~40 MB, cut back to 64 MB if a checkpoint could not
-     * reset it) copies each of them once per several commits */
+    /* an ingest commit writes thousands of pages to the WAL, so SQLite's
+     * default (a checkpoint once the WAL holds 1,000 pages) checkpointed
+     * after every commit, copying hot pages (B-tree interiors, the pages
+     * new rows go to) to the database and syncing it each time; every
+     * 10,000 pages (WAL ~40 MB or one large commit, cut back to 64 MB if
+     * a checkpoint could not reset it) copies each of them less often */
     sqlite3_exec(s->w, "PRAGMA wal_autocheckpoint=10000", NULL, NULL, NULL);
     sqlite3_exec(s->w, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
     s->ins_user = db_prepare(s->w, "INSERT INTO users(email_id, domain, name, registered_at)"
