@@ -400,11 +400,16 @@ static void *consumer_main(void *arg)
 
 static void consumer_free(struct kconsumer *c)
 {
+    /* the list came from rd_kafka_assignment(): its elements hold
+     * references to the handle's partitions, and rd_kafka_destroy waits
+     * for every partition to be released (it hung for the full bound on
+     * every stop while the list was freed after it) */
+    if (c->assignment)
+        rd_kafka_topic_partition_list_destroy(c->assignment);
+    c->assignment = NULL;
     /* a handle that did not go away may still call back with c: keep c */
     if (c->rk && !kafka_destroy_bounded(c->rk, DESTROY_TIMEOUT_MS))
         return;
-    if (c->assignment)
-        rd_kafka_topic_partition_list_destroy(c->assignment);
     free(c->batch);
     free(c->kmsgs);
     pthread_mutex_destroy(&c->mu);

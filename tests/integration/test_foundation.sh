@@ -73,7 +73,12 @@ ok $? "imported users reach the health service"
 
 # --- restart both services: users and domains intact
 stop_named warmup; eq "warmup-service exits 0 on SIGTERM" "$STOP_RC" 0
+t0=$(date +%s%N)
 stop_named health; eq "health-service exits 0 on SIGTERM" "$STOP_RC" 0
+# its consumer handle is destroyed, not abandoned after the 5 s bound (the
+# partition list from rd_kafka_assignment() used to outlive the handle)
+check "... within 3 s" -- test $((($(date +%s%N) - t0) / 1000000)) -lt 3000
+check "... destroying its Kafka clients" -- bash -c "! grep -q 'not destroyed after' '$TMP/health/out.log'"
 start_warmup warmup "$WP"; start_health health "$HP"
 r=$(http GET "$W/users?limit=1000")
 eq "users intact after restart" "$(jget "${r#* }" 'len(j)')" 8
