@@ -202,38 +202,27 @@ sink_settle() {
   sink_count "$1"
 }
 
-# start_warmup NAME PORT [VAR=VALUE...] - warmup-service with its DB in $BTMP/NAME;
-# sets NAME_PID; waits for /readyz
-start_warmup() {
-  local name=$1 port=$2 pid
-  shift 2
+# start_svc BIN DB READY_PATH WHAT NAME PORT [VAR=VALUE...] - a service with its DB
+# in $BTMP/NAME/DB; sets NAME_PID; waits for READY_PATH to answer 2xx
+start_svc() {
+  local bin=$1 db=$2 ready=$3 what=$4 name=$5 port=$6 pid
+  shift 6
   mkdir -p "$BTMP/$name"
-  env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$BTMP/$name/warmup.db" \
-    LOG_LEVEL="$BENCH_LOG_LEVEL" "$@" "$WARMUP_BIN" >>"$BTMP/$name/out.log" 2>&1 </dev/null &
+  env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$BTMP/$name/$db" \
+    LOG_LEVEL="$BENCH_LOG_LEVEL" "$@" "$bin" >>"$BTMP/$name/out.log" 2>&1 </dev/null &
   pid=$!
   eval "${name}_PID=$pid"
   track $pid
-  wait_for 30 curl -fsS "http://127.0.0.1:$port/readyz" || {
+  wait_for 30 curl -fsS "http://127.0.0.1:$port$ready" || {
     tail -20 "$BTMP/$name/out.log" >&2
-    die "warmup-service '$name' not ready within 30 s (log above)"
+    die "$what '$name' not ready within 30 s (log above)"
   }
 }
-# start_health NAME PORT [VAR=VALUE...] - health-service, DB in $BTMP/NAME; sets NAME_PID;
-# waits for /healthz only (readiness may wait for the consumer group)
-start_health() {
-  local name=$1 port=$2 pid
-  shift 2
-  mkdir -p "$BTMP/$name"
-  env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$BTMP/$name/health.db" \
-    LOG_LEVEL="$BENCH_LOG_LEVEL" "$@" "$HEALTH_BIN" >>"$BTMP/$name/out.log" 2>&1 </dev/null &
-  pid=$!
-  eval "${name}_PID=$pid"
-  track $pid
-  wait_for 30 curl -fsS "http://127.0.0.1:$port/healthz" || {
-    tail -20 "$BTMP/$name/out.log" >&2
-    die "health-service '$name' did not start within 30 s (log above)"
-  }
-}
+# start_warmup NAME PORT [VAR=VALUE...] - warmup-service; waits for /readyz
+start_warmup() { start_svc "$WARMUP_BIN" warmup.db /readyz warmup-service "$@"; }
+# start_health NAME PORT [VAR=VALUE...] - health-service; waits for /healthz only
+# (readiness may wait for the consumer group)
+start_health() { start_svc "$HEALTH_BIN" health.db /healthz health-service "$@"; }
 # stop_named NAME - SIGTERM the service started as NAME and wait for it
 stop_named() {
   local p

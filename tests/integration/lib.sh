@@ -71,22 +71,18 @@ http() { local m=$1 u=$2 b=${3-}; shift 3 2>/dev/null || shift $#
 # jget JSON EXPR - evaluate a python expression on the parsed JSON `j`
 jget() { printf '%s' "$1" | $PY -c 'import json,sys; j=json.load(sys.stdin); r=eval(sys.argv[1]); print(json.dumps(r) if isinstance(r,(dict,list)) else r)' "$2"; }
 
-# start_warmup NAME PORT [VAR=VALUE...] - warmup-service with its DB in $TMP/NAME
-start_warmup() { local name=$1 port=$2; shift 2
+# start_svc BIN DB NAME PORT [VAR=VALUE...] - a service with its DB in $TMP/NAME/DB;
+# sets NAME_PID; waits for /healthz
+start_svc() { local bin=$1 db=$2 name=$3 port=$4; shift 4
   mkdir -p "$TMP/$name"
-  env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$TMP/$name/warmup.db" LOG_LEVEL=debug "$@" \
-    "$WARMUP_BIN" >>"$TMP/$name/out.log" 2>&1 </dev/null &
+  env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$TMP/$name/$db" LOG_LEVEL=debug "$@" \
+    "$bin" >>"$TMP/$name/out.log" 2>&1 </dev/null &
   eval "${name}_PID=$!"; track $!
   wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log" | sed 's/^/#   /'; return 1; }
 }
-# start_health NAME PORT [VAR=VALUE...]
-start_health() { local name=$1 port=$2; shift 2
-  mkdir -p "$TMP/$name"
-  env PORT="$port" KAFKA_BROKERS="${BROKERS:-127.0.0.1:1}" DB_PATH="$TMP/$name/health.db" LOG_LEVEL=debug "$@" \
-    "$HEALTH_BIN" >>"$TMP/$name/out.log" 2>&1 </dev/null &
-  eval "${name}_PID=$!"; track $!
-  wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log" | sed 's/^/#   /'; return 1; }
-}
+# start_warmup / start_health NAME PORT [VAR=VALUE...]
+start_warmup() { start_svc "$WARMUP_BIN" warmup.db "$@"; }
+start_health() { start_svc "$HEALTH_BIN" health.db "$@"; }
 # stop_named NAME - SIGTERM the process started as NAME; sets STOP_RC
 stop_named() { local p; eval "p=\$${1}_PID"; stop_pid "$p" 15; STOP_RC=$?; }
 # sanitizer_clean NAME - no ASan/UBSan/LSan report in NAME's log
