@@ -22,15 +22,51 @@ static const char *const migrations[] = {
     /* 4: copies_email was never read (per-email figures live in email_stats)
      * and cost a B-tree insert per tracked copy */
     "DROP INDEX IF EXISTS copies_email;",
+    /* 5: copies keyed by a hash of the Message-ID (hstore_int.h) */
+    HSTORE_COPIES_BY_HASH_SQL,
 };
+
+/* the SQL function hstore_mid_hash(text) of migration 5 */
+static void sql_mid_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const unsigned char *t = sqlite3_value_text(argv[0]);
+    if (t)
+        sqlite3_result_int64(ctx, hstore_mid_hash((const char *)t));
+    else
+        sqlite3_result_null(ctx);
+}
+
+/* open_store - the writer (with hstore_mid_hash for the migrations),
+ * migrated, then the reader */
+static int open_store(struct hstore *s, const char *path, char *errbuf, size_t errlen)
+{
+    if (db_open(path, &s->w, errbuf, errlen) != 0)
+        return -1;
+    if (sqlite3_create_function(s->w, "hstore_mid_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                NULL, sql_mid_hash, NULL, NULL) != SQLITE_OK) {
+        snprintf(errbuf, errlen, "%s: cannot register hstore_mid_hash: %s", path,
+                 sqlite3_errmsg(s->w));
+        return -1;
+    }
+    if (db_migrate(s->w, migrations, sizeof migrations / sizeof migrations[0], errbuf, errlen) !=
+        0)
+        return -1;
+    return db_open(path, &s->r, errbuf, errlen);
+}
+
+void hstore_set_hash(struct hstore *s, hstore_hash_fn fn)
+{
+    s->hash = fn;
+}
 
 struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
 {
     struct hstore *s = xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->w_lock, NULL);
     pthread_mutex_init(&s->r_lock, NULL);
-    if (db_open_store(path, migrations, sizeof migrations / sizeof migrations[0], &s->w, &s->r,
-                      errbuf, errlen) != 0) {
+    s->hash = hstore_mid_hash;
+    if (open_store(s, path, errbuf, errlen) != 0) {
         hstore_free(s);
         return NULL;
     }

@@ -53,6 +53,7 @@ int hstore_domain_names(struct hstore *s, char ***names, size_t *n);
 struct hcopy {
     struct fl_copy fl; /* message_id and recipient point into the strings below */
     char *message_id, *recipient;
+    int64_t id; /* the copy's row */
     int64_t email_id;
     enum fl_placement old_placement;
     bool old_opened, old_read;

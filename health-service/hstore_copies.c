@@ -109,14 +109,6 @@ static void aggs_cleanup(struct aggs *a)
     free(a->slot);
 }
 
-static size_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return (size_t)h;
-}
-
 static struct agg *agg_email(struct aggs *a, const struct copy_event *e)
 {
     size_t i = (size_t)((uint64_t)e->email_id * 0x9E3779B97F4A7C15u >> 32) & a->mask;
@@ -130,7 +122,7 @@ static struct agg *agg_email(struct aggs *a, const struct copy_event *e)
 
 static struct agg *agg_domain(struct aggs *a, const char *domain)
 {
-    size_t i = hash_str(domain) & a->mask;
+    size_t i = (size_t)hstore_mid_hash(domain) & a->mask; /* FNV-1a */
     for (; a->slot[i]; i = (i + 1) & a->mask)
         if (strcmp(a->v[a->slot[i] - 1].key, domain) == 0)
             return &a->v[a->slot[i] - 1];
@@ -139,56 +131,120 @@ static struct agg *agg_domain(struct aggs *a, const char *domain)
     return &a->v[a->n - 1];
 }
 
-/* apply_one_copy - the copy's row; *tracked and *bounced say what it adds */
-static int apply_one_copy(struct hstore *s, const struct copy_event *e, int *tracked, int *bounced)
+int64_t hstore_mid_hash(const char *message_id)
 {
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)message_id; *p; p++)
+        h = (h ^ *p) * 1099511628211u;
+    int64_t v;
+    memcpy(&v, &h, sizeof v); /* two's complement: the full 64 bits as an SQLite integer */
+    return v;
+}
+
+/* a copy event of a batch with its key */
+struct keyed {
+    const struct copy_event *e;
+    int64_t hash;
+};
+
+/* find_copy - the stored copy e (hash h): 1 with its rowid and bounced
+ * flag, 0 if none, -1 on error */
+static int find_copy(struct hstore *s, const struct copy_event *e, int64_t h, int64_t *rowid,
+                     int *bounced)
+{
+    sqlite3_stmt *st = cached(s, &s->find_copy,
+                              "SELECT rowid, bounced FROM copies WHERE " HSTORE_COPY_MATCH);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, h);
+    sqlite3_bind_text(st, 2, e->message_id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *rowid = sqlite3_column_int64(st, 0);
+        *bounced = sqlite3_column_int(st, 1);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
+}
+
+/* insert_copy - e's row under key h (NULL when with_hash is false: the
+ * hash belongs to another Message-ID); *added says whether it was new */
+static int insert_copy(struct hstore *s, const struct copy_event *e, int64_t h, bool with_hash,
+                       bool *added)
+{
+    sqlite3_stmt *st = cached(s, &s->ins_copy,
+                              "INSERT OR IGNORE INTO copies(message_id, mid_hash, email_id,"
+                              " broadcast_id, recipient, domain, smtp_client, sent_at, bounced,"
+                              " smtp_reply) VALUES(?,?,?,?,?,?,?,?,?,?)");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
+    if (with_hash)
+        sqlite3_bind_int64(st, 2, h);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, e->email_id);
+    sqlite3_bind_text(st, 4, e->broadcast_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, e->recipient, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, e->domain, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, e->smtp_client, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, e->sent_at_ms ? e->sent_at_ms : time_now_ms());
+    sqlite3_bind_int(st, 9, e->failed);
+    sqlite3_bind_text(st, 10, e->smtp_reply, -1, SQLITE_STATIC);
+    if (step_reset(s, st) != 0)
+        return -1;
+    *added = sqlite3_changes(s->w) == 1;
+    return 0;
+}
+
+/* insert_unless_stored - e's row if no copy with its Message-ID is stored
+ * yet; under its hash, else (the hash is another Message-ID's) without */
+static int insert_unless_stored(struct hstore *s, const struct keyed *k, bool *added)
+{
+    int64_t rowid;
+    int bounced;
+    if (insert_copy(s, k->e, k->hash, true, added) != 0)
+        return -1;
+    if (*added)
+        return 0;
+    int r = find_copy(s, k->e, k->hash, &rowid, &bounced);
+    if (r != 0)
+        return r < 0 ? -1 : 0; /* stored before: a redelivery */
+    return insert_copy(s, k->e, k->hash, false, added);
+}
+
+/* apply_one_copy - the copy's row; *tracked and *bounced say what it adds */
+static int apply_one_copy(struct hstore *s, const struct keyed *k, int *tracked, int *bounced)
+{
+    const struct copy_event *e = k->e;
+    bool added = false;
     *tracked = *bounced = 0;
     if (e->failed) {
-        sqlite3_stmt *st =
-            cached(s, &s->sel_bounced, "SELECT bounced FROM copies WHERE message_id = ?");
-        if (!st)
+        int64_t rowid;
+        int was;
+        int r = find_copy(s, e, k->hash, &rowid, &was);
+        if (r < 0)
             return -1;
-        sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        int was = r == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        if (r != SQLITE_ROW && r != SQLITE_DONE)
-            return -1;
-        if (was == 1)
-            return 0;   /* seen before: a redelivery */
-        if (was == 0) { /* a tracked copy bounced after all */
-            st = cached(s, &s->upd_bounce,
-                        "UPDATE copies SET bounced = 1, smtp_reply = ? WHERE message_id = ?");
+        if (r == 1 && was)
+            return 0;  /* seen before: a redelivery */
+        if (r == 1) { /* a tracked copy bounced after all */
+            sqlite3_stmt *st = cached(s, &s->upd_bounce,
+                                      "UPDATE copies SET bounced = 1, smtp_reply = ? WHERE rowid = ?");
             if (!st)
                 return -1;
             sqlite3_bind_text(st, 1, e->smtp_reply, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, e->message_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, rowid);
             if (step_reset(s, st) != 0)
                 return -1;
             *bounced = 1;
             return 0;
         }
     }
-    /* new, or a redelivered email.sent: OR IGNORE keeps the first row */
-    sqlite3_stmt *st = cached(s, &s->ins_copy,
-                              "INSERT OR IGNORE INTO copies(message_id, email_id, broadcast_id,"
-                              " recipient, domain, smtp_client, sent_at, bounced, smtp_reply)"
-                              " VALUES(?,?,?,?,?,?,?,?,?)");
-    if (!st)
+    /* new, or a redelivered email.sent: the first row stays */
+    if (insert_unless_stored(s, k, &added) != 0)
         return -1;
-    sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, e->email_id);
-    sqlite3_bind_text(st, 3, e->broadcast_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, e->recipient, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, e->domain, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, e->smtp_client, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, e->sent_at_ms ? e->sent_at_ms : time_now_ms());
-    sqlite3_bind_int(st, 8, e->failed);
-    sqlite3_bind_text(st, 9, e->smtp_reply, -1, SQLITE_STATIC);
-    if (step_reset(s, st) != 0)
-        return -1;
-    if (sqlite3_changes(s->w) == 1) {
+    if (added) {
         *tracked = 1;
         *bounced = e->failed;
     }
@@ -196,12 +252,12 @@ static int apply_one_copy(struct hstore *s, const struct copy_event *e, int *tra
 }
 
 /* chunk_stmt - the HSTORE_CHUNK-row INSERT of email.sent copies (as
- * apply_one_copy's, with bounced and smtp_reply left to their defaults) */
+ * insert_copy's, with bounced and smtp_reply left to their defaults) */
 static sqlite3_stmt *chunk_stmt(struct hstore *s)
 {
-    static const char head[] = "INSERT OR IGNORE INTO copies(message_id, email_id, broadcast_id,"
-                               " recipient, domain, smtp_client, sent_at) VALUES";
-    static const char row[] = "(?,?,?,?,?,?,?),";
+    static const char head[] = "INSERT OR IGNORE INTO copies(message_id, mid_hash, email_id,"
+                               " broadcast_id, recipient, domain, smtp_client, sent_at) VALUES";
+    static const char row[] = "(?,?,?,?,?,?,?,?),";
     char sql[sizeof head + HSTORE_CHUNK * (sizeof row - 1)];
     if (s->ins_chunk)
         return s->ins_chunk;
@@ -215,47 +271,52 @@ static sqlite3_stmt *chunk_stmt(struct hstore *s)
 
 /* apply_sent_chunk - HSTORE_CHUNK email.sent copies in one statement;
  * tracked[k] says whether copy k is new (not a redelivery) */
-static int apply_sent_chunk(struct hstore *s, const struct copy_event *const *e, bool *tracked)
+static int apply_sent_chunk(struct hstore *s, const struct keyed *e, bool *tracked)
 {
     sqlite3_stmt *st = chunk_stmt(s);
     if (!st)
         return -1;
     int64_t now = 0;
     for (int k = 0; k < HSTORE_CHUNK; k++) {
-        int p = k * 7;
-        if (!e[k]->sent_at_ms && !now)
+        const struct copy_event *c = e[k].e;
+        int p = k * 8;
+        if (!c->sent_at_ms && !now)
             now = time_now_ms();
-        sqlite3_bind_text(st, p + 1, e[k]->message_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, p + 2, e[k]->email_id);
-        sqlite3_bind_text(st, p + 3, e[k]->broadcast_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, p + 4, e[k]->recipient, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, p + 5, e[k]->domain, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, p + 6, e[k]->smtp_client, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, p + 7, e[k]->sent_at_ms ? e[k]->sent_at_ms : now);
+        sqlite3_bind_text(st, p + 1, c->message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, p + 2, e[k].hash);
+        sqlite3_bind_int64(st, p + 3, c->email_id);
+        sqlite3_bind_text(st, p + 4, c->broadcast_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, p + 5, c->recipient, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, p + 6, c->domain, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, p + 7, c->smtp_client, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, p + 8, c->sent_at_ms ? c->sent_at_ms : now);
     }
     int r = db_step(s->w, st);
     sqlite3_reset(st); /* every parameter is bound again next time */
     if (r != 0)
         return -1;
     int changes = sqlite3_changes(s->w);
-    if (changes == HSTORE_CHUNK || changes == 0) {
+    if (changes == HSTORE_CHUNK) {
         for (int k = 0; k < HSTORE_CHUNK; k++)
-            tracked[k] = changes != 0;
+            tracked[k] = true;
         return 0;
     }
-    /* some were redeliveries: the rows this statement added got the
-     * consecutive rowids up to the last one it inserted (max + 1 each) */
-    int64_t first_new = sqlite3_last_insert_rowid(s->w) - changes + 1, rowids[HSTORE_CHUNK];
-    st = cached(s, &s->sel_rowid, "SELECT rowid FROM copies WHERE message_id = ?");
-    if (!st)
-        return -1;
+    /* some were ignored: redeliveries, or a hash taken by another
+     * Message-ID. The rows this statement added got the consecutive
+     * rowids up to the last one it inserted (max + 1 each). */
+    int64_t first_new = changes ? sqlite3_last_insert_rowid(s->w) - changes + 1 : INT64_MAX;
+    int64_t rowids[HSTORE_CHUNK];
     for (int k = 0; k < HSTORE_CHUNK; k++) {
-        sqlite3_bind_text(st, 1, e[k]->message_id, -1, SQLITE_STATIC);
-        r = sqlite3_step(st);
-        rowids[k] = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-        sqlite3_reset(st);
-        if (r != SQLITE_ROW)
-            return -1; /* inserted or kept: it must be there */
+        int bounced;
+        r = find_copy(s, e[k].e, e[k].hash, &rowids[k], &bounced);
+        if (r < 0)
+            return -1;
+        if (r == 0) { /* its hash belongs to an older Message-ID */
+            if (insert_copy(s, e[k].e, e[k].hash, false, &tracked[k]) != 0)
+                return -1;
+            rowids[k] = sqlite3_last_insert_rowid(s->w);
+            continue;
+        }
         tracked[k] = rowids[k] >= first_new;
         for (int j = 0; j < k && tracked[k]; j++) /* the same copy twice in the chunk */
             if (rowids[j] == rowids[k])
@@ -264,14 +325,14 @@ static int apply_sent_chunk(struct hstore *s, const struct copy_event *const *e,
     return 0;
 }
 
-/* by_message_id - qsort order of copy pointers: by Message-ID, then as
- * they came (pointers into one array), so a bounce stays after its copy */
-static int by_message_id(const void *a, const void *b)
+/* by_key - qsort order of a batch: by key (the index order), then as the
+ * copies came (pointers into one array), so a bounce stays after its copy */
+static int by_key(const void *a, const void *b)
 {
-    const struct copy_event *x = *(const struct copy_event *const *)a,
-                            *y = *(const struct copy_event *const *)b;
-    int c = strcmp(x->message_id, y->message_id);
-    return c ? c : (x > y) - (x < y);
+    const struct keyed *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return (x->e > y->e) - (x->e < y->e);
 }
 
 int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_t n, size_t *added)
@@ -281,10 +342,10 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_
     /* in key order: the inserts walk the Message-ID index from one end to
      * the other instead of jumping around it (pages stay in the CPU
      * caches); copies of different messages are independent */
-    const struct copy_event **e = xcalloc(n, sizeof *e);
+    struct keyed *e = xcalloc(n ? n : 1, sizeof *e);
     for (size_t i = 0; i < n; i++)
-        e[i] = &events[i];
-    qsort(e, n, sizeof *e, by_message_id);
+        e[i] = (struct keyed){.e = &events[i], .hash = s->hash(events[i].message_id)};
+    qsort(e, n, sizeof *e, by_key);
     aggs_init(&ea, n);
     aggs_init(&da, n);
     size_t run_end = 0; /* e[i, run_end) are email.sent copies */
@@ -292,7 +353,7 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_
         bool chunk_new[HSTORE_CHUNK];
         size_t m = 1;
         if (run_end <= i)
-            for (run_end = i; run_end < n && !e[run_end]->failed; run_end++)
+            for (run_end = i; run_end < n && !e[run_end].e->failed; run_end++)
                 ;
         if (run_end >= i + HSTORE_CHUNK) {
             m = HSTORE_CHUNK;
@@ -300,11 +361,11 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_
                 goto out;
         } else {
             int t, b;
-            if (apply_one_copy(s, e[i], &t, &b) != 0)
+            if (apply_one_copy(s, &e[i], &t, &b) != 0)
                 goto out;
             chunk_new[0] = t; /* b: only with t for email.failed, or alone */
             if (b) {
-                struct agg *em = agg_email(&ea, e[i]), *dm = agg_domain(&da, e[i]->domain);
+                struct agg *em = agg_email(&ea, e[i].e), *dm = agg_domain(&da, e[i].e->domain);
                 em->bounced++;
                 dm->bounced++;
             }
@@ -312,7 +373,8 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_
         for (size_t k = 0; k < m; k++) {
             if (!chunk_new[k])
                 continue;
-            struct agg *em = agg_email(&ea, e[i + k]), *dm = agg_domain(&da, e[i + k]->domain);
+            const struct copy_event *c = e[i + k].e;
+            struct agg *em = agg_email(&ea, c), *dm = agg_domain(&da, c->domain);
             em->tracked++;
             dm->tracked++;
             (*added)++;
@@ -356,8 +418,8 @@ int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, s
     *out = xcalloc(max ? max : 1, sizeof **out);
     pthread_mutex_lock(&s->r_lock);
     sqlite3_stmt *st = db_prepare(
-        s->r, "SELECT message_id, recipient, sent_at, rounds, placement, opened, read, email_id"
-              " FROM copies WHERE domain = ?1 AND bounced = 0 AND sent_at >= ?2"
+        s->r, "SELECT message_id, recipient, sent_at, rounds, placement, opened, read, email_id,"
+              " rowid FROM copies WHERE domain = ?1 AND bounced = 0 AND sent_at >= ?2"
               " ORDER BY sent_at LIMIT ?3");
     if (st) {
         sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
@@ -375,6 +437,7 @@ int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, s
             c->old_opened = sqlite3_column_int(st, 5) != 0;
             c->old_read = sqlite3_column_int(st, 6) != 0;
             c->email_id = sqlite3_column_int64(st, 7);
+            c->id = sqlite3_column_int64(st, 8);
         }
         sqlite3_finalize(st);
     }
@@ -407,7 +470,7 @@ int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy
     if (db_begin(s->w) != 0)
         goto out;
     upd = db_prepare(s->w, "UPDATE copies SET placement = ?2, opened = ?3, read = ?4,"
-                           " rounds = rounds + 1, checked_at = ?5 WHERE message_id = ?1");
+                           " rounds = rounds + 1, checked_at = ?5 WHERE rowid = ?1");
     dom = db_prepare(s->w, "UPDATE domains SET checked = checked + ?2, last_round_at = ?3,"
                            " last_error = ?4, delivered = delivered + ?5, spam = spam + ?6,"
                            " opened = opened + ?7, read = read + ?8 WHERE domain = ?1");
@@ -418,7 +481,7 @@ int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy
         if (x->fl.placement == FL_UNKNOWN)
             continue; /* not checked this round: keep what was known */
         bool opened = x->fl.opened || x->old_opened, read = x->fl.read || x->old_read;
-        sqlite3_bind_text(upd, 1, x->message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(upd, 1, x->id);
         sqlite3_bind_int(upd, 2, (int)x->fl.placement);
         sqlite3_bind_int(upd, 3, opened);
         sqlite3_bind_int(upd, 4, read);
@@ -528,9 +591,10 @@ int hstore_stats_copy(struct hstore *s, const char *message_id, json_object **ou
     pthread_mutex_lock(&s->r_lock);
     sqlite3_stmt *st = db_prepare(
         s->r, "SELECT email_id, message_id, 1, placement = 2, placement = 3, opened, read,"
-              " bounced, checked_at, recipient, domain FROM copies WHERE message_id = ?");
+              " bounced, checked_at, recipient, domain FROM copies WHERE " HSTORE_COPY_MATCH);
     if (st) {
-        sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, s->hash(message_id));
+        sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW) {
             *out = stats_json(st);

@@ -170,18 +170,35 @@ eq "stats intact after a restart" "$(got)" "$before"
 eq "no event processed twice after the restart" "$(metric "$H" health_events_consumed_total)" 0
 eq "domains intact" "$(jget "$(curl -s "$H/domains")" '[d["tracked"] for d in j]')" "[30, 30, 34]"
 
-# --- schema 3 from a schema-2 database: per-domain counters rebuilt from the copies
+# --- schemas 3 to 5 from a schema-2 database: per-domain counters rebuilt from
+# the copies (3), copies keyed by a hash of the Message-ID instead of its text (5)
 counts() { jget "$(curl -s "$H/domains")" '[[d[k] for k in ("tracked", "delivered", "spam", "opened", "read", "bounced")] for d in j]'; }
+copy_stats() { jget "$(curl -s "$H/mail_stats?mail_id=$cbare")" '[j[k] for k in ("tracked", "delivered", "spam", "opened", "read", "recipient")]'; }
 dom_before=$(counts)
+copy_before=$(copy_stats)
 stop_named health
+n_copies=$(sqlite3 "$TMP/health/health.db" 'SELECT count(*) FROM copies')
 sqlite3 "$TMP/health/health.db" 'ALTER TABLE domains DROP COLUMN delivered; ALTER TABLE domains DROP COLUMN spam;
   ALTER TABLE domains DROP COLUMN opened; ALTER TABLE domains DROP COLUMN read; ALTER TABLE domains DROP COLUMN bounced;
+  CREATE TABLE copies_v2 (message_id TEXT PRIMARY KEY, email_id INTEGER NOT NULL,
+    broadcast_id TEXT NOT NULL, recipient TEXT NOT NULL, domain TEXT NOT NULL,
+    smtp_client TEXT NOT NULL, sent_at INTEGER NOT NULL, bounced INTEGER NOT NULL DEFAULT 0,
+    smtp_reply TEXT, placement INTEGER NOT NULL DEFAULT 0, opened INTEGER NOT NULL DEFAULT 0,
+    read INTEGER NOT NULL DEFAULT 0, rounds INTEGER NOT NULL DEFAULT 0, checked_at INTEGER);
+  INSERT INTO copies_v2 SELECT message_id, email_id, broadcast_id, recipient, domain, smtp_client,
+    sent_at, bounced, smtp_reply, placement, opened, read, rounds, checked_at FROM copies ORDER BY rowid;
+  DROP TABLE copies; ALTER TABLE copies_v2 RENAME TO copies;
+  CREATE INDEX copies_email ON copies(email_id);
+  CREATE INDEX copies_open ON copies(domain, sent_at) WHERE bounced = 0;
   PRAGMA user_version = 2;'
-ok $? "the database taken back to schema 2 (no per-domain counters)"
+ok $? "the database taken back to schema 2 (no per-domain counters, copies keyed by Message-ID text)"
 start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json"
 ok $? "health-service starts on it"
 grep -q 'migrated schema to version 3' "$TMP/health/out.log"; ok $? "it migrates to schema 3"
+grep -q 'migrated schema to version 5' "$TMP/health/out.log"; ok $? "and on to schema 5"
 eq "per-domain counters rebuilt exactly from the copies" "$(counts)" "$dom_before"
+eq "a copy still answers by its Message-ID" "$(copy_stats)" "$copy_before"
+eq "every copy kept, each with its hash key" "$(sqlite3 "$TMP/health/health.db" 'SELECT count(*), count(mid_hash) FROM copies')" "$n_copies|$n_copies"
 stop_named health; stop_named warmup
 check "no sanitizer report (health)" -- sanitizer_clean health
 check "no sanitizer report (warmup)" -- sanitizer_clean warmup

@@ -1,10 +1,15 @@
 /* test_hstore.c - copy ingest of the health store (health-service/hstore*.c):
  * the same events applied one per transaction and in large batches (where
  * runs of email.sent copies go through the multi-row INSERT) must leave the
- * same copies and counters, redeliveries and bounces included. */
+ * same copies and counters, redeliveries and bounces included; also with a
+ * Message-ID hash that collides all the time, and after migrating a store
+ * of schema 4 (copies keyed by the Message-ID text). */
 #include "hstore.h"
+#include "hstore_int.h"
 #include "log.h"
 #include "test.h"
+
+#include <sqlite3.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +96,97 @@ static char *summary(struct hstore *s)
     return out;
 }
 
+/* weak_hash - three values for 400 Message-IDs: most copies collide */
+static int64_t weak_hash(const char *message_id)
+{
+    return (int64_t)(strlen(message_id) % 3);
+}
+
+static void remove_db(const char *path)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    for (int j = 0; j < 3; j++) {
+        char f[128];
+        if ((size_t)snprintf(f, sizeof f, "%s%s", path, suffix[j]) < sizeof f)
+            unlink(f);
+    }
+}
+
+/* v4_store - a store file of schema 4 holding copies 0..n-1 of the
+ * sequence (email.sent, tracked) with their email counters */
+static int v4_store(const char *path, size_t n)
+{
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_exec(
+        db,
+        "CREATE TABLE users (email_id TEXT PRIMARY KEY, domain TEXT NOT NULL, name TEXT NOT NULL,"
+        " registered_at TEXT NOT NULL);"
+        "CREATE TABLE domains (domain TEXT PRIMARY KEY, users INTEGER NOT NULL DEFAULT 0,"
+        " first_seen TEXT NOT NULL, last_seen TEXT NOT NULL);" HSTORE_COPIES_SCHEMA_SQL
+            HSTORE_DOMAIN_PLACEMENT_SQL "DROP INDEX copies_email; PRAGMA user_version=4;",
+        NULL, NULL, NULL);
+    sqlite3_stmt *ins = NULL, *st = NULL;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db,
+                                "INSERT INTO copies(message_id, email_id, broadcast_id, recipient,"
+                                " domain, smtp_client, sent_at) VALUES(?,?,?,?,?,'custom',?)",
+                                -1, &ins, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db,
+                                "INSERT INTO email_stats(email_id, broadcast_id, tracked)"
+                                " VALUES(?1, ?2, 1) ON CONFLICT DO UPDATE SET tracked = tracked + 1",
+                                -1, &st, NULL);
+    for (size_t id = 0; rc == SQLITE_OK && id < n; id++) {
+        int64_t email = (int64_t)(id % 7) + 1;
+        sqlite3_bind_text(ins, 1, mids[id], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 2, email);
+        sqlite3_bind_text(ins, 3, bids[email], -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, rcpts[id], -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, doms[id], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 6, 1795428000000 + (int64_t)id);
+        sqlite3_bind_int64(st, 1, email);
+        sqlite3_bind_text(st, 2, bids[email], -1, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE || sqlite3_step(st) != SQLITE_DONE)
+            rc = SQLITE_ERROR;
+        sqlite3_reset(ins);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* migration - a schema 4 store with the first 100 copies: after the
+ * migration they answer /mail_stats, are redeliveries, and new ones count */
+static void migration(const char *dir)
+{
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/v4.db", dir);
+    CHECK(v4_store(path, 100) == 0, "a store of schema 4 with 100 copies");
+    struct hstore *s = hstore_open(path, err, sizeof err);
+    CHECK(s != NULL, err);
+    if (!s)
+        return;
+    json_object *o = NULL;
+    CHECK(hstore_stats_copy(s, mids[42], &o) == 0, "a migrated copy answers by its Message-ID");
+    CHECK_STR(o ? json_object_get_string(json_object_object_get(o, "recipient")) : NULL,
+              rcpts[42], "with its recipient");
+    json_object_put(o);
+    CHECK_INT(hstore_tracked_count(s), 100, "100 copies tracked after the migration");
+    struct copy_event ev[120];
+    for (size_t i = 0; i < 120; i++)
+        ev[i] = event(i); /* copies 0..119: 100 known, 20 new */
+    size_t nu, nc;
+    CHECK(hstore_apply_events(s, NULL, 0, ev, 120, &nu, &nc) == 0, "events applied");
+    CHECK_INT(nc, 20, "only the 20 copies not in the migrated store are new");
+    CHECK_INT(hstore_tracked_count(s), 120, "120 copies tracked");
+    hstore_free(s);
+    remove_db(path);
+}
+
 int main(void)
 {
     static struct copy_event ev[NEV];
@@ -105,17 +201,20 @@ int main(void)
     for (size_t i = 0; i < NEV; i++)
         ev[i] = event(i);
 
-    char dir[] = "/tmp/test_hstore.XXXXXX", path[3][64], err[256];
+    char dir[] = "/tmp/test_hstore.XXXXXX", path[5][64], err[256];
     CHECK(mkdtemp(dir) != NULL, "temp dir");
-    static const size_t batches[3] = {1, 200, NEV};
-    char *sum[3];
-    size_t added[3];
-    for (int k = 0; k < 3; k++) {
+    /* runs 3 and 4 with a hash that makes most Message-IDs collide */
+    static const size_t batches[5] = {1, 200, NEV, 1, NEV};
+    char *sum[5];
+    size_t added[5];
+    for (int k = 0; k < 5; k++) {
         snprintf(path[k], sizeof path[k], "%s/h%d.db", dir, k);
         struct hstore *s = hstore_open(path[k], err, sizeof err);
         CHECK(s != NULL, err);
         if (!s)
             return test_done();
+        if (k >= 3)
+            hstore_set_hash(s, weak_hash);
         added[k] = apply(s, ev, batches[k]);
         sum[k] = summary(s);
         if (k == 0)
@@ -132,15 +231,15 @@ int main(void)
     CHECK_INT(added[2], added[0], "one batch adds what single events add");
     CHECK_STR(sum[1], sum[0], "batches of 200 leave what single events leave");
     CHECK_STR(sum[2], sum[0], "one batch leaves what single events leave");
-    for (int k = 0; k < 3; k++) {
+    CHECK_INT(added[3], added[0], "colliding hashes, single events: the same copies added");
+    CHECK_INT(added[4], added[0], "colliding hashes, one batch: the same copies added");
+    CHECK_STR(sum[3], sum[0], "colliding hashes, single events: the same stats");
+    CHECK_STR(sum[4], sum[0], "colliding hashes, one batch: the same stats");
+    for (int k = 0; k < 5; k++) {
         free(sum[k]);
-        static const char *const suffix[] = {"", "-wal", "-shm"};
-        for (int j = 0; j < 3; j++) {
-            char f[sizeof path[k] + 8];
-            if ((size_t)snprintf(f, sizeof f, "%s%s", path[k], suffix[j]) < sizeof f)
-                unlink(f);
-        }
+        remove_db(path[k]);
     }
+    migration(dir);
     rmdir(dir);
     return test_done();
 }
