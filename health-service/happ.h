@@ -23,9 +23,12 @@ struct happ {
     struct metric *events_invalid;  /* health_events_invalid_total */
 };
 
-/* ingest_batch - the kconsumer handler: validate, store in one
- * transaction, count. Runs on the consumer thread. */
+/* the kconsumer pipeline (ingest.c): ingest_prepare validates a batch
+ * (consumer thread); ingest_apply stores it in one transaction and counts
+ * (writer thread); ingest_release frees what prepare made */
 struct kmsg;
-int ingest_batch(void *arg, const struct kmsg *msgs, size_t n);
+void *ingest_prepare(void *arg, const struct kmsg *msgs, size_t n);
+int ingest_apply(void *arg, void *work);
+void ingest_release(void *arg, void *work);
 
 #endif

@@ -1,13 +1,14 @@
-/* ingest.c - turns consumed Kafka messages into store changes.
+/* ingest.c - turns consumed Kafka messages into store changes, as the
+ * kconsumer's pipeline: ingest_prepare on the consumer thread parses batch
+ * k+1 while ingest_apply on the writer thread stores batch k.
  *
- * Runs on the kconsumer thread only. user.registered events (user topic)
- * add users and domains; email.sent / email.failed (email topic) add
- * tracked copies and bounces. A message that cannot be understood
- * (bad JSON, missing field, unknown version or type) is logged with its
- * topic/partition/offset, counted, and skipped: it never blocks its
- * partition. Valid events of a batch are applied in one transaction; the
- * consumer stores the offsets only after it committed (at least once,
- * made exactly-once in effect by the store's idempotence).
+ * user.registered events (user topic) add users and domains; email.sent /
+ * email.failed (email topic) add tracked copies and bounces. A message that
+ * cannot be understood (bad JSON, missing field, unknown version or type)
+ * is logged with its topic/partition/offset, counted, and skipped: it
+ * never blocks its partition. Valid events of a batch are applied in one
+ * transaction; the consumer stores the offsets only after it committed (at
+ * least once, made exactly-once in effect by the store's idempotence).
  */
 #include "events.h"
 #include "happ.h"
@@ -21,44 +22,76 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ingest_batch(void *arg, const struct kmsg *msgs, size_t n)
+/* a parsed batch: owns the events' strings */
+struct ingest_work {
+    struct user_event *users;
+    struct copy_event *copies;
+    size_t n, nu, nc, invalid;
+};
+
+void *ingest_prepare(void *arg, const struct kmsg *msgs, size_t n)
 {
     struct happ *app = arg;
-    struct user_event *users = xcalloc(n ? n : 1, sizeof *users);
-    struct copy_event *copies = xcalloc(n ? n : 1, sizeof *copies);
-    size_t nu = 0, nc = 0, invalid = 0, new_users = 0, new_copies = 0;
+    struct ingest_work *w = xcalloc(1, sizeof *w);
+    const char *user_topic = app->cfg->svc.user_topic;
+    size_t users = 0;
+    for (size_t i = 0; i < n; i++)
+        users += strcmp(msgs[i].topic, user_topic) == 0;
+    /* sized to what the batch holds: a user_event is ~0.5 KiB, and a batch
+     * of 40,000 copies would otherwise clear 20 MiB for nothing */
+    w->users = xcalloc(users ? users : 1, sizeof *w->users);
+    w->copies = xcalloc(n - users ? n - users : 1, sizeof *w->copies);
+    w->n = n;
     char err[256];
     for (size_t i = 0; i < n; i++) {
         const struct kmsg *m = &msgs[i];
-        bool user = strcmp(m->topic, app->cfg->svc.user_topic) == 0;
+        bool user = strcmp(m->topic, user_topic) == 0;
         int rc;
         if (user)
-            rc = events_parse_user(m->value, m->value_len, &users[nu], err, sizeof err);
+            rc = events_parse_user(m->value, m->value_len, &w->users[w->nu], err, sizeof err);
         else
-            rc = events_parse_copy(m->value, m->value_len, &copies[nc], err, sizeof err);
+            rc = events_parse_copy(m->value, m->value_len, &w->copies[w->nc], err, sizeof err);
         if (rc != 0) {
             log_warn("event skipped topic=%s partition=%d offset=%lld: %s", m->topic,
                      (int)m->partition, (long long)m->offset, err);
-            invalid++;
+            w->invalid++;
             continue;
         }
         if (user)
-            nu++;
+            w->nu++;
         else
-            nc++;
+            w->nc++;
     }
-    int rc = hstore_apply_events(app->store, users, nu, copies, nc, &new_users, &new_copies);
-    for (size_t i = 0; i < nu; i++)
-        events_user_cleanup(&users[i]);
-    for (size_t i = 0; i < nc; i++)
-        events_copy_cleanup(&copies[i]);
-    free(users);
-    free(copies);
-    if (rc != 0)
-        return -1; /* the consumer hands the same batch again */
-    metric_add(app->events_consumed, (double)n);
-    metric_add(app->events_invalid, (double)invalid);
+    return w;
+}
+
+int ingest_apply(void *arg, void *work)
+{
+    struct happ *app = arg;
+    struct ingest_work *w = work;
+    size_t new_users = 0, new_copies = 0;
+    if (hstore_apply_events(app->store, w->users, w->nu, w->copies, w->nc, &new_users,
+                            &new_copies) != 0)
+        return -1; /* the consumer applies the same batch again */
+    metric_add(app->events_consumed, (double)w->n);
+    metric_add(app->events_invalid, (double)w->invalid);
     if (new_users || new_copies)
-        log_info("ingested %zu events: %zu new users, %zu new copies", n, new_users, new_copies);
+        log_info("ingested %zu events: %zu new users, %zu new copies", w->n, new_users,
+                 new_copies);
     return 0;
+}
+
+void ingest_release(void *arg, void *work)
+{
+    (void)arg;
+    struct ingest_work *w = work;
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->nu; i++)
+        events_user_cleanup(&w->users[i]);
+    for (size_t i = 0; i < w->nc; i++)
+        events_copy_cleanup(&w->copies[i]);
+    free(w->users);
+    free(w->copies);
+    free(w);
 }

@@ -2,9 +2,10 @@
  * until SIGTERM/SIGINT, tear down.
  *
  * Threads: main (signals), the HTTP pool (libmicrohttpd), the Kafka
- * consumer (kconsumer.c, calls ingest_batch), the feedback-loop workers
- * (scheduler.c). Signals are blocked before
- * any thread starts and taken with sigwait() here.
+ * consumer's two (kconsumer.c: its consumer thread calls ingest_prepare,
+ * its writer thread ingest_apply), the feedback-loop workers
+ * (scheduler.c). Signals are blocked before any thread starts and taken
+ * with sigwait() here.
  */
 #include "api.h"
 #include "happ.h"
@@ -74,9 +75,11 @@ int main(void)
         .group_id = cfg.group_id,
         .topics = topics,
         .client_id = "health-service",
-        .handler = ingest_batch,
+        .prepare = ingest_prepare,
+        .apply = ingest_apply,
+        .release = ingest_release,
         .arg = &app,
-        .max_batch = 10000, /* one commit per 10000 events at full speed: fewer page writes */
+        .max_batch = 40000, /* one commit per 40000 events at full speed: fewer page writes */
     };
     app.consumer = kconsumer_start(&kc, err, sizeof err);
     if (!app.consumer)

@@ -1,23 +1,34 @@
 /* kconsumer.c - at-least-once Kafka consumer group member. See kconsumer.h.
  *
- * One thread polls, collects a batch (max_batch messages or batch_wait_ms
- * after the first one) and calls the handler. On success the batch's
- * offsets (highest offset + 1 per partition) are stored and librdkafka's
- * auto-commit sends them; on failure the batch is kept, every assigned
- * partition is paused (so nothing past the batch is fetched, while polls
- * still serve rebalances and heartbeats) and the same batch is handed
- * again after a growing backoff. Messages fetched before the pause that
- * still arrive are appended to the kept batch, so nothing is skipped.
+ * Two threads work as a pipeline. The consumer thread polls, collects a
+ * batch (max_batch messages or batch_wait_ms after the first one),
+ * prepares it (the caller's prepare, e.g. parsing) and hands it over in a
+ * one-batch slot; then it polls and prepares the next batch while the
+ * writer thread applies the previous one (the caller's apply or handler,
+ * e.g. one store transaction). After a successful apply the writer stores
+ * the batch's offsets (highest offset + 1 per partition) for librdkafka's
+ * auto-commit. Batches are applied one at a time, in the order they were
+ * polled, so a stored offset never passes an unapplied message.
  *
- * Rebalances (eager or cooperative): on revoke the stored offsets are
- * committed synchronously and unhandled messages of the revoked partitions
- * are dropped (their next owner reads them again from the commit). Lag and
- * broker state come from librdkafka's statistics, once per second.
+ * A failed apply is retried on the writer after a growing backoff; while
+ * it fails the consumer thread pauses every assigned partition (nothing
+ * new is fetched, polls still serve rebalances) and keeps what still
+ * arrives for later.
  *
- * Threads: the consumer thread runs the handler and every librdkafka
- * callback; kconsumer_stats() from any thread (under `mu`); kconsumer_stop()
- * joins the thread, commits, then closes (callbacks then keep off the handle) and
- * destroys with a bound (kafka_destroy_bounded) on the caller's thread.
+ * Rebalances (eager or cooperative) and stop: the consumer thread asks the
+ * writer to hold after its current attempt (quiesce), takes back every
+ * unapplied batch (its work is released; it is prepared again when handed
+ * over), drops the messages of revoked partitions (their next owner reads
+ * them again from the commit) and commits the stored offsets
+ * synchronously before the partitions are given up. Lag and broker state
+ * come from librdkafka's statistics, once per second.
+ *
+ * Threads: the consumer thread runs prepare and every librdkafka callback;
+ * the writer thread runs apply/handler and stores offsets; the hand-over
+ * state is under `qmu` (with `qcond`), stats under `mu`.
+ * kconsumer_stop() joins both threads, commits, then closes (callbacks then
+ * keep off the handle) and destroys with a bound (kafka_destroy_bounded)
+ * on the caller's thread.
  */
 #include "kconsumer.h"
 #include "kafka.h"
@@ -32,32 +43,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define POLL_MS 100 /* bounds the reaction to kconsumer_stop() */
 #define DESTROY_TIMEOUT_MS 5000
 
+/* a batch of messages, in poll order, with what prepare made of it */
+struct kbatch {
+    rd_kafka_message_t **m;
+    struct kmsg *k; /* the messages as handed to prepare/handler */
+    size_t n, cap;
+    void *work;    /* prepare's result, while prepared */
+    bool prepared;
+};
+
 struct kconsumer {
     rd_kafka_t *rk;
-    pthread_t thread;
+    pthread_t thread, writer;
     atomic_bool stop;
     bool closing; /* set by kconsumer_stop() after the join: callbacks keep off the handle */
     kconsumer_handler_fn handler;
+    kconsumer_prepare_fn prepare;
+    kconsumer_apply_fn apply;
+    kconsumer_release_fn release;
     void *arg;
     int max_batch, batch_wait_ms;
 
     pthread_mutex_t mu; /* guards stats */
     struct kconsumer_stats stats;
 
-    /* consumer thread only (and the closing caller after the join) */
-    rd_kafka_message_t **batch;
-    struct kmsg *kmsgs;
-    size_t n, cap;
-    int64_t deadline_ms; /* hand the batch over at this time */
-    bool failing, paused;
+    /* hand-over between the two threads, under qmu */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcond;
+    struct kbatch *ready;    /* prepared, waiting for the writer */
+    struct kbatch *inflight; /* the writer's: being applied or waiting for a retry */
+    bool applying;           /* the writer is inside apply/handler */
+    bool failing;            /* inflight failed; retried at retry_at_ms */
+    bool hold;               /* the consumer thread has taken the batches back */
+    bool writer_stop;
     int64_t retry_at_ms;
     int backoff_ms, attempts;
+
+    /* consumer thread only (and the closing caller after the join) */
+    struct kbatch acc; /* being collected */
+    int64_t deadline_ms; /* hand acc over at this time */
+    bool paused;
     rd_kafka_topic_partition_list_t *assignment;
 };
 
@@ -68,25 +100,80 @@ static void set_stat_up(struct kconsumer *c, bool up)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* --- batch -------------------------------------------------------------- */
+/* --- batches ------------------------------------------------------------ */
 
-static void batch_push(struct kconsumer *c, rd_kafka_message_t *m)
+static void kbatch_push(struct kbatch *b, rd_kafka_message_t *m)
 {
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 64;
-        c->batch = xreallocarray(c->batch, c->cap, sizeof c->batch[0]);
-        c->kmsgs = xreallocarray(c->kmsgs, c->cap, sizeof c->kmsgs[0]);
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->m = xreallocarray(b->m, b->cap, sizeof b->m[0]);
+        b->k = xreallocarray(b->k, b->cap, sizeof b->k[0]);
     }
-    if (c->n == 0)
-        c->deadline_ms = time_mono_ms() + c->batch_wait_ms;
-    c->batch[c->n++] = m;
+    b->m[b->n++] = m;
 }
 
-static void batch_clear(struct kconsumer *c)
+/* kbatch_unprepare - release what prepare made of b */
+static void kbatch_unprepare(struct kconsumer *c, struct kbatch *b)
 {
-    for (size_t i = 0; i < c->n; i++)
-        rd_kafka_message_destroy(c->batch[i]);
-    c->n = 0;
+    if (b->prepared && c->release)
+        c->release(c->arg, b->work);
+    b->work = NULL;
+    b->prepared = false;
+}
+
+/* kbatch_clear - release the work and destroy the messages; b stays usable */
+static void kbatch_clear(struct kconsumer *c, struct kbatch *b)
+{
+    kbatch_unprepare(c, b);
+    for (size_t i = 0; i < b->n; i++)
+        rd_kafka_message_destroy(b->m[i]);
+    b->n = 0;
+}
+
+static void kbatch_free(struct kconsumer *c, struct kbatch *b)
+{
+    if (!b)
+        return;
+    kbatch_clear(c, b);
+    free(b->m);
+    free(b->k);
+    free(b);
+}
+
+/* kbatch_take_front - move src's messages in front of dst's (src is older);
+ * both lose their work; src is freed */
+static void kbatch_take_front(struct kconsumer *c, struct kbatch *dst, struct kbatch *src)
+{
+    if (!src)
+        return;
+    kbatch_unprepare(c, dst);
+    kbatch_unprepare(c, src);
+    size_t n = dst->n;
+    for (size_t i = 0; i < src->n; i++)
+        kbatch_push(dst, src->m[i]); /* room for both */
+    memmove(dst->m + src->n, dst->m, n * sizeof dst->m[0]);
+    memcpy(dst->m, src->m, src->n * sizeof dst->m[0]);
+    src->n = 0;
+    kbatch_free(c, src);
+}
+
+/* kbatch_prepare - the kmsg view of b's messages, then the caller's prepare */
+static void kbatch_prepare(struct kconsumer *c, struct kbatch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *m = b->m[i];
+        b->k[i] = (struct kmsg){
+            .topic = rd_kafka_topic_name(m->rkt),
+            .partition = m->partition,
+            .offset = m->offset,
+            .key = m->key,
+            .key_len = m->key_len,
+            .value = m->payload,
+            .value_len = m->len,
+        };
+    }
+    b->work = c->prepare ? c->prepare(c->arg, b->k, b->n) : NULL;
+    b->prepared = true;
 }
 
 /* pause_all - pause or resume every assigned partition */
@@ -104,11 +191,11 @@ static void pause_all(struct kconsumer *c, bool pause)
 }
 
 /* store_offsets - highest offset + 1 per partition of the batch */
-static void store_offsets(struct kconsumer *c)
+static void store_offsets(struct kconsumer *c, const struct kbatch *b)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < c->n; i++) {
-        const rd_kafka_message_t *m = c->batch[i];
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *m = b->m[i];
         const char *topic = rd_kafka_topic_name(m->rkt);
         rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l, topic, m->partition);
         if (!tp)
@@ -127,70 +214,133 @@ static void store_offsets(struct kconsumer *c)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* handle_batch - hand the batch over; on success store its offsets, on
- * failure keep it for a retry after a backoff */
-static void handle_batch(struct kconsumer *c)
+/* --- writer thread ------------------------------------------------------ */
+
+static void cond_wait_until(struct kconsumer *c, int64_t until_mono_ms)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        const rd_kafka_message_t *m = c->batch[i];
-        c->kmsgs[i] = (struct kmsg){
-            .topic = rd_kafka_topic_name(m->rkt),
-            .partition = m->partition,
-            .offset = m->offset,
-            .key = m->key,
-            .key_len = m->key_len,
-            .value = m->payload,
-            .value_len = m->len,
-        };
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ms = until_mono_ms - time_mono_ms();
+    if (ms < 0)
+        ms = 0;
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
     }
-    size_t n = c->n;
-    if (c->handler(c->arg, c->kmsgs, n) == 0) {
-        store_offsets(c);
-        batch_clear(c);
-        if (c->failing)
-            log_info("kconsumer: batch handled after %d attempts", c->attempts + 1);
-        c->failing = false;
-        c->attempts = 0;
-        c->backoff_ms = 0;
-        pause_all(c, false);
-        pthread_mutex_lock(&c->mu);
-        c->stats.consumed += n;
-        c->stats.batches++;
-        pthread_mutex_unlock(&c->mu);
-        return;
-    }
-    c->attempts++;
-    c->backoff_ms = c->backoff_ms == 0                   ? BACKOFF_MIN_MS
-                    : c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                         : c->backoff_ms * 2;
-    c->failing = true;
-    c->retry_at_ms = time_mono_ms() + c->backoff_ms;
-    pause_all(c, true);
-    log_warn("kconsumer: handler failed for %zu messages (attempt %d); retrying in %d ms", n,
-             c->attempts, c->backoff_ms);
+    pthread_cond_timedwait(&c->qcond, &c->qmu, &ts);
 }
 
-/* drop_revoked - forget unhandled messages of partitions we lost */
+/* writer_main - apply the handed-over batches one at a time, in order;
+ * store each one's offsets once applied; retry a failed one after a
+ * growing backoff (the consumer thread pauses the partitions meanwhile) */
+static void *writer_main(void *arg)
+{
+    struct kconsumer *c = arg;
+    pthread_mutex_lock(&c->qmu);
+    while (!c->writer_stop) {
+        if (c->hold || (!c->inflight && !c->ready)) {
+            pthread_cond_wait(&c->qcond, &c->qmu);
+            continue;
+        }
+        if (!c->inflight) {
+            c->inflight = c->ready; /* the consumer thread may prepare the next one */
+            c->ready = NULL;
+            pthread_cond_broadcast(&c->qcond);
+        }
+        if (c->failing && time_mono_ms() < c->retry_at_ms) {
+            cond_wait_until(c, c->retry_at_ms);
+            continue;
+        }
+        struct kbatch *b = c->inflight;
+        c->applying = true;
+        pthread_mutex_unlock(&c->qmu);
+
+        int rc = c->apply ? c->apply(c->arg, b->work) : c->handler(c->arg, b->k, b->n);
+        if (rc == 0)
+            store_offsets(c, b);
+
+        pthread_mutex_lock(&c->qmu);
+        c->applying = false;
+        if (rc == 0) {
+            if (c->failing)
+                log_info("kconsumer: batch handled after %d attempts", c->attempts + 1);
+            c->failing = false;
+            c->attempts = 0;
+            c->backoff_ms = 0;
+            c->inflight = NULL;
+            pthread_mutex_lock(&c->mu);
+            c->stats.consumed += b->n;
+            c->stats.batches++;
+            pthread_mutex_unlock(&c->mu);
+            pthread_cond_broadcast(&c->qcond);
+            pthread_mutex_unlock(&c->qmu);
+            kbatch_free(c, b);
+            pthread_mutex_lock(&c->qmu);
+            continue;
+        }
+        c->attempts++;
+        c->backoff_ms = c->backoff_ms == 0                   ? BACKOFF_MIN_MS
+                        : c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                             : c->backoff_ms * 2;
+        c->failing = true;
+        c->retry_at_ms = time_mono_ms() + c->backoff_ms;
+        log_warn("kconsumer: handler failed for %zu messages (attempt %d); retrying in %d ms", b->n,
+                 c->attempts, c->backoff_ms);
+        pthread_cond_broadcast(&c->qcond);
+    }
+    pthread_mutex_unlock(&c->qmu);
+    return NULL;
+}
+
+/* --- consumer thread ---------------------------------------------------- */
+
+/* quiesce - take every unapplied batch back into acc (oldest first), after
+ * the writer's current attempt; the writer then holds until unquiesce */
+static void quiesce(struct kconsumer *c)
+{
+    pthread_mutex_lock(&c->qmu);
+    c->hold = true;
+    while (c->applying)
+        pthread_cond_wait(&c->qcond, &c->qmu);
+    struct kbatch *ready = c->ready, *inflight = c->inflight;
+    c->ready = c->inflight = NULL;
+    c->failing = false; /* a failed batch is applied again when handed over */
+    pthread_mutex_unlock(&c->qmu);
+    kbatch_take_front(c, &c->acc, ready);
+    kbatch_take_front(c, &c->acc, inflight);
+}
+
+static void unquiesce(struct kconsumer *c)
+{
+    pthread_mutex_lock(&c->qmu);
+    c->hold = false;
+    pthread_cond_broadcast(&c->qcond);
+    pthread_mutex_unlock(&c->qmu);
+}
+
+/* drop_revoked - forget unapplied messages of partitions we lost (after
+ * quiesce, all of them are in acc) */
 static void drop_revoked(struct kconsumer *c, const rd_kafka_topic_partition_list_t *parts)
 {
+    struct kbatch *b = &c->acc;
     size_t keep = 0, dropped = 0;
-    for (size_t i = 0; i < c->n; i++) {
-        rd_kafka_message_t *m = c->batch[i];
+    kbatch_unprepare(c, b);
+    for (size_t i = 0; i < b->n; i++) {
+        rd_kafka_message_t *m = b->m[i];
         if (rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(m->rkt), m->partition)) {
             rd_kafka_message_destroy(m);
             dropped++;
         } else {
-            c->batch[keep++] = m;
+            b->m[keep++] = m;
         }
     }
-    c->n = keep;
+    b->n = keep;
+    if (b->n > 0)
+        c->deadline_ms = time_mono_ms(); /* hand what is left over at once */
     if (dropped)
         log_info("kconsumer: dropped %zu unhandled messages of revoked partitions", dropped);
-    if (c->n == 0 && c->failing) {
-        c->failing = false;
-        c->attempts = 0;
-        c->backoff_ms = 0;
-    }
 }
 
 /* --- librdkafka callbacks (consumer thread, or the closing caller) ------ */
@@ -243,7 +393,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
             rd_kafka_assign(rk, parts);
         }
-        if (c->paused) /* a kept batch is waiting: fetch nothing new yet */
+        if (c->paused) /* a failed batch waits for its retry: fetch nothing new yet */
             rd_kafka_pause_partitions(rk, parts);
         refresh_assignment(c);
         set_stat_up(c, true);
@@ -252,11 +402,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         log_info("kconsumer: revoked %d partitions%s", parts->cnt,
                  rd_kafka_assignment_lost(rk) ? " (lost)" : "");
+        quiesce(c); /* the writer has stored what it applied */
         drop_revoked(c, parts);
         if (!c->closing && !rd_kafka_assignment_lost(rk)) /* closing: committed already */
             commit_sync(c, "revoke");
     } else {
         log_warn("kconsumer: rebalance error: %s", rd_kafka_err2str(err));
+        quiesce(c);
         drop_revoked(c, parts);
     }
     if (coop) {
@@ -269,11 +421,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_assign(rk, NULL);
     }
     refresh_assignment(c);
-    if (c->n == 0 && c->paused) {
-        c->paused = false; /* nothing kept: what remains may flow again */
-        if (c->assignment && c->assignment->cnt > 0)
-            rd_kafka_resume_partitions(rk, c->assignment);
-    }
+    unquiesce(c); /* what is left is handed over again (and the partitions resumed) */
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -366,33 +514,59 @@ static void poll_one(struct kconsumer *c, int timeout_ms)
         rd_kafka_message_destroy(m);
         return;
     }
-    batch_push(c, m);
+    if (c->acc.n == 0)
+        c->deadline_ms = time_mono_ms() + c->batch_wait_ms;
+    kbatch_push(&c->acc, m);
+}
+
+/* hand_over - prepare the collected batch and put it in the writer's
+ * (empty) slot */
+static void hand_over(struct kconsumer *c)
+{
+    struct kbatch *b = xmalloc(sizeof *b);
+    *b = c->acc;
+    c->acc = (struct kbatch){0};
+    kbatch_prepare(c, b); /* while the writer applies the previous batch */
+    pthread_mutex_lock(&c->qmu);
+    c->ready = b;
+    pthread_cond_broadcast(&c->qcond);
+    pthread_mutex_unlock(&c->qmu);
 }
 
 static void *consumer_main(void *arg)
 {
     struct kconsumer *c = arg;
     while (!atomic_load(&c->stop)) {
-        int64_t now = time_mono_ms();
-        if (c->failing) {
-            if (now < c->retry_at_ms) {
-                int64_t d = c->retry_at_ms - now;
-                poll_one(c, d < POLL_MS ? (int)d : POLL_MS);
-            } else {
-                handle_batch(c);
-            }
+        pthread_mutex_lock(&c->qmu);
+        bool failing = c->failing, busy = c->ready != NULL;
+        if (busy && !failing) {
+            /* the slot is full: wait for the writer rather than collect a
+             * third batch (memory stays at two batches) */
+            cond_wait_until(c, time_mono_ms() + POLL_MS);
+            pthread_mutex_unlock(&c->qmu);
             continue;
         }
+        pthread_mutex_unlock(&c->qmu);
+        pause_all(c, failing); /* fetch nothing new while a batch waits for its retry */
+        int64_t now = time_mono_ms();
         int timeout = POLL_MS;
-        if (c->n > 0)
+        if (c->acc.n > 0 && !busy)
             timeout = c->deadline_ms > now ? (int)(c->deadline_ms - now) : 0;
-        poll_one(c, timeout);
-        if (c->n > 0 && ((int)c->n >= c->max_batch || time_mono_ms() >= c->deadline_ms))
-            handle_batch(c);
+        poll_one(c, timeout < POLL_MS ? timeout : POLL_MS);
+        if (!busy && c->acc.n > 0 &&
+            ((int)c->acc.n >= c->max_batch || time_mono_ms() >= c->deadline_ms))
+            hand_over(c);
     }
-    if (c->n > 0)
-        log_info("kconsumer: stopping with %zu unhandled messages (they will be read again)", c->n);
-    batch_clear(c);
+    quiesce(c);
+    if (c->acc.n > 0)
+        log_info("kconsumer: stopping with %zu unhandled messages (they will be read again)",
+                 c->acc.n);
+    kbatch_clear(c, &c->acc);
+    pthread_mutex_lock(&c->qmu);
+    c->writer_stop = true;
+    pthread_cond_broadcast(&c->qcond);
+    pthread_mutex_unlock(&c->qmu);
+    pthread_join(c->writer, NULL);
     return NULL;
 }
 
@@ -410,21 +584,36 @@ static void consumer_free(struct kconsumer *c)
     /* a handle that did not go away may still call back with c: keep c */
     if (c->rk && !kafka_destroy_bounded(c->rk, DESTROY_TIMEOUT_MS))
         return;
-    free(c->batch);
-    free(c->kmsgs);
+    kbatch_clear(c, &c->acc);
+    free(c->acc.m);
+    free(c->acc.k);
+    kbatch_free(c, c->ready);
+    kbatch_free(c, c->inflight);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->qmu);
+    pthread_cond_destroy(&c->qcond);
     free(c);
 }
 
 struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errbuf, size_t errlen)
 {
-    if (!cfg->group_id || !*cfg->group_id || !cfg->topics || !cfg->topics[0] || !cfg->handler) {
-        snprintf(errbuf, errlen, "kconsumer: group_id, topics and handler are required");
+    if (!cfg->group_id || !*cfg->group_id || !cfg->topics || !cfg->topics[0] ||
+        !(cfg->handler || cfg->apply)) {
+        snprintf(errbuf, errlen, "kconsumer: group_id, topics and handler (or apply) are required");
         return NULL;
     }
     struct kconsumer *c = xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->qmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->qcond, &ca);
+    pthread_condattr_destroy(&ca);
     c->handler = cfg->handler;
+    c->prepare = cfg->prepare;
+    c->apply = cfg->apply;
+    c->release = cfg->release;
     c->arg = cfg->arg;
     c->max_batch = cfg->max_batch > 0 ? cfg->max_batch : 500;
     c->batch_wait_ms = cfg->batch_wait_ms > 0 ? cfg->batch_wait_ms : 50;
@@ -487,8 +676,18 @@ struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errb
         snprintf(errbuf, errlen, "kafka subscribe: %s", rd_kafka_err2str(serr));
         goto fail;
     }
+    if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
+        snprintf(errbuf, errlen, "kconsumer: cannot start the writer thread");
+        rd_kafka_consumer_close(c->rk);
+        goto fail;
+    }
     if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) {
         snprintf(errbuf, errlen, "kconsumer: cannot start the consumer thread");
+        pthread_mutex_lock(&c->qmu);
+        c->writer_stop = true;
+        pthread_cond_broadcast(&c->qcond);
+        pthread_mutex_unlock(&c->qmu);
+        pthread_join(c->writer, NULL);
         rd_kafka_consumer_close(c->rk);
         goto fail;
     }

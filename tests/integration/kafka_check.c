@@ -22,7 +22,11 @@
  * options: --poll-ms MS, --msg-timeout MS (publisher); --pad BYTES (add,
  * produce: a value that large, not printed); --batch N,
  * --fail K (handler fails its first K calls), --offsets, --wait-lag
- * (consumer: wait up to 5 s for lag 0 before stopping).
+ * (consumer: wait up to 5 s for lag 0 before stopping), --pipeline
+ * (prepare/apply/release instead of one handler: prepare formats the
+ * lines, apply prints them; "prepares=N releases=N" on the summary),
+ * --slow MS (each handler/apply call sleeps first), --stop-file F (stop
+ * once F exists; exit 0).
  */
 #include "db.h"
 #include "kconsumer.h"
@@ -39,10 +43,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct opts {
-    int poll_ms, msg_timeout_ms, batch, fail, timeout_s, pad;
-    bool offsets, wait_lag, until_empty;
+    int poll_ms, msg_timeout_ms, batch, fail, timeout_s, pad, slow_ms;
+    bool offsets, wait_lag, until_empty, pipeline;
+    const char *stop_file;
 };
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -79,6 +85,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->wait_lag = true;
         else if (strcmp(a, "--until-empty") == 0)
             o->until_empty = true;
+        else if (strcmp(a, "--pipeline") == 0)
+            o->pipeline = true;
+        else if (strcmp(a, "--slow") == 0)
+            target = &o->slow_ms;
+        else if (strcmp(a, "--stop-file") == 0) {
+            if (i + 1 >= argc)
+                return -1;
+            o->stop_file = argv[++i];
+        }
         else if (strcmp(a, "--poll-ms") == 0)
             target = &o->poll_ms;
         else if (strcmp(a, "--msg-timeout") == 0)
@@ -302,35 +317,94 @@ static int cmd_publish(int argc, char **argv)
 struct consume_state {
     long want;
     atomic_long handled;
-    atomic_int calls;
-    int fail;
+    atomic_int calls, prepares, releases;
+    int fail, slow_ms;
     bool offsets;
 };
 
-static void put_bytes(const char *s, size_t n)
+/* format - the output lines of a batch */
+static char *format(const struct consume_state *cs, const struct kmsg *msgs, size_t n, size_t *len)
 {
-    if (s)
-        fwrite(s, 1, n, stdout);
+    char *out = NULL;
+    FILE *f = open_memstream(&out, len);
+    if (!f)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        if (cs->offsets)
+            fprintf(f, "%d\t%lld\t", (int)msgs[i].partition, (long long)msgs[i].offset);
+        if (msgs[i].key)
+            fwrite(msgs[i].key, 1, msgs[i].key_len, f);
+        fputc('\t', f);
+        if (msgs[i].value)
+            fwrite(msgs[i].value, 1, msgs[i].value_len, f);
+        fputc('\n', f);
+    }
+    fclose(f);
+    return out;
+}
+
+/* take - what every call does first; 0 when the batch may be taken */
+static int take(struct consume_state *cs)
+{
+    if (cs->slow_ms)
+        time_sleep_ms(cs->slow_ms);
+    if (atomic_load(&cs->handled) >= cs->want)
+        return -1; /* enough: refuse the rest, so the stop leaves them uncommitted
+                    * (not counted: the writer may already hold the next batch) */
+    if (atomic_fetch_add(&cs->calls, 1) < cs->fail)
+        return -1; /* a store that is down: the same batch must come again */
+    return 0;
 }
 
 static int consume_handler(void *arg, const struct kmsg *msgs, size_t n)
 {
     struct consume_state *cs = arg;
-    if (atomic_fetch_add(&cs->calls, 1) < cs->fail)
-        return -1; /* a store that is down: the same batch must come again */
-    if (atomic_load(&cs->handled) >= cs->want)
-        return -1; /* enough: refuse the rest, so the stop leaves them uncommitted */
-    for (size_t i = 0; i < n; i++) {
-        if (cs->offsets)
-            printf("%d\t%lld\t", (int)msgs[i].partition, (long long)msgs[i].offset);
-        put_bytes(msgs[i].key, msgs[i].key_len);
-        putchar('\t');
-        put_bytes(msgs[i].value, msgs[i].value_len);
-        putchar('\n');
-    }
+    if (take(cs) != 0)
+        return -1;
+    size_t len;
+    char *out = format(cs, msgs, n, &len);
+    fwrite(out, 1, len, stdout);
     fflush(stdout);
+    free(out);
     atomic_fetch_add(&cs->handled, (long)n);
     return 0;
+}
+
+/* the pipelined form: the lines are made on the consumer thread */
+struct consume_work {
+    char *out;
+    size_t len, n;
+};
+
+static void *consume_prepare(void *arg, const struct kmsg *msgs, size_t n)
+{
+    struct consume_state *cs = arg;
+    struct consume_work *w = xcalloc(1, sizeof *w);
+    w->out = format(cs, msgs, n, &w->len);
+    w->n = n;
+    atomic_fetch_add(&cs->prepares, 1);
+    return w;
+}
+
+static int consume_apply(void *arg, void *work)
+{
+    struct consume_state *cs = arg;
+    struct consume_work *w = work;
+    if (take(cs) != 0)
+        return -1;
+    fwrite(w->out, 1, w->len, stdout);
+    fflush(stdout);
+    atomic_fetch_add(&cs->handled, (long)w->n);
+    return 0;
+}
+
+static void consume_release(void *arg, void *work)
+{
+    struct consume_state *cs = arg;
+    struct consume_work *w = work;
+    free(w->out);
+    free(w);
+    atomic_fetch_add(&cs->releases, 1);
 }
 
 static int cmd_consume(int argc, char **argv)
@@ -342,10 +416,12 @@ static int cmd_consume(int argc, char **argv)
         parse_int_arg("TIMEOUT_S", argv[4], &timeout_s) != 0 ||
         parse_opts(argc - 5, argv + 5, &o) != 0) {
         fprintf(stderr, "usage: kafka_check consume BROKERS GROUP TOPIC N TIMEOUT_S "
-                        "[--batch B] [--fail K] [--offsets] [--wait-lag]\n");
+                        "[--batch B] [--fail K] [--offsets] [--wait-lag] [--pipeline] "
+                        "[--slow MS] [--stop-file F]\n");
         return 2;
     }
-    struct consume_state cs = {.want = want, .fail = o.fail, .offsets = o.offsets};
+    struct consume_state cs = {
+        .want = want, .fail = o.fail, .slow_ms = o.slow_ms, .offsets = o.offsets};
     const char *topics[] = {argv[2], NULL};
     struct kconsumer_config cfg = {
         .brokers = argv[0],
@@ -353,7 +429,10 @@ static int cmd_consume(int argc, char **argv)
         .topics = topics,
         .client_id = "kafka_check",
         .max_batch = o.batch,
-        .handler = consume_handler,
+        .handler = o.pipeline ? NULL : consume_handler,
+        .prepare = o.pipeline ? consume_prepare : NULL,
+        .apply = o.pipeline ? consume_apply : NULL,
+        .release = o.pipeline ? consume_release : NULL,
         .arg = &cs,
     };
     char err[512];
@@ -369,6 +448,8 @@ static int cmd_consume(int argc, char **argv)
         if (first_ms < 0 && h > 0)
             first_ms = time_mono_ms() - t0;
         if (h >= want)
+            break;
+        if (o.stop_file && access(o.stop_file, F_OK) == 0)
             break;
         time_sleep_ms(10);
     }
@@ -386,11 +467,14 @@ static int cmd_consume(int argc, char **argv)
     long handled = atomic_load(&cs.handled);
     kconsumer_stop(c);
     fprintf(stderr,
-            "consume handled=%ld calls=%d consumed=%llu batches=%llu lag=%lld assigned=%d "
-            "kafka_up=%d first_ms=%lld total_ms=%lld\n",
-            handled, atomic_load(&cs.calls), (unsigned long long)st.consumed,
+            "consume handled=%ld calls=%d prepares=%d releases=%d consumed=%llu batches=%llu "
+            "lag=%lld assigned=%d kafka_up=%d first_ms=%lld total_ms=%lld\n",
+            handled, atomic_load(&cs.calls), atomic_load(&cs.prepares),
+            atomic_load(&cs.releases), (unsigned long long)st.consumed,
             (unsigned long long)st.batches, (long long)st.lag, st.assigned ? 1 : 0,
             st.kafka_up ? 1 : 0, (long long)first_ms, (long long)(time_mono_ms() - t0));
+    if (o.stop_file && access(o.stop_file, F_OK) == 0)
+        return 0;
     return handled >= want ? 0 : 1;
 }
 
