@@ -49,8 +49,7 @@ static int open_store(struct hstore *s, const char *path, char *errbuf, size_t e
                  sqlite3_errmsg(s->w));
         return -1;
     }
-    if (db_migrate(s->w, migrations, sizeof migrations / sizeof migrations[0], errbuf, errlen) !=
-        0)
+    if (db_migrate(s->w, migrations, sizeof migrations / sizeof migrations[0], errbuf, errlen) != 0)
         return -1;
     return db_open(path, &s->r, errbuf, errlen);
 }

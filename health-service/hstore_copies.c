@@ -152,8 +152,8 @@ struct keyed {
 static int find_copy(struct hstore *s, const struct copy_event *e, int64_t h, int64_t *rowid,
                      int *bounced)
 {
-    sqlite3_stmt *st = cached(s, &s->find_copy,
-                              "SELECT rowid, bounced FROM copies WHERE " HSTORE_COPY_MATCH);
+    sqlite3_stmt *st =
+        cached(s, &s->find_copy, "SELECT rowid, bounced FROM copies WHERE " HSTORE_COPY_MATCH);
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, h);
@@ -227,10 +227,10 @@ static int apply_one_copy(struct hstore *s, const struct keyed *k, int *tracked,
         if (r < 0)
             return -1;
         if (r == 1 && was)
-            return 0;  /* seen before: a redelivery */
+            return 0; /* seen before: a redelivery */
         if (r == 1) { /* a tracked copy bounced after all */
-            sqlite3_stmt *st = cached(s, &s->upd_bounce,
-                                      "UPDATE copies SET bounced = 1, smtp_reply = ? WHERE rowid = ?");
+            sqlite3_stmt *st = cached(
+                s, &s->upd_bounce, "UPDATE copies SET bounced = 1, smtp_reply = ? WHERE rowid = ?");
             if (!st)
                 return -1;
             sqlite3_bind_text(st, 1, e->smtp_reply, -1, SQLITE_STATIC);

@@ -76,8 +76,7 @@ int ingest_apply(void *arg, void *work)
     metric_add(app->events_consumed, (double)w->n);
     metric_add(app->events_invalid, (double)w->invalid);
     if (new_users || new_copies)
-        log_info("ingested %zu events: %zu new users, %zu new copies", w->n, new_users,
-                 new_copies);
+        log_info("ingested %zu events: %zu new users, %zu new copies", w->n, new_users, new_copies);
     return 0;
 }
 

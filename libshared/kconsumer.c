@@ -55,7 +55,7 @@ struct kbatch {
     rd_kafka_message_t **m;
     struct kmsg *k; /* the messages as handed to prepare/handler */
     size_t n, cap;
-    void *work;    /* prepare's result, while prepared */
+    void *work; /* prepare's result, while prepared */
     bool prepared;
 };
 
@@ -87,7 +87,7 @@ struct kconsumer {
     int backoff_ms, attempts;
 
     /* consumer thread only (and the closing caller after the join) */
-    struct kbatch acc; /* being collected */
+    struct kbatch acc;   /* being collected */
     int64_t deadline_ms; /* hand acc over at this time */
     bool paused;
     rd_kafka_topic_partition_list_t *assignment;

@@ -93,8 +93,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             if (i + 1 >= argc)
                 return -1;
             o->stop_file = argv[++i];
-        }
-        else if (strcmp(a, "--poll-ms") == 0)
+        } else if (strcmp(a, "--poll-ms") == 0)
             target = &o->poll_ms;
         else if (strcmp(a, "--msg-timeout") == 0)
             target = &o->msg_timeout_ms;
@@ -469,10 +468,10 @@ static int cmd_consume(int argc, char **argv)
     fprintf(stderr,
             "consume handled=%ld calls=%d prepares=%d releases=%d consumed=%llu batches=%llu "
             "lag=%lld assigned=%d kafka_up=%d first_ms=%lld total_ms=%lld\n",
-            handled, atomic_load(&cs.calls), atomic_load(&cs.prepares),
-            atomic_load(&cs.releases), (unsigned long long)st.consumed,
-            (unsigned long long)st.batches, (long long)st.lag, st.assigned ? 1 : 0,
-            st.kafka_up ? 1 : 0, (long long)first_ms, (long long)(time_mono_ms() - t0));
+            handled, atomic_load(&cs.calls), atomic_load(&cs.prepares), atomic_load(&cs.releases),
+            (unsigned long long)st.consumed, (unsigned long long)st.batches, (long long)st.lag,
+            st.assigned ? 1 : 0, st.kafka_up ? 1 : 0, (long long)first_ms,
+            (long long)(time_mono_ms() - t0));
     if (o.stop_file && access(o.stop_file, F_OK) == 0)
         return 0;
     return handled >= want ? 0 : 1;

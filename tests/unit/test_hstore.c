@@ -134,10 +134,11 @@ static int v4_store(const char *path, size_t n)
                                 " domain, smtp_client, sent_at) VALUES(?,?,?,?,?,'custom',?)",
                                 -1, &ins, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO email_stats(email_id, broadcast_id, tracked)"
-                                " VALUES(?1, ?2, 1) ON CONFLICT DO UPDATE SET tracked = tracked + 1",
-                                -1, &st, NULL);
+        rc =
+            sqlite3_prepare_v2(db,
+                               "INSERT INTO email_stats(email_id, broadcast_id, tracked)"
+                               " VALUES(?1, ?2, 1) ON CONFLICT DO UPDATE SET tracked = tracked + 1",
+                               -1, &st, NULL);
     for (size_t id = 0; rc == SQLITE_OK && id < n; id++) {
         int64_t email = (int64_t)(id % 7) + 1;
         sqlite3_bind_text(ins, 1, mids[id], -1, SQLITE_STATIC);
@@ -172,8 +173,8 @@ static void migration(const char *dir)
         return;
     json_object *o = NULL;
     CHECK(hstore_stats_copy(s, mids[42], &o) == 0, "a migrated copy answers by its Message-ID");
-    CHECK_STR(o ? json_object_get_string(json_object_object_get(o, "recipient")) : NULL,
-              rcpts[42], "with its recipient");
+    CHECK_STR(o ? json_object_get_string(json_object_object_get(o, "recipient")) : NULL, rcpts[42],
+              "with its recipient");
     json_object_put(o);
     CHECK_INT(hstore_tracked_count(s), 100, "100 copies tracked after the migration");
     struct copy_event ev[120];
