@@ -16,7 +16,7 @@
 #
 #   N=200000          events (full run: N=1000000)
 #   EMAILS=100        broadcasts the events belong to
-#   INGEST_MODE=backlog  backlog, live or both
+#   INGEST_MODE=both  backlog, live or both
 #   PARTITIONS=       partitions of the topics (default: max(3, N/12000); the dev
 #                     broker keeps only ~5 MB per partition, see common.sh)
 #   CHECK_INTERVAL=86400  health-service feedback-loop interval (large: ingest only)
@@ -24,7 +24,7 @@
 #   TIMEOUT=900       seconds allowed for the ingest
 # Also: BUILD_DIR, KEEP_TMP=1, BENCH_LOG_LEVEL (see common.sh).
 . "$(dirname "$0")/common.sh"
-: "${N:=200000}" "${EMAILS:=100}" "${INGEST_MODE:=backlog}" "${CHECK_INTERVAL:=86400}"
+: "${N:=200000}" "${EMAILS:=100}" "${INGEST_MODE:=both}" "${CHECK_INTERVAL:=86400}"
 : "${SAMPLE:=20}" "${TIMEOUT:=900}"
 : "${PARTITIONS:=$(((N + 11999) / 12000 < 3 ? 3 : (N + 11999) / 12000))}"
 need kcat
@@ -132,7 +132,7 @@ for mode in $MODES; do
   [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "${BTMP:?}/health_$mode"
   steady=$(fmt_rate "$((N - FIRST_N))" "$((TRACKED_MS - FIRST_MS))")
   ROWS+=("$mode $(fmt_rate "$N" "$prod_ms") $(fmt_rate "$N" "$TRACKED_MS") $(fmt_ratio "$(fmt_rate "$N" "$TRACKED_MS")" 100000) $(fmt_s "$TRACKED_MS") $(fmt_s "$FIRST_MS") $steady $(fmt_s "$cpu") $hwm ${invalid:-0}")
-  summary "ingest $mode N=$N" "$(fmt_rate "$N" "$TRACKED_MS") events/s" ">= 100000 events/s" "x$(fmt_ratio "$(fmt_rate "$N" "$TRACKED_MS")" 100000) $(verdict "$(fmt_rate "$N" "$TRACKED_MS") >= 100000")"
+  summary "ingest $mode N=$N" "$(fmt_rate "$N" "$TRACKED_MS") events/s (then $steady/s after $(fmt_s "$FIRST_MS") s)" ">= 100000 events/s" "x$(fmt_ratio "$(fmt_rate "$N" "$TRACKED_MS")" 100000) $(verdict "$(fmt_rate "$N" "$TRACKED_MS") >= 100000")"
   note "$mode: $(fmt_rate "$N" "$TRACKED_MS") events/s ($VERIFIED)"
 done
 

@@ -32,6 +32,10 @@ struct copy_event {
     char *block; /* holds the strings above (one allocation) */
     int64_t email_id;
     int64_t sent_at_ms; /* parsed from sent_at; 0 when absent (failed) */
+    /* set by hstore_key_copies (the store's key and arrival order) */
+    int64_t key;
+    size_t seq;
+    bool keyed;
 };
 
 /* events_parse_copy - a v1 email.sent / email.failed event; 0, or -1 with

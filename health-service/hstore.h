@@ -29,6 +29,12 @@ int hstore_apply_events(struct hstore *s, const struct user_event *users, size_t
                         const struct copy_event *copies, size_t nc, size_t *new_users,
                         size_t *new_copies);
 
+/* hstore_key_copies - give each copy its store key and put the copies in
+ * the order the store applies them (by key, then as they came). Optional
+ * (hstore_apply_events does it for copies not keyed), and callable on any
+ * thread: the pipelined ingest does it while the previous batch is stored. */
+void hstore_key_copies(struct hstore *s, struct copy_event *copies, size_t n);
+
 /* hstore_domains - [{"domain","users","tracked","checked","first_seen",
  * "last_seen","last_round_at","last_error","delivered","spam","opened",
  * "read","bounced"}] by name; caller puts. NULL on error. */

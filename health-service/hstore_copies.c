@@ -80,27 +80,27 @@ struct agg {
     const char *key;          /* domain (points into the batch's events) */
     int64_t email_id;         /* email aggregates */
     const char *broadcast_id; /* the email's, for a first row */
+    uint64_t h;               /* of the email_id or the domain */
     int tracked, bounced;
 };
 
 /* aggs - the distinct emails or domains of a batch, in first-seen order,
- * found through an open-addressing index (a batch can touch thousands) */
+ * found through an open-addressing index that grows with them (a batch
+ * of 40,000 copies usually touches a few, but can touch thousands) */
 struct aggs {
     struct agg *v;
-    size_t n;
+    size_t n, cap;
     uint32_t *slot; /* index + 1 into v, 0 = empty; mask + 1 slots */
     size_t mask;
 };
 
-static void aggs_init(struct aggs *a, size_t max)
+static void aggs_init(struct aggs *a)
 {
-    size_t cap = 16;
-    while (cap < 2 * max)
-        cap *= 2;
-    a->v = xcalloc(max ? max : 1, sizeof *a->v);
     a->n = 0;
-    a->slot = xcalloc(cap, sizeof *a->slot);
-    a->mask = cap - 1;
+    a->cap = 16;
+    a->v = xcalloc(a->cap, sizeof *a->v);
+    a->mask = 2 * a->cap - 1;
+    a->slot = xcalloc(a->mask + 1, sizeof *a->slot);
 }
 
 static void aggs_cleanup(struct aggs *a)
@@ -109,26 +109,51 @@ static void aggs_cleanup(struct aggs *a)
     free(a->slot);
 }
 
-static struct agg *agg_email(struct aggs *a, const struct copy_event *e)
+/* aggs_add - a new entry with hash h (slots at most half full) */
+static struct agg *aggs_add(struct aggs *a, uint64_t h)
 {
-    size_t i = (size_t)((uint64_t)e->email_id * 0x9E3779B97F4A7C15u >> 32) & a->mask;
-    for (; a->slot[i]; i = (i + 1) & a->mask)
-        if (a->v[a->slot[i] - 1].email_id == e->email_id)
-            return &a->v[a->slot[i] - 1];
-    a->v[a->n] = (struct agg){.email_id = e->email_id, .broadcast_id = e->broadcast_id};
+    if (a->n == a->cap) {
+        a->cap *= 2;
+        a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
+        free(a->slot);
+        a->mask = 2 * a->cap - 1;
+        a->slot = xcalloc(a->mask + 1, sizeof *a->slot);
+        for (size_t k = 0; k < a->n; k++) {
+            size_t i = a->v[k].h & a->mask;
+            while (a->slot[i])
+                i = (i + 1) & a->mask;
+            a->slot[i] = (uint32_t)(k + 1);
+        }
+    }
+    size_t i = h & a->mask;
+    while (a->slot[i])
+        i = (i + 1) & a->mask;
+    a->v[a->n] = (struct agg){.h = h};
     a->slot[i] = (uint32_t)++a->n;
     return &a->v[a->n - 1];
 }
 
+static struct agg *agg_email(struct aggs *a, const struct copy_event *e)
+{
+    uint64_t h = (uint64_t)e->email_id * 0x9E3779B97F4A7C15u >> 32;
+    for (size_t i = h & a->mask; a->slot[i]; i = (i + 1) & a->mask)
+        if (a->v[a->slot[i] - 1].email_id == e->email_id)
+            return &a->v[a->slot[i] - 1];
+    struct agg *g = aggs_add(a, h);
+    g->email_id = e->email_id;
+    g->broadcast_id = e->broadcast_id;
+    return g;
+}
+
 static struct agg *agg_domain(struct aggs *a, const char *domain)
 {
-    size_t i = (size_t)hstore_mid_hash(domain) & a->mask; /* FNV-1a */
-    for (; a->slot[i]; i = (i + 1) & a->mask)
+    uint64_t h = (uint64_t)hstore_mid_hash(domain); /* FNV-1a */
+    for (size_t i = h & a->mask; a->slot[i]; i = (i + 1) & a->mask)
         if (strcmp(a->v[a->slot[i] - 1].key, domain) == 0)
             return &a->v[a->slot[i] - 1];
-    a->v[a->n] = (struct agg){.key = domain};
-    a->slot[i] = (uint32_t)++a->n;
-    return &a->v[a->n - 1];
+    struct agg *g = aggs_add(a, h);
+    g->key = domain;
+    return g;
 }
 
 int64_t hstore_mid_hash(const char *message_id)
@@ -145,7 +170,17 @@ int64_t hstore_mid_hash(const char *message_id)
 struct keyed {
     const struct copy_event *e;
     int64_t hash;
+    size_t seq; /* arrival order */
 };
+
+/* by_keyed - by key, then as the copies came */
+static int by_keyed(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
 
 /* find_copy - the stored copy e (hash h): 1 with its rowid and bounced
  * flag, 0 if none, -1 on error */
@@ -326,13 +361,32 @@ static int apply_sent_chunk(struct hstore *s, const struct keyed *e, bool *track
 }
 
 /* by_key - qsort order of a batch: by key (the index order), then as the
- * copies came (pointers into one array), so a bounce stays after its copy */
+ * copies came, so a bounce stays after its copy */
 static int by_key(const void *a, const void *b)
 {
-    const struct keyed *x = a, *y = b;
-    if (x->hash != y->hash)
-        return x->hash < y->hash ? -1 : 1;
-    return (x->e > y->e) - (x->e < y->e);
+    const struct copy_event *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+void hstore_key_copies(struct hstore *s, struct copy_event *copies, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        copies[i].key = s->hash(copies[i].message_id);
+        copies[i].seq = i;
+        copies[i].keyed = true;
+    }
+    qsort(copies, n, sizeof *copies, by_key);
+}
+
+/* keyed_in_order - the copies as hstore_key_copies left them */
+static bool keyed_in_order(const struct copy_event *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!c[i].keyed || (i > 0 && by_key(&c[i - 1], &c[i]) > 0))
+            return false;
+    return true;
 }
 
 int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_t n, size_t *added)
@@ -343,11 +397,15 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_
      * the other instead of jumping around it (pages stay in the CPU
      * caches); copies of different messages are independent */
     struct keyed *e = xcalloc(n ? n : 1, sizeof *e);
+    bool keyed = keyed_in_order(events, n);
     for (size_t i = 0; i < n; i++)
-        e[i] = (struct keyed){.e = &events[i], .hash = s->hash(events[i].message_id)};
-    qsort(e, n, sizeof *e, by_key);
-    aggs_init(&ea, n);
-    aggs_init(&da, n);
+        e[i] = (struct keyed){.e = &events[i],
+                              .hash = keyed ? events[i].key : s->hash(events[i].message_id),
+                              .seq = i};
+    if (!keyed)
+        qsort(e, n, sizeof *e, by_keyed);
+    aggs_init(&ea);
+    aggs_init(&da);
     size_t run_end = 0; /* e[i, run_end) are email.sent copies */
     for (size_t i = 0; i < n;) {
         bool chunk_new[HSTORE_CHUNK];

@@ -62,6 +62,7 @@ void *ingest_prepare(void *arg, const struct kmsg *msgs, size_t n)
         else
             w->nc++;
     }
+    hstore_key_copies(app->store, w->copies, w->nc);
     return w;
 }
 

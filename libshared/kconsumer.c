@@ -238,6 +238,7 @@ static void cond_wait_until(struct kconsumer *c, int64_t until_mono_ms)
 static void *writer_main(void *arg)
 {
     struct kconsumer *c = arg;
+    pthread_setname_np(pthread_self(), "kc-apply"); /* top -H, perf, gdb */
     pthread_mutex_lock(&c->qmu);
     while (!c->writer_stop) {
         if (c->hold || (!c->inflight && !c->ready)) {
@@ -536,6 +537,7 @@ static void hand_over(struct kconsumer *c)
 static void *consumer_main(void *arg)
 {
     struct kconsumer *c = arg;
+    pthread_setname_np(pthread_self(), "kc-poll");
     while (!atomic_load(&c->stop)) {
         pthread_mutex_lock(&c->qmu);
         bool failing = c->failing, busy = c->ready != NULL;
