@@ -642,6 +642,11 @@ struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errb
         heartbeat_s,
         "statistics.interval.ms",
         "1000",
+        /* a fetch the broker holds for lack of data (up to this long)
+         * delays the partitions assigned meanwhile: 500 ms by default, so
+         * every start and rebalance lost half a second */
+        "fetch.wait.max.ms",
+        "100",
         NULL,
     };
     rd_kafka_conf_t *conf = kafka_conf_new(cfg->brokers, cfg->client_id, base, errbuf, errlen);

@@ -23,7 +23,8 @@
  * prepared again. kconsumer_stop drops unapplied batches the same way.
  * At most two batches are held (one applied, one prepared).
  * Settings: enable.auto.commit=true (every 1 s), auto.offset.reset=earliest,
- * session.timeout.ms (heartbeat a third of it, at most 3 s); lag and
+ * fetch.wait.max.ms=100, session.timeout.ms (heartbeat a third of it, at
+ * most 3 s); lag and
  * kafka_up come from librdkafka statistics once per second.
  *
  * Threads: the consumer thread (prepare, librdkafka callbacks), the writer
