@@ -54,12 +54,16 @@ static struct copy_event event(size_t i)
 }
 
 /* apply - the sequence in batches of `batch`; the sum of *new_copies */
-static size_t apply(struct hstore *s, const struct copy_event *ev, size_t batch)
+static size_t apply(struct hstore *s, const struct copy_event *ev, size_t batch, bool keyed)
 {
+    static struct copy_event b[NEV];
     size_t added = 0;
     for (size_t i = 0; i < NEV; i += batch) {
         size_t n = NEV - i < batch ? NEV - i : batch, nu, nc;
-        if (hstore_apply_events(s, NULL, 0, &ev[i], n, &nu, &nc) != 0)
+        memcpy(b, &ev[i], n * sizeof *b);
+        if (keyed) /* as the pipelined ingest does before applying */
+            hstore_key_copies(s, b, n);
+        if (hstore_apply_events(s, NULL, 0, b, n, &nu, &nc) != 0)
             return (size_t)-1;
         added += nc;
     }
@@ -265,26 +269,29 @@ int main(void)
     for (size_t i = 0; i < NEV; i++)
         ev[i] = event(i);
 
-    char dir[] = "/tmp/test_hstore.XXXXXX", path[5][64], err[256];
+    char dir[] = "/tmp/test_hstore.XXXXXX", path[7][64], err[256];
     CHECK(mkdtemp(dir) != NULL, "temp dir");
-    /* runs 3 and 4 with a hash that makes most Message-IDs collide */
-    static const size_t batches[5] = {1, 200, NEV, 1, NEV};
-    char *sum[5];
-    size_t added[5];
-    for (int k = 0; k < 5; k++) {
+    /* runs 3, 4 and 6 with a hash that makes most Message-IDs collide;
+     * runs 5 and 6 keyed and sorted first by hstore_key_copies */
+    enum { RUNS = 7 };
+    static const size_t batches[RUNS] = {1, 200, NEV, 1, NEV, 200, NEV};
+    char *sum[RUNS];
+    size_t added[RUNS];
+    for (int k = 0; k < RUNS; k++) {
         snprintf(path[k], sizeof path[k], "%s/h%d.db", dir, k);
         struct hstore *s = hstore_open(path[k], err, sizeof err);
         CHECK(s != NULL, err);
         if (!s)
             return test_done();
-        if (k >= 3)
+        if (k == 3 || k == 4 || k == 6)
             hstore_set_hash(s, weak_hash);
-        added[k] = apply(s, ev, batches[k]);
+        bool keyed = k >= 5;
+        added[k] = apply(s, ev, batches[k], keyed);
         sum[k] = summary(s);
         if (k == 0)
             CHECK_INT(hstore_tracked_count(s), (int64_t)added[0], "tracked = copies added");
         /* everything again: a redelivery of every batch changes nothing */
-        CHECK_INT(apply(s, ev, batches[k]), 0, "redelivered batches add nothing");
+        CHECK_INT(apply(s, ev, batches[k], keyed), 0, "redelivered batches add nothing");
         char *again = summary(s);
         CHECK_STR(again, sum[k], "redelivered batches change nothing");
         free(again);
@@ -299,7 +306,11 @@ int main(void)
     CHECK_INT(added[4], added[0], "colliding hashes, one batch: the same copies added");
     CHECK_STR(sum[3], sum[0], "colliding hashes, single events: the same stats");
     CHECK_STR(sum[4], sum[0], "colliding hashes, one batch: the same stats");
-    for (int k = 0; k < 5; k++) {
+    CHECK_INT(added[5], added[0], "keyed batches of 200: the same copies added");
+    CHECK_STR(sum[5], sum[0], "keyed batches of 200: the same stats");
+    CHECK_INT(added[6], added[0], "keyed, colliding hashes, one batch: the same copies added");
+    CHECK_STR(sum[6], sum[0], "keyed, colliding hashes, one batch: the same stats");
+    for (int k = 0; k < RUNS; k++) {
         free(sum[k]);
         remove_db(path[k]);
     }
