@@ -290,6 +290,19 @@ cpu_ms() {
   set -- $f
   echo $(((${12} + ${13}) * 1000 / $(getconf CLK_TCK)))
 }
+# thread_cpu PID - "name=CPU_s ..." for PID's threads (summed by thread name), busiest first
+thread_cpu() {
+  local t f comm
+  for t in /proc/"$1"/task/*; do
+    comm=$(cat "$t/comm" 2>/dev/null) || continue
+    f=$(cat "$t/stat" 2>/dev/null) || continue
+    f=${f##*) }
+    # shellcheck disable=SC2086 # split the stat fields
+    set -- $f
+    echo "${comm// /_} $((${12} + ${13}))"
+  done | awk -v hz="$(getconf CLK_TCK)" '{ s[$1] += $2 } END { for (k in s) printf "%s=%.2f\n", k, s[k] / hz }' |
+    sort -t= -k2 -rn | tr '\n' ' '
+}
 # copy_db FROM TO - copy a stopped service's SQLite files (db, -wal, -shm)
 copy_db() {
   mkdir -p "$BTMP/$2"

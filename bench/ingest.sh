@@ -1,9 +1,9 @@
 #!/bin/bash
 # ingest.sh - event ingest rate of health-service.
 #
-# N email.sent events, valid per the contract (README "Events"; unique
-# Message-ID per event, key = Message-ID, spread over EMAILS broadcasts and 50
-# domains) are generated to a file, then produced to the dev broker's topic
+# N email.sent events, valid per the contract (README "Events"; a unique,
+# random Message-ID per event as warmup-service makes them, key = Message-ID,
+# spread over EMAILS broadcasts and 50 domains) are generated to a file, then produced to the dev broker's topic
 # email-events with kcat as fast as it goes. Then:
 #   backlog: health-service is started on the full topic; timed from its
 #            launch until /metrics health_tracked_copies == N;
@@ -11,7 +11,8 @@
 #            events are produced; timed from the start of kcat until
 #            health_tracked_copies == N (producer and consumer overlap).
 # Afterwards a sample of copies (SAMPLE Message-IDs) and the per-broadcast
-# totals are checked through /mail_stats and /all_mail_stats.
+# totals are checked through /mail_stats and /all_mail_stats, and the CPU
+# time of each health-service thread and of the broker is printed.
 # Target (issue 6, N=1,000,000): >= 100,000 events/s.
 #
 #   N=200000          events (full run: N=1000000)
@@ -90,6 +91,7 @@ check_span() {
 }
 
 ROWS=()
+THREADS=()
 for mode in $MODES; do
   start_broker "$PARTITIONS"
   HP=$(freeport)
@@ -101,6 +103,7 @@ for mode in $MODES; do
     prod_ms=$(($(now_ms) - t0))
     check_span
     t0=$(now_ms)
+    broker0=$(cpu_ms "$BROKER_PID")
     start_health "health_$mode" "$HP" "${HENV[@]}"
     pid_var=health_${mode}_PID
     perf_start "${!pid_var}" "health-$mode"
@@ -115,6 +118,7 @@ for mode in $MODES; do
     # by 3 s, like Kafka's group.initial.rebalance.delay.ms
     wait_for 30 metric_is "$H_URL" health_consumer_lag 0 || die "health-service did not join its consumer group within 30 s"
     t0=$(now_ms)
+    broker0=$(cpu_ms "$BROKER_PID")
     # kcat in the background: the service ingests while it produces
     (produce_events "$BTMP/events.tsv" && echo $(($(now_ms) - t0)) >"$BTMP/prod_ms") &
     prod_pid=$!
@@ -127,6 +131,7 @@ for mode in $MODES; do
   fi
   pid=${!pid_var}
   cpu=$(cpu_ms "$pid")
+  THREADS+=("$mode: health-service threads (CPU s from launch) $(thread_cpu "$pid"); kafka-dev-broker $(fmt_s $(($(cpu_ms "$BROKER_PID") - broker0))) CPU s over the same $(fmt_s "$TRACKED_MS") s")
   hwm=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   verify "$H_URL"
   invalid=$(metric "$H_URL" health_events_invalid_total)
@@ -149,4 +154,5 @@ echo "(backlog: events produced first, timed from health-service launch to healt
 echo " live: health-service running, timed from the start of kcat to health_tracked_copies=N;"
 echo " first = until the first copy is tracked (start-up, group join); steady = the rest of the events over the rest of the time;"
 echo " CPU = user+system seconds of health-service from launch; every run then checks $SAMPLE copies and the totals)"
+printf '%s\n' "${THREADS[@]}"
 perf_print
