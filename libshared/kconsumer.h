@@ -21,11 +21,12 @@
  * partitions are given up, and unapplied messages of revoked partitions are
  * dropped (their next owner reads them from the commit); the others are
  * prepared again. kconsumer_stop drops unapplied batches the same way.
- * At most two batches are held (one applied, one prepared).
+ * At most two batches are held (one applied, one prepared), plus, while a
+ * batch waits for its retry, what had been fetched before the pause.
  * Settings: enable.auto.commit=true (every 1 s), auto.offset.reset=earliest,
  * fetch.wait.max.ms=100, session.timeout.ms (heartbeat a third of it, at
- * most 3 s); lag and
- * kafka_up come from librdkafka statistics once per second.
+ * most 3 s); lag and kafka_up come from librdkafka statistics once per
+ * second.
  *
  * Threads: the consumer thread (prepare, librdkafka callbacks), the writer
  * thread (apply or handler, offsets); start/stop/stats from the owner.
@@ -76,8 +77,9 @@ struct kconsumer_config {
 struct kconsumer;
 
 struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errbuf, size_t errlen);
-/* kconsumer_stop - stop the thread, commit stored offsets, close the
- * group membership, free. NULL is a no-op. */
+/* kconsumer_stop - stop both threads (the writer finishes its current
+ * attempt), commit stored offsets, close the group membership, free. NULL
+ * is a no-op. */
 void kconsumer_stop(struct kconsumer *c);
 
 struct kconsumer_stats {
