@@ -37,21 +37,14 @@ static void sql_mid_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_result_null(ctx);
 }
 
-/* open_store - the writer (with hstore_mid_hash for the migrations),
- * migrated, then the reader */
-static int open_store(struct hstore *s, const char *path, char *errbuf, size_t errlen)
+/* register_mid_hash - hstore_mid_hash(text) on the writer, for migration 5 */
+static int register_mid_hash(sqlite3 *w, char *errbuf, size_t errlen)
 {
-    if (db_open(path, &s->w, errbuf, errlen) != 0)
-        return -1;
-    if (sqlite3_create_function(s->w, "hstore_mid_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-                                NULL, sql_mid_hash, NULL, NULL) != SQLITE_OK) {
-        snprintf(errbuf, errlen, "%s: cannot register hstore_mid_hash: %s", path,
-                 sqlite3_errmsg(s->w));
-        return -1;
-    }
-    if (db_migrate(s->w, migrations, sizeof migrations / sizeof migrations[0], errbuf, errlen) != 0)
-        return -1;
-    return db_open(path, &s->r, errbuf, errlen);
+    if (sqlite3_create_function(w, "hstore_mid_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                sql_mid_hash, NULL, NULL) == SQLITE_OK)
+        return 0;
+    snprintf(errbuf, errlen, "cannot register hstore_mid_hash: %s", sqlite3_errmsg(w));
+    return -1;
 }
 
 void hstore_set_hash(struct hstore *s, hstore_hash_fn fn)
@@ -65,7 +58,8 @@ struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
     pthread_mutex_init(&s->w_lock, NULL);
     pthread_mutex_init(&s->r_lock, NULL);
     s->hash = hstore_mid_hash;
-    if (open_store(s, path, errbuf, errlen) != 0) {
+    if (db_open_store(path, migrations, sizeof migrations / sizeof migrations[0], register_mid_hash,
+                      &s->w, &s->r, errbuf, errlen) != 0) {
         hstore_free(s);
         return NULL;
     }

@@ -160,13 +160,14 @@ int db_migrate(sqlite3 *db, const char *const *migrations, size_t n, char *errbu
     return 0;
 }
 
-int db_open_store(const char *path, const char *const *migrations, size_t n, sqlite3 **writer,
-                  sqlite3 **reader, char *errbuf, size_t errlen)
+int db_open_store(const char *path, const char *const *migrations, size_t n, db_setup_fn setup,
+                  sqlite3 **writer, sqlite3 **reader, char *errbuf, size_t errlen)
 {
     *writer = *reader = NULL;
     if (db_open(path, writer, errbuf, errlen) != 0)
         return -1;
-    if (db_migrate(*writer, migrations, n, errbuf, errlen) != 0 ||
+    if ((setup && setup(*writer, errbuf, errlen) != 0) ||
+        db_migrate(*writer, migrations, n, errbuf, errlen) != 0 ||
         db_open(path, reader, errbuf, errlen) != 0) {
         db_close(*writer);
         *writer = NULL;

@@ -24,11 +24,15 @@ void db_close(sqlite3 *db);
  * the user_version bump. A database newer than the code is an error. */
 int db_migrate(sqlite3 *db, const char *const *migrations, size_t n, char *errbuf, size_t errlen);
 
+/* db_setup_fn - prepares the writer before the migrations run (e.g. SQL
+ * functions they call); 0, or -1 with a message */
+typedef int (*db_setup_fn)(sqlite3 *writer, char *errbuf, size_t errlen);
 /* db_open_store - a service store's two connections on one file: the
- * writer (migrated to the latest schema) and a reader for queries that
- * must not wait for a write transaction. Both or neither are returned. */
-int db_open_store(const char *path, const char *const *migrations, size_t n, sqlite3 **writer,
-                  sqlite3 **reader, char *errbuf, size_t errlen);
+ * writer (set up by setup when not NULL, then migrated to the latest
+ * schema) and a reader for queries that must not wait for a write
+ * transaction. Both or neither are returned. */
+int db_open_store(const char *path, const char *const *migrations, size_t n, db_setup_fn setup,
+                  sqlite3 **writer, sqlite3 **reader, char *errbuf, size_t errlen);
 
 /* db_exec - run fixed SQL (no parameters); 0 or -1 (logged) */
 int db_exec(sqlite3 *db, const char *sql);

@@ -43,7 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
@@ -216,20 +215,13 @@ static void store_offsets(struct kconsumer *c, const struct kbatch *b)
 
 /* --- writer thread ------------------------------------------------------ */
 
+/* cond_wait_until - wait on qcond (qmu held) until woken or the
+ * CLOCK_MONOTONIC time until_mono_ms */
 static void cond_wait_until(struct kconsumer *c, int64_t until_mono_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t ms = until_mono_ms - time_mono_ms();
-    if (ms < 0)
-        ms = 0;
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&c->qcond, &c->qmu, &ts);
+    struct timespec dl = time_mono_deadline(ms > 0 ? ms : 0);
+    pthread_cond_timedwait(&c->qcond, &c->qmu, &dl);
 }
 
 /* writer_main - apply the handed-over batches one at a time, in order;
@@ -610,11 +602,7 @@ struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errb
     struct kconsumer *c = xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->qmu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->qcond, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init_mono(&c->qcond);
     c->handler = cfg->handler;
     c->prepare = cfg->prepare;
     c->apply = cfg->apply;

@@ -34,8 +34,8 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
     pthread_mutex_init(&s->gc_mu, NULL);
     pthread_cond_init(&s->gc_cv, NULL);
     s->gc_tail = &s->gc_head;
-    if (db_open_store(path, migrations, sizeof migrations / sizeof migrations[0], &s->w, &s->r,
-                      errbuf, errlen) != 0) {
+    if (db_open_store(path, migrations, sizeof migrations / sizeof migrations[0], NULL, &s->w,
+                      &s->r, errbuf, errlen) != 0) {
         store_free(s);
         return NULL;
     }

@@ -271,10 +271,23 @@ int main(void)
 
     char dir[] = "/tmp/test_hstore.XXXXXX", path[7][64], err[256];
     CHECK(mkdtemp(dir) != NULL, "temp dir");
-    /* runs 3, 4 and 6 with a hash that makes most Message-IDs collide;
-     * runs 5 and 6 keyed and sorted first by hstore_key_copies */
+    /* every run must leave what run 0 (single events) leaves; weak: a hash
+     * that makes most Message-IDs collide; keyed: sorted first by
+     * hstore_key_copies */
     enum { RUNS = 7 };
-    static const size_t batches[RUNS] = {1, 200, NEV, 1, NEV, 200, NEV};
+    static const struct {
+        const char *name;
+        size_t batch;
+        bool weak, keyed;
+    } runs[RUNS] = {
+        {"single events", 1, false, false},
+        {"batches of 200", 200, false, false},
+        {"one batch", NEV, false, false},
+        {"colliding hashes, single events", 1, true, false},
+        {"colliding hashes, one batch", NEV, true, false},
+        {"keyed batches of 200", 200, false, true},
+        {"keyed, colliding hashes, one batch", NEV, true, true},
+    };
     char *sum[RUNS];
     size_t added[RUNS];
     for (int k = 0; k < RUNS; k++) {
@@ -283,33 +296,28 @@ int main(void)
         CHECK(s != NULL, err);
         if (!s)
             return test_done();
-        if (k == 3 || k == 4 || k == 6)
+        if (runs[k].weak)
             hstore_set_hash(s, weak_hash);
-        bool keyed = k >= 5;
-        added[k] = apply(s, ev, batches[k], keyed);
+        bool keyed = runs[k].keyed;
+        added[k] = apply(s, ev, runs[k].batch, keyed);
         sum[k] = summary(s);
         if (k == 0)
             CHECK_INT(hstore_tracked_count(s), (int64_t)added[0], "tracked = copies added");
         /* everything again: a redelivery of every batch changes nothing */
-        CHECK_INT(apply(s, ev, batches[k], keyed), 0, "redelivered batches add nothing");
+        CHECK_INT(apply(s, ev, runs[k].batch, keyed), 0, "redelivered batches add nothing");
         char *again = summary(s);
         CHECK_STR(again, sum[k], "redelivered batches change nothing");
         free(again);
         hstore_free(s);
     }
     CHECK(added[0] > 300 && added[0] < NIDS + 1, "some copies were redelivered");
-    CHECK_INT(added[1], added[0], "batches of 200 add what single events add");
-    CHECK_INT(added[2], added[0], "one batch adds what single events add");
-    CHECK_STR(sum[1], sum[0], "batches of 200 leave what single events leave");
-    CHECK_STR(sum[2], sum[0], "one batch leaves what single events leave");
-    CHECK_INT(added[3], added[0], "colliding hashes, single events: the same copies added");
-    CHECK_INT(added[4], added[0], "colliding hashes, one batch: the same copies added");
-    CHECK_STR(sum[3], sum[0], "colliding hashes, single events: the same stats");
-    CHECK_STR(sum[4], sum[0], "colliding hashes, one batch: the same stats");
-    CHECK_INT(added[5], added[0], "keyed batches of 200: the same copies added");
-    CHECK_STR(sum[5], sum[0], "keyed batches of 200: the same stats");
-    CHECK_INT(added[6], added[0], "keyed, colliding hashes, one batch: the same copies added");
-    CHECK_STR(sum[6], sum[0], "keyed, colliding hashes, one batch: the same stats");
+    for (int k = 1; k < RUNS; k++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s: the same copies added", runs[k].name);
+        CHECK_INT(added[k], added[0], name);
+        snprintf(name, sizeof name, "%s: the same stats", runs[k].name);
+        CHECK_STR(sum[k], sum[0], name);
+    }
     for (int k = 0; k < RUNS; k++) {
         free(sum[k]);
         remove_db(path[k]);
