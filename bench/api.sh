@@ -20,7 +20,10 @@
 #   THREADS=2    wrk threads;  CONNS=16  wrk connections (GET /mail_stats)
 #   REG_CONNS="16 64"  wrk connections of the POST /register runs, one run each
 #   M=20000      copies tracked by health-service;  EMAILS=100 broadcasts
-#   RATE=5000    paced /mail_stats rate (connections = RATE * 2.5 ms, at least 1)
+#   RATE=5000    paced /mail_stats rate: connections = RATE * 3 ms rounded up (a
+#                connection's cycle is the 2 ms wait, the request and wrk's timer
+#                slack: about 2.8 ms here), so the run goes at RATE or a little above;
+#                the verdict wants both p99 <= 2 ms and at least RATE req/s
 #   HTTP_THREADS the services' own default unless set
 # Also: BUILD_DIR, KEEP_TMP=1, BENCH_LOG_LEVEL (see common.sh).
 . "$(dirname "$0")/common.sh"
@@ -83,7 +86,7 @@ stats_run() { # NAME WRK_ARGS... - one wrk run on /mail_stats
     >"$BTMP/$name.wrk" 2>&1 || die "wrk $name failed: $(tail -5 "$BTMP/$name.wrk")"
   [ "$(bench_line "$BTMP/$name.wrk" cother)" = 0 ] || die "/mail_stats answered non-200: $(grep mail_stats.lua "$BTMP/$name.wrk" | head -3)"
 }
-paced_conns=$(awk -v r="$RATE" 'BEGIN { c = int(r * 2.5 / 1000 + 0.5); print (c < 1 ? 1 : c) }')
+paced_conns=$(awk -v r="$RATE" 'BEGIN { c = int((r * 3 + 999) / 1000); print (c < 1 ? 1 : c) }')
 stats_run full -t "$THREADS" -c "$CONNS"
 DELAY_MS=2 stats_run paced -t "$THREADS" -c "$paced_conns"
 stats_run single -t 1 -c 1
@@ -96,7 +99,7 @@ for rc in $REG_CONNS; do
   r=$(fmt_rate "$(bench_line "$f" c201)" "$(($(bench_line "$f" duration_us) / 1000))")
   summary "api POST /register -c$rc D=$D" "$r 201/s, p99 $(ms_of "$(bench_line "$f" p99_us)") ms" ">= 10000/s" "x$(fmt_ratio "$r" 10000) $(verdict "$r >= 10000")"
 done
-summary "api GET /mail_stats paced" "$paced_rps req/s, p99 $p99_paced ms" "p99 <= 2 ms at $RATE/s" "$(verdict "$p99_paced <= 2")"
+summary "api GET /mail_stats paced" "$paced_rps req/s, p99 $p99_paced ms" "p99 <= 2 ms at $RATE/s" "$(verdict "$p99_paced <= 2 && $paced_rps >= $RATE")"
 
 row() { # NAME FILE TARGET
   local f=$BTMP/$2.wrk dur

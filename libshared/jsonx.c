@@ -8,8 +8,9 @@
  * validator that reports the byte offset (and caps nesting at 32
  * containers); json-c then builds the tree with its own strict, UTF-8 and
  * depth checks as a second line. jsonx_object_fields skips the tree for hot
- * paths: after the same validator it picks the wanted top-level members of
- * an object straight from the text.
+ * paths: the same validator notes where the wanted top-level members of an
+ * object are as it passes them, and they are taken straight from the text.
+ * The validator's string scan passes plain bytes 8 at a time.
  * No global state: any thread, one object per thread at a time.
  */
 #include "errbuf.h"
@@ -35,9 +36,36 @@ struct scan {
     size_t pos;
     int depth;
     const char *err; /* static text */
+    /* jsonx_object_fields: the members of the root object to note (each
+     * one's last value text in str/len) and room for an escaped key */
+    struct jsonx_field *fields;
+    size_t nf;
+    char *keybuf;
 };
 
+static struct jsonx_field *capture_key(struct scan *s, size_t a, size_t b);
+
 static int scan_value(struct scan *s);
+
+/* plain_run - how many bytes from p (at most n) a string scan can pass
+ * over: none is '"', '\\' or a control character (bytes >= 0x80 are
+ * plain: the text was checked as UTF-8). Eight bytes at a time, by the
+ * "has a byte less than" bit trick: (x - 0x01 * n) & ~x & 0x80 per byte is
+ * non-zero iff some byte of x is below n (n <= 0x80). */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+    size_t i = 0;
+    for (uint64_t w; n - i >= 8; i += 8) {
+        memcpy(&w, p + i, 8);
+        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        if (((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) | ((b - ones) & ~b & high))
+            break;
+    }
+    while (i < n && p[i] >= 0x20 && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
+}
 
 static int scan_fail(struct scan *s, const char *msg)
 {
@@ -87,6 +115,7 @@ static int scan_string(struct scan *s, bool is_key)
 {
     s->pos++; /* opening quote */
     for (;;) {
+        s->pos += plain_run(s->p + s->pos, s->len - s->pos);
         if (s->pos >= s->len)
             return scan_fail(s, "unterminated string");
         unsigned char c = s->p[s->pos];
@@ -96,10 +125,6 @@ static int scan_string(struct scan *s, bool is_key)
         }
         if (c < 0x20)
             return scan_fail(s, "control character in string");
-        if (c != '\\') {
-            s->pos++; /* bytes >= 0x80 were checked as UTF-8 already */
-            continue;
-        }
         size_t esc = s->pos++; /* escape errors point at the backslash */
         c = s->pos < s->len ? s->p[s->pos] : 0;
         if (c == 0 || !strchr("\"\\/bfnrtu", c)) {
@@ -208,6 +233,7 @@ static int scan_container(struct scan *s)
 {
     bool object = s->p[s->pos] == '{';
     unsigned char close = object ? '}' : ']';
+    struct jsonx_field *hit = NULL;
     if (++s->depth > JSONX_MAX_DEPTH)
         return scan_fail(s, "nesting too deep");
     s->pos++;
@@ -223,16 +249,26 @@ static int scan_container(struct scan *s)
                 return scan_fail(s, "unexpected end of input");
             if (s->p[s->pos] != '"')
                 return scan_fail(s, "expected a string key");
+            size_t key = s->pos;
             if (scan_string(s, true) < 0)
                 return -1;
+            if (s->fields && s->depth == 1)
+                hit = capture_key(s, key, s->pos);
             scan_ws(s);
             if (s->pos >= s->len || s->p[s->pos] != ':')
                 return scan_fail(s, s->pos >= s->len ? "unexpected end of input" : "expected ':'");
             s->pos++;
             scan_ws(s);
         }
+        size_t value = s->pos;
         if (scan_value(s) < 0)
             return -1;
+        if (hit) {                   /* the last value of a key counts, as in json-c */
+            hit->kind = JSONX_OTHER; /* seen; jsonx_object_fields says what */
+            hit->str = (const char *)s->p + value;
+            hit->len = s->pos - value;
+            hit = NULL;
+        }
         scan_ws(s);
         if (s->pos >= s->len)
             return scan_fail(s, "unexpected end of input");
@@ -272,10 +308,13 @@ static int scan_value(struct scan *s)
     }
 }
 
-/* jsonx_validate - 0 if text is one strict JSON value, else -1 and *off */
-static int jsonx_validate(const char *text, size_t len, size_t *off, const char **msg)
+/* jsonx_validate - 0 if text is one strict JSON value, else -1 and *off;
+ * fields (nf of them, or NULL) as struct scan says */
+static int jsonx_validate(const char *text, size_t len, struct jsonx_field *fields, size_t nf,
+                          char *keybuf, size_t *off, const char **msg)
 {
-    struct scan s = {.p = (const unsigned char *)text, .len = len};
+    struct scan s = {
+        .p = (const unsigned char *)text, .len = len, .fields = fields, .nf = nf, .keybuf = keybuf};
     size_t bad = utf8_check((const char *)s.p, len);
     if (bad < len) {
         *off = bad;
@@ -314,7 +353,7 @@ int jsonx_parse(const char *text, size_t len, json_object **out, char *errbuf, s
         errbuf_set(errbuf, errlen, "invalid JSON at offset 0: input too large");
         goto out;
     }
-    if (jsonx_validate(text, len, &off, &msg) < 0) {
+    if (jsonx_validate(text, len, NULL, 0, NULL, &off, &msg) < 0) {
         errbuf_set(errbuf, errlen, "invalid JSON at offset %zu: %s", off, msg);
         goto out;
     }
@@ -387,37 +426,14 @@ static size_t skip_ws(const char *t, size_t len, size_t pos)
     return pos;
 }
 
-/* string_end - pos just past the string whose opening quote is at pos */
-static size_t string_end(const char *t, size_t len, size_t pos)
+/* scalar_end - pos just past the number or literal starting at pos */
+static size_t scalar_end(const char *t, size_t len, size_t pos)
 {
-    for (pos++; pos < len && t[pos] != '"'; pos++)
-        if (t[pos] == '\\')
-            pos++; /* the escaped character; \uXXXX digits are never quotes */
-    return pos + 1;
-}
-
-/* value_end - pos just past the value starting at pos */
-static size_t value_end(const char *t, size_t len, size_t pos)
-{
-    if (t[pos] == '"')
-        return string_end(t, len, pos);
-    if (t[pos] != '{' && t[pos] != '[') { /* number or literal */
-        while (pos < len && !strchr(",]} \t\r\n", t[pos]))
-            pos++;
-        return pos;
-    }
-    int depth = 0;
     while (pos < len) {
         char c = t[pos];
-        if (c == '"') {
-            pos = string_end(t, len, pos);
-            continue;
-        }
-        pos++;
-        if (c == '{' || c == '[')
-            depth++;
-        else if ((c == '}' || c == ']') && --depth == 0)
+        if (c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\r' || c == '\n')
             break;
+        pos++;
     }
     return pos;
 }
@@ -505,6 +521,15 @@ static size_t unescape(const char *t, size_t a, size_t b, char *out)
     return n;
 }
 
+/* is_int - the validated number t[0..n) has no fraction and no exponent */
+static bool is_int(const char *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i] == '.' || t[i] == 'e' || t[i] == 'E')
+            return false;
+    return true;
+}
+
 /* root_type - json-c's name for the type of the value at pos */
 static const char *root_type(const char *t, size_t len, size_t pos)
 {
@@ -521,11 +546,25 @@ static const char *root_type(const char *t, size_t len, size_t pos)
     default:
         break;
     }
-    size_t end = value_end(t, len, pos);
-    for (size_t i = pos; i < end; i++)
-        if (t[i] == '.' || t[i] == 'e' || t[i] == 'E')
-            return "double";
-    return "int";
+    return is_int(t + pos, scalar_end(t, len, pos) - pos) ? "int" : "double";
+}
+
+/* capture_key - the field whose name is the key string at [a, b) of the
+ * root object (quotes included), or NULL */
+static struct jsonx_field *capture_key(struct scan *s, size_t a, size_t b)
+{
+    const char *t = (const char *)s->p, *key = t + a + 1;
+    size_t klen = b - a - 2;
+    if (memchr(key, '\\', klen)) { /* compare unescaped: in keybuf, not kept */
+        klen = unescape(t, a, b, s->keybuf);
+        key = s->keybuf;
+    }
+    for (size_t i = 0; i < s->nf; i++) {
+        const char *k = s->fields[i].key;
+        if ((klen == 0 || k[0] == key[0]) && strncmp(k, key, klen) == 0 && k[klen] == '\0')
+            return &s->fields[i];
+    }
+    return NULL;
 }
 
 int jsonx_object_fields(const char *text, size_t len, struct jsonx_field *f, size_t nf, char *buf,
@@ -541,7 +580,10 @@ int jsonx_object_fields(const char *text, size_t len, struct jsonx_field *f, siz
         errbuf_set(errbuf, errlen, "invalid JSON at offset 0: input too large");
         return -1;
     }
-    if (jsonx_validate(text, len, &off, &msg) < 0) {
+    /* one pass: the validator notes where the wanted members' values are */
+    if (jsonx_validate(text, len, f, nf, buf, &off, &msg) < 0) {
+        for (size_t i = 0; i < nf; i++)
+            f[i].kind = JSONX_ABSENT;
         errbuf_set(errbuf, errlen, "invalid JSON at offset %zu: %s", off, msg);
         return -1;
     }
@@ -551,43 +593,27 @@ int jsonx_object_fields(const char *text, size_t len, struct jsonx_field *f, siz
                    root_type(text, len, pos));
         return -1;
     }
-    pos = skip_ws(text, len, pos + 1);
-    while (text[pos] == '"') {
-        size_t kend = string_end(text, len, pos);
-        const char *key = text + pos + 1;
-        size_t klen = kend - pos - 2;
-        if (memchr(key, '\\', klen)) { /* compare unescaped: in buf, not kept */
-            klen = unescape(text, pos, kend, buf + used);
-            key = buf + used;
+    for (size_t i = 0; i < nf; i++) {
+        struct jsonx_field *hit = &f[i];
+        if (hit->kind == JSONX_ABSENT)
+            continue;
+        const char *v = hit->str;
+        size_t vlen = hit->len;
+        char c = v[0];
+        if (c == '"') {
+            hit->kind = JSONX_STRING;
+            hit->str = buf + used;
+            hit->len = unescape(v, 0, vlen, buf + used);
+            used += hit->len + 1;
+        } else if (c == 'n') {
+            hit->kind = JSONX_NULL;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            hit->kind = is_int(v, vlen) ? JSONX_INT : JSONX_OTHER;
+            if (hit->kind == JSONX_INT) /* in range: the validator checked */
+                hit->num = strtoll(v, NULL, 10);
+        } else {
+            hit->kind = JSONX_OTHER;
         }
-        struct jsonx_field *hit = NULL;
-        for (size_t i = 0; i < nf && !hit; i++)
-            if ((klen == 0 || f[i].key[0] == key[0]) && strncmp(f[i].key, key, klen) == 0 &&
-                f[i].key[klen] == '\0')
-                hit = &f[i];
-        pos = skip_ws(text, len, skip_ws(text, len, kend) + 1); /* past ':' */
-        size_t vend = value_end(text, len, pos);
-        if (hit) {
-            char c = text[pos];
-            if (c == '"') {
-                hit->kind = JSONX_STRING;
-                hit->str = buf + used;
-                hit->len = unescape(text, pos, vend, buf + used);
-                used += hit->len + 1;
-            } else if (c == 'n') {
-                hit->kind = JSONX_NULL;
-            } else if (c == '-' || (c >= '0' && c <= '9')) {
-                hit->kind = strcmp(root_type(text, len, pos), "int") == 0 ? JSONX_INT : JSONX_OTHER;
-                if (hit->kind == JSONX_INT) /* in range: the validator checked */
-                    hit->num = strtoll(text + pos, NULL, 10);
-            } else {
-                hit->kind = JSONX_OTHER;
-            }
-        }
-        pos = skip_ws(text, len, vend);
-        if (text[pos] != ',')
-            break;
-        pos = skip_ws(text, len, pos + 1);
     }
     return 0;
 }

@@ -1,6 +1,12 @@
 /* utf8.c - UTF-8 checks. */
 #include "utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
+/* a 64-bit word of ASCII has no byte with its top bit set */
+#define HIGH_BITS UINT64_C(0x8080808080808080)
+
 size_t utf8_seq_len(const unsigned char *s, size_t avail)
 {
     unsigned char c = s[0], lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
@@ -35,6 +41,14 @@ size_t utf8_check(const char *str, size_t len)
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {
+        /* ASCII, the common case, 8 bytes at a time */
+        for (uint64_t w; len - i >= 8; i += 8) {
+            memcpy(&w, s + i, 8);
+            if (w & HIGH_BITS)
+                break;
+        }
+        if (i == len)
+            break;
         if (s[i] < 0x80) {
             i++;
             continue;

@@ -5,7 +5,9 @@
 #include "utf8.h"
 #include "xalloc.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void test_buf(void)
 {
@@ -45,6 +47,23 @@ static void test_utf8(void)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         CHECK_INT(utf8_valid(rows[i].s, strlen(rows[i].s)), rows[i].valid, rows[i].s);
+    /* utf8_check passes ASCII 8 bytes at a time: the first bad byte is
+     * found wherever it sits in or after a word, and a sequence that
+     * crosses a word boundary is taken whole */
+    bool offsets_ok = true;
+    for (size_t at = 0; at < 24; at++) {
+        char t[32];
+        memset(t, 'a', sizeof t);
+        t[at] = '\xff';
+        if (utf8_check(t, sizeof t) != at)
+            offsets_ok = false;
+        memset(t, 'a', sizeof t);
+        memcpy(t + at, "\xe2\x82\xac", 3); /* valid, across the boundary at some at */
+        t[at + 5] = '\x80';                /* a continuation byte alone */
+        if (utf8_check(t, sizeof t) != at + 5 || utf8_check(t, at + 2) != at)
+            offsets_ok = false;
+    }
+    CHECK(offsets_ok, "utf8_check: the offset of the first bad byte, at every position");
     CHECK(utf8_has_ctl("a\r\nb", 4), "CRLF is a control character");
     CHECK(utf8_has_ctl("a\tb", 3), "TAB is a control character");
     CHECK(!utf8_has_ctl("caf\xc3\xa9", 5), "UTF-8 is not a control character");

@@ -560,9 +560,52 @@ static void test_object_fields(void)
         {"lone surrogate", "{\"s\":\"\\ud800\",\"n\":1}"},
         {"invalid UTF-8", "{\"s\":\"\xc3\",\"n\":1}"},
         {"empty object", "{}"},
+        /* strings are scanned 8 bytes at a time: what ends or breaks the
+         * plain run at each place in a word */
+        {"7 bytes", "{\"s\":\"0123456\",\"n\":1}"},
+        {"8 bytes", "{\"s\":\"01234567\",\"n\":1}"},
+        {"9 bytes", "{\"s\":\"012345678\",\"n\":1}"},
+        {"escape at byte 8", "{\"s\":\"01234567\\\"9\",\"n\":1}"},
+        {"escape at byte 9", "{\"s\":\"012345678\\n\",\"n\":1}"},
+        {"quote-like byte in a word", "{\"s\":\"ab!#cd\",\"n\":1}"},
+        {"UTF-8 across a word", "{\"s\":\"012345\xe2\x82\xac"
+                                "9\",\"n\":1}"},
+        {"tab at byte 3", "{\"s\":\"012\t\",\"n\":1}"},
+        {"DEL is allowed", "{\"s\":\"0123456\x7f\",\"n\":1}"},
+        {"bad UTF-8 at byte 16", "{\"s\":\"0123456789\",\"n\":1,\"x\":\"\xff\"}"},
+        {"unterminated after a word", "{\"s\":\"0123456789abcdef"},
+        {"long key", "{\"0123456789abcdefghij\":1,\"s\":\"a\",\"n\":1}"},
+        {"wanted keys inside an array", "[{\"s\":\"a\",\"n\":1}]"},
+        {"wanted key after a nested one", "{\"o\":{\"s\":\"in\",\"n\":7},\"s\":\"out\",\"n\":2}"},
+        {"error after a wanted key", "{\"s\":\"a\",\"n\":1,\"x\":tru}"},
+        {"number at the end", "{\"s\":\"a\",\"n\":12345678901}"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         fields_agree(rows[i].name, rows[i].text);
+    /* a control character, a quote or a backslash anywhere in a word of
+     * the 8-byte string scan: found at its own offset */
+    bool ctl_ok = true, esc_ok = true;
+    for (size_t at = 0; at < 20; at++) {
+        char text[64], buf2[64], err2[128], want[96];
+        struct jsonx_field g = {.key = "s"};
+        snprintf(text, sizeof text, "{\"s\":\"%s\"}", "abcdefghijklmnopqrst");
+        text[6 + at] = '\x01';
+        snprintf(want, sizeof want, "invalid JSON at offset %zu: control character in string",
+                 6 + at);
+        if (jsonx_object_fields(text, strlen(text), &g, 1, buf2, sizeof buf2, err2, sizeof err2) !=
+                -1 ||
+            strcmp(err2, want) != 0)
+            ctl_ok = false;
+        char plain[24] = "abcdefghijklmnopqrst";
+        plain[at] = '"';
+        snprintf(text, sizeof text, "{\"s\":\"%.*s\\%s\"}", (int)at, plain, plain + at);
+        if (jsonx_object_fields(text, strlen(text), &g, 1, buf2, sizeof buf2, err2, sizeof err2) !=
+                0 ||
+            g.kind != JSONX_STRING || strcmp(g.str, plain) != 0)
+            esc_ok = false;
+    }
+    CHECK(ctl_ok, "fields: a control character at every place in a word is an error at its offset");
+    CHECK(esc_ok, "fields: an escaped quote at every place in a word");
     /* strings go to buf, which must be larger than the text */
     char buf[8], err[128];
     struct jsonx_field f = {.key = "s"};
