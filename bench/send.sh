@@ -12,7 +12,7 @@
 #
 #   N=10000      recipients (full run: N=100000)
 #   WS="1 4 8"   concurrencies (WORKERS and smtp-source -s)
-#   SEND_BATCH=  the service's SEND_BATCH (default: the service's own, 8)
+#   SEND_BATCH=  the service's SEND_BATCH (default: the service's own, 32)
 #   TIMEOUT=600  seconds allowed for one broadcast
 # Also: BUILD_DIR, KEEP_TMP=1, BENCH_LOG_LEVEL (see common.sh).
 . "$(dirname "$0")/common.sh"

@@ -36,17 +36,26 @@ size_t utf8_seq_len(const unsigned char *s, size_t avail)
     return n;
 }
 
+size_t utf8_ascii_len(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    for (uint64_t w; len - i >= 8; i += 8) {
+        memcpy(&w, s + i, 8);
+        if (w & HIGH_BITS)
+            break;
+    }
+    while (i < len && s[i] < 0x80)
+        i++;
+    return i;
+}
+
 size_t utf8_check(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {
-        /* ASCII, the common case, 8 bytes at a time */
-        for (uint64_t w; len - i >= 8; i += 8) {
-            memcpy(&w, s + i, 8);
-            if (w & HIGH_BITS)
-                break;
-        }
+        i += utf8_ascii_len(str + i, len - i); /* the common case */
         if (i == len)
             break;
         if (s[i] < 0x80) {

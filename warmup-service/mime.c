@@ -460,6 +460,24 @@ static int qp_encode(struct buf *out, const char *str, size_t n)
     char line[QP_LINE + 8];
     size_t col = 0;
     for (size_t i = 0; i < n;) {
+        /* the common case: a run of printable octets, and spaces or tabs
+         * with more text after them on their line, up to where a soft
+         * break is due (the rules below give the same, one at a time) */
+        size_t k = 0, room = col < QP_LINE - 1 ? QP_LINE - 1 - col : 0;
+        while (k < room && i + k + 1 < n) {
+            unsigned char p = s[i + k], next = s[i + k + 1];
+            if ((p >= 33 && p <= 126 && p != '=') ||
+                ((p == ' ' || p == '\t') && next != '\n' && next != '\r'))
+                k++;
+            else
+                break;
+        }
+        if (k > 0) {
+            memcpy(line + col, s + i, k);
+            col += k;
+            i += k;
+            continue;
+        }
         unsigned char c = s[i];
         if (c == '\n' || (c == '\r' && i + 1 < n && s[i + 1] == '\n')) {
             line[col++] = '\r';
@@ -693,6 +711,23 @@ static void put_value(struct buf *b, const char *v, bool html)
     }
 }
 
+/* skip_blank / skip_ident - p past spaces and tabs / past [A-Za-z0-9_]
+ * (strspn with a set builds its table on every call) */
+static const char *skip_blank(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+static const char *skip_ident(const char *p)
+{
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           *p == '_')
+        p++;
+    return p;
+}
+
 /* fill - one pass over tmpl; an unknown or malformed {{...}} is copied as
  * is and scanning resumes one octet later, so "{{{name}}}" fills too */
 static char *fill(const char *tmpl, const char *name, const char *email_id, bool html)
@@ -701,12 +736,9 @@ static char *fill(const char *tmpl, const char *name, const char *email_id, bool
     buf_init(&b, (size_t)-1 / 2);
     const char *lit = tmpl ? tmpl : "", *p = lit;
     while ((p = strstr(p, "{{")) != NULL) {
-        const char *q = p + 2;
-        q += strspn(q, " \t");
-        const char *id = q;
-        q += strspn(q, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+        const char *id = skip_blank(p + 2), *q = skip_ident(id);
         size_t idlen = (size_t)(q - id);
-        q += strspn(q, " \t");
+        q = skip_blank(q);
         const char *val = NULL;
         if (q[0] == '}' && q[1] == '}') {
             if (idlen == 4 && memcmp(id, "name", 4) == 0)

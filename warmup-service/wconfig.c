@@ -25,7 +25,7 @@ void wconfig_load(struct wconfig *cfg)
     }
     cfg->retry_max = (int)config_long("RETRY_MAX", 5, 0, 100);
     cfg->retry_base_ms = (int)config_long("RETRY_BASE_MS", 1000, 1, 3600 * 1000);
-    cfg->send_batch = (int)config_long("SEND_BATCH", 8, 1, 64);
+    cfg->send_batch = (int)config_long("SEND_BATCH", 32, 1, 64);
     cfg->lease_s = (int)config_long("SEND_LEASE_SECONDS", 600, 10, 86400);
 }
 

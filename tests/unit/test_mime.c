@@ -563,7 +563,9 @@ static void test_qp(void)
          *sp_want = xasprintf("%s=\r\n=20\r\n", x75), *e74 = xasprintf("%s=", x74),
          *e74_want = xasprintf("%s=\r\n=3D", x74), *e73 = xasprintf("%s=", x73),
          *e73_want = xasprintf("%s=3D", x73), *e72 = xasprintf("%s=y", x72),
-         *e72_want = xasprintf("%s=3Dy", x72);
+         *e72_want = xasprintf("%s=3Dy", x72), *s74 = xasprintf("%s y", x74),
+         *s75 = xasprintf("%s y", x75), *s75_want = xasprintf("%s=\r\n y", x75),
+         *t73 = xasprintf("%s\tz", x73);
     const struct {
         const char *name, *in, *want;
     } rows[] = {
@@ -592,14 +594,18 @@ static void test_qp(void)
         {"=3D that would pass 76 moves to the next line", e74, e74_want},
         {"=3D ending exactly at 76", e73, e73_want},
         {"=3D then one more octet at 76", e72, e72_want},
+        /* the fast path for plain octets stops where a soft break is due */
+        {"inner space at column 75", s74, s74},
+        {"inner space at column 76 moves to the next line", s75, s75_want},
+        {"inner tab at column 74", t73, t73},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char *got = qp(rows[i].in);
         CHECK_STR(got, rows[i].want, rows[i].name);
         free(got);
     }
-    char *frees[] = {x76,     x77, x75,      x74, x73,      x72, w77,     sp,
-                     sp_want, e74, e74_want, e73, e73_want, e72, e72_want};
+    char *frees[] = {x76,      x77, x75,      x74, x73,      x72, w77, sp,       sp_want, e74,
+                     e74_want, e73, e73_want, e72, e72_want, s74, s75, s75_want, t73};
     for (size_t i = 0; i < sizeof frees / sizeof frees[0]; i++)
         free(frees[i]);
 

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "smtp_io.h"
 #include "smtp_tls.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 #include <openssl/crypto.h>
@@ -102,10 +103,7 @@ static enum smtp_outcome outcome_fail(int code)
 
 static bool has_8bit(const char *p, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)p[i] >= 0x80)
-            return true;
-    return false;
+    return utf8_ascii_len(p, len) < len;
 }
 
 /* ---- exported pure helpers ---------------------------------------------- */

@@ -36,6 +36,7 @@ void smtp_io_init(struct smtp_io *io)
     io->ssl = NULL;
     io->tmo_ms = 0;
     io->in_pos = io->in_len = 0;
+    io->wrote = false;
 }
 
 int64_t smtp_io_deadline(struct smtp_io *io, int ms)
@@ -193,6 +194,7 @@ int smtp_io_write(struct smtp_io *io, const char *p, size_t len, int64_t deadlin
         if (n > 0) {
             p += n;
             len -= (size_t)n;
+            io->wrote = true;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -231,6 +233,12 @@ static int io_fill(struct smtp_io *io, int64_t deadline, const char *what, char 
             if (rc)
                 return rc;
             continue;
+        }
+        if (io->wrote) {
+            io->wrote = false;
+            rc = io_wait(io, POLLIN, deadline, what, errbuf, errlen);
+            if (rc)
+                return rc;
         }
         ssize_t n = recv(io->fd, io->in + io->in_len, space, 0);
         if (n > 0) {
@@ -318,5 +326,6 @@ void smtp_io_close(struct smtp_io *io, bool notify)
     io->ssl = NULL;
     close(io->fd);
     io->fd = -1;
+    io->wrote = false;
     io->in_pos = io->in_len = 0;
 }

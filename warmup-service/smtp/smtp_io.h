@@ -40,6 +40,9 @@ struct smtp_io {
     SSL *ssl;              /* the TLS session over fd, NULL for plaintext */
     int tmo_ms;            /* the timeout of the current wait, for messages */
     size_t in_pos, in_len; /* unread input is in[in_pos..in_len) */
+    bool wrote;            /* plaintext written since the last read: the reply takes a
+                            * round trip, so the next read polls before its recv
+                            * (saves a recv that would find nothing) */
     char in[16384];
 };
 
