@@ -58,11 +58,7 @@ size_t utf8_check(const char *str, size_t len)
         i += utf8_ascii_len(str + i, len - i); /* the common case */
         if (i == len)
             break;
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n = utf8_seq_len(s + i, len - i);
+        size_t n = utf8_seq_len(s + i, len - i); /* s[i] >= 0x80 */
         if (n == 0)
             return i;
         i += n;
