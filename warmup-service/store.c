@@ -50,7 +50,7 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
                                    " SELECT id, ?1, ?2, ?3 FROM emails");
     s->backfill_count = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1");
     if (!s->ins_user || !s->backfill || !s->backfill_count || !s->list_users || !s->list_ids ||
-        !s->count_users) {
+        !s->count_users || store_prepare_sender(s) != 0) {
         snprintf(errbuf, errlen, "cannot prepare statements on %s", path);
         store_free(s);
         return NULL;

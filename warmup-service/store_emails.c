@@ -325,36 +325,48 @@ int store_release_leases(struct store *s, int64_t *released)
     return rc;
 }
 
-int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
-                struct claim *out, size_t *n)
+int store_prepare_sender(struct store *s)
 {
-    int rc = -1, r = SQLITE_ERROR;
-    *n = 0;
-    pthread_mutex_lock(&s->w_lock);
     /* pending copies first (due_at 0), then retries that are due */
-    sqlite3_stmt *st = db_prepare(
+    s->claim = db_prepare(
         s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN ("
               " SELECT id FROM (SELECT id FROM deliveries WHERE email_id = ?1 AND state = 0"
               " LIMIT ?4) UNION ALL SELECT id FROM (SELECT id FROM deliveries"
               " WHERE email_id = ?1 AND state = 3 AND due_at <= ?2 LIMIT ?4) LIMIT ?4)"
               " RETURNING id, recipient, name, attempts");
-    if (st) {
-        sqlite3_bind_int64(st, 1, email_id);
-        sqlite3_bind_int64(st, 2, now_ms);
-        sqlite3_bind_int64(st, 3, now_ms + lease_ms);
-        sqlite3_bind_int(st, 4, max);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            struct claim *c = &out[(*n)++];
-            c->id = sqlite3_column_int64(st, 0);
-            c->recipient = col_dup(st, 1);
-            c->name = col_dup(st, 2);
-            c->attempts = sqlite3_column_int(st, 3);
-        }
-        rc = r == SQLITE_DONE ? 0 : -1;
-        if (rc != 0)
-            log_error("store: claim failed: %s", sqlite3_errmsg(s->w));
-        sqlite3_finalize(st);
+    s->res_done = db_prepare(s->w, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
+                                   " due_at = ?3, last_code = ?4, last_enhanced = ?5,"
+                                   " last_reply = ?6, updated_at = ?7 WHERE id = ?1");
+    s->res_release = db_prepare(s->w, "UPDATE deliveries SET state = CASE WHEN attempts = 0"
+                                      " THEN 0 ELSE 3 END WHERE id = ?1 AND state = 1");
+    s->res_counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + ?2,"
+                                       " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
+                                       " n_dead = n_dead + ?5 WHERE id = ?1");
+    return s->claim && s->res_done && s->res_release && s->res_counters ? 0 : -1;
+}
+
+int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
+                struct claim *out, size_t *n)
+{
+    int r;
+    *n = 0;
+    pthread_mutex_lock(&s->w_lock);
+    sqlite3_stmt *st = s->claim;
+    sqlite3_bind_int64(st, 1, email_id);
+    sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_bind_int64(st, 3, now_ms + lease_ms);
+    sqlite3_bind_int(st, 4, max);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct claim *c = &out[(*n)++];
+        c->id = sqlite3_column_int64(st, 0);
+        c->recipient = col_dup(st, 1);
+        c->name = col_dup(st, 2);
+        c->attempts = sqlite3_column_int(st, 3);
     }
+    int rc = r == SQLITE_DONE ? 0 : -1;
+    if (rc != 0)
+        log_error("store: claim failed: %s", sqlite3_errmsg(s->w));
+    sqlite3_reset(st); /* ends the statement's write */
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -381,19 +393,9 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
     int rc = -1;
     struct counter_delta *d = xcalloc(n ? n : 1, sizeof *d);
     size_t nd = 0;
-    sqlite3_stmt *done = NULL, *release = NULL, *counters = NULL;
+    sqlite3_stmt *done = s->res_done, *release = s->res_release, *counters = s->res_counters;
     pthread_mutex_lock(&s->w_lock);
     if (db_begin(s->w) != 0)
-        goto out;
-    done = db_prepare(s->w, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
-                            " due_at = ?3, last_code = ?4, last_enhanced = ?5, last_reply = ?6,"
-                            " updated_at = ?7 WHERE id = ?1");
-    release = db_prepare(s->w, "UPDATE deliveries SET state = CASE WHEN attempts = 0 THEN 0"
-                               " ELSE 3 END WHERE id = ?1 AND state = 1");
-    counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + ?2,"
-                                " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
-                                " n_dead = n_dead + ?5 WHERE id = ?1");
-    if (!done || !release || !counters)
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct dlv_result *x = &r[i];
@@ -445,9 +447,9 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
     }
     rc = db_commit(s->w);
 out:
-    sqlite3_finalize(done);
-    sqlite3_finalize(release);
-    sqlite3_finalize(counters);
+    sqlite3_reset(done); /* every parameter is bound again next time */
+    sqlite3_reset(release);
+    sqlite3_reset(counters);
     if (rc != 0)
         db_rollback(s->w);
     pthread_mutex_unlock(&s->w_lock);

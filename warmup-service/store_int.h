@@ -42,6 +42,9 @@ struct store {
     sqlite3_stmt *list_users;
     sqlite3_stmt *list_ids;
     sqlite3_stmt *count_users;
+    /* the sender's writer statements (w_lock): a claim, and a copy's
+     * outcome, its release and the per-email counters of a results batch */
+    sqlite3_stmt *claim, *res_done, *res_release, *res_counters;
 
     /* group commit of single registrations (store_register_async) */
     pthread_t gc_thread;
@@ -51,5 +54,8 @@ struct store {
     struct store_reg_req *gc_head, **gc_tail; /* waiting for the next commit */
     bool gc_stop;
 };
+
+/* store_prepare_sender - the sender's cached writer statements (at open); 0 or -1 */
+int store_prepare_sender(struct store *s);
 
 #endif
