@@ -450,6 +450,12 @@ static int fmt_date(int64_t ms, char *out, size_t len)
 
 /* ---- body ---- */
 
+/* qp_printable - an octet quoted-printable writes as itself anywhere */
+static bool qp_printable(unsigned char c)
+{
+    return c >= 33 && c <= 126 && c != '=';
+}
+
 /* qp_encode - s[0..n) as quoted-printable: CRLF or LF become CRLF, a bare
  * CR is =0D, '=', non-ASCII and control octets are =XX, white space before
  * a line end is encoded, lines are at most 76 octets with "=" soft breaks.
@@ -466,8 +472,7 @@ static int qp_encode(struct buf *out, const char *str, size_t n)
         size_t k = 0, room = col < QP_LINE - 1 ? QP_LINE - 1 - col : 0;
         while (k < room && i + k + 1 < n) {
             unsigned char p = s[i + k], next = s[i + k + 1];
-            if ((p >= 33 && p <= 126 && p != '=') ||
-                ((p == ' ' || p == '\t') && next != '\n' && next != '\r'))
+            if (qp_printable(p) || ((p == ' ' || p == '\t') && next != '\n' && next != '\r'))
                 k++;
             else
                 break;
@@ -492,7 +497,7 @@ static int qp_encode(struct buf *out, const char *str, size_t n)
          * use column 76 as no soft break follows */
         bool eol =
             i + 1 == n || s[i + 1] == '\n' || (s[i + 1] == '\r' && i + 2 < n && s[i + 2] == '\n');
-        bool lit = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !eol);
+        bool lit = qp_printable(c) || ((c == ' ' || c == '\t') && !eol);
         size_t tl = lit ? 1 : 3;
         if (col + tl > (eol ? QP_LINE : QP_LINE - 1)) {
             line[col++] = '=';

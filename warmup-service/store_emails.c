@@ -446,10 +446,7 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
             goto out;
     }
     rc = db_commit(s->w);
-out:
-    sqlite3_reset(done); /* every parameter is bound again next time */
-    sqlite3_reset(release);
-    sqlite3_reset(counters);
+out: /* each statement was reset after its step */
     if (rc != 0)
         db_rollback(s->w);
     pthread_mutex_unlock(&s->w_lock);
