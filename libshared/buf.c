@@ -29,21 +29,36 @@ void buf_reset(struct buf *b)
         b->data[0] = '\0';
 }
 
+/* grow - alloc for at least need octets (need <= cap + 1): doubling from 64 */
+static void grow(struct buf *b, size_t need)
+{
+    size_t na = b->alloc ? b->alloc : 64;
+    while (na < need)
+        na *= 2;
+    if (na > b->cap + 1)
+        na = b->cap + 1;
+    b->data = xrealloc(b->data, na);
+    if (b->alloc == 0)
+        b->data[0] = '\0';
+    b->alloc = na;
+}
+
+void buf_reserve(struct buf *b, size_t n)
+{
+    if (n > b->cap - b->len)
+        n = b->cap - b->len;
+    if (b->len + n + 1 > b->alloc)
+        grow(b, b->len + n + 1);
+}
+
 int buf_append(struct buf *b, const void *data, size_t len)
 {
     if (len > b->cap || b->len > b->cap - len) {
         buf_cleanup(b);
         return -1;
     }
-    if (b->len + len + 1 > b->alloc) {
-        size_t na = b->alloc ? b->alloc : 64;
-        while (na < b->len + len + 1)
-            na *= 2;
-        if (na > b->cap + 1)
-            na = b->cap + 1;
-        b->data = xrealloc(b->data, na);
-        b->alloc = na;
-    }
+    if (b->len + len + 1 > b->alloc)
+        grow(b, b->len + len + 1);
     if (len)
         memcpy(b->data + b->len, data, len);
     b->len += len;

@@ -22,6 +22,9 @@ void buf_reset(struct buf *b);
 /* buf_append - 0, or -1 if len would exceed the cap (buffer then freed) */
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_appendc(struct buf *b, char c);
+/* buf_reserve - room for n more octets (up to the cap), so that appends up
+ * to that size do not reallocate; contents unchanged */
+void buf_reserve(struct buf *b, size_t n);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* buf_str - the contents as a C string ("" when empty); borrowed */
 const char *buf_str(const struct buf *b);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t time_now_ms(void)
@@ -19,17 +20,56 @@ int64_t time_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* put2 - two decimal digits of v (0..99) */
+static char *put2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+/* fmt - digit by digit (snprintf cost ~1 us, and an event carries one per
+ * copy sent); years outside 0..9999 and times before 1970 keep snprintf */
 static void fmt(int64_t ms, char *out, size_t len, int with_ms)
 {
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    if (with_ms)
-        snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    else
-        snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    int year = tm.tm_year + 1900;
+    if (ms < 0 || year > 9999) {
+        if (with_ms)
+            snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+        else
+            snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", year, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+        return;
+    }
+    char b[32], *p = put2(put2(b, year / 100), year % 100);
+    *p++ = '-';
+    p = put2(p, tm.tm_mon + 1);
+    *p++ = '-';
+    p = put2(p, tm.tm_mday);
+    *p++ = 'T';
+    p = put2(p, tm.tm_hour);
+    *p++ = ':';
+    p = put2(p, tm.tm_min);
+    *p++ = ':';
+    p = put2(p, tm.tm_sec);
+    if (with_ms) {
+        int f = (int)(ms % 1000);
+        *p++ = '.';
+        *p++ = (char)('0' + f / 100);
+        p = put2(p, f % 100);
+    }
+    *p++ = 'Z';
+    size_t n = (size_t)(p - b);
+    if (len == 0)
+        return;
+    if (n >= len) /* as snprintf: what fits, terminated */
+        n = len - 1;
+    memcpy(out, b, n);
+    out[n] = '\0';
 }
 
 void time_rfc3339_ms(int64_t ms, char *out, size_t len)

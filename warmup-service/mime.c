@@ -431,6 +431,14 @@ static void hw_mailbox(struct hw *w, const char *name, const struct addr *a)
     hw_put(w, ">", 1);
 }
 
+/* put2 - two decimal digits of v (0..99) */
+static char *put2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
 /* fmt_date - RFC 5322 date-time in UTC; -1 if out of range */
 static int fmt_date(int64_t ms, char *out, size_t len)
 {
@@ -442,10 +450,32 @@ static int fmt_date(int64_t ms, char *out, size_t len)
     struct tm tm;
     if (gmtime_r(&t, &tm) == NULL || tm.tm_year < 0 || tm.tm_year > 9999 - 1900)
         return -1;
-    int r =
-        snprintf(out, len, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-                 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return r > 0 && (size_t)r < len ? 0 : -1;
+    /* digit by digit: snprintf costs about as much as the rest of the
+     * headers, once per copy */
+    char b[40], *p = b;
+    int year = tm.tm_year + 1900;
+    memcpy(p, days[tm.tm_wday], 3);
+    p += 3;
+    *p++ = ',';
+    *p++ = ' ';
+    p = put2(p, tm.tm_mday);
+    *p++ = ' ';
+    memcpy(p, months[tm.tm_mon], 3);
+    p += 3;
+    *p++ = ' ';
+    p = put2(put2(p, year / 100), year % 100);
+    *p++ = ' ';
+    p = put2(p, tm.tm_hour);
+    *p++ = ':';
+    p = put2(p, tm.tm_min);
+    *p++ = ':';
+    p = put2(p, tm.tm_sec);
+    memcpy(p, " +0000", 7);
+    p += 6;
+    if ((size_t)(p - b) >= len)
+        return -1;
+    memcpy(out, b, (size_t)(p - b) + 1);
+    return 0;
 }
 
 /* ---- body ---- */
@@ -454,6 +484,31 @@ static int fmt_date(int64_t ms, char *out, size_t len)
 static bool qp_printable(unsigned char c)
 {
     return c >= 33 && c <= 126 && c != '=';
+}
+
+/* qp_run - how many of s[0..lim) quoted-printable writes as themselves
+ * with no soft break: printable octets, and spaces or tabs followed by more
+ * text on their line (s[lim] exists: the octet after the last one looked
+ * at). Eight octets at a time while they are all in 0x20..0x7E but '=' and
+ * the eighth is not a space before a line end; then one at a time. */
+static size_t qp_run(const unsigned char *s, size_t lim)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    size_t k = 0;
+    for (uint64_t w, e; lim - k >= 8; k += 8) {
+        memcpy(&w, s + k, 8);
+        e = w ^ (ones * '=');
+        if ((((w - ones * 0x20) & ~w) | (w + ones) | w | ((e - ones) & ~e)) & high)
+            break; /* an octet below 0x20, above 0x7E, or '=' */
+        if (s[k + 7] == ' ' && (s[k + 8] == '\n' || s[k + 8] == '\r'))
+            break;
+    }
+    for (; k < lim; k++) {
+        unsigned char c = s[k], next = s[k + 1];
+        if (!qp_printable(c) && !((c == ' ' || c == '\t') && next != '\n' && next != '\r'))
+            break;
+    }
+    return k;
 }
 
 /* qp_encode - s[0..n) as quoted-printable: CRLF or LF become CRLF, a bare
@@ -469,14 +524,8 @@ static int qp_encode(struct buf *out, const char *str, size_t n)
         /* the common case: a run of printable octets, and spaces or tabs
          * with more text after them on their line, up to where a soft
          * break is due (the rules below give the same, one at a time) */
-        size_t k = 0, room = col < QP_LINE - 1 ? QP_LINE - 1 - col : 0;
-        while (k < room && i + k + 1 < n) {
-            unsigned char p = s[i + k], next = s[i + k + 1];
-            if (qp_printable(p) || ((p == ' ' || p == '\t') && next != '\n' && next != '\r'))
-                k++;
-            else
-                break;
-        }
+        size_t room = col < QP_LINE - 1 ? QP_LINE - 1 - col : 0;
+        size_t k = qp_run(s + i, room < n - i - 1 ? room : n - i - 1);
         if (k > 0) {
             memcpy(line + col, s + i, k);
             col += k;
@@ -740,6 +789,7 @@ static char *fill(const char *tmpl, const char *name, const char *email_id, bool
     struct buf b;
     buf_init(&b, (size_t)-1 / 2);
     const char *lit = tmpl ? tmpl : "", *p = lit;
+    buf_reserve(&b, strlen(lit) + 256); /* the text and a few values: no regrowth */
     while ((p = strstr(p, "{{")) != NULL) {
         const char *id = skip_blank(p + 2), *q = skip_ident(id);
         size_t idlen = (size_t)(q - id);

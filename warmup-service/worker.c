@@ -50,16 +50,20 @@ static char *make_event(const struct campaign *c, const struct job *j, const cha
     char at[32];
     time_rfc3339_ms(time_now_ms(), at, sizeof at);
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "v", json_object_new_int(1));
-    json_object_object_add(o, "type", json_object_new_string(sent ? "email.sent" : "email.failed"));
-    json_object_object_add(o, "message_id", json_object_new_string(msgid));
-    json_object_object_add(o, "broadcast_id", json_object_new_string(c->info.message_id));
-    json_object_object_add(o, "email_id", json_object_new_int64(c->info.id));
-    json_object_object_add(o, "recipient", json_object_new_string(j->claim.recipient));
-    json_object_object_add(o, "domain", json_object_new_string(domain_of(j->claim.recipient)));
-    json_object_object_add(o, "smtp_client", json_object_new_string(client));
+    /* constant keys, each added once: json-c neither copies nor looks them up */
+    const unsigned fl = JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT;
+    json_object_object_add_ex(o, "v", json_object_new_int(1), fl);
+    json_object_object_add_ex(o, "type",
+                              json_object_new_string(sent ? "email.sent" : "email.failed"), fl);
+    json_object_object_add_ex(o, "message_id", json_object_new_string(msgid), fl);
+    json_object_object_add_ex(o, "broadcast_id", json_object_new_string(c->info.message_id), fl);
+    json_object_object_add_ex(o, "email_id", json_object_new_int64(c->info.id), fl);
+    json_object_object_add_ex(o, "recipient", json_object_new_string(j->claim.recipient), fl);
+    json_object_object_add_ex(o, "domain", json_object_new_string(domain_of(j->claim.recipient)),
+                              fl);
+    json_object_object_add_ex(o, "smtp_client", json_object_new_string(client), fl);
     /* the contract: email.failed has the same fields (sent_at = the last attempt) */
-    json_object_object_add(o, "sent_at", json_object_new_string(at));
+    json_object_object_add_ex(o, "sent_at", json_object_new_string(at), fl);
     if (!sent) {
         char reply[600];
         if (res->code && strncmp(res->text, "", 1) != 0 &&
@@ -67,7 +71,7 @@ static char *make_event(const struct campaign *c, const struct job *j, const cha
             snprintf(reply, sizeof reply, "%d %s", res->code, res->text);
         else
             snprintf(reply, sizeof reply, "%s", res->text);
-        json_object_object_add(o, "smtp_reply", json_object_new_string(reply));
+        json_object_object_add_ex(o, "smtp_reply", json_object_new_string(reply), fl);
     }
     char *s = jsonx_to_string(o);
     json_object_put(o);
@@ -99,8 +103,8 @@ static void emit(struct sender *s, struct job *j, enum dlv_kind kind, const stru
     o->r.due_at = due;
     if (res) {
         o->r.code = res->code;
-        snprintf(o->r.enhanced, sizeof o->r.enhanced, "%s", res->enhanced);
-        snprintf(o->r.text, sizeof o->r.text, "%s", res->text);
+        (void)strlcpy_ok(o->r.enhanced, res->enhanced, sizeof o->r.enhanced);
+        (void)strlcpy_ok(o->r.text, res->text, sizeof o->r.text);
     }
     o->r.event = event;
     o->r.event_key = msgid;

@@ -2,12 +2,14 @@
 #include "buf.h"
 #include "httpd.h"
 #include "test.h"
+#include "timeutil.h"
 #include "utf8.h"
 #include "xalloc.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void test_buf(void)
 {
@@ -26,6 +28,71 @@ static void test_buf(void)
     CHECK_INT(b.len, 0, "steal empties");
     free(s);
     buf_cleanup(&b);
+
+    buf_init(&b, 100);
+    buf_reserve(&b, 50);
+    CHECK(b.alloc >= 51 && b.len == 0, "reserve makes room for 50 octets and their NUL");
+    CHECK_STR(buf_str(&b), "", "a reserved buffer reads as empty");
+    char *before = b.data;
+    for (int i = 0; i < 10; i++)
+        buf_append(&b, "01234", 5);
+    CHECK(b.data == before && b.len == 50, "appends within the reservation do not move it");
+    buf_reserve(&b, 1000);
+    CHECK_INT((long long)b.alloc, 101, "reserve stops at the cap");
+    CHECK_STR(buf_str(&b), "01234012340123401234012340123401234012340123401234",
+              "reserve keeps the contents");
+    CHECK_INT(buf_append(&b, "x", 51), -1, "the cap still holds after a reserve");
+    buf_cleanup(&b);
+}
+
+/* time_ref - what time_rfc3339[_ms] wrote with snprintf */
+static void time_ref(int64_t ms, char *out, size_t len, int with_ms)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    if (with_ms)
+        snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    else
+        snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static void test_time(void)
+{
+    char got[40], want[80];
+    time_rfc3339_ms(0, got, sizeof got);
+    CHECK_STR(got, "1970-01-01T00:00:00.000Z", "epoch with ms");
+    time_rfc3339_ms(1795433852007, got, sizeof got);
+    CHECK_STR(got, "2026-11-23T11:37:32.007Z", "a time with 7 ms");
+    time_rfc3339(1795433852999, got, sizeof got);
+    CHECK_STR(got, "2026-11-23T11:37:32Z", "seconds only: the ms are dropped");
+    time_rfc3339_ms(253402300799999, got, sizeof got);
+    CHECK_STR(got, "9999-12-31T23:59:59.999Z", "the last ms of year 9999");
+    time_rfc3339_ms(253402300800000, got, sizeof got);
+    CHECK_STR(got, "10000-01-01T00:00:00.000Z", "year 10000 as snprintf wrote it");
+    time_rfc3339_ms(1795433852007, got, 11);
+    CHECK_STR(got, "2026-11-23", "a short buffer gets what fits, terminated");
+    got[0] = 'x';
+    time_rfc3339(1795433852007, got, 0);
+    CHECK(got[0] == 'x', "a zero-length buffer is not written");
+    /* digit by digit = snprintf over the years, in every field */
+    uint64_t x = 88172645463325252u;
+    int bad = 0;
+    for (int i = 0; i < 100000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int64_t ms = (int64_t)(x % 253402300800000u);
+        for (int w = 0; w < 2; w++) {
+            (w ? time_rfc3339_ms : time_rfc3339)(ms, got, sizeof got);
+            time_ref(ms, want, sizeof want, w);
+            if (strcmp(got, want) != 0 && bad++ < 3)
+                fprintf(stderr, "time %lld: got %s want %s\n", (long long)ms, got, want);
+        }
+    }
+    CHECK_INT(bad, 0, "RFC 3339 text = snprintf's for 100000 random times");
 }
 
 static void test_utf8(void)
@@ -99,6 +166,7 @@ int main(void)
 {
     test_buf();
     test_utf8();
+    test_time();
     test_strings();
     test_token();
     return test_done();

@@ -392,6 +392,7 @@ static void test_dates(void)
         {1795430252999, "Mon, 23 Nov 2026 10:37:32 +0000"},
         {951782400000, "Tue, 29 Feb 2000 00:00:00 +0000"},
         {253402300799000, "Fri, 31 Dec 9999 23:59:59 +0000"},
+        {-2174586894000, "Sun, 03 Feb 1901 04:05:06 +0000"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char d[64] = "";
@@ -401,6 +402,9 @@ static void test_dates(void)
     char d[64];
     CHECK_INT(fmt_date(INT64_MAX, d, sizeof d), -1, "date out of range");
     CHECK_INT(fmt_date(INT64_MIN, d, sizeof d), -1, "date out of range (negative)");
+    CHECK_INT(fmt_date(0, d, 31), -1, "a buffer one octet short of the date and its NUL");
+    CHECK_INT(fmt_date(0, d, 32), 0, "a buffer that just holds the date and its NUL");
+    CHECK_STR(d, "Thu, 01 Jan 1970 00:00:00 +0000", "the date in a buffer of its size");
     struct mime_input in = base;
     in.date_ms = INT64_MAX;
     int rc;
@@ -553,6 +557,76 @@ static char *qp(const char *s)
     buf_init(&b, 1 << 24);
     qp_encode(&b, s, strlen(s));
     return buf_steal(&b);
+}
+
+/* qp_ref - the encoding rules one octet at a time (qp_encode without its
+ * fast path for runs), to compare qp_encode with; caller frees */
+static char *qp_ref(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str), col = 0;
+    struct buf b;
+    buf_init(&b, 1 << 24);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c == '\n' || (c == '\r' && i + 1 < n && s[i + 1] == '\n')) {
+            buf_append(&b, "\r\n", 2);
+            col = 0;
+            i += c == '\r' ? 2 : 1;
+            continue;
+        }
+        bool eol =
+            i + 1 == n || s[i + 1] == '\n' || (s[i + 1] == '\r' && i + 2 < n && s[i + 2] == '\n');
+        bool lit = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !eol);
+        size_t tl = lit ? 1 : 3;
+        if (col + tl > (eol ? 76u : 75u)) {
+            buf_append(&b, "=\r\n", 3);
+            col = 0;
+        }
+        char e[3] = {(char)c};
+        if (!lit) {
+            e[0] = '=';
+            e[1] = hexdig[c >> 4];
+            e[2] = hexdig[c & 15];
+        }
+        buf_append(&b, e, tl);
+        col += tl;
+        i++;
+    }
+    return buf_steal(&b);
+}
+
+/* test_qp_runs - qp_encode (eight octets at a time where it can) writes
+ * what the one-octet rules write, for random text made of the octets the
+ * word test decides on (space and tab before a line end, '=', the limits
+ * of 0x20..0x7E) at every place in a word and every column */
+static void test_qp_runs(void)
+{
+    static const char alphabet[] = "xxxxxxxxxxxxxxxx      \t\r\n=\x1f\x7e\x7f\x80\xff!";
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    int bad = 0;
+    char in[400];
+    for (int t = 0; t < 20000; t++) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        size_t n = 1 + seed % (sizeof in - 1), rare = 2 + (seed >> 20) % 40;
+        for (size_t i = 0; i < n; i++) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            /* mostly plain octets, so that long runs and soft breaks happen */
+            in[i] = seed % rare ? (char)('a' + (seed >> 40) % 26)
+                                : alphabet[(seed >> 8) % (sizeof alphabet - 1)];
+        }
+        in[n] = '\0';
+        char *got = qp(in), *want = qp_ref(in);
+        if (strcmp(got, want) != 0 && bad++ < 3)
+            fprintf(stderr, "qp mismatch for %zu octets:\n got  %s\n want %s\n", n, got, want);
+        free(got);
+        free(want);
+    }
+    CHECK_INT(bad, 0, "qp_encode = the one-octet rules on 20000 random texts");
 }
 
 static void test_qp(void)
@@ -1068,6 +1142,7 @@ int main(void)
     test_dates();
     test_encoded_words();
     test_qp();
+    test_qp_runs();
     test_multipart();
     test_injection();
     test_fill();

@@ -611,6 +611,12 @@ static const struct wire_case wire_cases[] = {
     {"a.b\r\n. \r\n", "a.b\r\n.. \r\n.\r\n"},
     {".\n.", "..\r\n..\r\n.\r\n"},
     {"\r\n\r\n", "\r\n\r\n.\r\n"},
+    {"\n\n", "\r\n\r\n.\r\n"},
+    {"a\r\r\nb", "a\r\r\nb\r\n.\r\n"},
+    {".\r\n.\r\n.", "..\r\n..\r\n..\r\n.\r\n"},
+    {"ab\ncd\r\n.e\nf", "ab\r\ncd\r\n..e\r\nf\r\n.\r\n"},
+    {"x\r\n\n.\n", "x\r\n\r\n..\r\n.\r\n"},
+    {"a. b .\r\nc.", "a. b .\r\nc.\r\n.\r\n"},
 };
 
 static void test_wire(void)

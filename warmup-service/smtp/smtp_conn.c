@@ -110,27 +110,31 @@ static bool has_8bit(const char *p, size_t len)
 
 int smtp_wire_data(struct buf *out, const char *data, size_t len)
 {
-    const char *p = data, *end = data + len;
+    /* appended in runs: only a dot at the start of a line and a bare LF
+     * change anything, and a composed message (CRLF) has few of either */
+    const char *p = data, *end = data + len, *run = data;
     bool bol = true;
     while (p < end) {
-        if (bol && *p == '.' && buf_appendc(out, '.') < 0)
-            return -1;
+        if (bol && *p == '.') {
+            if (buf_append(out, run, (size_t)(p - run)) < 0 || buf_appendc(out, '.') < 0)
+                return -1;
+            run = p;
+        }
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl) {
-            if (buf_append(out, p, (size_t)(end - p)) < 0)
-                return -1;
             bol = false;
             break;
         }
-        if (nl > p && nl[-1] == '\r') {
-            if (buf_append(out, p, (size_t)(nl + 1 - p)) < 0)
+        if (!(nl > p && nl[-1] == '\r')) { /* a bare LF becomes CRLF */
+            if (buf_append(out, run, (size_t)(nl - run)) < 0 || buf_append(out, "\r\n", 2) < 0)
                 return -1;
-        } else if (buf_append(out, p, (size_t)(nl - p)) < 0 || buf_append(out, "\r\n", 2) < 0) {
-            return -1;
+            run = nl + 1;
         }
         p = nl + 1;
         bol = true;
     }
+    if (buf_append(out, run, (size_t)(end - run)) < 0)
+        return -1;
     if (!bol) {
         /* no final line end: complete it (a trailing CR only needs its LF) */
         const char *tail = end[-1] == '\r' ? "\n" : "\r\n";
