@@ -22,6 +22,8 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX users_email_id ON users(email_id COLLATE NOCASE);" OUTBOX_SCHEMA_SQL,
     /* 2: broadcast emails and their per-recipient copies (the send queue) */
     STORE_EMAILS_SCHEMA_SQL,
+    /* 3: the claim index holds only claimable copies */
+    STORE_CLAIM_INDEX_SQL,
 };
 
 static void *gc_main(void *arg);

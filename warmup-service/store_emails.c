@@ -331,8 +331,9 @@ int store_prepare_sender(struct store *s)
     s->claim = db_prepare(
         s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN ("
               " SELECT id FROM (SELECT id FROM deliveries WHERE email_id = ?1 AND state = 0"
-              " LIMIT ?4) UNION ALL SELECT id FROM (SELECT id FROM deliveries"
-              " WHERE email_id = ?1 AND state = 3 AND due_at <= ?2 LIMIT ?4) LIMIT ?4)"
+              " AND state IN (0, 3) LIMIT ?4) UNION ALL SELECT id FROM (SELECT id FROM deliveries"
+              " WHERE email_id = ?1 AND state = 3 AND state IN (0, 3) AND due_at <= ?2 LIMIT ?4)"
+              " LIMIT ?4)"
               " RETURNING id, recipient, name, attempts");
     s->res_done = db_prepare(s->w, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
                                    " due_at = ?3, last_code = ?4, last_enhanced = ?5,"

@@ -31,6 +31,17 @@ enum { DLV_PENDING = 0, DLV_LEASED = 1, DLV_SENT = 2, DLV_RETRY = 3, DLV_DEAD = 
     "CREATE INDEX deliveries_claim ON deliveries(email_id, state, due_at);"                        \
     "CREATE INDEX deliveries_dead ON deliveries(email_id) WHERE state = 4;"
 
+/* 3: the claim index keeps only the copies a claim takes (pending, retry).
+ * A copy leaves it when claimed and a sent one never comes back, so the
+ * claim is one index delete per copy and the outcome none (it was a
+ * delete and an insert each, in an index that kept every sent copy). The
+ * claim names the index's condition (state IN (0, 3)), as SQLite uses a
+ * partial index only for a query that states it; leased copies (state 1)
+ * are found by a scan (start-up release, /reconcile). */
+#define STORE_CLAIM_INDEX_SQL                                                                      \
+    "DROP INDEX deliveries_claim;"                                                                 \
+    "CREATE INDEX deliveries_claim ON deliveries(email_id, state, due_at) WHERE state IN (0, 3);"
+
 struct store {
     pthread_mutex_t w_lock;
     pthread_mutex_t r_lock;

@@ -1,0 +1,230 @@
+/* test_store.c - the warmup store's send queue on a real SQLite file: the
+ * claim index (schema 3) holds only claimable copies, the claim uses it,
+ * outcomes move copies out of it, and a version 2 database is migrated
+ * with its copies in every state. */
+#include "../../warmup-service/store.c"
+#include "test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NUSERS 50
+
+static char tmpdir[] = "/tmp/test_store.XXXXXX";
+
+/* count - one integer from sql on db, -1 on error */
+static long long count(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* plan - the EXPLAIN QUERY PLAN lines of sql, joined with '|' */
+static void plan(sqlite3 *db, const char *sql, char *out, size_t len)
+{
+    char *q = xasprintf("EXPLAIN QUERY PLAN %s", sql);
+    sqlite3_stmt *st = NULL;
+    out[0] = '\0';
+    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK)
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            size_t n = strlen(out);
+            snprintf(out + n, len - n, "%s|", (const char *)sqlite3_column_text(st, 3));
+        }
+    sqlite3_finalize(st);
+    free(q);
+}
+
+static void add_users(struct store *s)
+{
+    struct user_reg u[NUSERS];
+    int res[NUSERS];
+    char names[NUSERS][16], addrs[NUSERS][32];
+    for (int i = 0; i < NUSERS; i++) {
+        snprintf(names[i], sizeof names[i], "User %d", i);
+        snprintf(addrs[i], sizeof addrs[i], "u%d@example.com", i);
+        u[i] = (struct user_reg){names[i], addrs[i], "example.com", "2026-12-03T00:00:00Z", "{}"};
+    }
+    CHECK_INT(store_register_batch(s, u, NUSERS, "emailId-events", res), 0, "users registered");
+}
+
+static int64_t new_email(struct store *s)
+{
+    struct email_spec spec = {.from = "noreply@d.test",
+                              .subject = "Hi",
+                              .body = "Hello {{name}}",
+                              .smtp_client = "default",
+                              .msgid_domain = "d.test"};
+    int64_t id = 0, n = 0;
+    char *mid = NULL;
+    CHECK_INT(store_create_email(s, &spec, &id, &n, &mid), 0, "email created");
+    CHECK_INT(n, NUSERS, "one copy per user");
+    free(mid);
+    return id;
+}
+
+static void claims_free(struct claim *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].recipient);
+        free(c[i].name);
+    }
+}
+
+/* in_index - copies the claim index holds (read through it) */
+static long long in_index(struct store *s)
+{
+    return count(s->w, "SELECT count(*) FROM deliveries INDEXED BY deliveries_claim"
+                       " WHERE state IN (0, 3)");
+}
+
+static void test_claim_index(void)
+{
+    char path[128], why[256], p[1024];
+    snprintf(path, sizeof path, "%s/w.db", tmpdir);
+    struct store *s = store_open(path, why, sizeof why);
+    CHECK(s != NULL, "store opens");
+    if (!s)
+        return;
+    add_users(s);
+    int64_t id = new_email(s);
+
+    plan(s->w, sqlite3_sql(s->claim), p, sizeof p);
+    CHECK(strstr(p, "USING COVERING INDEX deliveries_claim") != NULL &&
+              !strstr(p, "SCAN deliveries"),
+          "the claim reads the partial claim index, never the whole table");
+    if (!strstr(p, "deliveries_claim"))
+        fprintf(stderr, "# plan: %s\n", p);
+    CHECK_INT(in_index(s), NUSERS, "every pending copy is in the claim index");
+
+    struct claim c[NUSERS];
+    size_t n = 0;
+    int64_t now = 1796000000000;
+    CHECK_INT(store_claim(s, id, 20, now, 60000, c, &n), 0, "claim");
+    CHECK_INT(n, 20, "20 copies claimed");
+    CHECK_INT(in_index(s), NUSERS - 20, "claimed copies leave the index");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE state = 1"), 20, "and are leased");
+
+    /* 10 sent, 5 to retry (due now), 4 dead, 1 released */
+    struct dlv_result r[20];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 20; i++) {
+        r[i].delivery_id = c[i].id;
+        r[i].email_id = id;
+        r[i].kind = i < 10   ? DLV_R_SENT
+                    : i < 15 ? DLV_R_RETRY
+                    : i < 19 ? DLV_R_DEAD
+                             : DLV_R_RELEASE;
+        r[i].code = i < 10 ? 250 : i < 15 ? 451 : 550;
+        r[i].due_at = now;
+    }
+    claims_free(c, n);
+    CHECK_INT(store_apply_results(s, r, 20, "email-events", now), 0, "outcomes applied");
+    CHECK_INT(in_index(s), NUSERS - 20 + 5 + 1,
+              "retries and the released copy are claimable again");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE state = 2"), 10, "10 sent");
+
+    /* pending first, then the due retries; sent and dead copies never */
+    CHECK_INT(store_claim(s, id, NUSERS, now + 1, 60000, c, &n), 0, "second claim");
+    CHECK_INT(n, NUSERS - 20 + 1 + 5, "every pending copy and every due retry");
+    int retries = 0;
+    for (size_t i = 0; i < n; i++)
+        retries += c[i].attempts == 1;
+    CHECK_INT(retries, 5, "the five retries come with their attempt");
+    claims_free(c, n);
+    CHECK_INT(in_index(s), 0, "nothing claimable is left in the index");
+
+    /* leased copies (state 1) are found without the index */
+    int64_t released = 0;
+    CHECK_INT(store_release_leases(s, &released), 0, "release leases");
+    CHECK_INT(released, NUSERS - 20 + 1 + 5, "every leased copy released");
+    CHECK_INT(in_index(s), NUSERS - 20 + 1 + 5, "released copies are claimable again");
+    int64_t requeued = 0;
+    CHECK_INT(store_reconcile(s, id, now, &requeued), 0, "reconcile");
+    CHECK_INT(requeued, 4, "the dead letters are requeued");
+    CHECK_INT(in_index(s), NUSERS - 10, "everything not sent is claimable");
+    store_free(s);
+}
+
+/* test_migration - a version 2 database (claim index over every copy)
+ * with copies in each state: version 3 keeps every row, and the claim
+ * takes exactly the pending and due retry copies */
+static void test_migration(void)
+{
+    char path[128], why[256];
+    snprintf(path, sizeof path, "%s/v2.db", tmpdir);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK, "v2 database created");
+    char *err = NULL;
+    int rc = sqlite3_exec(db, migrations[0], NULL, NULL, &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, migrations[1], NULL, NULL, &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(
+            db,
+            "PRAGMA user_version = 2;"
+            "INSERT INTO emails (id, message_id, from_addr, subject, body, smtp_client, salt,"
+            " msgid_domain, created_at, n_pending, n_sent, n_failed, n_dead)"
+            " VALUES (7, '<email-7@d.test>', 'a@d.test', 's', 'b', 'default', 'x', 'd.test',"
+            " '2026-12-03T00:00:00Z', 2, 1, 2, 1);"
+            "INSERT INTO deliveries (email_id, user_id, recipient, name, state, attempts, due_at)"
+            " VALUES (7, 1, 'p1@e.test', 'p1', 0, 0, 0), (7, 2, 'p2@e.test', 'p2', 0, 0, 0),"
+            " (7, 3, 'l@e.test', 'l', 1, 1, 0), (7, 4, 's@e.test', 's', 2, 1, 0),"
+            " (7, 5, 'r@e.test', 'r', 3, 1, 5), (7, 6, 'late@e.test', 'late', 3, 1, "
+            "99999999999999),"
+            " (7, 7, 'd@e.test', 'd', 4, 3, 0);",
+            NULL, NULL, &err);
+    CHECK_INT(rc, SQLITE_OK, "version 2 schema and rows");
+    if (err)
+        fprintf(stderr, "# %s\n", err);
+    sqlite3_free(err);
+    sqlite3_close(db);
+
+    struct store *s = store_open(path, why, sizeof why);
+    CHECK(s != NULL, "a version 2 database opens (migrated)");
+    if (!s) {
+        fprintf(stderr, "# %s\n", why);
+        return;
+    }
+    CHECK_INT(count(s->w, "PRAGMA user_version"), 3, "schema version 3");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries"), 7, "every copy kept");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM sqlite_master WHERE name = 'deliveries_claim'"
+                          " AND sql LIKE '%WHERE state IN (0, 3)'"),
+              1, "the claim index is partial");
+    CHECK_INT(in_index(s), 4, "it holds the pending and retry copies");
+    int64_t released = 0;
+    CHECK_INT(store_release_leases(s, &released), 0, "release");
+    CHECK_INT(released, 1, "the leased copy of the old run is released");
+    struct claim c[8];
+    size_t n = 0;
+    CHECK_INT(store_claim(s, 7, 8, 1000, 60000, c, &n), 0, "claim on the migrated queue");
+    CHECK_INT(n, 4, "two pending, the released one and the due retry; not sent, dead or not due");
+    int late = 0;
+    for (size_t i = 0; i < n; i++)
+        late +=
+            strcmp(c[i].recipient, "late@e.test") == 0 || strcmp(c[i].recipient, "s@e.test") == 0;
+    CHECK_INT(late, 0, "neither the sent copy nor the retry that is not due");
+    claims_free(c, n);
+    store_free(s);
+}
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    log_init(LOG_ERROR, LOG_TEXT, "test_store");
+    test_claim_index();
+    test_migration();
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "# could not remove %s\n", tmpdir);
+    return test_done();
+}
