@@ -628,6 +628,7 @@ struct outbox_publisher *outbox_publisher_start(const struct outbox_config *cfg,
             p->extra[i] = xstrdup(cfg->extra[i]);
     }
     if (db_open(p->db_path, &p->db, errbuf, errlen) != 0 ||
+        db_exec(p->db, "PRAGMA synchronous=NORMAL") != 0 || /* see outbox.h */
         !(p->sel_new = prepare(p,
                                "SELECT id, topic, key, value FROM outbox WHERE id > ?1 "
                                "ORDER BY id LIMIT ?2",

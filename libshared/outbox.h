@@ -15,11 +15,13 @@
  * in one transaction at most every 200 ms (or per 5000 rows), so that the
  * deletes do not compete with the service's own writers for the write
  * lock once per delivery report; a crash in between only publishes them
- * again. A row Kafka can never take (e.g. larger
- * than message.max.bytes) is logged as an error and skipped, but kept in
- * the table, until the next start. kafka_up: a delivery succeeded or a
- * metadata request (1 s timeout, every 2 s while nothing is delivered)
- * was answered; false after a failed probe or "all brokers down".
+ * again. For the same reason they commit at synchronous=NORMAL (the WAL is
+ * synced by the service's next FULL commit or the next checkpoint): a
+ * delete lost to a power cut only publishes its rows again. A row Kafka
+ * can never take (e.g. larger than message.max.bytes) is logged as an
+ * error and skipped, but kept in the table, until the next start. kafka_up: a delivery succeeded or
+ * a metadata request (1 s timeout, every 2 s while nothing is delivered) was answered; false after
+ * a failed probe or "all brokers down".
  *
  * Threads: outbox_add on the caller's thread with the caller's connection;
  * the publisher thread does everything else; notify/stop/stats from any.

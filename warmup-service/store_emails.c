@@ -325,6 +325,24 @@ int store_release_leases(struct store *s, int64_t *released)
     return rc;
 }
 
+/* sync_mode - whether the writer's next commits sync the WAL. The
+ * connection stays at FULL (an API request's commit is on disk before its
+ * 2xx); the sender's claims and outcomes commit at NORMAL: the WAL is
+ * synced by the next FULL commit or the next checkpoint, never skipped
+ * before a checkpoint (so a power cut cannot corrupt the file). A power cut
+ * can then lose the last claims and outcomes, never a copy: the WAL keeps a
+ * prefix, so a lost outcome goes with everything after it, and its copy is
+ * leased or pending again, sent again and its event written then (a
+ * duplicate, as for a copy in flight at a crash). A process crash loses
+ * nothing either way (the WAL is in the page cache). */
+static void sync_mode(struct store *s, bool full)
+{
+    sqlite3_stmt *st = full ? s->sync_full : s->sync_normal;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        log_warn("store: %s failed: %s", sqlite3_sql(st), sqlite3_errmsg(s->w));
+    sqlite3_reset(st);
+}
+
 int store_prepare_sender(struct store *s)
 {
     /* pending copies first (due_at 0), then retries that are due */
@@ -343,7 +361,12 @@ int store_prepare_sender(struct store *s)
     s->res_counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + ?2,"
                                        " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
                                        " n_dead = n_dead + ?5 WHERE id = ?1");
-    return s->claim && s->res_done && s->res_release && s->res_counters ? 0 : -1;
+    s->sync_normal = db_prepare(s->w, "PRAGMA synchronous=NORMAL");
+    s->sync_full = db_prepare(s->w, "PRAGMA synchronous=FULL");
+    return s->claim && s->res_done && s->res_release && s->res_counters && s->sync_normal &&
+                   s->sync_full
+               ? 0
+               : -1;
 }
 
 int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
@@ -352,6 +375,7 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     int r;
     *n = 0;
     pthread_mutex_lock(&s->w_lock);
+    sync_mode(s, false);
     sqlite3_stmt *st = s->claim;
     sqlite3_bind_int64(st, 1, email_id);
     sqlite3_bind_int64(st, 2, now_ms);
@@ -368,6 +392,7 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     if (rc != 0)
         log_error("store: claim failed: %s", sqlite3_errmsg(s->w));
     sqlite3_reset(st); /* ends the statement's write */
+    sync_mode(s, true);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -396,6 +421,7 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
     size_t nd = 0;
     sqlite3_stmt *done = s->res_done, *release = s->res_release, *counters = s->res_counters;
     pthread_mutex_lock(&s->w_lock);
+    sync_mode(s, false);
     if (db_begin(s->w) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -450,6 +476,7 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
 out: /* each statement was reset after its step */
     if (rc != 0)
         db_rollback(s->w);
+    sync_mode(s, true);
     pthread_mutex_unlock(&s->w_lock);
     free(d);
     return rc;

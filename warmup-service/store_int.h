@@ -56,6 +56,8 @@ struct store {
     /* the sender's writer statements (w_lock): a claim, and a copy's
      * outcome, its release and the per-email counters of a results batch */
     sqlite3_stmt *claim, *res_done, *res_release, *res_counters;
+    /* PRAGMA synchronous=NORMAL / FULL on the writer: see store_sync_normal */
+    sqlite3_stmt *sync_normal, *sync_full;
 
     /* group commit of single registrations (store_register_async) */
     pthread_t gc_thread;

@@ -124,7 +124,10 @@ static void test_claim_index(void)
         r[i].due_at = now;
     }
     claims_free(c, n);
+    CHECK_INT(count(s->w, "PRAGMA synchronous"), 2,
+              "after a claim (NORMAL) the writer is back at FULL for the API's commits");
     CHECK_INT(store_apply_results(s, r, 20, "email-events", now), 0, "outcomes applied");
+    CHECK_INT(count(s->w, "PRAGMA synchronous"), 2, "and after the outcomes too");
     CHECK_INT(in_index(s), NUSERS - 20 + 5 + 1,
               "retries and the released copy are claimable again");
     CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE state = 2"), 10, "10 sent");
