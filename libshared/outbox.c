@@ -439,6 +439,12 @@ static bool produce_new(struct outbox_publisher *p)
     return !stopped && n == limit;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* delete_done - delete delivered rows in one transaction, lower hwm to the
  * table's max id (see the header comment); unless force, only when their
  * turn came (DELETE_EVERY_MS) or DELETE_BATCH of them wait */
@@ -452,8 +458,14 @@ static void delete_done(struct outbox_publisher *p, bool force)
     p->next_delete_ms = now + DELETE_EVERY_MS;
     if (db_begin(p->db) != 0)
         return; /* keep them; next pass */
-    for (size_t i = 0; i < p->done.n; i++) {
+    /* rows are delivered nearly in id order: one range per run of
+     * consecutive ids (a row not delivered is never inside a run) */
+    qsort(p->done.v, p->done.n, sizeof p->done.v[0], cmp_id);
+    for (size_t i = 0, j; i < p->done.n; i = j) {
+        for (j = i + 1; j < p->done.n && p->done.v[j] <= p->done.v[j - 1] + 1; j++)
+            ;
         sqlite3_bind_int64(p->del, 1, p->done.v[i]);
+        sqlite3_bind_int64(p->del, 2, p->done.v[j - 1]);
         int rc = sqlite3_step(p->del);
         sqlite3_reset(p->del);
         if (rc != SQLITE_DONE) {
@@ -635,7 +647,7 @@ struct outbox_publisher *outbox_publisher_start(const struct outbox_config *cfg,
                                errbuf, errlen)) ||
         !(p->sel_one =
               prepare(p, "SELECT topic, key, value FROM outbox WHERE id = ?1", errbuf, errlen)) ||
-        !(p->del = prepare(p, "DELETE FROM outbox WHERE id = ?1", errbuf, errlen)) ||
+        !(p->del = prepare(p, "DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2", errbuf, errlen)) ||
         !(p->max_id = prepare(p, "SELECT max(id) FROM outbox", errbuf, errlen)) ||
         !(p->count = prepare(p, "SELECT count(*) FROM outbox", errbuf, errlen)) ||
         !(p->rk = producer_new(p, errbuf, errlen))) {

@@ -72,6 +72,16 @@ eq "an oversized row stays in the outbox, the rows after it do not" "$("$KC" cou
 check "the oversized row is logged as an error" -- grep -q 'error .*id=1 .*cannot be produced' "$D/afterbig.log"
 check "rows after the oversized one arrive" -- test "$(kread emailId-events | grep -c '"run":"afterbig"')" = 3
 
+# delivered rows are deleted in ranges of consecutive ids: one in the middle
+# that Kafka refuses stays, its neighbours on both sides go
+PDB2=$D/poison2.db
+"$KC" add "$PDB2" emailId-events 500 beforemid >/dev/null 2>"$D/beforemid.log"
+"$KC" add "$PDB2" emailId-events 1 bigmid --pad 1100000 >/dev/null 2>>"$D/beforemid.log"
+"$KC" add "$PDB2" emailId-events 500 aftermid >/dev/null 2>>"$D/beforemid.log"
+"$KC" publish "$PDB2" "$BROKERS" --timeout 4 >/dev/null 2>"$D/aftermid.log"
+eq "a refused row between delivered ones is the only row left" "$(sqlite3 "$PDB2" 'SELECT group_concat(id) FROM outbox')" 501
+check "the rows on both sides of it arrive" -- test "$(kread emailId-events | grep -c '"run":"\(beforemid\|aftermid\)"')" = 1000
+
 # --- outage: every broker down ------------------------------------------
 "$KC" publish "$DB" "$BROKERS" --msg-timeout 3000 >"$D/pub.out" 2>"$D/pub.log" &
 PUB=$!; track $PUB
