@@ -13,6 +13,7 @@
 #include "timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* errstr - thread-safe strerror */
@@ -36,7 +38,8 @@ void smtp_io_init(struct smtp_io *io)
     io->ssl = NULL;
     io->tmo_ms = 0;
     io->in_pos = io->in_len = 0;
-    io->wrote = false;
+    io->blocking = false;
+    io->rcv_ms = 0;
 }
 
 int64_t smtp_io_deadline(struct smtp_io *io, int ms)
@@ -75,6 +78,33 @@ static int io_wait(struct smtp_io *io, short ev, int64_t deadline, const char *w
     }
     errbuf_set(errbuf, errlen, "poll: %s", errstr(errno, eb, sizeof eb));
     return SMTP_IO_E_IO;
+}
+
+/* set_blocking - the socket's O_NONBLOCK off (true) or on; 0 or -1 */
+static int set_blocking(struct smtp_io *io, bool on)
+{
+    int fl = fcntl(io->fd, F_GETFL);
+    if (fl < 0 || fcntl(io->fd, F_SETFL, on ? fl & ~O_NONBLOCK : fl | O_NONBLOCK) < 0)
+        return -1;
+    io->blocking = on;
+    return 0;
+}
+
+/* rcv_limit - SO_RCVTIMEO at most left ms (> 0): set only when the one set
+ * is longer, rounded down to 100 ms so that waits with the same timeout
+ * keep it (one setsockopt per connection, not per read); 0 or -1 */
+static int rcv_limit(struct smtp_io *io, int64_t left)
+{
+    if (io->rcv_ms > 0 && io->rcv_ms <= left)
+        return 0;
+    int64_t ms = left > 100 ? left / 100 * 100 : left;
+    if (ms > INT_MAX)
+        ms = INT_MAX / 100 * 100;
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    if (setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+        return -1;
+    io->rcv_ms = (int)ms;
+    return 0;
 }
 
 int smtp_io_connect(struct smtp_io *io, const char *host, int port, int timeout_ms, char *errbuf,
@@ -149,6 +179,12 @@ int smtp_io_connect(struct smtp_io *io, const char *host, int port, int timeout_
 int smtp_io_tls_start(struct smtp_io *io, SSL_CTX *ctx, const char *host, int port,
                       int64_t deadline, char *errbuf, size_t errlen)
 {
+    char eb[128];
+    if (io->blocking && set_blocking(io, false) != 0) { /* OpenSSL waits in poll */
+        errbuf_set(errbuf, errlen, "TLS: cannot make the socket non-blocking: %s",
+                   errstr(errno, eb, sizeof eb));
+        return SMTP_IO_E_TLS;
+    }
     io->ssl = smtp_tls_session(ctx, io->fd, host, errbuf, errlen);
     if (!io->ssl)
         return SMTP_IO_E_TLS;
@@ -190,11 +226,10 @@ int smtp_io_write(struct smtp_io *io, const char *p, size_t len, int64_t deadlin
                 return rc;
             continue;
         }
-        ssize_t n = send(io->fd, p, chunk, MSG_NOSIGNAL);
+        ssize_t n = send(io->fd, p, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             p += n;
             len -= (size_t)n;
-            io->wrote = true;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -234,11 +269,20 @@ static int io_fill(struct smtp_io *io, int64_t deadline, const char *what, char 
                 return rc;
             continue;
         }
-        if (io->wrote) {
-            io->wrote = false;
-            rc = io_wait(io, POLLIN, deadline, what, errbuf, errlen);
-            if (rc)
-                return rc;
+        if (!io->blocking && set_blocking(io, true) != 0) {
+            errbuf_set(errbuf, errlen, "cannot make the socket blocking while %s: %s", what,
+                       errstr(errno, eb, sizeof eb));
+            return SMTP_IO_E_IO;
+        }
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0) {
+            errbuf_set(errbuf, errlen, "timed out after %d ms %s", io->tmo_ms, what);
+            return SMTP_IO_E_TIMEOUT;
+        }
+        if (rcv_limit(io, left) != 0) {
+            errbuf_set(errbuf, errlen, "SO_RCVTIMEO while %s: %s", what,
+                       errstr(errno, eb, sizeof eb));
+            return SMTP_IO_E_IO;
         }
         ssize_t n = recv(io->fd, io->in + io->in_len, space, 0);
         if (n > 0) {
@@ -249,14 +293,8 @@ static int io_fill(struct smtp_io *io, int64_t deadline, const char *what, char 
             errbuf_set(errbuf, errlen, "connection closed by the server while %s", what);
             return SMTP_IO_E_IO;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            rc = io_wait(io, POLLIN, deadline, what, errbuf, errlen);
-            if (rc)
-                return rc;
-            continue;
-        }
+        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+            continue; /* SO_RCVTIMEO expired: the deadline decides */
         errbuf_set(errbuf, errlen, "connection lost while %s: %s", what,
                    errstr(errno, eb, sizeof eb));
         return SMTP_IO_E_IO;
@@ -326,6 +364,7 @@ void smtp_io_close(struct smtp_io *io, bool notify)
     io->ssl = NULL;
     close(io->fd);
     io->fd = -1;
-    io->wrote = false;
+    io->blocking = false;
+    io->rcv_ms = 0;
     io->in_pos = io->in_len = 0;
 }

@@ -1,7 +1,11 @@
 /* smtp_io.h - bounded socket I/O for the SMTP engine (smtp_conn.c): resolve
- * and connect within a timeout, the TLS handshake, writes and line reads on
- * a non-blocking socket, plain or through TLS (smtp_tls), each bounded by a
- * deadline; nothing here waits longer than the deadline it is given.
+ * and connect within a timeout, the TLS handshake, writes and line reads,
+ * plain or through TLS (smtp_tls), each bounded by a deadline; nothing here
+ * waits longer than the deadline it is given (to the kernel's timer tick).
+ * Writes never block (MSG_DONTWAIT, then poll). A plaintext read waits in
+ * recv() itself, the socket in blocking mode with SO_RCVTIMEO at most the
+ * time left (one system call per reply instead of poll and recv); TLS
+ * keeps the socket non-blocking and waits in poll.
  *
  * Owns, per struct smtp_io (embedded in the session, set up with
  * smtp_io_init()): the socket from smtp_io_connect() and the SSL from
@@ -40,9 +44,9 @@ struct smtp_io {
     SSL *ssl;              /* the TLS session over fd, NULL for plaintext */
     int tmo_ms;            /* the timeout of the current wait, for messages */
     size_t in_pos, in_len; /* unread input is in[in_pos..in_len) */
-    bool wrote;            /* plaintext written since the last read: the reply takes a
-                            * round trip, so the next read polls before its recv
-                            * (saves a recv that would find nothing) */
+    bool blocking;         /* plaintext: the socket is in blocking mode and reads
+                            * wait in recv (SO_RCVTIMEO), not in poll */
+    int rcv_ms;            /* the SO_RCVTIMEO set, 0 none */
     char in[16384];
 };
 
