@@ -92,10 +92,12 @@ static int set_blocking(struct smtp_io *io, bool on)
 
 /* rcv_limit - SO_RCVTIMEO at most left ms (> 0): set only when the one set
  * is longer, rounded down to 100 ms so that waits with the same timeout
- * keep it (one setsockopt per connection, not per read); 0 or -1 */
+ * keep it (one setsockopt per connection, not per read), or when a wait
+ * near its deadline left it short and this one is long (no recv waking
+ * every few ms for the rest of the connection); 0 or -1 */
 static int rcv_limit(struct smtp_io *io, int64_t left)
 {
-    if (io->rcv_ms > 0 && io->rcv_ms <= left)
+    if (io->rcv_ms > 0 && io->rcv_ms <= left && !(io->rcv_ms < 1000 && left >= 2000))
         return 0;
     int64_t ms = left > 100 ? left / 100 * 100 : left;
     if (ms > INT_MAX)
