@@ -87,7 +87,7 @@ struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
     s->domain_placement = db_prepare(s->r, "SELECT tracked, delivered, spam, opened, read, bounced"
                                            " FROM domains WHERE domain = ?");
     if (!s->ins_user || !s->upsert_domain || !s->list_domains || !s->count_domains ||
-        !s->domain_placement) {
+        !s->domain_placement || hstore_prepare_stats(s) != 0) {
         snprintf(errbuf, errlen, "cannot prepare statements on %s", path);
         hstore_free(s);
         return NULL;

@@ -649,26 +649,36 @@ static json_object *stats_json(sqlite3_stmt *st)
 #define STATS_COLS                                                                                 \
     "email_id, broadcast_id, tracked, delivered, spam, opened, read, bounced, checked_at"
 
+int hstore_prepare_stats(struct hstore *s)
+{
+    s->stats_by_id = db_prepare(s->r, "SELECT " STATS_COLS " FROM email_stats WHERE email_id = ?1");
+    s->stats_by_bid =
+        db_prepare(s->r, "SELECT " STATS_COLS " FROM email_stats WHERE broadcast_id = ?1");
+    s->stats_copy = db_prepare(s->r, "SELECT email_id, message_id, 1, placement = 2,"
+                                     " placement = 3, opened, read, bounced, checked_at,"
+                                     " recipient, domain FROM copies WHERE " HSTORE_COPY_MATCH);
+    return s->stats_by_id && s->stats_by_bid && s->stats_copy ? 0 : -1;
+}
+
 int hstore_stats_email(struct hstore *s, int64_t email_id, const char *broadcast_id,
                        json_object **out)
 {
     int rc = -1;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(
-        s->r, broadcast_id ? "SELECT " STATS_COLS " FROM email_stats WHERE broadcast_id = ?2"
-                           : "SELECT " STATS_COLS " FROM email_stats WHERE email_id = ?1");
-    if (st) {
+    sqlite3_stmt *st = broadcast_id ? s->stats_by_bid : s->stats_by_id;
+    if (broadcast_id)
+        sqlite3_bind_text(st, 1, broadcast_id, -1, SQLITE_STATIC);
+    else
         sqlite3_bind_int64(st, 1, email_id);
-        sqlite3_bind_text(st, 2, broadcast_id, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
-            *out = stats_json(st);
-            rc = 0;
-        } else if (r == SQLITE_DONE) {
-            rc = 1;
-        }
-        sqlite3_finalize(st);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *out = stats_json(st);
+        rc = 0;
+    } else if (r == SQLITE_DONE) {
+        rc = 1;
     }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st); /* no pointer to the caller's string kept */
     pthread_mutex_unlock(&s->r_lock);
     return rc;
 }
@@ -677,26 +687,22 @@ int hstore_stats_copy(struct hstore *s, const char *message_id, json_object **ou
 {
     int rc = -1;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(
-        s->r, "SELECT email_id, message_id, 1, placement = 2, placement = 3, opened, read,"
-              " bounced, checked_at, recipient, domain FROM copies WHERE " HSTORE_COPY_MATCH);
-    if (st) {
-        sqlite3_bind_int64(st, 1, s->hash(message_id));
-        sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
-            *out = stats_json(st);
-            json_object_object_add(
-                *out, "recipient",
-                json_object_new_string((const char *)sqlite3_column_text(st, 9)));
-            json_object_object_add(
-                *out, "domain", json_object_new_string((const char *)sqlite3_column_text(st, 10)));
-            rc = 0;
-        } else if (r == SQLITE_DONE) {
-            rc = 1;
-        }
-        sqlite3_finalize(st);
+    sqlite3_stmt *st = s->stats_copy;
+    sqlite3_bind_int64(st, 1, s->hash(message_id));
+    sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *out = stats_json(st);
+        json_object_object_add(*out, "recipient",
+                               json_object_new_string((const char *)sqlite3_column_text(st, 9)));
+        json_object_object_add(*out, "domain",
+                               json_object_new_string((const char *)sqlite3_column_text(st, 10)));
+        rc = 0;
+    } else if (r == SQLITE_DONE) {
+        rc = 1;
     }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     pthread_mutex_unlock(&s->r_lock);
     return rc;
 }

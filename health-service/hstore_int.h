@@ -97,7 +97,13 @@ struct hstore {
     /* writer statements of the copy ingest, prepared on first use (w_lock) */
     sqlite3_stmt *ins_copy, *find_copy, *upd_bounce, *stats_upsert, *domain_upsert;
     sqlite3_stmt *ins_chunk; /* email.sent copies HSTORE_CHUNK at a time */
+    /* reader statements of /mail_stats, prepared at open (r_lock): parsing
+     * one per request cost more than running it, inside the reader lock */
+    sqlite3_stmt *stats_by_id, *stats_by_bid, *stats_copy;
 };
+
+/* hstore_prepare_stats - the /mail_stats reader statements; 0 or -1 */
+int hstore_prepare_stats(struct hstore *s);
 
 /* hstore_set_hash - for tests: the store's Message-ID hash (a degenerate
  * one makes collisions). Set it right after hstore_open, before any copy. */
