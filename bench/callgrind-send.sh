@@ -20,10 +20,7 @@ machine_line
 note "callgrind send: N=$N W=$W; temp dir $BTMP"
 start_broker
 send_json >"$BTMP/send.json"
-WP=$(freeport)
-start_warmup seed "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$BTMP/spool-unused"
-import_users "http://127.0.0.1:$WP" "$N"
-stop_named seed
+seed_users "$N"
 
 SP=$(freeport)
 start_sink svc "$SP"

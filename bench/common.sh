@@ -246,6 +246,17 @@ with open(path, "w") as f:
     f.writelines(f"User {i},{p}{i}@d{i % 50}.bench.test\n" for i in range(n))
 PY
 }
+# seed_users N - a database of N imported users in $BTMP/seed (a DRYRUN
+# warmup-service on a free port, stopped after the import and its events);
+# `copy_db seed NAME` gives each measured run its own copy. Sets IMPORT_MS, DRAIN_MS.
+seed_users() {
+  local port
+  port=$(freeport)
+  start_warmup seed "$port" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$BTMP/spool-unused"
+  import_users "http://127.0.0.1:$port" "$1"
+  stop_named seed
+}
+
 # import_users URL N - import N users through POST /users/import, then wait until the
 # outbox has published their user.registered events; sets IMPORT_MS, DRAIN_MS
 import_users() {

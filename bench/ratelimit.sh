@@ -27,10 +27,7 @@ USERS=$((max_tpm * (D + 4) / 60 * 11 / 10 + 100))
 machine_line
 note "ratelimit: D=${D}s TPMS='$TPMS' MODES='$MODES' WORKERS=$WORKERS, $USERS users; temp dir $BTMP"
 start_broker
-WP=$(freeport)
-start_warmup seed "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$BTMP/spool-unused"
-import_users "http://127.0.0.1:$WP" "$USERS"
-stop_named seed
+seed_users "$USERS"
 
 # window_rate SPOOL WATCH D - "spool_tpm progress_tpm copies_in_window"
 window_rate() {

@@ -26,11 +26,8 @@ note "send: N=$N WS='$WS' SEND_BATCH=${SEND_BATCH:-default}; temp dir $BTMP"
 start_broker
 send_json >"$BTMP/send.json"
 
-WP=$(freeport)
-start_warmup seed "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$BTMP/spool-unused"
-import_users "http://127.0.0.1:$WP" "$N"
+seed_users "$N"
 note "imported $N users in $(fmt_s "$IMPORT_MS") s ($(fmt_rate "$N" "$IMPORT_MS") users/s); user events published after $(fmt_s "$DRAIN_MS") s"
-stop_named seed
 
 ROWS=()
 for W in $WS; do

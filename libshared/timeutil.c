@@ -72,6 +72,44 @@ static void fmt(int64_t ms, char *out, size_t len, int with_ms)
     out[n] = '\0';
 }
 
+int time_rfc5322(int64_t ms, char *out, size_t len)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int64_t sec = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || tm.tm_year < 0 || tm.tm_year > 9999 - 1900)
+        return -1;
+    /* digit by digit: snprintf costs about as much as the rest of a
+     * message's headers, once per copy */
+    char b[40], *p = b;
+    int year = tm.tm_year + 1900;
+    memcpy(p, days[tm.tm_wday], 3);
+    p += 3;
+    *p++ = ',';
+    *p++ = ' ';
+    p = put2(p, tm.tm_mday);
+    *p++ = ' ';
+    memcpy(p, months[tm.tm_mon], 3);
+    p += 3;
+    *p++ = ' ';
+    p = put2(put2(p, year / 100), year % 100);
+    *p++ = ' ';
+    p = put2(p, tm.tm_hour);
+    *p++ = ':';
+    p = put2(p, tm.tm_min);
+    *p++ = ':';
+    p = put2(p, tm.tm_sec);
+    memcpy(p, " +0000", 7);
+    p += 6;
+    if ((size_t)(p - b) >= len)
+        return -1;
+    memcpy(out, b, (size_t)(p - b) + 1);
+    return 0;
+}
+
 void time_rfc3339_ms(int64_t ms, char *out, size_t len)
 {
     fmt(ms, out, len, 1);

@@ -1,4 +1,4 @@
-/* timeutil.h - clocks, RFC 3339 formatting and monotonic condvar waits.
+/* timeutil.h - clocks, RFC 3339 and RFC 5322 formatting and monotonic condvar waits.
  * Pure functions, any thread. */
 #ifndef TIMEUTIL_H
 #define TIMEUTIL_H
@@ -16,6 +16,10 @@ int64_t time_mono_ms(void);
 void time_rfc3339_ms(int64_t ms, char *out, size_t len);
 /* time_rfc3339 - "2026-11-23T10:37:32Z" (seconds) into out (>= 21 bytes) */
 void time_rfc3339(int64_t ms, char *out, size_t len);
+/* time_rfc5322 - "Mon, 23 Nov 2026 10:37:32 +0000" (RFC 5322 date-time,
+ * UTC) into out; 0, or -1 when the year is outside 1900..9999 or out is
+ * too small for the date and its NUL */
+int time_rfc5322(int64_t ms, char *out, size_t len);
 /* time_sleep_ms - sleep, restarting on EINTR */
 void time_sleep_ms(int64_t ms);
 /* time_cond_init_mono - init cv so that pthread_cond_timedwait() takes

@@ -11,6 +11,7 @@
  */
 #include "mime.h"
 #include "addr.h"
+#include "timeutil.h"
 #include "utf8.h"
 #include "xalloc.h"
 
@@ -431,53 +432,6 @@ static void hw_mailbox(struct hw *w, const char *name, const struct addr *a)
     hw_put(w, ">", 1);
 }
 
-/* put2 - two decimal digits of v (0..99) */
-static char *put2(char *p, int v)
-{
-    p[0] = (char)('0' + v / 10);
-    p[1] = (char)('0' + v % 10);
-    return p + 2;
-}
-
-/* fmt_date - RFC 5322 date-time in UTC; -1 if out of range */
-static int fmt_date(int64_t ms, char *out, size_t len)
-{
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    int64_t sec = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
-    time_t t = (time_t)sec;
-    struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL || tm.tm_year < 0 || tm.tm_year > 9999 - 1900)
-        return -1;
-    /* digit by digit: snprintf costs about as much as the rest of the
-     * headers, once per copy */
-    char b[40], *p = b;
-    int year = tm.tm_year + 1900;
-    memcpy(p, days[tm.tm_wday], 3);
-    p += 3;
-    *p++ = ',';
-    *p++ = ' ';
-    p = put2(p, tm.tm_mday);
-    *p++ = ' ';
-    memcpy(p, months[tm.tm_mon], 3);
-    p += 3;
-    *p++ = ' ';
-    p = put2(put2(p, year / 100), year % 100);
-    *p++ = ' ';
-    p = put2(p, tm.tm_hour);
-    *p++ = ':';
-    p = put2(p, tm.tm_min);
-    *p++ = ':';
-    p = put2(p, tm.tm_sec);
-    memcpy(p, " +0000", 7);
-    p += 6;
-    if ((size_t)(p - b) >= len)
-        return -1;
-    memcpy(out, b, (size_t)(p - b) + 1);
-    return 0;
-}
-
 /* ---- body ---- */
 
 /* qp_printable - an octet quoted-printable writes as itself anywhere */
@@ -702,7 +656,7 @@ int mime_compose(const struct mime_input *in, struct buf *out, char *errbuf, siz
     int rc = validate(in, &from, &to, errbuf, errlen);
     if (rc != 0)
         goto out;
-    if (fmt_date(in->date_ms, date, sizeof date) != 0) {
+    if (time_rfc5322(in->date_ms, date, sizeof date) != 0) {
         seterr(errbuf, errlen, "date_ms: out of range");
         rc = -1;
         goto out;

@@ -396,14 +396,14 @@ static void test_dates(void)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char d[64] = "";
-        CHECK_INT(fmt_date(rows[i].ms, d, sizeof d), 0, rows[i].want);
+        CHECK_INT(time_rfc5322(rows[i].ms, d, sizeof d), 0, rows[i].want);
         CHECK_STR(d, rows[i].want, "RFC 5322 date");
     }
     char d[64];
-    CHECK_INT(fmt_date(INT64_MAX, d, sizeof d), -1, "date out of range");
-    CHECK_INT(fmt_date(INT64_MIN, d, sizeof d), -1, "date out of range (negative)");
-    CHECK_INT(fmt_date(0, d, 31), -1, "a buffer one octet short of the date and its NUL");
-    CHECK_INT(fmt_date(0, d, 32), 0, "a buffer that just holds the date and its NUL");
+    CHECK_INT(time_rfc5322(INT64_MAX, d, sizeof d), -1, "date out of range");
+    CHECK_INT(time_rfc5322(INT64_MIN, d, sizeof d), -1, "date out of range (negative)");
+    CHECK_INT(time_rfc5322(0, d, 31), -1, "a buffer one octet short of the date and its NUL");
+    CHECK_INT(time_rfc5322(0, d, 32), 0, "a buffer that just holds the date and its NUL");
     CHECK_STR(d, "Thu, 01 Jan 1970 00:00:00 +0000", "the date in a buffer of its size");
     struct mime_input in = base;
     in.date_ms = INT64_MAX;
