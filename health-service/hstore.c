@@ -1,6 +1,9 @@
-/* hstore.c - health-service SQLite store. See hstore.h for the threads. */
+/* hstore.c - health-service SQLite store: its files (opening, the shard
+ * count, the reader's view of all of them), users and domains. See
+ * hstore.h for the threads and hstore_int.h for the files. */
 #include "hstore.h"
 #include "hstore_int.h"
+#include "buf.h"
 #include "db.h"
 #include "log.h"
 #include "xalloc.h"
@@ -24,7 +27,10 @@ static const char *const migrations[] = {
     "DROP INDEX IF EXISTS copies_email;",
     /* 5: copies keyed by a hash of the Message-ID (hstore_int.h) */
     HSTORE_COPIES_BY_HASH_SQL,
+    /* 6: the number of files the copies are spread over */
+    HSTORE_SHARDS_SQL,
 };
+#define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
 /* the SQL function hstore_mid_hash(text) of migration 5 */
 static void sql_mid_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -52,46 +58,171 @@ void hstore_set_hash(struct hstore *s, hstore_hash_fn fn)
     s->hash = fn;
 }
 
-struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
+int hstore_union(const struct hstore *s, struct buf *b, const char *head, const char *tail)
 {
-    struct hstore *s = xcalloc(1, sizeof *s);
-    pthread_mutex_init(&s->w_lock, NULL);
-    pthread_mutex_init(&s->r_lock, NULL);
-    s->hash = hstore_mid_hash;
-    if (db_open_store(path, migrations, sizeof migrations / sizeof migrations[0], register_mid_hash,
-                      &s->w, &s->r, errbuf, errlen) != 0) {
-        hstore_free(s);
-        return NULL;
+    int rc = 0;
+    for (int k = 0; k < s->nshards; k++)
+        rc |= buf_printf(b, "%s%s%s%s", k ? " UNION ALL " : "", head, s->shard[k].schema, tail);
+    return rc ? -1 : 0;
+}
+
+/* shard_count - file 0's shard count (store_shards), set to want if the
+ * store has not chosen yet; 1..HSTORE_MAX_SHARDS, or -1 */
+static int shard_count(sqlite3 *w, int want)
+{
+    int n = -1;
+    sqlite3_stmt *st = db_prepare(w, "UPDATE store_shards SET n = ?1 WHERE n = 0");
+    if (st) {
+        sqlite3_bind_int(st, 1, want);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            n = -2;
+        sqlite3_finalize(st);
     }
+    st = n == -1 ? db_prepare(w, "SELECT n FROM store_shards") : NULL;
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (n < 1 || n > HSTORE_MAX_SHARDS || (n & (n - 1)))
+        return -1;
+    return n;
+}
+
+/* tune_writer - the page cache and checkpoints of a file's writer */
+static void tune_writer(sqlite3 *w, int nshards)
+{
     /* the ingest inserts copies keyed by random Message-IDs: a bigger page
      * cache on the writer saves a pread per B-tree level once the table
-     * outgrows SQLite's default 2 MB (bounded: 32 MB) */
-    sqlite3_exec(s->w, "PRAGMA cache_size=-32768", NULL, NULL, NULL);
+     * outgrows SQLite's default 2 MB (bounded: 32 MB over all files) */
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", 32768 / nshards);
+    sqlite3_exec(w, sql, NULL, NULL, NULL);
     /* an ingest commit writes thousands of pages to the WAL, so SQLite's
      * default (a checkpoint once the WAL holds 1,000 pages) checkpointed
      * after every commit, copying hot pages (B-tree interiors, the pages
      * new rows go to) to the database and syncing it each time; every
      * 10,000 pages (WAL ~40 MB or one large commit, cut back to 64 MB if
      * a checkpoint could not reset it) copies each of them less often */
-    sqlite3_exec(s->w, "PRAGMA wal_autocheckpoint=10000", NULL, NULL, NULL);
-    sqlite3_exec(s->w, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
-    s->ins_user = db_prepare(s->w, "INSERT INTO users(email_id, domain, name, registered_at)"
-                                   " VALUES(?,?,?,?) ON CONFLICT DO NOTHING");
-    s->upsert_domain = db_prepare(s->w, "INSERT INTO domains(domain, users, first_seen, last_seen)"
-                                        " VALUES(?1, 1, ?2, ?2) ON CONFLICT(domain) DO UPDATE"
-                                        " SET users = users + 1, last_seen = ?2");
-    s->list_domains = db_prepare(s->r, "SELECT domain, users, first_seen, last_seen, tracked,"
-                                       " checked, last_round_at, last_error, delivered, spam,"
-                                       " opened, read, bounced FROM domains ORDER BY domain");
-    s->count_domains = db_prepare(s->r, "SELECT count(*) FROM domains");
-    s->domain_placement = db_prepare(s->r, "SELECT tracked, delivered, spam, opened, read, bounced"
-                                           " FROM domains WHERE domain = ?");
-    if (!s->ins_user || !s->upsert_domain || !s->list_domains || !s->count_domains ||
-        !s->domain_placement || hstore_prepare_stats(s) != 0) {
+    sqlite3_exec(w, "PRAGMA wal_autocheckpoint=10000", NULL, NULL, NULL);
+    sqlite3_exec(w, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
+}
+
+/* open_file - file k > 0 (path.shard<k>): its writer, migrated, attached
+ * to the reader as s<k> */
+static int open_file(struct hstore *s, const char *path, int k, char *errbuf, size_t errlen)
+{
+    struct hshard *h = &s->shard[k];
+    char file[4096];
+    if ((size_t)snprintf(file, sizeof file, "%s.shard%d", path, k) >= sizeof file) {
+        snprintf(errbuf, errlen, "DB_PATH is too long");
+        return -1;
+    }
+    if (db_open(file, &h->w, errbuf, errlen) != 0 || register_mid_hash(h->w, errbuf, errlen) != 0 ||
+        db_migrate(h->w, migrations, N_MIGRATIONS, errbuf, errlen) != 0)
+        return -1;
+    char sql[64];
+    snprintf(sql, sizeof sql, "ATTACH DATABASE ?1 AS %s", h->schema);
+    sqlite3_stmt *st = db_prepare(s->r, sql);
+    int r = SQLITE_ERROR;
+    if (st) {
+        sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
+        r = sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    if (r != SQLITE_DONE) {
+        snprintf(errbuf, errlen, "cannot attach %s: %s", file, sqlite3_errmsg(s->r));
+        return -1;
+    }
+    return 0;
+}
+
+/* prepare_domains - the reader's domain statements, summed over the files
+ * (file 0 alone has the users and the round state) */
+static int prepare_domains(struct hstore *s)
+{
+    static const char cols[] = "SELECT domain, users, first_seen, last_seen, tracked, checked,"
+                               " last_round_at, last_error, delivered, spam, opened, read,"
+                               " bounced FROM ";
+    static const char sums[] = "SELECT domain, sum(users), min(first_seen), max(last_seen),"
+                               " sum(tracked), sum(checked), max(last_round_at),"
+                               " max(last_error), sum(delivered), sum(spam), sum(opened),"
+                               " sum(read), sum(bounced) FROM (";
+    struct buf b;
+    buf_init(&b, 64 * 1024);
+    buf_printf(&b, "%s", sums);
+    hstore_union(s, &b, cols, ".domains");
+    buf_printf(&b, ") GROUP BY domain ORDER BY domain");
+    s->list_domains = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
+    buf_reset(&b);
+    buf_printf(&b, "SELECT sum(tracked), sum(delivered), sum(spam), sum(opened), sum(read),"
+                   " sum(bounced) FROM (");
+    hstore_union(s, &b, cols, ".domains WHERE domain = ?1");
+    buf_printf(&b, ") GROUP BY domain");
+    s->domain_placement = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
+    buf_reset(&b);
+    buf_printf(&b, "SELECT count(DISTINCT domain) FROM (");
+    hstore_union(s, &b, "SELECT domain FROM ", ".domains");
+    buf_printf(&b, ")");
+    s->count_domains = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
+    buf_reset(&b);
+    buf_printf(&b, "SELECT DISTINCT domain FROM (");
+    hstore_union(s, &b, "SELECT domain FROM ", ".domains");
+    buf_printf(&b, ") ORDER BY domain");
+    s->domain_names = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
+    buf_cleanup(&b);
+    return s->list_domains && s->domain_placement && s->count_domains && s->domain_names ? 0 : -1;
+}
+
+struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
+{
+    return hstore_open_shards(path, HSTORE_SHARDS_DEFAULT, errbuf, errlen);
+}
+
+struct hstore *hstore_open_shards(const char *path, int nshards, char *errbuf, size_t errlen)
+{
+    struct hstore *s = xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->r_lock, NULL);
+    for (int k = 0; k < HSTORE_MAX_SHARDS; k++) {
+        pthread_mutex_init(&s->shard[k].w_lock, NULL);
+        snprintf(s->shard[k].schema, sizeof s->shard[k].schema, k ? "s%d" : "main", k);
+    }
+    s->hash = hstore_mid_hash;
+    s->nshards = 1;
+    if (db_open_store(path, migrations, N_MIGRATIONS, register_mid_hash, &s->shard[0].w, &s->r,
+                      errbuf, errlen) != 0) {
+        hstore_free(s);
+        return NULL;
+    }
+    int n = shard_count(s->shard[0].w, nshards);
+    if (n < 0) {
+        snprintf(errbuf, errlen, "%s: no valid shard count in store_shards", path);
+        hstore_free(s);
+        return NULL;
+    }
+    for (s->nshards = 1; s->nshards < n; s->nshards++)
+        if (open_file(s, path, s->nshards, errbuf, errlen) != 0) {
+            s->nshards++; /* its writer, if any, is closed with the others */
+            hstore_free(s);
+            return NULL;
+        }
+    while (1 << s->shard_bits < s->nshards)
+        s->shard_bits++;
+    for (int k = 0; k < s->nshards; k++)
+        tune_writer(s->shard[k].w, s->nshards);
+    sqlite3 *w = s->shard[0].w;
+    s->ins_user = db_prepare(w, "INSERT INTO users(email_id, domain, name, registered_at)"
+                                " VALUES(?,?,?,?) ON CONFLICT DO NOTHING");
+    s->upsert_domain = db_prepare(w, "INSERT INTO domains(domain, users, first_seen, last_seen)"
+                                     " VALUES(?1, 1, ?2, ?2) ON CONFLICT(domain) DO UPDATE"
+                                     " SET users = users + 1, last_seen = ?2");
+    if (!s->ins_user || !s->upsert_domain || prepare_domains(s) != 0 ||
+        hstore_prepare_stats(s) != 0) {
         snprintf(errbuf, errlen, "cannot prepare statements on %s", path);
         hstore_free(s);
         return NULL;
     }
+    if (s->nshards > 1)
+        log_info("hstore: copies spread over %d files (%s and %s.shard1..%d)", s->nshards, path,
+                 path, s->nshards - 1);
     return s;
 }
 
@@ -99,10 +230,12 @@ void hstore_free(struct hstore *s)
 {
     if (!s)
         return;
-    db_close(s->w);
+    for (int k = 0; k < s->nshards; k++)
+        db_close(s->shard[k].w); /* with its statements */
     db_close(s->r);
-    pthread_mutex_destroy(&s->w_lock);
     pthread_mutex_destroy(&s->r_lock);
+    for (int k = 0; k < HSTORE_MAX_SHARDS; k++)
+        pthread_mutex_destroy(&s->shard[k].w_lock);
     free(s);
 }
 
@@ -117,7 +250,7 @@ static int apply_one(struct hstore *s, const struct user_event *e, size_t *added
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return -1;
-    if (sqlite3_changes(s->w) == 0)
+    if (sqlite3_changes(s->shard[0].w) == 0)
         return 0; /* seen before: a redelivery */
     st = s->upsert_domain;
     sqlite3_bind_text(st, 1, e->addr.domain, -1, SQLITE_STATIC);
@@ -135,27 +268,28 @@ int hstore_apply_events(struct hstore *s, const struct user_event *users, size_t
                         size_t *new_copies)
 {
     int rc = -1;
+    struct hshard *h0 = &s->shard[0];
     *new_users = *new_copies = 0;
-    pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    pthread_mutex_lock(&h0->w_lock);
+    if (db_begin(h0->w) != 0)
         goto out;
     for (size_t i = 0; i < nu; i++) {
         if (apply_one(s, &users[i], new_users) != 0) {
-            log_error("hstore: apply failed: %s", sqlite3_errmsg(s->w));
+            log_error("hstore: apply failed: %s", sqlite3_errmsg(h0->w));
             goto out;
         }
     }
     if (nc > 0 && hstore_apply_copies(s, copies, nc, new_copies) != 0) {
-        log_error("hstore: apply copies failed: %s", sqlite3_errmsg(s->w));
+        log_error("hstore: apply copies failed: %s", sqlite3_errmsg(h0->w));
         goto out;
     }
-    rc = db_commit(s->w);
+    rc = db_commit(h0->w);
 out:
     if (rc != 0) {
-        db_rollback(s->w);
+        db_rollback(h0->w);
         *new_users = *new_copies = 0;
     }
-    pthread_mutex_unlock(&s->w_lock);
+    pthread_mutex_unlock(&h0->w_lock);
     return rc;
 }
 
@@ -234,22 +368,20 @@ bool hstore_ping(struct hstore *s)
 
 int hstore_domain_names(struct hstore *s, char ***names, size_t *n)
 {
-    int r = SQLITE_ERROR;
+    int r;
     size_t cap = 16;
     *n = 0;
     *names = xcalloc(cap, sizeof **names);
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, "SELECT domain FROM domains ORDER BY domain");
-    if (st) {
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            if (*n == cap) {
-                cap *= 2;
-                *names = xreallocarray(*names, cap, sizeof **names);
-            }
-            (*names)[(*n)++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_stmt *st = s->domain_names;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap *= 2;
+            *names = xreallocarray(*names, cap, sizeof **names);
         }
-        sqlite3_finalize(st);
+        (*names)[(*n)++] = xstrdup((const char *)sqlite3_column_text(st, 0));
     }
+    sqlite3_reset(st);
     pthread_mutex_unlock(&s->r_lock);
     return r == SQLITE_DONE ? 0 : -1;
 }

@@ -1,9 +1,15 @@
-/* hstore.h - the health service's SQLite store: known users and domains.
+/* hstore.h - the health service's SQLite store: known users and domains,
+ * tracked copies and their counters.
  *
- * Writes come only from the consumer thread (one writer connection,
- * w_lock); reads from HTTP threads on a reader connection (r_lock).
- * Applying an event is idempotent: a user.registered for an address
- * already seen changes nothing, so a redelivered event is harmless.
+ * The copies are spread over a few SQLite files by their Message-ID's
+ * hash, each with its own writer connection and lock, so that a batch's
+ * inserts run on as many CPUs (hstore_int.h). Writes come from the
+ * consumer's writer thread (ingest; the other files' parts on threads of
+ * their own for the batch) and the scheduler's workers (check results);
+ * reads from HTTP threads on one reader connection that sees every file
+ * (r_lock). Applying an event is idempotent: a user.registered for an
+ * address or a copy event for a Message-ID already seen changes nothing,
+ * so a redelivered event is harmless.
  */
 #ifndef HSTORE_H
 #define HSTORE_H
@@ -18,7 +24,12 @@
 
 struct hstore;
 
+/* hstore_open - the store at path (made if missing); a new store spreads
+ * its copies over HSTORE_SHARDS_DEFAULT files (hstore_open_shards) */
 struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen);
+/* hstore_open_shards - the same; a new store gets nshards files (a power
+ * of two, 1..8); a store keeps the count it was made with */
+struct hstore *hstore_open_shards(const char *path, int nshards, char *errbuf, size_t errlen);
 void hstore_free(struct hstore *s);
 
 /* hstore_apply_events - record users (and their domains) and copies
@@ -59,7 +70,8 @@ int hstore_domain_names(struct hstore *s, char ***names, size_t *n);
 struct hcopy {
     struct fl_copy fl; /* message_id and recipient point into the strings below */
     char *message_id, *recipient;
-    int64_t id; /* the copy's row */
+    int64_t id; /* the copy's row in its file */
+    int shard;  /* the file */
     int64_t email_id;
     enum fl_placement old_placement;
     bool old_opened, old_read;

@@ -83,24 +83,72 @@
 /* the copy with Message-ID ?2 whose hash is ?1 (see schema 5) */
 #define HSTORE_COPY_MATCH "(mid_hash = ?1 OR mid_hash IS NULL) AND message_id = ?2"
 
+/* 6: the number of copy files of the store (see struct hshard), fixed
+ * when the store is made: a store that already holds copies keeps them in
+ * its one file (1); a new one gets hstore_open_shards' count (0 until
+ * then). Read from file 0 only (the other files run the same migrations). */
+#define HSTORE_SHARDS_SQL                                                                          \
+    "CREATE TABLE IF NOT EXISTS store_shards (n INTEGER NOT NULL);"                                \
+    "INSERT INTO store_shards SELECT CASE WHEN EXISTS (SELECT 1 FROM copies) THEN 1 ELSE 0 END"    \
+    " WHERE NOT EXISTS (SELECT 1 FROM store_shards);"
+
 /* hstore_mid_hash - the copies key of a Message-ID: 64-bit FNV-1a of its
  * bytes, as a signed integer (also the SQL function hstore_mid_hash(text)
  * on the writer, for migration 5) */
 typedef int64_t (*hstore_hash_fn)(const char *message_id);
 int64_t hstore_mid_hash(const char *message_id);
 
-struct hstore {
-    pthread_mutex_t w_lock, r_lock;
-    sqlite3 *w, *r;
-    hstore_hash_fn hash; /* hstore_mid_hash; tests may use a weaker one (hstore_set_hash) */
-    sqlite3_stmt *ins_user, *upsert_domain, *list_domains, *count_domains, *domain_placement;
+/* the most copy files of a store, and what a new store gets: one writer
+ * thread per file (the ingest's B-tree inserts were one CPU's work) */
+#define HSTORE_MAX_SHARDS 8
+#define HSTORE_SHARDS_DEFAULT 2
+
+/* hshard - one file of the store with its writer connection. File 0 is
+ * DB_PATH and also holds the users and each domain's round state; file
+ * k > 0 is DB_PATH.shard<k>. All have the same schema. A copy lives in
+ * the file of its key's range (hstore_shard_of), with the per-email
+ * (email_stats) and per-domain (domains: tracked, checked and the
+ * placement counters) counters of the copies in that file, kept in the
+ * same transactions; the reader connection attaches every file and sums
+ * them. Writes to a file hold its w_lock; a thread that holds two took
+ * file 0's first (the ingest storing a small part of another file). */
+struct hshard {
+    pthread_mutex_t w_lock;
+    sqlite3 *w;
+    char schema[8]; /* the file's name on the reader: main, s1, s2, ... */
     /* writer statements of the copy ingest, prepared on first use (w_lock) */
     sqlite3_stmt *ins_copy, *find_copy, *upd_bounce, *stats_upsert, *domain_upsert;
-    sqlite3_stmt *ins_chunk; /* email.sent copies HSTORE_CHUNK at a time */
-    /* reader statements of /mail_stats, prepared at open (r_lock): parsing
-     * one per request cost more than running it, inside the reader lock */
-    sqlite3_stmt *stats_by_id, *stats_by_bid, *stats_copy;
+    sqlite3_stmt *ins_chunk;  /* email.sent copies HSTORE_CHUNK at a time */
+    sqlite3_stmt *stats_copy; /* on the reader (r_lock): a copy in this file */
 };
+
+struct hstore {
+    pthread_mutex_t r_lock;
+    sqlite3 *r;              /* reader: file 0 as main, file k attached as s<k> */
+    int nshards, shard_bits; /* nshards = 1 << shard_bits */
+    struct hshard shard[HSTORE_MAX_SHARDS];
+    hstore_hash_fn hash; /* hstore_mid_hash; tests may use a weaker one (hstore_set_hash) */
+    sqlite3_stmt *ins_user, *upsert_domain; /* on file 0's writer */
+    /* reader statements over every file, prepared at open (r_lock):
+     * parsing one per request cost more than running it */
+    sqlite3_stmt *list_domains, *count_domains, *domain_placement, *domain_names;
+    sqlite3_stmt *stats_by_id, *stats_by_bid, *all_stats, *tracked_count;
+};
+
+/* hstore_shard_of - the file of key k: its top shard_bits bits, taken in
+ * the signed order hstore_key_copies sorts by, so a sorted batch splits
+ * into one run per file */
+static inline int hstore_shard_of(const struct hstore *s, int64_t k)
+{
+    if (!s->shard_bits)
+        return 0;
+    return (int)(((uint64_t)k ^ (UINT64_C(1) << 63)) >> (64 - s->shard_bits));
+}
+
+/* hstore_union - into b: head + schema + tail for every file, joined by
+ * UNION ALL (a query over all files); 0 or -1 */
+struct buf;
+int hstore_union(const struct hstore *s, struct buf *b, const char *head, const char *tail);
 
 /* hstore_prepare_stats - the /mail_stats reader statements; 0 or -1 */
 int hstore_prepare_stats(struct hstore *s);
@@ -115,11 +163,18 @@ void hstore_set_hash(struct hstore *s, hstore_hash_fn fn);
 
 struct copy_event;
 struct json_object;
-/* hstore_apply_copies - n copy events inside the caller's transaction
- * (writer connection, w_lock held): rows per copy, the per-email and
- * per-domain counters once per email and domain of the batch; counts new
- * copies in *added. -1 on a database error (the caller rolls back). */
+/* hstore_apply_copies - the copies of a batch into their files, each
+ * file's part in one transaction on its own thread (file 0's on the
+ * caller's, inside the caller's transaction there: users go with it);
+ * counts new copies in *added. -1 if a file failed (the caller rolls
+ * back file 0; the files that committed keep their copies, which a
+ * redelivery of the batch then finds). File 0's w_lock held. */
 int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, size_t *added);
+/* hstore_stats_add - add deltas to an email's counters in file h
+ * (creating its row; checked_at 0: unchanged); h's w_lock held */
+int hstore_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id, int tracked,
+                     int delivered, int spam, int opened, int read, int bounced,
+                     int64_t checked_at);
 /* hstore_time_json - column i (ms since the epoch or NULL) as an RFC 3339
  * string or JSON null */
 struct json_object *hstore_time_json(sqlite3_stmt *st, int i);

@@ -16,6 +16,7 @@
 #include "kconsumer.h"
 #include "log.h"
 #include "metrics.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 #include <stdbool.h>
@@ -71,13 +72,15 @@ int ingest_apply(void *arg, void *work)
     struct happ *app = arg;
     struct ingest_work *w = work;
     size_t new_users = 0, new_copies = 0;
+    int64_t t0 = time_mono_ms();
     if (hstore_apply_events(app->store, w->users, w->nu, w->copies, w->nc, &new_users,
                             &new_copies) != 0)
         return -1; /* the consumer applies the same batch again */
     metric_add(app->events_consumed, (double)w->n);
     metric_add(app->events_invalid, (double)w->invalid);
     if (new_users || new_copies)
-        log_info("ingested %zu events: %zu new users, %zu new copies", w->n, new_users, new_copies);
+        log_info("ingested %zu events in %lld ms: %zu new users, %zu new copies", w->n,
+                 (long long)(time_mono_ms() - t0), new_users, new_copies);
     return 0;
 }
 

@@ -2,8 +2,10 @@
  * the same events applied one per transaction and in large batches (where
  * runs of email.sent copies go through the multi-row INSERT) must leave the
  * same copies and counters, redeliveries and bounces included; also with a
- * Message-ID hash that collides all the time, and after migrating a store
- * of schema 4 (copies keyed by the Message-ID text). */
+ * Message-ID hash that collides all the time, with the copies in one, two
+ * or four files, and after migrating a store of schema 4 (copies keyed by
+ * the Message-ID text). Also a feedback-loop round over copies in two
+ * files: oldest first across them, results counted once. */
 #include "hstore.h"
 #include "hstore_int.h"
 #include "log.h"
@@ -100,10 +102,17 @@ static char *summary(struct hstore *s)
     return out;
 }
 
-/* weak_hash - three values for 400 Message-IDs: most copies collide */
+/* weak_hash - three values for 400 Message-IDs: most copies collide (all
+ * in one file) */
 static int64_t weak_hash(const char *message_id)
 {
     return (int64_t)(strlen(message_id) % 3);
+}
+
+/* weak_spread - three values in different files of a 2- or 4-file store */
+static int64_t weak_spread(const char *message_id)
+{
+    return (int64_t)((uint64_t)(strlen(message_id) % 3) << 62);
 }
 
 static void remove_db(const char *path)
@@ -164,11 +173,124 @@ static int v4_store(const char *path, size_t n)
     return rc == SQLITE_OK ? 0 : -1;
 }
 
+/* shard_files - how many files a store at path has (path, path.shard1, ...) */
+static int shard_files(const char *path)
+{
+    int n = 1;
+    char f[96];
+    while (n < 16 && (size_t)snprintf(f, sizeof f, "%s.shard%d", path, n) < sizeof f &&
+           access(f, F_OK) == 0)
+        n++;
+    return n;
+}
+
+/* remove_store - the files of a store of up to 8 files */
+static void remove_store(const char *path)
+{
+    remove_db(path);
+    for (int k = 1; k < 8; k++) {
+        char f[96];
+        if ((size_t)snprintf(f, sizeof f, "%s.shard%d", path, k) < sizeof f)
+            remove_db(f);
+    }
+}
+
+/* rounds - a feedback-loop round over 40 copies of one domain spread over
+ * two files: the open copies come oldest first from both, the results
+ * count once in the email's and the domain's figures, the round's time
+ * and error are the domain's */
+static void rounds(const char *dir)
+{
+    enum { NC = 40 };
+    static char mid[NC][48], rcpt[NC][48];
+    struct copy_event ev[NC];
+    char path[128], err[256] = "";
+    snprintf(path, sizeof path, "%s/rounds.db", dir);
+    struct hstore *s = hstore_open_shards(path, 2, err, sizeof err);
+    CHECK(s != NULL, err);
+    if (!s)
+        return;
+    for (size_t i = 0; i < NC; i++) {
+        snprintf(mid[i], sizeof mid[i], "<email-9.%zx@r.test>", i * 2654435761u);
+        snprintf(rcpt[i], sizeof rcpt[i], "seed%zu@r.test", i);
+        ev[i] = (struct copy_event){.message_id = mid[i],
+                                    .broadcast_id = "<email-9@r.test>",
+                                    .recipient = rcpt[i],
+                                    .domain = "r.test",
+                                    .smtp_client = "custom",
+                                    .email_id = 9,
+                                    .sent_at_ms = 1795428000000 + (int64_t)(NC - i) * 1000};
+    }
+    size_t nu, nc;
+    CHECK(hstore_apply_events(s, NULL, 0, ev, NC, &nu, &nc) == 0 && nc == NC, "40 copies stored");
+    CHECK_INT(shard_files(path), 2, "a new store made with two files has two");
+    struct hcopy *c = NULL;
+    size_t n = 0;
+    CHECK(hstore_open_copies(s, "r.test", 0, 10, &c, &n) == 0, "open copies read");
+    CHECK_INT(n, 10, "at most 10 open copies");
+    bool sorted = true, in[2] = {false, false};
+    for (size_t i = 0; i < n; i++) {
+        sorted = sorted && c[i].fl.sent_at_ms == 1795428000000 + (int64_t)(i + 1) * 1000;
+        if (c[i].shard >= 0 && c[i].shard < 2)
+            in[c[i].shard] = true;
+        c[i].fl.placement = i % 2 ? FL_INBOX : FL_SPAM;
+        c[i].fl.opened = i < 3;
+    }
+    CHECK(sorted, "the 10 oldest, oldest first, across the files");
+    CHECK(in[0] && in[1], "from both files");
+    CHECK(hstore_apply_checks(s, "r.test", c, n, 1795428100000, "imap: timeout") == 0,
+          "round results stored");
+    struct hplacement p = {0};
+    CHECK(hstore_domain_placement(s, "r.test", &p) == 0, "domain known");
+    CHECK(p.tracked == NC && p.delivered == 5 && p.spam == 5 && p.opened == 3,
+          "domain: 40 tracked, 5 inbox, 5 spam, 3 opened");
+    json_object *o = NULL;
+    CHECK(hstore_stats_email(s, 9, NULL, &o) == 0, "email 9 known");
+    CHECK_STR(o ? json_object_to_json_string(o) : NULL,
+              "{ \"email_id\": 9, \"message_id\": \"<email-9@r.test>\", \"tracked\": 40,"
+              " \"delivered\": 5, \"spam\": 5, \"opened\": 3, \"read\": 0, \"bounced\": 0,"
+              " \"pending\": 30, \"checked_at\": \"2026-11-23T10:01:40.000Z\" }",
+              "email 9: the files' counters summed");
+    json_object_put(o);
+    /* the same results again (a second round): counted once */
+    for (size_t i = 0; i < n; i++) {
+        c[i].old_placement = c[i].fl.placement;
+        c[i].old_opened = c[i].fl.opened;
+        c[i].fl.rounds = 1;
+    }
+    CHECK(hstore_apply_checks(s, "r.test", c, n, 1795428200000, NULL) == 0, "second round stored");
+    CHECK(hstore_domain_placement(s, "r.test", &p) == 0 && p.delivered == 5 && p.spam == 5,
+          "a second round with the same results changes no count");
+    json_object *d = hstore_domains(s);
+    json_object *d0 = d ? json_object_array_get_idx(d, 0) : NULL;
+    CHECK(d && json_object_array_length(d) == 1, "one domain listed");
+    CHECK_INT(d0 ? json_object_get_int64(json_object_object_get(d0, "checked")) : -1, 10,
+              "10 copies checked (once each)");
+    CHECK(d0 && json_object_object_get(d0, "last_error") == NULL,
+          "the last round's error (none) is the domain's");
+    CHECK_STR(d0 ? json_object_get_string(json_object_object_get(d0, "last_round_at")) : NULL,
+              "2026-11-23T10:03:20.000Z", "the last round's time is the domain's");
+    json_object_put(d);
+    hstore_copies_free(c, n);
+    hstore_free(s);
+    /* reopened asking for four files: a store keeps the count it was made with */
+    s = hstore_open_shards(path, 4, err, sizeof err);
+    CHECK(s != NULL, err);
+    if (s) {
+        CHECK_INT(hstore_tracked_count(s), NC, "reopened: 40 copies tracked");
+        CHECK(hstore_apply_events(s, NULL, 0, ev, NC, &nu, &nc) == 0 && nc == 0,
+              "reopened: every copy found again (a redelivery)");
+        hstore_free(s);
+    }
+    CHECK_INT(shard_files(path), 2, "still two files");
+    remove_store(path);
+}
+
 /* migration - a schema 4 store with the first 100 copies: after the
  * migration they answer /mail_stats, are redeliveries, and new ones count */
 static void migration(const char *dir)
 {
-    char path[128], err[256];
+    char path[128], err[256] = "";
     snprintf(path, sizeof path, "%s/v4.db", dir);
     CHECK(v4_store(path, 100) == 0, "a store of schema 4 with 100 copies");
     struct hstore *s = hstore_open(path, err, sizeof err);
@@ -189,7 +311,8 @@ static void migration(const char *dir)
     CHECK_INT(nc, 20, "only the 20 copies not in the migrated store are new");
     CHECK_INT(hstore_tracked_count(s), 120, "120 copies tracked");
     hstore_free(s);
-    remove_db(path);
+    CHECK_INT(shard_files(path), 1, "a store that held copies keeps them in its one file");
+    remove_store(path);
 }
 
 /* many_keys - one batch touching 1,000 domains and 300 emails (the
@@ -218,7 +341,7 @@ static void many_keys(const char *dir)
     }
     char *sums[2] = {NULL, NULL};
     for (int k = 0; k < 2; k++) {
-        char path[128], err[256];
+        char path[128], err[256] = "";
         snprintf(path, sizeof path, "%s/many%d.db", dir, k);
         struct hstore *s = hstore_open(path, err, sizeof err);
         CHECK(s != NULL, err);
@@ -244,7 +367,7 @@ static void many_keys(const char *dir)
         json_object_put(d);
         json_object_put(a);
         hstore_free(s);
-        remove_db(path);
+        remove_store(path);
     }
     /* first_seen / last_seen differ between the runs: compare the counters */
     for (int k = 0; k < 2; k++)
@@ -269,35 +392,44 @@ int main(void)
     for (size_t i = 0; i < NEV; i++)
         ev[i] = event(i);
 
-    char dir[] = "/tmp/test_hstore.XXXXXX", path[7][64], err[256];
+    char dir[] = "/tmp/test_hstore.XXXXXX", path[16][64], err[256] = "";
     CHECK(mkdtemp(dir) != NULL, "temp dir");
-    /* every run must leave what run 0 (single events) leaves; weak: a hash
-     * that makes most Message-IDs collide; keyed: sorted first by
-     * hstore_key_copies */
-    enum { RUNS = 7 };
+    /* every run must leave what run 0 (single events, one file) leaves;
+     * weak: a hash that makes most Message-IDs collide (1: in one file, 2:
+     * spread over the files); keyed: sorted first by hstore_key_copies */
+    enum { RUNS = 14 };
     static const struct {
         const char *name;
         size_t batch;
-        bool weak, keyed;
+        int weak;
+        bool keyed;
+        int files;
     } runs[RUNS] = {
-        {"single events", 1, false, false},
-        {"batches of 200", 200, false, false},
-        {"one batch", NEV, false, false},
-        {"colliding hashes, single events", 1, true, false},
-        {"colliding hashes, one batch", NEV, true, false},
-        {"keyed batches of 200", 200, false, true},
-        {"keyed, colliding hashes, one batch", NEV, true, true},
+        {"single events", 1, 0, false, 1},
+        {"batches of 200", 200, 0, false, 1},
+        {"one batch", NEV, 0, false, 1},
+        {"colliding hashes, single events", 1, 1, false, 1},
+        {"colliding hashes, one batch", NEV, 1, false, 1},
+        {"keyed batches of 200", 200, 0, true, 1},
+        {"keyed, colliding hashes, one batch", NEV, 1, true, 1},
+        {"two files, single events", 1, 0, false, 2},
+        {"two files, batches of 200", 200, 0, false, 2},
+        {"two files, one keyed batch", NEV, 0, true, 2},
+        {"two files, colliding hashes in one, one batch", NEV, 1, false, 2},
+        {"two files, colliding hashes in both, one batch", NEV, 2, true, 2},
+        {"four files, batches of 200", 200, 0, false, 4},
+        {"four files, colliding hashes in three, single events", 1, 2, false, 4},
     };
     char *sum[RUNS];
     size_t added[RUNS];
     for (int k = 0; k < RUNS; k++) {
         snprintf(path[k], sizeof path[k], "%s/h%d.db", dir, k);
-        struct hstore *s = hstore_open(path[k], err, sizeof err);
+        struct hstore *s = hstore_open_shards(path[k], runs[k].files, err, sizeof err);
         CHECK(s != NULL, err);
         if (!s)
             return test_done();
         if (runs[k].weak)
-            hstore_set_hash(s, weak_hash);
+            hstore_set_hash(s, runs[k].weak == 1 ? weak_hash : weak_spread);
         bool keyed = runs[k].keyed;
         added[k] = apply(s, ev, runs[k].batch, keyed);
         sum[k] = summary(s);
@@ -309,6 +441,9 @@ int main(void)
         CHECK_STR(again, sum[k], "redelivered batches change nothing");
         free(again);
         hstore_free(s);
+        char name[96];
+        snprintf(name, sizeof name, "%s: %d file(s)", runs[k].name, runs[k].files);
+        CHECK_INT(shard_files(path[k]), runs[k].files, name);
     }
     CHECK(added[0] > 300 && added[0] < NIDS + 1, "some copies were redelivered");
     for (int k = 1; k < RUNS; k++) {
@@ -320,8 +455,9 @@ int main(void)
     }
     for (int k = 0; k < RUNS; k++) {
         free(sum[k]);
-        remove_db(path[k]);
+        remove_store(path[k]);
     }
+    rounds(dir);
     migration(dir);
     many_keys(dir);
     rmdir(dir);

@@ -1,0 +1,191 @@
+/* hstore_checks.c - the scheduler's side of the store: a domain's open
+ * copies (from every file, oldest first) and a round's results (each
+ * file's copies and counters in a transaction on that file). Called from
+ * the scheduler's worker threads; reads under r_lock, writes under the
+ * w_lock of one file at a time. */
+#include "buf.h"
+#include "db.h"
+#include "hstore.h"
+#include "hstore_int.h"
+#include "log.h"
+#include "timeutil.h"
+#include "xalloc.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* open_copies_sql - the open copies of ?1 sent since ?2 in every file,
+ * merged in sent_at order (each file's part comes from its copies_open
+ * index in that order), at most ?3 */
+static char *open_copies_sql(const struct hstore *s)
+{
+    struct buf b;
+    buf_init(&b, 64 * 1024);
+    for (int k = 0; k < s->nshards; k++)
+        buf_printf(&b,
+                   "%sSELECT message_id, recipient, sent_at, rounds, placement, opened, read,"
+                   " email_id, rowid, %d FROM %s.copies WHERE domain = ?1 AND bounced = 0"
+                   " AND sent_at >= ?2",
+                   k ? " UNION ALL " : "", k, s->shard[k].schema);
+    buf_printf(&b, " ORDER BY 3 LIMIT ?3");
+    return buf_steal(&b);
+}
+
+int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
+                       struct hcopy **out, size_t *n)
+{
+    int r = SQLITE_ERROR;
+    *n = 0;
+    *out = xcalloc(max ? max : 1, sizeof **out);
+    char *sql = open_copies_sql(s);
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = sql ? db_prepare(s->r, sql) : NULL;
+    if (st) {
+        sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, since_ms);
+        sqlite3_bind_int64(st, 3, (int64_t)max);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+            struct hcopy *c = &(*out)[(*n)++];
+            c->message_id = xstrdup((const char *)sqlite3_column_text(st, 0));
+            c->recipient = xstrdup((const char *)sqlite3_column_text(st, 1));
+            c->fl.message_id = c->message_id;
+            c->fl.recipient = c->recipient;
+            c->fl.sent_at_ms = sqlite3_column_int64(st, 2);
+            c->fl.rounds = sqlite3_column_int(st, 3);
+            c->old_placement = (enum fl_placement)sqlite3_column_int(st, 4);
+            c->old_opened = sqlite3_column_int(st, 5) != 0;
+            c->old_read = sqlite3_column_int(st, 6) != 0;
+            c->email_id = sqlite3_column_int64(st, 7);
+            c->id = sqlite3_column_int64(st, 8);
+            c->shard = sqlite3_column_int(st, 9);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    free(sql);
+    return r == SQLITE_DONE ? 0 : -1;
+}
+
+void hstore_copies_free(struct hcopy *c, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++) {
+        free(c[i].message_id);
+        free(c[i].recipient);
+    }
+    free(c);
+}
+
+struct stat_delta {
+    int64_t email_id;
+    int delivered, spam, opened, read;
+};
+
+/* apply_file - the round's results for the copies of c in file k, in
+ * one transaction on it: the copies, their emails' counters, the
+ * domain's counters in that file; file 0 also keeps the domain's round
+ * time and error (its row made if the domain's copies are all elsewhere) */
+static int apply_file(struct hstore *s, int k, const char *domain, const struct hcopy *c, size_t n,
+                      int64_t now_ms, const char *error)
+{
+    struct hshard *h = &s->shard[k];
+    int rc = -1;
+    struct stat_delta *d = xcalloc(n ? n : 1, sizeof *d);
+    size_t nd = 0, newly_checked = 0;
+    sqlite3_stmt *upd = NULL, *dom = NULL;
+    pthread_mutex_lock(&h->w_lock);
+    if (db_begin(h->w) != 0)
+        goto out;
+    upd = db_prepare(h->w, "UPDATE copies SET placement = ?2, opened = ?3, read = ?4,"
+                           " rounds = rounds + 1, checked_at = ?5 WHERE rowid = ?1");
+    dom = db_prepare(h->w, k == 0 ? "INSERT INTO domains(domain, first_seen, last_seen, checked,"
+                                    " last_round_at, last_error, delivered, spam, opened, read)"
+                                    " VALUES(?1, ?9, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                                    " ON CONFLICT(domain) DO UPDATE SET checked = checked + ?2,"
+                                    " last_round_at = ?3, last_error = ?4,"
+                                    " delivered = delivered + ?5, spam = spam + ?6,"
+                                    " opened = opened + ?7, read = read + ?8"
+                                  : "UPDATE domains SET checked = checked + ?2,"
+                                    " delivered = delivered + ?5, spam = spam + ?6,"
+                                    " opened = opened + ?7, read = read + ?8"
+                                    " WHERE domain = ?1");
+    if (!upd || !dom)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const struct hcopy *x = &c[i];
+        if (x->shard != k || x->fl.placement == FL_UNKNOWN)
+            continue; /* another file's, or not checked this round: keep what was known */
+        bool opened = x->fl.opened || x->old_opened, read = x->fl.read || x->old_read;
+        sqlite3_bind_int64(upd, 1, x->id);
+        sqlite3_bind_int(upd, 2, (int)x->fl.placement);
+        sqlite3_bind_int(upd, 3, opened);
+        sqlite3_bind_int(upd, 4, read);
+        sqlite3_bind_int64(upd, 5, now_ms);
+        int r = sqlite3_step(upd);
+        sqlite3_reset(upd);
+        if (r != SQLITE_DONE)
+            goto out;
+        if (x->fl.rounds == 0)
+            newly_checked++;
+        size_t j = 0;
+        while (j < nd && d[j].email_id != x->email_id)
+            j++;
+        if (j == nd)
+            d[nd++].email_id = x->email_id;
+        d[j].delivered += (x->fl.placement == FL_INBOX) - (x->old_placement == FL_INBOX);
+        d[j].spam += (x->fl.placement == FL_SPAM) - (x->old_placement == FL_SPAM);
+        d[j].opened += opened - x->old_opened;
+        d[j].read += read - x->old_read;
+    }
+    struct stat_delta all = {0};
+    for (size_t j = 0; j < nd; j++) {
+        if (hstore_stats_add(h, d[j].email_id, NULL, 0, d[j].delivered, d[j].spam, d[j].opened,
+                             d[j].read, 0, now_ms) != 0)
+            goto out;
+        all.delivered += d[j].delivered;
+        all.spam += d[j].spam;
+        all.opened += d[j].opened;
+        all.read += d[j].read;
+    }
+    char at[32]; /* first_seen of a row made here */
+    time_rfc3339_ms(now_ms, at, sizeof at);
+    sqlite3_bind_text(dom, 1, domain, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(dom, 2, (int64_t)newly_checked);
+    sqlite3_bind_int64(dom, 5, all.delivered);
+    sqlite3_bind_int64(dom, 6, all.spam);
+    sqlite3_bind_int64(dom, 7, all.opened);
+    sqlite3_bind_int64(dom, 8, all.read);
+    if (k == 0) {
+        sqlite3_bind_int64(dom, 3, now_ms);
+        sqlite3_bind_text(dom, 4, error, -1, SQLITE_STATIC);
+        sqlite3_bind_text(dom, 9, at, -1, SQLITE_STATIC);
+    }
+    if (sqlite3_step(dom) != SQLITE_DONE)
+        goto out;
+    rc = db_commit(h->w);
+out:
+    if (rc != 0) {
+        log_error("hstore: applying checks for %s to file %s failed: %s", domain, h->schema,
+                  sqlite3_errmsg(h->w));
+        db_rollback(h->w);
+    }
+    sqlite3_finalize(upd);
+    sqlite3_finalize(dom);
+    pthread_mutex_unlock(&h->w_lock);
+    free(d);
+    return rc;
+}
+
+int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy *c, size_t n,
+                        int64_t now_ms, const char *error)
+{
+    bool in[HSTORE_MAX_SHARDS] = {true}; /* file 0 always: the round's time */
+    for (size_t i = 0; i < n; i++)
+        if (c[i].shard > 0 && c[i].shard < s->nshards)
+            in[c[i].shard] = true;
+    int rc = 0;
+    for (int k = 0; k < s->nshards; k++)
+        if (in[k] && apply_file(s, k, domain, c, n, now_ms, error) != 0)
+            rc = -1;
+    return rc;
+}
