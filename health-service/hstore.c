@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "db.h"
 #include "log.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 #include <pthread.h>
@@ -293,6 +294,17 @@ out:
     return rc;
 }
 
+/* time_json - column i (ms since the epoch or NULL) as an RFC 3339
+ * string or JSON null */
+static json_object *time_json(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return NULL;
+    char at[32];
+    time_rfc3339_ms(sqlite3_column_int64(st, i), at, sizeof at);
+    return json_object_new_string(at);
+}
+
 json_object *hstore_domains(struct hstore *s)
 {
     json_object *arr = json_object_new_array();
@@ -310,7 +322,7 @@ json_object *hstore_domains(struct hstore *s)
                                json_object_new_string((const char *)sqlite3_column_text(st, 3)));
         json_object_object_add(d, "tracked", json_object_new_int64(sqlite3_column_int64(st, 4)));
         json_object_object_add(d, "checked", json_object_new_int64(sqlite3_column_int64(st, 5)));
-        json_object_object_add(d, "last_round_at", hstore_time_json(st, 6));
+        json_object_object_add(d, "last_round_at", time_json(st, 6));
         const unsigned char *le = sqlite3_column_text(st, 7);
         json_object_object_add(d, "last_error",
                                le ? json_object_new_string((const char *)le) : NULL);

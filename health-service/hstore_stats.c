@@ -8,116 +8,178 @@
 #include "hstore.h"
 #include "hstore_int.h"
 #include "timeutil.h"
+#include "xalloc.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-json_object *hstore_time_json(sqlite3_stmt *st, int i)
+/* the /mail_stats figures of an email (summed over the files) or a copy */
+struct stats {
+    int64_t email_id;
+    int64_t n[6]; /* tracked, delivered, spam, opened, read, bounced */
+    int64_t checked_at;
+    bool checked;
+    char *message_id; /* owned; the first non-empty one */
+};
+
+/* stats_add_row - add a row of STATS_COLS (email_id, broadcast_id,
+ * tracked, delivered, spam, opened, read, bounced, checked_at) to t */
+static void stats_add_row(struct stats *t, sqlite3_stmt *st)
 {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL)
-        return NULL;
-    char at[32];
-    time_rfc3339_ms(sqlite3_column_int64(st, i), at, sizeof at);
-    return json_object_new_string(at);
+    t->email_id = sqlite3_column_int64(st, 0);
+    const char *mid = (const char *)sqlite3_column_text(st, 1);
+    if (!t->message_id || (!*t->message_id && mid && *mid)) {
+        free(t->message_id);
+        t->message_id = xstrdup(mid ? mid : "");
+    }
+    for (int k = 0; k < 6; k++)
+        t->n[k] += sqlite3_column_int64(st, 2 + k);
+    if (sqlite3_column_type(st, 8) != SQLITE_NULL) {
+        int64_t at = sqlite3_column_int64(st, 8);
+        if (!t->checked || at > t->checked_at)
+            t->checked_at = at;
+        t->checked = true;
+    }
 }
 
-/* stats_json - the contract's /mail_stats object from counters */
-static json_object *stats_json(sqlite3_stmt *st)
+/* stats_json - the contract's /mail_stats object of t; frees t's string */
+static json_object *stats_json(struct stats *t)
 {
-    /* columns: email_id, broadcast_id, tracked, delivered, spam, opened, read, bounced,
-     * checked_at */
-    int64_t tracked = sqlite3_column_int64(st, 2), delivered = sqlite3_column_int64(st, 3),
-            spam = sqlite3_column_int64(st, 4), bounced = sqlite3_column_int64(st, 7);
+    static const char *const names[] = {"tracked", "delivered", "spam",
+                                        "opened",  "read",      "bounced"};
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "email_id", json_object_new_int64(sqlite3_column_int64(st, 0)));
-    json_object_object_add(o, "message_id",
-                           json_object_new_string((const char *)sqlite3_column_text(st, 1)));
-    json_object_object_add(o, "tracked", json_object_new_int64(tracked));
-    json_object_object_add(o, "delivered", json_object_new_int64(delivered));
-    json_object_object_add(o, "spam", json_object_new_int64(spam));
-    json_object_object_add(o, "opened", json_object_new_int64(sqlite3_column_int64(st, 5)));
-    json_object_object_add(o, "read", json_object_new_int64(sqlite3_column_int64(st, 6)));
-    json_object_object_add(o, "bounced", json_object_new_int64(bounced));
-    int64_t pending = tracked - delivered - spam - bounced;
+    json_object_object_add(o, "email_id", json_object_new_int64(t->email_id));
+    json_object_object_add(o, "message_id", json_object_new_string(t->message_id));
+    for (int k = 0; k < 6; k++)
+        json_object_object_add(o, names[k], json_object_new_int64(t->n[k]));
+    int64_t pending = t->n[0] - t->n[1] - t->n[2] - t->n[5];
     json_object_object_add(o, "pending", json_object_new_int64(pending > 0 ? pending : 0));
-    json_object_object_add(o, "checked_at", hstore_time_json(st, 8));
+    json_object *at = NULL;
+    if (t->checked) {
+        char buf[32];
+        time_rfc3339_ms(t->checked_at, buf, sizeof buf);
+        at = json_object_new_string(buf);
+    }
+    json_object_object_add(o, "checked_at", at);
+    free(t->message_id);
+    t->message_id = NULL;
     return o;
 }
 
 #define STATS_COLS                                                                                 \
     "email_id, broadcast_id, tracked, delivered, spam, opened, read, bounced, checked_at"
-/* STATS_COLS summed over the files (a file that only holds check results
- * of an email has an empty broadcast_id) */
-#define STATS_SUMS                                                                                 \
-    "email_id, max(broadcast_id), sum(tracked), sum(delivered), sum(spam), sum(opened),"           \
-    " sum(read), sum(bounced), max(checked_at)"
-
-/* prepare_sums - "SELECT STATS_SUMS FROM (<every file's email_stats rows
- * matching where>) GROUP BY email_id <tail>" on the reader */
-static sqlite3_stmt *prepare_sums(struct hstore *s, const char *where, const char *tail)
-{
-    struct buf b, arm;
-    buf_init(&b, 64 * 1024);
-    buf_init(&arm, 1024);
-    buf_printf(&arm, ".email_stats%s", where);
-    buf_printf(&b, "SELECT " STATS_SUMS " FROM (");
-    hstore_union(s, &b, "SELECT " STATS_COLS " FROM ", buf_str(&arm));
-    buf_printf(&b, ") GROUP BY email_id%s", tail);
-    sqlite3_stmt *st = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
-    buf_cleanup(&b);
-    buf_cleanup(&arm);
-    return st;
-}
 
 int hstore_prepare_stats(struct hstore *s)
 {
-    s->stats_by_id = prepare_sums(s, " WHERE email_id = ?1", "");
-    s->stats_by_bid = prepare_sums(s, " WHERE broadcast_id = ?1", " ORDER BY email_id LIMIT 1");
-    s->all_stats = prepare_sums(s, "", " ORDER BY email_id LIMIT ?1 OFFSET ?2");
-    s->tracked_count = NULL;
     struct buf b;
     buf_init(&b, 64 * 1024);
+    /* /all_mail_stats: every file's rows, summed per email (a list, so
+     * one statement over the files) */
+    buf_printf(&b, "SELECT email_id, max(broadcast_id), sum(tracked), sum(delivered), sum(spam),"
+                   " sum(opened), sum(read), sum(bounced), max(checked_at) FROM (");
+    hstore_union(s, &b, "SELECT " STATS_COLS " FROM ", ".email_stats");
+    buf_printf(&b, ") GROUP BY email_id ORDER BY email_id LIMIT ?1 OFFSET ?2");
+    s->all_stats = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
+    buf_reset(&b);
     buf_printf(&b, "SELECT coalesce(sum(tracked), 0) FROM (");
     hstore_union(s, &b, "SELECT tracked FROM ", ".email_stats");
     buf_printf(&b, ")");
-    if (b.data)
-        s->tracked_count = db_prepare(s->r, buf_str(&b));
+    s->tracked_count = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
     buf_cleanup(&b);
-    bool ok = s->stats_by_id && s->stats_by_bid && s->all_stats && s->tracked_count;
+    bool ok = s->all_stats && s->tracked_count;
+    /* /mail_stats: one primary-key lookup per file, summed here (a GROUP
+     * BY over the files' rows cost twice the request) */
     for (int k = 0; k < s->nshards; k++) {
+        struct hshard *h = &s->shard[k];
         char sql[512];
+        snprintf(sql, sizeof sql, "SELECT " STATS_COLS " FROM %s.email_stats WHERE email_id = ?1",
+                 h->schema);
+        h->stats_by_id = db_prepare(s->r, sql);
+        snprintf(sql, sizeof sql,
+                 "SELECT email_id FROM %s.email_stats WHERE broadcast_id = ?1"
+                 " ORDER BY email_id LIMIT 1",
+                 h->schema);
+        h->stats_by_bid = db_prepare(s->r, sql);
         snprintf(sql, sizeof sql,
                  "SELECT email_id, message_id, 1, placement = 2, placement = 3, opened, read,"
                  " bounced, checked_at, recipient, domain FROM %s.copies WHERE " HSTORE_COPY_MATCH,
-                 s->shard[k].schema);
-        s->shard[k].stats_copy = db_prepare(s->r, sql);
-        ok = ok && s->shard[k].stats_copy;
+                 h->schema);
+        h->stats_copy = db_prepare(s->r, sql);
+        ok = ok && h->stats_by_id && h->stats_by_bid && h->stats_copy;
     }
     return ok ? 0 : -1;
+}
+
+/* step_one - step st once: 1 a row (left for the caller to read and
+ * reset), 0 none, -1 error (st reset either way unless 1) */
+static int step_one(sqlite3_stmt *st)
+{
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        return 1;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r == SQLITE_DONE ? 0 : -1;
+}
+
+/* done_one - reset a statement step_one left on a row */
+static void done_one(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st); /* no pointer to the caller's string kept */
+}
+
+/* email_of_broadcast - the (lowest) email_id of a broadcast Message-ID in
+ * any file: 0 and *id, 1 unknown, -1 error; r_lock held */
+static int email_of_broadcast(struct hstore *s, const char *broadcast_id, int64_t *id)
+{
+    int rc = 1;
+    for (int k = 0; k < s->nshards; k++) {
+        sqlite3_stmt *st = s->shard[k].stats_by_bid;
+        sqlite3_bind_text(st, 1, broadcast_id, -1, SQLITE_STATIC);
+        int r = step_one(st);
+        if (r < 0)
+            return -1;
+        if (r == 1) {
+            int64_t v = sqlite3_column_int64(st, 0);
+            if (rc == 1 || v < *id)
+                *id = v;
+            rc = 0;
+            done_one(st);
+        }
+    }
+    return rc;
 }
 
 int hstore_stats_email(struct hstore *s, int64_t email_id, const char *broadcast_id,
                        json_object **out)
 {
-    int rc = -1;
+    struct stats t = {0};
+    int rc = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = broadcast_id ? s->stats_by_bid : s->stats_by_id;
     if (broadcast_id)
-        sqlite3_bind_text(st, 1, broadcast_id, -1, SQLITE_STATIC);
-    else
+        rc = email_of_broadcast(s, broadcast_id, &email_id);
+    bool found = false;
+    for (int k = 0; rc == 0 && k < s->nshards; k++) {
+        sqlite3_stmt *st = s->shard[k].stats_by_id;
         sqlite3_bind_int64(st, 1, email_id);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW) {
-        *out = stats_json(st);
-        rc = 0;
-    } else if (r == SQLITE_DONE) {
-        rc = 1;
+        int r = step_one(st);
+        if (r < 0)
+            rc = -1;
+        if (r == 1) {
+            stats_add_row(&t, st);
+            found = true;
+            done_one(st);
+        }
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st); /* no pointer to the caller's string kept */
     pthread_mutex_unlock(&s->r_lock);
+    if (rc == 0 && !found)
+        rc = 1;
+    if (rc == 0)
+        *out = stats_json(&t);
+    free(t.message_id);
     return rc;
 }
 
@@ -131,7 +193,9 @@ int hstore_stats_copy(struct hstore *s, const char *message_id, json_object **ou
     sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
-        *out = stats_json(st);
+        struct stats t = {0};
+        stats_add_row(&t, st);
+        *out = stats_json(&t);
         json_object_object_add(*out, "recipient",
                                json_object_new_string((const char *)sqlite3_column_text(st, 9)));
         json_object_object_add(*out, "domain",
@@ -157,7 +221,9 @@ json_object *hstore_all_stats(struct hstore *s, int64_t limit, int64_t offset)
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         char key[24];
         snprintf(key, sizeof key, "%lld", (long long)sqlite3_column_int64(st, 0));
-        json_object_object_add(all, key, stats_json(st));
+        struct stats t = {0};
+        stats_add_row(&t, st);
+        json_object_object_add(all, key, stats_json(&t));
     }
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->r_lock);

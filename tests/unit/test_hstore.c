@@ -90,6 +90,11 @@ static char *summary(struct hstore *s)
         len += (size_t)snprintf(out + len, cap - len, "email %lld %d %s\n", (long long)e, r,
                                 r == 0 ? json_object_to_json_string(o) : "-");
         json_object_put(o);
+        o = NULL;
+        r = hstore_stats_email(s, 0, bids[e], &o); /* by its broadcast Message-ID */
+        len += (size_t)snprintf(out + len, cap - len, "broadcast %s %d %s\n", bids[e], r,
+                                r == 0 ? json_object_to_json_string(o) : "-");
+        json_object_put(o);
     }
     for (int d = 0; d < 5; d++) {
         struct hplacement p = {0};
