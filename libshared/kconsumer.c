@@ -5,8 +5,9 @@
  * prepares it (the caller's prepare, e.g. parsing) and hands it over in a
  * one-batch slot; then it polls and prepares the next batch while the
  * writer thread applies the previous one (the caller's apply or handler,
- * e.g. one store transaction). After a successful apply the writer stores
- * the batch's offsets (highest offset + 1 per partition) for librdkafka's
+ * e.g. one store transaction), and while that waits in the slot it
+ * collects the messages of the one after (up to max_batch, unprepared). After a successful apply
+ * the writer stores the batch's offsets (highest offset + 1 per partition) for librdkafka's
  * auto-commit. Batches are applied one at a time, in the order they were
  * polled, so a stored offset never passes an unapplied message.
  *
@@ -46,7 +47,8 @@
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define POLL_MS 100 /* bounds the reaction to kconsumer_stop() */
+#define POLL_MS 100    /* bounds the reaction to kconsumer_stop() */
+#define BUSY_POLL_MS 5 /* bounds the reaction to a free slot while collecting */
 #define DESTROY_TIMEOUT_MS 5000
 
 /* a batch of messages, in poll order, with what prepare made of it */
@@ -537,10 +539,16 @@ static void *consumer_main(void *arg)
         pthread_mutex_lock(&c->qmu);
         bool failing = c->failing, busy = c->ready != NULL;
         if (busy && !failing) {
-            /* the slot is full: wait for the writer rather than collect a
-             * third batch (memory stays at two batches) */
-            cond_wait_until(c, time_mono_ms() + POLL_MS);
-            pthread_mutex_unlock(&c->qmu);
+            /* the slot is full: collect the next batch's messages while the
+             * writer works (it is prepared once the slot is free, so at
+             * most two batches are parsed at a time), then wait */
+            if ((int)c->acc.n < c->max_batch) {
+                pthread_mutex_unlock(&c->qmu);
+                poll_one(c, BUSY_POLL_MS);
+            } else {
+                cond_wait_until(c, time_mono_ms() + POLL_MS);
+                pthread_mutex_unlock(&c->qmu);
+            }
             continue;
         }
         pthread_mutex_unlock(&c->qmu);
@@ -549,7 +557,8 @@ static void *consumer_main(void *arg)
         int timeout = POLL_MS;
         if (c->acc.n > 0 && !busy)
             timeout = c->deadline_ms > now ? (int)(c->deadline_ms - now) : 0;
-        poll_one(c, timeout < POLL_MS ? timeout : POLL_MS);
+        if ((int)c->acc.n < c->max_batch) /* else: collected while the slot was full */
+            poll_one(c, timeout < POLL_MS ? timeout : POLL_MS);
         if (!busy && c->acc.n > 0 &&
             ((int)c->acc.n >= c->max_batch || time_mono_ms() >= c->deadline_ms))
             hand_over(c);

@@ -21,8 +21,10 @@
  * partitions are given up, and unapplied messages of revoked partitions are
  * dropped (their next owner reads them from the commit); the others are
  * prepared again. kconsumer_stop drops unapplied batches the same way.
- * At most two batches are held (one applied, one prepared), plus, while a
- * batch waits for its retry, what had been fetched before the pause.
+ * At most two prepared batches are held (one applied, one waiting) and the
+ * messages of a third (collected, not prepared, while the second waits),
+ * plus, while a batch waits for its retry, what had been fetched before
+ * the pause.
  * Settings: enable.auto.commit=true (every 1 s), auto.offset.reset=earliest,
  * fetch.wait.max.ms=100, session.timeout.ms (heartbeat a third of it, at
  * most 3 s); lag and kafka_up come from librdkafka statistics once per
