@@ -609,11 +609,12 @@ struct http_server *http_start(const struct http_config *cfg, char *errbuf, size
     pthread_mutex_init(&srv->defer_mu, NULL);
     pthread_cond_init(&srv->defer_cv, NULL);
     srv->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, srv->cfg.threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_END);
+        /* the logger first: libmicrohttpd warns about options before it */
+        flags, (uint16_t)cfg->port, NULL, NULL, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        srv->cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.conn_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+        MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(errbuf, errlen, "cannot listen on %s port %d (in use?)", bind, cfg->port);
         pthread_mutex_destroy(&srv->defer_mu);

@@ -10,6 +10,11 @@ WP=$(freeport); HP=$(freeport)
 W=http://127.0.0.1:$WP; H=http://127.0.0.1:$HP
 start_warmup warmup "$WP"; ok $? "warmup-service starts"
 start_health health "$HP"; ok $? "health-service starts"
+# libmicrohttpd warns at start-up when its logger is not its first option
+for svc in warmup health; do
+  check "$svc-service starts without libmicrohttpd's option-order warning" -- \
+    bash -c "! grep -q 'MHD_OPTION' '$TMP/$svc/out.log'"
+done
 
 # --- register users on three domains over HTTP
 users=("Alice:alice@example.com" "Bob:bob@Example.COM" "Carol Ünicode:carol@example.org"
