@@ -180,6 +180,11 @@ struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
 
 struct hstore *hstore_open_shards(const char *path, int nshards, char *errbuf, size_t errlen)
 {
+    if (nshards < 1 || nshards > HSTORE_MAX_SHARDS || (nshards & (nshards - 1))) {
+        snprintf(errbuf, errlen, "hstore: %d files: not a power of two up to %d", nshards,
+                 HSTORE_MAX_SHARDS);
+        return NULL;
+    }
     struct hstore *s = xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->r_lock, NULL);
     for (int k = 0; k < HSTORE_MAX_SHARDS; k++) {

@@ -278,6 +278,8 @@ static void rounds(const char *dir)
     json_object_put(d);
     hstore_copies_free(c, n);
     hstore_free(s);
+    CHECK(hstore_open_shards(path, 3, err, sizeof err) == NULL && strstr(err, "power of two"),
+          "three files refused (not a power of two), before the store is touched");
     /* reopened asking for four files: a store keeps the count it was made with */
     s = hstore_open_shards(path, 4, err, sizeof err);
     CHECK(s != NULL, err);
