@@ -59,33 +59,46 @@ void hstore_set_hash(struct hstore *s, hstore_hash_fn fn)
     s->hash = fn;
 }
 
-int hstore_union(const struct hstore *s, struct buf *b, const char *head, const char *tail)
+sqlite3_stmt *hstore_prepare_union(struct hstore *s, const char *head, const char *arm,
+                                   const char *arm_tail, const char *tail)
 {
-    int rc = 0;
+    struct buf b;
+    buf_init(&b, 64 * 1024);
+    int rc = buf_printf(&b, "%s", head);
     for (int k = 0; k < s->nshards; k++)
-        rc |= buf_printf(b, "%s%s%s%s", k ? " UNION ALL " : "", head, s->shard[k].schema, tail);
-    return rc ? -1 : 0;
+        rc |= buf_printf(&b, "%s%s%s%s", k ? " UNION ALL " : "", arm, s->shard[k].schema, arm_tail);
+    rc |= buf_printf(&b, "%s", tail);
+    sqlite3_stmt *st = rc == 0 ? db_prepare(s->r, buf_str(&b)) : NULL;
+    buf_cleanup(&b);
+    return st;
+}
+
+int64_t hstore_read_int(struct hstore *s, sqlite3_stmt *st)
+{
+    int64_t n = -1;
+    pthread_mutex_lock(&s->r_lock);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->r_lock);
+    return n;
 }
 
 /* shard_count - file 0's shard count (store_shards), set to want if the
  * store has not chosen yet; 1..HSTORE_MAX_SHARDS, or -1 */
 static int shard_count(sqlite3 *w, int want)
 {
-    int n = -1;
     sqlite3_stmt *st = db_prepare(w, "UPDATE store_shards SET n = ?1 WHERE n = 0");
-    if (st) {
-        sqlite3_bind_int(st, 1, want);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            n = -2;
-        sqlite3_finalize(st);
-    }
-    st = n == -1 ? db_prepare(w, "SELECT n FROM store_shards") : NULL;
-    if (st && sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (n < 1 || n > HSTORE_MAX_SHARDS || (n & (n - 1)))
+    if (!st)
         return -1;
-    return n;
+    sqlite3_bind_int(st, 1, want);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE || !(st = db_prepare(w, "SELECT n FROM store_shards")))
+        return -1;
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return n < 1 || n > HSTORE_MAX_SHARDS || (n & (n - 1)) ? -1 : n;
 }
 
 /* tune_writer - the page cache and checkpoints of a file's writer */
@@ -147,29 +160,17 @@ static int prepare_domains(struct hstore *s)
                                " sum(tracked), sum(checked), max(last_round_at),"
                                " max(last_error), sum(delivered), sum(spam), sum(opened),"
                                " sum(read), sum(bounced) FROM (";
-    struct buf b;
-    buf_init(&b, 64 * 1024);
-    buf_printf(&b, "%s", sums);
-    hstore_union(s, &b, cols, ".domains");
-    buf_printf(&b, ") GROUP BY domain ORDER BY domain");
-    s->list_domains = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
-    buf_reset(&b);
-    buf_printf(&b, "SELECT sum(tracked), sum(delivered), sum(spam), sum(opened), sum(read),"
-                   " sum(bounced) FROM (");
-    hstore_union(s, &b, cols, ".domains WHERE domain = ?1");
-    buf_printf(&b, ") GROUP BY domain");
-    s->domain_placement = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
-    buf_reset(&b);
-    buf_printf(&b, "SELECT count(DISTINCT domain) FROM (");
-    hstore_union(s, &b, "SELECT domain FROM ", ".domains");
-    buf_printf(&b, ")");
-    s->count_domains = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
-    buf_reset(&b);
-    buf_printf(&b, "SELECT DISTINCT domain FROM (");
-    hstore_union(s, &b, "SELECT domain FROM ", ".domains");
-    buf_printf(&b, ") ORDER BY domain");
-    s->domain_names = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
-    buf_cleanup(&b);
+    s->list_domains =
+        hstore_prepare_union(s, sums, cols, ".domains", ") GROUP BY domain ORDER BY domain");
+    s->domain_placement = hstore_prepare_union(
+        s,
+        "SELECT sum(tracked), sum(delivered), sum(spam), sum(opened), sum(read),"
+        " sum(bounced) FROM (",
+        cols, ".domains WHERE domain = ?1", ") GROUP BY domain");
+    s->count_domains = hstore_prepare_union(s, "SELECT count(DISTINCT domain) FROM (",
+                                            "SELECT domain FROM ", ".domains", ")");
+    s->domain_names = hstore_prepare_union(s, "SELECT DISTINCT domain FROM (",
+                                           "SELECT domain FROM ", ".domains", ") ORDER BY domain");
     return s->list_domains && s->domain_placement && s->count_domains && s->domain_names ? 0 : -1;
 }
 
@@ -348,13 +349,7 @@ json_object *hstore_domains(struct hstore *s)
 
 int64_t hstore_domain_count(struct hstore *s)
 {
-    int64_t n = -1;
-    pthread_mutex_lock(&s->r_lock);
-    if (sqlite3_step(s->count_domains) == SQLITE_ROW)
-        n = sqlite3_column_int64(s->count_domains, 0);
-    sqlite3_reset(s->count_domains);
-    pthread_mutex_unlock(&s->r_lock);
-    return n;
+    return hstore_read_int(s, s->count_domains);
 }
 
 int hstore_domain_placement(struct hstore *s, const char *domain, struct hplacement *out)

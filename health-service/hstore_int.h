@@ -150,10 +150,14 @@ static inline int hstore_shard_of(const struct hstore *s, int64_t k)
     return (int)(((uint64_t)k ^ (UINT64_C(1) << 63)) >> (64 - s->shard_bits));
 }
 
-/* hstore_union - into b: head + schema + tail for every file, joined by
- * UNION ALL (a query over all files); 0 or -1 */
-struct buf;
-int hstore_union(const struct hstore *s, struct buf *b, const char *head, const char *tail);
+/* hstore_prepare_union - a reader statement over every file: head, then
+ * arm + schema + arm_tail for each file joined by UNION ALL, then tail;
+ * NULL on error */
+sqlite3_stmt *hstore_prepare_union(struct hstore *s, const char *head, const char *arm,
+                                   const char *arm_tail, const char *tail);
+/* hstore_read_int - the one integer a reader statement answers (under
+ * r_lock), or -1 */
+int64_t hstore_read_int(struct hstore *s, sqlite3_stmt *st);
 
 /* hstore_prepare_stats - the /mail_stats reader statements; 0 or -1 */
 int hstore_prepare_stats(struct hstore *s);

@@ -3,7 +3,6 @@
  * tracked total. Every email's counters are the sums over the store's
  * files (hstore_int.h); a copy is read from its own file. Reader
  * connection, statements prepared at open, r_lock. */
-#include "buf.h"
 #include "db.h"
 #include "hstore.h"
 #include "hstore_int.h"
@@ -73,21 +72,16 @@ static json_object *stats_json(struct stats *t)
 
 int hstore_prepare_stats(struct hstore *s)
 {
-    struct buf b;
-    buf_init(&b, 64 * 1024);
     /* /all_mail_stats: every file's rows, summed per email (a list, so
      * one statement over the files) */
-    buf_printf(&b, "SELECT email_id, max(broadcast_id), sum(tracked), sum(delivered), sum(spam),"
-                   " sum(opened), sum(read), sum(bounced), max(checked_at) FROM (");
-    hstore_union(s, &b, "SELECT " STATS_COLS " FROM ", ".email_stats");
-    buf_printf(&b, ") GROUP BY email_id ORDER BY email_id LIMIT ?1 OFFSET ?2");
-    s->all_stats = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
-    buf_reset(&b);
-    buf_printf(&b, "SELECT coalesce(sum(tracked), 0) FROM (");
-    hstore_union(s, &b, "SELECT tracked FROM ", ".email_stats");
-    buf_printf(&b, ")");
-    s->tracked_count = b.data ? db_prepare(s->r, buf_str(&b)) : NULL;
-    buf_cleanup(&b);
+    s->all_stats = hstore_prepare_union(
+        s,
+        "SELECT email_id, max(broadcast_id), sum(tracked), sum(delivered), sum(spam),"
+        " sum(opened), sum(read), sum(bounced), max(checked_at) FROM (",
+        "SELECT " STATS_COLS " FROM ", ".email_stats",
+        ") GROUP BY email_id ORDER BY email_id LIMIT ?1 OFFSET ?2");
+    s->tracked_count = hstore_prepare_union(s, "SELECT coalesce(sum(tracked), 0) FROM (",
+                                            "SELECT tracked FROM ", ".email_stats", ")");
     bool ok = s->all_stats && s->tracked_count;
     /* /mail_stats: one primary-key lookup per file, summed here (a GROUP
      * BY over the files' rows cost twice the request) */
@@ -236,11 +230,5 @@ json_object *hstore_all_stats(struct hstore *s, int64_t limit, int64_t offset)
 
 int64_t hstore_tracked_count(struct hstore *s)
 {
-    int64_t n = -1;
-    pthread_mutex_lock(&s->r_lock);
-    if (sqlite3_step(s->tracked_count) == SQLITE_ROW)
-        n = sqlite3_column_int64(s->tracked_count, 0);
-    sqlite3_reset(s->tracked_count);
-    pthread_mutex_unlock(&s->r_lock);
-    return n;
+    return hstore_read_int(s, s->tracked_count);
 }
