@@ -100,16 +100,12 @@ int main(void)
     struct scheduler *sched = scheduler_start(&sc);
 
     struct http_config hc = {
-        .bind_addr = cfg.svc.bind_addr,
-        .port = cfg.svc.port,
-        .api_token = cfg.svc.api_token,
-        .threads = (unsigned)cfg.svc.http_threads,
-        .conn_timeout_s = (unsigned)cfg.svc.http_timeout_s,
         .routes = api_routes,
         .nroutes = api_nroutes,
         .app = &app,
         .metrics = app.metrics,
     };
+    svc_http_config(&cfg.svc, &hc);
     struct http_server *srv = http_start(&hc, err, sizeof err);
     if (!srv)
         log_fatal("http: %s", err);

@@ -7,6 +7,8 @@
  */
 #include "httpd.h"
 #include "buf.h"
+#include "httpconn.h"
+#include "httpguard.h"
 #include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
@@ -50,6 +52,9 @@ struct http_server {
     struct http_config cfg;
     char *token; /* NULL: no auth */
     int port;
+    struct http_hosts *hosts;
+    struct httpconn_table *conns;
+    struct metric *refused[3]; /* framing 400, host 421, origin 403 */
     /* handlers running + deferred requests not yet back in MHD's hands:
      * MHD must not be stopped while a connection is suspended, so
      * http_stop sets stopping (later requests get a 503) and waits for 0 */
@@ -61,6 +66,7 @@ struct http_server {
 
 struct reqstate {
     struct http_server *srv;
+    struct httpconn *hc;            /* the connection's deadlines; NULL if untracked */
     const struct http_route *route; /* NULL: replied at once */
     struct http_request req;
     struct http_response resp;
@@ -390,10 +396,85 @@ static bool ctype_ok(const char *want, const char *got)
     return strncasecmp(got, want, n) == 0 && (got[n] == '\0' || got[n] == ';' || got[n] == ' ');
 }
 
-/* first_call - route, authorize, check headers; reply early on failure */
-static void first_call(struct http_server *srv, struct reqstate *st, struct MHD_Connection *c,
-                       const char *url, const char *method)
+static enum MHD_Result framing_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
 {
+    (void)kind;
+    http_framing_add(cls, key, value);
+    return MHD_YES;
+}
+
+/* refuse - an early error that also ends the connection: after a framing
+ * error nothing that follows on it can be trusted */
+static void refuse(struct http_server *srv, struct reqstate *st, int which, int status,
+                   const char *code, const char *msg)
+{
+    http_reply_error(&st->resp, status, code, "%s", msg);
+    http_reply_header(&st->resp, "Connection", "close");
+    if (srv->refused[which])
+        metric_inc(srv->refused[which]);
+}
+
+/* guard - the checks that come before routing: framing, Host, load.
+ * Replies and returns false when the request is refused. */
+static bool guard(struct http_server *srv, struct reqstate *st, struct MHD_Connection *c,
+                  const char *version)
+{
+    struct http_framing f = {.http11 = strcmp(version, MHD_HTTP_VERSION_1_0) != 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, framing_cb, &f);
+    const char *bad = http_framing_error(&f);
+    if (bad) {
+        refuse(srv, st, 0, 400, "bad_request", bad);
+        return false;
+    }
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!http_host_allowed(srv->hosts, host, !f.http11)) {
+        refuse(srv, st, 1, 421, "misdirected_request",
+               "this server does not answer to that Host (see ALLOWED_HOSTS)");
+        return false;
+    }
+    if (httpconn_busy(srv->conns)) {
+        http_reply_error(&st->resp, 503, "busy", "too many open connections; retry shortly");
+        http_reply_header(&st->resp, "Retry-After", "1");
+        http_reply_header(&st->resp, "Connection", "close");
+        return false;
+    }
+    return true;
+}
+
+/* cross_origin - a browser sent this state-changing request from a page of
+ * another origin (or an opaque one) */
+static bool cross_origin(struct MHD_Connection *c, const char *method)
+{
+    if (!http_method_changes_state(method))
+        return false;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+    if (site && strcasecmp(site, "cross-site") == 0)
+        return true;
+    if (!origin)
+        return false;
+    return !http_origin_same(origin,
+                             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST));
+}
+
+/* has_body - the request announces a body */
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return true;
+    return cl && strspn(cl, "0") != strlen(cl);
+}
+
+/* first_call - guard, route, authorize, check headers; reply early on
+ * failure */
+static void first_call(struct http_server *srv, struct reqstate *st, struct MHD_Connection *c,
+                       const char *url, const char *method, const char *version)
+{
+    if (!guard(srv, st, c, version))
+        return;
     struct buf allow;
     buf_init(&allow, 256);
     const struct http_route *r = route(srv, st, method, url, &allow);
@@ -410,6 +491,13 @@ static void first_call(struct http_server *srv, struct reqstate *st, struct MHD_
     }
     buf_cleanup(&allow);
     st->route = r; /* cleanup() of a stream route must accept req->stream == NULL */
+    if (!(r->flags & HTTP_CROSS_ORIGIN) && cross_origin(c, method)) {
+        http_reply_error(&st->resp, 403, "forbidden_origin",
+                         "a state-changing request from another origin is refused");
+        if (srv->refused[2])
+            metric_inc(srv->refused[2]);
+        return;
+    }
     if (!(r->flags & HTTP_PUBLIC) && !authorized(srv, c)) {
         http_reply_error(&st->resp, 401, "unauthorized", "a valid bearer token is required");
         http_reply_header(&st->resp, "WWW-Authenticate", "Bearer");
@@ -428,6 +516,13 @@ static void first_call(struct http_server *srv, struct reqstate *st, struct MHD_
         }
     }
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct && has_body(c)) {
+        /* a browser sends a Blob without a type with no CORS preflight */
+        http_reply_error(&st->resp, 415, "unsupported_media_type",
+                         "a request body needs a Content-Type%s%s", r->content_type ? " of " : "",
+                         r->content_type ? r->content_type : "");
+        return;
+    }
     if (!ctype_ok(r->content_type, ct)) {
         http_reply_error(&st->resp, 415, "unsupported_media_type", "Content-Type must be %s",
                          r->content_type);
@@ -442,12 +537,15 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
                                  const char *method, const char *version, const char *data,
                                  size_t *data_size, void **req_cls)
 {
-    (void)version;
     struct http_server *srv = cls;
     struct reqstate *st = *req_cls;
     if (!st) {
         st = xcalloc(1, sizeof *st);
         st->srv = srv;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        st->hc = ci ? ci->socket_context : NULL;
+        httpconn_phase(srv->conns, st->hc, HTTPCONN_BODY);
         st->start_ms = time_mono_ms();
         st->req.method = method;
         st->req.path = url;
@@ -455,9 +553,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         st->req.conn = c;
         buf_init(&st->body, 0);
         *req_cls = st;
-        first_call(srv, st, c, url, method);
-        if (http_replied(&st->resp))
+        first_call(srv, st, c, url, method, version);
+        if (http_replied(&st->resp)) {
+            httpconn_phase(srv->conns, st->hc, HTTPCONN_SERVING);
             return queue(c, st); /* early answer; MHD closes after it */
+        }
         return MHD_YES;
     }
     if (st->queued) { /* replied early: discard whatever still arrives */
@@ -471,6 +571,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     }
     const struct http_route *r = st->route;
     if (*data_size) {
+        httpconn_body(srv->conns, st->hc, *data_size);
         if (r->stream) {
             if (st->body.len + *data_size > st->body.cap) {
                 if (!st->too_large)
@@ -492,6 +593,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     /* the whole body has arrived */
+    httpconn_phase(srv->conns, st->hc, HTTPCONN_SERVING);
     if (r->stream) {
         if (!st->stream_stopped && r->stream->end)
             r->stream->end(&st->req, &st->resp);
@@ -537,11 +639,13 @@ static void count_request(struct reqstate *st)
 static void completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)c;
+    struct http_server *srv = cls;
     struct reqstate *st = *req_cls;
     if (!st)
         return;
+    /* keep-alive: the next request's headers are due */
+    httpconn_phase(srv->conns, st->hc, HTTPCONN_HEADERS);
     if (st->deferred == 1) /* resumed, but the client had gone */
         leave(st->srv);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && st->route)
@@ -555,6 +659,22 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
     free(st->pathbuf);
     free(st);
     *req_cls = NULL;
+}
+
+/* notify_conn - track each connection from accept to close; MHD calls
+ * CLOSED before it closes the descriptor (see httpconn.h) */
+static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? httpconn_open(srv->conns, ci->connect_fd) : NULL;
+    } else {
+        httpconn_close(srv->conns, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -597,26 +717,59 @@ struct http_server *http_start(const struct http_config *cfg, char *errbuf, size
         snprintf(errbuf, errlen, "BIND_ADDR '%s' is not an IPv4 or IPv6 address", bind);
         return NULL;
     }
+    struct http_hosts *hosts = http_hosts_new(bind, cfg->allowed_hosts, errbuf, errlen);
+    if (!hosts)
+        return NULL;
     struct http_server *srv = xcalloc(1, sizeof *srv);
     srv->cfg = *cfg;
-    if (!srv->cfg.threads)
-        srv->cfg.threads = 4;
-    if (!srv->cfg.conn_timeout_s)
-        srv->cfg.conn_timeout_s = 30;
-    if (!srv->cfg.body_max)
-        srv->cfg.body_max = 1024 * 1024;
+    srv->hosts = hosts;
+    struct http_config *hc = &srv->cfg;
+    if (!hc->threads)
+        hc->threads = 4;
+    if (!hc->conn_timeout_s)
+        hc->conn_timeout_s = 30;
+    if (!hc->body_max)
+        hc->body_max = 1024 * 1024;
+    if (!hc->max_conns)
+        hc->max_conns = 1024;
+    if (!hc->max_conns_per_ip)
+        hc->max_conns_per_ip = 128;
+    if (!hc->header_timeout_s)
+        hc->header_timeout_s = 10;
+    if (!hc->body_timeout_s)
+        hc->body_timeout_s = 30;
+    if (!hc->body_min_rate)
+        hc->body_min_rate = 4096;
+    struct httpconn_config cc = {.max_conns = hc->max_conns,
+                                 .header_timeout_s = hc->header_timeout_s,
+                                 .body_timeout_s = hc->body_timeout_s,
+                                 .body_min_rate = hc->body_min_rate,
+                                 .busy_timeout_ms = 1000,
+                                 .metrics = cfg->metrics};
+    srv->conns = httpconn_table_new(&cc);
+    if (cfg->metrics) {
+        static const char *const why[] = {"bad_framing", "host", "origin"};
+        for (int i = 0; i < 3; i++)
+            srv->refused[i] = metrics_counter(cfg->metrics, "http_requests_refused_total",
+                                              "Requests refused before routing",
+                                              (const char *[]){"reason", why[i], NULL});
+    }
     srv->token = has_token ? xstrdup(cfg->api_token) : NULL;
     pthread_mutex_init(&srv->defer_mu, NULL);
     pthread_cond_init(&srv->defer_cv, NULL);
-    srv->daemon = MHD_start_daemon(
-        /* the logger first: libmicrohttpd warns about options before it */
-        flags, (uint16_t)cfg->port, NULL, NULL, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        srv->cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.conn_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-        MHD_OPTION_END);
+    if (srv->conns) /* notify_conn needs the table */
+        srv->daemon = MHD_start_daemon(
+            /* the logger first: libmicrohttpd warns about options before it */
+            flags, (uint16_t)cfg->port, NULL, NULL, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER,
+            mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+            MHD_OPTION_THREAD_POOL_SIZE, hc->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+            hc->conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, hc->max_conns,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, hc->max_conns_per_ip, MHD_OPTION_NOTIFY_COMPLETED,
+            completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_conn, srv, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(errbuf, errlen, "cannot listen on %s port %d (in use?)", bind, cfg->port);
+        httpconn_table_free(srv->conns);
+        http_hosts_free(srv->hosts);
         pthread_mutex_destroy(&srv->defer_mu);
         pthread_cond_destroy(&srv->defer_cv);
         free(srv->token);
@@ -648,6 +801,8 @@ void http_stop(struct http_server *s)
         pthread_cond_wait(&s->defer_cv, &s->defer_mu);
     pthread_mutex_unlock(&s->defer_mu);
     MHD_stop_daemon(s->daemon);
+    httpconn_table_free(s->conns);
+    http_hosts_free(s->hosts);
     pthread_mutex_destroy(&s->defer_mu);
     pthread_cond_destroy(&s->defer_cv);
     if (s->token)

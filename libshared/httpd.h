@@ -5,8 +5,13 @@
  * bearer-token auth (constant-time compare; /healthz-like routes marked
  * HTTP_PUBLIC skip it), request bodies accumulated up to a cap (413) or
  * streamed to the route, Content-Type checks (415) and JSON error bodies
- * {"error":{"code","message"}}. Requests are counted in the optional
- * metrics registry (http_requests_total, http_request_duration_seconds).
+ * {"error":{"code","message"}}. Before routing, the browser and network
+ * defences of DESIGN section 4 (httpguard.h, httpconn.h): ambiguous framing
+ * is 400, a foreign Host 421, a cross-origin state-changing request 403;
+ * connections are capped per client address and in all, and a request's
+ * headers and body must arrive within deadlines. Requests are counted in
+ * the optional metrics registry (http_requests_total,
+ * http_request_duration_seconds).
  *
  * Threads: handlers run on MHD pool threads and may block on SQLite, never
  * on SMTP or Kafka; a deferred request is answered by whichever thread
@@ -85,7 +90,8 @@ struct http_stream_ops {
     void (*cleanup)(struct http_request *req);
 };
 
-#define HTTP_PUBLIC 0x1 /* no bearer token needed */
+#define HTTP_PUBLIC 0x1       /* no bearer token needed */
+#define HTTP_CROSS_ORIGIN 0x2 /* a public form: posts from other origins allowed */
 
 struct http_route {
     const char *method;  /* "GET", "POST", ... (HEAD is served by GET routes) */
@@ -98,12 +104,18 @@ struct http_route {
 };
 
 struct http_config {
-    const char *bind_addr;   /* IPv4 or IPv6 literal; default 127.0.0.1 */
-    int port;                /* 0: any free port (see http_port) */
-    const char *api_token;   /* NULL/empty: no auth (loopback only) */
-    unsigned threads;        /* pool size, default 4 */
-    unsigned conn_timeout_s; /* idle connection timeout, default 30 */
-    size_t body_max;         /* default 1 MiB */
+    const char *bind_addr;     /* IPv4 or IPv6 literal; default 127.0.0.1 */
+    int port;                  /* 0: any free port (see http_port) */
+    const char *api_token;     /* NULL/empty: no auth (loopback only) */
+    unsigned threads;          /* pool size, default 4 */
+    unsigned conn_timeout_s;   /* idle connection timeout, default 30 */
+    size_t body_max;           /* default 1 MiB */
+    const char *allowed_hosts; /* extra Host names, comma-separated (httpguard.h) */
+    unsigned max_conns;        /* default 1024 */
+    unsigned max_conns_per_ip; /* default 128 */
+    unsigned header_timeout_s; /* request line + headers, default 10 */
+    unsigned body_timeout_s;   /* body, default 30 (+1 s per body_min_rate bytes) */
+    unsigned body_min_rate;    /* bytes/s, default 4096 */
     const struct http_route *routes;
     size_t nroutes;
     void *app;

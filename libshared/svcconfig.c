@@ -1,6 +1,7 @@
 /* svcconfig.c - the shared service settings. Main thread, at start-up. */
 #include "svcconfig.h"
 #include "config.h"
+#include "httpd.h"
 #include "kafka.h"
 #include "xalloc.h"
 
@@ -32,6 +33,26 @@ void svc_config_load(struct svc_config *c, const char *service, int default_port
     free(def_db);
     c->http_threads = (int)config_long("HTTP_THREADS", 4, 1, 64);
     c->http_timeout_s = (int)config_long("HTTP_TIMEOUT", 30, 1, 3600);
+    c->allowed_hosts = config_str("ALLOWED_HOSTS", NULL);
+    c->http_max_conns = (int)config_long("HTTP_MAX_CONNECTIONS", 1024, 16, 65536);
+    c->http_max_conns_per_ip =
+        (int)config_long("HTTP_MAX_CONNECTIONS_PER_IP", 128, 1, c->http_max_conns);
+    c->http_header_timeout_s = (int)config_long("HTTP_HEADER_TIMEOUT", 10, 1, 3600);
+    c->http_body_timeout_s = (int)config_long("HTTP_BODY_TIMEOUT", 30, 1, 3600);
+}
+
+void svc_http_config(const struct svc_config *c, struct http_config *h)
+{
+    h->bind_addr = c->bind_addr;
+    h->port = c->port;
+    h->api_token = c->api_token;
+    h->threads = (unsigned)c->http_threads;
+    h->conn_timeout_s = (unsigned)c->http_timeout_s;
+    h->allowed_hosts = c->allowed_hosts;
+    h->max_conns = (unsigned)c->http_max_conns;
+    h->max_conns_per_ip = (unsigned)c->http_max_conns_per_ip;
+    h->header_timeout_s = (unsigned)c->http_header_timeout_s;
+    h->body_timeout_s = (unsigned)c->http_body_timeout_s;
 }
 
 void svc_config_cleanup(struct svc_config *c)
@@ -40,6 +61,7 @@ void svc_config_cleanup(struct svc_config *c)
     free(c->api_token);
     free(c->kafka_brokers);
     free(c->db_path);
+    free(c->allowed_hosts);
     memset(c, 0, sizeof *c);
 }
 

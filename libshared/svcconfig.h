@@ -1,6 +1,8 @@
 /* svcconfig.h - the configuration both services share (DESIGN section 6):
  * PORT, BIND_ADDR, API_TOKEN, KAFKA_BROKERS, KAFKA_TOPIC, DB_PATH,
- * LOG_LEVEL, LOG_FORMAT, HTTP_THREADS, HTTP_TIMEOUT. Read once at start-up
+ * LOG_LEVEL, LOG_FORMAT, HTTP_THREADS, HTTP_TIMEOUT, ALLOWED_HOSTS,
+ * HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS_PER_IP, HTTP_HEADER_TIMEOUT,
+ * HTTP_BODY_TIMEOUT. Read once at start-up
  * on the main thread; a bad value is fatal with one line naming it. Also
  * initialises the logger. Free with svc_config_cleanup(). */
 #ifndef SVCCONFIG_H
@@ -22,12 +24,22 @@ struct svc_config {
     enum log_format log_format;
     int http_threads;
     int http_timeout_s;
+    char *allowed_hosts; /* NULL when unset */
+    int http_max_conns;
+    int http_max_conns_per_ip;
+    int http_header_timeout_s;
+    int http_body_timeout_s;
 };
+
+struct http_config;
 
 /* svc_config_load - service names the logger and the default DB_PATH
  * (./data/<service>.db) */
 void svc_config_load(struct svc_config *c, const char *service, int default_port);
 void svc_config_cleanup(struct svc_config *c);
+/* svc_http_config - the listener settings of c into h (borrowed strings,
+ * valid while c is); routes, app and metrics are the caller's */
+void svc_http_config(const struct svc_config *c, struct http_config *h);
 
 /* svc_signals_block - call first in main, before any thread exists: blocks
  * SIGTERM and SIGINT in every thread (they are taken by svc_signals_wait)

@@ -98,16 +98,12 @@ int main(void)
             routes[i].body_max = cfg.import_max_bytes;
 
     struct http_config hc = {
-        .bind_addr = cfg.svc.bind_addr,
-        .port = cfg.svc.port,
-        .api_token = cfg.svc.api_token,
-        .threads = (unsigned)cfg.svc.http_threads,
-        .conn_timeout_s = (unsigned)cfg.svc.http_timeout_s,
         .routes = routes,
         .nroutes = api_nroutes,
         .app = &app,
         .metrics = app.metrics,
     };
+    svc_http_config(&cfg.svc, &hc);
     struct http_server *srv = http_start(&hc, err, sizeof err);
     if (!srv)
         log_fatal("http: %s", err);
