@@ -2,7 +2,7 @@
 #   make all    install missing packages, build, start the local stack
 #   make test   build with -Werror under ASan+UBSan, run unit + integration
 # Other targets: deps build stop logs clean lint format bench
-#   make compose       the Docker stack (docker-compose.yml), API_TOKEN from .env
+#   make compose       the Docker stack (docker-compose.yml), secrets in ./secrets
 #   make compose-down  stop it (volumes kept)
 .POSIX:
 SHELL = /bin/bash
@@ -62,16 +62,27 @@ COMPOSE_FIND = if docker compose version >/dev/null 2>&1; then dc="docker compos
 	elif command -v docker-compose >/dev/null 2>&1; then dc=docker-compose; \
 	else echo "compose: neither 'docker compose' nor 'docker-compose' is installed" >&2; exit 1; fi
 
-# API_TOKEN from the environment, else from .env; when neither has one, a
-# random token is appended to .env (created mode 600; keep it out of git).
+# The stack's secrets are files (compose `secrets:`): ./secrets/api_token and
+# ./secrets/grafana_admin_password, each made when missing with 48 random hex
+# digits (api_token takes API_TOKEN from the environment, else from a .env of
+# an earlier version, when there is one). ./secrets is kept 0700 and its
+# files 0644: compose bind-mounts them with their host mode, and the
+# containers' users must read them (see docker-compose.yml).
 compose:
 	@$(COMPOSE_FIND); \
-	if [ -z "$${API_TOKEN:-}" ] && ! grep -qs '^API_TOKEN=.' .env; then \
-	    tok=$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'); \
-	    if [ -s .env ] && [ -n "$$(tail -c1 .env)" ]; then echo >>.env; fi; \
-	    (umask 077 && printf 'API_TOKEN=%s\n' "$$tok" >>.env) || exit 1; \
-	    echo "compose: wrote a new API_TOKEN into .env"; \
-	fi; \
+	(umask 077 && mkdir -p secrets && chmod 700 secrets) || exit 1; \
+	for s in api_token grafana_admin_password; do \
+	    if [ ! -s secrets/$$s ]; then \
+	        v=; \
+	        if [ $$s = api_token ]; then \
+	            v=$${API_TOKEN:-$$(sed -n 's/^API_TOKEN=//p' .env 2>/dev/null | tail -1)}; \
+	        fi; \
+	        [ -n "$$v" ] || v=$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'); \
+	        (umask 077 && printf '%s' "$$v" >secrets/$$s.new && mv -f secrets/$$s.new secrets/$$s) || exit 1; \
+	        echo "compose: wrote secrets/$$s"; \
+	    fi; \
+	    chmod 644 secrets/$$s || exit 1; \
+	done; \
 	echo "$$dc up -d --build"; $$dc up -d --build
 
 compose-down:

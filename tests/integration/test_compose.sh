@@ -4,8 +4,8 @@
 # `make compose` targets.
 #
 # Proves:
-# - `docker-compose config -q` accepts the file with API_TOKEN set and
-#   refuses it without, naming API_TOKEN;
+# - `docker-compose config -q` accepts the file with no API_TOKEN in the
+#   environment, and a token or password there reaches nothing;
 # - every service has a healthcheck or is a one-shot that others wait for
 #   with service_completed_successfully; every depends_on has a condition
 #   (service_healthy on a service with a healthcheck, or completed) and
@@ -15,9 +15,18 @@
 #   Dockerfile that compiles is multi-stage; every bind-mounted host path
 #   exists; the health service's IMAP loop (deploy/compose/feedback-loops.json)
 #   reaches a compose service, over TLS, with its CA and password in a volume
-#   that service shares; prometheus.yml scrapes compose services with a token
-#   file written from API_TOKEN; Grafana's datasource and dashboard paths match
-#   the mounts;
+#   that service shares; prometheus.yml scrapes compose services with the
+#   services' API token secret, and each lists in ALLOWED_HOSTS the name it is
+#   scraped by; Grafana's datasource and dashboard paths match the mounts;
+# - state and secrets: every stateful service keeps its data in a named
+#   volume mounted where its image keeps it (Kafka: KAFKA_LOG_DIRS = the
+#   image's volume /var/lib/kafka/data, its default being under /tmp; both
+#   services' DB_PATH directory; Prometheus' TSDB; Grafana's data; the seed
+#   mailbox), every long-running service has a restart policy; secrets are
+#   compose secrets from files in ./secrets (git-ignored, out of the build
+#   context) read through NAME_FILE, no environment: value is a secret; both
+#   services read API_TOKEN_FILE from one secret (they listen on 0.0.0.0 in
+#   their containers), Grafana's admin password is its own secret;
 # - the seed mailbox image's entrypoint (deploy/dovecot/seed-mailbox.sh), run
 #   here outside Docker as an unprivileged user, makes its CA, certificate and
 #   password, passes its own healthcheck (STARTTLS verified for the name
@@ -34,9 +43,14 @@
 #   token evaluates every expression to a non-empty result;
 # - hadolint (when on the PATH) and shellcheck (when installed) pass;
 # - `make compose` uses `docker compose` when it works, else docker-compose,
-#   runs `up -d --build`, writes a random API_TOKEN into .env (mode 600) only
-#   when neither the environment nor .env has one; `make compose-down` runs
-#   `down` (docker and docker-compose are stubs here).
+#   runs `up -d --build`, makes ./secrets (0700) with api_token and
+#   grafana_admin_password (0644, distinct random values) when missing, keeps
+#   them, seeds api_token from API_TOKEN in the environment or an old .env;
+#   users 10001, 65534 and 472 read the file bind-mounted as compose mounts
+#   it, other host users cannot; `make compose-down` runs `down` (docker and
+#   docker-compose are stubs here); the services started below read their
+#   token from that file (API_TOKEN_FILE), with compose's ALLOWED_HOSTS, and
+#   answer the Host names Prometheus scrapes them by.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dovecot.sh" # stop_dovecot
 
@@ -143,6 +157,64 @@ def has_healthcheck(svc):
     return bool(hc) and not hc.get("disable") and hc.get("test") not in (None, ["NONE"], "NONE")
 
 
+def env_of(svc):
+    """a service's environment as a dict of strings (list or mapping syntax)"""
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def build_dockerfile(src, svc):
+    """the Dockerfile a service is built from, or None for an image"""
+    b = svc.get("build")
+    if b is None:
+        return None
+    if isinstance(b, str):
+        return os.path.normpath(os.path.join(src, b, "Dockerfile"))
+    return os.path.normpath(os.path.join(src, b.get("context", "."), b.get("dockerfile", "Dockerfile")))
+
+
+def dockerfile_final(path):
+    """(ENV dict, VOLUME paths) of a Dockerfile's final stage"""
+    env, vols = {}, []
+    text = re.sub(r"\\\n", " ", open(path).read())
+    for line in text.splitlines():
+        line = line.strip()
+        if re.match(r"(?i)FROM\s", line):
+            env, vols = {}, []
+        m = re.match(r"(?i)ENV\s+(\S+)(.*)", line)
+        if m and "=" not in m.group(1):
+            env[m.group(1)] = m.group(2).strip()
+        elif m:
+            env.update((k, v.strip('"')) for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line[3:]))
+        m = re.match(r"(?i)VOLUME\s+(.*)", line)
+        if m:
+            body = m.group(1).strip()
+            vols += json.loads(body) if body.startswith("[") else body.split()
+    return env, vols
+
+
+def image_name(svc):
+    """an image reference without its tag or digest"""
+    return re.sub(r"(@.*|:[^/]*)$", "", svc.get("image") or "")
+
+
+# Where an image keeps its state (its VOLUME or documented data directory).
+# apache/kafka declares VOLUME /var/lib/kafka/data (owned by appuser), but
+# its log.dirs defaults to /tmp/kraft-combined-logs: KAFKA_LOG_DIRS must
+# point at the volume. prom/prometheus: VOLUME /prometheus, the default
+# --storage.tsdb.path. grafana/grafana: GF_PATHS_DATA=/var/lib/grafana.
+IMAGE_DATA = {"apache/kafka": "/var/lib/kafka/data", "prom/prometheus": "/prometheus",
+              "grafana/grafana": "/var/lib/grafana"}
+# long-running services that keep nothing worth keeping, and why
+STATELESS = {"mailpit": "keeps caught mail in memory: a viewer, nothing reads it back"}
+RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
+# an environment variable that carries a secret's value (NAME_FILE carries a path)
+SECRET_VAR = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|_KEY|CREDENTIALS)$")
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
 def volume_target(v):
     """(source, target, type) of a volume entry, short or long syntax"""
     if isinstance(v, dict):
@@ -153,6 +225,125 @@ def volume_target(v):
     src = parts[0]
     typ = "bind" if src.startswith((".", "/", "~")) else "volume"
     return src, parts[1], typ
+
+
+def secret_file(raw, name, path):
+    """the host file (as written) of the secret that service name sees at
+    path (/run/secrets/<target>), or None when no attached secret is there"""
+    if not path or not path.startswith("/run/secrets/"):
+        return None
+    for s in raw["services"].get(name, {}).get("secrets") or []:
+        src, tgt = (s, s) if isinstance(s, str) else (s.get("source"), s.get("target") or s.get("source"))
+        if path in (f"/run/secrets/{tgt}", tgt):
+            return os.path.normpath(((raw.get("secrets") or {}).get(src) or {}).get("file") or "") or None
+    return None
+
+
+def state_and_secrets(raw, src, shots):
+    """named volumes where the state is, restart policies, secrets as files"""
+    services = raw["services"]
+    named = set(raw.get("volumes") or {})
+    longrun = [n for n in services if n not in shots]
+
+    # state: every path where a service keeps data is a named volume
+    bad = []
+    for name in longrun:
+        svc = services[name]
+        env = env_of(svc)
+        paths = []
+        if name in STATELESS:
+            print(f"#\t{name}: no volume, {STATELESS[name]}")
+            continue
+        df = build_dockerfile(src, svc)
+        if df:
+            denv, dvols = dockerfile_final(df) if os.path.isfile(df) else ({}, [])
+            paths += dvols
+            db = env.get("DB_PATH") or denv.get("DB_PATH")
+            if db:
+                paths.append(os.path.dirname(db))
+        elif image_name(svc) in IMAGE_DATA:
+            paths.append(IMAGE_DATA[image_name(svc)])
+        if not paths:
+            bad.append(f"{name}: where does {svc.get('image') or df} keep its data? (IMAGE_DATA or STATELESS)")
+            continue
+        mounts = {t: (s, typ) for s, t, typ in (volume_target(v) for v in svc.get("volumes") or [])}
+        for p in sorted(set(paths)):
+            s, typ = mounts.get(p, (None, None))
+            if typ != "volume" or s not in named:
+                bad.append(f"{name}: {p} is {'not mounted' if s is None else f'{typ} {s}'}")
+        print(f"#\t{name}: data in {', '.join(sorted(set(paths)))}")
+    check(not bad, "every stateful service keeps its data in a named volume (kept by `down`)", "; ".join(bad))
+
+    ka = [n for n in longrun if image_name(services[n]) == "apache/kafka"]
+    bad = [f"{n}: KAFKA_LOG_DIRS={env_of(services[n]).get('KAFKA_LOG_DIRS')!r}" for n in ka
+           if env_of(services[n]).get("KAFKA_LOG_DIRS") != IMAGE_DATA["apache/kafka"]]
+    check(ka and not bad, "Kafka writes its log (topics, committed offsets) to /var/lib/kafka/data (KAFKA_LOG_DIRS)",
+          "; ".join(bad) + " (the image's default is under /tmp)")
+    for n in longrun:
+        for arg in services[n].get("command") or []:
+            m = re.match(r"--storage\.tsdb\.path=(.*)", str(arg))
+            if m and image_name(services[n]) == "prom/prometheus":
+                check(m.group(1) == IMAGE_DATA["prom/prometheus"], f"{n}: --storage.tsdb.path is its volume", m.group(1))
+
+    bad = [f"{n}: {services[n].get('restart')!r}" for n in longrun
+           if str(services[n].get("restart", "no")).split(":")[0] not in RESTART_POLICIES]
+    check(not bad, f"every long-running service ({len(longrun)}) has a restart policy", "; ".join(bad))
+
+    # secrets: files under ./secrets, read through NAME_FILE, never a value in environment:
+    top = raw.get("secrets") or {}
+    bad = [f"{k}: {v}" for k, v in top.items()
+           if not isinstance(v, dict) or not os.path.normpath(v.get("file") or "").startswith("secrets/")]
+    check(top and not bad, f"secrets ({', '.join(sorted(top))}) are files under ./secrets", "; ".join(bad) or "none")
+
+    bad = []
+    for name, svc in services.items():
+        for k, v in env_of(svc).items():
+            if SECRET_VAR.search(k) and not k.endswith("_FILE"):
+                bad.append(f"{name}: {k}")
+            elif re.search(r"\$\{?\w*(TOKEN|PASSWORD|SECRET)", v):
+                bad.append(f"{name}: {k} interpolates {v}")
+    check(not bad, "no environment: block carries a secret's value (only NAME_FILE paths)", "; ".join(bad))
+
+    token_file = None
+    bad = []
+    built = [n for n in longrun if build_dockerfile(src, services[n]) and
+             "deploy/docker/Dockerfile" in build_dockerfile(src, services[n])]
+    for name in built:
+        env = env_of(services[name])
+        f = secret_file(raw, name, env.get("API_TOKEN_FILE"))
+        if f is None or "API_TOKEN" in env:
+            bad.append(f"{name}: API_TOKEN_FILE={env.get('API_TOKEN_FILE')!r}, API_TOKEN {'set' if 'API_TOKEN' in env else 'unset'}")
+        elif token_file not in (None, f):
+            bad.append(f"{name}: token {f}, another service {token_file}")
+        token_file = token_file or f
+    check(built and not bad, f"{' and '.join(built)} read API_TOKEN_FILE from one compose secret ({token_file})",
+          "; ".join(bad))
+
+    # inside its container a service listens on BIND_ADDR (the image sets
+    # 0.0.0.0): not loopback -> its API token must come from a secret
+    bad = []
+    for name in built:
+        df = build_dockerfile(src, services[name])
+        env = env_of(services[name])
+        bind = env.get("BIND_ADDR") or dockerfile_final(df)[0].get("BIND_ADDR") or "127.0.0.1"
+        if bind not in LOOPBACK and secret_file(raw, name, env.get("API_TOKEN_FILE")) is None:
+            bad.append(f"{name}: BIND_ADDR {bind} without an API token secret")
+        elif bind not in LOOPBACK:
+            print(f"#\t{name}: BIND_ADDR {bind}, API_TOKEN_FILE {env.get('API_TOKEN_FILE')}")
+    check(built and not bad, "every service listening on a non-loopback BIND_ADDR gets API_TOKEN_FILE from a secret",
+          "; ".join(bad))
+
+    gr = [n for n in longrun if image_name(services[n]) == "grafana/grafana"]
+    for name in gr:
+        env = env_of(services[name])
+        f = secret_file(raw, name, env.get("GF_SECURITY_ADMIN_PASSWORD__FILE"))
+        check(f is not None and "GF_SECURITY_ADMIN_PASSWORD" not in env,
+              f"{name}: the admin password comes from a secret (GF_SECURITY_ADMIN_PASSWORD__FILE)",
+              f"GF_SECURITY_ADMIN_PASSWORD__FILE={env.get('GF_SECURITY_ADMIN_PASSWORD__FILE')!r}, "
+              f"GF_SECURITY_ADMIN_PASSWORD {'set' if 'GF_SECURITY_ADMIN_PASSWORD' in env else 'unset'}")
+        check(f is not None and f != token_file, f"{name}: its admin password is its own secret ({f}), not the API token",
+              f"{f} (API token: {token_file})")
+    check(bool(gr), "a grafana/grafana service", "none")
 
 
 def compose(raw_path, resolved_path, src):
@@ -245,6 +436,8 @@ def compose(raw_path, resolved_path, src):
             bad.append(f"{name}: image {svc.get('image')} runs as {user or 'its default user (no user:)'}")
     check(not bad, "every container runs as a non-root user (USER in Dockerfiles, user: for images)", "; ".join(bad))
 
+    state_and_secrets(raw, src, shots)
+
     dfs = set()
     for svc in services.values():
         b = svc.get("build")
@@ -330,11 +523,21 @@ def compose(raw_path, resolved_path, src):
                     creds.add(cf)
             bad = [t for t in targets if t.split(":")[0] not in services]
             check(targets and not bad, f"prometheus.yml scrapes compose services ({', '.join(targets)})", f"unknown: {bad}")
-            ep = " ".join(str(x) for x in (pr.get("entrypoint") or []))
-            bad = [c for c in creds if c not in ep and c not in mounts]
-            check(creds and not bad, f"the bearer token file(s) {sorted(creds)} are written from API_TOKEN or mounted",
-                  f"neither written by the entrypoint nor mounted: {bad}")
-            check("API_TOKEN" in str(pr.get("environment")), "prometheus gets the same API_TOKEN", "no API_TOKEN")
+            token_file = secret_file(raw, "warmup-service", env_of(services.get("warmup-service", {})).get("API_TOKEN_FILE"))
+            bad = [c for c in creds if token_file is None or secret_file(raw, "prometheus", c) != token_file]
+            check(creds and not bad,
+                  f"the bearer token file(s) {sorted(creds)}: the services' API token secret ({token_file}), given to prometheus",
+                  f"not /run/secrets/<that secret, attached to prometheus>: {bad}")
+            # the services answer 421 to a Host they do not know: every
+            # name Prometheus scrapes a service by is in its ALLOWED_HOSTS
+            bad = []
+            for t in targets:
+                host = t.rsplit(":", 1)[0]
+                allowed = [h.strip() for h in env_of(services.get(host, {})).get("ALLOWED_HOSTS", "").split(",")]
+                if host not in allowed:
+                    bad.append(f"{host}: ALLOWED_HOSTS={allowed}")
+            check(targets and not bad, "every service Prometheus scrapes by name lists that name in ALLOWED_HOSTS",
+                  "; ".join(bad))
 
     # Grafana: datasource -> the prometheus service; dashboards provider path is mounted
     gr = services.get("grafana")
@@ -545,14 +748,24 @@ PY
 # ---- docker-compose.yml ---------------------------------------------------
 : >"$TMP/empty.env" # a developer's .env (make compose) must not change the result
 DC=(docker-compose --env-file "$TMP/empty.env" --project-directory "$SRC_DIR" -f "$SRC_DIR/docker-compose.yml")
-out=$(env API_TOKEN=test-token "${DC[@]}" config -q 2>&1)
-ok $? "docker-compose config -q accepts docker-compose.yml (API_TOKEN set)" || echo "$out" | sed 's/^/#   /'
 out=$(env -u API_TOKEN "${DC[@]}" config -q 2>&1)
-rc=$?
-[ "$rc" != 0 ] && grep -q 'API_TOKEN' <<<"$out"
-ok $? "without API_TOKEN docker-compose config refuses, naming API_TOKEN"
-env API_TOKEN=test-token "${DC[@]}" config >"$TMP/resolved.yml" 2>"$TMP/resolved.err"
+ok $? "docker-compose config -q accepts docker-compose.yml with no API_TOKEN in the environment" ||
+  echo "$out" | sed 's/^/#   /'
+# secrets come from files: a value in the environment reaches nothing
+SENTINEL=sentinel-$RANDOM$RANDOM
+env API_TOKEN="$SENTINEL" SEED_PASSWORD="$SENTINEL" GF_SECURITY_ADMIN_PASSWORD="$SENTINEL" \
+  "${DC[@]}" config >"$TMP/resolved.yml" 2>"$TMP/resolved.err"
+[ -s "$TMP/resolved.yml" ] && ! grep -q "$SENTINEL" "$TMP/resolved.yml"
+ok $? "API_TOKEN or a password in the environment does not reach the resolved configuration"
 checks compose "$SRC_DIR/docker-compose.yml" "$TMP/resolved.yml" "$SRC_DIR"
+if git -C "$SRC_DIR" rev-parse --git-dir >/dev/null 2>&1; then
+  git -C "$SRC_DIR" check-ignore -q secrets/api_token && git -C "$SRC_DIR" check-ignore -q secrets/grafana_admin_password
+else
+  grep -qxE '/?secrets/?' "$SRC_DIR/.gitignore"
+fi
+ok $? "./secrets is git-ignored"
+grep -qx secrets "$SRC_DIR/.dockerignore" && grep -qx secrets "$SRC_DIR/deploy/docker/Dockerfile.dockerignore"
+ok $? "./secrets is out of the services' build context (.dockerignore, deploy/docker/Dockerfile.dockerignore)"
 
 # ---- linters ---------------------------------------------------------------
 if command -v hadolint >/dev/null; then
@@ -619,14 +832,92 @@ ok $? "seed mailbox restarts"
 eq "a restart keeps the CA and the password" \
   "$(sha256sum <"$SEED/shared/ca.pem") $(sha256sum <"$SEED/shared/seed_password")" "$ca_before $pw_before"
 
+# ---- make compose / compose-down, with stub docker and docker-compose -----
+# (first: the services and Prometheus below read the secret file it makes)
+STUB=$TMP/stub
+PROJ=$TMP/proj
+mkdir -p "$STUB" "$PROJ"
+cat >"$STUB/docker" <<'EOS'
+#!/bin/sh
+echo "docker $*" >>"$STUB_LOG"
+[ "$1" = compose ] && [ "${DOCKER_COMPOSE_V2:-0}" = 0 ] && exit 1
+exit 0
+EOS
+cat >"$STUB/docker-compose" <<'EOS'
+#!/bin/sh
+echo "docker-compose $*" >>"$STUB_LOG"
+EOS
+chmod 755 "$STUB/docker" "$STUB/docker-compose"
+mk() { env -u API_TOKEN PATH="$STUB:$PATH" STUB_LOG="$TMP/stub.log" "$@" make -s -f "$SRC_DIR/Makefile" -C "$PROJ" "${MKT[@]}" >/dev/null 2>&1; }
+SECRETS=$PROJ/secrets
+modes() { stat -c %a "$SECRETS" "$SECRETS/api_token" "$SECRETS/grafana_admin_password" 2>&1 | tr '\n' ' '; }
+sums() { local f; for f in api_token grafana_admin_password; do sha256sum <"$SECRETS/$f" || echo missing; done 2>/dev/null; }
+: >"$TMP/stub.log"
+MKT=(compose)
+mk
+ok $? "make compose (stubs) succeeds"
+eq "without 'docker compose' it runs docker-compose up -d --build" "$(grep -v '^docker compose version' "$TMP/stub.log")" "docker-compose up -d --build"
+eq "it makes ./secrets 0700 with api_token and grafana_admin_password 0644 (compose mounts them with that mode)" \
+  "$(modes)" "700 644 644 "
+eq "each holds 48 random hex digits, no newline" \
+  "$(for f in api_token grafana_admin_password; do grep -cxE '[0-9a-f]{48}' "$SECRETS/$f"; wc -c <"$SECRETS/$f"; done | tr '\n' ' ')" \
+  "1 48 1 48 "
+[ -s "$SECRETS/api_token" ] && [ -s "$SECRETS/grafana_admin_password" ] &&
+  ! cmp -s "$SECRETS/api_token" "$SECRETS/grafana_admin_password"
+ok $? "the Grafana admin password is not the API token"
+[ ! -e "$PROJ/.env" ]
+ok $? "no .env written"
+TOKEN_FILE=$SECRETS/api_token
+before=$(sums)
+: >"$TMP/stub.log"
+mk DOCKER_COMPOSE_V2=1
+eq "with 'docker compose' available it runs docker compose up -d --build" "$(grep -v '^docker compose version' "$TMP/stub.log")" "docker compose up -d --build"
+[ "$(sums)" = "$before" ] && ! grep -q missing <<<"$before"
+ok $? "a second run keeps both secrets"
+chmod 755 "$SECRETS"
+chmod 600 "$SECRETS/api_token"
+mk
+eq "a run puts back the modes (0700 directory, 0644 files) and keeps the values" "$(modes) $(sums)" "700 644 644  $before"
+# containers read a file secret through a bind mount of the file, with its
+# host owner and mode: here a mount namespace stands in for one
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && unshare -m true 2>/dev/null; then
+  : >"$TMP/bound"
+  for u in 10001 65534 472; do # the services' app, prometheus, grafana
+    unshare -m --propagation private sh -c 'mount --bind "$1" "$2" && exec setpriv --reuid="$3" --regid="$3" --clear-groups cat "$2"' \
+      sh "$TOKEN_FILE" "$TMP/bound" "$u" >"$TMP/bound.out" 2>/dev/null
+    cmp -s "$TMP/bound.out" "$TOKEN_FILE"
+    ok $? "uid $u reads secrets/api_token bind-mounted, as compose mounts it into a container"
+  done
+  [ -s "$TOKEN_FILE" ] && ! setpriv --reuid=65534 --regid=65534 --clear-groups cat "$TOKEN_FILE" >/dev/null 2>&1
+  ok $? "another host user cannot read it in ./secrets (the directory is 0700)"
+else
+  ok 0 "container users read the bind-mounted secret; host users cannot # SKIP needs root, setpriv and unshare -m"
+fi
+cp -p "$TOKEN_FILE" "$TMP/api_token.keep"
+rm -rf "$SECRETS"
+mk API_TOKEN=from-env
+eq "API_TOKEN in the environment seeds a missing secrets/api_token" "$(cat "$SECRETS/api_token")" "from-env"
+rm -rf "$SECRETS"
+printf 'OTHER=1\nAPI_TOKEN=from-dotenv\n' >"$PROJ/.env"
+mk
+eq "an API_TOKEN in .env (earlier make compose) seeds a missing secrets/api_token; .env is left alone" \
+  "$(cat "$SECRETS/api_token") $(tr '\n' ' ' <"$PROJ/.env")" "from-dotenv OTHER=1 API_TOKEN=from-dotenv "
+cp -p "$TMP/api_token.keep" "$TOKEN_FILE"
+: >"$TMP/stub.log"
+MKT=(compose-down)
+mk
+eq "make compose-down runs docker-compose down" "$(grep -v '^docker compose version' "$TMP/stub.log")" "docker-compose down"
+
 # ---- the services, with the compose loops file ------------------------------
 start_broker "$TMP/broker" || { ok 1 "broker starts"; finish; exit 1; }
 WP=$(freeport)
 HP=$(freeport)
 W=http://127.0.0.1:$WP
 H=http://127.0.0.1:$HP
-TOKEN=test-token-$RANDOM$RANDOM
+TOKEN=$(cat "$TOKEN_FILE")
 AUTH=(-H "Authorization: Bearer $TOKEN")
+# compose_env SERVICE VAR - VAR of SERVICE's environment in the resolved compose file
+compose_env() { $PY -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1]))["services"][sys.argv[2]].get("environment") or {}).get(sys.argv[3], ""))' "$TMP/resolved.yml" "$1" "$2"; }
 $PY - "$SRC_DIR/deploy/compose/feedback-loops.json" "$IP" "$SEED/shared" >"$TMP/loops.json" <<'PY'
 import json, os, sys
 d = json.load(open(sys.argv[1]))
@@ -637,10 +928,17 @@ for e in d.values():
             e[k] = os.path.join(sys.argv[3], os.path.basename(e[k]))
 print(json.dumps(d))
 PY
-start_warmup warmup "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$TMP/spool" MESSAGE_ID_DOMAIN=w.test API_TOKEN="$TOKEN"
-ok $? "warmup-service starts (DRYRUN, API_TOKEN)"
-start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json" API_TOKEN="$TOKEN"
-ok $? "health-service starts with deploy/compose/feedback-loops.json (host, port, paths rewritten)"
+start_warmup warmup "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$TMP/spool" MESSAGE_ID_DOMAIN=w.test \
+  API_TOKEN_FILE="$TOKEN_FILE" ALLOWED_HOSTS="$(compose_env warmup-service ALLOWED_HOSTS)"
+ok $? "warmup-service starts (DRYRUN, API_TOKEN_FILE = the secret make compose wrote, compose's ALLOWED_HOSTS)"
+start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json" \
+  API_TOKEN_FILE="$TOKEN_FILE" ALLOWED_HOSTS="$(compose_env health-service ALLOWED_HOSTS)"
+ok $? "health-service starts with deploy/compose/feedback-loops.json (host, port, paths rewritten), the same secret"
+eq "the token of the secret file authenticates; none is refused" \
+  "$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" "$W/users") $(curl -s -o /dev/null -w '%{http_code}' "$W/users")" "200 401"
+# Prometheus in compose scrapes http://warmup-service:8080 and health-service:8081
+eq "both answer /metrics to the Host names Prometheus scrapes them by" \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: warmup-service:8080" "${AUTH[@]}" "$W/metrics") $(curl -s -o /dev/null -w '%{http_code}' -H "Host: health-service:8081" "${AUTH[@]}" "$H/metrics")" "200 200"
 
 for u in seed@seed.test a1@gmail.com a2@gmail.com b1@example.org; do
   curl -s "${AUTH[@]}" -X POST -H 'Content-Type: application/json' -d "{\"name\":\"N\",\"email_id\":\"$u\"}" "$W/register" >/dev/null
@@ -672,15 +970,14 @@ checks dashboard "$DASH" "$SRC_DIR/deploy/grafana/provisioning/datasources/prome
 if command -v prometheus >/dev/null; then
   PP=$(freeport)
   P=http://127.0.0.1:$PP
-  printf '%s' "$TOKEN" >"$TMP/api_token"
   cat >"$TMP/prometheus.yml" <<EOC
 global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: warmup-service
-    authorization: {type: Bearer, credentials_file: $TMP/api_token}
+    authorization: {type: Bearer, credentials_file: $TOKEN_FILE}
     static_configs: [{targets: ["127.0.0.1:$WP"]}]
   - job_name: health-service
-    authorization: {type: Bearer, credentials_file: $TMP/api_token}
+    authorization: {type: Bearer, credentials_file: $TOKEN_FILE}
     static_configs: [{targets: ["127.0.0.1:$HP"]}]
 EOC
   prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/prom" \
@@ -709,46 +1006,5 @@ stop_named health
 stop_named warmup
 stop_pid "$BROKER_PID"
 stop_dovecot "$SEED_PID" >/dev/null 2>&1
-
-# ---- make compose / compose-down, with stub docker and docker-compose -----
-STUB=$TMP/stub
-PROJ=$TMP/proj
-mkdir -p "$STUB" "$PROJ"
-cat >"$STUB/docker" <<'EOS'
-#!/bin/sh
-echo "docker $*" >>"$STUB_LOG"
-[ "$1" = compose ] && [ "${DOCKER_COMPOSE_V2:-0}" = 0 ] && exit 1
-exit 0
-EOS
-cat >"$STUB/docker-compose" <<'EOS'
-#!/bin/sh
-echo "docker-compose $*" >>"$STUB_LOG"
-EOS
-chmod 755 "$STUB/docker" "$STUB/docker-compose"
-mk() { env -u API_TOKEN PATH="$STUB:$PATH" STUB_LOG="$TMP/stub.log" "$@" make -s -f "$SRC_DIR/Makefile" -C "$PROJ" "${MKT[@]}" >/dev/null 2>&1; }
-: >"$TMP/stub.log"
-MKT=(compose)
-mk
-ok $? "make compose (stubs) succeeds"
-eq "without 'docker compose' it runs docker-compose up -d --build" "$(grep -v '^docker compose version' "$TMP/stub.log")" "docker-compose up -d --build"
-tok=$(sed -n 's/^API_TOKEN=//p' "$PROJ/.env")
-eq "it writes a random API_TOKEN (48 hex digits) into a new .env, mode 600" \
-  "$(printf '%s' "$tok" | grep -cE '^[0-9a-f]{48}$') $(stat -c %a "$PROJ/.env")" "1 600"
-: >"$TMP/stub.log"
-mk DOCKER_COMPOSE_V2=1
-eq "with 'docker compose' available it runs docker compose up -d --build" "$(grep -v '^docker compose version' "$TMP/stub.log")" "docker compose up -d --build"
-eq "a second run keeps the token" "$(grep -c '^API_TOKEN=' "$PROJ/.env") $(sed -n 's/^API_TOKEN=//p' "$PROJ/.env")" "1 $tok"
-rm -f "$PROJ/.env"
-mk API_TOKEN=from-env
-[ ! -e "$PROJ/.env" ]
-ok $? "API_TOKEN in the environment: no .env written"
-printf 'OTHER=1' >"$PROJ/.env"
-mk
-eq "an existing .env without API_TOKEN gets one appended on its own line" \
-  "$(head -1 "$PROJ/.env") $(grep -cE '^API_TOKEN=[0-9a-f]{48}$' "$PROJ/.env")" "OTHER=1 1"
-: >"$TMP/stub.log"
-MKT=(compose-down)
-mk
-eq "make compose-down runs docker-compose down" "$(grep -v '^docker compose version' "$TMP/stub.log")" "docker-compose down"
 
 finish

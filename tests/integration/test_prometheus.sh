@@ -13,14 +13,14 @@ command -v promtool >/dev/null && command -v prometheus >/dev/null ||
   { ok 1 "promtool and prometheus installed (deploy/install-deps.sh)"; finish; exit 1; }
 
 # --- static checks
-# prometheus.yml reads the token from /etc/prometheus/api_token, which
-# `promtool check config` insists on opening. So the check runs on a copy
-# next to a copy of alerts.yml, with only the credentials_file path pointed
-# at a temporary token file; the diff proves nothing else changed.
+# prometheus.yml reads the token from /run/secrets/api_token (the compose
+# secret), which `promtool check config` insists on opening. So the check
+# runs on a copy next to a copy of alerts.yml, with only the credentials_file
+# path pointed at a temporary token file; the diff proves nothing else changed.
 mkdir -p "$TMP/check"
 cp "$PROM_SRC/alerts.yml" "$TMP/check/"
 echo dummy-token > "$TMP/check/api_token"
-sed "s#credentials_file: /etc/prometheus/api_token\$#credentials_file: $TMP/check/api_token#" \
+sed "s#credentials_file: /run/secrets/api_token\$#credentials_file: $TMP/check/api_token#" \
   "$PROM_SRC/prometheus.yml" > "$TMP/check/prometheus.yml"
 eq "the checked copy differs only in the 2 credentials_file lines" \
   "$(diff "$PROM_SRC/prometheus.yml" "$TMP/check/prometheus.yml" | grep -c '^> ')" 2
@@ -29,7 +29,7 @@ echo "$out" | grep -q 'SUCCESS: 11 rules found'; ok $? "check config loads alert
 [ $? = 0 ] || echo "$out" | sed 's/^/#   /'
 eq "jobs, targets, interval and token file as docker-compose.yml needs them" \
   "$(grep -E '^ *(- job_name|- targets|scrape_interval|credentials_file):' "$PROM_SRC/prometheus.yml" | tr -s ' ' | tr '\n' '|')" \
-  ' scrape_interval: 5s| - job_name: warmup-service| scrape_interval: 5s| credentials_file: /etc/prometheus/api_token| - targets: ["warmup-service:8080"]| - job_name: health-service| scrape_interval: 5s| credentials_file: /etc/prometheus/api_token| - targets: ["health-service:8081"]|'
+  ' scrape_interval: 5s| - job_name: warmup-service| scrape_interval: 5s| credentials_file: /run/secrets/api_token| - targets: ["warmup-service:8080"]| - job_name: health-service| scrape_interval: 5s| credentials_file: /run/secrets/api_token| - targets: ["health-service:8081"]|'
 
 out=$(promtool check rules "$PROM_SRC/alerts.yml" 2>&1); ok $? "promtool check rules alerts.yml"
 [ $? = 0 ] || echo "$out" | sed 's/^/#   /'
@@ -101,7 +101,7 @@ cp "$PROM_SRC/alerts.yml" "$P/"
 PP=$(freeport); QP=$(freeport)
 sed -e "s#\"warmup-service:8080\"#\"127.0.0.1:$WP\"#" -e "s#\"health-service:8081\"#\"127.0.0.1:$HP\"#" \
     -e 's#\(scrape_interval\|evaluation_interval\|scrape_timeout\): [0-9]*s$#\1: 1s#' \
-    -e "s#credentials_file: /etc/prometheus/api_token\$#credentials_file: $P/api_token#" \
+    -e "s#credentials_file: /run/secrets/api_token\$#credentials_file: $P/api_token#" \
     "$PROM_SRC/prometheus.yml" > "$P/prometheus.yml"
 eq "the test config rewrites only targets (2), intervals (5) and token files (2)" \
   "$(diff "$PROM_SRC/prometheus.yml" "$P/prometheus.yml" | grep -c '^> ')" 9
