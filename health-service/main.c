@@ -11,6 +11,7 @@
 #include "happ.h"
 #include "hconfig.h"
 #include "hstore.h"
+#include "dblock.h"
 #include "httpd.h"
 #include "kconsumer.h"
 #include "log.h"
@@ -53,6 +54,9 @@ int main(void)
 
     hconfig_load(&cfg);
     struct happ app = {.cfg = &cfg};
+    int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
+    if (lock < 0)
+        log_fatal("store: %s", err);
     app.store = hstore_open(cfg.svc.db_path, err, sizeof err);
     if (!app.store)
         log_fatal("store: %s", err);
@@ -121,6 +125,7 @@ int main(void)
     loops_config_cleanup(&loops);
     metrics_free(app.metrics);
     hstore_free(app.store);
+    dblock_release(lock);
     hconfig_cleanup(&cfg);
     log_info("stopped");
     return 0;

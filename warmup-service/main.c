@@ -8,6 +8,7 @@
  */
 #include "api.h"
 #include "app.h"
+#include "dblock.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
@@ -58,6 +59,9 @@ int main(void)
 
     wconfig_load(&cfg);
     struct app app = {.cfg = &cfg};
+    int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
+    if (lock < 0)
+        log_fatal("store: %s", err);
     app.store = store_open(cfg.svc.db_path, err, sizeof err);
     if (!app.store)
         log_fatal("store: %s", err);
@@ -119,6 +123,7 @@ int main(void)
     outbox_publisher_stop(app.outbox, 5000);
     metrics_free(app.metrics);
     store_free(app.store);
+    dblock_release(lock);
     wconfig_cleanup(&cfg);
     log_info("stopped");
     return 0;
