@@ -54,6 +54,11 @@ int main(void)
 
     hconfig_load(&cfg);
     struct happ app = {.cfg = &cfg};
+    /* the whole configuration is checked before the store is touched */
+    struct loops_config loops;
+    if (loops_config_load(&loops, cfg.loops_file, err, sizeof err) != 0)
+        log_fatal("config: %s", err);
+    app.loops = &loops;
     int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
     if (lock < 0)
         log_fatal("store: %s", err);
@@ -68,17 +73,13 @@ int main(void)
     metrics_gauge_fn(app.metrics, "health_known_domains", "Recipient domains known", NULL,
                      known_domains, app.store);
 
-    struct loops_config loops;
-    if (loops_config_load(&loops, cfg.loops_file, err, sizeof err) != 0)
-        log_fatal("config: %s", err);
-    app.loops = &loops;
-
     const char *topics[] = {cfg.svc.email_topic, cfg.svc.user_topic, NULL};
     struct kconsumer_config kc = {
         .brokers = cfg.svc.kafka_brokers,
         .group_id = cfg.group_id,
         .topics = topics,
         .client_id = "health-service",
+        .extra = cfg.svc.kafka_sec.conf,
         .prepare = ingest_prepare,
         .apply = ingest_apply,
         .release = ingest_release,

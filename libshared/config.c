@@ -4,7 +4,8 @@
  * (secrets mounted by Docker/Kubernetes). Values are copied to the heap;
  * nothing is cached. Messages name the variable and the problem; string
  * values are never echoed (they may be secrets), short numeric/bool/enum
- * values are, sanitised and truncated.
+ * values are, sanitised and truncated. A secret leaves the environment once
+ * read (config_get_secret).
  * Uses getenv() and strerror(): main thread only, before other threads start.
  */
 #include "errbuf.h"
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "xalloc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -21,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+extern char **environ;
 
 #define CONFIG_MAX_VALUE ((size_t)64 * 1024)
 #define CONFIG_ECHO_MAX 32
@@ -109,6 +113,57 @@ int config_get_str(const char *name, const char *def, char **out, char *errbuf, 
         v = xstrdup(def);
     *out = v;
     return 0;
+}
+
+/* wipe_env - remove every NAME= entry of the environment, then overwrite
+ * each "NAME=value" string where it lies (no longer referenced by environ;
+ * setenv keeps its copies for reuse, which then merely go unmatched) */
+static void wipe_env(const char *name)
+{
+    size_t len = strlen(name), n = 0, k = 0;
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            n++;
+    if (n == 0)
+        return;
+    char **found = xcalloc(n, sizeof *found);
+    for (char **e = environ; e && *e && k < n; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            found[k++] = *e;
+    unsetenv(name);
+    for (size_t i = 0; i < k; i++)
+        explicit_bzero(found[i], strlen(found[i]));
+    free(found);
+}
+
+void config_drop_secret(const char *name)
+{
+    char *file_var = xasprintf("%s_FILE", name);
+    wipe_env(name);
+    wipe_env(file_var); /* only a path, but no trace of the secret stays */
+    free(file_var);
+}
+
+int config_get_secret(const char *name, char **out, char *errbuf, size_t errlen)
+{
+    int rc = config_get_str(name, NULL, out, errbuf, errlen);
+    config_drop_secret(name);
+    return rc;
+}
+
+bool config_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!host)
+        return false;
+    if (strcasecmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
 }
 
 /* parse_long - strict decimal: optional sign then digits, nothing else */
@@ -237,6 +292,15 @@ char *config_str(const char *name, const char *def)
     char err[CONFIG_ERRLEN];
     char *v;
     if (config_get_str(name, def, &v, err, sizeof err) < 0)
+        log_fatal("config: %s", err);
+    return v;
+}
+
+char *config_secret(const char *name)
+{
+    char err[CONFIG_ERRLEN];
+    char *v;
+    if (config_get_secret(name, &v, err, sizeof err) < 0)
         log_fatal("config: %s", err);
     return v;
 }

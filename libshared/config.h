@@ -30,8 +30,27 @@ int config_get_bool(const char *name, bool def, bool *out, char *errbuf, size_t 
 int config_get_enum(const char *name, const char *def, const char *const *choices, int *out,
                     char *errbuf, size_t errlen);
 
+/* config_get_secret - config_get_str for a secret (password, token), no
+ * default. Whether or not the read succeeds, NAME and NAME_FILE then leave
+ * the environment, their values overwritten where they lie: the
+ * initial environment stays readable in /proc/PID/environ after unsetenv()
+ * alone. Every secret variable is read through this (or dropped by
+ * config_drop_secret), so none outlives start-up. The environment's strings
+ * must be writable (as execve and setenv make them; not putenv of a
+ * literal). */
+int config_get_secret(const char *name, char **out, char *errbuf, size_t errlen);
+/* config_drop_secret - the same removal for a secret the configuration in
+ * force does not read */
+void config_drop_secret(const char *name);
+
+/* config_host_is_loopback - host is "localhost", 127.0.0.0/8 or ::1:
+ * traffic to it never leaves the machine (the rule for credentials over an
+ * unencrypted connection, which are refused to any other host) */
+bool config_host_is_loopback(const char *host);
+
 /* fatal-on-error variants for start-up */
 char *config_str(const char *name, const char *def);
+char *config_secret(const char *name);
 long config_long(const char *name, long def, long min, long max);
 bool config_bool(const char *name, bool def);
 int config_enum(const char *name, const char *def, const char *const *choices);

@@ -1,14 +1,18 @@
 /* db.c - SQLite open/migrate/transaction helpers. A connection is used by
- * one thread at a time; the caller owns it. */
+ * one thread at a time; the caller owns it. Database files are private to
+ * the service's user (0600): they hold names and addresses. */
 #include "db.h"
 #include "log.h"
 #include "xalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int db_mkdirs_for(const char *path)
 {
@@ -28,6 +32,48 @@ int db_mkdirs_for(const char *path)
     return rc;
 }
 
+/* tighten - an existing file readable or writable by group or others gets
+ * its owner's bits only; 0, or -1 when it cannot be opened (ENOENT for a
+ * missing file, unless create) */
+static int tighten(const char *path, bool create)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (create ? O_CREAT : 0), 0600);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+        if (fchmod(fd, st.st_mode & 0700) == 0)
+            log_warn("db: %s was open to group or others (mode %03o): now %03o", path,
+                     (unsigned)(st.st_mode & 0777), (unsigned)(st.st_mode & 0700));
+        else
+            log_warn("db: %s is open to group or others (mode %03o) and cannot be changed: %s",
+                     path, (unsigned)(st.st_mode & 0777), strerror(errno));
+    }
+    close(fd);
+    return 0;
+}
+
+/* db_private - the database file is created 0600 before SQLite opens it:
+ * SQLite gives the files it makes beside it (-wal, -shm, -journal) the
+ * database file's mode. A file left open to others (made by an older
+ * version, or by hand) is tightened, with its -wal and -shm. */
+static int db_private(const char *path, char *errbuf, size_t errlen)
+{
+    if (!*path || strcmp(path, ":memory:") == 0)
+        return 0;
+    if (tighten(path, true) < 0) {
+        snprintf(errbuf, errlen, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    static const char *const sides[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+        char *side = xasprintf("%s%s", path, sides[i]);
+        tighten(side, false);
+        free(side);
+    }
+    return 0;
+}
+
 int db_open(const char *path, sqlite3 **out, char *errbuf, size_t errlen)
 {
     sqlite3 *db = NULL;
@@ -36,6 +82,8 @@ int db_open(const char *path, sqlite3 **out, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
         return -1;
     }
+    if (db_private(path, errbuf, errlen) != 0)
+        return -1;
     int rc = sqlite3_open_v2(
         path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {

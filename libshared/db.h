@@ -12,7 +12,9 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
-/* db_open - open (creating parent directories and the file), set
+/* db_open - open (creating parent directories and the file, mode 0600;
+ * an existing file open to group or others, and its -wal and -shm, are
+ * set to their owner's bits with a warning), set
  * journal_mode=WAL, synchronous=FULL (a COMMIT is on disk when it
  * returns), foreign_keys=ON, busy_timeout=5000. *out owned by caller:
  * db_close(). -1 with a message on failure. */

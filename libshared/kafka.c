@@ -1,4 +1,5 @@
-/* kafka.c - common librdkafka configuration and topic list parsing.
+/* kafka.c - common librdkafka configuration, the connection's security
+ * settings (read at start-up on the main thread) and topic list parsing.
  *
  * kafka_conf_new() gives every client the same base: bootstrap servers,
  * client id, and a log callback that routes librdkafka's log lines through
@@ -6,6 +7,8 @@
  * Owns nothing after it returns.
  */
 #include "kafka.h"
+#include "config.h"
+#include "errbuf.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -14,9 +17,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* kafka_log_cb - librdkafka syslog levels (0 emerg .. 7 debug) to log.h.
  * LOG_ERR (3) is what librdkafka uses for a refused connection or a broker
@@ -74,6 +79,189 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers, const char *client_id,
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+/* --- security settings ------------------------------------------------- */
+
+/* broker_host - the host of one bootstrap entry ("[proto://]host[:port]",
+ * "[v6]:port") into out; false when it does not fit */
+static bool broker_host(const char *e, size_t n, char *out, size_t outlen)
+{
+    const char *end = e + n, *sep = NULL;
+    for (const char *p = e; p + 2 < end; p++)
+        if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
+            sep = p + 3;
+            break;
+        }
+    if (sep)
+        e = sep;
+    while (e < end && isspace((unsigned char)*e))
+        e++;
+    while (end > e && isspace((unsigned char)end[-1]))
+        end--;
+    const char *h = e, *hend = end;
+    if (e < end && *e == '[') {
+        h = e + 1;
+        hend = memchr(h, ']', (size_t)(end - h));
+        if (!hend)
+            return false;
+    } else {
+        const char *colon = memchr(e, ':', (size_t)(end - e));
+        /* one colon: host:port; more: a bare IPv6 address */
+        if (colon && !memchr(colon + 1, ':', (size_t)(end - colon - 1)))
+            hend = colon;
+    }
+    size_t hl = (size_t)(hend - h);
+    if (hl >= outlen)
+        return false;
+    memcpy(out, h, hl);
+    out[hl] = '\0';
+    return true;
+}
+
+/* remote_broker - the first broker in the list that is not loopback (into
+ * host), or false when all are */
+static bool remote_broker(const char *brokers, char *host, size_t hostlen)
+{
+    const char *p = brokers;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        host[0] = '\0';
+        if (!broker_host(p, n, host, hostlen) || !config_host_is_loopback(host)) {
+            if (!host[0])
+                snprintf(host, hostlen, "%.*s", (int)(n < 64 ? n : 64), p);
+            return true;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+/* security_read - the variables into s, checked against each other */
+static int security_read(struct kafka_security *s, const char *brokers, char *errbuf, size_t errlen)
+{
+    static const char *const protocols[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL", NULL};
+    static const char *const mechanisms[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", NULL};
+    int proto, mech = 0;
+    char *mech_set = NULL, eb[128];
+    int rc = -1;
+
+    if (config_get_enum("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", protocols, &proto, errbuf, errlen) <
+            0 ||
+        config_get_secret("KAFKA_SASL_PASSWORD", &s->password, errbuf, errlen) < 0 ||
+        config_get_str("KAFKA_SASL_USERNAME", NULL, &s->username, errbuf, errlen) < 0 ||
+        config_get_str("KAFKA_SASL_MECHANISM", NULL, &mech_set, errbuf, errlen) < 0 ||
+        config_get_str("KAFKA_CA_FILE", NULL, &s->ca_file, errbuf, errlen) < 0)
+        goto out;
+    s->protocol = xstrdup(protocols[proto]);
+    for (char *c = s->protocol; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    bool sasl = proto >= 2, tls = proto == 1 || proto == 3;
+    if (!sasl) {
+        const char *stray = mech_set      ? "KAFKA_SASL_MECHANISM"
+                            : s->username ? "KAFKA_SASL_USERNAME"
+                            : s->password ? "KAFKA_SASL_PASSWORD"
+                                          : NULL;
+        if (stray) {
+            errbuf_set(errbuf, errlen,
+                       "%s: is set but KAFKA_SECURITY_PROTOCOL is %s; SASL needs "
+                       "SASL_PLAINTEXT or SASL_SSL",
+                       stray, protocols[proto]);
+            goto out;
+        }
+    } else {
+        if (config_get_enum("KAFKA_SASL_MECHANISM", "PLAIN", mechanisms, &mech, errbuf, errlen) < 0)
+            goto out;
+        s->mechanism = xstrdup(mechanisms[mech]);
+        const char *missing = !s->username   ? "KAFKA_SASL_USERNAME"
+                              : !s->password ? "KAFKA_SASL_PASSWORD"
+                                             : NULL;
+        if (missing) {
+            errbuf_set(errbuf, errlen, "%s: is required when KAFKA_SECURITY_PROTOCOL is %s",
+                       missing, protocols[proto]);
+            goto out;
+        }
+    }
+    if (s->ca_file && !tls) {
+        errbuf_set(errbuf, errlen,
+                   "KAFKA_CA_FILE: is set but KAFKA_SECURITY_PROTOCOL is %s; it needs SSL or "
+                   "SASL_SSL",
+                   protocols[proto]);
+        goto out;
+    }
+    if (s->ca_file && access(s->ca_file, R_OK) < 0) {
+        errbuf_set(errbuf, errlen, "KAFKA_CA_FILE: cannot read '%s': %s", s->ca_file,
+                   strerror_r(errno, eb, sizeof eb));
+        goto out;
+    }
+    char host[256];
+    if (sasl && !tls && mech == 0 && remote_broker(brokers, host, sizeof host)) {
+        errbuf_set(errbuf, errlen,
+                   "KAFKA_SECURITY_PROTOCOL: SASL_PLAINTEXT with mechanism PLAIN would send "
+                   "KAFKA_SASL_PASSWORD in clear text to %s, which is not a loopback host; use "
+                   "SASL_SSL",
+                   host);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(mech_set);
+    return rc;
+}
+
+int kafka_security_load(struct kafka_security *s, const char *brokers, char *errbuf, size_t errlen)
+{
+    static const struct {
+        const char *key, *var;
+        size_t off;
+        bool secret;
+    } map[] = {
+        {"security.protocol", "KAFKA_SECURITY_PROTOCOL", offsetof(struct kafka_security, protocol),
+         false},
+        {"sasl.mechanisms", "KAFKA_SASL_MECHANISM", offsetof(struct kafka_security, mechanism),
+         false},
+        {"sasl.username", "KAFKA_SASL_USERNAME", offsetof(struct kafka_security, username), false},
+        {"sasl.password", "KAFKA_SASL_PASSWORD", offsetof(struct kafka_security, password), true},
+        {"ssl.ca.location", "KAFKA_CA_FILE", offsetof(struct kafka_security, ca_file), false},
+    };
+    memset(s, 0, sizeof *s);
+    if (security_read(s, brokers ? brokers : "", errbuf, errlen) < 0)
+        return -1;
+    rd_kafka_conf_t *probe = rd_kafka_conf_new();
+    size_t k = 0;
+    int rc = 0;
+    for (size_t i = 0; i < sizeof map / sizeof map[0] && rc == 0; i++) {
+        const char *v = *(char *const *)((const char *)s + map[i].off);
+        char err[256];
+        if (!v)
+            continue;
+        if (rd_kafka_conf_set(probe, map[i].key, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
+            /* librdkafka's message may quote the value: never for the password */
+            errbuf_set(errbuf, errlen, "%s: librdkafka refuses %s%s%s", map[i].var, map[i].key,
+                       map[i].secret ? "" : ": ", map[i].secret ? "" : err);
+            rc = -1;
+        }
+        s->conf[k++] = map[i].key;
+        s->conf[k++] = v;
+    }
+    rd_kafka_conf_destroy(probe);
+    return rc;
+}
+
+void kafka_security_cleanup(struct kafka_security *s)
+{
+    if (!s)
+        return;
+    if (s->password)
+        explicit_bzero(s->password, strlen(s->password));
+    free(s->protocol);
+    free(s->mechanism);
+    free(s->username);
+    free(s->password);
+    free(s->ca_file);
+    memset(s, 0, sizeof *s);
 }
 
 /* topic_ok - Kafka's legal topic names: [A-Za-z0-9._-]{1,249} */

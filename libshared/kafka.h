@@ -14,6 +14,34 @@
 rd_kafka_conf_t *kafka_conf_new(const char *brokers, const char *client_id,
                                 const char *const *extra, char *errbuf, size_t errlen);
 
+/* kafka_security - how the clients reach the brokers, from
+ * KAFKA_SECURITY_PROTOCOL (PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL,
+ * default PLAINTEXT), KAFKA_SASL_MECHANISM (PLAIN | SCRAM-SHA-256 |
+ * SCRAM-SHA-512, default PLAIN; SASL only), KAFKA_SASL_USERNAME and
+ * KAFKA_SASL_PASSWORD (both required with SASL, refused without),
+ * KAFKA_CA_FILE (PEM bundle for SSL and SASL_SSL; default the system
+ * store). librdkafka checks the broker's certificate and host name. */
+struct kafka_security {
+    char *protocol;  /* librdkafka's lower-case name */
+    char *mechanism; /* NULL unless SASL */
+    char *username, *password, *ca_file;
+    /* the librdkafka "key", "value" pairs for the fields above,
+     * NULL-terminated, pointing into this struct: the extra settings of
+     * outbox_config and kconsumer_config */
+    const char *conf[11];
+};
+
+/* kafka_security_load - read and check the variables (the password through
+ * config_get_secret, so it leaves the environment). PLAIN over
+ * SASL_PLAINTEXT is refused when a broker in brokers is not loopback: it
+ * would send the password in clear text. Each setting is also tried on a
+ * librdkafka conf. 0, or -1 with one line naming the variable (never the
+ * password); free with kafka_security_cleanup() either way. Main thread,
+ * at start-up. */
+int kafka_security_load(struct kafka_security *s, const char *brokers, char *errbuf, size_t errlen);
+/* kafka_security_cleanup - free (the password wiped first) */
+void kafka_security_cleanup(struct kafka_security *s);
+
 /* kafka_topics_parse - KAFKA_TOPIC "email-events,emailId-events" into
  * exactly two names (defaults when s is NULL or empty). -1 if not two
  * non-empty names. Copies into the caller's buffers. */

@@ -586,8 +586,10 @@ static void publisher_free(struct outbox_publisher *p)
     sqlite3_finalize(p->max_id);
     sqlite3_finalize(p->count);
     db_close(p->db);
-    for (size_t i = 0; p->extra && p->extra[i]; i++)
+    for (size_t i = 0; p->extra && p->extra[i]; i++) {
+        explicit_bzero(p->extra[i], strlen(p->extra[i])); /* may hold sasl.password */
         free(p->extra[i]);
+    }
     free(p->extra);
     free(p->db_path);
     free(p->brokers);

@@ -20,8 +20,16 @@ void svc_config_load(struct svc_config *c, const char *service, int default_port
 
     c->bind_addr = config_str("BIND_ADDR", "127.0.0.1");
     c->port = (int)config_long("PORT", default_port, 0, 65535);
-    c->api_token = config_str("API_TOKEN", NULL);
+    c->api_token = config_secret("API_TOKEN");
     c->kafka_brokers = config_str("KAFKA_BROKERS", "127.0.0.1:9092");
+    char err[512];
+    if (kafka_security_load(&c->kafka_sec, c->kafka_brokers, err, sizeof err) < 0)
+        log_fatal("config: %s", err);
+    if (strcmp(c->kafka_sec.protocol, "plaintext") != 0)
+        log_info("kafka: security.protocol=%s sasl.mechanism=%s sasl.username=%s ca_file=%s",
+                 c->kafka_sec.protocol, c->kafka_sec.mechanism ? c->kafka_sec.mechanism : "-",
+                 c->kafka_sec.username ? c->kafka_sec.username : "-",
+                 c->kafka_sec.ca_file ? c->kafka_sec.ca_file : "(system store)");
     char *topics = config_str("KAFKA_TOPIC", NULL);
     if (kafka_topics_parse(topics, c->email_topic, sizeof c->email_topic, c->user_topic,
                            sizeof c->user_topic) != 0)
@@ -58,8 +66,11 @@ void svc_http_config(const struct svc_config *c, struct http_config *h)
 void svc_config_cleanup(struct svc_config *c)
 {
     free(c->bind_addr);
+    if (c->api_token)
+        explicit_bzero(c->api_token, strlen(c->api_token));
     free(c->api_token);
     free(c->kafka_brokers);
+    kafka_security_cleanup(&c->kafka_sec);
     free(c->db_path);
     free(c->allowed_hosts);
     memset(c, 0, sizeof *c);

@@ -4,10 +4,13 @@
  * HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS_PER_IP, HTTP_HEADER_TIMEOUT,
  * HTTP_BODY_TIMEOUT. Read once at start-up
  * on the main thread; a bad value is fatal with one line naming it. Also
- * initialises the logger. Free with svc_config_cleanup(). */
+ * initialises the logger. Free with svc_config_cleanup(). The Kafka
+ * security settings come from kafka_security_load(); API_TOKEN and the
+ * other secrets leave the environment once read (config_get_secret). */
 #ifndef SVCCONFIG_H
 #define SVCCONFIG_H
 
+#include "kafka.h"
 #include "log.h"
 
 #include <signal.h>
@@ -17,6 +20,7 @@ struct svc_config {
     int port;
     char *api_token; /* NULL when unset */
     char *kafka_brokers;
+    struct kafka_security kafka_sec; /* its conf: the clients' extra settings */
     char email_topic[256];
     char user_topic[256];
     char *db_path;

@@ -59,6 +59,12 @@ int main(void)
 
     wconfig_load(&cfg);
     struct app app = {.cfg = &cfg};
+    /* before any thread starts: loading takes the secrets out of the
+     * environment (setenv/unsetenv are not thread-safe) */
+    struct smtp_clients clients;
+    if (smtp_clients_load(&clients, err, sizeof err) != 0)
+        log_fatal("config: %s", err);
+    app.clients = &clients;
     int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
     if (lock < 0)
         log_fatal("store: %s", err);
@@ -67,16 +73,13 @@ int main(void)
         log_fatal("store: %s", err);
     struct outbox_config oc = {.db_path = cfg.svc.db_path,
                                .brokers = cfg.svc.kafka_brokers,
-                               .client_id = "warmup-service"};
+                               .client_id = "warmup-service",
+                               .extra = cfg.svc.kafka_sec.conf};
     app.outbox = outbox_publisher_start(&oc, err, sizeof err);
     if (!app.outbox)
         log_fatal("outbox: %s", err);
     app.metrics = metrics_new();
     app_metrics(&app);
-    struct smtp_clients clients;
-    if (smtp_clients_load(&clients, err, sizeof err) != 0)
-        log_fatal("config: %s", err);
-    app.clients = &clients;
     struct sender_config sc = {
         .store = app.store,
         .clients = &clients,

@@ -4,7 +4,8 @@
  *
  * Settings (a JSON object; unknown fields and wrong types are errors that
  * name the field): host (required), port (993 for tls, else 143), tls
- * ("none" | "starttls" | "tls", default "tls"), user (required), password
+ * ("none" | "starttls" | "tls", default "tls"; "none" only for a loopback
+ * host: localhost, 127.0.0.0/8, ::1), user (required), password
  * or password_file (exactly one; the file is read at create time, one
  * trailing LF/CRLF stripped), inbox (default "INBOX"), spam (optional:
  * without it the mailbox with the SPECIAL-USE \Junk attribute is used,
@@ -22,6 +23,7 @@
  */
 #include "loop_imap_int.h"
 
+#include "config.h"
 #include "fileio.h"
 #include "jsonx.h"
 #include "xalloc.h"
@@ -191,6 +193,14 @@ int imap_parse_settings(struct imap_loop *l, json_object *o, char *err, size_t e
             snprintf(err, errlen, "cannot load the system trust store");
             return -1;
         }
+    }
+    /* LOGIN sends the password as it is: never unencrypted off the machine */
+    if (l->tls == IMAP_TLS_NONE && !config_host_is_loopback(l->host)) {
+        snprintf(err, errlen,
+                 "field 'tls': \"none\" would send the password in clear text to '%s', which is "
+                 "not a loopback host; use \"starttls\" or \"tls\"",
+                 l->host);
+        return -1;
     }
     return 0;
 }

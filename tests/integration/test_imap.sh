@@ -272,11 +272,19 @@ both passwords|{"host": "h", "user": "u", "password": "p", "password_file": "/x"
 password_file missing|{"host": "h", "user": "u", "password_file": "$TMP/nope"}|field 'password_file': cannot open
 ca_file missing|{"host": "h", "user": "u", "password": "p", "ca_file": "$TMP/nope.pem"}|field 'ca_file': cannot load
 ca_file with tls none|{"host": "h", "user": "u", "password": "p", "tls": "none", "ca_file": "$CA"}|field 'ca_file' needs tls
+tls none to another host|{"host": "mail.example.invalid", "user": "u", "password": "p", "tls": "none"}|field 'tls':
+tls none to a v4-mapped address|{"host": "::ffff:10.0.0.1", "user": "u", "password": "p", "tls": "none"}|field 'tls':
 empty spam|{"host": "h", "user": "u", "password": "p", "spam": ""}|field 'spam' must not be empty
 timeout_ms 0|{"host": "h", "user": "u", "password": "p", "timeout_ms": 0}|field 'timeout_ms' must be an integer
 settings null|null|settings must be an object
 settings an array|[1]|settings must be an object
 EOF
+# LOGIN would carry the password in clear text off the machine
+settings cleartext '{"host": "mail.example.invalid", "user": "u", "password": "pw-67890", "tls": "none"}'
+ic cleartext
+cleartext_refused() { [ "$IC_RC" = 2 ] && ! grep -q pw-67890 "$OUT" "$ERR" &&
+  grep -qF "field 'tls': \"none\" would send the password in clear text to 'mail.example.invalid', which is not a loopback host" "$OUT"; }
+expect "tls none with a password to another host: refused, naming the host, not the password" cleartext_refused
 settings badpw '{"host": "h", "user": "u", "password": 12345}'
 ic badpw
 expect "a password of the wrong type is refused without echoing it" \

@@ -1,6 +1,9 @@
 /* test_config.c - config_* from the environment: NAME, NAME_FILE, types,
- * error messages (never echoing string values) and the fatal variants. */
+ * error messages (never echoing string values) and the fatal variants;
+ * secrets leaving the environment (also /proc/self/environ), the loopback
+ * rule, and the Kafka security settings (kafka_security_load). */
 #include "config.h"
+#include "kafka.h"
 #include "test.h"
 #include "xalloc.h"
 
@@ -412,13 +415,247 @@ static void test_fatal(void)
     set_env("CFG_B", NULL, NULL);
 }
 
-int main(void)
+/* ---- secrets ---------------------------------------------------------- */
+
+static void test_secret(void)
 {
+    char err[256], *v = NULL;
+
+    setenv("CFG_SECRET", "tok-123", 1);
+    char *where = getenv("CFG_SECRET"); /* setenv's copy: glibc never frees it */
+    CHECK_INT(config_get_secret("CFG_SECRET", &v, err, sizeof err), 0, "secret: read");
+    CHECK_STR(v, "tok-123", "secret: value");
+    CHECK(getenv("CFG_SECRET") == NULL, "secret: NAME gone from the environment");
+    CHECK(where && where[0] == '\0', "secret: the value is overwritten where it was");
+    free(v);
+
+    set_env("CFG_SECRET", NULL, write_temp("tok-456\n", 8));
+    CHECK_INT(config_get_secret("CFG_SECRET", &v, err, sizeof err), 0, "secret file: read");
+    CHECK_STR(v, "tok-456", "secret file: value");
+    CHECK(getenv("CFG_SECRET_FILE") == NULL, "secret file: NAME_FILE gone");
+    free(v);
+
+    set_env("CFG_SECRET", "tok-789", write_temp("tok-000", 7));
+    CHECK_INT(config_get_secret("CFG_SECRET", &v, err, sizeof err), -1, "secret: both is an error");
+    CHECK(!getenv("CFG_SECRET") && !getenv("CFG_SECRET_FILE"),
+          "secret: both gone after an error too");
+    CHECK(!contains(err, "tok-"), "secret: error without the value");
+
+    CHECK_INT(config_get_secret("CFG_SECRET", &v, err, sizeof err), 0, "secret: unset reads 0");
+    CHECK(v == NULL, "secret: unset is NULL");
+
+    set_env("CFG_SECRET", "tok-drop", "/nonexistent");
+    config_drop_secret("CFG_SECRET");
+    CHECK(!getenv("CFG_SECRET") && !getenv("CFG_SECRET_FILE"), "drop_secret: both gone");
+}
+
+/* environ_child - in a process started with CFG_INITIAL_SECRET in its
+ * initial environment: after the read, /proc/self/environ must not hold
+ * the value (unsetenv alone leaves it there) */
+static int environ_child(void)
+{
+    char err[256], *v = NULL, buf[65536];
+    if (config_get_secret("CFG_INITIAL_SECRET", &v, err, sizeof err) != 0 || !v ||
+        strcmp(v, "tok-initial-42") != 0)
+        return 3;
+    free(v);
+    FILE *f = fopen("/proc/self/environ", "r");
+    if (!f)
+        return 4;
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t i = 0; i + 14 <= n; i++)
+        if (memcmp(buf + i, "tok-initial-42", 14) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_proc_environ(const char *self)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {(char *)self, "--environ-child", NULL};
+        char *envp[] = {"CFG_INITIAL_SECRET=tok-initial-42", "CFG_OTHER=x", NULL};
+        execve(self, argv, envp);
+        _exit(5);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "secret: gone from /proc/self/environ after the read");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        printf("#   child status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+static void test_loopback(void)
+{
+    static const struct {
+        const char *host;
+        bool want;
+    } rows[] = {
+        {"localhost", true},
+        {"LocalHost", true},
+        {"127.0.0.1", true},
+        {"127.255.0.9", true},
+        {"::1", true},
+        {"0:0:0:0:0:0:0:1", true},
+        {"128.0.0.1", false},
+        {"10.0.0.1", false},
+        {"::2", false},
+        {"localhost.", false},
+        {"mail.example.invalid", false},
+        {"", false},
+        {"localhost:25", false},
+        {"[::1]", false},
+    };
+    char name[128];
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        snprintf(name, sizeof name, "loopback: '%s' -> %s", rows[i].host,
+                 rows[i].want ? "yes" : "no");
+        CHECK(config_host_is_loopback(rows[i].host) == rows[i].want, name);
+    }
+    CHECK(!config_host_is_loopback(NULL), "loopback: NULL -> no");
+}
+
+/* ---- Kafka security ------------------------------------------------------- */
+
+static const char *const kafka_vars[] = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM",
+                                         "KAFKA_SASL_USERNAME",     "KAFKA_SASL_PASSWORD",
+                                         "KAFKA_CA_FILE",           NULL};
+
+static void test_kafka_security(void)
+{
+    const char *ca = write_temp("not a PEM, only readable\n", 25);
+    const struct {
+        const char *name;
+        const char *vals[5]; /* in kafka_vars order; NULL unset */
+        const char *brokers;
+        const char *err;  /* substring of the error; NULL: loads */
+        const char *conf; /* the pairs as "k=v k=v", password shown as *** */
+    } rows[] = {
+        {"nothing set", {NULL}, "127.0.0.1:9092", NULL, "security.protocol=plaintext"},
+        {"PLAINTEXT",
+         {"PLAINTEXT"},
+         "broker.example.invalid:9092",
+         NULL,
+         "security.protocol=plaintext"},
+        {"bogus protocol", {"bogus"}, "127.0.0.1:1", "KAFKA_SECURITY_PROTOCOL", NULL},
+        {"SASL_PLAINTEXT PLAIN on loopback",
+         {"SASL_PLAINTEXT", "PLAIN", "svc", "s3cret-pw"},
+         "127.0.0.1:9092,localhost:9093,[::1]:9094",
+         NULL,
+         "security.protocol=sasl_plaintext sasl.mechanisms=PLAIN sasl.username=svc "
+         "sasl.password=***"},
+        {"mechanism defaults to PLAIN",
+         {"sasl_plaintext", NULL, "svc", "s3cret-pw"},
+         "localhost:9092",
+         NULL,
+         "security.protocol=sasl_plaintext sasl.mechanisms=PLAIN sasl.username=svc "
+         "sasl.password=***"},
+        {"SASL_PLAINTEXT PLAIN to a remote broker",
+         {"SASL_PLAINTEXT", "PLAIN", "svc", "s3cret-pw"},
+         "127.0.0.1:9092,broker.example.invalid:9092",
+         "KAFKA_SECURITY_PROTOCOL",
+         NULL},
+        {"SASL_PLAINTEXT PLAIN to a remote broker with a scheme",
+         {"SASL_PLAINTEXT", NULL, "svc", "s3cret-pw"},
+         "SASL_PLAINTEXT://10.1.2.3:9092",
+         "10.1.2.3",
+         NULL},
+        {"SASL_PLAINTEXT SCRAM to a remote broker",
+         {"SASL_PLAINTEXT", "SCRAM-SHA-512", "svc", "s3cret-pw"},
+         "broker.example.invalid:9092",
+         NULL,
+         "security.protocol=sasl_plaintext sasl.mechanisms=SCRAM-SHA-512 sasl.username=svc "
+         "sasl.password=***"},
+        {"SASL_SSL PLAIN to a remote broker with a CA",
+         {"SASL_SSL", "PLAIN", "svc", "s3cret-pw", ca},
+         "broker.example.invalid:9093",
+         NULL,
+         "security.protocol=sasl_ssl sasl.mechanisms=PLAIN sasl.username=svc "
+         "sasl.password=*** ssl.ca.location=CA"},
+        {"SSL without SASL", {"SSL"}, "broker.example.invalid:9093", NULL, "security.protocol=ssl"},
+        {"unknown mechanism",
+         {"SASL_SSL", "GSSAPI", "svc", "s3cret-pw"},
+         "b:1",
+         "KAFKA_SASL_MECHANISM",
+         NULL},
+        {"SASL without username",
+         {"SASL_SSL", NULL, NULL, "s3cret-pw"},
+         "b:1",
+         "KAFKA_SASL_USERNAME",
+         NULL},
+        {"SASL without password", {"SASL_SSL", NULL, "svc"}, "b:1", "KAFKA_SASL_PASSWORD", NULL},
+        {"password without SASL",
+         {"SSL", NULL, NULL, "s3cret-pw"},
+         "b:1",
+         "KAFKA_SASL_PASSWORD",
+         NULL},
+        {"username without SASL", {NULL, NULL, "svc"}, "b:1", "KAFKA_SASL_USERNAME", NULL},
+        {"CA file without TLS",
+         {"SASL_PLAINTEXT", NULL, "svc", "s3cret-pw", ca},
+         "127.0.0.1:1",
+         "KAFKA_CA_FILE",
+         NULL},
+        {"CA file that does not exist",
+         {"SSL", NULL, NULL, NULL, "/nonexistent/ca.pem"},
+         "b:1",
+         "KAFKA_CA_FILE",
+         NULL},
+    };
+    char err[512], name[256];
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        for (size_t k = 0; kafka_vars[k]; k++)
+            set_env(kafka_vars[k], rows[i].vals[k], NULL);
+        struct kafka_security sec;
+        err[0] = '\0';
+        int rc = kafka_security_load(&sec, rows[i].brokers, err, sizeof err);
+        snprintf(name, sizeof name, "kafka security: %s -> %s%s", rows[i].name,
+                 rows[i].err ? "error naming " : "loads", rows[i].err ? rows[i].err : "");
+        bool ok = rows[i].err ? rc == -1 && contains(err, rows[i].err) : rc == 0;
+        CHECK(ok, name);
+        if (!ok)
+            printf("#   rc %d: %s\n", rc, err);
+        snprintf(name, sizeof name,
+                 "kafka security: %s: no password in the message or the "
+                 "environment",
+                 rows[i].name);
+        CHECK(!contains(err, "s3cret-pw") && !getenv("KAFKA_SASL_PASSWORD"), name);
+        if (rc == 0) {
+            char got[512] = "";
+            size_t n = 0;
+            for (size_t k = 0; sec.conf[k]; k += 2) {
+                const char *v = sec.conf[k + 1];
+                if (!strcmp(sec.conf[k], "sasl.password"))
+                    v = strcmp(v, "s3cret-pw") ? "WRONG" : "***";
+                else if (!strcmp(sec.conf[k], "ssl.ca.location"))
+                    v = strcmp(v, ca) ? "WRONG" : "CA";
+                n += (size_t)snprintf(got + n, sizeof got - n, "%s%s=%s", k ? " " : "", sec.conf[k],
+                                      v);
+            }
+            snprintf(name, sizeof name, "kafka security: %s: librdkafka settings", rows[i].name);
+            CHECK_STR(got, rows[i].conf, name);
+        }
+        kafka_security_cleanup(&sec);
+    }
+    for (size_t k = 0; kafka_vars[k]; k++)
+        set_env(kafka_vars[k], NULL, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--environ-child") == 0)
+        return environ_child();
     test_str();
     test_long();
     test_bool();
     test_enum();
     test_fatal();
+    test_secret();
+    test_proc_environ(argv[0]);
+    test_loopback();
+    test_kafka_security();
     cleanup_temps();
     return test_done();
 }

@@ -217,6 +217,50 @@ static const struct env_case env_cases[] = {
      .host = "h",
      .port = 25,
      .tls = SMTP_TLS_NONE},
+    {.name = "CUSTOM tls=none with AUTH to a remote host",
+     .vars = {"CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM", "SMTP_HOST=mail.example.invalid", "SMTP_TLS=none",
+              "SMTP_USERNAME=u", "SMTP_PASSWORD=s3cret-pw"},
+     .err = "SMTP_TLS"},
+    {.name = "CUSTOM tls=none with AUTH to 127.0.0.1",
+     .vars = {"CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM", "SMTP_HOST=127.0.0.1", "SMTP_TLS=none",
+              "SMTP_USERNAME=u", "SMTP_PASSWORD=p"},
+     .cname = "custom",
+     .type = "CUSTOM",
+     .host = "127.0.0.1",
+     .port = 25,
+     .tls = SMTP_TLS_NONE,
+     .user = "u",
+     .pass = "p"},
+    {.name = "CUSTOM tls=none with AUTH to localhost",
+     .vars = {"CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM", "SMTP_HOST=localhost", "SMTP_TLS=none",
+              "SMTP_USERNAME=u", "SMTP_PASSWORD=p"},
+     .cname = "custom",
+     .type = "CUSTOM",
+     .host = "localhost",
+     .port = 25,
+     .tls = SMTP_TLS_NONE,
+     .user = "u",
+     .pass = "p"},
+    {.name = "CUSTOM starttls with AUTH to a remote host",
+     .vars = {"CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM", "SMTP_HOST=mail.example.invalid",
+              "SMTP_TLS=starttls", "SMTP_USERNAME=u", "SMTP_PASSWORD=p"},
+     .cname = "custom",
+     .type = "CUSTOM",
+     .host = "mail.example.invalid",
+     .port = 25,
+     .tls = SMTP_TLS_STARTTLS,
+     .user = "u",
+     .pass = "p"},
+    {.name = "CUSTOM implicit tls with AUTH to a remote host",
+     .vars = {"CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM", "SMTP_HOST=mail.example.invalid", "SMTP_TLS=tls",
+              "SMTP_PORT=465", "SMTP_USERNAME=u", "SMTP_PASSWORD=p"},
+     .cname = "custom",
+     .type = "CUSTOM",
+     .host = "mail.example.invalid",
+     .port = 465,
+     .tls = SMTP_TLS_IMPLICIT,
+     .user = "u",
+     .pass = "p"},
     {.name = "DRYRUN with its spool dir",
      .vars = {"CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN", "SMTP_SPOOL_DIR=$T/spool"},
      .cname = "dryrun",
@@ -425,6 +469,14 @@ static const struct file_case file_cases[] = {
      "SMTP_CLIENTS_FILE[0] (r)", "'host'"},
     {"trailing garbage", "[{\"name\":\"r\",\"type\":\"MAILPIT\"}] x", "SMTP_CLIENTS_FILE",
      "invalid JSON"},
+    {"tls none with a password to a remote host",
+     "[{\"name\":\"r\",\"type\":\"CUSTOM\",\"host\":\"mail.example.invalid\",\"tls\":\"none\","
+     "\"username\":\"u\",\"password\":\"s3cret-pw\"}]",
+     "SMTP_CLIENTS_FILE[0] (r)", "field 'tls': none would send"},
+    {"tls none with a password to a remote host, second entry",
+     "[{\"name\":\"m\",\"type\":\"MAILPIT\"},{\"name\":\"r\",\"type\":\"CUSTOM\","
+     "\"host\":\"10.1.2.3\",\"tls\":\"none\",\"username\":\"u\",\"password\":\"s3cret-pw\"}]",
+     "SMTP_CLIENTS_FILE[1] (r)", "clear text"},
 };
 
 static void test_file_bad(void)
@@ -452,6 +504,83 @@ static void test_file_bad(void)
     int rc = smtp_clients_load(&c, err, sizeof err);
     CHECK(rc == -1 && contains(err, "SMTP_CLIENTS_FILE") && contains(err, "does-not-exist"),
           "file: a missing SMTP_CLIENTS_FILE is named");
+}
+
+/* ---- credentials and secrets -------------------------------------------------- */
+
+/* tls none with a password: accepted for loopback hosts, and with TLS */
+static void test_cleartext_file(void)
+{
+    static const struct {
+        const char *host, *tls;
+        bool ok;
+    } rows[] = {
+        {"mail.example.invalid", "none", false},
+        {"127.0.0.1", "none", true},
+        {"127.9.9.9", "none", true},
+        {"localhost", "none", true},
+        {"LOCALHOST", "none", true},
+        {"::1", "none", true},
+        {"::ffff:10.0.0.1", "none", false},
+        {"localhost.example.invalid", "none", false},
+        {"mail.example.invalid", "starttls", true},
+        {"mail.example.invalid", "tls", true},
+    };
+    const char *vars[] = {"SMTP_CLIENTS_FILE=$T/clear.json", NULL};
+    char err[512], name[256];
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char *json = xasprintf("[{\"name\":\"r\",\"type\":\"CUSTOM\",\"host\":\"%s\","
+                               "\"tls\":\"%s\",\"username\":\"u\",\"password\":\"s3cret-pw\"}]",
+                               rows[i].host, rows[i].tls);
+        free(write_file("clear.json", json));
+        free(json);
+        set_vars(vars);
+        struct smtp_clients c;
+        err[0] = '\0';
+        int rc = smtp_clients_load(&c, err, sizeof err);
+        snprintf(name, sizeof name, "file: password with tls %s to %s %s", rows[i].tls,
+                 rows[i].host, rows[i].ok ? "loads" : "is refused, naming tls");
+        bool ok = rows[i].ok ? rc == 0
+                             : rc == -1 && contains(err, "field 'tls'") &&
+                                   contains(err, rows[i].host) && !contains(err, "s3cret-pw");
+        CHECK(ok, name);
+        if (!ok)
+            printf("#   rc %d error: %s\n", rc, err);
+        smtp_clients_cleanup(&c);
+    }
+}
+
+/* the passwords leave the environment once loaded, read or not */
+static void test_secrets_leave_env(void)
+{
+    static const struct {
+        const char *name;
+        const char *vars[6];
+    } rows[] = {
+        {"CUSTOM",
+         {"CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM", "SMTP_HOST=127.0.0.1", "SMTP_USERNAME=u",
+          "SMTP_PASSWORD=s3cret-pw", "GMAIL_SMTP_APP_PASSWORD=s3cret-pw"}},
+        {"GOOGLE",
+         {"CHOOSEN_SMTP_CLIENT_TYPE=GOOGLE", "GMAIL_SMTP_USERNAME=u",
+          "GMAIL_SMTP_APP_PASSWORD_FILE=$T/gmail-pw", "SMTP_PASSWORD=s3cret-pw"}},
+        {"SMTP_CLIENTS_FILE",
+         {"SMTP_CLIENTS_FILE=$T/clear.json", "SMTP_PASSWORD=s3cret-pw",
+          "GMAIL_SMTP_APP_PASSWORD=s3cret-pw"}},
+        {"a refused configuration", {"CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM", "SMTP_PASSWORD=s3cret-pw"}},
+    };
+    char err[512], name[256];
+    free(write_file("clear.json", "[{\"name\":\"m\",\"type\":\"MAILPIT\"}]"));
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        set_vars(rows[i].vars);
+        struct smtp_clients c;
+        smtp_clients_load(&c, err, sizeof err);
+        snprintf(name, sizeof name, "%s: no password variable left in the environment",
+                 rows[i].name);
+        CHECK(!getenv("SMTP_PASSWORD") && !getenv("GMAIL_SMTP_APP_PASSWORD") &&
+                  !getenv("GMAIL_SMTP_APP_PASSWORD_FILE"),
+              name);
+        smtp_clients_cleanup(&c);
+    }
 }
 
 /* ---- registry and open() checks ------------------------------------------------ */
@@ -727,6 +856,8 @@ int main(void)
     test_env();
     test_file_good();
     test_file_bad();
+    test_cleartext_file();
+    test_secrets_leave_env();
     test_registry();
     test_open_checks();
     test_dryrun();

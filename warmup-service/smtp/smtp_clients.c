@@ -216,6 +216,26 @@ static int env_str(const char *var, const char *def, bool required, const char *
     return 0;
 }
 
+/* env_secret - config_get_secret into a settings field (the variable
+ * leaves the environment) */
+static int env_secret(const char *var, const char **field, char *errbuf, size_t errlen)
+{
+    char *v = NULL;
+    if (config_get_secret(var, &v, errbuf, errlen) < 0)
+        return -1;
+    sfree(*field);
+    *field = v;
+    return 0;
+}
+
+/* cleartext_ok - credentials never cross the network unencrypted: with tls
+ * none, a username or password is accepted for a loopback host only */
+static bool cleartext_ok(const struct smtp_settings *s)
+{
+    return s->tls != SMTP_TLS_NONE || (!s->username && !s->password) ||
+           config_host_is_loopback(s->host);
+}
+
 static int env_port(const char *var, long def, int *port, char *errbuf, size_t errlen)
 {
     long v;
@@ -223,6 +243,13 @@ static int env_port(const char *var, long def, int *port, char *errbuf, size_t e
         return -1;
     *port = (int)v;
     return 0;
+}
+
+/* need_var - the "is required" error for an unset variable */
+static int need_var(const char *var, const char *why, char *errbuf, size_t errlen)
+{
+    errbuf_set(errbuf, errlen, "%s: is required %s", var, why);
+    return -1;
 }
 
 static int env_host_ok(const char *var, const char *host, char *errbuf, size_t errlen)
@@ -251,9 +278,11 @@ static int load_env(struct smtp_clients *out, const struct defaults *d, char *er
         s->tls = SMTP_TLS_STARTTLS;
         if (env_str("GMAIL_SMTP_USERNAME", NULL, true, "when CHOOSEN_SMTP_CLIENT_TYPE=GOOGLE",
                     &s->username, errbuf, errlen) < 0 ||
-            env_str("GMAIL_SMTP_APP_PASSWORD", NULL, true, "when CHOOSEN_SMTP_CLIENT_TYPE=GOOGLE",
-                    &s->password, errbuf, errlen) < 0 ||
+            env_secret("GMAIL_SMTP_APP_PASSWORD", &s->password, errbuf, errlen) < 0 ||
             env_str("GMAIL_SMTP_HOST", "smtp.gmail.com", false, "", &s->host, errbuf, errlen) < 0 ||
+            (!s->password &&
+             need_var("GMAIL_SMTP_APP_PASSWORD", "when CHOOSEN_SMTP_CLIENT_TYPE=GOOGLE", errbuf,
+                      errlen) < 0) ||
             env_host_ok("GMAIL_SMTP_HOST", s->host, errbuf, errlen) < 0 ||
             env_port("GMAIL_SMTP_PORT", 587, &s->port, errbuf, errlen) < 0 ||
             env_str("SMTP_CA_FILE", NULL, false, "", &s->ca_file, errbuf, errlen) < 0)
@@ -279,7 +308,7 @@ static int load_env(struct smtp_clients *out, const struct defaults *d, char *er
             env_port("SMTP_PORT", 25, &s->port, errbuf, errlen) < 0 ||
             config_get_enum("SMTP_TLS", "starttls", tls_names, &tls, errbuf, errlen) < 0 ||
             env_str("SMTP_USERNAME", NULL, false, "", &s->username, errbuf, errlen) < 0 ||
-            env_str("SMTP_PASSWORD", NULL, false, "", &s->password, errbuf, errlen) < 0 ||
+            env_secret("SMTP_PASSWORD", &s->password, errbuf, errlen) < 0 ||
             env_str("SMTP_CA_FILE", NULL, false, "", &s->ca_file, errbuf, errlen) < 0)
             return -1;
         s->tls = (enum smtp_tls)tls;
@@ -289,6 +318,13 @@ static int load_env(struct smtp_clients *out, const struct defaults *d, char *er
         }
         if (s->password && !s->username) {
             errbuf_set(errbuf, errlen, "SMTP_USERNAME: is required when SMTP_PASSWORD is set");
+            return -1;
+        }
+        if (!cleartext_ok(s)) {
+            errbuf_set(errbuf, errlen,
+                       "SMTP_TLS: none would send SMTP_USERNAME and SMTP_PASSWORD in clear text "
+                       "to %s, which is not a loopback host; use starttls or tls",
+                       s->host);
             return -1;
         }
         break;
@@ -486,6 +522,13 @@ static int load_entry(json_object *o, struct smtp_client_cfg *c, const struct de
         errbuf_set(errbuf, errlen, "field 'username' is required with a password");
         return -1;
     }
+    if (!cleartext_ok(s)) {
+        errbuf_set(errbuf, errlen,
+                   "field 'tls': none would send the username and password in clear text to "
+                   "'%s', which is not a loopback host; use starttls or tls",
+                   s->host);
+        return -1;
+    }
     if (s->ca_file && readable("field 'ca_file'", s->ca_file, errbuf, errlen) < 0)
         return -1;
     return 0;
@@ -580,6 +623,9 @@ int smtp_clients_load(struct smtp_clients *out, char *errbuf, size_t errlen)
         goto out;
     rc = file ? load_file(out, file, &d, errbuf, errlen) : load_env(out, &d, errbuf, errlen);
 out:
+    /* the secrets this configuration did not read leave the environment too */
+    config_drop_secret("SMTP_PASSWORD");
+    config_drop_secret("GMAIL_SMTP_APP_PASSWORD");
     if (rc < 0)
         smtp_clients_cleanup(out);
     free(file);

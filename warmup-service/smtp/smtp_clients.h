@@ -38,6 +38,11 @@
  * Any other field, a wrong type or a value out of range is an error that
  * names the entry ("SMTP_CLIENTS_FILE[1] (relay): field 'port' ...").
  * Error messages never contain a password.
+ *
+ * Credentials travel encrypted: a username or password with tls none is
+ * refused unless the host is loopback (localhost, 127.0.0.0/8, ::1).
+ * SMTP_PASSWORD and GMAIL_SMTP_APP_PASSWORD (and their _FILE forms) leave
+ * the environment once loaded, read or not (config_get_secret).
  */
 #ifndef SMTP_CLIENTS_H
 #define SMTP_CLIENTS_H
