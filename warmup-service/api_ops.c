@@ -17,8 +17,9 @@ void api_healthz(struct http_request *req, struct http_response *resp)
     http_reply_json(resp, 200, o);
 }
 
-/* ready when the database answers, a Kafka broker was reachable recently
- * and the last SMTP attempt of every client reached its server; a registration is accepted durably
+/* ready when the database answers, a Kafka broker was reachable recently, no client's circuit
+ * breaker is open and the last SMTP attempt of every client reached its server (the smtp check
+ * names the client and why); a registration is accepted durably
  * even while Kafka is down (the outbox keeps it), so this only tells a load balancer we are
  * degraded */
 void api_readyz(struct http_request *req, struct http_response *resp)
@@ -27,7 +28,7 @@ void api_readyz(struct http_request *req, struct http_response *resp)
     struct outbox_stats os;
     outbox_publisher_stats(app->outbox, &os);
     bool db = store_ping(app->store);
-    char why[300] = "";
+    char why[700] = "";
     bool smtp = sender_smtp_ok(app->sender, why, sizeof why);
     json_object *o = json_object_new_object();
     json_object *checks = json_object_new_object();

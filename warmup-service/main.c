@@ -90,6 +90,9 @@ int main(void)
         .retry_base_ms = cfg.retry_base_ms,
         .lease_ms = (int64_t)cfg.lease_s * 1000,
         .batch = cfg.send_batch,
+        .shutdown_grace_ms = cfg.shutdown_grace_s * 1000,
+        .breaker_base_ms = cfg.breaker_base_ms,
+        .breaker_max_ms = cfg.breaker_max_ms,
     };
     app.sender = sender_start(&sc, err, sizeof err);
     if (!app.sender)

@@ -10,6 +10,7 @@
 #include "timeutil.h"
 #include "xalloc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,8 @@ static size_t dispatch_one(struct sender *s, struct campaign *c, struct claim *c
                            int64_t *wait_ms)
 {
     struct client_rt *cl = &s->clients[c->client];
+    if (!smtp_breaker_closed(&cl->br))
+        return 0; /* nothing is claimed for a client whose server does not answer */
     size_t room = bqueue_space(cl->q);
     int want = room < CLAIM_MAX ? (int)room : CLAIM_MAX;
     if (want <= 0 || atomic_load(&c->paused))
@@ -201,6 +204,11 @@ static void *dispatcher_main(void *arg)
     return NULL;
 }
 
+static double circuit_open(void *arg)
+{
+    return smtp_breaker_closed(arg) ? 0 : 1;
+}
+
 static void client_metrics(struct sender *s, struct client_rt *cl)
 {
     const char *lbl[] = {"client", cl->cfg->s.name, NULL};
@@ -215,6 +223,12 @@ static void client_metrics(struct sender *s, struct client_rt *cl)
     cl->m_duration = metrics_histogram(m, "email_send_duration_seconds",
                                        "Time to send one batch of copies over SMTP", lbl, buckets,
                                        sizeof buckets / sizeof buckets[0]);
+    cl->m_trips = metrics_counter(m, "smtp_circuit_trips_total",
+                                  "Times the client's circuit breaker opened", lbl);
+    metrics_gauge_fn(m, "smtp_circuit_open",
+                     "1 while the client's circuit breaker is open (no sending until a probe "
+                     "succeeds)",
+                     lbl, circuit_open, &cl->br);
 }
 
 struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_t errlen)
@@ -225,8 +239,15 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
         s->cfg.batch = 8;
     if (s->cfg.lease_ms <= 0)
         s->cfg.lease_ms = 10 * 60 * 1000;
+    if (s->cfg.shutdown_grace_ms < 0)
+        s->cfg.shutdown_grace_ms = 0;
+    if (s->cfg.breaker_base_ms <= 0)
+        s->cfg.breaker_base_ms = 1000;
+    if (s->cfg.breaker_max_ms < s->cfg.breaker_base_ms)
+        s->cfg.breaker_max_ms = s->cfg.breaker_base_ms;
     pthread_mutex_init(&s->lock, NULL);
     time_cond_init_mono(&s->wake);
+    time_cond_init_mono(&s->workers_done);
     s->m_queue = metrics_gauge(cfg->metrics, "email_queue_depth",
                                "Copies claimed and waiting for a worker", NULL);
     s->m_active =
@@ -250,6 +271,8 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
         size_t qcap = (size_t)cl->nthreads * (size_t)s->cfg.batch * 4;
         cl->q = bqueue_new(qcap < 64 ? 64 : qcap);
         pthread_mutex_init(&cl->why_lock, NULL);
+        smtp_breaker_init(&cl->br, s->cfg.breaker_base_ms, s->cfg.breaker_max_ms,
+                          (unsigned)time_now_ms() ^ (unsigned)(i * 2654435761u));
         client_metrics(s, cl);
     }
     for (size_t i = 0; i < s->nclients; i++) {
@@ -275,9 +298,24 @@ void sender_stop(struct sender *s)
     atomic_store(&s->stopping, true);
     sender_notify(s);
     pthread_join(s->dispatcher, NULL);
-    /* workers finish the batch in hand, release what is queued, exit */
+    /* workers release what is queued and finish the batch in hand, within
+     * the grace period; then their SMTP waits are cancelled and those
+     * copies released as well */
     for (size_t i = 0; i < s->nclients; i++)
         bqueue_close(s->clients[i].q);
+    struct timespec dl = time_mono_deadline(s->cfg.shutdown_grace_ms);
+    pthread_mutex_lock(&s->lock);
+    while (atomic_load(&s->workers_left) > 0 &&
+           pthread_cond_timedwait(&s->workers_done, &s->lock, &dl) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&s->lock);
+    int left = atomic_load(&s->workers_left);
+    if (left > 0) {
+        log_warn("shutdown: %d SMTP workers still busy after the %d ms grace; cancelling their "
+                 "sends (those copies are released and sent again later)",
+                 left, s->cfg.shutdown_grace_ms);
+        atomic_store(&s->cancel_io, true);
+    }
     for (size_t i = 0; i < s->nclients; i++)
         for (int t = 0; t < s->clients[i].nthreads; t++)
             pthread_join(s->clients[i].threads[t], NULL);
@@ -289,6 +327,7 @@ void sender_stop(struct sender *s)
         ratelimit_free(cl->rl);
         free(cl->threads);
         pthread_mutex_destroy(&cl->why_lock);
+        smtp_breaker_cleanup(&cl->br);
     }
     for (size_t i = 0; i < s->ncamps; i++)
         campaign_unref(s->camps[i]);
@@ -297,11 +336,28 @@ void sender_stop(struct sender *s)
     bqueue_free(s->results);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->workers_done);
     free(s);
 }
 
 bool sender_smtp_ok(struct sender *s, char *why, size_t len)
 {
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client_rt *cl = &s->clients[i];
+        if (!smtp_breaker_closed(&cl->br)) {
+            struct smtp_breaker_status st;
+            smtp_breaker_status(&cl->br, time_mono_ms(), &st);
+            if (st.state != SMTP_BREAKER_CLOSED) {
+                if (st.state == SMTP_BREAKER_PROBING)
+                    snprintf(why, len, "%s: circuit open (%s); probing the server now",
+                             cl->cfg->s.name, st.why);
+                else
+                    snprintf(why, len, "%s: circuit open (%s); next probe in %lld ms",
+                             cl->cfg->s.name, st.why, (long long)st.probe_in_ms);
+                return false;
+            }
+        }
+    }
     for (size_t i = 0; i < s->nclients; i++) {
         struct client_rt *cl = &s->clients[i];
         if (atomic_load(&cl->down)) {

@@ -9,6 +9,13 @@
  *    reused connection;
  *  - one writer commits the outcomes in batches together with the
  *    email.sent / email.failed events (outbox).
+ * Per SmtpClient a circuit breaker (smtp/smtp_breaker.h) stops the
+ * sending after a timeout or a failed connect: the dispatcher claims
+ * nothing for that client, the copies already claimed are released at
+ * once without being charged an attempt, and one worker probes the
+ * server after the backoff; the copy in flight when the server stopped
+ * answering is charged one attempt (so each outage charges at most one
+ * copy per connection).
  * Memory is bounded by the queue sizes whatever the number of recipients.
  * sender_notify/sender_email_changed/stats may be called from any thread.
  */
@@ -30,10 +37,13 @@ struct sender_config {
     struct metrics *metrics;
     struct outbox_publisher *outbox;
     const char *email_topic;
-    int retry_max;     /* retries after the first attempt before dead-lettering */
-    int retry_base_ms; /* first retry delay; doubles per attempt, with jitter */
-    int64_t lease_ms;  /* how long a claimed copy stays leased */
-    int batch;         /* copies per SMTP send call (per connection) */
+    int retry_max;         /* retries after the first attempt before dead-lettering */
+    int retry_base_ms;     /* first retry delay; doubles per attempt, with jitter */
+    int64_t lease_ms;      /* how long a claimed copy stays leased */
+    int batch;             /* copies per SMTP send call (per connection) */
+    int shutdown_grace_ms; /* sender_stop waits this long for in-flight sends */
+    int breaker_base_ms;   /* a client's circuit breaker: first backoff ... */
+    int breaker_max_ms;    /* ... doubling up to this */
 };
 
 struct sender;
@@ -43,12 +53,15 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
 void sender_notify(struct sender *s);
 /* sender_email_changed - paused or tpm of an email changed in the store */
 void sender_email_changed(struct sender *s, int64_t email_id);
-/* sender_stop - stop claiming, finish the copies being sent, release the
- * queued ones back to the store, commit every outcome, join, free */
+/* sender_stop - stop claiming, release the queued copies back to the
+ * store, let the copies being sent finish for up to shutdown_grace_ms,
+ * then cancel their SMTP waits (those copies are released too: sent
+ * again later, never counted sent), commit every outcome, join, free */
 void sender_stop(struct sender *s);
 
-/* sender_smtp_ok - false when the last attempt of any client failed to
- * reach its server (connection, TLS or timeout), for /readyz */
+/* sender_smtp_ok - false when a client's circuit breaker is open (why
+ * names the client, the failure and the next probe) or its last attempt
+ * failed to reach its server (connection, TLS or timeout), for /readyz */
 bool sender_smtp_ok(struct sender *s, char *why, size_t len);
 
 #endif

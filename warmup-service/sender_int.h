@@ -4,6 +4,7 @@
 #define SENDER_INT_H
 
 #include "sender.h"
+#include "smtp/smtp_breaker.h"
 #include "smtp/smtp_clients.h"
 #include "store.h"
 
@@ -43,8 +44,9 @@ struct client_rt {
     struct bqueue *q;
     pthread_t *threads;
     int nthreads;
-    struct metric *m_sent, *m_failed, *m_retries, *m_dlq, *m_duration;
-    atomic_bool down; /* the last attempt could not reach the server */
+    struct metric *m_sent, *m_failed, *m_retries, *m_dlq, *m_duration, *m_trips;
+    struct smtp_breaker br; /* shared by the client's workers and the dispatcher */
+    atomic_bool down;       /* the last attempt could not reach the server */
     char down_why[256];
     pthread_mutex_t why_lock;
 };
@@ -56,9 +58,11 @@ struct sender {
     struct bqueue *results;
     pthread_t dispatcher, writer;
     atomic_bool stopping;
+    atomic_bool cancel_io; /* the shutdown grace is over: in-flight SMTP waits end */
     atomic_int workers_left;
-    atomic_int active;    /* workers sending right now */
-    pthread_mutex_t lock; /* campaigns registry and the wake-up condvar */
+    pthread_cond_t workers_done; /* with lock: a worker left */
+    atomic_int active;           /* workers sending right now */
+    pthread_mutex_t lock;        /* campaigns registry and the wake-up condvar */
     pthread_cond_t wake;
     bool kicked;
     struct campaign **camps;

@@ -2,7 +2,15 @@
  * Pops small batches from the client's queue, composes each copy, sends
  * the batch over its own session (kept open across batches) and hands the
  * outcomes to the writer. While the pipeline stops, queued copies are
- * released unsent. The session belongs to this thread only. */
+ * released unsent. The session belongs to this thread only.
+ *
+ * The client's circuit breaker (shared with the other workers of the
+ * client): a batch that timed out or could not connect opens it; while it
+ * is open the copies popped are released at once (not charged an attempt;
+ * the dispatcher claims no more), and the first worker to see the probe
+ * due runs ops->probe, which closes the breaker or opens it again for a
+ * longer backoff. The copies after the failure in that batch (skipped)
+ * are released too; the one in flight is charged an attempt. */
 #include "buf.h"
 #include "bqueue.h"
 #include "jsonx.h"
@@ -186,6 +194,56 @@ static void release(struct sender *s, struct job *j)
     emit(s, j, DLV_R_RELEASE, NULL, NULL, NULL, 0);
 }
 
+/* breaker_report - tell the breaker what a batch says about the server;
+ * true when the batch could not reach it (a timeout or a failed connect) */
+static bool breaker_report(struct client_rt *cl, unsigned epoch, const struct smtp_result *res,
+                           size_t k)
+{
+    const struct smtp_result *down = NULL;
+    bool answered = false;
+    for (size_t i = 0; i < k; i++) {
+        if (!down && (res[i].fail == SMTP_FAIL_TIMEOUT || res[i].fail == SMTP_FAIL_CONNECT))
+            down = &res[i];
+        answered |= res[i].code != 0;
+    }
+    if (!down) {
+        if (answered)
+            smtp_breaker_answered(&cl->br);
+        return false;
+    }
+    if (smtp_breaker_trip(&cl->br, epoch, time_mono_ms(), down->text)) {
+        struct smtp_breaker_status st;
+        smtp_breaker_status(&cl->br, time_mono_ms(), &st);
+        metric_inc(cl->m_trips);
+        log_warn("smtp client=%s circuit open: %s; sending stops, next probe in %lld ms",
+                 cl->cfg->s.name, down->text, (long long)st.probe_in_ms);
+    }
+    return true;
+}
+
+/* probe_if_due - when the client's breaker is open and its probe due, and
+ * no other worker probes: probe the server on a connection of its own */
+static void probe_if_due(struct sender *s, struct client_rt *cl, const struct smtp_settings *st)
+{
+    if (atomic_load(&s->stopping) || !smtp_breaker_probe_begin(&cl->br, time_mono_ms()))
+        return;
+    char why[256] = "";
+    const struct smtp_client_ops *ops = cl->cfg->ops;
+    int rc = ops->probe ? ops->probe(st, why, sizeof why) : 0;
+    bool abandoned = rc != 0 && atomic_load(&s->cancel_io);
+    smtp_breaker_probe_end(&cl->br, rc == 0, abandoned, time_mono_ms(), why);
+    if (rc == 0) {
+        atomic_store(&cl->down, false);
+        log_info("smtp client=%s probe ok: circuit closed, sending resumes", cl->cfg->s.name);
+        sender_notify(s);
+    } else if (!abandoned) {
+        struct smtp_breaker_status bs;
+        smtp_breaker_status(&cl->br, time_mono_ms(), &bs);
+        log_warn("smtp client=%s probe failed: %s; circuit stays open, next probe in %lld ms",
+                 cl->cfg->s.name, why, (long long)bs.probe_in_ms);
+    }
+}
+
 void *worker_main(void *arg)
 {
     struct worker_arg *wa = arg;
@@ -194,7 +252,9 @@ void *worker_main(void *arg)
     free(wa);
     const struct smtp_client_ops *ops = cl->cfg->ops;
     char err[256];
-    void *session = ops->open(&cl->cfg->s, err, sizeof err);
+    struct smtp_settings st = cl->cfg->s; /* this session's: with the shutdown's cancel flag */
+    st.cancel = &s->cancel_io;
+    void *session = ops->open(&st, err, sizeof err);
     if (!session)
         log_error("smtp client %s: %s", cl->cfg->s.name, err);
     unsigned seed = (unsigned)time_now_ms() ^ (unsigned)(uintptr_t)&seed;
@@ -209,6 +269,8 @@ void *worker_main(void *arg)
         buf_init(&bufs[i], MAX_MESSAGE);
     for (;;) {
         size_t n = bqueue_pop_batch(cl->q, items, batch, 200);
+        if (!smtp_breaker_closed(&cl->br))
+            probe_if_due(s, cl, &st);
         if (n == 0) {
             if (bqueue_closed(cl->q))
                 break;
@@ -221,9 +283,11 @@ void *worker_main(void *arg)
         if (space >= len && space - n < len + n)
             sender_notify(s);
         size_t k = 0;
+        unsigned epoch = smtp_breaker_epoch(&cl->br);
+        bool held = !smtp_breaker_closed(&cl->br); /* open: release, do not send */
         for (size_t i = 0; i < n; i++) {
             struct job *j = items[i];
-            if (atomic_load(&s->stopping) || atomic_load(&j->c->paused)) {
+            if (held || atomic_load(&s->stopping) || atomic_load(&j->c->paused)) {
                 release(s, j);
                 continue;
             }
@@ -257,13 +321,23 @@ void *worker_main(void *arg)
         metric_observe(cl->m_duration, (double)(time_mono_ms() - t0) / 1000.0);
         metric_set(s->m_active, (double)atomic_fetch_sub(&s->active, 1) - 1);
         set_down(cl, &res[k - 1]);
-        for (size_t i = 0; i < k; i++)
+        bool unreachable = breaker_report(cl, epoch, res, k);
+        for (size_t i = 0; i < k; i++) {
+            if (res[i].fail == SMTP_FAIL_CANCELLED || (unreachable && res[i].skipped)) {
+                free(msgids[i]); /* not attempted, or shutting down: not charged */
+                release(s, sendj[i]);
+                continue;
+            }
             handle_result(s, cl, sendj[i], msgids[i], &res[i], &seed);
+        }
     }
     for (size_t i = 0; i < MAX_BATCH; i++)
         buf_cleanup(&bufs[i]);
     if (session)
         ops->close(session);
+    pthread_mutex_lock(&s->lock);
     atomic_fetch_sub(&s->workers_left, 1);
+    pthread_cond_broadcast(&s->workers_done);
+    pthread_mutex_unlock(&s->lock);
     return NULL;
 }

@@ -15,6 +15,7 @@
 #ifndef SMTP_CLIENT_H
 #define SMTP_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,9 @@ struct smtp_settings {
     int connect_timeout_ms;
     int command_timeout_ms; /* each command's reply */
     int message_timeout_ms; /* the whole DATA phase of one message */
+    /* cancel (NULL: none): once *cancel is true, every network wait of the
+     * session (and of probe) ends within a second, SMTP_FAIL_CANCELLED */
+    const atomic_bool *cancel;
 };
 
 /* one message to one recipient. data is the RFC 5322 message with CRLF
@@ -50,13 +54,24 @@ struct smtp_envelope {
 
 enum smtp_outcome { SMTP_SENT = 0, SMTP_TEMPFAIL, SMTP_PERMFAIL };
 
+/* why a message failed without a deciding reply, for the circuit breaker */
+enum smtp_fail {
+    SMTP_FAIL_NONE = 0,  /* a reply decided, or another local failure (TLS, closed, ...) */
+    SMTP_FAIL_TIMEOUT,   /* the server did not answer within a timeout */
+    SMTP_FAIL_CONNECT,   /* resolve or TCP connect failed (refused, unreachable, timed out) */
+    SMTP_FAIL_CANCELLED, /* settings' cancel was set during a wait */
+};
+
 /* The deciding reply is the first refusal among MAIL, RCPT and DATA, else
  * the reply to the end of data. An AUTH refused with 5xx makes every
  * message of the batch PERMFAIL with that reply (a wrong password
  * dead-letters); a failure to connect (TCP, TLS, greeting, EHLO, STARTTLS
  * missing) is copied to every message still to send. A message refused
  * locally (CR/LF or <> in an address, over 64 MiB) is PERMFAIL with code 0
- * and nothing is sent for it. */
+ * and nothing is sent for it. A timeout, a failed TCP connect or a cancel
+ * ends the batch at once: the messages after it are not attempted and get
+ * the same result with skipped set (a hanging server costs one timeout per
+ * batch, not one per message); so do those after a failure to connect. */
 struct smtp_result {
     enum smtp_outcome outcome; /* 2xx SENT; 4xx, timeout, connection or TLS error TEMPFAIL;
                                   5xx PERMFAIL */
@@ -67,6 +82,9 @@ struct smtp_result {
                        replaced by '?'), or the local error ("TLS: certificate verify failed:
                        ...", "timed out after 30000 ms waiting for the DATA reply"); never a
                        password */
+    enum smtp_fail fail;
+    bool skipped; /* not attempted: an earlier message of the batch failed at the
+                     connection level (nothing of this one reached the server) */
 };
 
 struct smtp_client_ops {
@@ -78,8 +96,9 @@ struct smtp_client_ops {
      * than the configured timeouts per message. */
     void (*send)(void *session, const struct smtp_envelope *msgs, size_t n,
                  struct smtp_result *results);
-    /* probe - 0 when the server answers (connect, greeting, EHLO, QUIT on
-     * a separate connection); for /readyz. NULL ops->probe: always ready */
+    /* probe - 0 when the server answers (connect, greeting, EHLO, a
+     * command of a transaction, QUIT on a separate connection; no message
+     * is sent); for the circuit breaker. NULL ops->probe: always ready */
     int (*probe)(const struct smtp_settings *s, char *errbuf, size_t errlen);
     /* close - QUIT if connected, free. NULL is a no-op. */
     void (*close)(void *session);

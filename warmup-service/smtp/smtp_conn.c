@@ -48,8 +48,9 @@ enum {
     E_PROTO = SMTP_IO_E_PROTO,     /* malformed reply */
     E_TLS = SMTP_IO_E_TLS,         /* handshake or certificate */
     E_CONNECT = SMTP_IO_E_CONNECT, /* resolve or TCP connect */
-    E_REPLY = -6,                  /* the server answered with an error (result holds it) */
-    E_POLICY = -7,                 /* we refuse to go on (no STARTTLS, no AUTH); in step */
+    E_CANCEL = SMTP_IO_E_CANCEL,   /* the settings' cancel flag was set */
+    E_REPLY = -16,                 /* the server answered with an error (result holds it) */
+    E_POLICY = -17,                /* we refuse to go on (no STARTTLS, no AUTH); in step */
 };
 
 struct smtp_conn {
@@ -85,6 +86,26 @@ static void res_local(struct smtp_result *r, enum smtp_outcome o, const char *te
     r->code = 0;
     r->enhanced[0] = '\0';
     snprintf(r->text, sizeof r->text, "%s", text);
+    r->fail = SMTP_FAIL_NONE;
+    r->skipped = false;
+}
+
+/* res_io - a failure of the connection (status rc) into r: TEMPFAIL, code
+ * 0, with the breaker's view of it */
+static void res_io(struct smtp_result *r, int rc, const char *text)
+{
+    res_local(r, SMTP_TEMPFAIL, text);
+    r->fail = rc == E_TIMEOUT   ? SMTP_FAIL_TIMEOUT
+              : rc == E_CONNECT ? SMTP_FAIL_CONNECT
+              : rc == E_CANCEL  ? SMTP_FAIL_CANCELLED
+                                : SMTP_FAIL_NONE;
+}
+
+/* ends_batch - a failure after which the rest of the batch is not tried:
+ * the server does not answer (or we are shutting down) */
+static bool ends_batch(const struct smtp_result *r)
+{
+    return r->fail != SMTP_FAIL_NONE;
 }
 
 /* outcome_final - the end-of-data reply: 2xx SENT, 5xx PERMFAIL, else TEMPFAIL */
@@ -263,6 +284,8 @@ static int read_reply(struct smtp_conn *c, int64_t deadline, const char *what,
 {
     size_t tl = 0;
     r->outcome = SMTP_TEMPFAIL;
+    r->fail = SMTP_FAIL_NONE;
+    r->skipped = false;
     r->code = 0;
     r->enhanced[0] = '\0';
     r->text[0] = '\0';
@@ -547,7 +570,7 @@ static int conn_open(struct smtp_conn *c, bool auth, struct smtp_result *fail)
         return 0;
     }
     if (rc != E_REPLY)
-        res_local(fail, SMTP_TEMPFAIL, c->err);
+        res_io(fail, rc, c->err);
     log_warn("smtp client=%s %s:%d not ready: %s", c->s.name, c->s.host, c->s.port, fail->text);
     conn_drop(c, rc == E_REPLY || rc == E_POLICY);
     return rc;
@@ -689,9 +712,9 @@ static enum msg_rc run_message(struct smtp_conn *c, const struct smtp_envelope *
     int base = rset ? 1 : 0; /* index of the MAIL reply */
     c->fresh = false;
     if (rc) {
-        res_local(res, SMTP_TEMPFAIL, c->err);
+        res_io(res, rc, c->err);
         conn_drop(c, false);
-        return reused && got <= base && rc != E_TIMEOUT ? MSG_RETRY : MSG_DONE;
+        return reused && got <= base && rc != E_TIMEOUT && rc != E_CANCEL ? MSG_RETRY : MSG_DONE;
     }
     if (rset && rep[0].code / 100 != 2) {
         /* RSET refused: out of step; start again on a new connection */
@@ -755,7 +778,7 @@ static enum msg_rc run_message(struct smtp_conn *c, const struct smtp_envelope *
     if (rc == 0)
         rc = read_reply(c, mdl, "waiting for the end-of-data reply", res, false);
     if (rc) {
-        res_local(res, SMTP_TEMPFAIL, c->err);
+        res_io(res, rc, c->err);
         conn_drop(c, false);
         return MSG_DONE;
     }
@@ -837,15 +860,31 @@ struct smtp_conn *smtp_conn_new(const struct smtp_settings *s, unsigned flags, c
     c->helo = s->helo ? s->helo : "localhost";
     c->ctx = ctx;
     smtp_io_init(&c->io);
+    c->io.cancel = s->cancel;
     buf_init(&c->out, SMTP_WIRE_CAP);
     return c;
+}
+
+/* fail_rest - results[from..n) = *fail, skipped, for every message that
+ * passes the local checks (the others keep their PERMFAIL); fail may be
+ * &results[from - 1] */
+static void fail_rest(const struct smtp_envelope *msgs, size_t n, size_t from,
+                      const struct smtp_result *fail, struct smtp_result *results)
+{
+    struct smtp_result r = *fail;
+    r.skipped = true;
+    for (size_t j = from; j < n; j++)
+        if (envelope_ok(&msgs[j], &results[j]))
+            results[j] = r;
 }
 
 void smtp_conn_send(struct smtp_conn *c, const struct smtp_envelope *msgs, size_t n,
                     struct smtp_result *results)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         res_local(&results[i], SMTP_TEMPFAIL, "not attempted");
+        results[i].skipped = true;
+    }
     bool retried = false;
     size_t i = 0;
     while (i < n) {
@@ -860,9 +899,8 @@ void smtp_conn_send(struct smtp_conn *c, const struct smtp_envelope *msgs, size_
         if (c->io.fd < 0) {
             struct smtp_result fail;
             if (conn_open(c, true, &fail) != 0) {
-                for (size_t j = i; j < n; j++)
-                    if (envelope_ok(&msgs[j], &results[j]))
-                        results[j] = fail;
+                results[i] = fail;
+                fail_rest(msgs, n, i + 1, &fail, results);
                 return;
             }
         }
@@ -875,6 +913,13 @@ void smtp_conn_send(struct smtp_conn *c, const struct smtp_envelope *msgs, size_
             continue;
         }
         retried = false;
+        if (ends_batch(&results[i])) {
+            if (i + 1 < n)
+                log_warn("smtp client=%s %s; the %zu messages after it in this batch are not tried",
+                         c->s.name, results[i].text, n - i - 1);
+            fail_rest(msgs, n, i + 1, &results[i], results);
+            return;
+        }
         i++;
     }
 }
@@ -894,10 +939,21 @@ int smtp_conn_probe(const struct smtp_settings *s, unsigned flags, char *errbuf,
     struct smtp_conn *c = smtp_conn_new(s, flags, errbuf, errlen);
     if (!c)
         return -1;
-    struct smtp_result fail;
+    struct smtp_result fail, r;
     int rc = conn_open(c, false, &fail);
-    if (rc != 0)
+    if (rc != 0) {
         errbuf_set(errbuf, errlen, "%s", fail.text);
+    } else {
+        /* a server that greets but hangs in a transaction fails here; any
+         * reply will do (530 before AUTH is an answer) */
+        rc = command(c, "MAIL FROM:<>\r\n", "MAIL FROM", &r);
+        if (rc == 0 && r.code / 100 == 2)
+            rc = command(c, "RSET\r\n", "RSET", &r);
+        if (rc != 0) {
+            errbuf_set(errbuf, errlen, "%s", c->err);
+            conn_drop(c, false);
+        }
+    }
     smtp_conn_free(c);
     return rc ? -1 : 0;
 }

@@ -71,8 +71,9 @@ void smtp_conn_send(struct smtp_conn *c, const struct smtp_envelope *msgs, size_
 /* smtp_conn_free - QUIT if connected, close, free. NULL is a no-op. */
 void smtp_conn_free(struct smtp_conn *c);
 /* smtp_conn_probe - connect, greeting, EHLO, STARTTLS when configured (so
- * the certificate is checked), QUIT, on a connection of its own. No AUTH.
- * 0, or -1 with the reason in errbuf. */
+ * the certificate is checked), MAIL FROM:<> (any reply; RSET after a 2xx),
+ * QUIT, on a connection of its own. No AUTH, no message. 0, or -1 with the
+ * reason in errbuf. */
 int smtp_conn_probe(const struct smtp_settings *s, unsigned flags, char *errbuf, size_t errlen);
 
 /* Helpers shared with the DRYRUN client and the unit tests. */

@@ -150,6 +150,8 @@ static void dryrun_send(void *session, const struct smtp_envelope *msgs, size_t 
     for (size_t i = 0; i < n; i++) {
         struct smtp_result *r = &results[i];
         const struct smtp_envelope *m = &msgs[i];
+        r->fail = SMTP_FAIL_NONE;
+        r->skipped = false;
         if (!smtp_addr_ok(m->from, true) || !smtp_addr_ok(m->rcpt, false) || (!m->data && m->len)) {
             r->outcome = SMTP_PERMFAIL;
             r->code = 0;

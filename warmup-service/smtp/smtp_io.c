@@ -26,6 +26,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+/* the longest a wait sleeps without looking at the cancel flag; at least
+ * 1000 so that rcv_limit keeps one SO_RCVTIMEO per connection */
+#define CANCEL_STEP_MS 1000
+
 /* errstr - thread-safe strerror */
 static const char *errstr(int e, char *buf, size_t len)
 {
@@ -40,6 +44,12 @@ void smtp_io_init(struct smtp_io *io)
     io->in_pos = io->in_len = 0;
     io->blocking = false;
     io->rcv_ms = 0;
+    io->cancel = NULL;
+}
+
+static bool cancelled(const atomic_bool *cancel)
+{
+    return cancel && atomic_load_explicit(cancel, memory_order_relaxed);
 }
 
 int64_t smtp_io_deadline(struct smtp_io *io, int ms)
@@ -48,13 +58,18 @@ int64_t smtp_io_deadline(struct smtp_io *io, int ms)
     return time_mono_ms() + ms;
 }
 
-/* wait_fd - 1 when fd is ready for ev, 0 on timeout, -1 on a poll error */
-static int wait_fd(int fd, short ev, int64_t deadline)
+/* wait_fd - 1 when fd is ready for ev, 0 on timeout, -1 on a poll error,
+ * -2 when *cancel became true */
+static int wait_fd(int fd, short ev, int64_t deadline, const atomic_bool *cancel)
 {
     for (;;) {
+        if (cancelled(cancel))
+            return -2;
         int64_t left = deadline - time_mono_ms();
         if (left <= 0)
             return 0;
+        if (cancel && left > CANCEL_STEP_MS)
+            left = CANCEL_STEP_MS;
         struct pollfd p = {.fd = fd, .events = ev};
         int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
         if (r > 0)
@@ -69,9 +84,13 @@ static int io_wait(struct smtp_io *io, short ev, int64_t deadline, const char *w
                    size_t errlen)
 {
     char eb[128];
-    int r = wait_fd(io->fd, ev, deadline);
+    int r = wait_fd(io->fd, ev, deadline, io->cancel);
     if (r > 0)
         return 0;
+    if (r == -2) {
+        errbuf_set(errbuf, errlen, "cancelled (shutting down) %s", what);
+        return SMTP_IO_E_CANCEL;
+    }
     if (r == 0) {
         errbuf_set(errbuf, errlen, "timed out after %d ms %s", io->tmo_ms, what);
         return SMTP_IO_E_TIMEOUT;
@@ -94,11 +113,14 @@ static int set_blocking(struct smtp_io *io, bool on)
  * is longer, rounded down to 100 ms so that waits with the same timeout
  * keep it (one setsockopt per connection, not per read), or when a wait
  * near its deadline left it short and this one is long (no recv waking
- * every few ms for the rest of the connection); 0 or -1 */
+ * every few ms for the rest of the connection); with a cancel flag at most
+ * CANCEL_STEP_MS, so a hanging read looks at the flag; 0 or -1 */
 static int rcv_limit(struct smtp_io *io, int64_t left)
 {
     if (io->rcv_ms > 0 && io->rcv_ms <= left && !(io->rcv_ms < 1000 && left >= 2000))
         return 0;
+    if (io->cancel && left > CANCEL_STEP_MS)
+        left = CANCEL_STEP_MS;
     int64_t ms = left > 100 ? left / 100 * 100 : left;
     if (ms > INT_MAX)
         ms = INT_MAX / 100 * 100;
@@ -149,8 +171,15 @@ int smtp_io_connect(struct smtp_io *io, const char *host, int port, int timeout_
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
             err = errno;
             if (err == EINPROGRESS) {
-                int w = wait_fd(fd, POLLOUT, time_mono_ms() + share);
+                int w = wait_fd(fd, POLLOUT, time_mono_ms() + share, io->cancel);
                 socklen_t sl = sizeof err;
+                if (w == -2) {
+                    close(fd);
+                    freeaddrinfo(res);
+                    errbuf_set(errbuf, errlen, "cancelled (shutting down) connecting to %s:%d",
+                               host, port);
+                    return SMTP_IO_E_CANCEL;
+                }
                 if (w == 0) {
                     snprintf(last, sizeof last, "%s: timed out after %lld ms", addr,
                              (long long)share);
@@ -275,6 +304,10 @@ static int io_fill(struct smtp_io *io, int64_t deadline, const char *what, char 
             errbuf_set(errbuf, errlen, "cannot make the socket blocking while %s: %s", what,
                        errstr(errno, eb, sizeof eb));
             return SMTP_IO_E_IO;
+        }
+        if (cancelled(io->cancel)) {
+            errbuf_set(errbuf, errlen, "cancelled (shutting down) %s", what);
+            return SMTP_IO_E_CANCEL;
         }
         int64_t left = deadline - time_mono_ms();
         if (left <= 0) {

@@ -14,7 +14,9 @@
  * from smtp_io_read_line() is borrowed from the input buffer, valid until
  * the next read or close. Failures leave one line of text in the caller's
  * errbuf and return a SMTP_IO_E_* code; after any of them the connection
- * is out of step and is to be closed.
+ * is out of step and is to be closed. With a cancel flag set, any wait
+ * (connect, handshake, write, read) returns SMTP_IO_E_CANCEL within about
+ * a second of the flag becoming true (a bounded shutdown).
  *
  * Threads: no shared state; a struct smtp_io is used by the thread that
  * owns its session, one at a time. getaddrinfo() has no timeout of its own:
@@ -24,6 +26,7 @@
 #define SMTP_IO_H
 
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,22 +38,25 @@ enum {
     SMTP_IO_E_PROTO = -3,   /* a reply line longer than the input buffer */
     SMTP_IO_E_TLS = -4,     /* handshake or certificate */
     SMTP_IO_E_CONNECT = -5, /* resolve or TCP connect */
+    SMTP_IO_E_CANCEL = -6,  /* *cancel became true during a wait */
 };
 
 /* Fields are written only by smtp_io_*; the caller may read fd (>= 0 while
  * connected) and ssl (non-NULL once TLS is up). */
 struct smtp_io {
-    int fd;                /* the socket, -1 when not connected */
-    SSL *ssl;              /* the TLS session over fd, NULL for plaintext */
-    int tmo_ms;            /* the timeout of the current wait, for messages */
-    size_t in_pos, in_len; /* unread input is in[in_pos..in_len) */
-    bool blocking;         /* plaintext: the socket is in blocking mode and reads
-                            * wait in recv (SO_RCVTIMEO), not in poll */
-    int rcv_ms;            /* the SO_RCVTIMEO set, 0 none */
+    int fd;                    /* the socket, -1 when not connected */
+    SSL *ssl;                  /* the TLS session over fd, NULL for plaintext */
+    int tmo_ms;                /* the timeout of the current wait, for messages */
+    size_t in_pos, in_len;     /* unread input is in[in_pos..in_len) */
+    bool blocking;             /* plaintext: the socket is in blocking mode and reads
+                                * wait in recv (SO_RCVTIMEO), not in poll */
+    int rcv_ms;                /* the SO_RCVTIMEO set, 0 none */
+    const atomic_bool *cancel; /* set by the caller (NULL: none): every wait
+                                * wakes at least once a second to look at it */
     char in[16384];
 };
 
-/* smtp_io_init - not connected, nothing buffered */
+/* smtp_io_init - not connected, nothing buffered, no cancel flag */
 void smtp_io_init(struct smtp_io *io);
 /* smtp_io_deadline - the deadline ms from now; ms is remembered for the
  * timeout message of the waits that use it */
