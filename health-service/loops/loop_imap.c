@@ -211,6 +211,9 @@ static int check_folder(struct imap_loop *l, const char *folder, enum fl_placeme
         r = mailimap_uid_search(l->imap, NULL, key, &uids);
         mailimap_search_key_free(key);
         if (r != MAILIMAP_NO_ERROR) {
+            /* libetpan hands over the result list with a NO or BAD too */
+            if (uids)
+                mailimap_search_result_free(uids);
             if (imap_connection_error(r)) {
                 imap_cmd_error(l, r, "UID SEARCH", err, errlen);
                 goto out;

@@ -106,6 +106,96 @@ void imap_cmd_error(const struct imap_loop *l, int r, const char *what, char *er
              why ? why : "command refused by the server (NO)", text[0] ? ": " : "", text);
 }
 
+/* ---- EOF guard ---------------------------------------------------------
+ * libetpan 1.9.4 reads a literal ({n}) in a loop that takes a read of 0
+ * bytes (the server closed the connection) for "nothing yet" and spins
+ * forever. This layer over the stream's own reports the end of the stream
+ * as an error, which every libetpan reader handles; the rest is passed on.
+ * It goes on top once the peer is verified (libetpan's certificate getters
+ * look into the TLS layer itself). */
+
+static ssize_t guard_read(mailstream_low *s, void *buf, size_t count)
+{
+    ssize_t r = mailstream_low_read(s->data, buf, count);
+    return r == 0 && count > 0 ? -1 : r;
+}
+
+static ssize_t guard_write(mailstream_low *s, const void *buf, size_t count)
+{
+    return mailstream_low_write(s->data, buf, count);
+}
+
+static int guard_close(mailstream_low *s)
+{
+    return mailstream_low_close(s->data);
+}
+
+static int guard_get_fd(mailstream_low *s)
+{
+    return mailstream_low_get_fd(s->data);
+}
+
+static void guard_free(mailstream_low *s)
+{
+    mailstream_low_free(s->data);
+    free(s); /* as libetpan's own layers do */
+}
+
+static void guard_cancel(mailstream_low *s)
+{
+    mailstream_low_cancel(s->data);
+}
+
+static struct mailstream_cancel *guard_get_cancel(mailstream_low *s)
+{
+    return mailstream_low_get_cancel(s->data);
+}
+
+static carray *guard_get_certificate_chain(mailstream_low *s)
+{
+    return mailstream_low_get_certificate_chain(s->data);
+}
+
+static int guard_setup_idle(mailstream_low *s)
+{
+    return mailstream_low_setup_idle(s->data);
+}
+
+static int guard_unsetup_idle(mailstream_low *s)
+{
+    return mailstream_low_unsetup_idle(s->data);
+}
+
+static int guard_interrupt_idle(mailstream_low *s)
+{
+    return mailstream_low_interrupt_idle(s->data);
+}
+
+static mailstream_low_driver guard_driver = {
+    .mailstream_read = guard_read,
+    .mailstream_write = guard_write,
+    .mailstream_close = guard_close,
+    .mailstream_get_fd = guard_get_fd,
+    .mailstream_free = guard_free,
+    .mailstream_cancel = guard_cancel,
+    .mailstream_get_cancel = guard_get_cancel,
+    .mailstream_get_certificate_chain = guard_get_certificate_chain,
+    .mailstream_setup_idle = guard_setup_idle,
+    .mailstream_unsetup_idle = guard_unsetup_idle,
+    .mailstream_interrupt_idle = guard_interrupt_idle,
+};
+
+/* eof_guard - put the guard layer on top of s */
+static void eof_guard(mailstream *s)
+{
+    mailstream_low *inner = mailstream_get_low(s);
+    mailstream_low *g = mailstream_low_new(inner, &guard_driver);
+    if (!g)
+        abort(); /* out of memory: the project's policy */
+    mailstream_low_set_timeout(g, mailstream_low_get_timeout(inner));
+    mailstream_set_low(s, g);
+}
+
 /* ---- connection ------------------------------------------------------- */
 
 /* timeout_s - timeout_ms rounded up to whole seconds, for libetpan */
@@ -282,7 +372,20 @@ static int has_capability(struct imap_loop *l, const char *name, bool *yes, char
                           size_t errlen)
 {
     struct mailimap_capability_data *cap = NULL;
+    struct mailimap_connection_info *ci = l->imap->imap_connection_info;
     *yes = false;
+    if (!ci) {
+        snprintf(err, errlen, "CAPABILITY failed: %s", imap_strerror(MAILIMAP_ERROR_BAD_STATE));
+        return -1;
+    }
+    /* libetpan 1.9.4 copies the session's list on OK without checking that
+     * the server sent one (a NULL dereference): start from an empty list */
+    if (ci->imap_capability)
+        mailimap_capability_data_free(ci->imap_capability);
+    clist *empty = clist_new();
+    ci->imap_capability = empty ? mailimap_capability_data_new(empty) : NULL;
+    if (!ci->imap_capability)
+        abort(); /* out of memory: the project's policy */
     int r = mailimap_capability(l->imap, &cap);
     if (r != MAILIMAP_NO_ERROR) {
         imap_cmd_error(l, r, "CAPABILITY", err, errlen);
@@ -328,7 +431,10 @@ static int starttls(struct imap_loop *l, char *err, size_t errlen)
     /* the plain layer goes without closing the descriptor, as in libetpan */
     mailstream_low_free(plain);
     mailstream_set_low(l->imap->imap_stream, tls);
-    return verify_peer(l, l->imap->imap_stream, err, errlen);
+    if (verify_peer(l, l->imap->imap_stream, err, errlen) < 0)
+        return -1;
+    eof_guard(l->imap->imap_stream);
+    return 0;
 }
 
 /* find_spam - the spam folder: the setting, else the \Junk mailbox, else
@@ -346,6 +452,9 @@ static int find_spam(struct imap_loop *l, const char **how, char *err, size_t er
     }
     int r = mailimap_list(l->imap, "", "*", &list);
     if (r != MAILIMAP_NO_ERROR) {
+        /* libetpan hands over the list it collected with a NO or BAD too */
+        if (list)
+            mailimap_list_result_free(list);
         imap_cmd_error(l, r, "LIST", err, errlen);
         return -1;
     }
@@ -442,6 +551,7 @@ int imap_session_open(struct imap_loop *l, char *err, size_t errlen)
             mailstream_close(s);
             return -1;
         }
+        eof_guard(s);
     } else {
         s = mailstream_socket_open_timeout(fd, timeout_s(l));
         if (!s) {
@@ -449,6 +559,7 @@ int imap_session_open(struct imap_loop *l, char *err, size_t errlen)
             snprintf(err, errlen, "cannot set up a stream for %s:%u", l->host, (unsigned)l->port);
             return -1;
         }
+        eof_guard(s);
     }
     l->imap = mailimap_new(0, NULL);
     if (!l->imap) {
