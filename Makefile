@@ -1,7 +1,8 @@
 # Makefile - the two commands of the README and a few helpers.
 #   make all    install missing packages, build, start the local stack
 #   make test   build with -Werror under ASan+UBSan, run unit + integration
-# Other targets: deps build stop logs clean lint format bench
+# Other targets: deps build stop logs clean lint format bench fuzz
+#   make fuzz          libFuzzer harnesses (clang), FUZZ_SECONDS each (tests/fuzz)
 #   make compose       the Docker stack (docker-compose.yml), secrets in ./secrets
 #   make compose-down  stop it (volumes kept)
 .POSIX:
@@ -10,7 +11,7 @@ BUILD ?= build
 TEST_BUILD ?= build-test
 MESON_TEST_ARGS ?=
 
-.PHONY: all deps build test lint format stop logs clean compose compose-down bench
+.PHONY: all deps build test lint format stop logs clean compose compose-down bench fuzz
 
 all: build
 	BUILD=$(BUILD) ./deploy/local-stack.sh start
@@ -39,6 +40,35 @@ test: deps lint $(TEST_BUILD)/build.ninja
 # full runs; figures are printed beside their reference, never pass/fail.
 bench: build
 	BUILD_DIR=$(CURDIR)/$(BUILD) ./bench/run-all.sh
+
+# Fuzzing (tests/fuzz): each harness runs FUZZ_SECONDS under libFuzzer with
+# ASan+UBSan, from its seed corpus (tests/fuzz/corpus/<target>, only read);
+# new inputs go to $(FUZZ_BUILD)/corpus/<target>, crashes to
+# $(FUZZ_BUILD)/artifacts/. `make test` replays the seed corpus.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= json csv addr events smtp mime imap
+
+$(FUZZ_BUILD)/build.ninja:
+	@command -v clang >/dev/null || { echo "fuzz: needs clang (apt-get install clang)" >&2; exit 1; }
+	CC=clang meson setup $(FUZZ_BUILD) --buildtype=debugoptimized -Dwerror=true -Dfuzz=true \
+	    -Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz: $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) $$(for t in $(FUZZ_TARGETS); do printf ' tests/fuzz/fuzz_%s' $$t; done)
+	@mkdir -p $(FUZZ_BUILD)/artifacts; \
+	for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	    echo "fuzz: fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(FUZZ_BUILD)/tests/fuzz/fuzz_$$t \
+	        -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+	        $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t 2>$(FUZZ_BUILD)/fuzz_$$t.log \
+	    || { tail -n 60 $(FUZZ_BUILD)/fuzz_$$t.log; echo "fuzz: fuzz_$$t failed;" \
+	        "the input is in $(FUZZ_BUILD)/artifacts/"; exit 1; }; \
+	    grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' \
+	        $(FUZZ_BUILD)/fuzz_$$t.log | tr '\n' ' '; echo; \
+	done
 
 lint:
 	./tests/check-banned.sh

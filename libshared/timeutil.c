@@ -32,14 +32,17 @@ static char *put2(char *p, int v)
  * copy sent); years outside 0..9999 and times before 1970 keep snprintf */
 static void fmt(int64_t ms, char *out, size_t len, int with_ms)
 {
-    time_t secs = (time_t)(ms / 1000);
+    /* floored: -1 ms is 23:59:59.999 of the day before the epoch */
+    int f = (int)(ms % 1000);
+    time_t secs = (time_t)(ms / 1000 - (f < 0));
+    f += f < 0 ? 1000 : 0;
     struct tm tm;
     gmtime_r(&secs, &tm);
     int year = tm.tm_year + 1900;
     if (ms < 0 || year > 9999) {
         if (with_ms)
             snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, f);
         else
             snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", year, tm.tm_mon + 1, tm.tm_mday,
                      tm.tm_hour, tm.tm_min, tm.tm_sec);
@@ -57,7 +60,6 @@ static void fmt(int64_t ms, char *out, size_t len, int with_ms)
     *p++ = ':';
     p = put2(p, tm.tm_sec);
     if (with_ms) {
-        int f = (int)(ms % 1000);
         *p++ = '.';
         *p++ = (char)('0' + f / 100);
         p = put2(p, f % 100);
