@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential pkg-config meson ninja-build
 librdkafka-dev kcat libmicrohttpd-dev libesmtp-dev libetpan-dev libjson-c-dev
-libssl-dev libsqlite3-dev sqlite3 curl python3 openssl
+libssl-dev libsqlite3-dev libidn2-dev sqlite3 curl python3 openssl
 postfix dovecot-imapd python3-aiosmtpd wrk
 prometheus docker-compose iproute2 procps"
 # npm installs maildev (the mail catcher of `make all`) unless some node/npm is there

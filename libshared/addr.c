@@ -9,7 +9,9 @@
 #include "addr.h"
 #include "utf8.h"
 
+#include <idn2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* fail - store a reason in errbuf (truncated to errlen, always terminated) */
@@ -223,5 +225,39 @@ int addr_parse(const char *in, struct addr *out, char *errbuf, size_t errlen)
             out->norm[i] = (char)(c - 'A' + 'a');
     }
     memcpy(out->domain, out->norm + llen + 1, dlen + 1);
+    return 0;
+}
+
+int addr_ascii(struct addr *a, char *errbuf, size_t errlen)
+{
+    const char *at = strrchr(a->norm, '@');
+    size_t llen = at ? (size_t)(at - a->norm) : 0;
+    if (!at)
+        return fail(errbuf, errlen, "missing @");
+    for (size_t i = 0; i < llen; i++)
+        if ((unsigned char)a->norm[i] >= 0x80)
+            return fail(errbuf, errlen, "the local part is not ASCII (SMTPUTF8 is not supported)");
+    if (utf8_ascii_len(a->domain, strlen(a->domain)) == strlen(a->domain))
+        return 0;
+    char *ace = NULL;
+    int rc = idn2_to_ascii_8z(a->domain, &ace, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    if (rc != IDN2_OK) {
+        char why[160];
+        snprintf(why, sizeof why, "the domain is not a valid internationalised name (%s)",
+                 idn2_strerror(rc));
+        return fail(errbuf, errlen, why);
+    }
+    size_t dlen = strlen(ace);
+    struct addr tmp;
+    if (dlen > ADDR_DOMAIN_MAX || llen + 1 + dlen > ADDR_MAX ||
+        check_domain((const unsigned char *)ace) != NULL) {
+        idn2_free(ace);
+        return fail(errbuf, errlen, "the domain is too long in its ASCII (xn--) form");
+    }
+    memcpy(tmp.norm, a->norm, llen + 1);
+    memcpy(tmp.norm + llen + 1, ace, dlen + 1);
+    memcpy(tmp.domain, ace, dlen + 1);
+    idn2_free(ace);
+    *a = tmp;
     return 0;
 }

@@ -26,5 +26,11 @@ struct addr {
 /* addr_parse - 0 and *out filled, or -1 with a short human reason in
  * errbuf ("missing @", "local part too long", ...) */
 int addr_parse(const char *in, struct addr *out, char *errbuf, size_t errlen);
+/* addr_ascii - rewrite a parsed address for mail that must stay ASCII (no
+ * SMTPUTF8): the domain becomes its IDNA2008 A-label form (bücher.example
+ * -> xn--bcher-kva.example, UTS #46 non-transitional mapping); -1 with a
+ * reason when the local part is not ASCII or the domain is not valid IDNA.
+ * *a is unchanged on failure. */
+int addr_ascii(struct addr *a, char *errbuf, size_t errlen);
 
 #endif

@@ -29,6 +29,16 @@ void buf_reset(struct buf *b)
         b->data[0] = '\0';
 }
 
+void buf_trim(struct buf *b, size_t keep)
+{
+    if (b->alloc > keep) {
+        free(b->data);
+        b->data = NULL;
+        b->alloc = 0;
+    }
+    buf_reset(b);
+}
+
 /* grow - alloc for at least need octets (need <= cap + 1): doubling from 64 */
 static void grow(struct buf *b, size_t need)
 {

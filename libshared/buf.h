@@ -19,6 +19,9 @@ void buf_init(struct buf *b, size_t cap);
 void buf_cleanup(struct buf *b);
 /* buf_reset - empty the buffer, keep its memory */
 void buf_reset(struct buf *b);
+/* buf_trim - empty the buffer; free its memory if it holds more than keep
+ * octets (a long-lived buffer does not stay at its largest use) */
+void buf_trim(struct buf *b, size_t keep);
 /* buf_append - 0, or -1 if len would exceed the cap (buffer then freed) */
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_appendc(struct buf *b, char c);

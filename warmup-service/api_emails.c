@@ -11,6 +11,7 @@
 #include "smtp/smtp_clients.h"
 #include "store.h"
 #include "timeutil.h"
+#include "users.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -109,6 +110,11 @@ void api_send(struct http_request *req, struct http_response *resp)
         snprintf(err, sizeof err, "from is not a valid address: %s", why);
         goto bad;
     }
+    /* From, MAIL FROM and the Message-IDs stay ASCII: no SMTPUTF8 here */
+    if (addr_ascii(&fa, why, sizeof why) != 0) {
+        snprintf(err, sizeof err, "from: %s", why);
+        goto bad;
+    }
     if (mime_check_header_text(subject, SUBJECT_MAX, why, sizeof why) != 0) {
         snprintf(err, sizeof err, "subject: %s", why);
         goto bad;
@@ -116,6 +122,20 @@ void api_send(struct http_request *req, struct http_response *resp)
     if (from_name && mime_check_header_text(from_name, NAME_MAX_BYTES, why, sizeof why) != 0) {
         snprintf(err, sizeof err, "from_name: %s", why);
         goto bad;
+    }
+    /* each part filled for a recipient whose name and address are as long
+     * as registration allows must stay within what a worker will compose */
+    const char *parts[] = {subject, text, html};
+    static const char *const part_names[] = {"subject", "body", "html"};
+    for (int i = 0; i < 3; i++) {
+        size_t worst = mime_fill_worst(parts[i], i == 2, USER_NAME_MAX, ADDR_MAX);
+        if (worst > MIME_FILLED_MAX) {
+            snprintf(err, sizeof err,
+                     "%s: its placeholders can fill it to %zu bytes for one recipient, more than "
+                     "the %d-byte limit; use fewer placeholders",
+                     part_names[i], worst, MIME_FILLED_MAX);
+            goto bad;
+        }
     }
     const struct smtp_clients *cl = app->clients;
     if (client && smtp_clients_find(cl, client) < 0) {

@@ -683,13 +683,12 @@ out:
 
 /* ---- placeholders ---- */
 
-/* put_value - a placeholder's value, HTML-escaped when asked */
-static void put_value(struct buf *b, const char *v, bool html)
+/* put_value - a placeholder's value, HTML-escaped when asked; -1 when
+ * the buffer's cap is reached (it is then empty) */
+static int put_value(struct buf *b, const char *v, bool html)
 {
-    if (!html) {
-        buf_append(b, v, strlen(v));
-        return;
-    }
+    if (!html)
+        return buf_append(b, v, strlen(v));
     for (const char *p = v; *p; p++) {
         const char *e = NULL;
         switch (*p) {
@@ -711,12 +710,15 @@ static void put_value(struct buf *b, const char *v, bool html)
         }
         size_t run = strcspn(p, "&<>\"'");
         if (e) {
-            buf_append(b, e, strlen(e));
+            if (buf_append(b, e, strlen(e)) != 0)
+                return -1;
         } else {
-            buf_append(b, p, run);
+            if (buf_append(b, p, run) != 0)
+                return -1;
             p += run - 1;
         }
     }
+    return 0;
 }
 
 /* skip_blank / skip_ident - p past spaces and tabs / past [A-Za-z0-9_]
@@ -736,35 +738,65 @@ static const char *skip_ident(const char *p)
     return p;
 }
 
+enum placeholder { PH_NONE, PH_NAME, PH_EMAIL_ID };
+
+/* placeholder - which placeholder starts at p ("{{"), and *end past it */
+static enum placeholder placeholder(const char *p, const char **end)
+{
+    const char *id = skip_blank(p + 2), *q = skip_ident(id);
+    size_t idlen = (size_t)(q - id);
+    q = skip_blank(q);
+    if (q[0] != '}' || q[1] != '}')
+        return PH_NONE;
+    *end = q + 2;
+    if (idlen == 4 && memcmp(id, "name", 4) == 0)
+        return PH_NAME;
+    if (idlen == 8 && memcmp(id, "email_id", 8) == 0)
+        return PH_EMAIL_ID;
+    return PH_NONE;
+}
+
 /* fill - one pass over tmpl; an unknown or malformed {{...}} is copied as
  * is and scanning resumes one octet later, so "{{{name}}}" fills too */
 static char *fill(const char *tmpl, const char *name, const char *email_id, bool html)
 {
     struct buf b;
-    buf_init(&b, (size_t)-1 / 2);
-    const char *lit = tmpl ? tmpl : "", *p = lit;
-    buf_reserve(&b, strlen(lit) + 256); /* the text and a few values: no regrowth */
+    buf_init(&b, MIME_FILLED_MAX);
+    const char *lit = tmpl ? tmpl : "", *p = lit, *end = NULL;
+    size_t want = strlen(lit) + 256; /* the text and a few values: no regrowth */
+    buf_reserve(&b, want < MIME_FILLED_MAX ? want : MIME_FILLED_MAX);
     while ((p = strstr(p, "{{")) != NULL) {
-        const char *id = skip_blank(p + 2), *q = skip_ident(id);
-        size_t idlen = (size_t)(q - id);
-        q = skip_blank(q);
-        const char *val = NULL;
-        if (q[0] == '}' && q[1] == '}') {
-            if (idlen == 4 && memcmp(id, "name", 4) == 0)
-                val = name ? name : "";
-            else if (idlen == 8 && memcmp(id, "email_id", 8) == 0)
-                val = email_id ? email_id : "";
-        }
-        if (!val) {
+        enum placeholder ph = placeholder(p, &end);
+        if (ph == PH_NONE) {
             p++;
             continue;
         }
-        buf_append(&b, lit, (size_t)(p - lit));
-        put_value(&b, val, html);
-        p = lit = q + 2;
+        const char *val = ph == PH_NAME ? name : email_id;
+        if (buf_append(&b, lit, (size_t)(p - lit)) != 0 || put_value(&b, val ? val : "", html) != 0)
+            return NULL; /* over the cap: b is already freed */
+        p = lit = end;
     }
-    buf_append(&b, lit, strlen(lit));
+    if (buf_append(&b, lit, strlen(lit)) != 0)
+        return NULL;
     return buf_steal(&b);
+}
+
+size_t mime_fill_worst(const char *tmpl, bool html, size_t name_max, size_t email_max)
+{
+    const char *p = tmpl ? tmpl : "", *end = NULL;
+    size_t n = strlen(p);
+    size_t grow = html ? 6 : 1; /* "&quot;" for each octet at worst */
+    while ((p = strstr(p, "{{")) != NULL) {
+        enum placeholder ph = placeholder(p, &end);
+        if (ph == PH_NONE) {
+            p++;
+            continue;
+        }
+        n -= (size_t)(end - p);
+        n += grow * (ph == PH_NAME ? name_max : email_max);
+        p = end;
+    }
+    return n;
 }
 
 char *mime_fill(const char *tmpl, const char *name, const char *email_id)

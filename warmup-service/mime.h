@@ -24,6 +24,7 @@
 
 #include "buf.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,13 +51,23 @@ struct mime_input {
  * been emptied (buf semantics). */
 int mime_compose(const struct mime_input *in, struct buf *out, char *errbuf, size_t errlen);
 
+/* The most octets a filled subject, text or html may hold: templates are
+ * refused at /send when their worst case exceeds it (mime_fill_worst), and
+ * filling stops there, so a template of placeholders cannot make each
+ * worker hold a message many times the request's size. */
+#define MIME_FILLED_MAX (2 * 1024 * 1024)
+
 /* mime_fill - tmpl with {{name}} and {{email_id}} (spaces or tabs allowed
  * inside the braces: {{ name }}) replaced by name and email_id (NULL =
- * ""); any other {{...}} is left as is. Caller frees the result. */
+ * ""); any other {{...}} is left as is. Caller frees the result. NULL when
+ * the result would exceed MIME_FILLED_MAX. */
 char *mime_fill(const char *tmpl, const char *name, const char *email_id);
 /* mime_fill_html - as mime_fill, with the values HTML-escaped (& < > " '),
  * for html bodies: a recipient's name cannot inject markup. Caller frees. */
 char *mime_fill_html(const char *tmpl, const char *name, const char *email_id);
+/* mime_fill_worst - the largest result of filling tmpl (html: escaped)
+ * with a name of name_max and an address of email_max octets */
+size_t mime_fill_worst(const char *tmpl, bool html, size_t name_max, size_t email_max);
 
 /* mime_check_header_text - 0 if s is usable as header text: valid UTF-8,
  * no CR, LF or other control character (C0, DEL), at most maxlen octets;

@@ -18,10 +18,12 @@ void wconfig_load(struct wconfig *cfg)
         char why[128];
         struct addr a;
         char *probe = xasprintf("x@%s", cfg->message_id_domain);
-        int bad = addr_parse(probe, &a, why, sizeof why);
+        int bad = addr_parse(probe, &a, why, sizeof why) || addr_ascii(&a, why, sizeof why);
         free(probe);
         if (bad)
             log_fatal("config: MESSAGE_ID_DOMAIN: not a valid domain: %s", why);
+        free(cfg->message_id_domain); /* its ASCII (xn--) form */
+        cfg->message_id_domain = xstrdup(a.domain);
     }
     cfg->retry_max = (int)config_long("RETRY_MAX", 5, 0, 100);
     cfg->retry_base_ms = (int)config_long("RETRY_BASE_MS", 1000, 1, 3600 * 1000);

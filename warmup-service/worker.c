@@ -28,6 +28,7 @@
 
 #define MAX_BATCH 64
 #define MAX_MESSAGE (8 * 1024 * 1024)
+#define BUF_KEEP (256 * 1024) /* a message buffer larger than this is freed after use */
 
 /* copy_message_id - <email-{id}.{16 hex}@{domain}>: unique per copy,
  * stable across retries, unguessable without the email's salt */
@@ -130,6 +131,13 @@ static int compose(const struct campaign *c, const struct job *j, const char *ms
     char *subject = mime_fill(e->subject, j->claim.name, j->claim.recipient);
     char *text = mime_fill(e->body, j->claim.name, j->claim.recipient);
     char *html = e->html ? mime_fill_html(e->html, j->claim.name, j->claim.recipient) : NULL;
+    if (!subject || !text || (e->html && !html)) {
+        snprintf(err, errlen, "the filled message is over %d bytes", MIME_FILLED_MAX);
+        free(subject);
+        free(text);
+        free(html);
+        return -1;
+    }
     struct mime_input in = {
         .from = e->from,
         .from_name = e->from_name,
@@ -330,6 +338,8 @@ void *worker_main(void *arg)
             }
             handle_result(s, cl, sendj[i], msgids[i], &res[i], &seed);
         }
+        for (size_t i = 0; i < k; i++) /* a rare large copy does not stay */
+            buf_trim(&bufs[i], BUF_KEEP);
     }
     for (size_t i = 0; i < MAX_BATCH; i++)
         buf_cleanup(&bufs[i]);

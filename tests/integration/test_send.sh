@@ -107,6 +107,8 @@ bad 400 "subject missing" '{"from":"a@b.test","body":"b"}'
 bad 400 "body missing" '{"from":"a@b.test","subject":"s"}'
 bad 400 "from not an address" '{"from":"nope","subject":"s","body":"b"}'
 bad 400 "from with display name" '{"from":"A <a@b.test>","subject":"s","body":"b"}'
+bad 400 "from with a UTF-8 local part (no SMTPUTF8)" '{"from":"j\u00f6rg@b.test","subject":"s","body":"b"}'
+bad 400 "from with an invalid IDN domain" '{"from":"a@\u2603\u200d.test","subject":"s","body":"b"}'
 bad 400 "subject a number" '{"from":"a@b.test","subject":5,"body":"b"}'
 bad 400 "body a number" '{"from":"a@b.test","subject":"s","body":5}'
 bad 400 "html an object" "{$V,\"html\":{}}"
@@ -122,6 +124,11 @@ bad 400 "array body" '[]'
 bad 415 "text/plain" "{$V}" -H 'Content-Type: text/plain'
 head -c 1100000 /dev/zero | tr '\0' 'a' > "$TMP/big"
 bad 413 "body over 1 MiB" '' -H 'Content-Type: application/json' --data-binary @"$TMP/big"
+# template amplification: 1 MiB of {{name}} would fill to ~33 MB per copy
+$PY -c 'import json; print(json.dumps({"from":"a@b.test","subject":"s","body":"{{name}}"*131000}))' > "$TMP/amp.json"
+bad 400 "1 MiB of {{name}} (worst case 33 MB a copy)" '' -H 'Content-Type: application/json' --data-binary @"$TMP/amp.json"
+$PY -c 'import json; print(json.dumps({"from":"a@b.test","subject":"s","body":"b","html":"{{email_id}}"*1500}))' > "$TMP/amp2.json"
+bad 400 "html whose escaped worst case is over the limit" '' -H 'Content-Type: application/json' --data-binary @"$TMP/amp2.json"
 r=$(http GET "$W/emails")
 eq "no email queued by a bad request" "$(jget "${r#* }" 'len(j)')" 4
 eq "unknown email id -> 404" "$(http GET "$W/emails/999" | cut -d' ' -f1)" 404
@@ -131,6 +138,17 @@ eq "GET on /send -> 405" "$(http GET "$W/send" | cut -d' ' -f1)" 405
 eq "rate-limit without a body -> 400" "$(http POST "$W/emails/$EID/rate-limit" "" | cut -d' ' -f1)" 400
 eq "rate-limit with tpm as a string -> 400" "$(http POST "$W/emails/$EID/rate-limit" '{"tpm":"x"}' | cut -d' ' -f1)" 400
 eq "/dlq?email_id=abc -> 400" "$(http GET "$W/dlq?email_id=abc" | cut -d' ' -f1)" 400
+
+# --- a From with a UTF-8 domain goes out in its A-label form (it used to be
+# accepted, then every copy dead-lettered on its Message-ID)
+r=$(http POST "$W/send" '{"from":"news@b\u00fccher.test","subject":"IDN","body":"b"}')
+eq "From with a UTF-8 domain -> 202" "${r%% *}" 202
+EI=$(jget "${r#* }" 'j["email_id"]')
+wait_for 60 bash -c "[ \"\$(curl -s $W/emails/$EI | $PY -c 'import json,sys; p=json.load(sys.stdin)[\"progress\"]; print(p[\"sent\"], p[\"dead\"])')\" = '1001 0' ]"
+ok $? "  ... every copy sent, none dead-lettered"
+f=$(grep -l '^Subject: IDN$' "$TMP"/sink3/* | head -1)
+check "  ... From: news@xn--bcher-kva.test" -- grep -q '^From: .*news@xn--bcher-kva\.test' "$f"
+check "  ... envelope sender in its A-label form" -- grep -q '^X-Mail-Args: <news@xn--bcher-kva\.test>' "$f"
 
 stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0
 check "no sanitizer report" -- sanitizer_clean warmup

@@ -293,10 +293,52 @@ static void test_errbuf(void)
     CHECK_INT(addr_parse("a@b", NULL, NULL, 0), -1, "NULL out: still rejects");
 }
 
+/* test_ascii - IDNA A-labels for mail that stays ASCII */
+static void test_ascii(void)
+{
+    static const struct {
+        const char *in, *want; /* want NULL: refused */
+    } ascii_rows[] = {
+        {"news@example.com", "news@example.com"},
+        {"news@b\xc3\xbc"
+         "cher.example",
+         "news@xn--bcher-kva.example"},
+        {"news@B\xc3\x9c"
+         "CHER.example",
+         "news@xn--bcher-kva.example"}, /* mapped to lower case */
+        {"news@\xe4\xbe\x8b\xe3\x81\x88.\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88",
+         "news@xn--r8jz45g.xn--zckzah"},
+        {"news@fa\xc3\x9f"
+         ".de",
+         "news@xn--fa-hia.de"}, /* non-transitional: sharp s kept */
+        {"N.Ews@sub.b\xc3\xbc"
+         "cher.example",
+         "N.Ews@sub.xn--bcher-kva.example"},
+        {"j\xc3\xb6rg@example.com", NULL},            /* local part not ASCII */
+        {"a@\xe2\x98\x83\xe2\x80\x8d.example", NULL}, /* ZWJ: not valid IDNA2008 */
+    };
+    for (size_t i = 0; i < sizeof ascii_rows / sizeof ascii_rows[0]; i++) {
+        struct addr a;
+        char err[160] = "", label[120];
+        printable(ascii_rows[i].in, label, sizeof label);
+        int rc = addr_parse(ascii_rows[i].in, &a, err, sizeof err);
+        if (rc == 0)
+            rc = addr_ascii(&a, err, sizeof err);
+        if (ascii_rows[i].want) {
+            CHECK_STR(rc == 0 ? a.norm : err, ascii_rows[i].want, label);
+            const char *at = strrchr(ascii_rows[i].want, '@');
+            CHECK_STR(rc == 0 ? a.domain : err, at + 1, label);
+        } else {
+            CHECK(rc == -1 && err[0], label);
+        }
+    }
+}
+
 int main(void)
 {
     test_table();
     test_sizes();
     test_errbuf();
+    test_ascii();
     return test_done();
 }

@@ -11,6 +11,25 @@
 #include <string.h>
 #include <time.h>
 
+/* test_trim - a buffer that held a large message does not keep it */
+static void test_trim(void)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    buf_append(&b, "small", 5);
+    char *small = b.data;
+    buf_trim(&b, 4096);
+    CHECK(b.len == 0 && b.data == small && buf_str(&b)[0] == '\0',
+          "trim keeps a small buffer's memory");
+    buf_reserve(&b, 500000);
+    buf_append(&b, "large", 5);
+    buf_trim(&b, 4096);
+    CHECK(b.len == 0 && b.data == NULL && b.alloc == 0, "trim frees a large buffer");
+    CHECK_INT(buf_append(&b, "again", 5), 0, "and it is usable again");
+    CHECK_STR(buf_str(&b), "again", "contents after trim");
+    buf_cleanup(&b);
+}
+
 static void test_buf(void)
 {
     struct buf b;
@@ -165,6 +184,7 @@ static void test_token(void)
 int main(void)
 {
     test_buf();
+    test_trim();
     test_utf8();
     test_time();
     test_strings();

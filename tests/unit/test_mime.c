@@ -985,6 +985,32 @@ static void test_fill(void)
     char *got = mime_fill(NULL, "A", "e");
     CHECK_STR(got, "", "NULL template reads as empty");
     free(got);
+
+    /* worst case: each placeholder at its value's maximum, x6 escaped */
+    CHECK_INT(mime_fill_worst("Hi {{name}}, {{ email_id }}!{{x}}", false, 256, 254),
+              strlen("Hi , !{{x}}") + 256 + 254, "worst case, text");
+    CHECK_INT(mime_fill_worst("<p>{{name}}</p>", true, 256, 254), 7 + 6 * 256,
+              "worst case, html escaping");
+    CHECK_INT(mime_fill_worst("{{{name}}}{{name", false, 10, 10), 2 + 10 + 6, "worst case, edges");
+    CHECK_INT(mime_fill_worst(NULL, false, 10, 10), 0, "worst case, no template");
+    /* the amplification attack: 1 MiB of {{name}} and a 256-octet name */
+    size_t n = 131000;
+    char *tmpl = xmalloc(8 * n + 1), name[257];
+    for (size_t i = 0; i < n; i++)
+        memcpy(tmpl + 8 * i, "{{name}}", 8);
+    tmpl[8 * n] = '\0';
+    memset(name, 'N', 256);
+    name[256] = '\0';
+    CHECK(mime_fill_worst(tmpl, false, 256, 254) > MIME_FILLED_MAX,
+          "the attack's worst case is over");
+    got = mime_fill(tmpl, name, "e");
+    CHECK(got == NULL, "filling stops at MIME_FILLED_MAX (NULL, nothing kept)");
+    free(got);
+    tmpl[8 * 8000] = '\0'; /* 8,000 x 256 = 2,048,000 octets: just under */
+    got = mime_fill(tmpl, name, "e");
+    CHECK(got && strlen(got) == 8000 * 256, "a fill just under the cap completes");
+    free(got);
+    free(tmpl);
 }
 
 /* ---- random inputs ---- */
