@@ -16,6 +16,7 @@
 #include "xalloc.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -203,6 +204,49 @@ const char *http_query(const struct http_request *r, const char *key)
 const char *http_header(const struct http_request *r, const char *key)
 {
     return MHD_lookup_connection_value((struct MHD_Connection *)r->conn, MHD_HEADER_KIND, key);
+}
+
+/* ---- query parameters ------------------------------------------------ */
+
+int http_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int http_query_int(const struct http_request *r, struct http_response *resp, const char *key,
+                   int64_t def, int64_t min, int64_t max, int64_t *out)
+{
+    const char *v = http_query(r, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (http_parse_int(v, min, max, out) == 0)
+        return 0;
+    if (max != INT64_MAX)
+        http_reply_error(resp, 400, "invalid_query", "%s must be an integer from %lld to %lld", key,
+                         (long long)min, (long long)max);
+    else if (min == 0 || min == 1)
+        http_reply_error(resp, 400, "invalid_query", "%s must be a %s integer", key,
+                         min ? "positive" : "non-negative");
+    else
+        http_reply_error(resp, 400, "invalid_query", "%s must be an integer of at least %lld", key,
+                         (long long)min);
+    return -1;
+}
+
+int http_paging(const struct http_request *r, struct http_response *resp, int64_t def_limit,
+                int64_t max_limit, int64_t *limit, int64_t *offset)
+{
+    if (http_query_int(r, resp, "limit", def_limit, 1, max_limit, limit) != 0)
+        return -1;
+    return http_query_int(r, resp, "offset", 0, 0, INT64_MAX, offset);
 }
 
 /* ---- auth and address helpers ---------------------------------------- */

@@ -47,6 +47,19 @@ struct http_request {
 const char *http_query(const struct http_request *r, const char *key);
 const char *http_header(const struct http_request *r, const char *key);
 
+/* http_parse_int - s as a decimal integer in [min, max] (the whole string,
+ * no overflow); 0 or -1. For path segments, which answer 404, not 400. */
+int http_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+/* http_query_int - ?key= as an integer in [min, max], def when absent. On a
+ * bad value replies 400 invalid_query naming the key and its range, and
+ * returns -1: the handler just returns. */
+int http_query_int(const struct http_request *r, struct http_response *resp, const char *key,
+                   int64_t def, int64_t min, int64_t max, int64_t *out);
+/* http_paging - ?limit= (1..max_limit, default def_limit) and ?offset=
+ * (>= 0, default 0); as http_query_int on a bad value */
+int http_paging(const struct http_request *r, struct http_response *resp, int64_t def_limit,
+                int64_t max_limit, int64_t *limit, int64_t *offset);
+
 /* Replies. Each handler sets exactly one; a later one replaces an earlier.
  * http_reply_json takes ownership of body (json_object_put when done). */
 void http_reply_json(struct http_response *resp, int status, json_object *body);

@@ -28,9 +28,4 @@ void api_healthz(struct http_request *req, struct http_response *resp);
 void api_readyz(struct http_request *req, struct http_response *resp);
 void api_metrics(struct http_request *req, struct http_response *resp);
 
-/* api_paging - read ?limit=&offset= (limit 1..max, default def; offset
- * >= 0); replies 400 and returns -1 on a bad value */
-int api_paging(struct http_request *req, struct http_response *resp, int64_t def, int64_t max,
-               int64_t *limit, int64_t *offset);
-
 #endif

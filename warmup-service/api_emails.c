@@ -14,7 +14,6 @@
 #include "users.h"
 #include "xalloc.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,15 +47,11 @@ static json_object *email_json(const struct email_info *e)
 /* path_id - the {id} segment as a positive integer, or reply 404 */
 static int path_id(struct http_request *req, struct http_response *resp, int64_t *id)
 {
-    char *end;
-    errno = 0;
-    long long v = req->nparams ? strtoll(req->params[0], &end, 10) : 0;
-    if (!req->nparams || errno || *end || v <= 0) {
+    if (!req->nparams || http_parse_int(req->params[0], 1, INT64_MAX, id) != 0) {
         http_reply_error(resp, 404, "not_found", "no email with id '%.40s'",
                          req->nparams ? req->params[0] : "");
         return -1;
     }
-    *id = v;
     return 0;
 }
 
@@ -178,7 +173,7 @@ void api_emails(struct http_request *req, struct http_response *resp)
 {
     struct app *app = req->app;
     int64_t limit, offset;
-    if (api_paging(req, resp, 100, 1000, &limit, &offset) != 0)
+    if (http_paging(req, resp, 100, 1000, &limit, &offset) != 0)
         return;
     struct email_info *v;
     size_t n;
@@ -295,19 +290,9 @@ void api_dlq(struct http_request *req, struct http_response *resp)
 {
     struct app *app = req->app;
     int64_t limit, offset, email = 0;
-    if (api_paging(req, resp, 100, 1000, &limit, &offset) != 0)
+    if (http_paging(req, resp, 100, 1000, &limit, &offset) != 0 ||
+        http_query_int(req, resp, "email_id", 0, 1, INT64_MAX, &email) != 0)
         return;
-    const char *e = http_query(req, "email_id");
-    if (e) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(e, &end, 10);
-        if (errno || *end || v <= 0) {
-            http_reply_error(resp, 400, "invalid_query", "email_id must be a positive integer");
-            return;
-        }
-        email = v;
-    }
     json_object *arr = store_dlq(app->store, email, limit);
     if (!arr) {
         http_reply_error(resp, 503, "unavailable", "the dead letters could not be read");

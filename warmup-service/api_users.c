@@ -12,38 +12,8 @@
 #include "users.h"
 #include "xalloc.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int api_paging(struct http_request *req, struct http_response *resp, int64_t def, int64_t max,
-               int64_t *limit, int64_t *offset)
-{
-    const char *l = http_query(req, "limit"), *o = http_query(req, "offset");
-    *limit = def;
-    *offset = 0;
-    if (l && parse_i64(l, 1, max, limit) != 0) {
-        http_reply_error(resp, 400, "invalid_query", "limit must be an integer from 1 to %lld",
-                         (long long)max);
-        return -1;
-    }
-    if (o && parse_i64(o, 0, INT64_MAX, offset) != 0) {
-        http_reply_error(resp, 400, "invalid_query", "offset must be a non-negative integer");
-        return -1;
-    }
-    return 0;
-}
 
 /* one POST /register between its handler and its group commit */
 struct reg_call {
@@ -130,7 +100,7 @@ void api_users(struct http_request *req, struct http_response *resp)
 {
     struct app *app = req->app;
     int64_t limit, offset;
-    if (api_paging(req, resp, 100, 1000, &limit, &offset) != 0)
+    if (http_paging(req, resp, 100, 1000, &limit, &offset) != 0)
         return;
     json_object *arr = store_list_users(app->store, limit, offset);
     if (!arr) {
