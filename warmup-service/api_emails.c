@@ -44,6 +44,23 @@ static json_object *email_json(const struct email_info *e)
     return o;
 }
 
+/* dead_letter_json - the shape of one /dlq entry */
+static json_object *dead_letter_json(const struct dead_letter *d)
+{
+    char at[32];
+    time_rfc3339_ms(d->at_ms, at, sizeof at);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "delivery_id", json_object_new_int64(d->delivery_id));
+    json_object_object_add(o, "email_id", json_object_new_int64(d->email_id));
+    json_object_object_add(o, "recipient", json_object_new_string(d->recipient));
+    json_object_object_add(o, "attempts", json_object_new_int(d->attempts));
+    json_object_object_add(o, "smtp_code", json_object_new_int(d->smtp_code));
+    json_object_object_add(o, "smtp_enhanced", json_object_new_string(d->smtp_enhanced));
+    json_object_object_add(o, "smtp_reply", json_object_new_string(d->smtp_reply));
+    json_object_object_add(o, "at", json_object_new_string(at));
+    return o;
+}
+
 /* path_id - the {id} segment as a positive integer, or reply 404 */
 static int path_id(struct http_request *req, struct http_response *resp, int64_t *id)
 {
@@ -178,18 +195,13 @@ void api_emails(struct http_request *req, struct http_response *resp)
     struct email_info *v;
     size_t n;
     if (store_list_emails(app->store, limit, offset, &v, &n) != 0) {
-        for (size_t i = 0; i < n; i++)
-            email_info_cleanup(&v[i]);
-        free(v);
         http_reply_error(resp, 503, "unavailable", "the email list could not be read");
         return;
     }
     json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         json_object_array_add(arr, email_json(&v[i]));
-        email_info_cleanup(&v[i]);
-    }
-    free(v);
+    store_emails_free(v, n);
     http_reply_json(resp, 200, arr);
 }
 
@@ -293,10 +305,15 @@ void api_dlq(struct http_request *req, struct http_response *resp)
     if (http_paging(req, resp, 100, 1000, &limit, &offset) != 0 ||
         http_query_int(req, resp, "email_id", 0, 1, INT64_MAX, &email) != 0)
         return;
-    json_object *arr = store_dlq(app->store, email, limit);
-    if (!arr) {
+    struct dead_letter *v;
+    size_t n;
+    if (store_dlq(app->store, email, limit, offset, &v, &n) != 0) {
         http_reply_error(resp, 503, "unavailable", "the dead letters could not be read");
         return;
     }
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(arr, dead_letter_json(&v[i]));
+    store_dead_letters_free(v, n);
     http_reply_json(resp, 200, arr);
 }

@@ -102,11 +102,21 @@ void api_users(struct http_request *req, struct http_response *resp)
     int64_t limit, offset;
     if (http_paging(req, resp, 100, 1000, &limit, &offset) != 0)
         return;
-    json_object *arr = store_list_users(app->store, limit, offset);
-    if (!arr) {
+    struct user_row *v;
+    size_t n;
+    if (store_list_users(app->store, limit, offset, &v, &n) != 0) {
         http_reply_error(resp, 503, "unavailable", "the user list could not be read");
         return;
     }
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < n; i++) {
+        json_object *u = json_object_new_object();
+        json_object_object_add(u, "name", json_object_new_string(v[i].name));
+        json_object_object_add(u, "email_id", json_object_new_string(v[i].address));
+        json_object_object_add(u, "created_at", json_object_new_string(v[i].created_at));
+        json_object_array_add(arr, u);
+    }
+    store_users_free(v, n);
     http_reply_json(resp, 200, arr);
 }
 
@@ -121,10 +131,10 @@ struct ids_stream {
     size_t pos;
 };
 
-static void ids_add(void *arg, const char *email_id)
+static void ids_add(void *arg, const char *address)
 {
     struct ids_stream *s = arg;
-    json_object *js = json_object_new_string(email_id);
+    json_object *js = json_object_new_string(address);
     const char *txt =
         json_object_to_json_string_ext(js, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     if (!s->first)

@@ -1,4 +1,6 @@
-/* store.c - warmup-service SQLite store (users + outbox). See store.h.
+/* store.c - the SQLite backend of store.h: open and migrate, users, the
+ * outbox rows of their events, the registration thread; store_emails.c
+ * holds emails and copies. Results are heap copies the caller frees.
  * Locks: w_lock guards the writer connection and its statements; r_lock
  * the reader. Never held together. gc_mu guards the registration queue.
  * The registration thread (gc_main) takes every queued registration,
@@ -209,39 +211,68 @@ void store_register_async(struct store *s, struct store_reg_req *r)
     pthread_mutex_unlock(&s->gc_mu);
 }
 
-static json_object *col_string(sqlite3_stmt *st, int i)
+char *store_col_dup(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
-    return json_object_new_string(t ? (const char *)t : "");
+    return t ? xstrdup((const char *)t) : NULL;
 }
 
-json_object *store_list_users(struct store *s, int64_t limit, int64_t offset)
+char *store_col_str(sqlite3_stmt *st, int i)
 {
-    json_object *arr = json_object_new_array();
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return xstrdup(t ? (const char *)t : "");
+}
+
+void *store_grow(void *v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return v;
+    *cap = *cap ? 2 * *cap : 16;
+    return xreallocarray(v, *cap, size);
+}
+
+int store_list_users(struct store *s, int64_t limit, int64_t offset, struct user_row **out,
+                     size_t *n)
+{
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
     pthread_mutex_lock(&s->r_lock);
     sqlite3_stmt *st = s->list_users;
     sqlite3_bind_int64(st, 1, limit);
     sqlite3_bind_int64(st, 2, offset);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_object *u = json_object_new_object();
-        json_object_object_add(u, "name", col_string(st, 0));
-        json_object_object_add(u, "email_id", col_string(st, 1));
-        json_object_object_add(u, "created_at", col_string(st, 2));
-        json_object_array_add(arr, u);
+        *out = store_grow(*out, &cap, *n, sizeof **out);
+        struct user_row *u = &(*out)[(*n)++];
+        u->name = store_col_str(st, 0);
+        u->address = store_col_str(st, 1);
+        u->created_at = store_col_str(st, 2);
     }
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->r_lock);
     if (rc != SQLITE_DONE) {
         log_error("store: list users failed: %s", sqlite3_errstr(rc));
-        json_object_put(arr);
-        return NULL;
+        store_users_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
     }
-    return arr;
+    return 0;
+}
+
+void store_users_free(struct user_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].name);
+        free(v[i].address);
+        free(v[i].created_at);
+    }
+    free(v);
 }
 
 int store_email_ids_page(struct store *s, int64_t *after, int max,
-                         void (*fn)(void *arg, const char *email_id), void *arg)
+                         void (*fn)(void *arg, const char *address), void *arg)
 {
     int n = 0, rc;
     pthread_mutex_lock(&s->r_lock);

@@ -1,25 +1,53 @@
-/* store.h - the warmup service's SQLite store: schema, users, outbox rows.
+/* store.h - the warmup service's storage interface: users, the event
+ * outbox, broadcast emails and their per-recipient copies (the send queue),
+ * dead letters.
  *
- * Owns two connections to DB_PATH: a writer (one transaction at a time,
- * behind w_lock) and a reader (behind r_lock) so that listings never wait
- * for a long import batch under WAL. Every write that has an event writes
- * its outbox row in the same transaction: a committed change always has
- * its event. Thread-safe: any thread may call any function.
+ * This header is the seam a second backend (PostgreSQL) implements. It
+ * speaks plain C structs only: no SQL, no SQLite type, no JSON (the API
+ * files build the answers). Every result says who frees it; every call is
+ * thread-safe; errors are 0 / 1 (not found, where stated) / -1 (logged).
+ * The SQLite backend is store.c (users, outbox, registration thread) and
+ * store_emails.c (emails, copies), with its private parts in store_int.h.
  *
- * Threads: the registration thread (store_register_async's group commits)
- * runs from store_open to store_free; store_free commits what is queued
- * first, so stop the HTTP server (its producer) before it.
+ * A function set over an opaque struct store, not a vtable: a build has
+ * one backend, as it has one libsqlite3, and no caller holds a backend
+ * type, so a PostgreSQL store is a second set of these functions chosen
+ * by meson. Should one binary ever need both at run time, these
+ * signatures become a const struct store_ops unchanged.
+ *
+ * Durability: a write that has an event (user.registered, email.sent,
+ * email.failed) adds its outbox row in the same transaction: a committed
+ * change always has its event. API writes are on disk when they return;
+ * the sender's claims and outcomes may be lost by a power cut, never a
+ * copy (store_emails.c, sync_mode). Listings never wait for a long write.
+ *
+ * Threads: any thread may call any function. The registration thread
+ * (store_register_async's group commits) runs from store_open to
+ * store_free; store_free commits what is queued first, so stop the HTTP
+ * server (its producer) before it.
  */
 #ifndef STORE_H
 #define STORE_H
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct store;
 
+/* ---- lifecycle ------------------------------------------------------- */
+
+/* store_open - open the database at path (DB_PATH) and bring its schema
+ * up to date; NULL with a message on failure. Caller frees: store_free. */
+struct store *store_open(const char *path, char *errbuf, size_t errlen);
+/* store_free - commit queued registrations, stop, close. NULL no-op. */
+void store_free(struct store *s);
+/* store_ping - the database answers a read (for /readyz) */
+bool store_ping(struct store *s);
+
+/* ---- users ----------------------------------------------------------- */
+
+/* a registration; every pointer borrowed for the call */
 struct user_reg {
     const char *name;
     const char *email_id; /* normalised address */
@@ -30,14 +58,11 @@ struct user_reg {
 
 enum { STORE_INSERTED = 0, STORE_DUPLICATE = 1 };
 
-/* store_open - open and migrate; NULL with a message on failure */
-struct store *store_open(const char *path, char *errbuf, size_t errlen);
-void store_free(struct store *s);
-
-/* store_register_batch - insert users and, for each new one, its event
- * (topic, key = domain) in ONE transaction. result[i] is STORE_INSERTED or
- * STORE_DUPLICATE (already registered, or earlier in the same batch).
- * 0 on commit; -1 (rolled back, nothing written) on a database error. */
+/* store_register_batch - insert users and, for each new one, a copy of
+ * every earlier email and its event (topic, key = domain) in ONE
+ * transaction. result[i] is STORE_INSERTED or STORE_DUPLICATE (already
+ * registered, or earlier in the same batch). 0 on commit; -1 (nothing
+ * written) on a database error. */
 int store_register_batch(struct store *s, const struct user_reg *users, size_t n, const char *topic,
                          int *result);
 
@@ -60,27 +85,42 @@ struct store_reg_req {
  * connection limit). */
 void store_register_async(struct store *s, struct store_reg_req *r);
 
-/* store_list_users - [{"name","email_id","created_at"}] ordered by
- * registration; caller puts the array. NULL on error. */
-json_object *store_list_users(struct store *s, int64_t limit, int64_t offset);
+/* a registered user; strings are heap copies */
+struct user_row {
+    char *name;
+    char *address;    /* normalised */
+    char *created_at; /* RFC 3339 */
+};
+/* store_list_users - up to limit users from offset, in registration order,
+ * into a new array *out of *n rows. 0: caller frees with store_users_free;
+ * -1: *out NULL, *n 0. */
+int store_list_users(struct store *s, int64_t limit, int64_t offset, struct user_row **out,
+                     size_t *n);
+/* store_users_free - each row's strings and the array; NULL no-op */
+void store_users_free(struct user_row *v, size_t n);
 
-/* store_email_ids_page - up to max addresses with row id > *after, in id
- * order; calls fn for each and advances *after. Returns the count, -1 on
+/* store_email_ids_page - up to max addresses registered after the cursor
+ * *after (0: from the start), in registration order; calls fn for each
+ * (address borrowed for the call, under the store's read lock: fn must
+ * not call the store) and advances *after. Returns the count, -1 on
  * error. Keyset paging keeps a full listing's memory bounded. */
 int store_email_ids_page(struct store *s, int64_t *after, int max,
-                         void (*fn)(void *arg, const char *email_id), void *arg);
+                         void (*fn)(void *arg, const char *address), void *arg);
+/* store_user_count - registered users, -1 on error */
+int64_t store_user_count(struct store *s);
 
-/* store_ping - the reader can run a query */
-bool store_ping(struct store *s);
+/* ---- emails ---------------------------------------------------------- */
 
-/* ---- emails and their copies (store_emails.c) ----------------------- */
-
+/* a new broadcast; every pointer borrowed for the call, from_name and
+ * html may be NULL */
 struct email_spec {
     const char *from, *from_name, *subject, *body, *html, *smtp_client, *msgid_domain;
     int tpm;
 };
 
-/* an email as stored; strings are heap copies (email_info_cleanup) */
+/* an email as stored with its progress counters; strings are heap copies
+ * (email_info_cleanup), from_name and html NULL when not given, body and
+ * html NULL unless asked for */
 struct email_info {
     int64_t id;
     char *message_id, *from, *from_name, *subject, *body, *html, *smtp_client, *salt, *msgid_domain,
@@ -89,16 +129,22 @@ struct email_info {
     bool paused;
     int64_t pending, sent, failed, dead;
 };
+/* email_info_cleanup - free e's strings and zero it */
 void email_info_cleanup(struct email_info *e);
+/* store_emails_free - email_info_cleanup each, then the array; NULL no-op */
+void store_emails_free(struct email_info *v, size_t n);
 
 /* store_create_email - the email and one copy per registered user, in ONE
- * transaction. *message_id (caller frees) is <email-{id}@{msgid_domain}>. */
+ * transaction. *message_id (caller frees) is <email-{id}@{msgid_domain}>.
+ * 0 or -1 (nothing stored, *message_id NULL). */
 int store_create_email(struct store *s, const struct email_spec *spec, int64_t *id,
                        int64_t *recipients, char **message_id);
-/* store_get_email - 0 found, 1 unknown id, -1 error; bodies only if asked */
+/* store_get_email - 0 found (caller cleans *out with email_info_cleanup),
+ * 1 unknown id, -1 error; bodies only if asked */
 int store_get_email(struct store *s, int64_t id, bool bodies, struct email_info *out);
-/* store_list_emails - up to limit emails (no bodies) in id order into a
- * new array (*out, caller frees each with email_info_cleanup and the array) */
+/* store_list_emails - up to limit emails from offset (no bodies) in id
+ * order into a new array *out of *n. 0: caller frees with
+ * store_emails_free; -1: *out NULL, *n 0. */
 int store_list_emails(struct store *s, int64_t limit, int64_t offset, struct email_info **out,
                       size_t *n);
 /* store_set_paused / store_set_tpm - 0, 1 unknown id, -1 error */
@@ -107,28 +153,52 @@ int store_set_tpm(struct store *s, int64_t id, int tpm);
 /* store_reconcile - dead copies and expired leases of the email back to
  * pending (attempts reset); *requeued counts them. 0, 1 unknown, -1 */
 int store_reconcile(struct store *s, int64_t id, int64_t now_ms, int64_t *requeued);
-/* store_dlq - dead letters (email_id 0: all emails), newest first, as a
- * JSON array; NULL on error */
-json_object *store_dlq(struct store *s, int64_t email_id, int64_t limit);
-/* store_active_emails - ids of emails that are not paused and have copies
- * pending or failed; up to max */
+
+/* ---- dead letters ---------------------------------------------------- */
+
+/* a copy that will not be retried, with the last SMTP reply; strings are
+ * heap copies, "" when the server gave none */
+struct dead_letter {
+    int64_t delivery_id, email_id;
+    char *recipient;
+    int attempts;
+    int smtp_code;
+    char *smtp_enhanced;
+    char *smtp_reply;
+    int64_t at_ms; /* when it was dead-lettered (wall ms) */
+};
+/* store_dlq - up to limit dead letters from offset (email_id 0: of every
+ * email), newest first, into a new array *out of *n. 0: caller frees with
+ * store_dead_letters_free; -1: *out NULL, *n 0. */
+int store_dlq(struct store *s, int64_t email_id, int64_t limit, int64_t offset,
+              struct dead_letter **out, size_t *n);
+/* store_dead_letters_free - each entry's strings and the array; NULL no-op */
+void store_dead_letters_free(struct dead_letter *v, size_t n);
+
+/* ---- the send queue (the sender's threads) --------------------------- */
+
+/* store_active_emails - into ids[] (caller's, max entries) the emails that
+ * are not paused and have copies pending or failed, in id order */
 int store_active_emails(struct store *s, int64_t *ids, size_t max, size_t *n);
 /* store_release_leases - at start-up: every leased copy back to its queue
  * (the process that leased it is gone) */
 int store_release_leases(struct store *s, int64_t *released);
 
+/* a leased copy */
 struct claim {
     int64_t id;
-    char *recipient; /* heap */
-    char *name;      /* heap */
-    int attempts;
+    char *recipient; /* heap, caller frees */
+    char *name;      /* heap, caller frees */
+    int attempts;    /* 0: the copy was pending */
 };
-/* store_claim - lease up to max due copies of an email (pending, or retry
- * with due_at <= now) in one statement; out[] filled, *n set */
+/* store_claim - lease up to max due copies of an email (pending first,
+ * then retries with due_at <= now) until now + lease_ms; out[] (caller's,
+ * max entries) filled, *n set */
 int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
                 struct claim *out, size_t *n);
 
 enum dlv_kind { DLV_R_SENT, DLV_R_RETRY, DLV_R_DEAD, DLV_R_RELEASE };
+/* the outcome of a leased copy; RELEASE puts it back unchanged */
 struct dlv_result {
     int64_t delivery_id, email_id;
     int attempts_before; /* 0: the copy was pending, else it was failed */
@@ -141,9 +211,9 @@ struct dlv_result {
     char *event_key; /* the copy's Message-ID (borrowed) */
 };
 /* store_apply_results - the outcomes of a batch of copies, the emails'
- * counters and the events in ONE transaction */
+ * counters and the events (topic) in ONE transaction; 0 or -1 (nothing
+ * applied) */
 int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, const char *topic,
                         int64_t now_ms);
-int64_t store_user_count(struct store *s);
 
 #endif

@@ -1,8 +1,9 @@
-/* store_emails.c - emails and deliveries: creation with fan-out, claims,
- * results, campaign controls, dead letters. See store.h; locks as in
- * store.c (w_lock for the writer connection, r_lock for the reader).
- * Statements here are prepared per call (they are not on the per-copy hot
- * path except claim/apply, which are batched). */
+/* store_emails.c - the SQLite backend of store.h for emails and their
+ * copies: creation with fan-out, campaign controls, dead letters, and the
+ * sender's claims and outcomes. Locks as in store.c (w_lock for the writer
+ * connection, r_lock for the reader). The sender's statements are prepared
+ * once at open (store_prepare_sender); the API's, one per request, are
+ * prepared per call. Results are heap copies the caller frees (store.h). */
 #include "db.h"
 #include "log.h"
 #include "outbox.h"
@@ -15,12 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *col_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? xstrdup((const char *)t) : NULL;
-}
 
 void email_info_cleanup(struct email_info *e)
 {
@@ -35,6 +30,13 @@ void email_info_cleanup(struct email_info *e)
     free(e->msgid_domain);
     free(e->created_at);
     memset(e, 0, sizeof *e);
+}
+
+void store_emails_free(struct email_info *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        email_info_cleanup(&v[i]);
+    free(v);
 }
 
 int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id,
@@ -106,23 +108,23 @@ static void read_email(sqlite3_stmt *st, bool bodies, struct email_info *e)
 {
     memset(e, 0, sizeof *e);
     e->id = sqlite3_column_int64(st, 0);
-    e->message_id = col_dup(st, 1);
-    e->from = col_dup(st, 2);
-    e->from_name = col_dup(st, 3);
-    e->subject = col_dup(st, 4);
-    e->smtp_client = col_dup(st, 5);
+    e->message_id = store_col_dup(st, 1);
+    e->from = store_col_dup(st, 2);
+    e->from_name = store_col_dup(st, 3);
+    e->subject = store_col_dup(st, 4);
+    e->smtp_client = store_col_dup(st, 5);
     e->tpm = sqlite3_column_int(st, 6);
     e->paused = sqlite3_column_int(st, 7) != 0;
-    e->salt = col_dup(st, 8);
-    e->msgid_domain = col_dup(st, 9);
-    e->created_at = col_dup(st, 10);
+    e->salt = store_col_dup(st, 8);
+    e->msgid_domain = store_col_dup(st, 9);
+    e->created_at = store_col_dup(st, 10);
     e->pending = sqlite3_column_int64(st, 11);
     e->sent = sqlite3_column_int64(st, 12);
     e->failed = sqlite3_column_int64(st, 13);
     e->dead = sqlite3_column_int64(st, 14);
     if (bodies) {
-        e->body = col_dup(st, 15);
-        e->html = col_dup(st, 16);
+        e->body = store_col_dup(st, 15);
+        e->html = store_col_dup(st, 16);
     }
 }
 
@@ -150,9 +152,9 @@ int store_list_emails(struct store *s, int64_t limit, int64_t offset, struct ema
                       size_t *n)
 {
     int rc = -1, r;
-    size_t cap = 16;
+    size_t cap = 0;
     *n = 0;
-    *out = xcalloc(cap, sizeof **out);
+    *out = NULL;
     pthread_mutex_lock(&s->r_lock);
     sqlite3_stmt *st =
         db_prepare(s->r, "SELECT " EMAIL_COLS " FROM emails ORDER BY id LIMIT ? OFFSET ?");
@@ -160,16 +162,18 @@ int store_list_emails(struct store *s, int64_t limit, int64_t offset, struct ema
         sqlite3_bind_int64(st, 1, limit);
         sqlite3_bind_int64(st, 2, offset);
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            if (*n == cap) {
-                cap *= 2;
-                *out = xreallocarray(*out, cap, sizeof **out);
-            }
+            *out = store_grow(*out, &cap, *n, sizeof **out);
             read_email(st, false, &(*out)[(*n)++]);
         }
         rc = r == SQLITE_DONE ? 0 : -1;
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
+    if (rc != 0) {
+        store_emails_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
     return rc;
 }
 
@@ -249,48 +253,57 @@ out:
     return rc;
 }
 
-json_object *store_dlq(struct store *s, int64_t email_id, int64_t limit)
+int store_dlq(struct store *s, int64_t email_id, int64_t limit, int64_t offset,
+              struct dead_letter **out, size_t *n)
 {
-    json_object *arr = json_object_new_array();
     int r = SQLITE_ERROR;
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
     pthread_mutex_lock(&s->r_lock);
     sqlite3_stmt *st = db_prepare(
         s->r, email_id ? "SELECT id, email_id, recipient, attempts, last_code, last_enhanced,"
                          " last_reply, updated_at FROM deliveries WHERE email_id = ?1 AND state = 4"
-                         " ORDER BY updated_at DESC, id DESC LIMIT ?2"
+                         " ORDER BY updated_at DESC, id DESC LIMIT ?2 OFFSET ?3"
                        : "SELECT id, email_id, recipient, attempts, last_code, last_enhanced,"
                          " last_reply, updated_at FROM deliveries INDEXED BY deliveries_dead"
-                         " WHERE state = 4 ORDER BY updated_at DESC, id DESC LIMIT ?2");
+                         " WHERE state = 4 ORDER BY updated_at DESC, id DESC LIMIT ?2 OFFSET ?3");
     if (st) {
         sqlite3_bind_int64(st, 1, email_id);
         sqlite3_bind_int64(st, 2, limit);
+        sqlite3_bind_int64(st, 3, offset);
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            json_object *o = json_object_new_object();
-            char at[32];
-            time_rfc3339_ms(sqlite3_column_int64(st, 7), at, sizeof at);
-            const char *enh = (const char *)sqlite3_column_text(st, 5);
-            const char *txt = (const char *)sqlite3_column_text(st, 6);
-            json_object_object_add(o, "delivery_id",
-                                   json_object_new_int64(sqlite3_column_int64(st, 0)));
-            json_object_object_add(o, "email_id",
-                                   json_object_new_int64(sqlite3_column_int64(st, 1)));
-            json_object_object_add(
-                o, "recipient", json_object_new_string((const char *)sqlite3_column_text(st, 2)));
-            json_object_object_add(o, "attempts", json_object_new_int(sqlite3_column_int(st, 3)));
-            json_object_object_add(o, "smtp_code", json_object_new_int(sqlite3_column_int(st, 4)));
-            json_object_object_add(o, "smtp_enhanced", json_object_new_string(enh ? enh : ""));
-            json_object_object_add(o, "smtp_reply", json_object_new_string(txt ? txt : ""));
-            json_object_object_add(o, "at", json_object_new_string(at));
-            json_object_array_add(arr, o);
+            *out = store_grow(*out, &cap, *n, sizeof **out);
+            struct dead_letter *d = &(*out)[(*n)++];
+            d->delivery_id = sqlite3_column_int64(st, 0);
+            d->email_id = sqlite3_column_int64(st, 1);
+            d->recipient = store_col_str(st, 2);
+            d->attempts = sqlite3_column_int(st, 3);
+            d->smtp_code = sqlite3_column_int(st, 4);
+            d->smtp_enhanced = store_col_str(st, 5);
+            d->smtp_reply = store_col_str(st, 6);
+            d->at_ms = sqlite3_column_int64(st, 7);
         }
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     if (r != SQLITE_DONE) {
-        json_object_put(arr);
-        return NULL;
+        store_dead_letters_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
     }
-    return arr;
+    return 0;
+}
+
+void store_dead_letters_free(struct dead_letter *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].recipient);
+        free(v[i].smtp_enhanced);
+        free(v[i].smtp_reply);
+    }
+    free(v);
 }
 
 int store_active_emails(struct store *s, int64_t *ids, size_t max, size_t *n)
@@ -384,8 +397,8 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         struct claim *c = &out[(*n)++];
         c->id = sqlite3_column_int64(st, 0);
-        c->recipient = col_dup(st, 1);
-        c->name = col_dup(st, 2);
+        c->recipient = store_col_dup(st, 1);
+        c->name = store_col_dup(st, 2);
         c->attempts = sqlite3_column_int(st, 3);
     }
     int rc = r == SQLITE_DONE ? 0 : -1;

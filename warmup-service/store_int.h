@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sqlite3.h>
 
 /* deliveries.state */
@@ -70,5 +71,12 @@ struct store {
 
 /* store_prepare_sender - the sender's cached writer statements (at open); 0 or -1 */
 int store_prepare_sender(struct store *s);
+
+/* store_col_dup - column i as a heap string (caller frees), NULL for SQL
+ * NULL; store_col_str - the same, "" for SQL NULL */
+char *store_col_dup(sqlite3_stmt *st, int i);
+char *store_col_str(sqlite3_stmt *st, int i);
+/* store_grow - v with room for element n (capacity *cap, doubled) */
+void *store_grow(void *v, size_t *cap, size_t n, size_t size);
 
 #endif

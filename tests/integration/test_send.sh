@@ -81,6 +81,8 @@ ok $? "every copy dead-lettered on 5xx"
 eq "no retry on 5xx" "$(curl -s "$W/metrics" | awk '$1 ~ /^email_retries_total/ {s+=$2} END {print s+0}')" 0
 r=$(http GET "$W/dlq?email_id=$E5&limit=5")
 eq "/dlq shows the server's reply" "$(jget "${r#* }" '[len(j), j[0]["smtp_code"] // 100, j[0]["attempts"], j[0]["smtp_reply"].startswith(str(j[0]["smtp_code"])), j[0]["smtp_enhanced"][:2]]')" '[5, 5, 1, true, "5."]'
+r2=$(http GET "$W/dlq?email_id=$E5&limit=2&offset=1")
+eq "/dlq?offset= pages" "$(jget "${r2#* }" '[d["delivery_id"] for d in j]')" "$(jget "${r#* }" '[d["delivery_id"] for d in j][1:3]')"
 wait_for 30 bash -c "[ \$(kcat -b $BROKERS -C -t email-events -e -q -f '%s\n' 2>/dev/null | grep -c email.failed) -ge 1001 ]"
 ok $? "1001 email.failed events"
 kcat -b "$BROKERS" -C -t email-events -e -q -f '%s\n' 2>/dev/null | grep -m1 email.failed > "$TMP/failed.json"

@@ -1,7 +1,7 @@
 /* test_store.c - the warmup store's send queue on a real SQLite file: the
  * claim index (schema 3) holds only claimable copies, the claim uses it,
- * outcomes move copies out of it, and a version 2 database is migrated
- * with its copies in every state. */
+ * outcomes move copies out of it, a version 2 database is migrated with
+ * its copies in every state; the listings page and return plain rows. */
 #include "../../warmup-service/store.c"
 #include "test.h"
 
@@ -154,6 +154,70 @@ static void test_claim_index(void)
     store_free(s);
 }
 
+/* test_lists - the listings return plain rows, page with limit and
+ * offset, and dead letters come newest first */
+static void test_lists(void)
+{
+    char path[128], why[256];
+    snprintf(path, sizeof path, "%s/l.db", tmpdir);
+    struct store *s = store_open(path, why, sizeof why);
+    CHECK(s != NULL, "store opens");
+    if (!s)
+        return;
+    add_users(s);
+    struct user_row *u;
+    size_t n;
+    CHECK_INT(store_list_users(s, 3, 10, &u, &n), 0, "list users");
+    CHECK_INT(n, 3, "a page of three");
+    CHECK_STR(n == 3 ? u[0].address : NULL, "u10@example.com", "from the offset, in order");
+    CHECK_STR(n == 3 ? u[2].name : NULL, "User 12", "names come with them");
+    store_users_free(u, n);
+    CHECK_INT(store_list_users(s, 10, NUSERS, &u, &n), 0, "list past the end");
+    CHECK_INT(n, 0, "nothing");
+    store_users_free(u, n);
+
+    int64_t id = new_email(s), other = new_email(s);
+    struct email_info *e;
+    CHECK_INT(store_list_emails(s, 10, 1, &e, &n), 0, "list emails");
+    CHECK_INT(n == 1 ? e[0].id : -1, other, "the second email");
+    store_emails_free(e, n);
+
+    /* five dead letters of the first email, one of the other, at t0+i */
+    struct claim c[NUSERS];
+    struct dlv_result r[6];
+    int64_t t0 = 1796000000000;
+    memset(r, 0, sizeof r);
+    CHECK_INT(store_claim(s, id, 5, t0, 60000, c, &n), 0, "claim five");
+    for (size_t i = 0; i < n && i < 5; i++)
+        r[i] = (struct dlv_result){.delivery_id = c[i].id, .email_id = id, .kind = DLV_R_DEAD};
+    claims_free(c, n);
+    CHECK_INT(store_claim(s, other, 1, t0, 60000, c, &n), 0, "claim one");
+    r[5] = (struct dlv_result){
+        .delivery_id = n ? c[0].id : 0, .email_id = other, .kind = DLV_R_DEAD, .code = 550};
+    snprintf(r[5].enhanced, sizeof r[5].enhanced, "5.1.1");
+    snprintf(r[5].text, sizeof r[5].text, "550 5.1.1 no such user");
+    claims_free(c, n);
+    for (int i = 0; i < 6; i++)
+        CHECK_INT(store_apply_results(s, &r[i], 1, "email-events", t0 + i), 0, "dead-lettered");
+
+    struct dead_letter *d;
+    CHECK_INT(store_dlq(s, 0, 100, 0, &d, &n), 0, "dlq of every email");
+    CHECK_INT(n, 6, "six dead letters");
+    CHECK(n == 6 && d[0].email_id == other && d[0].at_ms == t0 + 5 && d[0].smtp_code == 550,
+          "newest first, with its time and code");
+    CHECK_STR(n == 6 ? d[0].smtp_reply : NULL, "550 5.1.1 no such user", "the reply");
+    CHECK_STR(n == 6 ? d[0].smtp_enhanced : NULL, "5.1.1", "the enhanced code");
+    store_dead_letters_free(d, n);
+    CHECK_INT(store_dlq(s, id, 2, 1, &d, &n), 0, "dlq of one email, limit 2 offset 1");
+    CHECK(n == 2 && d[0].delivery_id == r[3].delivery_id && d[1].delivery_id == r[2].delivery_id,
+          "the offset skips the newest");
+    store_dead_letters_free(d, n);
+    CHECK_INT(store_dlq(s, id, 10, 5, &d, &n), 0, "dlq past the end");
+    CHECK_INT(n, 0, "nothing");
+    store_dead_letters_free(d, n);
+    store_free(s);
+}
+
 /* test_migration - a version 2 database (claim index over every copy)
  * with copies in each state: version 3 keeps every row, and the claim
  * takes exactly the pending and due retry copies */
@@ -224,6 +288,7 @@ int main(void)
     }
     log_init(LOG_ERROR, LOG_TEXT, "test_store");
     test_claim_index();
+    test_lists();
     test_migration();
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
