@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,28 +31,23 @@ int db_mkdirs_for(const char *path)
     return rc;
 }
 
-/* tighten - an existing file readable or writable by group or others gets
- * its owner's bits only; 0, or -1 when it cannot be opened (ENOENT for a
- * missing file, unless create) */
-static int tighten(const char *path, bool create)
+/* tighten - a file open to group or others gets its owner's bits only.
+ * By path (stat, chmod), never by an fd: closing any fd of a file drops
+ * every POSIX lock this process holds on it, SQLite's included. */
+static void tighten(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (create ? O_CREAT : 0), 0600);
-    if (fd < 0)
-        return -1;
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
-        if (fchmod(fd, st.st_mode & 0700) == 0)
-            log_warn("db: %s was open to group or others (mode %03o): now %03o", path,
-                     (unsigned)(st.st_mode & 0777), (unsigned)(st.st_mode & 0700));
-        else
-            log_warn("db: %s is open to group or others (mode %03o) and cannot be changed: %s",
-                     path, (unsigned)(st.st_mode & 0777), strerror(errno));
-    }
-    close(fd);
-    return 0;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 077))
+        return;
+    if (chmod(path, st.st_mode & 0700) == 0)
+        log_warn("db: %s was open to group or others (mode %03o): now %03o", path,
+                 (unsigned)(st.st_mode & 0777), (unsigned)(st.st_mode & 0700));
+    else
+        log_warn("db: %s is open to group or others (mode %03o) and cannot be changed: %s", path,
+                 (unsigned)(st.st_mode & 0777), strerror(errno));
 }
 
-/* db_private - the database file is created 0600 before SQLite opens it:
+/* db_private - a new database file is created 0600 before SQLite opens it:
  * SQLite gives the files it makes beside it (-wal, -shm, -journal) the
  * database file's mode. A file left open to others (made by an older
  * version, or by hand) is tightened, with its -wal and -shm. */
@@ -61,15 +55,19 @@ static int db_private(const char *path, char *errbuf, size_t errlen)
 {
     if (!*path || strcmp(path, ":memory:") == 0)
         return 0;
-    if (tighten(path, true) < 0) {
+    /* O_EXCL: only a file nobody has open yet is opened (and closed) here */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd >= 0) {
+        close(fd);
+    } else if (errno != EEXIST) {
         snprintf(errbuf, errlen, "cannot create %s: %s", path, strerror(errno));
         return -1;
     }
-    static const char *const sides[] = {"-wal", "-shm"};
+    static const char *const sides[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
-        char *side = xasprintf("%s%s", path, sides[i]);
-        tighten(side, false);
-        free(side);
+        char *file = xasprintf("%s%s", path, sides[i]);
+        tighten(file);
+        free(file);
     }
     return 0;
 }
