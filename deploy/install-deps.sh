@@ -4,7 +4,7 @@
 # when anything is missing. Works without standard input (CI).
 set -eu
 PKGS="build-essential pkg-config meson ninja-build
-librdkafka-dev kcat libmicrohttpd-dev libesmtp-dev libetpan-dev libjson-c-dev
+librdkafka-dev kcat libmicrohttpd-dev libetpan-dev libjson-c-dev
 libssl-dev libsqlite3-dev libidn2-dev sqlite3 curl python3 openssl
 postfix dovecot-imapd python3-aiosmtpd wrk
 prometheus docker-compose iproute2 procps"

@@ -1,25 +1,40 @@
 /* main.c - health-service: read configuration, create the modules, serve
  * until SIGTERM/SIGINT, tear down.
  *
- * Threads: main (signals), the HTTP pool (libmicrohttpd), the Kafka
- * consumer's two (kconsumer.c: its consumer thread calls ingest_prepare,
- * its writer thread ingest_apply), the feedback-loop workers
- * (scheduler.c). Signals are blocked before any thread starts and taken
- * with sigwait() here.
+ * Threads: main (start-up, signals, shutdown), the HTTP pool
+ * (libmicrohttpd), the Kafka consumer's two (kconsumer.c: its consumer
+ * thread calls ingest_prepare, its writer thread ingest_apply), the
+ * feedback-loop workers (scheduler.c). The shared start-up and shutdown
+ * are service.c's; health_vars lists the variables this service reads
+ * beyond svc_config_vars (--help).
  */
 #include "api.h"
+#include "dblock.h"
 #include "happ.h"
 #include "hconfig.h"
 #include "hstore.h"
-#include "dblock.h"
-#include "httpd.h"
 #include "kconsumer.h"
 #include "log.h"
 #include "loops/loops.h"
-#include "scheduler.h"
 #include "metrics.h"
+#include "scheduler.h"
+#include "service.h"
 
-#include <stdlib.h>
+static const struct svc_var health_vars[] = {
+    {"KAFKA_GROUP_ID", "health-service", "Kafka consumer group"},
+    {"CHECK_INTERVAL", "60", "seconds between feedback-loop rounds"},
+    {"TRACK_WINDOW", "604800", "seconds after sending during which a copy is checked"},
+    {"FEEDBACK_LOOPS_FILE", "", "JSON: domain -> feedback loop and its settings"},
+    {NULL, NULL, NULL},
+};
+
+static const struct service_info health_info = {
+    .name = "health-service",
+    .summary = "Consumes the warmup events, tracks every copy and asks per-domain feedback "
+               "loops where it landed.",
+    .default_port = 8081,
+    .vars = health_vars,
+};
 
 static double consumer_lag(void *arg)
 {
@@ -45,15 +60,13 @@ static double known_domains(void *arg)
     return (double)hstore_domain_count(arg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    struct service *svc = service_new(&health_info, argc, argv);
     struct hconfig cfg;
     char err[512];
-    sigset_t set;
-    svc_signals_block(&set);
-
     hconfig_load(&cfg);
-    struct happ app = {.cfg = &cfg};
+    struct happ app = {.cfg = &cfg, .metrics = service_metrics(svc)};
     /* the whole configuration is checked before the store is touched */
     struct loops_config loops;
     if (loops_config_load(&loops, cfg.loops_file, err, sizeof err) != 0)
@@ -65,7 +78,6 @@ int main(void)
     app.store = hstore_open(cfg.svc.db_path, err, sizeof err);
     if (!app.store)
         log_fatal("store: %s", err);
-    app.metrics = metrics_new();
     app.events_consumed = metrics_counter(app.metrics, "health_events_consumed_total",
                                           "Kafka events consumed and committed", NULL);
     app.events_invalid = metrics_counter(app.metrics, "health_events_invalid_total",
@@ -84,7 +96,7 @@ int main(void)
         .apply = ingest_apply,
         .release = ingest_release,
         .arg = &app,
-        .max_batch = 40000, /* one commit per 40000 events at full speed: fewer page writes */
+        .max_batch = 40000, /* fewer, larger commits at full speed */
     };
     app.consumer = kconsumer_start(&kc, err, sizeof err);
     if (!app.consumer)
@@ -102,32 +114,23 @@ int main(void)
         .interval_s = cfg.check_interval_s,
         .window_ms = cfg.track_window_s * 1000,
     };
-    struct scheduler *sched = scheduler_start(&sc);
+    struct scheduler *sched = scheduler_start(&sc, err, sizeof err);
+    if (!sched)
+        log_fatal("scheduler: %s", err);
 
-    struct http_config hc = {
-        .routes = api_routes,
-        .nroutes = api_nroutes,
-        .app = &app,
-        .metrics = app.metrics,
-    };
-    svc_http_config(&cfg.svc, &hc);
-    struct http_server *srv = http_start(&hc, err, sizeof err);
-    if (!srv)
+    if (service_http_start(svc, &cfg.svc, api_routes, api_nroutes, &app, err, sizeof err) != 0)
         log_fatal("http: %s", err);
     log_info("health-service listening on %s:%d (auth %s) db=%s kafka=%s group=%s",
-             cfg.svc.bind_addr, http_port(srv), cfg.svc.api_token ? "on" : "off", cfg.svc.db_path,
-             cfg.svc.kafka_brokers, cfg.group_id);
+             cfg.svc.bind_addr, service_port(svc), cfg.svc.api_token ? "on" : "off",
+             cfg.svc.db_path, cfg.svc.kafka_brokers, cfg.group_id);
 
-    int sig = svc_signals_wait(&set);
-    log_info("signal %d: shutting down", sig);
-    http_stop(srv);
+    service_wait(svc);
     scheduler_stop(sched);
     kconsumer_stop(app.consumer);
     loops_config_cleanup(&loops);
-    metrics_free(app.metrics);
     hstore_free(app.store);
     dblock_release(lock);
     hconfig_cleanup(&cfg);
-    log_info("stopped");
+    service_free(svc);
     return 0;
 }

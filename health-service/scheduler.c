@@ -2,6 +2,7 @@
  * scheduler.h). Each worker owns its loop instances (one per domain); the
  * store is the only shared state and locks itself. */
 #include "scheduler.h"
+#include "errbuf.h"
 #include "hstore.h"
 #include "log.h"
 #include "loops/loops.h"
@@ -163,7 +164,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-struct scheduler *scheduler_start(const struct scheduler_config *cfg)
+struct scheduler *scheduler_start(const struct scheduler_config *cfg, char *errbuf, size_t errlen)
 {
     struct scheduler *s = xcalloc(1, sizeof *s);
     s->cfg = *cfg;
@@ -186,7 +187,14 @@ struct scheduler *scheduler_start(const struct scheduler_config *cfg)
         w->m_duration = metrics_histogram(cfg->metrics, "health_round_duration_seconds",
                                           "Time of one domain's check round", lbl, buckets,
                                           sizeof buckets / sizeof buckets[0]);
-        pthread_create(&w->thread, NULL, worker_main, w);
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            errbuf_set(errbuf, errlen, "cannot start the worker of loop %s: %s",
+                       w->entry->ops->name, strerror(rc));
+            s->nw = i; /* scheduler_stop joins only the workers started */
+            scheduler_stop(s);
+            return NULL;
+        }
     }
     return s;
 }

@@ -29,7 +29,9 @@ struct scheduler_config {
 
 struct scheduler;
 
-struct scheduler *scheduler_start(const struct scheduler_config *cfg);
+/* scheduler_start - one worker per loops entry; NULL with a message when a
+ * thread cannot be started (the workers already started are stopped) */
+struct scheduler *scheduler_start(const struct scheduler_config *cfg, char *errbuf, size_t errlen);
 /* scheduler_stop - finish the round in progress, join, free; NULL no-op */
 void scheduler_stop(struct scheduler *s);
 

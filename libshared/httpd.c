@@ -594,6 +594,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         st->req.method = method;
         st->req.path = url;
         st->req.app = srv->cfg.app;
+        st->req.metrics = srv->cfg.metrics;
         st->req.conn = c;
         buf_init(&st->body, 0);
         *req_cls = st;

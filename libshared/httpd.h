@@ -38,9 +38,10 @@ struct http_request {
     size_t nparams;
     const char *body; /* accumulated body, NUL-terminated; NULL if none */
     size_t body_len;
-    void *app;    /* http_config.app */
-    void *stream; /* free for a stream route's own state */
-    void *conn;   /* private: the MHD connection */
+    void *app;               /* http_config.app */
+    struct metrics *metrics; /* http_config.metrics (NULL if none) */
+    void *stream;            /* free for a stream route's own state */
+    void *conn;              /* private: the MHD connection */
 };
 
 /* http_query / http_header - borrowed, NULL when absent */

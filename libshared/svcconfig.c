@@ -1,11 +1,12 @@
-/* svcconfig.c - the shared service settings. Main thread, at start-up. */
+/* svcconfig.c - the shared service settings and their usage lines. Main
+ * thread, at start-up. A variable read here is listed in svc_config_vars
+ * (tests/integration/test_foundation.sh checks both against the README). */
 #include "svcconfig.h"
 #include "config.h"
 #include "httpd.h"
 #include "kafka.h"
 #include "xalloc.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,18 +77,67 @@ void svc_config_cleanup(struct svc_config *c)
     memset(c, 0, sizeof *c);
 }
 
-void svc_signals_block(sigset_t *set)
+const struct svc_var svc_config_vars[] = {
+    {"PORT", NULL, "HTTP port"},
+    {"BIND_ADDR", "127.0.0.1", "address to listen on; a non-loopback one needs API_TOKEN"},
+    {"API_TOKEN", "", "bearer token for every endpoint but /healthz, /readyz, /metrics"},
+    {"KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers"},
+    {"KAFKA_TOPIC", "email-events,emailId-events", "the email and user event topics"},
+    {"KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},
+    {"KAFKA_SASL_MECHANISM", "PLAIN", "with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+    {"KAFKA_SASL_USERNAME", "", "with SASL_*: the user"},
+    {"KAFKA_SASL_PASSWORD", "", "with SASL_*: its password (secret)"},
+    {"KAFKA_CA_FILE", "system store", "with SSL or SASL_SSL: CA bundle for the brokers"},
+    {"DB_PATH", NULL, "SQLite file (mode 0600)"},
+    {"LOG_LEVEL", "info", "debug, info, warn or error"},
+    {"LOG_FORMAT", "text", "text or json (one object per line)"},
+    {"HTTP_THREADS", "4", "HTTP worker threads"},
+    {"HTTP_TIMEOUT", "30", "seconds without progress before a connection is closed"},
+    {"HTTP_HEADER_TIMEOUT", "10", "seconds for a request's line and headers (and keep-alive idle)"},
+    {"HTTP_BODY_TIMEOUT", "30", "seconds for a request body, +1 per 4 KiB received"},
+    {"HTTP_MAX_CONNECTIONS", "1024", "open connections in all"},
+    {"HTTP_MAX_CONNECTIONS_PER_IP", "128", "open connections from one client address"},
+    {"ALLOWED_HOSTS", "", "comma-separated Host names answered besides the bound address"},
+    {NULL, NULL, NULL},
+};
+
+/* var_default - v's default as shown: the service's PORT and DB_PATH, "-"
+ * for none */
+static const char *var_default(const struct svc_var *v, const char *port, const char *db)
 {
-    sigemptyset(set);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (!v->def)
+        return strcmp(v->name, "PORT") == 0 ? port : db;
+    return *v->def ? v->def : "-";
 }
 
-int svc_signals_wait(const sigset_t *set)
+static void usage_lines(FILE *f, const struct svc_var *v, int wname, int wdef, const char *port,
+                        const char *db)
 {
-    int sig = 0;
-    sigwait(set, &sig);
-    return sig;
+    for (; v && v->name; v++)
+        fprintf(f, "  %-*s  %-*s  %s\n", wname, v->name, wdef, var_default(v, port, db),
+                v->meaning);
+}
+
+static void usage_widths(const struct svc_var *v, const char *port, const char *db, int *wname,
+                         int *wdef)
+{
+    for (; v && v->name; v++) {
+        int n = (int)strlen(v->name), d = (int)strlen(var_default(v, port, db));
+        *wname = n > *wname ? n : *wname;
+        *wdef = d > *wdef ? d : *wdef;
+    }
+}
+
+void svc_config_usage(FILE *f, const char *service, int default_port, const struct svc_var *own)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", default_port);
+    char *db = xasprintf("./data/%s.db", service);
+    int wname = (int)strlen("variable"), wdef = (int)strlen("default");
+    usage_widths(svc_config_vars, port, db, &wname, &wdef);
+    usage_widths(own, port, db, &wname, &wdef);
+    fprintf(f, "  %-*s  %-*s  %s\n", wname, "variable", wdef, "default", "meaning");
+    usage_lines(f, svc_config_vars, wname, wdef, port, db);
+    usage_lines(f, own, wname, wdef, port, db);
+    free(db);
 }

@@ -13,7 +13,7 @@
 #include "kafka.h"
 #include "log.h"
 
-#include <signal.h>
+#include <stdio.h>
 
 struct svc_config {
     char *bind_addr;
@@ -45,11 +45,23 @@ void svc_config_cleanup(struct svc_config *c);
  * valid while c is); routes, app and metrics are the caller's */
 void svc_http_config(const struct svc_config *c, struct http_config *h);
 
-/* svc_signals_block - call first in main, before any thread exists: blocks
- * SIGTERM and SIGINT in every thread (they are taken by svc_signals_wait)
- * and ignores SIGPIPE (a peer closing a socket must not kill us) */
-void svc_signals_block(sigset_t *set);
-/* svc_signals_wait - wait for SIGTERM or SIGINT; returns the signal */
-int svc_signals_wait(const sigset_t *set);
+/* One environment variable for the usage text (--help): its name, its
+ * default as shown to a user ("" when unset means off or none) and one line
+ * of meaning. A table ends with {NULL}. */
+struct svc_var {
+    const char *name;
+    const char *def;
+    const char *meaning;
+};
+
+/* svc_config_vars - the variables svc_config_load reads, the Kafka security
+ * ones included; PORT's and DB_PATH's defaults depend on the service and
+ * are NULL here (svc_config_usage fills them in) */
+extern const struct svc_var svc_config_vars[];
+
+/* svc_config_usage - a table of the shared variables, then the service's
+ * own (own may be NULL), one per line, with the defaults svc_config_load
+ * uses for this service */
+void svc_config_usage(FILE *f, const char *service, int default_port, const struct svc_var *own);
 
 #endif

@@ -24,8 +24,6 @@ void api_resume(struct http_request *req, struct http_response *resp);
 void api_rate_limit(struct http_request *req, struct http_response *resp);
 void api_reconcile(struct http_request *req, struct http_response *resp);
 void api_dlq(struct http_request *req, struct http_response *resp);
-void api_healthz(struct http_request *req, struct http_response *resp);
 void api_readyz(struct http_request *req, struct http_response *resp);
-void api_metrics(struct http_request *req, struct http_response *resp);
 
 #endif

@@ -1,21 +1,12 @@
-/* api_ops.c - /healthz, /readyz, /metrics and the route table.
- * HTTP pool threads. */
+/* api_ops.c - /readyz and the route table (service.c adds /healthz and
+ * /metrics). HTTP pool threads. */
 #include "api.h"
 #include "app.h"
-#include "metrics.h"
 #include "outbox.h"
 #include "sender.h"
 #include "store.h"
 
 #include <json-c/json.h>
-
-void api_healthz(struct http_request *req, struct http_response *resp)
-{
-    (void)req;
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "status", json_object_new_string("ok"));
-    http_reply_json(resp, 200, o);
-}
 
 /* ready when the database answers, a Kafka broker was reachable recently, no client's circuit
  * breaker is open and the last SMTP attempt of every client reached its server (the smtp check
@@ -42,13 +33,6 @@ void api_readyz(struct http_request *req, struct http_response *resp)
     http_reply_json(resp, db && os.kafka_up && smtp ? 200 : 503, o);
 }
 
-void api_metrics(struct http_request *req, struct http_response *resp)
-{
-    struct app *app = req->app;
-    http_reply_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8",
-                    metrics_render(app->metrics));
-}
-
 const struct http_route api_routes[] = {
     {.method = "POST",
      .pattern = "/register",
@@ -72,8 +56,6 @@ const struct http_route api_routes[] = {
      .content_type = "application/json"},
     {.method = "POST", .pattern = "/emails/*/reconcile", .handler = api_reconcile},
     {.method = "GET", .pattern = "/dlq", .handler = api_dlq},
-    {.method = "GET", .pattern = "/healthz", .handler = api_healthz, .flags = HTTP_PUBLIC},
     {.method = "GET", .pattern = "/readyz", .handler = api_readyz, .flags = HTTP_PUBLIC},
-    {.method = "GET", .pattern = "/metrics", .handler = api_metrics, .flags = HTTP_PUBLIC},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

@@ -1,10 +1,11 @@
 /* main.c - warmup-service: read configuration, create the modules, serve
  * until SIGTERM/SIGINT, tear down.
  *
- * Threads: main (signals), the HTTP pool (libmicrohttpd), the outbox
- * publisher (outbox.c), the sending pipeline (sender.c, worker.c,
- * writer.c). Signals are blocked before any thread starts and
- * taken with sigwait() here.
+ * Threads: main (start-up, signals, shutdown), the HTTP pool
+ * (libmicrohttpd), the outbox publisher (outbox.c), the sending pipeline
+ * (sender.c, worker.c, writer.c). The shared start-up and shutdown are
+ * service.c's; warmup_vars lists the variables this service reads beyond
+ * svc_config_vars (--help).
  */
 #include "api.h"
 #include "app.h"
@@ -14,12 +15,54 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "sender.h"
+#include "service.h"
 #include "smtp/smtp_clients.h"
 #include "store.h"
 #include "wconfig.h"
 
-#include <stdlib.h>
 #include <string.h>
+
+static const struct svc_var warmup_vars[] = {
+    {"IMPORT_MAX_BYTES", "536870912", "largest CSV import body"},
+    {"CHOOSEN_SMTP_CLIENT_TYPE", "MAILPIT",
+     "the default client: GOOGLE, MAILPIT, CUSTOM or DRYRUN"},
+    {"GMAIL_SMTP_USERNAME", "", "GOOGLE: the account"},
+    {"GMAIL_SMTP_APP_PASSWORD", "", "GOOGLE: its app password (secret)"},
+    {"GMAIL_SMTP_HOST", "smtp.gmail.com", "GOOGLE: the server"},
+    {"GMAIL_SMTP_PORT", "587", "GOOGLE: its port (STARTTLS and AUTH always)"},
+    {"MAILPIT_SMTP_ADDR", "127.0.0.1:1025", "MAILPIT: HOST:PORT of a plain SMTP catcher"},
+    {"SMTP_HOST", "", "CUSTOM: the server (required)"},
+    {"SMTP_PORT", "25", "CUSTOM: its port"},
+    {"SMTP_TLS", "starttls", "CUSTOM: none, starttls (required) or tls (implicit)"},
+    {"SMTP_USERNAME", "", "CUSTOM: AUTH user, only over TLS or to a loopback host"},
+    {"SMTP_PASSWORD", "", "CUSTOM: AUTH password (secret)"},
+    {"SMTP_CA_FILE", "system store", "CUSTOM and GOOGLE: CA bundle for the server"},
+    {"SMTP_HELO", "", "EHLO name (else MESSAGE_ID_DOMAIN)"},
+    {"SMTP_SPOOL_DIR", "./data/spool", "DRYRUN: where .eml files are written"},
+    {"SMTP_CLIENTS_FILE", "", "JSON list of named clients (replaces the SMTP variables)"},
+    {"WORKERS", "4", "SMTP connections of the default client"},
+    {"SEND_TPM", "0", "the default client's messages per minute (0: no limit)"},
+    {"SMTP_CONNECT_TIMEOUT_MS", "10000", "connect and greeting time limit"},
+    {"SMTP_COMMAND_TIMEOUT_MS", "30000", "time limit of one SMTP command"},
+    {"SMTP_MESSAGE_TIMEOUT_MS", "120000", "time limit of one message's data"},
+    {"SMTP_BREAKER_BACKOFF_MS", "1000", "circuit breaker: first wait before a probe"},
+    {"SMTP_BREAKER_BACKOFF_MAX_MS", "60000", "circuit breaker: longest wait"},
+    {"RETRY_MAX", "5", "retries before a copy is dead-lettered"},
+    {"RETRY_BASE_MS", "1000", "first retry delay, doubling per retry"},
+    {"MESSAGE_ID_DOMAIN", "from's domain", "domain of the Message-IDs"},
+    {"SEND_BATCH", "32", "copies per SMTP call on one connection (1-64)"},
+    {"SEND_LEASE_SECONDS", "600", "lease of a claimed copy before /reconcile may requeue it"},
+    {"SHUTDOWN_GRACE_S", "10", "on SIGTERM, seconds SMTP sends in flight may finish"},
+    {NULL, NULL, NULL},
+};
+
+static const struct service_info warmup_info = {
+    .name = "warmup-service",
+    .summary = "Registers recipients, broadcasts emails to them over SMTP and publishes one "
+               "Kafka event per copy sent and per user registered.",
+    .default_port = 8080,
+    .vars = warmup_vars,
+};
 
 static double outbox_pending(void *arg)
 {
@@ -50,15 +93,13 @@ static void app_metrics(struct app *app)
                      app->outbox);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    struct service *svc = service_new(&warmup_info, argc, argv);
     struct wconfig cfg;
     char err[512];
-    sigset_t set;
-    svc_signals_block(&set);
-
     wconfig_load(&cfg);
-    struct app app = {.cfg = &cfg};
+    struct app app = {.cfg = &cfg, .metrics = service_metrics(svc)};
     /* before any thread starts: loading takes the secrets out of the
      * environment (setenv/unsetenv are not thread-safe) */
     struct smtp_clients clients;
@@ -78,7 +119,6 @@ int main(void)
     app.outbox = outbox_publisher_start(&oc, err, sizeof err);
     if (!app.outbox)
         log_fatal("outbox: %s", err);
-    app.metrics = metrics_new();
     app_metrics(&app);
     struct sender_config sc = {
         .store = app.store,
@@ -106,31 +146,19 @@ int main(void)
     for (size_t i = 0; i < api_nroutes; i++)
         if (routes[i].stream)
             routes[i].body_max = cfg.import_max_bytes;
-
-    struct http_config hc = {
-        .routes = routes,
-        .nroutes = api_nroutes,
-        .app = &app,
-        .metrics = app.metrics,
-    };
-    svc_http_config(&cfg.svc, &hc);
-    struct http_server *srv = http_start(&hc, err, sizeof err);
-    if (!srv)
+    if (service_http_start(svc, &cfg.svc, routes, api_nroutes, &app, err, sizeof err) != 0)
         log_fatal("http: %s", err);
     log_info("warmup-service listening on %s:%d (auth %s) db=%s kafka=%s smtp=%s",
-             cfg.svc.bind_addr, http_port(srv), cfg.svc.api_token ? "on" : "off", cfg.svc.db_path,
-             cfg.svc.kafka_brokers, clients.v[clients.default_idx].s.name);
+             cfg.svc.bind_addr, service_port(svc), cfg.svc.api_token ? "on" : "off",
+             cfg.svc.db_path, cfg.svc.kafka_brokers, clients.v[clients.default_idx].s.name);
 
-    int sig = svc_signals_wait(&set);
-    log_info("signal %d: shutting down", sig);
-    http_stop(srv);
+    service_wait(svc);
     sender_stop(app.sender); /* commits every outcome and its event into the outbox */
     smtp_clients_cleanup(&clients);
     outbox_publisher_stop(app.outbox, 5000);
-    metrics_free(app.metrics);
     store_free(app.store);
     dblock_release(lock);
     wconfig_cleanup(&cfg);
-    log_info("stopped");
+    service_free(svc);
     return 0;
 }

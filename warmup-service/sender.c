@@ -3,6 +3,7 @@
  * flag are guarded by s->lock; a campaign's paused flag and token bucket
  * are safe to touch from any thread. */
 #include "bqueue.h"
+#include "errbuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -231,6 +232,69 @@ static void client_metrics(struct sender *s, struct client_rt *cl)
                      lbl, circuit_open, &cl->br);
 }
 
+/* client_conns - the client's SMTP connections, one worker each */
+static int client_conns(const struct client_rt *cl)
+{
+    return cl->cfg->s.connections > 0 ? cl->cfg->s.connections : 1;
+}
+
+/* sender_halt - stop and join the threads started (every worker counted in
+ * nthreads; the dispatcher and writer as told); pthread_join on a thread
+ * never started is undefined */
+static void sender_halt(struct sender *s, bool dispatcher, bool writer)
+{
+    atomic_store(&s->stopping, true);
+    sender_notify(s);
+    if (dispatcher)
+        pthread_join(s->dispatcher, NULL);
+    /* workers release what is queued and finish the batch in hand, within
+     * the grace period; then their SMTP waits are cancelled and those
+     * copies released as well */
+    for (size_t i = 0; i < s->nclients; i++)
+        bqueue_close(s->clients[i].q);
+    struct timespec dl = time_mono_deadline(s->cfg.shutdown_grace_ms);
+    pthread_mutex_lock(&s->lock);
+    while (atomic_load(&s->workers_left) > 0 &&
+           pthread_cond_timedwait(&s->workers_done, &s->lock, &dl) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&s->lock);
+    int left = atomic_load(&s->workers_left);
+    if (left > 0) {
+        log_warn("shutdown: %d SMTP workers still busy after the %d ms grace; cancelling their "
+                 "sends (those copies are released and sent again later)",
+                 left, s->cfg.shutdown_grace_ms);
+        atomic_store(&s->cancel_io, true);
+    }
+    for (size_t i = 0; i < s->nclients; i++)
+        for (int t = 0; t < s->clients[i].nthreads; t++)
+            pthread_join(s->clients[i].threads[t], NULL);
+    bqueue_close(s->results); /* the writer drains it and exits */
+    if (writer)
+        pthread_join(s->writer, NULL);
+}
+
+/* sender_free - free what sender_start made, the threads joined */
+static void sender_free(struct sender *s)
+{
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client_rt *cl = &s->clients[i];
+        bqueue_free(cl->q);
+        ratelimit_free(cl->rl);
+        free(cl->threads);
+        pthread_mutex_destroy(&cl->why_lock);
+        smtp_breaker_cleanup(&cl->br);
+    }
+    for (size_t i = 0; i < s->ncamps; i++)
+        campaign_unref(s->camps[i]);
+    free(s->camps);
+    free(s->clients);
+    bqueue_free(s->results);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->workers_done);
+    free(s);
+}
+
 struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_t errlen)
 {
     struct sender *s = xcalloc(1, sizeof *s);
@@ -267,77 +331,54 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
         struct client_rt *cl = &s->clients[i];
         cl->cfg = &cfg->clients->v[i];
         cl->rl = ratelimit_new(cl->cfg->s.tpm);
-        cl->nthreads = cl->cfg->s.connections > 0 ? cl->cfg->s.connections : 1;
-        size_t qcap = (size_t)cl->nthreads * (size_t)s->cfg.batch * 4;
+        size_t qcap = (size_t)client_conns(cl) * (size_t)s->cfg.batch * 4;
         cl->q = bqueue_new(qcap < 64 ? 64 : qcap);
         pthread_mutex_init(&cl->why_lock, NULL);
         smtp_breaker_init(&cl->br, s->cfg.breaker_base_ms, s->cfg.breaker_max_ms,
                           (unsigned)time_now_ms() ^ (unsigned)(i * 2654435761u));
         client_metrics(s, cl);
     }
+    /* consumers before producers: the writer, the workers, then the
+     * dispatcher; a thread that cannot start stops those started */
+    bool writer = false;
+    int rc = pthread_create(&s->writer, NULL, writer_main, s);
+    if (rc != 0)
+        goto fail;
+    writer = true;
     for (size_t i = 0; i < s->nclients; i++) {
         struct client_rt *cl = &s->clients[i];
-        cl->threads = xcalloc((size_t)cl->nthreads, sizeof *cl->threads);
-        for (int t = 0; t < cl->nthreads; t++) {
+        int want = client_conns(cl);
+        cl->threads = xcalloc((size_t)want, sizeof *cl->threads);
+        for (; cl->nthreads < want; cl->nthreads++) {
             struct worker_arg *wa = xmalloc(sizeof *wa);
             wa->s = s;
             wa->cl = cl;
             atomic_fetch_add(&s->workers_left, 1);
-            pthread_create(&cl->threads[t], NULL, worker_main, wa);
+            rc = pthread_create(&cl->threads[cl->nthreads], NULL, worker_main, wa);
+            if (rc != 0) {
+                atomic_fetch_sub(&s->workers_left, 1);
+                free(wa);
+                goto fail;
+            }
         }
     }
-    pthread_create(&s->writer, NULL, writer_main, s);
-    pthread_create(&s->dispatcher, NULL, dispatcher_main, s);
+    rc = pthread_create(&s->dispatcher, NULL, dispatcher_main, s);
+    if (rc != 0)
+        goto fail;
     return s;
+fail:
+    errbuf_set(errbuf, errlen, "cannot start a thread: %s", strerror(rc));
+    sender_halt(s, false, writer);
+    sender_free(s);
+    return NULL;
 }
 
 void sender_stop(struct sender *s)
 {
     if (!s)
         return;
-    atomic_store(&s->stopping, true);
-    sender_notify(s);
-    pthread_join(s->dispatcher, NULL);
-    /* workers release what is queued and finish the batch in hand, within
-     * the grace period; then their SMTP waits are cancelled and those
-     * copies released as well */
-    for (size_t i = 0; i < s->nclients; i++)
-        bqueue_close(s->clients[i].q);
-    struct timespec dl = time_mono_deadline(s->cfg.shutdown_grace_ms);
-    pthread_mutex_lock(&s->lock);
-    while (atomic_load(&s->workers_left) > 0 &&
-           pthread_cond_timedwait(&s->workers_done, &s->lock, &dl) != ETIMEDOUT)
-        ;
-    pthread_mutex_unlock(&s->lock);
-    int left = atomic_load(&s->workers_left);
-    if (left > 0) {
-        log_warn("shutdown: %d SMTP workers still busy after the %d ms grace; cancelling their "
-                 "sends (those copies are released and sent again later)",
-                 left, s->cfg.shutdown_grace_ms);
-        atomic_store(&s->cancel_io, true);
-    }
-    for (size_t i = 0; i < s->nclients; i++)
-        for (int t = 0; t < s->clients[i].nthreads; t++)
-            pthread_join(s->clients[i].threads[t], NULL);
-    bqueue_close(s->results); /* the writer drains it and exits */
-    pthread_join(s->writer, NULL);
-    for (size_t i = 0; i < s->nclients; i++) {
-        struct client_rt *cl = &s->clients[i];
-        bqueue_free(cl->q);
-        ratelimit_free(cl->rl);
-        free(cl->threads);
-        pthread_mutex_destroy(&cl->why_lock);
-        smtp_breaker_cleanup(&cl->br);
-    }
-    for (size_t i = 0; i < s->ncamps; i++)
-        campaign_unref(s->camps[i]);
-    free(s->camps);
-    free(s->clients);
-    bqueue_free(s->results);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->wake);
-    pthread_cond_destroy(&s->workers_done);
-    free(s);
+    sender_halt(s, true, true);
+    sender_free(s);
 }
 
 bool sender_smtp_ok(struct sender *s, char *why, size_t len)

@@ -4,6 +4,57 @@
 # CSV import, restarts, and a broker outage that loses nothing.
 . "$(dirname "$0")/lib.sh"
 
+# --- the command line: --version, --help (the service does not start), bad arguments
+version=$(sed -n "s/^ *version: '\([^']*\)'.*/\1/p" "$SRC_DIR/meson.build" | head -1)
+for svc in warmup health; do
+  bin=$WARMUP_BIN; [ $svc = health ] && bin=$HEALTH_BIN
+  out=$(cd "$TMP" && "$bin" --version 2>&1); rc=$?
+  eq "$svc-service --version prints meson's version, exits 0" "$rc $out" "0 $svc-service $version"
+  (cd "$TMP" && DB_PATH="$TMP/$svc-help.db" PORT=1 "$bin" --help > "$TMP/$svc.help" 2> "$TMP/$svc.help.err"); rc=$?
+  eq "$svc-service --help exits 0 and writes nothing on stderr" "$rc $(wc -c < "$TMP/$svc.help.err")" "0 0"
+  check "$svc-service --help starts nothing (no database file)" -- test ! -e "$TMP/$svc-help.db"
+  check "$svc-service --help shows a usage line" -- grep -q "^Usage: $svc-service \[--help | --version\]" "$TMP/$svc.help"
+  (cd "$TMP" && DB_PATH="$TMP/$svc-bad.db" "$bin" --bogus > "$TMP/$svc.bad" 2> "$TMP/$svc.bad.err"); rc=$?
+  eq "$svc-service with an unknown argument exits 2, nothing on stdout" "$rc $(wc -c < "$TMP/$svc.bad")" "2 0"
+  check "$svc-service with an unknown argument: the usage on stderr" -- grep -q "^Usage: $svc-service" "$TMP/$svc.bad.err"
+  check "$svc-service with an unknown argument starts nothing" -- test ! -e "$TMP/$svc-bad.db"
+done
+# every variable the code reads is in --help and in the README's Configuration
+# table, and nothing else is: one list per service cannot drift from the other two
+$PY - "$SRC_DIR" "$TMP/warmup.help" "$TMP/health.help" > "$TMP/vars.out" 2>&1 <<'PY'
+import glob, re, sys
+src, helps = sys.argv[1], {"warmup": sys.argv[2], "health": sys.argv[3]}
+def code_vars(dirs):
+    call = re.compile(r'\b(?:config_[a-z_]+|env_[a-z_]+)\(\s*"([A-Z][A-Z0-9_]*)"')
+    return {m for d in dirs for f in glob.glob(f"{src}/{d}/**/*.c", recursive=True)
+            for m in call.findall(open(f, encoding="utf-8").read())}
+readme = open(f"{src}/README.md", encoding="utf-8").read()
+conf = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+table = {"warmup": set(), "health": set()}
+for row in conf.splitlines():
+    cells = [c.strip() for c in row.strip().strip("|").split("|")]
+    if len(cells) < 4 or not cells[0].startswith("`"):
+        continue
+    for svc in table:
+        if cells[1] in ("both", svc):
+            table[svc] |= set(re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[0]))
+bad = 0
+for svc, help_file in helps.items():
+    text = open(help_file, encoding="utf-8").read().split("\n  variable ", 1)[1]
+    shown = set(re.findall(r"^  ([A-Z][A-Z0-9_]*) ", text, re.M))
+    code = code_vars(["libshared", f"{svc}-service"])
+    for name, got in (("--help", shown), ("README", table[svc])):
+        for v in sorted(code - got):
+            print(f"{svc}-service reads {v}, missing from {name}"); bad = 1
+        for v in sorted(got - code):
+            print(f"{svc}-service {name} lists {v}, which the code does not read"); bad = 1
+print(f"{len(code_vars(['libshared', 'warmup-service']))} + "
+      f"{len(code_vars(['libshared', 'health-service']))} variables")
+sys.exit(bad)
+PY
+ok $? "--help, the README's Configuration table and the code read the same variables"
+sed 's/^/# /' "$TMP/vars.out"
+
 start_broker "$TMP/broker" || { ok 1 "broker starts"; finish; exit 1; }
 ok 0 "kafka-dev-broker starts at $BROKERS"
 WP=$(freeport); HP=$(freeport)
