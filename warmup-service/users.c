@@ -1,11 +1,10 @@
 /* users.c - registration validation and the user.registered event. */
 #include "users.h"
-#include "jsonx.h"
+#include "event.h"
 #include "timeutil.h"
 #include "utf8.h"
 #include "xalloc.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,15 +38,13 @@ int user_input_make(struct user_input *u, const char *name, const char *email_id
     memcpy(u->name, name, nlen + 1);
     time_rfc3339_ms(time_now_ms(), u->created_at, sizeof u->created_at);
 
-    json_object *ev = json_object_new_object();
-    json_object_object_add(ev, "v", json_object_new_int(1));
-    json_object_object_add(ev, "type", json_object_new_string("user.registered"));
-    json_object_object_add(ev, "email_id", json_object_new_string(u->addr.norm));
-    json_object_object_add(ev, "name", json_object_new_string(u->name));
-    json_object_object_add(ev, "domain", json_object_new_string(u->addr.domain));
-    json_object_object_add(ev, "at", json_object_new_string(u->created_at));
-    u->event = jsonx_to_string(ev);
-    json_object_put(ev);
+    struct event_user_registered ev = {
+        .email_id = u->addr.norm,
+        .name = u->name,
+        .domain = u->addr.domain,
+        .at = u->created_at,
+    };
+    u->event = event_encode_user_registered(&ev);
     return 0;
 }
 

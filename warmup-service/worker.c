@@ -13,7 +13,7 @@
  * are released too; the one in flight is charged an attempt. */
 #include "buf.h"
 #include "bqueue.h"
-#include "jsonx.h"
+#include "event.h"
 #include "log.h"
 #include "metrics.h"
 #include "mime.h"
@@ -53,38 +53,30 @@ static const char *domain_of(const char *addr)
     return at ? at + 1 : "";
 }
 
+/* make_event - the copy's email.sent, or email.failed with the reply */
 static char *make_event(const struct campaign *c, const struct job *j, const char *msgid,
                         const char *client, const struct smtp_result *res, bool sent)
 {
-    char at[32];
-    time_rfc3339_ms(time_now_ms(), at, sizeof at);
-    json_object *o = json_object_new_object();
-    /* constant keys, each added once: json-c neither copies nor looks them up */
-    const unsigned fl = JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT;
-    json_object_object_add_ex(o, "v", json_object_new_int(1), fl);
-    json_object_object_add_ex(o, "type",
-                              json_object_new_string(sent ? "email.sent" : "email.failed"), fl);
-    json_object_object_add_ex(o, "message_id", json_object_new_string(msgid), fl);
-    json_object_object_add_ex(o, "broadcast_id", json_object_new_string(c->info.message_id), fl);
-    json_object_object_add_ex(o, "email_id", json_object_new_int64(c->info.id), fl);
-    json_object_object_add_ex(o, "recipient", json_object_new_string(j->claim.recipient), fl);
-    json_object_object_add_ex(o, "domain", json_object_new_string(domain_of(j->claim.recipient)),
-                              fl);
-    json_object_object_add_ex(o, "smtp_client", json_object_new_string(client), fl);
-    /* the contract: email.failed has the same fields (sent_at = the last attempt) */
-    json_object_object_add_ex(o, "sent_at", json_object_new_string(at), fl);
+    char reply[600];
+    struct event_email_sent ev = {
+        .failed = !sent,
+        .message_id = msgid,
+        .broadcast_id = c->info.message_id,
+        .email_id = c->info.id,
+        .recipient = j->claim.recipient,
+        .domain = domain_of(j->claim.recipient),
+        .smtp_client = client,
+        .sent_at_ms = time_now_ms(), /* for email.failed: the last attempt */
+    };
     if (!sent) {
-        char reply[600];
         if (res->code && strncmp(res->text, "", 1) != 0 &&
             !(res->text[0] >= '0' && res->text[0] <= '9'))
             snprintf(reply, sizeof reply, "%d %s", res->code, res->text);
         else
             snprintf(reply, sizeof reply, "%s", res->text);
-        json_object_object_add_ex(o, "smtp_reply", json_object_new_string(reply), fl);
+        ev.smtp_reply = reply;
     }
-    char *s = jsonx_to_string(o);
-    json_object_put(o);
-    return s;
+    return event_encode_email_sent(&ev);
 }
 
 /* retry_delay - exponential backoff with +-25% jitter: each delay is still

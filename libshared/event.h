@@ -1,0 +1,103 @@
+/* event.h - the Kafka events both services exchange (README.md, "Events"):
+ * the one owner of their type names, field names and schema version.
+ * Producers encode a struct into the JSON value; consumers decode a value
+ * into the same struct, validated. A new event type is one enum value, one
+ * struct, one encoder and one decoder here.
+ *
+ * Types, their topic (KAFKA_TOPIC names the two) and message key:
+ *   user.registered  user topic (emailId-events)  key = the domain
+ *   email.sent       email topic (email-events)   key = the copy's Message-ID
+ *   email.failed     email topic                  key = the copy's Message-ID
+ *
+ * Encoding: strings in the struct are borrowed for the call; the caller
+ * frees the returned text. Decoding: unknown fields are ignored, a missing
+ * or mistyped field, another schema version or an unexpected type is
+ * refused with the reason; the decoded strings live in one allocation
+ * owned by the struct (event_cleanup). Pure, any thread.
+ */
+#ifndef EVENT_H
+#define EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EVENT_VERSION 1             /* the "v" every event carries */
+#define EVENT_MAX_BYTES (64 * 1024) /* a longer value is refused unread */
+#define EVENT_TYPE_MAX 64           /* the longest "type" read */
+
+enum event_type {
+    EVENT_NONE = 0,
+    EVENT_USER_REGISTERED, /* "user.registered" */
+    EVENT_EMAIL_SENT,      /* "email.sent" */
+    EVENT_EMAIL_FAILED,    /* "email.failed": a copy was dead-lettered */
+    EVENT_TYPE_COUNT
+};
+
+/* a set of types, for event_decode */
+#define EVENT_BIT(t) (1u << (t))
+/* the types each topic carries */
+#define EVENT_ON_USER_TOPIC EVENT_BIT(EVENT_USER_REGISTERED)
+#define EVENT_ON_EMAIL_TOPIC (EVENT_BIT(EVENT_EMAIL_SENT) | EVENT_BIT(EVENT_EMAIL_FAILED))
+
+/* user.registered: a recipient was registered */
+struct event_user_registered {
+    const char *email_id; /* the address; decoded: normalised (addr.h) */
+    const char *name;
+    const char *domain; /* the address's domain, lower-cased */
+    const char *at;     /* the registration time, RFC 3339, as written */
+    char *block;        /* decoded: holds the strings above */
+};
+
+/* email.sent (a copy accepted by the SMTP server) or, when failed,
+ * email.failed (a copy dead-lettered): the same fields plus smtp_reply */
+struct event_email_sent {
+    bool failed;
+    const char *message_id;   /* the copy's, <...@...> */
+    const char *broadcast_id; /* the broadcast's Message-ID, <...@...> */
+    int64_t email_id;         /* the broadcast, >= 1 */
+    const char *recipient;    /* decoded: normalised */
+    const char *domain;       /* the recipient's domain, lower-cased */
+    const char *smtp_client;
+    int64_t sent_at_ms;     /* the (last) attempt; decoded: 0 when an
+                             * email.failed has no sent_at */
+    const char *smtp_reply; /* email.failed only; may be NULL */
+    char *block;            /* decoded: holds the strings above */
+};
+
+/* a decoded event: type says which member is set */
+struct event {
+    enum event_type type;
+    union {
+        struct event_user_registered user_registered;
+        struct event_email_sent email_sent; /* EVENT_EMAIL_SENT and _FAILED */
+    };
+};
+
+/* event_type_name - "user.registered", ...; NULL for no type */
+const char *event_type_name(enum event_type t);
+/* event_type_parse - the type named name, or EVENT_NONE */
+enum event_type event_type_parse(const char *name);
+
+/* event_encode_user_registered / event_encode_email_sent - the event's
+ * JSON value (fields in the README's order); caller frees. sent_at is
+ * written unless an email.failed has sent_at_ms 0, smtp_reply only for an
+ * email.failed that has one. */
+char *event_encode_user_registered(const struct event_user_registered *e);
+char *event_encode_email_sent(const struct event_email_sent *e);
+/* event_encode - the JSON value of ev, by its type; NULL for EVENT_NONE */
+char *event_encode(const struct event *ev);
+
+/* event_decode - a v1 event of one of the types in accept (EVENT_BIT set)
+ * into *out (zeroed first): 0, or -1 with the reason (empty, too large,
+ * bad JSON, not an object, unknown version, unexpected type, a missing,
+ * mistyped or oversized field, an invalid address, a domain not matching
+ * the address, a Message-ID without brackets, a sent_at that is not an
+ * RFC 3339 UTC time); a refused event holds nothing. The caller releases
+ * a decoded event with event_cleanup. */
+int event_decode(const char *text, size_t len, unsigned accept, struct event *out, char *errbuf,
+                 size_t errlen);
+/* event_cleanup - free what event_decode allocated; a zeroed event is fine */
+void event_cleanup(struct event *ev);
+
+#endif
