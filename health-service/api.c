@@ -1,35 +1,92 @@
-/* api.c - the health service's HTTP handlers and route table.
+/* api.c - the health service's HTTP handlers and route table (service.c
+ * adds /healthz and /metrics).
  * HTTP pool threads; reads only (the consumer thread writes). */
 #include "happ.h"
 #include "hstore.h"
 #include "httpd.h"
 #include "kconsumer.h"
-#include "metrics.h"
+#include "timeutil.h"
 #include "api.h"
 
 #include "loops/loops.h"
 
-#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* time_json - ms since the epoch as an RFC 3339 string */
+static json_object *time_json(int64_t ms)
+{
+    char at[32];
+    time_rfc3339_ms(ms, at, sizeof at);
+    return json_object_new_string(at);
+}
+
+/* placement_json - the counters of p into o, in the contract's order */
+static void placement_json(json_object *o, const struct hplacement *p)
+{
+    json_object_object_add(o, "delivered", json_object_new_int64(p->delivered));
+    json_object_object_add(o, "spam", json_object_new_int64(p->spam));
+    json_object_object_add(o, "opened", json_object_new_int64(p->opened));
+    json_object_object_add(o, "read", json_object_new_int64(p->read));
+    json_object_object_add(o, "bounced", json_object_new_int64(p->bounced));
+}
+
+/* domain_json - a /domains entry, with the domain's feedback loop */
+static json_object *domain_json(const struct hstore_domain *d, const char *loop)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "domain", json_object_new_string(d->domain));
+    json_object_object_add(o, "users", json_object_new_int64(d->users));
+    json_object_object_add(o, "first_seen", json_object_new_string(d->first_seen));
+    json_object_object_add(o, "last_seen", json_object_new_string(d->last_seen));
+    json_object_object_add(o, "tracked", json_object_new_int64(d->n.tracked));
+    json_object_object_add(o, "checked", json_object_new_int64(d->checked));
+    json_object_object_add(o, "last_round_at", d->has_round ? time_json(d->last_round_at) : NULL);
+    json_object_object_add(o, "last_error",
+                           d->last_error ? json_object_new_string(d->last_error) : NULL);
+    placement_json(o, &d->n);
+    json_object_object_add(o, "loop", json_object_new_string(loop));
+    return o;
+}
+
 static void api_domains(struct http_request *req, struct http_response *resp)
 {
     struct happ *app = req->app;
-    json_object *arr = hstore_domains(app->store);
-    if (!arr) {
+    struct hstore_domain *d;
+    size_t n;
+    if (hstore_domains(app->store, &d, &n) != 0) {
         http_reply_error(resp, 503, "unavailable", "the domain list could not be read");
         return;
     }
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        json_object *d = json_object_array_get_idx(arr, i), *name;
-        json_object_object_get_ex(d, "domain", &name);
-        const struct loop_entry *e = loops_config_for(app->loops, json_object_get_string(name));
-        json_object_object_add(d, "loop", json_object_new_string(e ? e->ops->name : "none"));
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < n; i++) {
+        const struct loop_entry *e = loops_config_for(app->loops, d[i].domain);
+        json_object_array_add(arr, domain_json(&d[i], e ? e->ops->name : "none"));
     }
+    hstore_domains_free(d, n);
     http_reply_json(resp, 200, arr);
+}
+
+/* stats_json - the /mail_stats object of t (a copy's with its recipient
+ * and domain) */
+static json_object *stats_json(const struct hstore_stats *t)
+{
+    const struct hplacement *p = &t->n;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "email_id", json_object_new_int64(t->email_id));
+    json_object_object_add(o, "message_id", json_object_new_string(t->message_id));
+    json_object_object_add(o, "tracked", json_object_new_int64(p->tracked));
+    placement_json(o, p);
+    int64_t pending = p->tracked - p->delivered - p->spam - p->bounced;
+    json_object_object_add(o, "pending", json_object_new_int64(pending > 0 ? pending : 0));
+    json_object_object_add(o, "checked_at", t->checked ? time_json(t->checked_at) : NULL);
+    if (t->recipient)
+        json_object_object_add(o, "recipient", json_object_new_string(t->recipient));
+    if (t->domain)
+        json_object_object_add(o, "domain", json_object_new_string(t->domain));
+    return o;
 }
 
 /* normalize_mail_id - strip surrounding quotes, add the angle brackets
@@ -58,21 +115,17 @@ static void api_mail_stats(struct http_request *req, struct http_response *resp)
 {
     struct happ *app = req->app;
     const char *mid = http_query(req, "mail_id"), *eid = http_query(req, "email_id");
-    json_object *o = NULL;
+    struct hstore_stats t;
     int rc;
     if ((mid && eid) || (!mid && !eid)) {
         http_reply_error(resp, 400, "invalid_query", "give exactly one of mail_id or email_id");
         return;
     }
     if (eid) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(eid, &end, 10);
-        if (errno || end == eid || *end || v <= 0) {
-            http_reply_error(resp, 400, "invalid_query", "email_id must be a positive integer");
+        int64_t v;
+        if (http_query_int(req, resp, "email_id", 0, 1, INT64_MAX, &v) != 0)
             return;
-        }
-        rc = hstore_stats_email(app->store, v, NULL, &o);
+        rc = hstore_stats_email(app->store, v, NULL, &t);
     } else {
         char id[1024];
         if (normalize_mail_id(mid, id, sizeof id) != 0) {
@@ -80,54 +133,40 @@ static void api_mail_stats(struct http_request *req, struct http_response *resp)
                              "mail_id must be a Message-ID like <email-1@example.com>");
             return;
         }
-        rc = hstore_stats_email(app->store, 0, id, &o);
+        rc = hstore_stats_email(app->store, 0, id, &t);
         if (rc == 1)
-            rc = hstore_stats_copy(app->store, id, &o);
+            rc = hstore_stats_copy(app->store, id, &t);
     }
-    if (rc == 1)
+    if (rc == 1) {
         http_reply_error(resp, 404, "not_found", "no email or copy with that id is tracked");
-    else if (rc != 0)
+    } else if (rc != 0) {
         http_reply_error(resp, 503, "unavailable", "the stats could not be read");
-    else
-        http_reply_json(resp, 200, o);
+    } else {
+        http_reply_json(resp, 200, stats_json(&t));
+        hstore_stats_cleanup(&t);
+    }
 }
 
 static void api_all_mail_stats(struct http_request *req, struct http_response *resp)
 {
     struct happ *app = req->app;
-    const char *l = http_query(req, "limit"), *off = http_query(req, "offset");
-    long long limit = 100, offset = 0;
-    char *end;
-    if (l) {
-        errno = 0;
-        limit = strtoll(l, &end, 10);
-        if (errno || end == l || *end || limit < 1 || limit > 1000) {
-            http_reply_error(resp, 400, "invalid_query", "limit must be an integer from 1 to 1000");
-            return;
-        }
-    }
-    if (off) {
-        errno = 0;
-        offset = strtoll(off, &end, 10);
-        if (errno || end == off || *end || offset < 0) {
-            http_reply_error(resp, 400, "invalid_query", "offset must be a non-negative integer");
-            return;
-        }
-    }
-    json_object *o = hstore_all_stats(app->store, limit, offset);
-    if (!o) {
+    int64_t limit, offset;
+    struct hstore_stats *t;
+    size_t n;
+    if (http_paging(req, resp, 100, 1000, &limit, &offset) != 0)
+        return;
+    if (hstore_all_stats(app->store, limit, offset, &t, &n) != 0) {
         http_reply_error(resp, 503, "unavailable", "the stats could not be read");
         return;
     }
-    http_reply_json(resp, 200, o);
-}
-
-static void api_healthz(struct http_request *req, struct http_response *resp)
-{
-    (void)req;
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "status", json_object_new_string("ok"));
-    http_reply_json(resp, 200, o);
+    json_object *all = json_object_new_object();
+    for (size_t i = 0; i < n; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "%lld", (long long)t[i].email_id);
+        json_object_object_add(all, key, stats_json(&t[i]));
+    }
+    hstore_stats_free(t, n);
+    http_reply_json(resp, 200, all);
 }
 
 static void api_readyz(struct http_request *req, struct http_response *resp)
@@ -147,19 +186,10 @@ static void api_readyz(struct http_request *req, struct http_response *resp)
     http_reply_json(resp, ready ? 200 : 503, o);
 }
 
-static void api_metrics(struct http_request *req, struct http_response *resp)
-{
-    struct happ *app = req->app;
-    http_reply_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8",
-                    metrics_render(app->metrics));
-}
-
 const struct http_route api_routes[] = {
     {.method = "GET", .pattern = "/domains", .handler = api_domains},
     {.method = "GET", .pattern = "/mail_stats", .handler = api_mail_stats},
     {.method = "GET", .pattern = "/all_mail_stats", .handler = api_all_mail_stats},
-    {.method = "GET", .pattern = "/healthz", .handler = api_healthz, .flags = HTTP_PUBLIC},
     {.method = "GET", .pattern = "/readyz", .handler = api_readyz, .flags = HTTP_PUBLIC},
-    {.method = "GET", .pattern = "/metrics", .handler = api_metrics, .flags = HTTP_PUBLIC},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

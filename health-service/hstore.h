@@ -1,15 +1,25 @@
-/* hstore.h - the health service's SQLite store: known users and domains,
- * tracked copies and their counters.
+/* hstore.h - the health service's store: known users and domains, tracked
+ * copies and their counters. The interface every storage backend
+ * implements; today SQLite (hstore_sqlite*.c), later PostgreSQL.
  *
- * The copies are spread over a few SQLite files by their Message-ID's
- * hash, each with its own writer connection and lock, so that a batch's
- * inserts run on as many CPUs (hstore_int.h). Writes come from the
- * consumer's writer thread (ingest; the other files' parts on threads of
- * their own for the batch) and the scheduler's workers (check results);
- * reads from HTTP threads on one reader connection that sees every file
- * (r_lock). Applying an event is idempotent: a user.registered for an
- * address or a copy event for a Message-ID already seen changes nothing,
- * so a redelivered event is harmless.
+ * Callers get plain structs, never JSON: the HTTP answers are built in
+ * api.c. Strings in a returned struct are owned by it and freed by the
+ * function named beside it; arguments are borrowed for the call.
+ *
+ * The seam is a const struct hstore_ops (as the FeedbackLoop and
+ * SmtpClient plugins): the backend is chosen at run time by hstore_open
+ * (DB_PATH today, a postgres:// DATABASE_URL later), so a link-time set
+ * of functions would not do; one indirect call per operation costs
+ * nothing next to a query. A backend embeds struct hstore as the first
+ * member of its own state and fills every op (key_copies may be NULL).
+ *
+ * Threads: writes come from the consumer's writer thread (apply_events)
+ * and the scheduler's workers (apply_checks); reads from HTTP threads
+ * and the scheduler; key_copies from the consumer's thread while the
+ * previous batch is applied. A backend serialises what it must. Applying
+ * an event is idempotent: a user.registered for an address or a copy
+ * event for a Message-ID already seen changes nothing, so a redelivered
+ * event is harmless.
  */
 #ifndef HSTORE_H
 #define HSTORE_H
@@ -17,87 +27,153 @@
 #include "events.h"
 #include "loops/feedback_loop.h"
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct hstore;
+/* what is known of tracked copies (an email's, a domain's or one copy's);
+ * opened and read are subsets of delivered */
+struct hplacement {
+    int64_t tracked, delivered, spam, opened, read, bounced;
+};
 
-/* hstore_open - the store at path (made if missing); a new store spreads
- * its copies over HSTORE_SHARDS_DEFAULT files (hstore_open_shards) */
+/* a known domain (/domains) */
+struct hstore_domain {
+    char *domain;                 /* owned */
+    char *first_seen, *last_seen; /* owned, RFC 3339 text as stored */
+    int64_t users;                /* registered */
+    int64_t checked;              /* copies checked at least once */
+    bool has_round;               /* a feedback-loop round ran */
+    int64_t last_round_at;        /* ms since the epoch, if has_round */
+    char *last_error;             /* owned; NULL: the last round succeeded */
+    struct hplacement n;
+};
+
+/* the /mail_stats figures of a broadcast (its copies summed) or a copy */
+struct hstore_stats {
+    int64_t email_id;
+    char *message_id; /* owned: the broadcast's, or the copy's */
+    struct hplacement n;
+    bool checked;             /* some copy was checked */
+    int64_t checked_at;       /* the last check, ms since the epoch, if checked */
+    char *recipient, *domain; /* owned; a copy's only (NULL for a broadcast) */
+};
+
+/* a copy handed to a feedback loop, with what was known before the round */
+struct hcopy {
+    struct fl_copy fl;            /* message_id and recipient point into the strings below */
+    char *message_id, *recipient; /* owned (hstore_copies_free) */
+    int64_t email_id;
+    enum fl_placement old_placement;
+    bool old_opened, old_read;
+    /* the backend's: where the copy is stored (SQLite: file and rowid) */
+    int64_t id;
+    int shard;
+};
+
+struct hstore_ops;
+/* a store: the backend's state begins with this */
+struct hstore {
+    const struct hstore_ops *ops;
+};
+
+/* ---- what callers use (hstore.c dispatches to the backend) ---------- */
+
+/* hstore_open - the store at path (SQLite; made if missing); NULL with the
+ * reason in errbuf. hstore_free(NULL) is a no-op. */
 struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen);
-/* hstore_open_shards - the same; a new store gets nshards files (a power
- * of two, 1..8); a store keeps the count it was made with */
-struct hstore *hstore_open_shards(const char *path, int nshards, char *errbuf, size_t errlen);
 void hstore_free(struct hstore *s);
 
 /* hstore_apply_events - record users (and their domains) and copies
  * (email.sent: tracked; email.failed: bounced) in ONE transaction;
  * *new_users / *new_copies count what was not seen before (a redelivered
- * event changes nothing). 0 on commit, -1 (nothing written) on error. */
+ * event changes nothing). 0 on commit, -1 (nothing written) on error.
+ * The events are borrowed. */
 int hstore_apply_events(struct hstore *s, const struct user_event *users, size_t nu,
                         const struct copy_event *copies, size_t nc, size_t *new_users,
                         size_t *new_copies);
-
 /* hstore_key_copies - give each copy its store key and put the copies in
- * the order the store applies them (by key, then as they came). Optional
- * (hstore_apply_events does it for copies not keyed), and callable on any
- * thread: the pipelined ingest does it while the previous batch is stored. */
+ * the order the store applies them (copy_event's key, seq, keyed).
+ * Optional (hstore_apply_events does it for copies not keyed), and
+ * callable on any thread: the pipelined ingest does it while the previous
+ * batch is stored. */
 void hstore_key_copies(struct hstore *s, struct copy_event *copies, size_t n);
 
-/* hstore_domains - [{"domain","users","tracked","checked","first_seen",
- * "last_seen","last_round_at","last_error","delivered","spam","opened",
- * "read","bounced"}] by name; caller puts. NULL on error. */
-json_object *hstore_domains(struct hstore *s);
+/* hstore_domains - every known domain, by name, into a new array
+ * (hstore_domains_free); 0 or -1 */
+int hstore_domains(struct hstore *s, struct hstore_domain **out, size_t *n);
+void hstore_domains_free(struct hstore_domain *d, size_t n);
+/* hstore_domain_count - known domains, -1 on error */
 int64_t hstore_domain_count(struct hstore *s);
-
-/* what is known of a domain's tracked copies (opened and read are subsets
- * of delivered) */
-struct hplacement {
-    int64_t tracked, delivered, spam, opened, read, bounced;
-};
 /* hstore_domain_placement - 0 and *out filled; 1 unknown domain; -1 error */
 int hstore_domain_placement(struct hstore *s, const char *domain, struct hplacement *out);
-bool hstore_ping(struct hstore *s);
 /* hstore_domain_names - every known domain, sorted; caller frees each and
- * the array */
+ * the array. 0 or -1. */
 int hstore_domain_names(struct hstore *s, char ***names, size_t *n);
-
-/* ---- tracked copies (hstore_copies.c) ------------------------------- */
-
-/* a copy handed to a feedback loop, with what was known before the round */
-struct hcopy {
-    struct fl_copy fl; /* message_id and recipient point into the strings below */
-    char *message_id, *recipient;
-    int64_t id; /* the copy's row in its file */
-    int shard;  /* the file */
-    int64_t email_id;
-    enum fl_placement old_placement;
-    bool old_opened, old_read;
-};
+/* hstore_ping - the store answers */
+bool hstore_ping(struct hstore *s);
 
 /* hstore_open_copies - up to max copies of domain sent since since_ms and
- * not bounced, oldest first, into a new array (hstore_copies_free) */
+ * not bounced, oldest first, into a new array (hstore_copies_free, also
+ * on error); 0 or -1 */
 int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
                        struct hcopy **out, size_t *n);
 void hstore_copies_free(struct hcopy *c, size_t n);
-/* hstore_apply_checks - a round's results for domain in ONE transaction:
- * copies (FL_UNKNOWN keeps what was known), the emails' counters, the
- * domain's checked count, round time and error (NULL: none) */
+/* hstore_apply_checks - a round's results for domain: copies
+ * (FL_UNKNOWN keeps what was known), the emails' counters, the domain's
+ * checked count, round time and error (NULL: none); 0 or -1 */
 int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy *c, size_t n,
                         int64_t now_ms, const char *error);
 
-/* hstore_stats_email - the /mail_stats object of a broadcast, by email_id
- * (broadcast_id NULL) or by broadcast Message-ID; 0, 1 unknown, -1 error */
+/* hstore_stats_email - a broadcast's figures, by email_id (broadcast_id
+ * NULL) or by its Message-ID, into *out (hstore_stats_cleanup); 0, 1
+ * unknown, -1 error (*out untouched unless 0) */
 int hstore_stats_email(struct hstore *s, int64_t email_id, const char *broadcast_id,
-                       json_object **out);
-/* hstore_stats_copy - the same shape for one copy, with recipient and
- * domain; 0, 1 unknown, -1 error */
-int hstore_stats_copy(struct hstore *s, const char *message_id, json_object **out);
-/* hstore_all_stats - {"<email_id>": {...}, ...} by email_id; NULL on error */
-json_object *hstore_all_stats(struct hstore *s, int64_t limit, int64_t offset);
-/* hstore_tracked_count - copies tracked (all emails) */
+                       struct hstore_stats *out);
+/* hstore_stats_copy - one copy's figures, with recipient and domain; as
+ * hstore_stats_email */
+int hstore_stats_copy(struct hstore *s, const char *message_id, struct hstore_stats *out);
+void hstore_stats_cleanup(struct hstore_stats *t);
+/* hstore_all_stats - every broadcast's figures by email_id, at most limit
+ * from offset, into a new array (hstore_stats_free); 0 or -1 */
+int hstore_all_stats(struct hstore *s, int64_t limit, int64_t offset, struct hstore_stats **out,
+                     size_t *n);
+void hstore_stats_free(struct hstore_stats *t, size_t n);
+/* hstore_tracked_count - copies tracked (all emails), -1 on error */
 int64_t hstore_tracked_count(struct hstore *s);
+
+/* ---- what a backend implements -------------------------------------- */
+
+/* hstore_sqlite_open - the SQLite backend (hstore_sqlite.c): the store at
+ * path, its copies spread over nshards files if it is new (0: the
+ * default; a power of two up to 8); a store keeps the count it was made
+ * with. NULL with the reason in errbuf. */
+struct hstore *hstore_sqlite_open(const char *path, int nshards, char *errbuf, size_t errlen);
+
+/* Each op has the contract of the hstore_ function of the same name.
+ * Arrays and strings an op returns are allocated with the xalloc family:
+ * the hstore_*_free / cleanup functions free them whatever the backend. */
+struct hstore_ops {
+    const char *name; /* "sqlite" */
+    void (*free)(struct hstore *s);
+    int (*apply_events)(struct hstore *s, const struct user_event *users, size_t nu,
+                        const struct copy_event *copies, size_t nc, size_t *new_users,
+                        size_t *new_copies);
+    void (*key_copies)(struct hstore *s, struct copy_event *copies, size_t n); /* or NULL */
+    int (*domains)(struct hstore *s, struct hstore_domain **out, size_t *n);
+    int64_t (*domain_count)(struct hstore *s);
+    int (*domain_placement)(struct hstore *s, const char *domain, struct hplacement *out);
+    int (*domain_names)(struct hstore *s, char ***names, size_t *n);
+    int (*open_copies)(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
+                       struct hcopy **out, size_t *n);
+    int (*apply_checks)(struct hstore *s, const char *domain, const struct hcopy *c, size_t n,
+                        int64_t now_ms, const char *error);
+    int (*stats_email)(struct hstore *s, int64_t email_id, const char *broadcast_id,
+                       struct hstore_stats *out);
+    int (*stats_copy)(struct hstore *s, const char *message_id, struct hstore_stats *out);
+    int (*all_stats)(struct hstore *s, int64_t limit, int64_t offset, struct hstore_stats **out,
+                     size_t *n);
+    int64_t (*tracked_count)(struct hstore *s);
+};
 
 #endif

@@ -1,12 +1,11 @@
-/* hstore_checks.c - the scheduler's side of the store: a domain's open
+/* hstore_sqlite_checks.c - the scheduler's side of the SQLite store: a domain's open
  * copies (from every file, oldest first) and a round's results (each
  * file's copies and counters in a transaction on that file). Called from
  * the scheduler's worker threads; reads under r_lock, writes under the
  * w_lock of one file at a time. */
+#include "hstore_sqlite.h"
 #include "buf.h"
 #include "db.h"
-#include "hstore.h"
-#include "hstore_int.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -18,7 +17,7 @@
 /* open_copies_sql - the open copies of ?1 sent since ?2 in every file,
  * merged in sent_at order (each file's part comes from its copies_open
  * index in that order), at most ?3 */
-static char *open_copies_sql(const struct hstore *s)
+static char *open_copies_sql(const struct hsqlite *s)
 {
     struct buf b;
     buf_init(&b, 64 * 1024);
@@ -32,9 +31,10 @@ static char *open_copies_sql(const struct hstore *s)
     return buf_steal(&b);
 }
 
-int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
-                       struct hcopy **out, size_t *n)
+int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_ms, size_t max,
+                        struct hcopy **out, size_t *n)
 {
+    struct hsqlite *s = hsqlite(store);
     int r = SQLITE_ERROR;
     *n = 0;
     *out = xcalloc(max ? max : 1, sizeof **out);
@@ -67,15 +67,6 @@ int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, s
     return r == SQLITE_DONE ? 0 : -1;
 }
 
-void hstore_copies_free(struct hcopy *c, size_t n)
-{
-    for (size_t i = 0; c && i < n; i++) {
-        free(c[i].message_id);
-        free(c[i].recipient);
-    }
-    free(c);
-}
-
 struct stat_delta {
     int64_t email_id;
     int delivered, spam, opened, read;
@@ -85,7 +76,7 @@ struct stat_delta {
  * one transaction on it: the copies, their emails' counters, the
  * domain's counters in that file; file 0 also keeps the domain's round
  * time and error (its row made if the domain's copies are all elsewhere) */
-static int apply_file(struct hstore *s, int k, const char *domain, const struct hcopy *c, size_t n,
+static int apply_file(struct hsqlite *s, int k, const char *domain, const struct hcopy *c, size_t n,
                       int64_t now_ms, const char *error)
 {
     struct hshard *h = &s->shard[k];
@@ -139,8 +130,8 @@ static int apply_file(struct hstore *s, int k, const char *domain, const struct 
     }
     struct stat_delta all = {0};
     for (size_t j = 0; j < nd; j++) {
-        if (hstore_stats_add(h, d[j].email_id, NULL, 0, d[j].delivered, d[j].spam, d[j].opened,
-                             d[j].read, 0, now_ms) != 0)
+        if (hsqlite_stats_add(h, d[j].email_id, NULL, 0, d[j].delivered, d[j].spam, d[j].opened,
+                              d[j].read, 0, now_ms) != 0)
             goto out;
         all.delivered += d[j].delivered;
         all.spam += d[j].spam;
@@ -176,9 +167,10 @@ out:
     return rc;
 }
 
-int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy *c, size_t n,
-                        int64_t now_ms, const char *error)
+int hsqlite_apply_checks(struct hstore *store, const char *domain, const struct hcopy *c, size_t n,
+                         int64_t now_ms, const char *error)
 {
+    struct hsqlite *s = hsqlite(store);
     bool in[HSTORE_MAX_SHARDS] = {true}; /* file 0 always: the round's time */
     for (size_t i = 0; i < n; i++)
         if (c[i].shard > 0 && c[i].shard < s->nshards)

@@ -1,12 +1,10 @@
-/* hstore_stats.c - what the HTTP threads read: /mail_stats by email,
- * broadcast Message-ID or copy Message-ID, /all_mail_stats and the
- * tracked total. Every email's counters are the sums over the store's
- * files (hstore_int.h); a copy is read from its own file. Reader
- * connection, statements prepared at open, r_lock. */
+/* hstore_sqlite_stats.c - what the HTTP threads read from the SQLite
+ * store: /mail_stats by email, broadcast Message-ID or copy Message-ID,
+ * /all_mail_stats and the tracked total. Every email's counters are the
+ * sums over the store's files (hstore_sqlite.h); a copy is read from its
+ * own file. Reader connection, statements prepared at open, r_lock. */
+#include "hstore_sqlite.h"
 #include "db.h"
-#include "hstore.h"
-#include "hstore_int.h"
-#include "timeutil.h"
 #include "xalloc.h"
 
 #include <stdbool.h>
@@ -14,18 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* the /mail_stats figures of an email (summed over the files) or a copy */
-struct stats {
-    int64_t email_id;
-    int64_t n[6]; /* tracked, delivered, spam, opened, read, bounced */
-    int64_t checked_at;
-    bool checked;
-    char *message_id; /* owned; the first non-empty one */
-};
-
 /* stats_add_row - add a row of STATS_COLS (email_id, broadcast_id,
- * tracked, delivered, spam, opened, read, bounced, checked_at) to t */
-static void stats_add_row(struct stats *t, sqlite3_stmt *st)
+ * tracked, delivered, spam, opened, read, bounced, checked_at) to t; its
+ * message_id is the first non-empty one */
+static void stats_add_row(struct hstore_stats *t, sqlite3_stmt *st)
 {
     t->email_id = sqlite3_column_int64(st, 0);
     const char *mid = (const char *)sqlite3_column_text(st, 1);
@@ -33,8 +23,12 @@ static void stats_add_row(struct stats *t, sqlite3_stmt *st)
         free(t->message_id);
         t->message_id = xstrdup(mid ? mid : "");
     }
-    for (int k = 0; k < 6; k++)
-        t->n[k] += sqlite3_column_int64(st, 2 + k);
+    t->n.tracked += sqlite3_column_int64(st, 2);
+    t->n.delivered += sqlite3_column_int64(st, 3);
+    t->n.spam += sqlite3_column_int64(st, 4);
+    t->n.opened += sqlite3_column_int64(st, 5);
+    t->n.read += sqlite3_column_int64(st, 6);
+    t->n.bounced += sqlite3_column_int64(st, 7);
     if (sqlite3_column_type(st, 8) != SQLITE_NULL) {
         int64_t at = sqlite3_column_int64(st, 8);
         if (!t->checked || at > t->checked_at)
@@ -43,45 +37,30 @@ static void stats_add_row(struct stats *t, sqlite3_stmt *st)
     }
 }
 
-/* stats_json - the contract's /mail_stats object of t; frees t's string */
-static json_object *stats_json(struct stats *t)
+/* stats_free - n rows made by stats_add_row (the backend does not call
+ * back into hstore.c) */
+static void stats_free(struct hstore_stats *t, size_t n)
 {
-    static const char *const names[] = {"tracked", "delivered", "spam",
-                                        "opened",  "read",      "bounced"};
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "email_id", json_object_new_int64(t->email_id));
-    json_object_object_add(o, "message_id", json_object_new_string(t->message_id));
-    for (int k = 0; k < 6; k++)
-        json_object_object_add(o, names[k], json_object_new_int64(t->n[k]));
-    int64_t pending = t->n[0] - t->n[1] - t->n[2] - t->n[5];
-    json_object_object_add(o, "pending", json_object_new_int64(pending > 0 ? pending : 0));
-    json_object *at = NULL;
-    if (t->checked) {
-        char buf[32];
-        time_rfc3339_ms(t->checked_at, buf, sizeof buf);
-        at = json_object_new_string(buf);
-    }
-    json_object_object_add(o, "checked_at", at);
-    free(t->message_id);
-    t->message_id = NULL;
-    return o;
+    for (size_t i = 0; t && i < n; i++)
+        free(t[i].message_id);
+    free(t);
 }
 
 #define STATS_COLS                                                                                 \
     "email_id, broadcast_id, tracked, delivered, spam, opened, read, bounced, checked_at"
 
-int hstore_prepare_stats(struct hstore *s)
+int hsqlite_prepare_stats(struct hsqlite *s)
 {
     /* /all_mail_stats: every file's rows, summed per email (a list, so
      * one statement over the files) */
-    s->all_stats = hstore_prepare_union(
+    s->all_stats = hsqlite_prepare_union(
         s,
         "SELECT email_id, max(broadcast_id), sum(tracked), sum(delivered), sum(spam),"
         " sum(opened), sum(read), sum(bounced), max(checked_at) FROM (",
         "SELECT " STATS_COLS " FROM ", ".email_stats",
         ") GROUP BY email_id ORDER BY email_id LIMIT ?1 OFFSET ?2");
-    s->tracked_count = hstore_prepare_union(s, "SELECT coalesce(sum(tracked), 0) FROM (",
-                                            "SELECT tracked FROM ", ".email_stats", ")");
+    s->tracked_count = hsqlite_prepare_union(s, "SELECT coalesce(sum(tracked), 0) FROM (",
+                                             "SELECT tracked FROM ", ".email_stats", ")");
     bool ok = s->all_stats && s->tracked_count;
     /* /mail_stats: one primary-key lookup per file, summed here (a GROUP
      * BY over the files' rows cost twice the request) */
@@ -127,7 +106,7 @@ static void done_one(sqlite3_stmt *st)
 
 /* email_of_broadcast - the (lowest) email_id of a broadcast Message-ID in
  * any file: 0 and *id, 1 unknown, -1 error; r_lock held */
-static int email_of_broadcast(struct hstore *s, const char *broadcast_id, int64_t *id)
+static int email_of_broadcast(struct hsqlite *s, const char *broadcast_id, int64_t *id)
 {
     int rc = 1;
     for (int k = 0; k < s->nshards; k++) {
@@ -147,10 +126,11 @@ static int email_of_broadcast(struct hstore *s, const char *broadcast_id, int64_
     return rc;
 }
 
-int hstore_stats_email(struct hstore *s, int64_t email_id, const char *broadcast_id,
-                       json_object **out)
+int hsqlite_stats_email(struct hstore *store, int64_t email_id, const char *broadcast_id,
+                        struct hstore_stats *out)
 {
-    struct stats t = {0};
+    struct hsqlite *s = hsqlite(store);
+    struct hstore_stats t = {0};
     int rc = 0;
     pthread_mutex_lock(&s->r_lock);
     if (broadcast_id)
@@ -172,28 +152,27 @@ int hstore_stats_email(struct hstore *s, int64_t email_id, const char *broadcast
     if (rc == 0 && !found)
         rc = 1;
     if (rc == 0)
-        *out = stats_json(&t);
-    free(t.message_id);
+        *out = t;
+    else
+        free(t.message_id);
     return rc;
 }
 
-int hstore_stats_copy(struct hstore *s, const char *message_id, json_object **out)
+int hsqlite_stats_copy(struct hstore *store, const char *message_id, struct hstore_stats *out)
 {
+    struct hsqlite *s = hsqlite(store);
     int rc = -1;
     pthread_mutex_lock(&s->r_lock);
     int64_t key = s->hash(message_id);
-    sqlite3_stmt *st = s->shard[hstore_shard_of(s, key)].stats_copy;
+    sqlite3_stmt *st = s->shard[hsqlite_shard_of(s, key)].stats_copy;
     sqlite3_bind_int64(st, 1, key);
     sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
-        struct stats t = {0};
-        stats_add_row(&t, st);
-        *out = stats_json(&t);
-        json_object_object_add(*out, "recipient",
-                               json_object_new_string((const char *)sqlite3_column_text(st, 9)));
-        json_object_object_add(*out, "domain",
-                               json_object_new_string((const char *)sqlite3_column_text(st, 10)));
+        *out = (struct hstore_stats){0};
+        stats_add_row(out, st);
+        out->recipient = xstrdup((const char *)sqlite3_column_text(st, 9));
+        out->domain = xstrdup((const char *)sqlite3_column_text(st, 10));
         rc = 0;
     } else if (r == SQLITE_DONE) {
         rc = 1;
@@ -204,31 +183,40 @@ int hstore_stats_copy(struct hstore *s, const char *message_id, json_object **ou
     return rc;
 }
 
-json_object *hstore_all_stats(struct hstore *s, int64_t limit, int64_t offset)
+int hsqlite_all_stats(struct hstore *store, int64_t limit, int64_t offset,
+                      struct hstore_stats **out, size_t *n)
 {
-    json_object *all = json_object_new_object();
+    struct hsqlite *s = hsqlite(store);
+    size_t cap = 16;
     int r;
+    *n = 0;
+    *out = xcalloc(cap, sizeof **out);
     pthread_mutex_lock(&s->r_lock);
     sqlite3_stmt *st = s->all_stats;
     sqlite3_bind_int64(st, 1, limit);
     sqlite3_bind_int64(st, 2, offset);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        char key[24];
-        snprintf(key, sizeof key, "%lld", (long long)sqlite3_column_int64(st, 0));
-        struct stats t = {0};
-        stats_add_row(&t, st);
-        json_object_object_add(all, key, stats_json(&t));
+        if (*n == cap) {
+            cap *= 2;
+            *out = xreallocarray(*out, cap, sizeof **out);
+        }
+        struct hstore_stats *t = &(*out)[(*n)++];
+        *t = (struct hstore_stats){0};
+        stats_add_row(t, st);
     }
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->r_lock);
     if (r != SQLITE_DONE) {
-        json_object_put(all);
-        return NULL;
+        stats_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
     }
-    return all;
+    return 0;
 }
 
-int64_t hstore_tracked_count(struct hstore *s)
+int64_t hsqlite_tracked_count(struct hstore *store)
 {
-    return hstore_read_int(s, s->tracked_count);
+    struct hsqlite *s = hsqlite(store);
+    return hsqlite_read_int(s, s->tracked_count);
 }

@@ -1,13 +1,13 @@
-/* hstore_copies.c - the ingest of copy events into the store's files.
+/* hstore_sqlite_copies.c - the SQLite backend's ingest of copy events
+ * into the store's files, and the per-email counters they keep.
  *
  * Threads: the caller (the consumer's kc-apply thread) stores file 0's
  * part of a batch; each other file's part is stored at the same time on
  * a thread started for that batch ("hstore-s<k>", when its part is large
  * enough to pay for it), which takes that file's w_lock for its
  * transaction and ends with it. */
+#include "hstore_sqlite.h"
 #include "db.h"
-#include "hstore.h"
-#include "hstore_int.h"
 #include "log.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -36,8 +36,9 @@ static int step_reset(struct hshard *h, sqlite3_stmt *st)
     return rc;
 }
 
-int hstore_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id, int tracked,
-                     int delivered, int spam, int opened, int read, int bounced, int64_t checked_at)
+int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id, int tracked,
+                      int delivered, int spam, int opened, int read, int bounced,
+                      int64_t checked_at)
 {
     sqlite3_stmt *st =
         cached(h, &h->stats_upsert,
@@ -136,23 +137,13 @@ static struct agg *agg_email(struct aggs *a, const struct copy_event *e)
 
 static struct agg *agg_domain(struct aggs *a, const char *domain)
 {
-    uint64_t h = (uint64_t)hstore_mid_hash(domain); /* FNV-1a */
+    uint64_t h = (uint64_t)hsqlite_mid_hash(domain); /* FNV-1a */
     for (size_t i = h & a->mask; a->slot[i]; i = (i + 1) & a->mask)
         if (strcmp(a->v[a->slot[i] - 1].key, domain) == 0)
             return &a->v[a->slot[i] - 1];
     struct agg *g = aggs_add(a, h);
     g->key = domain;
     return g;
-}
-
-int64_t hstore_mid_hash(const char *message_id)
-{
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)message_id; *p; p++)
-        h = (h ^ *p) * 1099511628211u;
-    int64_t v;
-    memcpy(&v, &h, sizeof v); /* two's complement: the full 64 bits as an SQLite integer */
-    return v;
 }
 
 /* a copy event of a batch with its key */
@@ -164,8 +155,8 @@ struct keyed {
 
 /* sort_keyed - by key, then in arrival order: an LSD radix sort on the
  * key's bytes, stable, so copies with the same key keep the order they
- * came in (v must be in arrival order). A batch of 40,000 took ~5,800
- * instructions per copy through qsort; this takes a few dozen. */
+ * came in (v must be in arrival order); a few dozen instructions a copy
+ * where qsort took thousands. */
 static void sort_keyed(struct keyed *v, size_t n)
 {
     if (n < 2)
@@ -382,8 +373,9 @@ static int by_key(const struct copy_event *x, const struct copy_event *y)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-void hstore_key_copies(struct hstore *s, struct copy_event *copies, size_t n)
+void hsqlite_key_copies(struct hstore *store, struct copy_event *copies, size_t n)
 {
+    struct hsqlite *s = hsqlite(store);
     struct keyed *k = xcalloc(n ? n : 1, sizeof *k);
     for (size_t i = 0; i < n; i++)
         k[i] = (struct keyed){.e = &copies[i], .hash = s->hash(copies[i].message_id), .seq = i};
@@ -400,7 +392,7 @@ void hstore_key_copies(struct hstore *s, struct copy_event *copies, size_t n)
     free(k);
 }
 
-/* keyed_in_order - the copies as hstore_key_copies left them */
+/* keyed_in_order - the copies as hsqlite_key_copies left them */
 static bool keyed_in_order(const struct copy_event *c, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -452,8 +444,8 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
         i += m;
     }
     for (size_t i = 0; i < ea.n; i++)
-        if (hstore_stats_add(h, ea.v[i].email_id, ea.v[i].broadcast_id, ea.v[i].tracked, 0, 0, 0, 0,
-                             ea.v[i].bounced, 0) != 0)
+        if (hsqlite_stats_add(h, ea.v[i].email_id, ea.v[i].broadcast_id, ea.v[i].tracked, 0, 0, 0,
+                              0, ea.v[i].bounced, 0) != 0)
             goto out;
     char now[32];
     time_rfc3339_ms(time_now_ms(), now, sizeof now);
@@ -523,7 +515,8 @@ static void *part_thread(void *arg)
     return NULL;
 }
 
-int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_t n, size_t *added)
+int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *events, size_t n,
+                         size_t *added)
 {
     /* in key order: the inserts walk the Message-ID index from one end to
      * the other instead of jumping around it (pages stay in the CPU
@@ -541,7 +534,7 @@ int hstore_apply_copies(struct hstore *s, const struct copy_event *events, size_
     size_t at = 0;
     for (int k = 0; k < s->nshards; k++) {
         size_t end = at;
-        while (end < n && hstore_shard_of(s, e[end].hash) == k)
+        while (end < n && hsqlite_shard_of(s, e[end].hash) == k)
             end++;
         parts[k] = (struct part){.h = &s->shard[k], .e = e + at, .n = end - at};
         at = end;

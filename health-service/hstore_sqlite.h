@@ -1,7 +1,14 @@
-/* hstore_int.h - the health store's private parts, shared by hstore.c
- * (users, domains) and hstore_copies.c (tracked copies and their stats). */
-#ifndef HSTORE_INT_H
-#define HSTORE_INT_H
+/* hstore_sqlite.h - the SQLite backend of the health store, private to
+ * its files: hstore_sqlite_files.c (the files, the reader's view of all of
+ * them), hstore_sqlite.c (opening, the ops table, users and domains),
+ * hstore_sqlite_copies.c (copy ingest), hstore_sqlite_checks.c (feedback
+ * rounds) and hstore_sqlite_stats.c (/mail_stats reads); also
+ * tests/unit/test_hstore.c. Layers: files below the others; checks uses
+ * copies' hsqlite_stats_add; hstore_sqlite.c calls every module. */
+#ifndef HSTORE_SQLITE_H
+#define HSTORE_SQLITE_H
+
+#include "hstore.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -47,19 +54,16 @@
     " bounced = (SELECT count(*) FROM copies c WHERE c.domain = domains.domain AND c.bounced = "   \
     "1);"
 
-/* 5: copies found by a 64-bit hash of the Message-ID (hstore_mid_hash)
+/* 5: copies found by a 64-bit hash of the Message-ID (hsqlite_mid_hash)
  * instead of the Message-ID text. The copies table grows in arrival
  * order, but Message-IDs are random (<email-{id}.{16 random hex}@...>), so
  * every new copy lands on a random page of the Message-ID index: with the
- * text as key (~60 bytes an entry) nearly each copy of a batch dirtied its
- * own index page once the table passed a few 100,000 rows (4 GB written
- * to the WAL for 1M copies). An integer key makes the index 3.5 times
- * smaller, so a batch's inserts share pages (1.7 GB, and less with larger
- * batches). The index is UNIQUE: two different Message-IDs with the same
- * hash (never seen in practice) keep the first one's hash, and the later
- * one is stored with mid_hash NULL; lookups therefore match on
- * (mid_hash = hash OR mid_hash IS NULL) AND message_id. The rebuild keeps
- * every column and the arrival order. */
+ * text as key nearly each copy of a large batch dirtied its own index
+ * page. An integer key makes the index several times smaller, so a
+ * batch's inserts share pages (bench/RESULTS.md). The index is UNIQUE: two different Message-IDs
+ * with the same hash (never seen in practice) keep the first one's hash, and the later one is
+ * stored with mid_hash NULL; lookups therefore match on (mid_hash = hash OR mid_hash IS NULL) AND
+ * message_id. The rebuild keeps every column and the arrival order. */
 #define HSTORE_COPIES_BY_HASH_SQL                                                                  \
     "CREATE TABLE copies_v5 (message_id TEXT NOT NULL, mid_hash INTEGER,"                          \
     " email_id INTEGER NOT NULL, broadcast_id TEXT NOT NULL, recipient TEXT NOT NULL,"             \
@@ -85,32 +89,29 @@
 
 /* 6: the number of copy files of the store (see struct hshard), fixed
  * when the store is made: a store that already holds copies keeps them in
- * its one file (1); a new one gets hstore_open_shards' count (0 until
+ * its one file (1); a new one gets hstore_sqlite_open's count (0 until
  * then). Read from file 0 only (the other files run the same migrations). */
 #define HSTORE_SHARDS_SQL                                                                          \
     "CREATE TABLE IF NOT EXISTS store_shards (n INTEGER NOT NULL);"                                \
     "INSERT INTO store_shards SELECT CASE WHEN EXISTS (SELECT 1 FROM copies) THEN 1 ELSE 0 END"    \
     " WHERE NOT EXISTS (SELECT 1 FROM store_shards);"
 
-/* hstore_mid_hash - the copies key of a Message-ID: 64-bit FNV-1a of its
+/* hsqlite_mid_hash - the copies key of a Message-ID: 64-bit FNV-1a of its
  * bytes, as a signed integer (also the SQL function hstore_mid_hash(text)
  * on the writer, for migration 5) */
 typedef int64_t (*hstore_hash_fn)(const char *message_id);
-int64_t hstore_mid_hash(const char *message_id);
+int64_t hsqlite_mid_hash(const char *message_id);
 
 /* the most copy files of a store, and what a new store gets: one writer
- * thread per file (the ingest's B-tree inserts were one CPU's work). Four
- * did best on two CPUs (one file's commit and fsync overlap the others'
- * inserts, and each index is smaller): 1M copies from the bench's events
- * applied in 7.0 s in one file, 5.1-5.7 s in two, 4.2-4.4 s in four, 4.6 s
- * in eight */
+ * thread per file, so a batch's B-tree inserts use every CPU and one
+ * file's commit overlaps the others' inserts (bench/RESULTS.md) */
 #define HSTORE_MAX_SHARDS 8
 #define HSTORE_SHARDS_DEFAULT 4
 
 /* hshard - one file of the store with its writer connection. File 0 is
  * DB_PATH and also holds the users and each domain's round state; file
  * k > 0 is DB_PATH.shard<k>. All have the same schema. A copy lives in
- * the file of its key's range (hstore_shard_of), with the per-email
+ * the file of its key's range (hsqlite_shard_of), with the per-email
  * (email_stats) and per-domain (domains: tracked, checked and the
  * placement counters) counters of the copies in that file, kept in the
  * same transactions; the reader connection attaches every file and sums
@@ -127,12 +128,14 @@ struct hshard {
     sqlite3_stmt *stats_copy, *stats_by_id, *stats_by_bid;
 };
 
-struct hstore {
+/* the backend's state; hstore_sqlite_open makes it, hsqlite_free frees it */
+struct hsqlite {
+    struct hstore base; /* first: a struct hstore * is a struct hsqlite * */
     pthread_mutex_t r_lock;
     sqlite3 *r;              /* reader: file 0 as main, file k attached as s<k> */
     int nshards, shard_bits; /* nshards = 1 << shard_bits */
     struct hshard shard[HSTORE_MAX_SHARDS];
-    hstore_hash_fn hash; /* hstore_mid_hash; tests may use a weaker one (hstore_set_hash) */
+    hstore_hash_fn hash;                    /* hsqlite_mid_hash; tests may use a weaker one */
     sqlite3_stmt *ins_user, *upsert_domain; /* on file 0's writer */
     /* reader statements over every file, prepared at open (r_lock):
      * parsing one per request cost more than running it */
@@ -140,49 +143,84 @@ struct hstore {
     sqlite3_stmt *all_stats, *tracked_count;
 };
 
-/* hstore_shard_of - the file of key k: its top shard_bits bits, taken in
- * the signed order hstore_key_copies sorts by, so a sorted batch splits
+static inline struct hsqlite *hsqlite(struct hstore *s)
+{
+    return (struct hsqlite *)s;
+}
+
+/* hsqlite_shard_of - the file of key k: its top shard_bits bits, taken in
+ * the signed order hsqlite_key_copies sorts by, so a sorted batch splits
  * into one run per file */
-static inline int hstore_shard_of(const struct hstore *s, int64_t k)
+static inline int hsqlite_shard_of(const struct hsqlite *s, int64_t k)
 {
     if (!s->shard_bits)
         return 0;
     return (int)(((uint64_t)k ^ (UINT64_C(1) << 63)) >> (64 - s->shard_bits));
 }
 
-/* hstore_prepare_union - a reader statement over every file: head, then
+/* ---- hstore_sqlite_files.c: the files -------------------------------- */
+
+/* hsqlite_open_files - s's files at path (file 0, and the others its
+ * store_shards row names, nshards for a new store), migrated, their
+ * writers tuned, attached to the reader; 0, or -1 with errbuf (what was
+ * opened is closed by hsqlite_close_files) */
+int hsqlite_open_files(struct hsqlite *s, const char *path, int nshards, char *errbuf,
+                       size_t errlen);
+/* hsqlite_close_files - every connection, with its statements */
+void hsqlite_close_files(struct hsqlite *s);
+/* hsqlite_prepare_union - a reader statement over every file: head, then
  * arm + schema + arm_tail for each file joined by UNION ALL, then tail;
  * NULL on error */
-sqlite3_stmt *hstore_prepare_union(struct hstore *s, const char *head, const char *arm,
-                                   const char *arm_tail, const char *tail);
-/* hstore_read_int - the one integer a reader statement answers (under
+sqlite3_stmt *hsqlite_prepare_union(struct hsqlite *s, const char *head, const char *arm,
+                                    const char *arm_tail, const char *tail);
+/* hsqlite_read_int - the one integer a reader statement answers (under
  * r_lock), or -1 */
-int64_t hstore_read_int(struct hstore *s, sqlite3_stmt *st);
+int64_t hsqlite_read_int(struct hsqlite *s, sqlite3_stmt *st);
 
-/* hstore_prepare_stats - the /mail_stats reader statements; 0 or -1 */
-int hstore_prepare_stats(struct hstore *s);
-
-/* hstore_set_hash - for tests: the store's Message-ID hash (a degenerate
- * one makes collisions). Set it right after hstore_open, before any copy. */
-void hstore_set_hash(struct hstore *s, hstore_hash_fn fn);
+/* ---- hstore_sqlite_copies.c: copy ingest ----------------------------- */
 
 /* email.sent copies per multi-row INSERT: one statement run (cursors,
  * halt, reset) for many rows */
 #define HSTORE_CHUNK 64
 
-struct copy_event;
-struct json_object;
-/* hstore_apply_copies - the copies of a batch into their files, each
+/* hsqlite_key_copies - the key_copies op */
+void hsqlite_key_copies(struct hstore *store, struct copy_event *copies, size_t n);
+/* hsqlite_apply_copies - the copies of a batch into their files, each
  * file's part in one transaction on its own thread (file 0's on the
  * caller's, inside the caller's transaction there: users go with it);
  * counts new copies in *added. -1 if a file failed (the caller rolls
  * back file 0; the files that committed keep their copies, which a
  * redelivery of the batch then finds). File 0's w_lock held. */
-int hstore_apply_copies(struct hstore *s, const struct copy_event *e, size_t n, size_t *added);
-/* hstore_stats_add - add deltas to an email's counters in file h
+int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *e, size_t n, size_t *added);
+/* hsqlite_stats_add - add deltas to an email's counters in file h
  * (creating its row; checked_at 0: unchanged); h's w_lock held */
-int hstore_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id, int tracked,
-                     int delivered, int spam, int opened, int read, int bounced,
-                     int64_t checked_at);
+int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id, int tracked,
+                      int delivered, int spam, int opened, int read, int bounced,
+                      int64_t checked_at);
+
+/* ---- hstore_sqlite_checks.c: feedback rounds ------------------------- */
+
+int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_ms, size_t max,
+                        struct hcopy **out, size_t *n);
+int hsqlite_apply_checks(struct hstore *store, const char *domain, const struct hcopy *c, size_t n,
+                         int64_t now_ms, const char *error);
+
+/* ---- hstore_sqlite_stats.c: /mail_stats reads ------------------------ */
+
+/* hsqlite_prepare_stats - the /mail_stats reader statements; 0 or -1 */
+int hsqlite_prepare_stats(struct hsqlite *s);
+int hsqlite_stats_email(struct hstore *store, int64_t email_id, const char *broadcast_id,
+                        struct hstore_stats *out);
+int hsqlite_stats_copy(struct hstore *store, const char *message_id, struct hstore_stats *out);
+int hsqlite_all_stats(struct hstore *store, int64_t limit, int64_t offset,
+                      struct hstore_stats **out, size_t *n);
+int64_t hsqlite_tracked_count(struct hstore *store);
+
+/* ---- hstore_sqlite.c ------------------------------------------------- */
+
+/* hstore_sqlite_set_hash - for tests: the store's Message-ID hash (a
+ * degenerate one makes collisions). Set it right after opening, before
+ * any copy. */
+void hstore_sqlite_set_hash(struct hstore *store, hstore_hash_fn fn);
 
 #endif
