@@ -55,6 +55,36 @@ PY
 ok $? "--help, the README's Configuration table and the code read the same variables"
 sed 's/^/# /' "$TMP/vars.out"
 
+# --- a thread that cannot start: each pthread_create of the start-up in turn fails
+# (failthread.c); the service stops with one error line and exit status 2 and never
+# joins a thread that was not started (a run without failures counts the calls)
+if ${CC:-cc} -shared -fPIC -o "$TMP/failthread.so" "$SRC_DIR/tests/integration/failthread.c" -ldl; then
+  # ft_run SVC N - start SVC with the N-th thread start failing (0: none); sets FT_RC, FT_DIR
+  ft_run() {
+    local bin=$WARMUP_BIN pid; [ "$1" = health ] && bin=$HEALTH_BIN
+    FT_DIR=$TMP/ft-$1-$2; mkdir -p "$FT_DIR"
+    (cd "$FT_DIR" && ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 LD_PRELOAD="$TMP/failthread.so" \
+      FAIL_THREAD_AT=$2 FAIL_THREAD_LOG="$FT_DIR/threads" PORT=0 DB_PATH="$FT_DIR/s.db" \
+      KAFKA_BROKERS=127.0.0.1:1 CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$FT_DIR/spool" \
+      WORKERS=3 exec "$bin" > "$FT_DIR/out" 2>&1) & pid=$!
+    wait_for 10 bash -c "! kill -0 $pid 2>/dev/null || grep -q ' listening on ' '$FT_DIR/out'"
+    if grep -q ' listening on ' "$FT_DIR/out"; then FT_N=$(wc -l < "$FT_DIR/threads"); stop_pid $pid 10; FT_RC=listening
+    else wait $pid; FT_RC=$?; fi
+  }
+  for svc in warmup health; do
+    ft_run $svc 0; total=$FT_N; bad=""
+    for ((n = 1; n <= total; n++)); do
+      ft_run $svc $n
+      if [ "$FT_RC" != 2 ] || grep -q 'Sanitizer\|runtime error' "$FT_DIR/out" || ! grep -q ' error ' "$FT_DIR/out"; then
+        bad="$bad n=$n:$FT_RC"
+      fi
+    done
+    eq "$svc-service: each of its $total thread starts failing in turn stops it with exit 2" "${bad:-none}" none
+  done
+else
+  ok 1 "failthread.so builds"
+fi
+
 start_broker "$TMP/broker" || { ok 1 "broker starts"; finish; exit 1; }
 ok 0 "kafka-dev-broker starts at $BROKERS"
 WP=$(freeport); HP=$(freeport)
