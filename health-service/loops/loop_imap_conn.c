@@ -3,17 +3,17 @@
  * capabilities and STARTTLS, LOGIN, the spam folder (SPECIAL-USE \Junk
  * discovery), LOGOUT and close; and the words for libetpan's result codes.
  *
- * The TCP connect is our own (non-blocking connect bounded by timeout_ms);
+ * The TCP connect is libshared's net_connect (bounded by timeout_ms);
  * libetpan's mailimap_socket_connect has no connect timeout. The password
  * goes to LOGIN only: never into a log line or an error message.
  *
  * TLS: Debian's libetpan (GnuTLS) verifies nothing. After the handshake
  * (implicit TLS, or right after STARTTLS) the peer chain is taken from the
- * stream and verified with OpenSSL (X509_verify_cert, purpose TLS server)
- * against ca_file or the default paths, then the leaf is matched against
- * the host name (X509_check_host) or IP (X509_check_ip_asc); any failure
- * closes the connection before LOGIN. tls=starttls fails when the server
- * does not offer STARTTLS. SNI carries the host name.
+ * stream and given to libshared's tls_verify_der, the peer check every
+ * client uses (chain against ca_file or the default paths, leaf against the
+ * host name or IP); any failure closes the connection before LOGIN.
+ * tls=starttls fails when the server does not offer STARTTLS. SNI carries
+ * the host name.
  *
  * Owns the session of a loop (its imap and spam fields): set by
  * imap_session_open, freed by imap_session_close; a failed open leaves
@@ -23,26 +23,18 @@
 #include "loop_imap_int.h"
 
 #include "log.h"
-#include "timeutil.h"
+#include "net.h"
+#include "tls.h"
 #include "xalloc.h"
 
 #include <libetpan/libetpan.h>
-#include <openssl/err.h>
-#include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
-#include <openssl/x509v3.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,85 +196,23 @@ static time_t timeout_s(const struct imap_loop *l)
     return (time_t)((l->timeout_ms + 999) / 1000);
 }
 
-/* wait_fd - poll fd for events until deadline (monotonic ms): 1 ready,
- * 0 timed out, -1 error */
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - time_mono_ms();
-        if (left <= 0)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = events};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        return r < 0 ? -1 : (r > 0 ? 1 : 0);
-    }
-}
-
 /* tcp_connect - a connected, blocking socket to host:port within
- * timeout_ms (every address tried in turn), or -1 */
+ * timeout_ms (every address tried, net_connect), or -1 */
 static int tcp_connect(const struct imap_loop *l, char *err, size_t errlen)
 {
-    char port[8];
-    struct addrinfo hints, *res = NULL;
     int fd = -1, last = 0;
-    bool timed_out = false;
-
-    snprintf(port, sizeof port, "%u", (unsigned)l->port);
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    int gr = getaddrinfo(l->host, port, &hints, &res);
-    if (gr != 0) {
-        snprintf(err, errlen, "cannot resolve %s: %s", l->host, gai_strerror(gr));
-        return -1;
-    }
-    int64_t deadline = time_mono_ms() + l->timeout_ms;
-    for (struct addrinfo *ai = res; ai && !timed_out; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-        if (fd < 0) {
-            last = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        if (errno == EINPROGRESS) {
-            int w = wait_fd(fd, POLLOUT, deadline);
-            if (w > 0) {
-                int so = 0;
-                socklen_t sl = sizeof so;
-                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl) == 0 && so == 0)
-                    break;
-                last = so ? so : errno;
-            } else if (w == 0) {
-                timed_out = true;
-            } else {
-                last = errno;
-            }
-        } else {
-            last = errno;
-        }
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        if (timed_out)
+    if (net_connect(l->host, l->port, l->timeout_ms, NULL, &fd, &last, err, errlen) != 0) {
+        /* the loop's last_error keeps its wording: without the address */
+        if (last == ETIMEDOUT)
             snprintf(err, errlen, "connect to %s:%u timed out after %d ms", l->host,
                      (unsigned)l->port, l->timeout_ms);
-        else
+        else if (last != 0)
             snprintf(err, errlen, "connect to %s:%u failed: %s", l->host, (unsigned)l->port,
                      strerror(last));
         return -1;
     }
     /* libetpan wants a blocking descriptor; it bounds its waits with poll */
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)net_set_blocking(fd, true);
     return fd;
 }
 
@@ -294,77 +224,50 @@ static void tls_setup(struct mailstream_ssl_context *ctx, void *data)
         mailstream_ssl_set_server_name(ctx, l->host);
 }
 
-/* verify_peer - the server's chain verified against the trust store and
- * its leaf matched against the host name or IP; 0 or -1 with err */
+/* verify_peer - the peer check (tls_verify_der) on the server's chain;
+ * 0 or -1 with err */
 static int verify_peer(const struct imap_loop *l, mailstream *s, char *err, size_t errlen)
 {
-    int rc = -1;
     unsigned char *der = NULL;
-    X509 *leaf = NULL;
-    STACK_OF(X509) *untrusted = NULL;
-    X509_STORE_CTX *ctx = NULL;
+    struct tls_der *chain = NULL;
+    size_t n = 0;
+    long verr;
 
     /* the leaf first: libetpan's chain getter reads an uninitialised
      * pointer when the peer sent no certificate */
     ssize_t len = mailstream_ssl_get_certificate(s, &der);
     if (len <= 0 || !der) {
+        free(der);
         snprintf(err, errlen, "TLS peer %s sent no certificate", l->host);
-        goto out;
+        return -1;
     }
-    const unsigned char *p = der;
-    leaf = d2i_X509(NULL, &p, (long)len);
-    if (!leaf) {
+    carray *certs = mailstream_get_certificate_chain(s);
+    chain = xcalloc(1 + (certs ? carray_count(certs) : 0), sizeof *chain);
+    chain[n++] = (struct tls_der){der, (size_t)len};
+    for (unsigned i = 1; certs && i < carray_count(certs); i++) {
+        const MMAPString *m = carray_get(certs, i);
+        chain[n++] = (struct tls_der){(const unsigned char *)m->str, m->len};
+    }
+    int rc = tls_verify_der(l->store, chain, n, l->host, &verr);
+    if (rc == TLS_E_CERT)
         snprintf(err, errlen, "cannot parse the certificate of %s", l->host);
-        goto out;
-    }
-    untrusted = sk_X509_new_null();
-    if (!untrusted) {
+    else if (rc == TLS_E_INTERNAL)
         snprintf(err, errlen, "out of memory verifying the certificate");
-        goto out;
-    }
-    carray *chain = mailstream_get_certificate_chain(s);
-    if (chain) {
-        for (unsigned i = 1; i < carray_count(chain); i++) {
-            MMAPString *m = carray_get(chain, i);
-            const unsigned char *q = (const unsigned char *)m->str;
-            X509 *x = d2i_X509(NULL, &q, (long)m->len);
-            if (x && !sk_X509_push(untrusted, x))
-                X509_free(x);
-        }
-        mailstream_certificate_chain_free(chain);
-    }
-    ctx = X509_STORE_CTX_new();
-    if (!ctx || X509_STORE_CTX_init(ctx, l->store, leaf, untrusted) != 1) {
-        snprintf(err, errlen, "out of memory verifying the certificate");
-        goto out;
-    }
-    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
-    if (X509_verify_cert(ctx) != 1) {
-        snprintf(err, errlen, "certificate of %s:%u not trusted: %s (%s)", l->host,
-                 (unsigned)l->port, X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)),
-                 l->ca_file ? l->ca_file : "system trust store");
-        goto out;
-    }
-    if (l->host_is_ip) {
-        if (X509_check_ip_asc(leaf, l->host, 0) != 1) {
-            snprintf(err, errlen, "certificate of %s:%u does not match the IP address %s", l->host,
-                     (unsigned)l->port, l->host);
-            goto out;
-        }
-    } else if (X509_check_host(leaf, l->host, strlen(l->host), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
-                               NULL) != 1) {
+    else if (rc && verr == X509_V_ERR_IP_ADDRESS_MISMATCH)
+        snprintf(err, errlen, "certificate of %s:%u does not match the IP address %s", l->host,
+                 (unsigned)l->port, l->host);
+    else if (rc && verr == X509_V_ERR_HOSTNAME_MISMATCH)
         snprintf(err, errlen, "certificate of %s:%u does not match the host name %s", l->host,
                  (unsigned)l->port, l->host);
-        goto out;
-    }
-    rc = 0;
-out:
-    ERR_clear_error();
-    X509_STORE_CTX_free(ctx);
-    sk_X509_pop_free(untrusted, X509_free);
-    X509_free(leaf);
+    else if (rc)
+        snprintf(err, errlen, "certificate of %s:%u not trusted: %s (%s)", l->host,
+                 (unsigned)l->port, tls_verify_text(verr),
+                 l->ca_file ? l->ca_file : "system trust store");
+    free(chain);
+    if (certs)
+        mailstream_certificate_chain_free(certs);
     free(der);
-    return rc;
+    return rc ? -1 : 0;
 }
 
 /* has_capability - the server announces name (a fresh CAPABILITY) */

@@ -2,20 +2,21 @@
  * pipelined transactions (design and reasons in smtp_conn.h). The bounded
  * socket I/O (connect, TLS handshake, writes, line reads, every wait under
  * a deadline) is smtp_io.c; the TLS layer (context cache, socket BIO,
- * handshake and certificate checks, TLS read/write steps) is smtp_tls.c.
+ * handshake and certificate checks, TLS read/write steps) is libshared's
+ * tls.c.
  *
  * Owns per session: the struct smtp_io (socket, SSL and 16 KiB input
  * buffer, closed with smtp_io_close), an output buffer holding the wire
  * form of what is written next, and the last failure text. The SSL_CTX is
  * shared per CA file (one reference per session, taken in smtp_conn_new,
  * dropped in smtp_conn_free). A session is used by one thread at a time;
- * the only shared state (CTX cache, BIO method) is in smtp_tls.c.
+ * the only shared state (CTX cache, BIO method) is in tls.c.
  */
 #include "errbuf.h"
 #include "smtp_conn.h"
 #include "log.h"
 #include "smtp_io.h"
-#include "smtp_tls.h"
+#include "tls.h"
 #include "utf8.h"
 #include "xalloc.h"
 
@@ -565,8 +566,8 @@ static int conn_open(struct smtp_conn *c, bool auth, struct smtp_result *fail)
     if (rc == 0) {
         c->fresh = true;
         log_info("smtp client=%s connected to %s:%d tls=%s auth=%s pipelining=%s", c->s.name,
-                 c->s.host, c->s.port, smtp_tls_version(c->io.ssl),
-                 c->auth_used ? c->auth_used : "none", c->ext_pipelining ? "yes" : "no");
+                 c->s.host, c->s.port, tls_version(c->io.ssl), c->auth_used ? c->auth_used : "none",
+                 c->ext_pipelining ? "yes" : "no");
         return 0;
     }
     if (rc != E_REPLY)
@@ -844,7 +845,7 @@ struct smtp_conn *smtp_conn_new(const struct smtp_settings *s, unsigned flags, c
     }
     SSL_CTX *ctx = NULL;
     if (s->tls != SMTP_TLS_NONE) {
-        ctx = smtp_tls_ctx_acquire(s->ca_file, errbuf, errlen);
+        ctx = tls_ctx_acquire(s->ca_file, errbuf, errlen);
         if (!ctx)
             return NULL;
     }
@@ -929,7 +930,7 @@ void smtp_conn_free(struct smtp_conn *c)
     if (!c)
         return;
     conn_drop(c, true);
-    smtp_tls_ctx_release(c->ctx);
+    tls_ctx_release(c->ctx);
     buf_cleanup(&c->out);
     free(c);
 }

@@ -1,26 +1,22 @@
-/* smtp_io.c - bounded socket I/O for the SMTP engine: non-blocking connect,
- * TLS handshake, writes and line reads, every wait under a deadline
- * (contracts in smtp_io.h; the TLS steps themselves are smtp_tls.c).
+/* smtp_io.c - bounded socket I/O for the SMTP engine: connect, TLS
+ * handshake, writes and line reads, every wait under a deadline (contracts
+ * in smtp_io.h; the connect and waits are libshared's net.c, the TLS steps
+ * its tls.c).
  *
  * Owns per struct smtp_io the socket and the SSL over it (freed with
- * smtp_tls_close before the socket is closed, in smtp_io_close) and the
- * input buffer. No shared state: a struct smtp_io is used by one thread at
+ * tls_close before the socket is closed, in smtp_io_close) and the input
+ * buffer. No shared state: a struct smtp_io is used by one thread at
  * a time, the one of the session that embeds it.
  */
 #include "errbuf.h"
+#include "net.h"
 #include "smtp_io.h"
-#include "smtp_tls.h"
 #include "timeutil.h"
+#include "tls.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -28,7 +24,8 @@
 
 /* the longest a wait sleeps without looking at the cancel flag; at least
  * 1000 so that rcv_limit keeps one SO_RCVTIMEO per connection */
-#define CANCEL_STEP_MS 1000
+#define CANCEL_STEP_MS NET_CANCEL_STEP_MS
+_Static_assert(CANCEL_STEP_MS >= 1000, "rcv_limit needs a step of at least 1 s");
 
 /* errstr - thread-safe strerror */
 static const char *errstr(int e, char *buf, size_t len)
@@ -47,51 +44,25 @@ void smtp_io_init(struct smtp_io *io)
     io->cancel = NULL;
 }
 
-static bool cancelled(const atomic_bool *cancel)
-{
-    return cancel && atomic_load_explicit(cancel, memory_order_relaxed);
-}
-
 int64_t smtp_io_deadline(struct smtp_io *io, int ms)
 {
     io->tmo_ms = ms;
     return time_mono_ms() + ms;
 }
 
-/* wait_fd - 1 when fd is ready for ev, 0 on timeout, -1 on a poll error,
- * -2 when *cancel became true */
-static int wait_fd(int fd, short ev, int64_t deadline, const atomic_bool *cancel)
-{
-    for (;;) {
-        if (cancelled(cancel))
-            return -2;
-        int64_t left = deadline - time_mono_ms();
-        if (left <= 0)
-            return 0;
-        if (cancel && left > CANCEL_STEP_MS)
-            left = CANCEL_STEP_MS;
-        struct pollfd p = {.fd = fd, .events = ev};
-        int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-        if (r > 0)
-            return 1; /* also POLLERR/POLLHUP: the next I/O call tells */
-        if (r < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
-/* io_wait - wait_fd on the session's socket, with the failure described */
+/* io_wait - net_wait on the session's socket, with the failure described */
 static int io_wait(struct smtp_io *io, short ev, int64_t deadline, const char *what, char *errbuf,
                    size_t errlen)
 {
     char eb[128];
-    int r = wait_fd(io->fd, ev, deadline, io->cancel);
-    if (r > 0)
+    int r = net_wait(io->fd, ev, deadline, io->cancel);
+    if (r == 0)
         return 0;
-    if (r == -2) {
+    if (r == NET_E_CANCEL) {
         errbuf_set(errbuf, errlen, "cancelled (shutting down) %s", what);
         return SMTP_IO_E_CANCEL;
     }
-    if (r == 0) {
+    if (r == NET_E_TIMEOUT) {
         errbuf_set(errbuf, errlen, "timed out after %d ms %s", io->tmo_ms, what);
         return SMTP_IO_E_TIMEOUT;
     }
@@ -102,8 +73,7 @@ static int io_wait(struct smtp_io *io, short ev, int64_t deadline, const char *w
 /* set_blocking - the socket's O_NONBLOCK off (true) or on; 0 or -1 */
 static int set_blocking(struct smtp_io *io, bool on)
 {
-    int fl = fcntl(io->fd, F_GETFL);
-    if (fl < 0 || fcntl(io->fd, F_SETFL, on ? fl & ~O_NONBLOCK : fl | O_NONBLOCK) < 0)
+    if (net_set_blocking(io->fd, on) != 0)
         return -1;
     io->blocking = on;
     return 0;
@@ -134,77 +104,11 @@ static int rcv_limit(struct smtp_io *io, int64_t left)
 int smtp_io_connect(struct smtp_io *io, const char *host, int port, int timeout_ms, char *errbuf,
                     size_t errlen)
 {
-    char sport[16], last[200] = "no address", addr[INET6_ADDRSTRLEN], eb[128];
-    struct addrinfo hints, *res = NULL;
     io->in_pos = io->in_len = 0;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    snprintf(sport, sizeof sport, "%d", port);
-    int g = getaddrinfo(host, sport, &hints, &res);
-    if (g != 0) {
-        errbuf_set(errbuf, errlen, "cannot resolve %s: %s", host,
-                   g == EAI_SYSTEM ? errstr(errno, eb, sizeof eb) : gai_strerror(g));
-        return SMTP_IO_E_CONNECT;
-    }
-    size_t left_addrs = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-        left_addrs++;
-    int64_t deadline = time_mono_ms() + timeout_ms;
-    int rc = SMTP_IO_E_CONNECT;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next, left_addrs--) {
-        int64_t left = deadline - time_mono_ms();
-        if (left <= 0)
-            break;
-        int64_t share = left / (int64_t)left_addrs;
-        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) !=
-            0)
-            snprintf(addr, sizeof addr, "?");
-        int fd =
-            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            snprintf(last, sizeof last, "%s: socket: %s", addr, errstr(errno, eb, sizeof eb));
-            continue;
-        }
-        int err = 0;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            err = errno;
-            if (err == EINPROGRESS) {
-                int w = wait_fd(fd, POLLOUT, time_mono_ms() + share, io->cancel);
-                socklen_t sl = sizeof err;
-                if (w == -2) {
-                    close(fd);
-                    freeaddrinfo(res);
-                    errbuf_set(errbuf, errlen, "cancelled (shutting down) connecting to %s:%d",
-                               host, port);
-                    return SMTP_IO_E_CANCEL;
-                }
-                if (w == 0) {
-                    snprintf(last, sizeof last, "%s: timed out after %lld ms", addr,
-                             (long long)share);
-                    close(fd);
-                    continue;
-                }
-                if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
-                    err = errno;
-            }
-        }
-        if (err != 0) {
-            snprintf(last, sizeof last, "%s: %s", addr, errstr(err, eb, sizeof eb));
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        io->fd = fd;
-        rc = 0;
-        break;
-    }
-    freeaddrinfo(res);
-    if (rc)
-        errbuf_set(errbuf, errlen, "connect to %s:%d failed: %s", host, port, last);
-    return rc;
+    int rc = net_connect(host, port, timeout_ms, io->cancel, &io->fd, NULL, errbuf, errlen);
+    if (rc == 0)
+        return 0;
+    return rc == NET_E_CANCEL ? SMTP_IO_E_CANCEL : SMTP_IO_E_CONNECT;
 }
 
 int smtp_io_tls_start(struct smtp_io *io, SSL_CTX *ctx, const char *host, int port,
@@ -216,12 +120,12 @@ int smtp_io_tls_start(struct smtp_io *io, SSL_CTX *ctx, const char *host, int po
                    errstr(errno, eb, sizeof eb));
         return SMTP_IO_E_TLS;
     }
-    io->ssl = smtp_tls_session(ctx, io->fd, host, errbuf, errlen);
+    io->ssl = tls_session(ctx, io->fd, host, errbuf, errlen);
     if (!io->ssl)
         return SMTP_IO_E_TLS;
     for (;;) {
         short ev;
-        int r = smtp_tls_handshake(io->ssl, host, port, &ev, errbuf, errlen);
+        int r = tls_handshake(io->ssl, host, port, &ev, errbuf, errlen);
         if (r > 0)
             return 0;
         if (r < 0)
@@ -244,7 +148,7 @@ int smtp_io_write(struct smtp_io *io, const char *p, size_t len, int64_t deadlin
         int rc;
         if (io->ssl) {
             short ev;
-            int r = smtp_tls_write(io->ssl, p, chunk, &ev, what, errbuf, errlen);
+            int r = tls_write(io->ssl, p, chunk, &ev, what, errbuf, errlen);
             if (r > 0) {
                 p += r;
                 len -= (size_t)r;
@@ -288,7 +192,7 @@ static int io_fill(struct smtp_io *io, int64_t deadline, const char *what, char 
         int rc;
         if (io->ssl) {
             short ev;
-            int r = smtp_tls_read(io->ssl, io->in + io->in_len, space, &ev, what, errbuf, errlen);
+            int r = tls_read(io->ssl, io->in + io->in_len, space, &ev, what, errbuf, errlen);
             if (r > 0) {
                 io->in_len += (size_t)r;
                 return 0;
@@ -305,7 +209,7 @@ static int io_fill(struct smtp_io *io, int64_t deadline, const char *what, char 
                        errstr(errno, eb, sizeof eb));
             return SMTP_IO_E_IO;
         }
-        if (cancelled(io->cancel)) {
+        if (net_cancelled(io->cancel)) {
             errbuf_set(errbuf, errlen, "cancelled (shutting down) %s", what);
             return SMTP_IO_E_CANCEL;
         }
@@ -384,7 +288,7 @@ bool smtp_io_idle_alive(struct smtp_io *io)
         return false;
     if (io->ssl) {
         io->in_pos = io->in_len = 0;
-        return smtp_tls_idle_alive(io->ssl, io->in, sizeof io->in);
+        return tls_idle_alive(io->ssl, io->in, sizeof io->in);
     }
     char b;
     ssize_t n = recv(io->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -395,7 +299,7 @@ void smtp_io_close(struct smtp_io *io, bool notify)
 {
     if (io->fd < 0)
         return;
-    smtp_tls_close(io->ssl, notify);
+    tls_close(io->ssl, notify);
     io->ssl = NULL;
     close(io->fd);
     io->fd = -1;

@@ -1,6 +1,6 @@
 /* smtp_io.h - bounded socket I/O for the SMTP engine (smtp_conn.c): resolve
  * and connect within a timeout, the TLS handshake, writes and line reads,
- * plain or through TLS (smtp_tls), each bounded by a deadline; nothing here
+ * plain or through TLS, each bounded by a deadline; nothing here
  * waits longer than the deadline it is given (to the kernel's timer tick).
  * Writes never block (MSG_DONTWAIT, then poll). A plaintext read waits in
  * recv() itself, the socket in blocking mode with SO_RCVTIMEO at most the
@@ -17,6 +17,10 @@
  * is out of step and is to be closed. With a cancel flag set, any wait
  * (connect, handshake, write, read) returns SMTP_IO_E_CANCEL within about
  * a second of the flag becoming true (a bounded shutdown).
+ *
+ * The connect, the waits and the TLS session are libshared's (net.h,
+ * tls.h), shared with the other clients; this module adds the SMTP
+ * engine's buffering, its messages and the plaintext read path.
  *
  * Threads: no shared state; a struct smtp_io is used by the thread that
  * owns its session, one at a time. getaddrinfo() has no timeout of its own:
@@ -63,15 +67,15 @@ void smtp_io_init(struct smtp_io *io);
 int64_t smtp_io_deadline(struct smtp_io *io, int ms);
 /* smtp_io_connect - resolve host and connect to each address in turn,
  * non-blocking, with TCP_NODELAY; timeout_ms is shared: each address gets
- * an equal part of what is left. Empties the input buffer. 0, or
- * SMTP_IO_E_CONNECT with the reason in errbuf. */
+ * an equal part of what is left (net_connect). Empties the input buffer.
+ * 0, or SMTP_IO_E_CONNECT or SMTP_IO_E_CANCEL with the reason in errbuf. */
 int smtp_io_connect(struct smtp_io *io, const char *host, int port, int timeout_ms, char *errbuf,
                     size_t errlen);
-/* smtp_io_tls_start - TLS on the connected socket with ctx (borrowed), the
- * chain and host (a name or an IP literal) verified, bounded by deadline;
- * host and port also name the server in messages. 0, SMTP_IO_E_TLS, or a
- * wait's code; the SSL is kept in io->ssl even on failure, for
- * smtp_io_close(). */
+/* smtp_io_tls_start - TLS on the connected socket with ctx (borrowed, from
+ * tls_ctx_acquire), the chain and host (a name or an IP literal) verified,
+ * bounded by deadline; host and port also name the server in messages.
+ * 0, SMTP_IO_E_TLS, or a wait's code; the SSL is kept in io->ssl even on
+ * failure, for smtp_io_close(). */
 int smtp_io_tls_start(struct smtp_io *io, SSL_CTX *ctx, const char *host, int port,
                       int64_t deadline, char *errbuf, size_t errlen);
 /* smtp_io_write - all of p[0..len), bounded by deadline; what ("sending

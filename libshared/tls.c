@@ -1,14 +1,15 @@
-/* smtp_tls.c - TLS for the SMTP engine: SSL_CTX cache per CA file, socket
- * BIO with MSG_NOSIGNAL, client handshake and certificate checks, and the
- * read/write steps (contracts in smtp_tls.h).
+/* tls.c - TLS clients with OpenSSL: SSL_CTX cache per CA file, socket BIO
+ * with MSG_NOSIGNAL, client handshake with the peer check, read/write steps,
+ * and the same peer check for a chain got from another TLS stack
+ * (contracts in tls.h).
  *
  * Owns the process-wide CTX cache (ctx_list, under ctx_lock) and the BIO
  * method (sock_method, made once under sock_once); both are the only shared
- * state, any thread may call in. An SSL belongs to the session that made it
+ * state, any thread may call in. An SSL belongs to the caller that made it
  * and is used by one thread at a time; the fd under it is the caller's.
  */
+#include "tls.h"
 #include "errbuf.h"
-#include "smtp_tls.h"
 #include "xalloc.h"
 
 #include <arpa/inet.h>
@@ -17,10 +18,10 @@
 #include <netinet/in.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +82,7 @@ static SSL_CTX *ctx_build(const char *ca_file, char *errbuf, size_t errlen)
     return ctx;
 }
 
-SSL_CTX *smtp_tls_ctx_acquire(const char *ca_file, char *errbuf, size_t errlen)
+SSL_CTX *tls_ctx_acquire(const char *ca_file, char *errbuf, size_t errlen)
 {
     SSL_CTX *ctx = NULL;
     pthread_mutex_lock(&ctx_lock);
@@ -106,7 +107,7 @@ out:
     return ctx;
 }
 
-void smtp_tls_ctx_release(SSL_CTX *ctx)
+void tls_ctx_release(SSL_CTX *ctx)
 {
     if (!ctx)
         return;
@@ -179,7 +180,8 @@ static int sbio_destroy(BIO *b)
 
 static void sock_method_init(void)
 {
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "smtp socket");
+    BIO_METHOD *m =
+        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "socket, MSG_NOSIGNAL");
     if (!m || !BIO_meth_set_write(m, sbio_write) || !BIO_meth_set_read(m, sbio_read) ||
         !BIO_meth_set_ctrl(m, sbio_ctrl) || !BIO_meth_set_create(m, sbio_create) ||
         !BIO_meth_set_destroy(m, sbio_destroy)) {
@@ -220,13 +222,21 @@ static void io_fail(int sslerr, int ret, const char *what, char *errbuf, size_t 
     errbuf_set(errbuf, errlen, "connection lost while %s: TLS: %s", what, why);
 }
 
-static bool is_ip_literal(const char *host)
+bool tls_host_is_ip(const char *host)
 {
     unsigned char b[sizeof(struct in6_addr)];
     return inet_pton(AF_INET, host, b) == 1 || inet_pton(AF_INET6, host, b) == 1;
 }
 
-SSL *smtp_tls_session(SSL_CTX *ctx, int fd, const char *host, char *errbuf, size_t errlen)
+int tls_expect_host(X509_VERIFY_PARAM *param, const char *host)
+{
+    if (tls_host_is_ip(host))
+        return X509_VERIFY_PARAM_set1_ip_asc(param, host);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return X509_VERIFY_PARAM_set1_host(param, host, 0);
+}
+
+SSL *tls_session(SSL_CTX *ctx, int fd, const char *host, char *errbuf, size_t errlen)
 {
     char why[256];
     if (pthread_once(&sock_once, sock_method_init) != 0 || !sock_method) {
@@ -244,23 +254,18 @@ SSL *smtp_tls_session(SSL_CTX *ctx, int fd, const char *host, char *errbuf, size
     }
     BIO_set_data(bio, (void *)(intptr_t)fd);
     SSL_set_bio(ssl, bio, bio);
-    int ok;
-    if (is_ip_literal(host)) {
-        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
-    } else {
-        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        ok = SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
-    }
+    int ok = tls_expect_host(SSL_get0_param(ssl), host) == 1 &&
+             (tls_host_is_ip(host) || SSL_set_tlsext_host_name(ssl, host) == 1);
     if (!ok) {
         ssl_reason(why, sizeof why);
         errbuf_set(errbuf, errlen, "TLS: cannot set the expected host '%s': %s", host, why);
-        smtp_tls_close(ssl, false);
+        tls_close(ssl, false);
         return NULL;
     }
     return ssl;
 }
 
-int smtp_tls_handshake(SSL *ssl, const char *host, int port, short *ev, char *errbuf, size_t errlen)
+int tls_handshake(SSL *ssl, const char *host, int port, short *ev, char *errbuf, size_t errlen)
 {
     ERR_clear_error();
     int r = SSL_connect(ssl);
@@ -291,8 +296,8 @@ int smtp_tls_handshake(SSL *ssl, const char *host, int port, short *ev, char *er
     return 1;
 }
 
-int smtp_tls_write(SSL *ssl, const char *p, size_t len, short *ev, const char *what, char *errbuf,
-                   size_t errlen)
+int tls_write(SSL *ssl, const char *p, size_t len, short *ev, const char *what, char *errbuf,
+              size_t errlen)
 {
     ERR_clear_error();
     int r = SSL_write(ssl, p, len > (size_t)INT_MAX ? INT_MAX : (int)len);
@@ -305,8 +310,8 @@ int smtp_tls_write(SSL *ssl, const char *p, size_t len, short *ev, const char *w
     return -1;
 }
 
-int smtp_tls_read(SSL *ssl, char *out, size_t len, short *ev, const char *what, char *errbuf,
-                  size_t errlen)
+int tls_read(SSL *ssl, char *out, size_t len, short *ev, const char *what, char *errbuf,
+             size_t errlen)
 {
     ERR_clear_error();
     int r = SSL_read(ssl, out, len > (size_t)INT_MAX ? INT_MAX : (int)len);
@@ -319,7 +324,7 @@ int smtp_tls_read(SSL *ssl, char *out, size_t len, short *ev, const char *what, 
     return -1;
 }
 
-bool smtp_tls_idle_alive(SSL *ssl, char *scratch, size_t len)
+bool tls_idle_alive(SSL *ssl, char *scratch, size_t len)
 {
     ERR_clear_error();
     int n = SSL_read(ssl, scratch, len > (size_t)INT_MAX ? INT_MAX : (int)len);
@@ -329,12 +334,12 @@ bool smtp_tls_idle_alive(SSL *ssl, char *scratch, size_t len)
     return n <= 0 && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE);
 }
 
-const char *smtp_tls_version(const SSL *ssl)
+const char *tls_version(const SSL *ssl)
 {
     return ssl ? SSL_get_version(ssl) : "none";
 }
 
-void smtp_tls_close(SSL *ssl, bool notify)
+void tls_close(SSL *ssl, bool notify)
 {
     if (!ssl)
         return;
@@ -343,4 +348,56 @@ void smtp_tls_close(SSL *ssl, bool notify)
         (void)SSL_shutdown(ssl); /* close_notify, best effort */
     SSL_free(ssl);
     ERR_clear_error();
+}
+
+/* ---- a chain received by another TLS stack ------------------------------------- */
+
+int tls_verify_der(X509_STORE *store, const struct tls_der *chain, size_t n, const char *host,
+                   long *verr)
+{
+    int rc = TLS_E_INTERNAL;
+    X509 *leaf = NULL;
+    STACK_OF(X509) *untrusted = NULL;
+    X509_STORE_CTX *ctx = NULL;
+
+    *verr = X509_V_OK;
+    const unsigned char *p = n > 0 ? chain[0].data : NULL;
+    if (!p || chain[0].len == 0 || chain[0].len > LONG_MAX ||
+        !(leaf = d2i_X509(NULL, &p, (long)chain[0].len))) {
+        rc = TLS_E_CERT;
+        goto out;
+    }
+    untrusted = sk_X509_new_null();
+    if (!untrusted)
+        goto out;
+    for (size_t i = 1; i < n; i++) {
+        const unsigned char *q = chain[i].data;
+        X509 *x = q && chain[i].len <= LONG_MAX ? d2i_X509(NULL, &q, (long)chain[i].len) : NULL;
+        if (x && !sk_X509_push(untrusted, x))
+            X509_free(x);
+    }
+    ctx = X509_STORE_CTX_new();
+    if (!ctx || X509_STORE_CTX_init(ctx, store, leaf, untrusted) != 1 ||
+        tls_expect_host(X509_STORE_CTX_get0_param(ctx), host) != 1 ||
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER) != 1)
+        goto out;
+    if (X509_verify_cert(ctx) != 1) {
+        *verr = X509_STORE_CTX_get_error(ctx);
+        if (*verr == X509_V_OK)
+            *verr = X509_V_ERR_UNSPECIFIED;
+        rc = TLS_E_VERIFY;
+        goto out;
+    }
+    rc = 0;
+out:
+    ERR_clear_error();
+    X509_STORE_CTX_free(ctx);
+    sk_X509_pop_free(untrusted, X509_free);
+    X509_free(leaf);
+    return rc;
+}
+
+const char *tls_verify_text(long verr)
+{
+    return X509_verify_cert_error_string(verr);
 }
