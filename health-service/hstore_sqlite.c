@@ -5,6 +5,7 @@
  * how the files are laid out. Threads as hstore.h: writes under a file's
  * w_lock, reads on the one reader connection under r_lock. */
 #include "hstore_sqlite.h"
+#include "errbuf.h"
 #include "db.h"
 #include "log.h"
 #include "xalloc.h"
@@ -75,8 +76,8 @@ struct hstore *hstore_sqlite_open(const char *path, int nshards, char *errbuf, s
     if (nshards == 0)
         nshards = HSTORE_SHARDS_DEFAULT;
     if (nshards < 1 || nshards > HSTORE_MAX_SHARDS || (nshards & (nshards - 1))) {
-        snprintf(errbuf, errlen, "hstore: %d files: not a power of two up to %d", nshards,
-                 HSTORE_MAX_SHARDS);
+        errbuf_set(errbuf, errlen, "hstore: %d files: not a power of two up to %d", nshards,
+                   HSTORE_MAX_SHARDS);
         return NULL;
     }
     struct hsqlite *s = xcalloc(1, sizeof *s);
@@ -97,7 +98,7 @@ struct hstore *hstore_sqlite_open(const char *path, int nshards, char *errbuf, s
                                      " SET users = users + 1, last_seen = ?2");
     if (!s->ins_user || !s->upsert_domain || prepare_domains(s) != 0 ||
         hsqlite_prepare_stats(s) != 0) {
-        snprintf(errbuf, errlen, "cannot prepare statements on %s", path);
+        errbuf_set(errbuf, errlen, "cannot prepare statements on %s", path);
         hsqlite_free(&s->base);
         return NULL;
     }

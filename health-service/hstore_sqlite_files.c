@@ -4,6 +4,7 @@
  * the backend (hstore_sqlite.h); called at open and close (one thread)
  * and, for reads, under r_lock. */
 #include "hstore_sqlite.h"
+#include "errbuf.h"
 #include "buf.h"
 #include "db.h"
 #include "xalloc.h"
@@ -59,7 +60,7 @@ static int register_mid_hash(sqlite3 *w, char *errbuf, size_t errlen)
     if (sqlite3_create_function(w, "hstore_mid_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                                 sql_mid_hash, NULL, NULL) == SQLITE_OK)
         return 0;
-    snprintf(errbuf, errlen, "cannot register hstore_mid_hash: %s", sqlite3_errmsg(w));
+    errbuf_set(errbuf, errlen, "cannot register hstore_mid_hash: %s", sqlite3_errmsg(w));
     return -1;
 }
 
@@ -131,7 +132,7 @@ static int open_file(struct hsqlite *s, const char *path, int k, char *errbuf, s
     struct hshard *h = &s->shard[k];
     char file[4096];
     if ((size_t)snprintf(file, sizeof file, "%s.shard%d", path, k) >= sizeof file) {
-        snprintf(errbuf, errlen, "DB_PATH is too long");
+        errbuf_set(errbuf, errlen, "DB_PATH is too long");
         return -1;
     }
     if (db_open(file, &h->w, errbuf, errlen) != 0 || register_mid_hash(h->w, errbuf, errlen) != 0 ||
@@ -147,7 +148,7 @@ static int open_file(struct hsqlite *s, const char *path, int k, char *errbuf, s
         sqlite3_finalize(st);
     }
     if (r != SQLITE_DONE) {
-        snprintf(errbuf, errlen, "cannot attach %s: %s", file, sqlite3_errmsg(s->r));
+        errbuf_set(errbuf, errlen, "cannot attach %s: %s", file, sqlite3_errmsg(s->r));
         return -1;
     }
     return 0;
@@ -164,7 +165,7 @@ int hsqlite_open_files(struct hsqlite *s, const char *path, int nshards, char *e
         return -1;
     int n = shard_count(s->shard[0].w, nshards);
     if (n < 0) {
-        snprintf(errbuf, errlen, "%s: no valid shard count in store_shards", path);
+        errbuf_set(errbuf, errlen, "%s: no valid shard count in store_shards", path);
         return -1;
     }
     for (s->nshards = 1; s->nshards < n; s->nshards++)

@@ -7,6 +7,7 @@
  * and thread-safe (no locale: lower-casing is ASCII only, by hand).
  */
 #include "addr.h"
+#include "errbuf.h"
 #include "utf8.h"
 
 #include <idn2.h>
@@ -17,8 +18,7 @@
 /* fail - store a reason in errbuf (truncated to errlen, always terminated) */
 static int fail(char *errbuf, size_t errlen, const char *why)
 {
-    if (errbuf && errlen > 0)
-        (void)snprintf(errbuf, errlen, "%s", why); /* truncation is acceptable */
+    errbuf_set(errbuf, errlen, "%s", why);
     return -1;
 }
 

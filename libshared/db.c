@@ -2,6 +2,7 @@
  * one thread at a time; the caller owns it. Database files are private to
  * the service's user (0600): they hold names and addresses. */
 #include "db.h"
+#include "errbuf.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -60,7 +61,7 @@ static int db_private(const char *path, char *errbuf, size_t errlen)
     if (fd >= 0) {
         close(fd);
     } else if (errno != EEXIST) {
-        snprintf(errbuf, errlen, "cannot create %s: %s", path, strerror(errno));
+        errbuf_set(errbuf, errlen, "cannot create %s: %s", path, strerror(errno));
         return -1;
     }
     static const char *const sides[] = {"", "-wal", "-shm"};
@@ -77,7 +78,7 @@ int db_open(const char *path, sqlite3 **out, char *errbuf, size_t errlen)
     sqlite3 *db = NULL;
     *out = NULL;
     if (db_mkdirs_for(path) != 0) {
-        snprintf(errbuf, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+        errbuf_set(errbuf, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
         return -1;
     }
     if (db_private(path, errbuf, errlen) != 0)
@@ -85,8 +86,8 @@ int db_open(const char *path, sqlite3 **out, char *errbuf, size_t errlen)
     int rc = sqlite3_open_v2(
         path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        snprintf(errbuf, errlen, "cannot open %s: %s", path,
-                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        errbuf_set(errbuf, errlen, "cannot open %s: %s", path,
+                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         return -1;
     }
@@ -99,7 +100,7 @@ int db_open(const char *path, sqlite3 **out, char *errbuf, size_t errlen)
     for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
         char *err = NULL;
         if (sqlite3_exec(db, pragmas[i], NULL, NULL, &err) != SQLITE_OK) {
-            snprintf(errbuf, errlen, "%s on %s: %s", pragmas[i], path, err ? err : "?");
+            errbuf_set(errbuf, errlen, "%s on %s: %s", pragmas[i], path, err ? err : "?");
             sqlite3_free(err);
             sqlite3_close(db);
             return -1;
@@ -181,12 +182,12 @@ int db_migrate(sqlite3 *db, const char *const *migrations, size_t n, char *errbu
 {
     long v = 0;
     if (user_version(db, &v) != 0) {
-        snprintf(errbuf, errlen, "cannot read the schema version: %s", sqlite3_errmsg(db));
+        errbuf_set(errbuf, errlen, "cannot read the schema version: %s", sqlite3_errmsg(db));
         return -1;
     }
     if (v < 0 || (size_t)v > n) {
-        snprintf(errbuf, errlen, "database schema version %ld is newer than this program (%zu)", v,
-                 n);
+        errbuf_set(errbuf, errlen, "database schema version %ld is newer than this program (%zu)",
+                   v, n);
         return -1;
     }
     for (size_t i = (size_t)v; i < n; i++) {
@@ -195,8 +196,8 @@ int db_migrate(sqlite3 *db, const char *const *migrations, size_t n, char *errbu
         snprintf(bump, sizeof bump, "PRAGMA user_version=%zu", i + 1);
         if (db_begin(db) != 0 || sqlite3_exec(db, migrations[i], NULL, NULL, &err) != SQLITE_OK ||
             sqlite3_exec(db, bump, NULL, NULL, &err) != SQLITE_OK || db_commit(db) != 0) {
-            snprintf(errbuf, errlen, "migration %zu failed: %s", i + 1,
-                     err ? err : sqlite3_errmsg(db));
+            errbuf_set(errbuf, errlen, "migration %zu failed: %s", i + 1,
+                       err ? err : sqlite3_errmsg(db));
             sqlite3_free(err);
             db_rollback(db);
             return -1;

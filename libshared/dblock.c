@@ -1,6 +1,7 @@
 /* dblock.c - exclusive lock file beside a SQLite database (dblock.h).
  * Main thread. */
 #include "dblock.h"
+#include "errbuf.h"
 #include "db.h"
 #include "xalloc.h"
 
@@ -16,13 +17,13 @@ int dblock_acquire(const char *db_path, char *errbuf, size_t errlen)
 {
     char *path = xasprintf("%s.lock", db_path);
     if (db_mkdirs_for(db_path) != 0) {
-        snprintf(errbuf, errlen, "cannot create the folder of %s: %s", db_path, strerror(errno));
+        errbuf_set(errbuf, errlen, "cannot create the folder of %s: %s", db_path, strerror(errno));
         free(path);
         return -1;
     }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(errbuf, errlen, "cannot create the lock file %s: %s", path, strerror(errno));
+        errbuf_set(errbuf, errlen, "cannot create the lock file %s: %s", path, strerror(errno));
         free(path);
         return -1;
     }
@@ -33,12 +34,12 @@ int dblock_acquire(const char *db_path, char *errbuf, size_t errlen)
         pid[n > 0 ? n : 0] = '\0';
         pid[strcspn(pid, "\n")] = '\0';
         if (err == EWOULDBLOCK)
-            snprintf(errbuf, errlen,
-                     "DB_PATH %s is in use by another process (pid %s, lock %s): one process per "
-                     "SQLite database; stop it, or give this one its own DB_PATH",
-                     db_path, *pid ? pid : "unknown", path);
+            errbuf_set(errbuf, errlen,
+                       "DB_PATH %s is in use by another process (pid %s, lock %s): one process per "
+                       "SQLite database; stop it, or give this one its own DB_PATH",
+                       db_path, *pid ? pid : "unknown", path);
         else
-            snprintf(errbuf, errlen, "cannot lock %s: %s", path, strerror(err));
+            errbuf_set(errbuf, errlen, "cannot lock %s: %s", path, strerror(err));
         close(fd);
         free(path);
         return -1;
@@ -46,7 +47,7 @@ int dblock_acquire(const char *db_path, char *errbuf, size_t errlen)
     char pid[24];
     int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
-        snprintf(errbuf, errlen, "cannot write the lock file %s: %s", path, strerror(errno));
+        errbuf_set(errbuf, errlen, "cannot write the lock file %s: %s", path, strerror(errno));
         close(fd);
         free(path);
         return -1;

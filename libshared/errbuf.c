@@ -13,3 +13,9 @@ void errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
     vsnprintf(errbuf, errlen, fmt, ap);
     va_end(ap);
 }
+
+void errbuf_vset(char *errbuf, size_t errlen, const char *fmt, va_list ap)
+{
+    if (errbuf && errlen > 0)
+        vsnprintf(errbuf, errlen, fmt, ap);
+}

@@ -6,6 +6,7 @@
  * after http_start().
  */
 #include "httpd.h"
+#include "errbuf.h"
 #include "buf.h"
 #include "httpconn.h"
 #include "httpguard.h"
@@ -735,10 +736,10 @@ struct http_server *http_start(const struct http_config *cfg, char *errbuf, size
     const char *bind = cfg->bind_addr && *cfg->bind_addr ? cfg->bind_addr : "127.0.0.1";
     bool has_token = cfg->api_token && *cfg->api_token;
     if (!http_is_loopback(bind) && !has_token) {
-        snprintf(errbuf, errlen,
-                 "BIND_ADDR %s is not a loopback address and API_TOKEN is not set: refusing to "
-                 "serve the API unauthenticated",
-                 bind);
+        errbuf_set(errbuf, errlen,
+                   "BIND_ADDR %s is not a loopback address and API_TOKEN is not set: refusing to "
+                   "serve the API unauthenticated",
+                   bind);
         return NULL;
     }
     struct sockaddr_storage ss;
@@ -746,7 +747,7 @@ struct http_server *http_start(const struct http_config *cfg, char *errbuf, size
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
     if (cfg->port < 0 || cfg->port > 65535) {
-        snprintf(errbuf, errlen, "PORT %d is out of range", cfg->port);
+        errbuf_set(errbuf, errlen, "PORT %d is out of range", cfg->port);
         return NULL;
     }
     struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -759,7 +760,7 @@ struct http_server *http_start(const struct http_config *cfg, char *errbuf, size
         s6->sin6_port = htons((uint16_t)cfg->port);
         flags |= MHD_USE_IPv6;
     } else {
-        snprintf(errbuf, errlen, "BIND_ADDR '%s' is not an IPv4 or IPv6 address", bind);
+        errbuf_set(errbuf, errlen, "BIND_ADDR '%s' is not an IPv4 or IPv6 address", bind);
         return NULL;
     }
     struct http_hosts *hosts = http_hosts_new(bind, cfg->allowed_hosts, errbuf, errlen);
@@ -812,7 +813,7 @@ struct http_server *http_start(const struct http_config *cfg, char *errbuf, size
             MHD_OPTION_PER_IP_CONNECTION_LIMIT, hc->max_conns_per_ip, MHD_OPTION_NOTIFY_COMPLETED,
             completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_conn, srv, MHD_OPTION_END);
     if (!srv->daemon) {
-        snprintf(errbuf, errlen, "cannot listen on %s port %d (in use?)", bind, cfg->port);
+        errbuf_set(errbuf, errlen, "cannot listen on %s port %d (in use?)", bind, cfg->port);
         httpconn_table_free(srv->conns);
         http_hosts_free(srv->hosts);
         pthread_mutex_destroy(&srv->defer_mu);

@@ -1,6 +1,7 @@
 /* httpguard.c - Host, Origin and framing checks (see httpguard.h).
  * Built on the main thread, then read-only. */
 #include "httpguard.h"
+#include "errbuf.h"
 #include "xalloc.h"
 
 #include <arpa/inet.h>
@@ -105,7 +106,7 @@ struct http_hosts *http_hosts_new(const char *bind_addr, const char *allowed, ch
     const char *bind = bind_addr && *bind_addr ? bind_addr : "127.0.0.1";
     struct in6_addr a;
     if (strlcpy_ok(h->bound, bind, sizeof h->bound) != 0 || !ip_parse(bind, &a)) {
-        snprintf(errbuf, errlen, "BIND_ADDR '%s' is not an IPv4 or IPv6 address", bind);
+        errbuf_set(errbuf, errlen, "BIND_ADDR '%s' is not an IPv4 or IPv6 address", bind);
         http_hosts_free(h);
         return NULL;
     }
@@ -129,8 +130,8 @@ struct http_hosts *http_hosts_new(const char *bind_addr, const char *allowed, ch
         /* ".example.com": the dot is kept, the rest must be a host */
         if (host_part(tok[0] == '.' ? tok + 1 : tok, name, sizeof name) != 0 ||
             strchr(tok, ':') != NULL) {
-            snprintf(errbuf, errlen,
-                     "ALLOWED_HOSTS: '%.64s' is not a host name (no scheme, port or path)", tok);
+            errbuf_set(errbuf, errlen,
+                       "ALLOWED_HOSTS: '%.64s' is not a host name (no scheme, port or path)", tok);
             free(copy);
             http_hosts_free(h);
             return NULL;

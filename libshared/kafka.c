@@ -45,7 +45,7 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, c
 {
     char err[512];
     if (rd_kafka_conf_set(conf, key, value, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        snprintf(errbuf, errlen, "kafka setting %s: %s", key, err);
+        errbuf_set(errbuf, errlen, "kafka setting %s: %s", key, err);
         return -1;
     }
     return 0;
@@ -55,7 +55,7 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers, const char *client_id,
                                 const char *const *extra, char *errbuf, size_t errlen)
 {
     if (!brokers || !*brokers) {
-        snprintf(errbuf, errlen, "no Kafka bootstrap servers given");
+        errbuf_set(errbuf, errlen, "no Kafka bootstrap servers given");
         return NULL;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -69,7 +69,7 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers, const char *client_id,
         goto fail;
     for (size_t i = 0; extra && extra[i]; i += 2) {
         if (!extra[i + 1]) {
-            snprintf(errbuf, errlen, "kafka setting %s has no value", extra[i]);
+            errbuf_set(errbuf, errlen, "kafka setting %s has no value", extra[i]);
             goto fail;
         }
         if (conf_set(conf, extra[i], extra[i + 1], errbuf, errlen) != 0)

@@ -32,6 +32,7 @@
  * on the caller's thread.
  */
 #include "kconsumer.h"
+#include "errbuf.h"
 #include "kafka.h"
 #include "log.h"
 #include "timeutil.h"
@@ -605,7 +606,8 @@ struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errb
 {
     if (!cfg->group_id || !*cfg->group_id || !cfg->topics || !cfg->topics[0] ||
         !(cfg->handler || cfg->apply)) {
-        snprintf(errbuf, errlen, "kconsumer: group_id, topics and handler (or apply) are required");
+        errbuf_set(errbuf, errlen,
+                   "kconsumer: group_id, topics and handler (or apply) are required");
         return NULL;
     }
     struct kconsumer *c = xcalloc(1, sizeof *c);
@@ -656,8 +658,8 @@ struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errb
         char err[512];
         if (!cfg->extra[i + 1] || rd_kafka_conf_set(conf, cfg->extra[i], cfg->extra[i + 1], err,
                                                     sizeof err) != RD_KAFKA_CONF_OK) {
-            snprintf(errbuf, errlen, "kafka setting %s: %s", cfg->extra[i],
-                     cfg->extra[i + 1] ? err : "no value");
+            errbuf_set(errbuf, errlen, "kafka setting %s: %s", cfg->extra[i],
+                       cfg->extra[i + 1] ? err : "no value");
             rd_kafka_conf_destroy(conf);
             goto fail;
         }
@@ -669,7 +671,7 @@ struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errb
     char err[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!c->rk) {
-        snprintf(errbuf, errlen, "kafka consumer: %s", err);
+        errbuf_set(errbuf, errlen, "kafka consumer: %s", err);
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
@@ -680,16 +682,16 @@ struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errb
     rd_kafka_resp_err_t serr = rd_kafka_subscribe(c->rk, subs);
     rd_kafka_topic_partition_list_destroy(subs);
     if (serr) {
-        snprintf(errbuf, errlen, "kafka subscribe: %s", rd_kafka_err2str(serr));
+        errbuf_set(errbuf, errlen, "kafka subscribe: %s", rd_kafka_err2str(serr));
         goto fail;
     }
     if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
-        snprintf(errbuf, errlen, "kconsumer: cannot start the writer thread");
+        errbuf_set(errbuf, errlen, "kconsumer: cannot start the writer thread");
         rd_kafka_consumer_close(c->rk);
         goto fail;
     }
     if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) {
-        snprintf(errbuf, errlen, "kconsumer: cannot start the consumer thread");
+        errbuf_set(errbuf, errlen, "kconsumer: cannot start the consumer thread");
         pthread_mutex_lock(&c->qmu);
         c->writer_stop = true;
         pthread_cond_broadcast(&c->qcond);

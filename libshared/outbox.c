@@ -23,6 +23,7 @@
  * and outbox_publisher_stats() (any thread, under `mu`).
  */
 #include "outbox.h"
+#include "errbuf.h"
 #include "db.h"
 #include "kafka.h"
 #include "log.h"
@@ -258,7 +259,7 @@ static rd_kafka_t *producer_new(struct outbox_publisher *p, char *errbuf, size_t
         char err[512];
         if (rd_kafka_conf_set(conf, p->extra[i], p->extra[i + 1], err, sizeof err) !=
             RD_KAFKA_CONF_OK) {
-            snprintf(errbuf, errlen, "kafka setting %s: %s", p->extra[i], err);
+            errbuf_set(errbuf, errlen, "kafka setting %s: %s", p->extra[i], err);
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
@@ -269,7 +270,7 @@ static rd_kafka_t *producer_new(struct outbox_publisher *p, char *errbuf, size_t
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!rk) {
-        snprintf(errbuf, errlen, "kafka producer: %s", err);
+        errbuf_set(errbuf, errlen, "kafka producer: %s", err);
         rd_kafka_conf_destroy(conf);
     }
     return rk;
@@ -606,7 +607,7 @@ static sqlite3_stmt *prepare(struct outbox_publisher *p, const char *sql, char *
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v3(p->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        snprintf(errbuf, errlen, "outbox table in %s: %s", p->db_path, sqlite3_errmsg(p->db));
+        errbuf_set(errbuf, errlen, "outbox table in %s: %s", p->db_path, sqlite3_errmsg(p->db));
         return NULL;
     }
     return st;
@@ -616,7 +617,7 @@ struct outbox_publisher *outbox_publisher_start(const struct outbox_config *cfg,
                                                 size_t errlen)
 {
     if (!cfg->db_path || !cfg->brokers) {
-        snprintf(errbuf, errlen, "outbox: db_path and brokers are required");
+        errbuf_set(errbuf, errlen, "outbox: db_path and brokers are required");
         return NULL;
     }
     struct outbox_publisher *p = xcalloc(1, sizeof *p);
@@ -633,7 +634,7 @@ struct outbox_publisher *outbox_publisher_start(const struct outbox_config *cfg,
         while (cfg->extra[n])
             n++;
         if (n % 2 != 0) {
-            snprintf(errbuf, errlen, "outbox: kafka setting %s has no value", cfg->extra[n - 1]);
+            errbuf_set(errbuf, errlen, "outbox: kafka setting %s has no value", cfg->extra[n - 1]);
             publisher_free(p);
             return NULL;
         }
@@ -660,7 +661,7 @@ struct outbox_publisher *outbox_publisher_start(const struct outbox_config *cfg,
     refresh_pending(p, time_mono_ms());
     p->last_ok_ms = time_mono_ms() - PROBE_EVERY_MS; /* probe at once */
     if (pthread_create(&p->thread, NULL, publisher_main, p) != 0) {
-        snprintf(errbuf, errlen, "outbox: cannot start the publisher thread");
+        errbuf_set(errbuf, errlen, "outbox: cannot start the publisher thread");
         publisher_free(p);
         return NULL;
     }

@@ -10,6 +10,7 @@
  * Owns nothing; any thread (the boundary counter is atomic).
  */
 #include "mime.h"
+#include "errbuf.h"
 #include "addr.h"
 #include "timeutil.h"
 #include "utf8.h"
@@ -36,40 +37,26 @@
 static const char hexdig[] = "0123456789ABCDEF";
 static const char b64dig[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* seterr - format a reason into errbuf (truncated when too long) */
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- validation ---- */
 
 int mime_check_header_text(const char *s, size_t maxlen, char *errbuf, size_t errlen)
 {
     if (!s) {
-        seterr(errbuf, errlen, "missing");
+        errbuf_set(errbuf, errlen, "missing");
         return -1;
     }
     size_t n = strlen(s);
     if (n > maxlen) {
-        seterr(errbuf, errlen, "longer than %zu bytes", maxlen);
+        errbuf_set(errbuf, errlen, "longer than %zu bytes", maxlen);
         return -1;
     }
     size_t bad = utf8_check(s, n);
     if (bad != n) {
-        seterr(errbuf, errlen, "invalid UTF-8 at byte %zu", bad);
+        errbuf_set(errbuf, errlen, "invalid UTF-8 at byte %zu", bad);
         return -1;
     }
     if (utf8_has_ctl(s, n)) {
-        seterr(errbuf, errlen, "contains a control character (CR, LF, TAB, ...)");
+        errbuf_set(errbuf, errlen, "contains a control character (CR, LF, TAB, ...)");
         return -1;
     }
     return 0;
@@ -102,8 +89,8 @@ static int check_msgid(const char *s, char *errbuf, size_t errlen)
         goto bad;
     return 0;
 bad:
-    seterr(errbuf, errlen, "message_id: not of the form <left@right> (printable ASCII, <= %d)",
-           MSGID_MAX);
+    errbuf_set(errbuf, errlen, "message_id: not of the form <left@right> (printable ASCII, <= %d)",
+               MSGID_MAX);
     return -1;
 }
 
@@ -126,12 +113,12 @@ static int check_list_unsub(const char *s, char *errbuf, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c > 0x7E) {
-            seterr(errbuf, errlen, "list_unsubscribe: not printable ASCII at byte %zu", i);
+            errbuf_set(errbuf, errlen, "list_unsubscribe: not printable ASCII at byte %zu", i);
             return -1;
         }
     }
     if (max_word(s, n) > WORD_MAX) {
-        seterr(errbuf, errlen, "list_unsubscribe: a word longer than %d bytes", WORD_MAX);
+        errbuf_set(errbuf, errlen, "list_unsubscribe: a word longer than %d bytes", WORD_MAX);
         return -1;
     }
     return 0;
@@ -142,7 +129,7 @@ static int check_field(const char *field, const char *s, char *errbuf, size_t er
 {
     char why[96];
     if (mime_check_header_text(s, (size_t)-1, why, sizeof why) != 0) {
-        seterr(errbuf, errlen, "%s: %s", field, why);
+        errbuf_set(errbuf, errlen, "%s: %s", field, why);
         return -1;
     }
     return 0;
@@ -155,7 +142,7 @@ static int check_addr(const char *field, const char *s, struct addr *a, char *er
     if (check_field(field, s, errbuf, errlen) != 0)
         return -1;
     if (addr_parse(s, a, why, sizeof why) != 0) {
-        seterr(errbuf, errlen, "%s: invalid address: %s", field, why);
+        errbuf_set(errbuf, errlen, "%s: invalid address: %s", field, why);
         return -1;
     }
     return 0;
@@ -166,7 +153,7 @@ static int check_body(const char *field, const char *s, char *errbuf, size_t err
 {
     size_t n = strlen(s), bad = utf8_check(s, n);
     if (bad != n) {
-        seterr(errbuf, errlen, "%s: invalid UTF-8 at byte %zu", field, bad);
+        errbuf_set(errbuf, errlen, "%s: invalid UTF-8 at byte %zu", field, bad);
         return -1;
     }
     return 0;
@@ -657,7 +644,7 @@ int mime_compose(const struct mime_input *in, struct buf *out, char *errbuf, siz
     if (rc != 0)
         goto out;
     if (time_rfc5322(in->date_ms, date, sizeof date) != 0) {
-        seterr(errbuf, errlen, "date_ms: out of range");
+        errbuf_set(errbuf, errlen, "date_ms: out of range");
         rc = -1;
         goto out;
     }
@@ -673,9 +660,9 @@ int mime_compose(const struct mime_input *in, struct buf *out, char *errbuf, siz
         out->data[start] = '\0';
     }
     if (rc > 0)
-        seterr(errbuf, errlen, "no multipart boundary found");
+        errbuf_set(errbuf, errlen, "no multipart boundary found");
     else if (rc < 0)
-        seterr(errbuf, errlen, "message larger than the buffer cap (%zu bytes)", out->cap);
+        errbuf_set(errbuf, errlen, "message larger than the buffer cap (%zu bytes)", out->cap);
     rc = rc ? -1 : 0;
 out:
     return rc;

@@ -318,7 +318,7 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
         metrics_gauge(cfg->metrics, "email_workers_active", "Workers sending right now", NULL);
     int64_t released = 0;
     if (store_release_leases(cfg->store, &released) != 0) {
-        snprintf(errbuf, errlen, "cannot release the leases of a previous run");
+        errbuf_set(errbuf, errlen, "cannot release the leases of a previous run");
         free(s);
         return NULL;
     }

@@ -6,6 +6,7 @@
  * The registration thread (gc_main) takes every queued registration,
  * commits them in one transaction under w_lock and calls their done(). */
 #include "store.h"
+#include "errbuf.h"
 #include "store_int.h"
 #include "db.h"
 #include "log.h"
@@ -55,12 +56,12 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
     s->backfill_count = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1");
     if (!s->ins_user || !s->backfill || !s->backfill_count || !s->list_users || !s->list_ids ||
         !s->count_users || store_prepare_sender(s) != 0) {
-        snprintf(errbuf, errlen, "cannot prepare statements on %s", path);
+        errbuf_set(errbuf, errlen, "cannot prepare statements on %s", path);
         store_free(s);
         return NULL;
     }
     if (pthread_create(&s->gc_thread, NULL, gc_main, s) != 0) {
-        snprintf(errbuf, errlen, "cannot start the registration thread");
+        errbuf_set(errbuf, errlen, "cannot start the registration thread");
         store_free(s);
         return NULL;
     }

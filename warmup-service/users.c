@@ -1,5 +1,6 @@
 /* users.c - registration validation and the user.registered event. */
 #include "users.h"
+#include "errbuf.h"
 #include "event.h"
 #include "timeutil.h"
 #include "utf8.h"
@@ -15,24 +16,24 @@ int user_input_make(struct user_input *u, const char *name, const char *email_id
     memset(u, 0, sizeof *u);
     size_t nlen = strlen(name);
     if (nlen == 0) {
-        snprintf(errbuf, errlen, "name must not be empty");
+        errbuf_set(errbuf, errlen, "name must not be empty");
         return -1;
     }
     if (nlen > USER_NAME_MAX) {
-        snprintf(errbuf, errlen, "name is longer than %d bytes", USER_NAME_MAX);
+        errbuf_set(errbuf, errlen, "name is longer than %d bytes", USER_NAME_MAX);
         return -1;
     }
     if (!utf8_valid(name, nlen)) {
-        snprintf(errbuf, errlen, "name is not valid UTF-8");
+        errbuf_set(errbuf, errlen, "name is not valid UTF-8");
         return -1;
     }
     if (utf8_has_ctl(name, nlen)) {
-        snprintf(errbuf, errlen, "name must not contain control characters (CR, LF, ...)");
+        errbuf_set(errbuf, errlen, "name must not contain control characters (CR, LF, ...)");
         return -1;
     }
     char why[128];
     if (addr_parse(email_id, &u->addr, why, sizeof why) != 0) {
-        snprintf(errbuf, errlen, "email_id is not a valid address: %s", why);
+        errbuf_set(errbuf, errlen, "email_id is not a valid address: %s", why);
         return -1;
     }
     memcpy(u->name, name, nlen + 1);

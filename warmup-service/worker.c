@@ -12,6 +12,7 @@
  * longer backoff. The copies after the failure in that batch (skipped)
  * are released too; the one in flight is charged an attempt. */
 #include "buf.h"
+#include "errbuf.h"
 #include "bqueue.h"
 #include "event.h"
 #include "log.h"
@@ -124,7 +125,7 @@ static int compose(const struct campaign *c, const struct job *j, const char *ms
     char *text = mime_fill(e->body, j->claim.name, j->claim.recipient);
     char *html = e->html ? mime_fill_html(e->html, j->claim.name, j->claim.recipient) : NULL;
     if (!subject || !text || (e->html && !html)) {
-        snprintf(err, errlen, "the filled message is over %d bytes", MIME_FILLED_MAX);
+        errbuf_set(err, errlen, "the filled message is over %d bytes", MIME_FILLED_MAX);
         free(subject);
         free(text);
         free(html);

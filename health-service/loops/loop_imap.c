@@ -36,6 +36,7 @@
  * session per thread); instances are independent.
  */
 #include "feedback_loop.h"
+#include "errbuf.h"
 #include "loop_imap_int.h"
 
 #include "log.h"
@@ -288,15 +289,15 @@ static int imap_check(void *loop, struct fl_copy *copies, size_t n, char *errbuf
         if (now < l->retry_at_ms) {
             long long wait_s = (l->retry_at_ms - now + 999) / 1000;
             log_info("imap loop round skipped domain=%s reconnect_in_s=%lld", l->domain, wait_s);
-            snprintf(errbuf, errlen, "reconnecting in %lld s (last error: %s)", wait_s,
-                     l->last_err);
+            errbuf_set(errbuf, errlen, "reconnecting in %lld s (last error: %s)", wait_s,
+                       l->last_err);
             goto out;
         }
         if (imap_session_open(l, err, sizeof err) < 0) {
             note_failure(l, err);
             log_warn("imap loop connect failed domain=%s host=%s port=%u retry_in_ms=%lld: %s",
                      l->domain, l->host, (unsigned)l->port, (long long)l->backoff_ms, err);
-            snprintf(errbuf, errlen, "%s", err);
+            errbuf_set(errbuf, errlen, "%s", err);
             goto out;
         }
     }
@@ -308,7 +309,7 @@ static int imap_check(void *loop, struct fl_copy *copies, size_t n, char *errbuf
         reset_copies(copies, n);
         log_warn("imap loop round failed domain=%s host=%s copies=%zu: %s", l->domain, l->host, n,
                  err);
-        snprintf(errbuf, errlen, "%s", err);
+        errbuf_set(errbuf, errlen, "%s", err);
         if (fr == -1) {
             /* the session is gone: close it, the next rounds back off */
             imap_session_close(l, false, err);
@@ -356,7 +357,7 @@ static void *imap_create(const char *domain, json_object *settings, char *errbuf
     char err[384];
 
     if (imap_parse_settings(l, settings, err, sizeof err) < 0) {
-        snprintf(errbuf, errlen, "imap settings: %s", err);
+        errbuf_set(errbuf, errlen, "imap settings: %s", err);
         loop_free(l);
         return NULL;
     }

@@ -21,6 +21,7 @@
  * Threads: the thread using the loop instance (one at a time).
  */
 #include "loop_imap_int.h"
+#include "errbuf.h"
 
 #include "log.h"
 #include "net.h"
@@ -94,8 +95,8 @@ void imap_cmd_error(const struct imap_loop *l, int r, const char *what, char *er
     if (!imap_connection_error(r) && l->imap && l->imap->imap_response)
         printable(l->imap->imap_response, text, sizeof text);
     const char *why = imap_strerror(r);
-    snprintf(err, errlen, "%s failed: %s%s%s", what,
-             why ? why : "command refused by the server (NO)", text[0] ? ": " : "", text);
+    errbuf_set(err, errlen, "%s failed: %s%s%s", what,
+               why ? why : "command refused by the server (NO)", text[0] ? ": " : "", text);
 }
 
 /* ---- EOF guard ---------------------------------------------------------
@@ -204,11 +205,11 @@ static int tcp_connect(const struct imap_loop *l, char *err, size_t errlen)
     if (net_connect(l->host, l->port, l->timeout_ms, NULL, &fd, &last, err, errlen) != 0) {
         /* the loop's last_error keeps its wording: without the address */
         if (last == ETIMEDOUT)
-            snprintf(err, errlen, "connect to %s:%u timed out after %d ms", l->host,
-                     (unsigned)l->port, l->timeout_ms);
+            errbuf_set(err, errlen, "connect to %s:%u timed out after %d ms", l->host,
+                       (unsigned)l->port, l->timeout_ms);
         else if (last != 0)
-            snprintf(err, errlen, "connect to %s:%u failed: %s", l->host, (unsigned)l->port,
-                     strerror(last));
+            errbuf_set(err, errlen, "connect to %s:%u failed: %s", l->host, (unsigned)l->port,
+                       strerror(last));
         return -1;
     }
     /* libetpan wants a blocking descriptor; it bounds its waits with poll */
@@ -238,7 +239,7 @@ static int verify_peer(const struct imap_loop *l, mailstream *s, char *err, size
     ssize_t len = mailstream_ssl_get_certificate(s, &der);
     if (len <= 0 || !der) {
         free(der);
-        snprintf(err, errlen, "TLS peer %s sent no certificate", l->host);
+        errbuf_set(err, errlen, "TLS peer %s sent no certificate", l->host);
         return -1;
     }
     carray *certs = mailstream_get_certificate_chain(s);
@@ -250,19 +251,19 @@ static int verify_peer(const struct imap_loop *l, mailstream *s, char *err, size
     }
     int rc = tls_verify_der(l->store, chain, n, l->host, &verr);
     if (rc == TLS_E_CERT)
-        snprintf(err, errlen, "cannot parse the certificate of %s", l->host);
+        errbuf_set(err, errlen, "cannot parse the certificate of %s", l->host);
     else if (rc == TLS_E_INTERNAL)
-        snprintf(err, errlen, "out of memory verifying the certificate");
+        errbuf_set(err, errlen, "out of memory verifying the certificate");
     else if (rc && verr == X509_V_ERR_IP_ADDRESS_MISMATCH)
-        snprintf(err, errlen, "certificate of %s:%u does not match the IP address %s", l->host,
-                 (unsigned)l->port, l->host);
+        errbuf_set(err, errlen, "certificate of %s:%u does not match the IP address %s", l->host,
+                   (unsigned)l->port, l->host);
     else if (rc && verr == X509_V_ERR_HOSTNAME_MISMATCH)
-        snprintf(err, errlen, "certificate of %s:%u does not match the host name %s", l->host,
-                 (unsigned)l->port, l->host);
+        errbuf_set(err, errlen, "certificate of %s:%u does not match the host name %s", l->host,
+                   (unsigned)l->port, l->host);
     else if (rc)
-        snprintf(err, errlen, "certificate of %s:%u not trusted: %s (%s)", l->host,
-                 (unsigned)l->port, tls_verify_text(verr),
-                 l->ca_file ? l->ca_file : "system trust store");
+        errbuf_set(err, errlen, "certificate of %s:%u not trusted: %s (%s)", l->host,
+                   (unsigned)l->port, tls_verify_text(verr),
+                   l->ca_file ? l->ca_file : "system trust store");
     free(chain);
     if (certs)
         mailstream_certificate_chain_free(certs);
@@ -278,7 +279,7 @@ static int has_capability(struct imap_loop *l, const char *name, bool *yes, char
     struct mailimap_connection_info *ci = l->imap->imap_connection_info;
     *yes = false;
     if (!ci) {
-        snprintf(err, errlen, "CAPABILITY failed: %s", imap_strerror(MAILIMAP_ERROR_BAD_STATE));
+        errbuf_set(err, errlen, "CAPABILITY failed: %s", imap_strerror(MAILIMAP_ERROR_BAD_STATE));
         return -1;
     }
     /* libetpan 1.9.4 copies the session's list on OK without checking that
@@ -312,8 +313,8 @@ static int starttls(struct imap_loop *l, char *err, size_t errlen)
     if (has_capability(l, "STARTTLS", &offered, err, errlen) < 0)
         return -1;
     if (!offered) {
-        snprintf(err, errlen, "server %s:%u does not offer STARTTLS (tls is \"starttls\")", l->host,
-                 (unsigned)l->port);
+        errbuf_set(err, errlen, "server %s:%u does not offer STARTTLS (tls is \"starttls\")",
+                   l->host, (unsigned)l->port);
         return -1;
     }
     int r = mailimap_starttls(l->imap);
@@ -327,8 +328,8 @@ static int starttls(struct imap_loop *l, char *err, size_t errlen)
         fd < 0 ? NULL
                : mailstream_low_tls_open_with_callback_timeout(fd, timeout_s(l), tls_setup, l);
     if (!tls) {
-        snprintf(err, errlen, "TLS handshake with %s:%u after STARTTLS failed", l->host,
-                 (unsigned)l->port);
+        errbuf_set(err, errlen, "TLS handshake with %s:%u after STARTTLS failed", l->host,
+                   (unsigned)l->port);
         return -1;
     }
     /* the plain layer goes without closing the descriptor, as in libetpan */
@@ -396,9 +397,9 @@ static int find_spam(struct imap_loop *l, const char **how, char *err, size_t er
         l->spam = xstrdup(pick);
     mailimap_list_result_free(list);
     if (!pick) {
-        snprintf(err, errlen,
-                 "no spam folder: no mailbox with \\Junk, none named Junk or Spam "
-                 "(set \"spam\")");
+        errbuf_set(err, errlen,
+                   "no spam folder: no mailbox with \\Junk, none named Junk or Spam "
+                   "(set \"spam\")");
         return -1;
     }
     return 0;
@@ -447,7 +448,7 @@ int imap_session_open(struct imap_loop *l, char *err, size_t errlen)
         s = mailstream_ssl_open_with_callback_timeout(fd, timeout_s(l), tls_setup, l);
         if (!s) {
             close(fd);
-            snprintf(err, errlen, "TLS handshake with %s:%u failed", l->host, (unsigned)l->port);
+            errbuf_set(err, errlen, "TLS handshake with %s:%u failed", l->host, (unsigned)l->port);
             return -1;
         }
         if (verify_peer(l, s, err, errlen) < 0) {
@@ -459,7 +460,7 @@ int imap_session_open(struct imap_loop *l, char *err, size_t errlen)
         s = mailstream_socket_open_timeout(fd, timeout_s(l));
         if (!s) {
             close(fd);
-            snprintf(err, errlen, "cannot set up a stream for %s:%u", l->host, (unsigned)l->port);
+            errbuf_set(err, errlen, "cannot set up a stream for %s:%u", l->host, (unsigned)l->port);
             return -1;
         }
         eof_guard(s);
@@ -467,7 +468,7 @@ int imap_session_open(struct imap_loop *l, char *err, size_t errlen)
     l->imap = mailimap_new(0, NULL);
     if (!l->imap) {
         mailstream_close(s);
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return -1;
     }
     mailimap_set_timeout(l->imap, timeout_s(l));
@@ -481,8 +482,8 @@ int imap_session_open(struct imap_loop *l, char *err, size_t errlen)
     bool preauth = r == MAILIMAP_NO_ERROR_AUTHENTICATED;
     if (l->tls == IMAP_TLS_STARTTLS) {
         if (preauth) {
-            snprintf(err, errlen, "server %s:%u sent PREAUTH before STARTTLS", l->host,
-                     (unsigned)l->port);
+            errbuf_set(err, errlen, "server %s:%u sent PREAUTH before STARTTLS", l->host,
+                       (unsigned)l->port);
             goto fail;
         }
         if (starttls(l, err, errlen) < 0)

@@ -22,6 +22,7 @@
  * Threads: called by create() only, in the creating thread.
  */
 #include "loop_imap_int.h"
+#include "errbuf.h"
 
 #include "config.h"
 #include "fileio.h"
@@ -67,11 +68,11 @@ static int get_name(json_object *o, const char *key, bool required, size_t maxle
     if (!s)
         return 0;
     if (s[0] == '\0') {
-        snprintf(err, errlen, "field '%s' must not be empty", key);
+        errbuf_set(err, errlen, "field '%s' must not be empty", key);
         return -1;
     }
     if (has_ctl(s)) {
-        snprintf(err, errlen, "field '%s' must not contain control characters", key);
+        errbuf_set(err, errlen, "field '%s' must not contain control characters", key);
         return -1;
     }
     *out = xstrdup(s);
@@ -92,7 +93,7 @@ static int read_password_file(const char *path, char **out, char *err, size_t er
                           : NULL;
     if (!why)
         return 0;
-    snprintf(err, errlen, "field 'password_file': '%s' %s", path, why);
+    errbuf_set(err, errlen, "field 'password_file': '%s' %s", path, why);
     explicit_bzero(*out, len);
     free(*out);
     *out = NULL;
@@ -109,7 +110,7 @@ int imap_parse_settings(struct imap_loop *l, json_object *o, char *err, size_t e
     int64_t v;
 
     if (!o || !json_object_is_type(o, json_type_object)) {
-        snprintf(err, errlen, "settings must be an object with host, user and password");
+        errbuf_set(err, errlen, "settings must be an object with host, user and password");
         return -1;
     }
     if (jsonx_check_keys(o, keys, err, errlen) < 0)
@@ -127,7 +128,7 @@ int imap_parse_settings(struct imap_loop *l, json_object *o, char *err, size_t e
         while (imap_tls_names[i] && strcmp(imap_tls_names[i], s) != 0)
             i++;
         if (!imap_tls_names[i]) {
-            snprintf(err, errlen, "field 'tls' must be \"none\", \"starttls\" or \"tls\"");
+            errbuf_set(err, errlen, "field 'tls' must be \"none\", \"starttls\" or \"tls\"");
             return -1;
         }
         l->tls = (enum imap_tls)i;
@@ -144,12 +145,13 @@ int imap_parse_settings(struct imap_loop *l, json_object *o, char *err, size_t e
         jsonx_get_string(o, "password_file", false, 4096, &pwfile, err, errlen) < 0)
         return -1;
     if ((pw != NULL) == (pwfile != NULL)) {
-        snprintf(err, errlen, "exactly one of the fields 'password' and 'password_file' is needed");
+        errbuf_set(err, errlen,
+                   "exactly one of the fields 'password' and 'password_file' is needed");
         return -1;
     }
     if (pw) {
         if (pw[0] == '\0' || strchr(pw, '\r') || strchr(pw, '\n')) {
-            snprintf(err, errlen, "field 'password' must be one non-empty line");
+            errbuf_set(err, errlen, "field 'password' must be one non-empty line");
             return -1;
         }
         l->password = xstrdup(pw);
@@ -172,34 +174,34 @@ int imap_parse_settings(struct imap_loop *l, json_object *o, char *err, size_t e
     if (jsonx_get_string(o, "ca_file", false, 4096, &s, err, errlen) < 0)
         return -1;
     if (s && l->tls == IMAP_TLS_NONE) {
-        snprintf(err, errlen, "field 'ca_file' needs tls \"starttls\" or \"tls\"");
+        errbuf_set(err, errlen, "field 'ca_file' needs tls \"starttls\" or \"tls\"");
         return -1;
     }
     if (l->tls != IMAP_TLS_NONE) {
         l->store = X509_STORE_new();
         if (!l->store) {
-            snprintf(err, errlen, "cannot create a certificate store");
+            errbuf_set(err, errlen, "cannot create a certificate store");
             return -1;
         }
         if (s) {
             if (s[0] == '\0' || X509_STORE_load_file(l->store, s) != 1) {
                 ERR_clear_error();
-                snprintf(err, errlen, "field 'ca_file': cannot load certificates from '%s'", s);
+                errbuf_set(err, errlen, "field 'ca_file': cannot load certificates from '%s'", s);
                 return -1;
             }
             l->ca_file = xstrdup(s);
         } else if (X509_STORE_set_default_paths(l->store) != 1) {
             ERR_clear_error();
-            snprintf(err, errlen, "cannot load the system trust store");
+            errbuf_set(err, errlen, "cannot load the system trust store");
             return -1;
         }
     }
     /* LOGIN sends the password as it is: never unencrypted off the machine */
     if (l->tls == IMAP_TLS_NONE && !config_host_is_loopback(l->host)) {
-        snprintf(err, errlen,
-                 "field 'tls': \"none\" would send the password in clear text to '%s', which is "
-                 "not a loopback host; use \"starttls\" or \"tls\"",
-                 l->host);
+        errbuf_set(err, errlen,
+                   "field 'tls': \"none\" would send the password in clear text to '%s', which is "
+                   "not a loopback host; use \"starttls\" or \"tls\"",
+                   l->host);
         return -1;
     }
     return 0;

@@ -12,6 +12,7 @@
  * state, no I/O: any thread.
  */
 #include "feedback_loop.h"
+#include "errbuf.h"
 #include "jsonx.h"
 #include "xalloc.h"
 
@@ -30,12 +31,12 @@ static int rate(json_object *s, const char *key, double def, double *out, char *
     if (!s || !json_object_object_get_ex(s, key, &v) || json_object_is_type(v, json_type_null))
         return 0;
     if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) {
-        snprintf(errbuf, errlen, "field '%s' must be a number", key);
+        errbuf_set(errbuf, errlen, "field '%s' must be a number", key);
         return -1;
     }
     *out = json_object_get_double(v);
     if (!(*out >= 0 && *out <= 1)) {
-        snprintf(errbuf, errlen, "field '%s' must be between 0 and 1", key);
+        errbuf_set(errbuf, errlen, "field '%s' must be between 0 and 1", key);
         return -1;
     }
     return 0;
@@ -53,7 +54,7 @@ static void *mock_create(const char *domain, json_object *settings, char *errbuf
         rate(settings, "read", 0.2, &m.read, errbuf, errlen) != 0)
         return NULL;
     if (m.delivered + m.spam > 1.0 + 1e-9) {
-        snprintf(errbuf, errlen, "delivered + spam must not exceed 1");
+        errbuf_set(errbuf, errlen, "delivered + spam must not exceed 1");
         return NULL;
     }
     struct mock *p = xmalloc(sizeof *p);

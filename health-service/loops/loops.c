@@ -1,6 +1,7 @@
 /* loops.c - the FeedbackLoop registry and FEEDBACK_LOOPS_FILE. Adding a
  * loop type is one file (loop_<name>.c) and one line in registry[]. */
 #include "loops.h"
+#include "errbuf.h"
 #include "jsonx.h"
 #include "xalloc.h"
 
@@ -61,20 +62,20 @@ static int set_entry(struct loops_config *c, const char *domain, json_object *se
     char err[256];
     if (!json_object_is_type(settings, json_type_object) ||
         jsonx_get_string(settings, "loop", true, 32, &name, err, sizeof err) != 0) {
-        snprintf(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s: %s", domain,
-                 json_object_is_type(settings, json_type_object) ? err : "must be an object");
+        errbuf_set(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s: %s", domain,
+                   json_object_is_type(settings, json_type_object) ? err : "must be an object");
         json_object_put(settings);
         return -1;
     }
     const struct feedback_loop_ops *ops = feedback_loop_find(name);
     if (!ops) {
-        snprintf(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s: unknown loop '%.32s'", domain, name);
+        errbuf_set(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s: unknown loop '%.32s'", domain, name);
         json_object_put(settings);
         return -1;
     }
     void *probe = ops->create(domain, settings, err, sizeof err);
     if (!probe) {
-        snprintf(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s: %s", domain, err);
+        errbuf_set(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s: %s", domain, err);
         json_object_put(settings);
         return -1;
     }
@@ -109,7 +110,7 @@ int loops_config_load(struct loops_config *c, const char *path, char *errbuf, si
         return 0;
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(errbuf, errlen, "FEEDBACK_LOOPS_FILE: cannot read %s", path);
+        errbuf_set(errbuf, errlen, "FEEDBACK_LOOPS_FILE: cannot read %s", path);
         loops_config_cleanup(c);
         return -1;
     }
@@ -120,9 +121,9 @@ int loops_config_load(struct loops_config *c, const char *path, char *errbuf, si
     char err[256];
     int rc = -1;
     if (len > 1024 * 1024) {
-        snprintf(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s is larger than 1 MiB", path);
+        errbuf_set(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s is larger than 1 MiB", path);
     } else if (jsonx_parse_object(text, len, &root, err, sizeof err) != 0) {
-        snprintf(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s", err);
+        errbuf_set(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s", err);
     } else {
         rc = 0;
         json_object_object_foreach(root, key, val)

@@ -76,7 +76,7 @@ __attribute__((format(printf, 2, 3))) static void errf(struct smtp_conn *c, cons
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    errbuf_vset(c->err, sizeof c->err, fmt, ap);
     va_end(ap);
 }
 

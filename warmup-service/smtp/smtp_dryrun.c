@@ -11,6 +11,7 @@
  * Any thread; the sequence counter is atomic.
  */
 #include "smtp_client.h"
+#include "errbuf.h"
 #include "smtp_conn.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -67,8 +68,8 @@ static int spool_check(const struct smtp_settings *s, char *errbuf, size_t errle
         access(dir, W_OK | X_OK) < 0) {
         int e = errno ? errno : ENOTDIR;
         if (errbuf && errlen)
-            snprintf(errbuf, errlen, "client %s: spool directory '%s': %s",
-                     s->name ? s->name : "dryrun", dir, strerror_r(e, eb, sizeof eb));
+            errbuf_set(errbuf, errlen, "client %s: spool directory '%s': %s",
+                       s->name ? s->name : "dryrun", dir, strerror_r(e, eb, sizeof eb));
         return -1;
     }
     return 0;

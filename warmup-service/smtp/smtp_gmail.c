@@ -7,6 +7,7 @@
  * (port 465) is allowed, tls=none is refused. A thin wrapper over smtp_conn.
  */
 #include "smtp_client.h"
+#include "errbuf.h"
 #include "smtp_conn.h"
 
 #include <stdio.h>
@@ -25,8 +26,8 @@ static int gmail_settings(const struct smtp_settings *s, struct smtp_settings *o
         out->port = GMAIL_PORT;
     if (out->tls == SMTP_TLS_NONE) {
         if (errbuf && errlen)
-            snprintf(errbuf, errlen, "client %s: GOOGLE needs TLS (starttls or tls)",
-                     s->name ? s->name : "google");
+            errbuf_set(errbuf, errlen, "client %s: GOOGLE needs TLS (starttls or tls)",
+                       s->name ? s->name : "google");
         return -1;
     }
     return 0;
