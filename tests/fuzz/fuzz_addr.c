@@ -1,4 +1,4 @@
-/* fuzz_addr.c - address parsing (libshared/addr.c) on arbitrary strings.
+/* fuzz_addr.c - address parsing (libshared/util/addr.c) on arbitrary strings.
  *
  * Invariants: an accepted address is within the RFC 5321 sizes, its
  * normal form is the input with only the domain lower-cased (ASCII), it

@@ -1,4 +1,4 @@
-/* fuzz_csv.c - the streaming CSV reader (libshared/csv.c) on arbitrary
+/* fuzz_csv.c - the streaming CSV reader (libshared/util/csv.c) on arbitrary
  * bytes.
  *
  * Invariants: the records do not depend on how the input is cut into

@@ -1,4 +1,4 @@
-/* fuzz_events.c - the Kafka event decoder (libshared/event.c) on
+/* fuzz_events.c - the Kafka event decoder (libshared/infra/event.c) on
  * arbitrary bytes, as a value of the user topic and of the email topic.
  * Includes the .c to reach its date parser.
  *
@@ -10,7 +10,7 @@
  * The fast path of the date parser (canonical_datetime) agrees with
  * strptime + timegm.
  */
-#include "../../libshared/event.c"
+#include "../../libshared/infra/event.c"
 #include "fuzz.h"
 
 static bool same(const char *a, const char *b)

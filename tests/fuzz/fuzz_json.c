@@ -1,4 +1,4 @@
-/* fuzz_json.c - the JSON reader (libshared/jsonx.c) on arbitrary bytes.
+/* fuzz_json.c - the JSON reader (libshared/util/jsonx.c) on arbitrary bytes.
  *
  * Invariants: jsonx_parse_object and jsonx_object_fields (the tree-less
  * fast path) accept the same texts with the same error message; for

@@ -1,4 +1,4 @@
-/* test_event.c - the Kafka events (libshared/event.c): the exact wire
+/* test_event.c - the Kafka events (libshared/infra/event.c): the exact wire
  * format of each type, encode -> decode round trips, the contract's
  * examples (README.md, "Events"), and what decoding refuses. */
 #include "event.h"

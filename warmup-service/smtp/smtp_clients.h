@@ -16,7 +16,7 @@
  *            SEND_TPM (0 = unlimited), WORKERS (connections, 4, 1..256),
  *            SMTP_CONNECT_TIMEOUT_MS (10000), SMTP_COMMAND_TIMEOUT_MS
  *            (30000), SMTP_MESSAGE_TIMEOUT_MS (120000)
- * Every variable may come as NAME_FILE (libshared/config.h).
+ * Every variable may come as NAME_FILE (libshared/util/config.h).
  *
  * Or several from SMTP_CLIENTS_FILE, a JSON array whose first entry is the
  * default client; SMTP_HELO, SEND_TPM, WORKERS and the timeouts above are
