@@ -1,4 +1,4 @@
-/* event.h - the Kafka events both services exchange (README.md, "Events"):
+/* event.h - the Kafka events both services exchange (README.md, "Events (Kafka)"):
  * the one owner of their type names, field names and schema version.
  * Producers encode a struct into the JSON value; consumers decode a value
  * into the same struct, validated. A new event type is one enum value, one

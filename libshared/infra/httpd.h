@@ -6,12 +6,12 @@
  * HTTP_PUBLIC skip it), request bodies accumulated up to a cap (413) or
  * streamed to the route, Content-Type checks (415) and JSON error bodies
  * {"error":{"code","message"}}. Before routing, the browser and network
- * defences of DESIGN section 4 (httpguard.h, httpconn.h): ambiguous framing
- * is 400, a foreign Host 421, a cross-origin state-changing request 403;
- * connections are capped per client address and in all, and a request's
- * headers and body must arrive within deadlines. Requests are counted in
- * the optional metrics registry (http_requests_total,
- * http_request_duration_seconds).
+ * defences of the README's "Security" (httpguard.h, httpconn.h):
+ * ambiguous framing is 400, a foreign Host 421, a cross-origin
+ * state-changing request 403; connections are capped per client address
+ * and in all, and a request's headers and body must arrive within
+ * deadlines. Requests are counted in the optional metrics registry
+ * (http_requests_total, http_request_duration_seconds).
  *
  * Threads: handlers run on MHD pool threads and may block on SQLite, never
  * on SMTP or Kafka; a deferred request is answered by whichever thread

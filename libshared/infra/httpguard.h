@@ -1,4 +1,4 @@
-/* httpguard.h - the browser-facing checks of a request (DESIGN section 4):
+/* httpguard.h - the browser-facing checks of a request (README, "Security"):
  * which Host names the server answers to (DNS rebinding -> 421), whether an
  * Origin is the request's own (cross-site request forgery -> 403), and the
  * header anomalies that let a proxy and this server disagree about where a

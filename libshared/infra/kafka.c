@@ -360,7 +360,7 @@ int kafka_destroy_bounded(rd_kafka_t *rk, int timeout_ms)
 
     pthread_t t;
     if (pthread_create(&t, NULL, destroy_main, j) != 0) {
-        rd_kafka_destroy(rk); /* no thread: unbounded, as before */
+        rd_kafka_destroy(rk); /* no thread: an unbounded destroy */
         j->refs = 0;
         pthread_cond_destroy(&j->cv);
         pthread_mutex_destroy(&j->mu);

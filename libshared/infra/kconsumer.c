@@ -583,8 +583,7 @@ static void consumer_free(struct kconsumer *c)
 {
     /* the list came from rd_kafka_assignment(): its elements hold
      * references to the handle's partitions, and rd_kafka_destroy waits
-     * for every partition to be released (it hung for the full bound on
-     * every stop while the list was freed after it) */
+     * for every partition to be released, so the list goes first */
     if (c->assignment)
         rd_kafka_topic_partition_list_destroy(c->assignment);
     c->assignment = NULL;
@@ -645,8 +644,8 @@ struct kconsumer *kconsumer_start(const struct kconsumer_config *cfg, char *errb
         "statistics.interval.ms",
         "1000",
         /* a fetch the broker holds for lack of data (up to this long)
-         * delays the partitions assigned meanwhile: 500 ms by default, so
-         * every start and rebalance lost half a second */
+         * delays the partitions assigned meanwhile, at every start and
+         * rebalance: librdkafka's default (500) is too long for that */
         "fetch.wait.max.ms",
         "100",
         NULL,

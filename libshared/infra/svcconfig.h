@@ -1,4 +1,4 @@
-/* svcconfig.h - the configuration both services share (DESIGN section 6):
+/* svcconfig.h - the configuration both services share (README, "Configuration"):
  * PORT, BIND_ADDR, API_TOKEN, KAFKA_BROKERS, KAFKA_TOPIC, DB_PATH,
  * LOG_LEVEL, LOG_FORMAT, HTTP_THREADS, HTTP_TIMEOUT, ALLOWED_HOSTS,
  * HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS_PER_IP, HTTP_HEADER_TIMEOUT,

@@ -28,8 +28,9 @@ static char *put2(char *p, int v)
     return p + 2;
 }
 
-/* fmt - digit by digit (snprintf cost ~1 us, and an event carries one per
- * copy sent); years outside 0..9999 and times before 1970 keep snprintf */
+/* fmt - digit by digit, since every event carries one per copy sent and
+ * snprintf is a visible part of a copy's cost; years outside 0..9999 and
+ * times before 1970 keep snprintf */
 static void fmt(int64_t ms, char *out, size_t len, int with_ms)
 {
     /* floored: -1 ms is 23:59:59.999 of the day before the epoch */
@@ -84,8 +85,7 @@ int time_rfc5322(int64_t ms, char *out, size_t len)
     struct tm tm;
     if (gmtime_r(&t, &tm) == NULL || tm.tm_year < 0 || tm.tm_year > 9999 - 1900)
         return -1;
-    /* digit by digit: snprintf costs about as much as the rest of a
-     * message's headers, once per copy */
+    /* digit by digit, as fmt: this runs once per copy */
     char b[40], *p = b;
     int year = tm.tm_year + 1900;
     memcpy(p, days[tm.tm_wday], 3);
