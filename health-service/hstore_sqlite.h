@@ -58,7 +58,7 @@
  * instead of the Message-ID text. The copies table grows in arrival
  * order, but Message-IDs are random (<email-{id}.{16 random hex}@...>), so
  * every new copy lands on a random page of the Message-ID index: with the
- * text as key nearly each copy of a large batch dirtied its own index
+ * text as key nearly every copy of a large batch dirties its own index
  * page. An integer key makes the index several times smaller, so a
  * batch's inserts share pages (bench/RESULTS.md). The index is UNIQUE: two different Message-IDs
  * with the same hash (never seen in practice) keep the first one's hash, and the later one is
@@ -138,7 +138,7 @@ struct hsqlite {
     hstore_hash_fn hash;                    /* hsqlite_mid_hash; tests may use a weaker one */
     sqlite3_stmt *ins_user, *upsert_domain; /* on file 0's writer */
     /* reader statements over every file, prepared at open (r_lock):
-     * parsing one per request cost more than running it */
+     * parsing one per request costs more than running it */
     sqlite3_stmt *list_domains, *count_domains, *domain_placement, *domain_names;
     sqlite3_stmt *all_stats, *tracked_count;
 };

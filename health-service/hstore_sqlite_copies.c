@@ -155,8 +155,8 @@ struct keyed {
 
 /* sort_keyed - by key, then in arrival order: an LSD radix sort on the
  * key's bytes, stable, so copies with the same key keep the order they
- * came in (v must be in arrival order); a few dozen instructions a copy
- * where qsort took thousands. */
+ * came in (v must be in arrival order). Eight linear passes: far cheaper
+ * than a comparison sort of a large batch. */
 static void sort_keyed(struct keyed *v, size_t n)
 {
     if (n < 2)
@@ -472,7 +472,7 @@ out:
 }
 
 /* a part smaller than this is stored on the caller's thread after file
- * 0's (starting a thread costs about what 50 copies do) */
+ * 0's: for a small part, starting a thread costs more than it saves */
 #define PART_THREAD_MIN 512
 
 /* one file's part of a batch */

@@ -115,12 +115,13 @@ static void tune_writer(sqlite3 *w, int nshards)
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", 32768 / nshards);
     sqlite3_exec(w, sql, NULL, NULL, NULL);
-    /* an ingest commit writes thousands of pages to the WAL, so SQLite's
-     * default (a checkpoint once the WAL holds 1,000 pages) checkpointed
-     * after every commit, copying hot pages (B-tree interiors, the pages
-     * new rows go to) to the database and syncing it each time; every
-     * 10,000 pages (WAL ~40 MB or one large commit, cut back to 64 MB if
-     * a checkpoint could not reset it) copies each of them less often */
+    /* an ingest commit writes thousands of pages to the WAL: with SQLite's
+     * default (a checkpoint once the WAL holds 1,000 pages) every commit
+     * would be followed by a checkpoint, copying the hot pages (B-tree
+     * interiors, the pages new rows go to) and syncing the database each
+     * time; at 10,000 pages (about one large commit; the WAL cut back to
+     * 64 MiB when a checkpoint could not reset it) each is copied less
+     * often */
     sqlite3_exec(w, "PRAGMA wal_autocheckpoint=10000", NULL, NULL, NULL);
     sqlite3_exec(w, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
 }

@@ -62,8 +62,7 @@ int hsqlite_prepare_stats(struct hsqlite *s)
     s->tracked_count = hsqlite_prepare_union(s, "SELECT coalesce(sum(tracked), 0) FROM (",
                                              "SELECT tracked FROM ", ".email_stats", ")");
     bool ok = s->all_stats && s->tracked_count;
-    /* /mail_stats: one primary-key lookup per file, summed here (a GROUP
-     * BY over the files' rows cost twice the request) */
+    /* /mail_stats: one primary-key lookup per file, summed here */
     for (int k = 0; k < s->nshards; k++) {
         struct hshard *h = &s->shard[k];
         char sql[512];

@@ -38,8 +38,9 @@ void *ingest_prepare(void *arg, const struct kmsg *msgs, size_t n)
     size_t users = 0;
     for (size_t i = 0; i < n; i++)
         users += strcmp(msgs[i].topic, user_topic) == 0;
-    /* sized to what the batch holds: a user_event is ~0.5 KiB, and a batch
-     * of 40,000 copies would otherwise clear 20 MiB for nothing */
+    /* sized to what the batch holds of each topic: a users' array as long
+     * as a batch of copies would be cleared for nothing (user_event is
+     * large) */
     w->users = xcalloc(users ? users : 1, sizeof *w->users);
     w->copies = xcalloc(n - users ? n - users : 1, sizeof *w->copies);
     w->n = n;
