@@ -1,8 +1,9 @@
 /* store_emails.c - the SQLite backend of store.h for emails and their
  * copies: creation with fan-out, campaign controls, dead letters, and the
  * sender's claims and outcomes. Locks as in store.c (w_lock for the writer
- * connection, r_lock for the reader). The sender's statements are prepared
- * once at open (store_prepare_sender); the API's, one per request, are
+ * connection, r_lock for the reader). The claim and outcome statements,
+ * run for every copy, are prepared once at open (store_prepare_sender);
+ * every other statement runs once per request or dispatcher round and is
  * prepared per call. Results are heap copies the caller frees (store.h). */
 #include "db.h"
 #include "log.h"

@@ -34,11 +34,11 @@ enum { DLV_PENDING = 0, DLV_LEASED = 1, DLV_SENT = 2, DLV_RETRY = 3, DLV_DEAD = 
 
 /* 3: the claim index keeps only the copies a claim takes (pending, retry).
  * A copy leaves it when claimed and a sent one never comes back, so the
- * claim is one index delete per copy and the outcome none (it was a
- * delete and an insert each, in an index that kept every sent copy). The
- * claim names the index's condition (state IN (0, 3)), as SQLite uses a
- * partial index only for a query that states it; leased copies (state 1)
- * are found by a scan (start-up release, /reconcile). */
+ * claim is one index delete per copy and the outcome none, and the index
+ * stays as small as the work left. The claim names the index's condition
+ * (state IN (0, 3)), as SQLite uses a partial index only for a query that
+ * states it; leased copies (state 1) are found by a scan (start-up
+ * release, /reconcile). */
 #define STORE_CLAIM_INDEX_SQL                                                                      \
     "DROP INDEX deliveries_claim;"                                                                 \
     "CREATE INDEX deliveries_claim ON deliveries(email_id, state, due_at) WHERE state IN (0, 3);"
@@ -57,7 +57,7 @@ struct store {
     /* the sender's writer statements (w_lock): a claim, and a copy's
      * outcome, its release and the per-email counters of a results batch */
     sqlite3_stmt *claim, *res_done, *res_release, *res_counters;
-    /* PRAGMA synchronous=NORMAL / FULL on the writer: see store_sync_normal */
+    /* PRAGMA synchronous=NORMAL / FULL on the writer: see sync_mode */
     sqlite3_stmt *sync_normal, *sync_full;
 
     /* group commit of single registrations (store_register_async) */

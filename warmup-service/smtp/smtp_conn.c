@@ -436,7 +436,8 @@ static char *b64(const void *p, size_t n)
     return out;
 }
 
-/* auth_send_secret - a command line holding credentials: cleansed after */
+/* auth_step - the AUTH line a b (b may be NULL) and its reply; the output
+ * buffer held credentials, so it is cleansed after (out_secret) */
 static int auth_step(struct smtp_conn *c, const char *a, const char *b, struct smtp_result *r)
 {
     char w[] = "sending AUTH";

@@ -1,12 +1,7 @@
 /* smtp_conn.h - our SMTP protocol engine (RFC 5321 client) over TCP and OpenSSL.
  *
- * Why not libESMTP (1.1.0, Debian's): it has no implicit TLS (port 465), no
- * connect timeout, no pipelining across messages, it hides its socket (so
- * TCP_NODELAY needs a /proc hack, and without it every message over ~2 KB
- * stalls 40 ms), it crashes on a second STARTTLS session unless given its
- * own SSL_CTX, it can hang after STARTTLS on TLS 1.3 session tickets, and a
- * rejected certificate does not fail the session (only the message status
- * shows it). This engine is small, bounded everywhere and fails closed.
+ * Why our own and not libESMTP: the README's "The SMTP engine is our own".
+ * This engine is small, bounded everywhere and fails closed.
  *
  * What it does, per session (one connection at a time, kept across send()
  * calls):
@@ -19,8 +14,8 @@
  *   - tls=starttls: STARTTLS is required (not offered -> fail closed);
  *     tls=tls: TLS from the first byte; TLS >= 1.2 with SNI, the chain
  *     verified against ca_file (or OpenSSL's default paths) and the host
- *     name (SSL_set1_host) or IP literal (X509_VERIFY_PARAM_set1_ip_asc)
- *     checked, so a wrong CA or name fails the connection;
+ *     name or IP literal checked (libshared's tls_expect_host), so a wrong
+ *     CA or name fails the connection;
  *   - AUTH PLAIN (preferred) or LOGIN, only inside TLS unless tls=none was
  *     configured; a 5xx AUTH reply fails every message of the batch PERMFAIL
  *     with the server's reply;
