@@ -5,7 +5,7 @@
  * gives each connection an absolute deadline for the phase it is in:
  * waiting for a request's headers (from accept, or from the end of the
  * previous request), then receiving its body (a fixed time plus one second
- * per min_rate bytes received), and none while the server handles it or
+ * per body_min_rate bytes received), and none while the server handles it or
  * writes the answer. A reaper thread shuts down (never closes: the
  * descriptor stays libmicrohttpd's) every connection past its deadline;
  * when the table is near max_conns, waiting connections get a short

@@ -1,6 +1,6 @@
 /* test_event.c - the Kafka events (libshared/infra/event.c): the exact wire
  * format of each type, encode -> decode round trips, the contract's
- * examples (README.md, "Events"), and what decoding refuses. */
+ * examples (README.md, "Events (Kafka)"), and what decoding refuses. */
 #include "event.h"
 #include "test.h"
 
@@ -62,7 +62,7 @@ static const struct event_email_sent email_rows[] = {
      .sent_at_ms = 0},
 };
 
-/* what warmup-service wrote before this module: the same bytes */
+/* the exact bytes of each type: the wire format consumers read */
 static void test_wire_format(void)
 {
     char *s = event_encode_user_registered(&user_rows[0]);
@@ -159,8 +159,8 @@ static void test_round_trips(void)
     CHECK(event_encode(&none) == NULL, "no type, no text");
 }
 
-/* the contract's examples (README.md, "Events"; the design's own: a "..."
- * time is filled in where the field is checked) */
+/* the contract's examples (README.md, "Events (Kafka)"): a "..." time is
+ * filled in where the field is checked */
 static void test_contract_examples(void)
 {
     char err[256];
