@@ -15,7 +15,7 @@ int events_parse_user(const char *value, size_t len, struct user_event *out, cha
         return -1;
     const struct event_user_registered *u = &ev.user_registered;
     /* both fit: event_decode took them from addr_parse */
-    memcpy(out->addr.norm, u->email_id, strlen(u->email_id) + 1);
+    memcpy(out->addr.norm, u->address, strlen(u->address) + 1);
     memcpy(out->addr.domain, u->domain, strlen(u->domain) + 1);
     out->name = u->name;
     out->at = u->at;

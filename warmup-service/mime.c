@@ -745,7 +745,7 @@ static enum placeholder placeholder(const char *p, const char **end)
 
 /* fill - one pass over tmpl; an unknown or malformed {{...}} is copied as
  * is and scanning resumes one octet later, so "{{{name}}}" fills too */
-static char *fill(const char *tmpl, const char *name, const char *email_id, bool html)
+static char *fill(const char *tmpl, const char *name, const char *address, bool html)
 {
     struct buf b;
     buf_init(&b, MIME_FILLED_MAX);
@@ -758,7 +758,7 @@ static char *fill(const char *tmpl, const char *name, const char *email_id, bool
             p++;
             continue;
         }
-        const char *val = ph == PH_NAME ? name : email_id;
+        const char *val = ph == PH_NAME ? name : address;
         if (buf_append(&b, lit, (size_t)(p - lit)) != 0 || put_value(&b, val ? val : "", html) != 0)
             return NULL; /* over the cap: b is already freed */
         p = lit = end;
@@ -786,12 +786,12 @@ size_t mime_fill_worst(const char *tmpl, bool html, size_t name_max, size_t emai
     return n;
 }
 
-char *mime_fill(const char *tmpl, const char *name, const char *email_id)
+char *mime_fill(const char *tmpl, const char *name, const char *address)
 {
-    return fill(tmpl, name, email_id, false);
+    return fill(tmpl, name, address, false);
 }
 
-char *mime_fill_html(const char *tmpl, const char *name, const char *email_id)
+char *mime_fill_html(const char *tmpl, const char *name, const char *address)
 {
-    return fill(tmpl, name, email_id, true);
+    return fill(tmpl, name, address, true);
 }

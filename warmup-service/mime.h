@@ -58,13 +58,13 @@ int mime_compose(const struct mime_input *in, struct buf *out, char *errbuf, siz
 #define MIME_FILLED_MAX (2 * 1024 * 1024)
 
 /* mime_fill - tmpl with {{name}} and {{email_id}} (spaces or tabs allowed
- * inside the braces: {{ name }}) replaced by name and email_id (NULL =
+ * inside the braces: {{ name }}) replaced by name and address (NULL =
  * ""); any other {{...}} is left as is. Caller frees the result. NULL when
  * the result would exceed MIME_FILLED_MAX. */
-char *mime_fill(const char *tmpl, const char *name, const char *email_id);
+char *mime_fill(const char *tmpl, const char *name, const char *address);
 /* mime_fill_html - as mime_fill, with the values HTML-escaped (& < > " '),
  * for html bodies: a recipient's name cannot inject markup. Caller frees. */
-char *mime_fill_html(const char *tmpl, const char *name, const char *email_id);
+char *mime_fill_html(const char *tmpl, const char *name, const char *address);
 /* mime_fill_worst - the largest result of filling tmpl (html: escaped)
  * with a name of name_max and an address of email_max octets */
 size_t mime_fill_worst(const char *tmpl, bool html, size_t name_max, size_t email_max);

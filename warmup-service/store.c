@@ -97,7 +97,7 @@ static int insert_user(struct store *s, const struct user_reg *u, const char *to
     sqlite3_stmt *st = s->ins_user;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, u->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, u->email_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, u->address, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, u->domain, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, u->created_at, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) {
@@ -114,7 +114,7 @@ static int insert_user(struct store *s, const struct user_reg *u, const char *to
     /* backfill: a copy of every earlier email for the new user */
     sqlite3_stmt *b = s->backfill;
     sqlite3_bind_int64(b, 1, sqlite3_last_insert_rowid(s->w));
-    sqlite3_bind_text(b, 2, u->email_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(b, 2, u->address, -1, SQLITE_STATIC);
     sqlite3_bind_text(b, 3, u->name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(b);
     sqlite3_reset(b);

@@ -50,7 +50,7 @@ bool store_ping(struct store *s);
 /* a registration; every pointer borrowed for the call */
 struct user_reg {
     const char *name;
-    const char *email_id; /* normalised address */
+    const char *address; /* normalised ("email_id" in the API) */
     const char *domain;
     const char *created_at; /* RFC 3339 */
     const char *event;      /* user.registered JSON for the outbox */

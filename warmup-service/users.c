@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int user_input_make(struct user_input *u, const char *name, const char *email_id, char *errbuf,
+int user_input_make(struct user_input *u, const char *name, const char *address, char *errbuf,
                     size_t errlen)
 {
     memset(u, 0, sizeof *u);
@@ -32,7 +32,7 @@ int user_input_make(struct user_input *u, const char *name, const char *email_id
         return -1;
     }
     char why[128];
-    if (addr_parse(email_id, &u->addr, why, sizeof why) != 0) {
+    if (addr_parse(address, &u->addr, why, sizeof why) != 0) {
         errbuf_set(errbuf, errlen, "email_id is not a valid address: %s", why);
         return -1;
     }
@@ -40,7 +40,7 @@ int user_input_make(struct user_input *u, const char *name, const char *email_id
     time_rfc3339_ms(time_now_ms(), u->created_at, sizeof u->created_at);
 
     struct event_user_registered ev = {
-        .email_id = u->addr.norm,
+        .address = u->addr.norm,
         .name = u->name,
         .domain = u->addr.domain,
         .at = u->created_at,
@@ -59,7 +59,7 @@ struct user_reg user_input_reg(const struct user_input *u)
 {
     struct user_reg r = {
         .name = u->name,
-        .email_id = u->addr.norm,
+        .address = u->addr.norm,
         .domain = u->addr.domain,
         .created_at = u->created_at,
         .event = u->event,

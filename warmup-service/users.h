@@ -19,7 +19,7 @@ struct user_input {
 
 /* user_input_make - validate name and address, stamp created_at, build the
  * event. 0, or -1 with a reason in errbuf (nothing to clean up then). */
-int user_input_make(struct user_input *u, const char *name, const char *email_id, char *errbuf,
+int user_input_make(struct user_input *u, const char *name, const char *address, char *errbuf,
                     size_t errlen);
 void user_input_cleanup(struct user_input *u);
 /* user_input_reg - view of u for store_register_batch (borrows u) */

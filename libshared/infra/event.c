@@ -102,7 +102,7 @@ static char *text_of(json_object *o)
 char *event_encode_user_registered(const struct event_user_registered *e)
 {
     json_object *o = envelope(EVENT_USER_REGISTERED);
-    put_str(o, F_EMAIL_ID, e->email_id);
+    put_str(o, F_EMAIL_ID, e->address);
     put_str(o, F_NAME, e->name);
     put_str(o, F_DOMAIN, e->domain);
     put_str(o, F_AT, e->at);
@@ -221,7 +221,7 @@ static int decode_user_registered(const struct jsonx_field *f, struct event_user
     }
     char *p = out->block =
         xmalloc(strlen(a.norm) + strlen(name) + strlen(a.domain) + strlen(at) + 4);
-    out->email_id = append(&p, a.norm);
+    out->address = append(&p, a.norm);
     out->name = append(&p, name);
     out->domain = append(&p, a.domain);
     out->at = append(&p, at);

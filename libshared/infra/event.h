@@ -42,7 +42,7 @@ enum event_type {
 
 /* user.registered: a recipient was registered */
 struct event_user_registered {
-    const char *email_id; /* the address; decoded: normalised (addr.h) */
+    const char *address; /* "email_id" on the wire; decoded: normalised (addr.h) */
     const char *name;
     const char *domain; /* the address's domain, lower-cased */
     const char *at;     /* the registration time, RFC 3339, as written */

@@ -55,9 +55,9 @@ static void check_user(const struct event_user_registered *u)
 {
     struct addr a;
     char err[256];
-    FUZZ_CHECK(u->email_id && u->name && u->domain && u->at && u->block, "the fields are there");
-    FUZZ_CHECK(addr_parse(u->email_id, &a, err, sizeof err) == 0 &&
-                   strcmp(a.norm, u->email_id) == 0 && strcmp(a.domain, u->domain) == 0,
+    FUZZ_CHECK(u->address && u->name && u->domain && u->at && u->block, "the fields are there");
+    FUZZ_CHECK(addr_parse(u->address, &a, err, sizeof err) == 0 &&
+                   strcmp(a.norm, u->address) == 0 && strcmp(a.domain, u->domain) == 0,
                "a normalised address in its domain");
 }
 
@@ -79,7 +79,7 @@ static bool same_event(const struct event *x, const struct event *y)
         return false;
     if (x->type == EVENT_USER_REGISTERED) {
         const struct event_user_registered *a = &x->user_registered, *b = &y->user_registered;
-        return same(a->email_id, b->email_id) && same(a->name, b->name) &&
+        return same(a->address, b->address) && same(a->name, b->name) &&
                same(a->domain, b->domain) && same(a->at, b->at);
     }
     const struct event_email_sent *a = &x->email_sent, *b = &y->email_sent;

@@ -12,16 +12,16 @@
 #define ALL_TYPES (EVENT_ON_USER_TOPIC | EVENT_ON_EMAIL_TOPIC)
 
 static const struct event_user_registered user_rows[] = {
-    {.email_id = "alice@example.com",
+    {.address = "alice@example.com",
      .name = "Alice",
      .domain = "example.com",
      .at = "2026-11-23T10:00:00.123Z"},
-    {.email_id = "\"q u\"@xn--bcher-kva.example",
+    {.address = "\"q u\"@xn--bcher-kva.example",
      .name = "J\xc3\xbcrgen \"J\" \\ </b>",
      .domain = "xn--bcher-kva.example",
      .at = "x"},
-    {.email_id = "B\xc3\xb6"
-                 "b@d.test",
+    {.address = "B\xc3\xb6"
+                "b@d.test",
      .name = "\xe2\x80\xa6",
      .domain = "d.test",
      .at = "2026-01-01T00:00:00Z"},
@@ -116,7 +116,7 @@ static void test_round_trips(void)
         }
         const struct event_user_registered *out = &ev.user_registered;
         snprintf(name, sizeof name, "user.registered %zu: the same fields", i);
-        CHECK(same(in->email_id, out->email_id) && same(in->name, out->name) &&
+        CHECK(same(in->address, out->address) && same(in->name, out->name) &&
                   same(in->domain, out->domain) && same(in->at, out->at),
               name);
         char *again = event_encode(&ev);
@@ -170,7 +170,7 @@ static void test_contract_examples(void)
         "\"Alice\",\"domain\":\"example.com\",\"at\":\"...\"}";
     CHECK_INT(event_decode(user, strlen(user), EVENT_ON_USER_TOPIC, &ev, err, sizeof err), 0,
               "contract: user.registered");
-    CHECK_STR(ev.user_registered.email_id, "alice@example.com", "contract: email_id");
+    CHECK_STR(ev.user_registered.address, "alice@example.com", "contract: email_id");
     CHECK_STR(ev.user_registered.name, "Alice", "contract: name");
     CHECK_STR(ev.user_registered.domain, "example.com", "contract: domain");
     CHECK_STR(ev.user_registered.at, "...", "contract: at is kept as written");
@@ -290,7 +290,7 @@ static void test_user_decode(void)
         if (rc == 0) {
             CHECK_INT(ev.type, EVENT_USER_REGISTERED, "type");
             CHECK_STR(ev.user_registered.domain, "ex.com", "domain lower-cased");
-            CHECK_STR(ev.user_registered.email_id, "a@ex.com", "email_id normalised");
+            CHECK_STR(ev.user_registered.address, "a@ex.com", "email_id normalised");
             CHECK_STR(ev.user_registered.name, "A", "name");
             event_cleanup(&ev);
         } else {
@@ -450,7 +450,7 @@ static void test_sizes(void)
     memset(name, 'n', sizeof name - 1);
     name[sizeof name - 1] = '\0';
     struct event_user_registered u = {
-        .email_id = "a@ex.com", .name = name, .domain = "ex.com", .at = "x"};
+        .address = "a@ex.com", .name = name, .domain = "ex.com", .at = "x"};
     s = event_encode_user_registered(&u);
     CHECK_INT(event_decode(s, strlen(s), ALL_TYPES, &ev, err, sizeof err), -1,
               "a name over 1024 bytes");
