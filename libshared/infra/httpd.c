@@ -8,6 +8,7 @@
 #include "httpd.h"
 #include "errbuf.h"
 #include "buf.h"
+#include "config.h"
 #include "httpconn.h"
 #include "httpguard.h"
 #include "jsonx.h"
@@ -263,13 +264,8 @@ bool http_token_equal(const char *a, const char *b)
 
 bool http_is_loopback(const char *addr)
 {
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, addr, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, addr, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return false;
+    /* an address, not a name: BIND_ADDR must be an IP literal */
+    return strcasecmp(addr, "localhost") != 0 && config_host_is_loopback(addr);
 }
 
 static bool authorized(const struct http_server *srv, struct MHD_Connection *c)
