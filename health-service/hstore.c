@@ -66,12 +66,12 @@ bool hstore_ping(struct hstore *s)
 }
 
 int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
-                       struct hcopy **out, size_t *n)
+                       struct hstore_copy **out, size_t *n)
 {
     return s->ops->open_copies(s, domain, since_ms, max, out, n);
 }
 
-void hstore_copies_free(struct hcopy *c, size_t n)
+void hstore_copies_free(struct hstore_copy *c, size_t n)
 {
     for (size_t i = 0; c && i < n; i++) {
         free(c[i].message_id);
@@ -80,7 +80,7 @@ void hstore_copies_free(struct hcopy *c, size_t n)
     free(c);
 }
 
-int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy *c, size_t n,
+int hstore_apply_checks(struct hstore *s, const char *domain, const struct hstore_copy *c, size_t n,
                         int64_t now_ms, const char *error)
 {
     return s->ops->apply_checks(s, domain, c, n, now_ms, error);

@@ -60,7 +60,7 @@ struct hstore_stats {
 };
 
 /* a copy handed to a feedback loop, with what was known before the round */
-struct hcopy {
+struct hstore_copy {
     struct fl_copy fl;            /* message_id and recipient point into the strings below */
     char *message_id, *recipient; /* owned (hstore_copies_free) */
     int64_t email_id;
@@ -117,12 +117,12 @@ bool hstore_ping(struct hstore *s);
  * not bounced, oldest first, into a new array (hstore_copies_free, also
  * on error); 0 or -1 */
 int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
-                       struct hcopy **out, size_t *n);
-void hstore_copies_free(struct hcopy *c, size_t n);
+                       struct hstore_copy **out, size_t *n);
+void hstore_copies_free(struct hstore_copy *c, size_t n);
 /* hstore_apply_checks - a round's results for domain: copies
  * (FL_UNKNOWN keeps what was known), the emails' counters, the domain's
  * checked count, round time and error (NULL: none); 0 or -1 */
-int hstore_apply_checks(struct hstore *s, const char *domain, const struct hcopy *c, size_t n,
+int hstore_apply_checks(struct hstore *s, const char *domain, const struct hstore_copy *c, size_t n,
                         int64_t now_ms, const char *error);
 
 /* hstore_stats_email - a broadcast's figures, by email_id (broadcast_id
@@ -165,8 +165,8 @@ struct hstore_ops {
     int (*domain_placement)(struct hstore *s, const char *domain, struct hplacement *out);
     int (*domain_names)(struct hstore *s, char ***names, size_t *n);
     int (*open_copies)(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
-                       struct hcopy **out, size_t *n);
-    int (*apply_checks)(struct hstore *s, const char *domain, const struct hcopy *c, size_t n,
+                       struct hstore_copy **out, size_t *n);
+    int (*apply_checks)(struct hstore *s, const char *domain, const struct hstore_copy *c, size_t n,
                         int64_t now_ms, const char *error);
     int (*stats_email)(struct hstore *s, int64_t email_id, const char *broadcast_id,
                        struct hstore_stats *out);

@@ -201,9 +201,9 @@ int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_
 /* ---- hstore_sqlite_checks.c: feedback rounds ------------------------- */
 
 int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_ms, size_t max,
-                        struct hcopy **out, size_t *n);
-int hsqlite_apply_checks(struct hstore *store, const char *domain, const struct hcopy *c, size_t n,
-                         int64_t now_ms, const char *error);
+                        struct hstore_copy **out, size_t *n);
+int hsqlite_apply_checks(struct hstore *store, const char *domain, const struct hstore_copy *c,
+                         size_t n, int64_t now_ms, const char *error);
 
 /* ---- hstore_sqlite_stats.c: /mail_stats reads ------------------------ */
 

@@ -32,7 +32,7 @@ static char *open_copies_sql(const struct hsqlite *s)
 }
 
 int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_ms, size_t max,
-                        struct hcopy **out, size_t *n)
+                        struct hstore_copy **out, size_t *n)
 {
     struct hsqlite *s = hsqlite(store);
     int r = SQLITE_ERROR;
@@ -46,7 +46,7 @@ int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_
         sqlite3_bind_int64(st, 2, since_ms);
         sqlite3_bind_int64(st, 3, (int64_t)max);
         while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
-            struct hcopy *c = &(*out)[(*n)++];
+            struct hstore_copy *c = &(*out)[(*n)++];
             c->message_id = xstrdup((const char *)sqlite3_column_text(st, 0));
             c->recipient = xstrdup((const char *)sqlite3_column_text(st, 1));
             c->fl.message_id = c->message_id;
@@ -76,8 +76,8 @@ struct stat_delta {
  * one transaction on it: the copies, their emails' counters, the
  * domain's counters in that file; file 0 also keeps the domain's round
  * time and error (its row made if the domain's copies are all elsewhere) */
-static int apply_file(struct hsqlite *s, int k, const char *domain, const struct hcopy *c, size_t n,
-                      int64_t now_ms, const char *error)
+static int apply_file(struct hsqlite *s, int k, const char *domain, const struct hstore_copy *c,
+                      size_t n, int64_t now_ms, const char *error)
 {
     struct hshard *h = &s->shard[k];
     int rc = -1;
@@ -103,7 +103,7 @@ static int apply_file(struct hsqlite *s, int k, const char *domain, const struct
     if (!upd || !dom)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        const struct hcopy *x = &c[i];
+        const struct hstore_copy *x = &c[i];
         if (x->shard != k || x->fl.placement == FL_UNKNOWN)
             continue; /* another file's, or not checked this round: keep what was known */
         bool opened = x->fl.opened || x->old_opened, read = x->fl.read || x->old_read;
@@ -167,8 +167,8 @@ out:
     return rc;
 }
 
-int hsqlite_apply_checks(struct hstore *store, const char *domain, const struct hcopy *c, size_t n,
-                         int64_t now_ms, const char *error)
+int hsqlite_apply_checks(struct hstore *store, const char *domain, const struct hstore_copy *c,
+                         size_t n, int64_t now_ms, const char *error)
 {
     struct hsqlite *s = hsqlite(store);
     bool in[HSTORE_MAX_SHARDS] = {true}; /* file 0 always: the round's time */

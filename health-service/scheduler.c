@@ -84,7 +84,7 @@ static void publish_placement(struct worker *w, const char *domain)
 static void round_domain(struct worker *w, const char *domain)
 {
     struct scheduler *s = w->s;
-    struct hcopy *c = NULL;
+    struct hstore_copy *c = NULL;
     size_t n = 0;
     int64_t since = time_now_ms() - s->cfg.window_ms;
     if (hstore_open_copies(s->cfg.store, domain, since, s->cfg.max_per_round, &c, &n) != 0 ||

@@ -50,7 +50,7 @@ static json_object *dead_letter_json(const struct dead_letter *d)
     char at[32];
     time_rfc3339_ms(d->at_ms, at, sizeof at);
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "delivery_id", json_object_new_int64(d->delivery_id));
+    json_object_object_add(o, "delivery_id", json_object_new_int64(d->copy_id));
     json_object_object_add(o, "email_id", json_object_new_int64(d->email_id));
     json_object_object_add(o, "recipient", json_object_new_string(d->recipient));
     json_object_object_add(o, "attempts", json_object_new_int(d->attempts));

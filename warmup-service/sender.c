@@ -1,6 +1,6 @@
-/* sender.c - pipeline lifecycle, the campaign registry and the dispatcher
+/* sender.c - pipeline lifecycle, the registry of email runs and the dispatcher
  * thread (see sender.h for the threads). The registry and the wake-up
- * flag are guarded by s->lock; a campaign's paused flag and token bucket
+ * flag are guarded by s->lock; a run's paused flag and token bucket
  * are safe to touch from any thread. */
 #include "bqueue.h"
 #include "errbuf.h"
@@ -23,7 +23,7 @@
     1024 /* outcomes waiting for the writer: bounds the copies sent                                \
             but not yet committed (re-sent after a crash) */
 
-void campaign_unref(struct campaign *c)
+void email_run_unref(struct email_run *c)
 {
     if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
         email_info_cleanup(&c->info);
@@ -32,19 +32,19 @@ void campaign_unref(struct campaign *c)
     }
 }
 
-/* campaign_find - registry lookup; caller holds s->lock */
-static struct campaign *campaign_find(struct sender *s, int64_t id)
+/* run_find - registry lookup; caller holds s->lock */
+static struct email_run *run_find(struct sender *s, int64_t id)
 {
-    for (size_t i = 0; i < s->ncamps; i++)
-        if (s->camps[i]->info.id == id)
-            return s->camps[i];
+    for (size_t i = 0; i < s->nruns; i++)
+        if (s->runs[i]->info.id == id)
+            return s->runs[i];
     return NULL;
 }
 
-/* campaign_load - read an email from the store into the registry */
-static struct campaign *campaign_load(struct sender *s, int64_t id)
+/* run_load - read an email from the store into the registry */
+static struct email_run *run_load(struct sender *s, int64_t id)
 {
-    struct campaign *c = xcalloc(1, sizeof *c);
+    struct email_run *c = xcalloc(1, sizeof *c);
     if (store_get_email(s->cfg.store, id, true, &c->info) != 0) {
         free(c);
         return NULL;
@@ -55,11 +55,11 @@ static struct campaign *campaign_load(struct sender *s, int64_t id)
     atomic_init(&c->refs, 1);
     c->rl = ratelimit_new(c->info.tpm);
     pthread_mutex_lock(&s->lock);
-    if (s->ncamps == s->capcamps) {
-        s->capcamps = s->capcamps ? s->capcamps * 2 : 16;
-        s->camps = xreallocarray(s->camps, s->capcamps, sizeof *s->camps);
+    if (s->nruns == s->capruns) {
+        s->capruns = s->capruns ? s->capruns * 2 : 16;
+        s->runs = xreallocarray(s->runs, s->capruns, sizeof *s->runs);
     }
-    s->camps[s->ncamps++] = c;
+    s->runs[s->nruns++] = c;
     pthread_mutex_unlock(&s->lock);
     log_info("email_id=%lld loaded for sending (client %s, tpm %d)", (long long)id,
              s->cfg.clients->v[c->client].s.name, c->info.tpm);
@@ -72,7 +72,7 @@ void sender_email_changed(struct sender *s, int64_t id)
     if (store_get_email(s->cfg.store, id, false, &e) != 0)
         return;
     pthread_mutex_lock(&s->lock);
-    struct campaign *c = campaign_find(s, id);
+    struct email_run *c = run_find(s, id);
     if (c) {
         atomic_store(&c->paused, e.paused);
         ratelimit_set(c->rl, e.tpm);
@@ -91,21 +91,21 @@ void sender_notify(struct sender *s)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* evict - drop campaigns that were not active in the last round */
+/* evict - drop runs that were not active in the last round */
 static void evict(struct sender *s)
 {
     pthread_mutex_lock(&s->lock);
     size_t keep = 0;
-    for (size_t i = 0; i < s->ncamps; i++) {
-        struct campaign *c = s->camps[i];
+    for (size_t i = 0; i < s->nruns; i++) {
+        struct email_run *c = s->runs[i];
         if (c->seen) {
             c->seen = false;
-            s->camps[keep++] = c;
+            s->runs[keep++] = c;
         } else {
-            campaign_unref(c);
+            email_run_unref(c);
         }
     }
-    s->ncamps = keep;
+    s->nruns = keep;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -113,7 +113,7 @@ static void evict(struct sender *s)
  * returns the number of copies queued. *wait_ms is lowered to when a
  * bucket that held this email back has its next token, so the dispatcher
  * wakes on time (a full bucket loses what accrues beyond its capacity). */
-static size_t dispatch_one(struct sender *s, struct campaign *c, struct claim *claims,
+static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *claims,
                            int64_t *wait_ms)
 {
     struct client_rt *cl = &s->clients[c->client];
@@ -147,14 +147,14 @@ static size_t dispatch_one(struct sender *s, struct campaign *c, struct claim *c
         ratelimit_refund(c->rl, got - (int)n);
     }
     for (size_t i = 0; i < n; i++) {
-        struct job *j = xmalloc(sizeof *j);
+        struct queued_claim *j = xmalloc(sizeof *j);
         j->claim = claims[i];
         j->c = c;
         atomic_fetch_add(&c->refs, 1);
         if (!bqueue_push(cl->q, j)) { /* closed while stopping: the lease is released at start */
             free(j->claim.recipient);
             free(j->claim.name);
-            campaign_unref(c);
+            email_run_unref(c);
             free(j);
         }
     }
@@ -175,10 +175,10 @@ static void *dispatcher_main(void *arg)
         for (size_t k = 0; k < nids && !atomic_load(&s->stopping); k++) {
             int64_t id = ids[(k + rotate) % nids];
             pthread_mutex_lock(&s->lock);
-            struct campaign *c = campaign_find(s, id);
+            struct email_run *c = run_find(s, id);
             pthread_mutex_unlock(&s->lock);
             if (!c)
-                c = campaign_load(s, id);
+                c = run_load(s, id);
             if (!c)
                 continue;
             c->seen = true;
@@ -284,9 +284,9 @@ static void sender_free(struct sender *s)
         pthread_mutex_destroy(&cl->why_lock);
         smtp_breaker_cleanup(&cl->br);
     }
-    for (size_t i = 0; i < s->ncamps; i++)
-        campaign_unref(s->camps[i]);
-    free(s->camps);
+    for (size_t i = 0; i < s->nruns; i++)
+        email_run_unref(s->runs[i]);
+    free(s->runs);
     free(s->clients);
     bqueue_free(s->results);
     pthread_mutex_destroy(&s->lock);

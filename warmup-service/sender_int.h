@@ -1,5 +1,5 @@
 /* sender_int.h - private state of the sending pipeline, shared by
- * sender.c (lifecycle, campaigns, dispatcher), worker.c and writer.c. */
+ * sender.c (lifecycle, email runs, dispatcher), worker.c and writer.c. */
 #ifndef SENDER_INT_H
 #define SENDER_INT_H
 
@@ -15,9 +15,9 @@ struct bqueue;
 struct ratelimit;
 struct metric;
 
-/* campaign - an email being sent: its content and run-time controls.
- * Refcounted: the registry holds one reference, every queued job one. */
-struct campaign {
+/* email_run - an email being sent: its content and run-time controls.
+ * Refcounted: the registry holds one reference, every queued claim and outcome one. */
+struct email_run {
     struct email_info info; /* with bodies */
     int client;             /* index into the clients */
     atomic_bool paused;
@@ -26,16 +26,16 @@ struct campaign {
     bool seen; /* dispatcher only: still active in the last round */
 };
 
-/* job - one claimed copy on its way to a worker (owned by who popped it) */
-struct job {
-    struct campaign *c;
+/* queued_claim - one claimed copy on its way to a worker (owned by who popped it) */
+struct queued_claim {
+    struct email_run *c;
     struct claim claim;
 };
 
-/* outcome - one copy's result on its way to the writer */
-struct outcome {
-    struct dlv_result r;
-    struct campaign *c; /* reference, dropped by the writer */
+/* queued_outcome - one copy's outcome on its way to the writer */
+struct queued_outcome {
+    struct outcome r;
+    struct email_run *c; /* reference, dropped by the writer */
 };
 
 struct client_rt {
@@ -62,15 +62,15 @@ struct sender {
     atomic_int workers_left;
     pthread_cond_t workers_done; /* with lock: a worker left */
     atomic_int active;           /* workers sending right now */
-    pthread_mutex_t lock;        /* campaigns registry and the wake-up condvar */
+    pthread_mutex_t lock;        /* registry of email runs and the wake-up condvar */
     pthread_cond_t wake;
     bool kicked;
-    struct campaign **camps;
-    size_t ncamps, capcamps;
+    struct email_run **runs;
+    size_t nruns, capruns;
     struct metric *m_queue, *m_active;
 };
 
-void campaign_unref(struct campaign *c);
+void email_run_unref(struct email_run *c);
 void *worker_main(void *arg);
 void *writer_main(void *arg);
 

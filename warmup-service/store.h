@@ -159,7 +159,7 @@ int store_reconcile(struct store *s, int64_t id, int64_t now_ms, int64_t *requeu
 /* a copy that will not be retried, with the last SMTP reply; strings are
  * heap copies, "" when the server gave none */
 struct dead_letter {
-    int64_t delivery_id, email_id;
+    int64_t copy_id, email_id;
     char *recipient;
     int attempts;
     int smtp_code;
@@ -197,12 +197,12 @@ struct claim {
 int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
                 struct claim *out, size_t *n);
 
-enum dlv_kind { DLV_R_SENT, DLV_R_RETRY, DLV_R_DEAD, DLV_R_RELEASE };
+enum outcome_kind { OUTCOME_SENT, OUTCOME_RETRY, OUTCOME_DEAD, OUTCOME_RELEASE };
 /* the outcome of a leased copy; RELEASE puts it back unchanged */
-struct dlv_result {
-    int64_t delivery_id, email_id;
+struct outcome {
+    int64_t copy_id, email_id;
     int attempts_before; /* 0: the copy was pending, else it was failed */
-    enum dlv_kind kind;
+    enum outcome_kind kind;
     int code;
     char enhanced[16];
     char text[512];
@@ -213,7 +213,7 @@ struct dlv_result {
 /* store_apply_results - the outcomes of a batch of copies, the emails'
  * counters and the events (topic) in ONE transaction; 0 or -1 (nothing
  * applied) */
-int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, const char *topic,
+int store_apply_results(struct store *s, const struct outcome *r, size_t n, const char *topic,
                         int64_t now_ms);
 
 #endif

@@ -1,9 +1,8 @@
 /* store_emails.c - the SQLite backend of store.h for emails and their
- * copies: creation with fan-out, campaign controls, dead letters, and the
- * sender's claims and outcomes. Locks as in store.c (w_lock for the writer
- * connection, r_lock for the reader). The claim and outcome statements,
- * run for every copy, are prepared once at open (store_prepare_sender);
- * every other statement runs once per request or dispatcher round and is
+ * copies: creation with fan-out, sending controls (pause, resume, rate limit), dead letters, and
+ * the sender's claims and outcomes. Locks as in store.c (w_lock for the writer connection, r_lock
+ * for the reader). The claim and outcome statements, run for every copy, are prepared once at open
+ * (store_prepare_sender); every other statement runs once per request or dispatcher round and is
  * prepared per call. Results are heap copies the caller frees (store.h). */
 #include "db.h"
 #include "log.h"
@@ -276,7 +275,7 @@ int store_dlq(struct store *s, int64_t email_id, int64_t limit, int64_t offset,
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             struct dead_letter *d = &(*out)[(*n)++];
-            d->delivery_id = sqlite3_column_int64(st, 0);
+            d->copy_id = sqlite3_column_int64(st, 0);
             d->email_id = sqlite3_column_int64(st, 1);
             d->recipient = store_col_str(st, 2);
             d->attempts = sqlite3_column_int(st, 3);
@@ -427,7 +426,7 @@ static struct counter_delta *delta_for(struct counter_delta *d, size_t *nd, int6
     return x;
 }
 
-int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, const char *topic,
+int store_apply_results(struct store *s, const struct outcome *r, size_t n, const char *topic,
                         int64_t now_ms)
 {
     int rc = -1;
@@ -439,9 +438,9 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
     if (db_begin(s->w) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        const struct dlv_result *x = &r[i];
-        if (x->kind == DLV_R_RELEASE) {
-            sqlite3_bind_int64(release, 1, x->delivery_id);
+        const struct outcome *x = &r[i];
+        if (x->kind == OUTCOME_RELEASE) {
+            sqlite3_bind_int64(release, 1, x->copy_id);
             int st = db_step(s->w, release);
             sqlite3_reset(release);
             if (st != 0)
@@ -449,10 +448,10 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
             continue;
         }
         static const int state_of[] = {
-            [DLV_R_SENT] = DLV_SENT, [DLV_R_RETRY] = DLV_RETRY, [DLV_R_DEAD] = DLV_DEAD};
-        sqlite3_bind_int64(done, 1, x->delivery_id);
+            [OUTCOME_SENT] = DLV_SENT, [OUTCOME_RETRY] = DLV_RETRY, [OUTCOME_DEAD] = DLV_DEAD};
+        sqlite3_bind_int64(done, 1, x->copy_id);
         sqlite3_bind_int(done, 2, state_of[x->kind]);
-        sqlite3_bind_int64(done, 3, x->kind == DLV_R_RETRY ? x->due_at : 0);
+        sqlite3_bind_int64(done, 3, x->kind == OUTCOME_RETRY ? x->due_at : 0);
         sqlite3_bind_int(done, 4, x->code);
         sqlite3_bind_text(done, 5, x->enhanced, -1, SQLITE_STATIC);
         sqlite3_bind_text(done, 6, x->text, -1, SQLITE_STATIC);
@@ -466,9 +465,9 @@ int store_apply_results(struct store *s, const struct dlv_result *r, size_t n, c
             c->pending--;
         else
             c->failed--;
-        if (x->kind == DLV_R_SENT)
+        if (x->kind == OUTCOME_SENT)
             c->sent++;
-        else if (x->kind == DLV_R_RETRY)
+        else if (x->kind == OUTCOME_RETRY)
             c->failed++;
         else
             c->dead++;

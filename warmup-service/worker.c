@@ -33,12 +33,12 @@
 
 /* copy_message_id - <email-{id}.{16 hex}@{domain}>: unique per copy,
  * stable across retries, unguessable without the email's salt */
-static char *copy_message_id(const struct campaign *c, int64_t delivery_id)
+static char *copy_message_id(const struct email_run *c, int64_t copy_id)
 {
     static const char digits[] = "0123456789abcdef";
     char in[96], hex[17];
     unsigned char h[SHA256_DIGEST_LENGTH];
-    int n = snprintf(in, sizeof in, "%s:%lld", c->info.salt, (long long)delivery_id);
+    int n = snprintf(in, sizeof in, "%s:%lld", c->info.salt, (long long)copy_id);
     SHA256((const unsigned char *)in, (size_t)n, h);
     for (int i = 0; i < 8; i++) { /* no snprintf per byte: this runs for every copy */
         hex[2 * i] = digits[h[i] >> 4];
@@ -55,7 +55,7 @@ static const char *domain_of(const char *addr)
 }
 
 /* make_event - the copy's email.sent, or email.failed with the reply */
-static char *make_event(const struct campaign *c, const struct job *j, const char *msgid,
+static char *make_event(const struct email_run *c, const struct queued_claim *j, const char *msgid,
                         const char *client, const struct smtp_result *res, bool sent)
 {
     char reply[600];
@@ -93,12 +93,12 @@ static int64_t retry_delay(int base_ms, int attempt, unsigned *seed)
     return (int64_t)((double)d * jitter);
 }
 
-static void emit(struct sender *s, struct job *j, enum dlv_kind kind, const struct smtp_result *res,
-                 char *event, char *msgid, int64_t due)
+static void emit(struct sender *s, struct queued_claim *j, enum outcome_kind kind,
+                 const struct smtp_result *res, char *event, char *msgid, int64_t due)
 {
-    struct outcome *o = xcalloc(1, sizeof *o);
-    o->c = j->c; /* the job's reference moves to the outcome */
-    o->r.delivery_id = j->claim.id;
+    struct queued_outcome *o = xcalloc(1, sizeof *o);
+    o->c = j->c; /* the claim's reference moves to the outcome */
+    o->r.copy_id = j->claim.id;
     o->r.email_id = j->c->info.id;
     o->r.attempts_before = j->claim.attempts;
     o->r.kind = kind;
@@ -117,8 +117,8 @@ static void emit(struct sender *s, struct job *j, enum dlv_kind kind, const stru
 }
 
 /* compose - the copy's message into b; -1 with a reason (permanent) */
-static int compose(const struct campaign *c, const struct job *j, const char *msgid, struct buf *b,
-                   char *err, size_t errlen)
+static int compose(const struct email_run *c, const struct queued_claim *j, const char *msgid,
+                   struct buf *b, char *err, size_t errlen)
 {
     const struct email_info *e = &c->info;
     char *subject = mime_fill(e->subject, j->claim.name, j->claim.recipient);
@@ -161,8 +161,8 @@ static void set_down(struct client_rt *cl, const struct smtp_result *r)
     atomic_store(&cl->down, down);
 }
 
-static void handle_result(struct sender *s, struct client_rt *cl, struct job *j, char *msgid,
-                          const struct smtp_result *r, unsigned *seed)
+static void handle_result(struct sender *s, struct client_rt *cl, struct queued_claim *j,
+                          char *msgid, const struct smtp_result *r, unsigned *seed)
 {
     const char *client = cl->cfg->s.name;
     const char *dom = domain_of(j->claim.recipient);
@@ -170,7 +170,7 @@ static void handle_result(struct sender *s, struct client_rt *cl, struct job *j,
         metric_inc(cl->m_sent);
         log_debug("sent email_id=%lld message_id=%s domain=%s client=%s", (long long)j->c->info.id,
                   msgid, dom, client);
-        emit(s, j, DLV_R_SENT, r, make_event(j->c, j, msgid, client, r, true), msgid, 0);
+        emit(s, j, OUTCOME_SENT, r, make_event(j->c, j, msgid, client, r, true), msgid, 0);
         return;
     }
     metric_inc(cl->m_failed);
@@ -181,18 +181,18 @@ static void handle_result(struct sender *s, struct client_rt *cl, struct job *j,
         log_info("retry email_id=%lld message_id=%s domain=%s attempt=%d reply=%s",
                  (long long)j->c->info.id, msgid, dom, attempt, r->text);
         free(msgid);
-        emit(s, j, DLV_R_RETRY, r, NULL, NULL, due);
+        emit(s, j, OUTCOME_RETRY, r, NULL, NULL, due);
         return;
     }
     metric_inc(cl->m_dlq);
     log_warn("dead letter email_id=%lld message_id=%s domain=%s attempts=%d reply=%s",
              (long long)j->c->info.id, msgid, dom, attempt, r->text);
-    emit(s, j, DLV_R_DEAD, r, make_event(j->c, j, msgid, client, r, false), msgid, 0);
+    emit(s, j, OUTCOME_DEAD, r, make_event(j->c, j, msgid, client, r, false), msgid, 0);
 }
 
-static void release(struct sender *s, struct job *j)
+static void release(struct sender *s, struct queued_claim *j)
 {
-    emit(s, j, DLV_R_RELEASE, NULL, NULL, NULL, 0);
+    emit(s, j, OUTCOME_RELEASE, NULL, NULL, NULL, 0);
 }
 
 /* breaker_report - tell the breaker what a batch says about the server;
@@ -261,7 +261,7 @@ void *worker_main(void *arg)
     unsigned seed = (unsigned)time_now_ms() ^ (unsigned)(uintptr_t)&seed;
     size_t batch = s->cfg.batch > MAX_BATCH ? MAX_BATCH : (size_t)s->cfg.batch;
     void *items[MAX_BATCH];
-    struct job *sendj[MAX_BATCH];
+    struct queued_claim *sendj[MAX_BATCH];
     char *msgids[MAX_BATCH];
     struct smtp_envelope env[MAX_BATCH];
     struct smtp_result res[MAX_BATCH];
@@ -287,7 +287,7 @@ void *worker_main(void *arg)
         unsigned epoch = smtp_breaker_epoch(&cl->br);
         bool held = !smtp_breaker_closed(&cl->br); /* open: release, do not send */
         for (size_t i = 0; i < n; i++) {
-            struct job *j = items[i];
+            struct queued_claim *j = items[i];
             if (held || atomic_load(&s->stopping) || atomic_load(&j->c->paused)) {
                 release(s, j);
                 continue;

@@ -18,7 +18,7 @@ void *writer_main(void *arg)
 {
     struct sender *s = arg;
     void *items[WRITE_BATCH];
-    struct dlv_result *rs = xcalloc(WRITE_BATCH, sizeof *rs);
+    struct outcome *rs = xcalloc(WRITE_BATCH, sizeof *rs);
     for (;;) {
         size_t n = bqueue_pop_batch(s->results, items, WRITE_BATCH, 100);
         if (n == 0) {
@@ -28,7 +28,7 @@ void *writer_main(void *arg)
         }
         bool events = false;
         for (size_t i = 0; i < n; i++) {
-            struct outcome *o = items[i];
+            struct queued_outcome *o = items[i];
             rs[i] = o->r;
             events |= o->r.event != NULL;
         }
@@ -43,10 +43,10 @@ void *writer_main(void *arg)
         if (events)
             outbox_publisher_notify(s->cfg.outbox);
         for (size_t i = 0; i < n; i++) {
-            struct outcome *o = items[i];
+            struct queued_outcome *o = items[i];
             free(o->r.event);
             free(o->r.event_key);
-            campaign_unref(o->c);
+            email_run_unref(o->c);
             free(o);
         }
     }

@@ -276,7 +276,7 @@ static void rounds(const char *dir)
     size_t nu, nc;
     CHECK(hstore_apply_events(s, NULL, 0, ev, NC, &nu, &nc) == 0 && nc == NC, "40 copies stored");
     CHECK_INT(shard_files(path), 2, "a new store made with two files has two");
-    struct hcopy *c = NULL;
+    struct hstore_copy *c = NULL;
     size_t n = 0;
     CHECK(hstore_open_copies(s, "r.test", 0, 10, &c, &n) == 0, "open copies read");
     CHECK_INT(n, 10, "at most 10 open copies");

@@ -111,15 +111,15 @@ static void test_claim_index(void)
     CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE state = 1"), 20, "and are leased");
 
     /* 10 sent, 5 to retry (due now), 4 dead, 1 released */
-    struct dlv_result r[20];
+    struct outcome r[20];
     memset(r, 0, sizeof r);
     for (int i = 0; i < 20; i++) {
-        r[i].delivery_id = c[i].id;
+        r[i].copy_id = c[i].id;
         r[i].email_id = id;
-        r[i].kind = i < 10   ? DLV_R_SENT
-                    : i < 15 ? DLV_R_RETRY
-                    : i < 19 ? DLV_R_DEAD
-                             : DLV_R_RELEASE;
+        r[i].kind = i < 10   ? OUTCOME_SENT
+                    : i < 15 ? OUTCOME_RETRY
+                    : i < 19 ? OUTCOME_DEAD
+                             : OUTCOME_RELEASE;
         r[i].code = i < 10 ? 250 : i < 15 ? 451 : 550;
         r[i].due_at = now;
     }
@@ -184,16 +184,16 @@ static void test_lists(void)
 
     /* five dead letters of the first email, one of the other, at t0+i */
     struct claim c[NUSERS];
-    struct dlv_result r[6];
+    struct outcome r[6];
     int64_t t0 = 1796000000000;
     memset(r, 0, sizeof r);
     CHECK_INT(store_claim(s, id, 5, t0, 60000, c, &n), 0, "claim five");
     for (size_t i = 0; i < n && i < 5; i++)
-        r[i] = (struct dlv_result){.delivery_id = c[i].id, .email_id = id, .kind = DLV_R_DEAD};
+        r[i] = (struct outcome){.copy_id = c[i].id, .email_id = id, .kind = OUTCOME_DEAD};
     claims_free(c, n);
     CHECK_INT(store_claim(s, other, 1, t0, 60000, c, &n), 0, "claim one");
-    r[5] = (struct dlv_result){
-        .delivery_id = n ? c[0].id : 0, .email_id = other, .kind = DLV_R_DEAD, .code = 550};
+    r[5] = (struct outcome){
+        .copy_id = n ? c[0].id : 0, .email_id = other, .kind = OUTCOME_DEAD, .code = 550};
     snprintf(r[5].enhanced, sizeof r[5].enhanced, "5.1.1");
     snprintf(r[5].text, sizeof r[5].text, "550 5.1.1 no such user");
     claims_free(c, n);
@@ -209,7 +209,7 @@ static void test_lists(void)
     CHECK_STR(n == 6 ? d[0].smtp_enhanced : NULL, "5.1.1", "the enhanced code");
     store_dead_letters_free(d, n);
     CHECK_INT(store_dlq(s, id, 2, 1, &d, &n), 0, "dlq of one email, limit 2 offset 1");
-    CHECK(n == 2 && d[0].delivery_id == r[3].delivery_id && d[1].delivery_id == r[2].delivery_id,
+    CHECK(n == 2 && d[0].copy_id == r[3].copy_id && d[1].copy_id == r[2].copy_id,
           "the offset skips the newest");
     store_dead_letters_free(d, n);
     CHECK_INT(store_dlq(s, id, 10, 5, &d, &n), 0, "dlq past the end");
