@@ -13,6 +13,8 @@ void hconfig_load(struct hconfig *cfg)
     cfg->check_interval_s = (int)config_long("CHECK_INTERVAL", 60, 1, 86400);
     cfg->track_window_s = config_long("TRACK_WINDOW", 7L * 86400, 60, 365L * 86400);
     cfg->loops_file = config_str("FEEDBACK_LOOPS_FILE", NULL);
+    static const char *const files[] = {"1", "2", "4", "8", NULL};
+    cfg->db_files = 1 << config_enum("DB_FILES", "1", files);
 }
 
 void hconfig_cleanup(struct hconfig *cfg)

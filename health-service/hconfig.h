@@ -13,6 +13,7 @@ struct hconfig {
     int check_interval_s;
     int64_t track_window_s;
     char *loops_file; /* FEEDBACK_LOOPS_FILE, NULL: built-ins only */
+    int db_files;     /* DB_FILES: 1, 2, 4 or 8 (a new store's copy files) */
 };
 
 /* hconfig_load - fatal with one line naming a bad variable */

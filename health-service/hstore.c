@@ -5,9 +5,9 @@
 
 #include <stdlib.h>
 
-struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen)
+struct hstore *hstore_open(const char *path, int sqlite_files, char *errbuf, size_t errlen)
 {
-    return hstore_sqlite_open(path, 0, errbuf, errlen);
+    return hstore_sqlite_open(path, sqlite_files, errbuf, errlen);
 }
 
 void hstore_free(struct hstore *s)

@@ -79,15 +79,18 @@ struct hstore {
 
 /* ---- what callers use (hstore.c dispatches to the backend) ---------- */
 
-/* hstore_open - the store at path (SQLite; made if missing); NULL with the
- * reason in errbuf. hstore_free(NULL) is a no-op. */
-struct hstore *hstore_open(const char *path, char *errbuf, size_t errlen);
+/* hstore_open - the store at path (SQLite; made if missing, its copies in
+ * sqlite_files files: DB_FILES); NULL with the reason in errbuf.
+ * hstore_free(NULL) is a no-op. */
+struct hstore *hstore_open(const char *path, int sqlite_files, char *errbuf, size_t errlen);
 void hstore_free(struct hstore *s);
 
 /* hstore_apply_events - record users (and their domains) and copies
- * (email.sent: tracked; email.failed: bounced) in ONE transaction;
+ * (email.sent: tracked; email.failed: bounced) in ONE transaction (a
+ * SQLite store of several files: one per file, hstore_sqlite.h);
  * *new_users / *new_copies count what was not seen before (a redelivered
- * event changes nothing). 0 on commit, -1 (nothing written) on error.
+ * event changes nothing). 0 on commit, -1 on error (nothing written, or
+ * with several files part of it: a retry of the batch completes it).
  * The events are borrowed. */
 int hstore_apply_events(struct hstore *s, const struct user_event *users, size_t nu,
                         const struct copy_event *copies, size_t nc, size_t *new_users,

@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* schema version 2. copies: one row per copy (key: its Message-ID, so a
@@ -102,11 +103,14 @@
 typedef int64_t (*hstore_hash_fn)(const char *message_id);
 int64_t hsqlite_mid_hash(const char *message_id);
 
-/* the most copy files of a store, and what a new store gets: one writer
- * thread per file, so a batch's B-tree inserts use every CPU and one
- * file's commit overlaps the others' inserts (bench/RESULTS.md) */
+/* the most copy files of a store, and what a new store gets unless
+ * DB_FILES says otherwise. One file is one thing to back up and one
+ * atomic commit per batch; more files give each its own writer thread, so
+ * a batch's B-tree inserts use every CPU and one file's commit overlaps
+ * the others' inserts, at the price of a read over every file per query
+ * (bench/RESULTS.md) */
 #define HSTORE_MAX_SHARDS 8
-#define HSTORE_SHARDS_DEFAULT 4
+#define HSTORE_SHARDS_DEFAULT 1
 
 /* hshard - one file of the store with its writer connection. File 0 is
  * DB_PATH and also holds the users and each domain's round state; file
@@ -116,11 +120,29 @@ int64_t hsqlite_mid_hash(const char *message_id);
  * placement counters) counters of the copies in that file, kept in the
  * same transactions; the reader connection attaches every file and sums
  * them. Writes to a file hold its w_lock; a thread that holds two took
- * file 0's first (the ingest storing a small part of another file). */
+ * file 0's first (the ingest, on file k's writer thread while the
+ * consumer's writer holds file 0's).
+ *
+ * A batch is therefore committed file by file: files k > 0 first, each
+ * on its own, then file 0 with the users. Killed in between, a file that
+ * committed keeps its copies and their counters together; the batch's
+ * offsets were not committed, so Kafka delivers it again and each file
+ * finds what it already holds. Nothing is lost or counted twice, but a
+ * reader may briefly see part of a batch (tests: test_hstore's crash
+ * between the commits, test_health_kill.sh). */
 struct hshard {
     pthread_mutex_t w_lock;
     sqlite3 *w;
     char schema[8]; /* the file's name on the reader: main, s1, s2, ... */
+    /* file k > 0 of a store of several: its writer thread "hstore-s<k>",
+     * started at open and joined at close, runs one job at a time
+     * (hsqlite_post, hsqlite_wait); job, done and stop under job_lock */
+    pthread_t thread;
+    bool has_thread, stop, done;
+    pthread_mutex_t job_lock;
+    pthread_cond_t job_cv;
+    void (*job)(void *);
+    void *job_arg;
     /* writer statements of the copy ingest, prepared on first use (w_lock) */
     sqlite3_stmt *ins_copy, *find_copy, *upd_bounce, *stats_upsert, *domain_upsert;
     sqlite3_stmt *ins_chunk; /* email.sent copies HSTORE_CHUNK at a time */
@@ -166,8 +188,14 @@ static inline int hsqlite_shard_of(const struct hsqlite *s, int64_t k)
  * opened is closed by hsqlite_close_files) */
 int hsqlite_open_files(struct hsqlite *s, const char *path, int nshards, char *errbuf,
                        size_t errlen);
-/* hsqlite_close_files - every connection, with its statements */
+/* hsqlite_close_files - every writer thread joined, every connection
+ * closed with its statements */
 void hsqlite_close_files(struct hsqlite *s);
+/* hsqlite_post - run fn(arg) on file h's writer thread (h has one and is
+ * idle); hsqlite_wait - until it returned. A file without a thread runs
+ * fn at once on the caller's, in hsqlite_post. */
+void hsqlite_post(struct hshard *h, void (*fn)(void *), void *arg);
+void hsqlite_wait(struct hshard *h);
 /* hsqlite_prepare_union - a reader statement over every file: head, then
  * arm + schema + arm_tail for each file joined by UNION ALL, then tail;
  * NULL on error */

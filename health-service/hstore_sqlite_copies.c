@@ -471,23 +471,19 @@ out:
     return rc;
 }
 
-/* a part smaller than this is stored on the caller's thread after file
- * 0's: for a small part, starting a thread costs more than it saves */
-#define PART_THREAD_MIN 512
-
 /* one file's part of a batch */
 struct part {
     struct hshard *h;
     const struct keyed *e;
     size_t n, added;
     int rc;
-    pthread_t tid;
-    bool threaded;
 };
 
-/* store_part - p's copies in a transaction of their own on p's file */
-static void store_part(struct part *p)
+/* store_part - p's copies in a transaction of their own on p's file (on
+ * the file's writer thread) */
+static void store_part(void *arg)
 {
+    struct part *p = arg;
     struct hshard *h = p->h;
     int64_t t0 = time_mono_ms();
     pthread_mutex_lock(&h->w_lock);
@@ -503,16 +499,6 @@ static void store_part(struct part *p)
     pthread_mutex_unlock(&h->w_lock);
     log_debug("hstore: file %s: %zu copies stored in %lld ms", h->schema, p->n,
               (long long)(time_mono_ms() - t0));
-}
-
-static void *part_thread(void *arg)
-{
-    struct part *p = arg;
-    char name[16];
-    snprintf(name, sizeof name, "hstore-%s", p->h->schema); /* top -H, perf, gdb */
-    pthread_setname_np(pthread_self(), name);
-    store_part(p);
-    return NULL;
 }
 
 int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *events, size_t n,
@@ -538,8 +524,8 @@ int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *events, siz
             end++;
         parts[k] = (struct part){.h = &s->shard[k], .e = e + at, .n = end - at};
         at = end;
-        if (k > 0 && parts[k].n >= PART_THREAD_MIN)
-            parts[k].threaded = pthread_create(&parts[k].tid, NULL, part_thread, &parts[k]) == 0;
+        if (k > 0 && parts[k].n)
+            hsqlite_post(parts[k].h, store_part, &parts[k]);
     }
     /* file 0's part in the caller's transaction, with the users */
     int64_t t0 = time_mono_ms();
@@ -547,10 +533,8 @@ int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *events, siz
     log_debug("hstore: file main: %zu copies applied in %lld ms (commit to follow)", parts[0].n,
               (long long)(time_mono_ms() - t0));
     for (int k = 1; k < s->nshards; k++) {
-        if (parts[k].threaded)
-            pthread_join(parts[k].tid, NULL);
-        else if (parts[k].n)
-            store_part(&parts[k]);
+        if (parts[k].n)
+            hsqlite_wait(parts[k].h);
         rc |= parts[k].rc;
     }
     for (int k = 0; k < s->nshards; k++)

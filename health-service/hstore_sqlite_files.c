@@ -1,12 +1,19 @@
 /* hstore_sqlite_files.c - the SQLite store's files: opening and migrating
- * them, the shard count, the reader connection that attaches every file,
- * statements over all of them, the Message-ID hash. The lowest layer of
- * the backend (hstore_sqlite.h); called at open and close (one thread)
- * and, for reads, under r_lock. */
+ * them, the shard count, each extra file's writer thread, the reader
+ * connection that attaches every file, statements over all of them, the
+ * Message-ID hash. The lowest layer of the backend (hstore_sqlite.h);
+ * called at open and close (one thread), for reads under r_lock, and
+ * hsqlite_post/hsqlite_wait by the consumer's writer.
+ *
+ * Thread "hstore-s<k>" (one per file k > 0 of a store of several): waits
+ * for a job (a batch's part for its file), runs it, says done; the same
+ * thread for the store's life, so a batch costs a wake-up per file, not a
+ * thread start. */
 #include "hstore_sqlite.h"
 #include "errbuf.h"
 #include "buf.h"
 #include "db.h"
+#include "log.h"
 #include "xalloc.h"
 
 #include <pthread.h>
@@ -155,11 +162,78 @@ static int open_file(struct hsqlite *s, const char *path, int k, char *errbuf, s
     return 0;
 }
 
+static void *writer_main(void *arg)
+{
+    struct hshard *h = arg;
+    char name[16];
+    snprintf(name, sizeof name, "hstore-%s", h->schema); /* top -H, perf, gdb */
+    pthread_setname_np(pthread_self(), name);
+    pthread_mutex_lock(&h->job_lock);
+    for (;;) {
+        while (!h->job && !h->stop)
+            pthread_cond_wait(&h->job_cv, &h->job_lock);
+        if (!h->job)
+            break; /* stop, and nothing left to run */
+        void (*fn)(void *) = h->job;
+        pthread_mutex_unlock(&h->job_lock);
+        fn(h->job_arg);
+        pthread_mutex_lock(&h->job_lock);
+        h->job = NULL;
+        h->done = true;
+        pthread_cond_broadcast(&h->job_cv);
+    }
+    pthread_mutex_unlock(&h->job_lock);
+    return NULL;
+}
+
+void hsqlite_post(struct hshard *h, void (*fn)(void *), void *arg)
+{
+    if (!h->has_thread) {
+        fn(arg);
+        return;
+    }
+    pthread_mutex_lock(&h->job_lock);
+    h->job = fn;
+    h->job_arg = arg;
+    h->done = false;
+    pthread_cond_broadcast(&h->job_cv);
+    pthread_mutex_unlock(&h->job_lock);
+}
+
+void hsqlite_wait(struct hshard *h)
+{
+    if (!h->has_thread)
+        return;
+    pthread_mutex_lock(&h->job_lock);
+    while (!h->done)
+        pthread_cond_wait(&h->job_cv, &h->job_lock);
+    pthread_mutex_unlock(&h->job_lock);
+}
+
+/* start_writers - the writer thread of every file k > 0 */
+static int start_writers(struct hsqlite *s, char *errbuf, size_t errlen)
+{
+    for (int k = 1; k < s->nshards; k++) {
+        struct hshard *h = &s->shard[k];
+        int e = pthread_create(&h->thread, NULL, writer_main, h);
+        if (e != 0) {
+            errbuf_set(errbuf, errlen, "cannot start the writer thread of store file %d: %s", k,
+                       strerror(e));
+            return -1;
+        }
+        h->has_thread = true;
+    }
+    return 0;
+}
+
 int hsqlite_open_files(struct hsqlite *s, const char *path, int nshards, char *errbuf,
                        size_t errlen)
 {
-    for (int k = 0; k < HSTORE_MAX_SHARDS; k++)
+    for (int k = 0; k < HSTORE_MAX_SHARDS; k++) {
         snprintf(s->shard[k].schema, sizeof s->shard[k].schema, k ? "s%d" : "main", k);
+        pthread_mutex_init(&s->shard[k].job_lock, NULL);
+        pthread_cond_init(&s->shard[k].job_cv, NULL);
+    }
     s->nshards = 1;
     if (db_open_store(path, migrations, N_MIGRATIONS, register_mid_hash, &s->shard[0].w, &s->r,
                       errbuf, errlen) != 0)
@@ -178,12 +252,27 @@ int hsqlite_open_files(struct hsqlite *s, const char *path, int nshards, char *e
         s->shard_bits++;
     for (int k = 0; k < s->nshards; k++)
         tune_writer(s->shard[k].w, s->nshards);
-    return 0;
+    return start_writers(s, errbuf, errlen);
 }
 
 void hsqlite_close_files(struct hsqlite *s)
 {
+    for (int k = 0; k < HSTORE_MAX_SHARDS; k++) {
+        struct hshard *h = &s->shard[k];
+        if (h->has_thread) {
+            pthread_mutex_lock(&h->job_lock);
+            h->stop = true;
+            pthread_cond_broadcast(&h->job_cv);
+            pthread_mutex_unlock(&h->job_lock);
+            pthread_join(h->thread, NULL);
+            h->has_thread = false;
+        }
+    }
     for (int k = 0; k < s->nshards; k++)
         db_close(s->shard[k].w); /* with its statements */
     db_close(s->r);
+    for (int k = 0; k < HSTORE_MAX_SHARDS; k++) {
+        pthread_cond_destroy(&s->shard[k].job_cv);
+        pthread_mutex_destroy(&s->shard[k].job_lock);
+    }
 }

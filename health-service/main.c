@@ -25,6 +25,7 @@ static const struct svc_var health_vars[] = {
     {"CHECK_INTERVAL", "60", "seconds between feedback-loop rounds"},
     {"TRACK_WINDOW", "604800", "seconds after sending during which a copy is checked"},
     {"FEEDBACK_LOOPS_FILE", "", "JSON: domain -> feedback loop and its settings"},
+    {"DB_FILES", "1", "1, 2, 4 or 8: SQLite files a new store spreads copies over"},
     {NULL, NULL, NULL},
 };
 
@@ -75,7 +76,7 @@ int main(int argc, char **argv)
     int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
     if (lock < 0)
         log_fatal("store: %s", err);
-    app.store = hstore_open(cfg.svc.db_path, err, sizeof err);
+    app.store = hstore_open(cfg.svc.db_path, cfg.db_files, err, sizeof err);
     if (!app.store)
         log_fatal("store: %s", err);
     app.events_consumed = metrics_counter(app.metrics, "health_events_consumed_total",

@@ -188,5 +188,8 @@ check "LOG_FORMAT=xml is refused naming LOG_FORMAT" -- bash -c "[ $st != 0 ] && 
 env API_TOKEN=x API_TOKEN_FILE="$TMP/token" "$WARMUP_BIN" > "$TMP/cfg/both.log" 2>&1
 st=$?
 check "API_TOKEN and API_TOKEN_FILE both set is refused" -- bash -c "[ $st != 0 ] && grep -q 'API_TOKEN' $TMP/cfg/both.log && ! grep -q s3cret $TMP/cfg/both.log"
+env DB_FILES=3 PORT="$(freeport)" DB_PATH="$TMP/cfg/h.db" "$HEALTH_BIN" > "$TMP/cfg/files.log" 2>&1
+st=$?
+check "DB_FILES=3 is refused naming DB_FILES, before a store file is made" -- bash -c "[ $st != 0 ] && grep -q 'DB_FILES' $TMP/cfg/files.log && [ \$(wc -l < $TMP/cfg/files.log) = 1 ] && [ ! -e $TMP/cfg/h.db ]"
 stop_pid "$BROKER_PID"
 finish

@@ -5,17 +5,24 @@
  * Message-ID hash that collides all the time, with the copies in one, two
  * or four files, and after migrating a store of schema 4 (copies keyed by
  * the Message-ID text). Also a feedback-loop round over copies in two
- * files: oldest first across them, results counted once. */
+ * files: oldest first across them, results counted once. And a process
+ * killed (SIGKILL) between the commits of a batch's files, again and
+ * again: each batch delivered again, as Kafka would, the store ends as an
+ * uninterrupted run leaves it. */
 #include "hstore.h"
 #include "hstore_sqlite.h"
 #include "log.h"
 #include "test.h"
 
+#include "db.h"
+
 #include <sqlite3.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define NEV 900
@@ -338,6 +345,83 @@ static void rounds(const char *dir)
     remove_store(path);
 }
 
+/* die_mid_batch - in a child process: open the store at path, apply
+ * ev[0, n) as hstore_apply_events does, but be killed (SIGKILL) after
+ * the files k > 0 committed their parts and before file 0 commits */
+static void die_mid_batch(const char *path, int files, const struct copy_event *ev, size_t n)
+{
+    char err[256];
+    struct hstore *store = hstore_sqlite_open(path, files, err, sizeof err);
+    if (!store)
+        _exit(3);
+    struct hsqlite *s = hsqlite(store);
+    size_t added = 0;
+    pthread_mutex_lock(&s->shard[0].w_lock);
+    if (db_begin(s->shard[0].w) != 0 || hsqlite_apply_copies(s, ev, n, &added) != 0)
+        _exit(4);
+    raise(SIGKILL);
+    _exit(5);
+}
+
+/* crashes - the sequence in batches of 300 into a store of `files` files;
+ * every batch is first applied by a process killed between its files'
+ * commits, then again (Kafka's redelivery of the uncommitted batch); the
+ * store must end with want (summary of an uninterrupted run) */
+static void crashes(const char *dir, int files, const struct copy_event *ev, const char *want,
+                    size_t want_added)
+{
+    char path[128], err[256] = "", name[128];
+    snprintf(path, sizeof path, "%s/crash%d.db", dir, files);
+    int64_t prev = 0;
+    int kills = 0, partial = 0, exact = 0;
+    for (size_t i = 0; i < NEV; i += 300) {
+        size_t n = NEV - i < 300 ? NEV - i : 300;
+        pid_t pid = fork();
+        if (pid == 0)
+            die_mid_batch(path, files, &ev[i], n);
+        int st = 0;
+        if (pid < 0 || waitpid(pid, &st, 0) != pid)
+            break;
+        kills += WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+        struct hstore *s = hstore_sqlite_open(path, files, err, sizeof err);
+        CHECK(s != NULL, err);
+        if (!s)
+            return;
+        int64_t before = hstore_tracked_count(s);
+        size_t nu, nc;
+        int r = hstore_apply_events(s, NULL, 0, &ev[i], n, &nu, &nc);
+        int64_t after = hstore_tracked_count(s);
+        hstore_free(s);
+        if (r != 0)
+            break;
+        partial += before > prev && before < after;
+        exact += after == before + (int64_t)nc; /* the redelivery added just what was missing */
+        prev = after;
+    }
+    struct hstore *s = hstore_sqlite_open(path, files, err, sizeof err);
+    CHECK(s != NULL, err);
+    if (!s)
+        return;
+    snprintf(name, sizeof name, "%d file(s): 3 processes killed mid-batch", files);
+    CHECK_INT(kills, 3, name);
+    snprintf(name, sizeof name, "%d file(s): each redelivery added only what was missing", files);
+    CHECK_INT(exact, 3, name);
+    snprintf(name, sizeof name, "%d file(s): the killed batches left part of their copies", files);
+    if (files > 1)
+        CHECK_INT(partial, 3, name);
+    else
+        CHECK_INT(partial, 0, "one file: a killed batch left nothing (one transaction)");
+    int64_t tracked = hstore_tracked_count(s);
+    snprintf(name, sizeof name, "%d file(s): nothing lost or counted twice (tracked)", files);
+    CHECK_INT(tracked, (int64_t)want_added, name);
+    char *got = summary(s);
+    snprintf(name, sizeof name, "%d file(s), killed mid-batch 3 times: the same stats", files);
+    CHECK_STR(got, want, name);
+    free(got);
+    hstore_free(s);
+    remove_store(path);
+}
+
 /* migration - a schema 4 store with the first 100 copies: after the
  * migration they answer /mail_stats, are redeliveries, and new ones count */
 static void migration(const char *dir)
@@ -345,7 +429,7 @@ static void migration(const char *dir)
     char path[128], err[256] = "";
     snprintf(path, sizeof path, "%s/v4.db", dir);
     CHECK(v4_store(path, 100) == 0, "a store of schema 4 with 100 copies");
-    struct hstore *s = hstore_open(path, err, sizeof err);
+    struct hstore *s = hstore_open(path, 1, err, sizeof err);
     CHECK(s != NULL, err);
     if (!s)
         return;
@@ -394,7 +478,7 @@ static void many_keys(const char *dir)
     for (int k = 0; k < 2; k++) {
         char path[128], err[256] = "";
         snprintf(path, sizeof path, "%s/many%d.db", dir, k);
-        struct hstore *s = hstore_open(path, err, sizeof err);
+        struct hstore *s = hstore_open(path, 1, err, sizeof err);
         CHECK(s != NULL, err);
         if (!s)
             return;
@@ -501,6 +585,8 @@ int main(void)
         snprintf(name, sizeof name, "%s: the same stats", runs[k].name);
         CHECK_STR(sum[k], sum[0], name);
     }
+    crashes(dir, 1, ev, sum[0], added[0]);
+    crashes(dir, 4, ev, sum[0], added[0]);
     for (int k = 0; k < RUNS; k++) {
         free(sum[k]);
         remove_store(path[k]);
