@@ -52,7 +52,7 @@ check "warmup: other variables stay" -- grep -qa "SMTP_USERNAME=u" "/proc/$warmu
 eq "warmup: the token still guards the API (none -> 401)" "$(http GET "http://127.0.0.1:$WP/users" | cut -d' ' -f1)" 401
 eq "warmup: the token still guards the API (token -> 200)" \
   "$(http GET "http://127.0.0.1:$WP/users" '' -H "Authorization: Bearer $TOKEN" | cut -d' ' -f1)" 200
-start_health health "$HP" API_TOKEN_FILE="$TMP/token-h"
+start_health health "$HP" API_TOKEN_FILE="$TMP/token-h" DB_FILES=4
 ok $? "health-service starts with API_TOKEN_FILE"
 check "health: API_TOKEN_FILE's value gone from /proc/PID/environ" -- env_lacks "$health_PID" "$TMP/token-h"
 eq "health: the token from the file guards the API" \
@@ -65,7 +65,7 @@ wfiles=$(modes "$TMP/warmup"); hfiles=$(modes "$TMP/health")
 echo "$wfiles $hfiles" | tr ' ' '\n' | paste - - | sed 's/^/# /'
 check "warmup: warmup.db, -wal and -shm exist" -- bash -c "echo '$wfiles' | grep -q 'warmup.db-wal' && echo '$wfiles' | grep -q 'warmup.db-shm'"
 eq "warmup: every database file is 0600" "$(echo "$wfiles" | grep -vc '^600 ')" 0
-check "health: the store's four files and their -wal/-shm exist" -- \
+check "health: the store's four files (DB_FILES=4) and their -wal/-shm exist" -- \
   bash -c "[ \$(echo '$hfiles' | grep -c 'health.db') -ge 12 ] && echo '$hfiles' | grep -q 'health.db.shard3-wal'"
 eq "health: every database file is 0600" "$(echo "$hfiles" | grep -vc '^600 ')" 0
 stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0

@@ -341,6 +341,14 @@ static void rounds(const char *dir)
               "reopened: every copy found again (a redelivery)");
         hstore_free(s);
     }
+    /* and with the default (one file): still two, every copy found */
+    s = hstore_sqlite_open(path, 1, err, sizeof err);
+    CHECK(s != NULL, err);
+    if (s) {
+        CHECK(hstore_apply_events(s, NULL, 0, ev, NC, &nu, &nc) == 0 && nc == 0,
+              "reopened with one file asked: every copy found in the two");
+        hstore_free(s);
+    }
     CHECK_INT(shard_files(path), 2, "still two files");
     remove_store(path);
 }
