@@ -20,6 +20,7 @@
 #   THREADS=2    wrk threads;  CONNS=16  wrk connections (GET /mail_stats)
 #   REG_CONNS="16 64"  wrk connections of the POST /register runs, one run each
 #   M=20000      copies tracked by health-service;  EMAILS=100 broadcasts
+#   DB_FILES=1   health-service store files (passed through to the service)
 #   RATE=5000    paced /mail_stats rate: connections = RATE * 3 ms rounded up (a
 #                connection's cycle is the 2 ms wait, the request and wrk's timer
 #                slack: about 2.8 ms here), so the run goes at RATE or a little above;
@@ -34,7 +35,7 @@ need_bins broker warmup health
 LUA=$BENCH_DIR/lua
 
 machine_line
-note "api: D=${D}s THREADS=$THREADS CONNS=$CONNS M=$M RATE=$RATE; temp dir $BTMP"
+note "api: D=${D}s THREADS=$THREADS CONNS=$CONNS M=$M RATE=$RATE DB_FILES=${DB_FILES:-1}; temp dir $BTMP"
 start_broker "$(((M + 11999) / 12000 < 3 ? 3 : (M + 11999) / 12000))"
 PARTS=$(((M + 11999) / 12000 < 3 ? 3 : (M + 11999) / 12000))
 HT=(${HTTP_THREADS:+HTTP_THREADS=$HTTP_THREADS})

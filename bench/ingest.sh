@@ -23,6 +23,7 @@
 #   CHECK_INTERVAL=86400  health-service feedback-loop interval (large: ingest only)
 #   SAMPLE=20         copies looked up through /mail_stats?mail_id=
 #   TIMEOUT=900       seconds allowed for the ingest
+#   DB_FILES=1        health-service store files (passed through; 4: the parallel writers)
 # Also: BUILD_DIR, KEEP_TMP=1, BENCH_LOG_LEVEL (see common.sh).
 . "$(dirname "$0")/common.sh"
 : "${N:=200000}" "${EMAILS:=100}" "${INGEST_MODE:=both}" "${CHECK_INTERVAL:=86400}"
@@ -34,7 +35,7 @@ case $INGEST_MODE in backlog) MODES=backlog ;; live) MODES=live ;; both) MODES="
   *) die "INGEST_MODE must be backlog, live or both" ;; esac
 
 machine_line
-note "ingest: N=$N EMAILS=$EMAILS PARTITIONS=$PARTITIONS modes: $MODES; temp dir $BTMP"
+note "ingest: N=$N EMAILS=$EMAILS PARTITIONS=$PARTITIONS DB_FILES=${DB_FILES:-1} modes: $MODES; temp dir $BTMP"
 t0=$(now_ms)
 gen_events "$BTMP/events.tsv" "$N" "$EMAILS"
 note "generated $N events ($(du -m "$BTMP/events.tsv" | cut -f1) MB) in $(fmt_s $(($(now_ms) - t0))) s"
