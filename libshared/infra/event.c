@@ -17,9 +17,9 @@
 #include <time.h>
 
 static const char *const type_names[EVENT_TYPE_COUNT] = {
-    [EVENT_USER_REGISTERED] = "user.registered",
-    [EVENT_EMAIL_SENT] = "email.sent",
-    [EVENT_EMAIL_FAILED] = "email.failed",
+    [EVENT_USER_REGISTERED] = "user.registered",   [EVENT_EMAIL_SENT] = "email.sent",
+    [EVENT_EMAIL_FAILED] = "email.failed",         [EVENT_EMAIL_BOUNCED] = "email.bounced",
+    [EVENT_EMAIL_COMPLAINED] = "email.complained",
 };
 
 /* the members of every event type (email_id is a string in
@@ -37,6 +37,10 @@ enum {
     F_CLIENT,
     F_SENT_AT,
     F_REPLY,
+    F_BOUNCE,
+    F_STATUS,
+    F_DIAG,
+    F_FBTYPE,
     F_COUNT
 };
 static const char *const field_keys[F_COUNT] = {
@@ -52,6 +56,10 @@ static const char *const field_keys[F_COUNT] = {
     [F_CLIENT] = "smtp_client",
     [F_SENT_AT] = "sent_at",
     [F_REPLY] = "smtp_reply",
+    [F_BOUNCE] = "bounce",
+    [F_STATUS] = "status",
+    [F_DIAG] = "diagnostic",
+    [F_FBTYPE] = "feedback_type",
 };
 
 const char *event_type_name(enum event_type t)
@@ -128,6 +136,24 @@ char *event_encode_email_sent(const struct event_email_sent *e)
     return text_of(o);
 }
 
+char *event_encode_feedback(const struct event_email_feedback *e)
+{
+    json_object *o = envelope(e->complained ? EVENT_EMAIL_COMPLAINED : EVENT_EMAIL_BOUNCED);
+    put_str(o, F_MID, e->message_id);
+    put(o, F_EMAIL_ID, json_object_new_int64(e->email_id));
+    put_str(o, F_RCPT, e->recipient);
+    put_str(o, F_DOMAIN, e->domain);
+    if (e->complained) {
+        put_str(o, F_FBTYPE, e->feedback_type);
+    } else {
+        put_str(o, F_BOUNCE, e->soft ? "soft" : "hard");
+        put_str(o, F_STATUS, e->status);
+        put_str(o, F_DIAG, e->diagnostic ? e->diagnostic : "");
+    }
+    put_str(o, F_AT, e->at);
+    return text_of(o);
+}
+
 char *event_encode(const struct event *ev)
 {
     switch (ev->type) {
@@ -136,6 +162,9 @@ char *event_encode(const struct event *ev)
     case EVENT_EMAIL_SENT:
     case EVENT_EMAIL_FAILED:
         return event_encode_email_sent(&ev->email_sent);
+    case EVENT_EMAIL_BOUNCED:
+    case EVENT_EMAIL_COMPLAINED:
+        return event_encode_feedback(&ev->feedback);
     default:
         return NULL;
     }
@@ -353,6 +382,96 @@ static int decode_email_sent(const struct jsonx_field *f, bool failed, struct ev
     return 0;
 }
 
+/* status_ok - an RFC 3463 status: class 2, 4 or 5, subject 1-3 digits,
+ * detail 1-3 digits */
+static bool status_ok(const char *s)
+{
+    if ((s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+        return false;
+    s += 2;
+    for (int part = 0; part < 2; part++) {
+        int n = 0;
+        while (n < 3 && s[n] >= '0' && s[n] <= '9')
+            n++;
+        if (n == 0 || s[n] != (part ? '\0' : '.'))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+static int decode_feedback(const struct jsonx_field *f, bool complained,
+                           struct event_email_feedback *out, char *errbuf, size_t errlen)
+{
+    const char *mid, *rcpt, *domain, *at, *bounce = NULL, *status = "", *diag = "", *fbtype = "";
+    int64_t email_id = 0;
+    char why[160];
+    struct addr a;
+    out->complained = complained;
+    if (jsonx_field_string(&f[F_MID], true, 998, &mid, errbuf, errlen) != 0 ||
+        jsonx_field_int(&f[F_EMAIL_ID], true, 1, INT64_MAX, &email_id, errbuf, errlen) != 0 ||
+        jsonx_field_string(&f[F_RCPT], true, 1024, &rcpt, errbuf, errlen) != 0 ||
+        jsonx_field_string(&f[F_DOMAIN], true, 255, &domain, errbuf, errlen) != 0 ||
+        jsonx_field_string(&f[F_AT], true, 64, &at, errbuf, errlen) != 0)
+        return -1;
+    if (complained) {
+        if (jsonx_field_string(&f[F_FBTYPE], true, 64, &fbtype, errbuf, errlen) != 0)
+            return -1;
+        if (!*fbtype) {
+            errbuf_set(errbuf, errlen, "feedback_type is empty");
+            return -1;
+        }
+    } else {
+        if (jsonx_field_string(&f[F_BOUNCE], true, 8, &bounce, errbuf, errlen) != 0 ||
+            jsonx_field_string(&f[F_STATUS], true, 16, &status, errbuf, errlen) != 0 ||
+            jsonx_field_string(&f[F_DIAG], false, 1024, &diag, errbuf, errlen) != 0)
+            return -1;
+        if (strcmp(bounce, "hard") != 0 && strcmp(bounce, "soft") != 0) {
+            errbuf_set(errbuf, errlen, "bounce must be \"hard\" or \"soft\"");
+            return -1;
+        }
+        if (!status_ok(status)) {
+            errbuf_set(errbuf, errlen, "status is not an RFC 3463 status code");
+            return -1;
+        }
+        out->soft = bounce[0] == 's';
+        if (!diag)
+            diag = "";
+    }
+    if (!bracketed(mid)) {
+        errbuf_set(errbuf, errlen, "message_id must be <...@...>");
+        return -1;
+    }
+    if (addr_parse(rcpt, &a, why, sizeof why) != 0) {
+        errbuf_set(errbuf, errlen, "recipient is invalid: %s", why);
+        return -1;
+    }
+    if (strcmp(a.domain, domain) != 0) {
+        errbuf_set(errbuf, errlen, "domain does not match recipient");
+        return -1;
+    }
+    int64_t at_ms;
+    if (parse_rfc3339_ms(at, &at_ms) != 0) {
+        errbuf_set(errbuf, errlen, "at is not an RFC 3339 UTC time");
+        return -1;
+    }
+    out->email_id = email_id;
+    char *p = out->block = xmalloc(strlen(mid) + strlen(a.norm) + strlen(a.domain) +
+                                   strlen(status) + strlen(diag) + strlen(fbtype) + strlen(at) + 7);
+    out->message_id = append(&p, mid);
+    out->recipient = append(&p, a.norm);
+    out->domain = append(&p, a.domain);
+    out->status = append(&p, status);
+    out->diagnostic = append(&p, diag);
+    out->feedback_type = append(&p, fbtype);
+    out->at = append(&p, at);
+    if (complained)
+        out->status = out->diagnostic = NULL; /* email.complained has neither */
+    else
+        out->feedback_type = NULL;
+    return 0;
+}
+
 int event_decode(const char *text, size_t len, unsigned accept, struct event *out, char *errbuf,
                  size_t errlen)
 {
@@ -375,6 +494,8 @@ int event_decode(const char *text, size_t len, unsigned accept, struct event *ou
         goto out;
     if (type == EVENT_USER_REGISTERED)
         rc = decode_user_registered(f, &out->user_registered, errbuf, errlen);
+    else if (type == EVENT_EMAIL_BOUNCED || type == EVENT_EMAIL_COMPLAINED)
+        rc = decode_feedback(f, type == EVENT_EMAIL_COMPLAINED, &out->feedback, errbuf, errlen);
     else
         rc = decode_email_sent(f, type == EVENT_EMAIL_FAILED, &out->email_sent, errbuf, errlen);
 out:
@@ -395,6 +516,10 @@ void event_cleanup(struct event *ev)
     case EVENT_EMAIL_SENT:
     case EVENT_EMAIL_FAILED:
         free(ev->email_sent.block);
+        break;
+    case EVENT_EMAIL_BOUNCED:
+    case EVENT_EMAIL_COMPLAINED:
+        free(ev->feedback.block);
         break;
     default:
         break;

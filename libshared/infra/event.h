@@ -8,6 +8,9 @@
  *   user.registered  user topic (emailId-events)  key = the domain
  *   email.sent       email topic (email-events)   key = the copy's Message-ID
  *   email.failed     email topic                  key = the copy's Message-ID
+ *   email.bounced    feedback topic (feedback-events, KAFKA_FEEDBACK_TOPIC)
+ *                                                 key = the recipient address
+ *   email.complained feedback topic               key = the recipient address
  *
  * Encoding: strings in the struct are borrowed for the call; the caller
  * frees the returned text. Decoding: unknown fields are ignored, a missing
@@ -28,9 +31,11 @@
 
 enum event_type {
     EVENT_NONE = 0,
-    EVENT_USER_REGISTERED, /* "user.registered" */
-    EVENT_EMAIL_SENT,      /* "email.sent" */
-    EVENT_EMAIL_FAILED,    /* "email.failed": a copy was dead-lettered */
+    EVENT_USER_REGISTERED,  /* "user.registered" */
+    EVENT_EMAIL_SENT,       /* "email.sent" */
+    EVENT_EMAIL_FAILED,     /* "email.failed": a copy was dead-lettered */
+    EVENT_EMAIL_BOUNCED,    /* "email.bounced": a report says a copy was not delivered */
+    EVENT_EMAIL_COMPLAINED, /* "email.complained": its recipient reported a copy */
     EVENT_TYPE_COUNT
 };
 
@@ -39,6 +44,7 @@ enum event_type {
 /* the types each topic carries */
 #define EVENT_ON_USER_TOPIC EVENT_BIT(EVENT_USER_REGISTERED)
 #define EVENT_ON_EMAIL_TOPIC (EVENT_BIT(EVENT_EMAIL_SENT) | EVENT_BIT(EVENT_EMAIL_FAILED))
+#define EVENT_ON_FEEDBACK_TOPIC (EVENT_BIT(EVENT_EMAIL_BOUNCED) | EVENT_BIT(EVENT_EMAIL_COMPLAINED))
 
 /* user.registered: a recipient was registered */
 struct event_user_registered {
@@ -65,12 +71,32 @@ struct event_email_sent {
     char *block;            /* decoded: holds the strings above */
 };
 
+/* email.bounced (a delivery status notification: the copy was not
+ * delivered) or, when complained, email.complained (a feedback report:
+ * the recipient reported the copy) */
+struct event_email_feedback {
+    bool complained;
+    const char *message_id; /* the copy's, <...@...> */
+    int64_t email_id;       /* the broadcast, >= 1 */
+    const char *recipient;  /* decoded: normalised */
+    const char *domain;     /* the recipient's domain, lower-cased */
+    /* email.bounced only */
+    bool soft;              /* "bounce": "soft" (temporary failure), else "hard" */
+    const char *status;     /* the RFC 3463 status, "5.1.1" */
+    const char *diagnostic; /* the remote server's words; "" when none */
+    /* email.complained only */
+    const char *feedback_type; /* RFC 5965 Feedback-Type: "abuse", "fraud", ... */
+    const char *at;            /* when the report was read, RFC 3339 UTC */
+    char *block;               /* decoded: holds the strings above */
+};
+
 /* a decoded event: type says which member is set */
 struct event {
     enum event_type type;
     union {
         struct event_user_registered user_registered;
-        struct event_email_sent email_sent; /* EVENT_EMAIL_SENT and _FAILED */
+        struct event_email_sent email_sent;   /* EVENT_EMAIL_SENT and _FAILED */
+        struct event_email_feedback feedback; /* EVENT_EMAIL_BOUNCED and _COMPLAINED */
     };
 };
 
@@ -85,6 +111,11 @@ enum event_type event_type_parse(const char *name);
  * email.failed that has one. */
 char *event_encode_user_registered(const struct event_user_registered *e);
 char *event_encode_email_sent(const struct event_email_sent *e);
+/* event_encode_feedback - email.bounced (message_id, email_id, recipient,
+ * domain, bounce, status, diagnostic, at) or email.complained (message_id,
+ * email_id, recipient, domain, feedback_type, at); a NULL diagnostic is
+ * written as "" */
+char *event_encode_feedback(const struct event_email_feedback *e);
 /* event_encode - the JSON value of ev, by its type; NULL for EVENT_NONE */
 char *event_encode(const struct event *ev);
 
@@ -93,7 +124,9 @@ char *event_encode(const struct event *ev);
  * bad JSON, not an object, unknown version, unexpected type, a missing,
  * mistyped or oversized field, an invalid address, a domain not matching
  * the address, a Message-ID without brackets, a sent_at that is not an
- * RFC 3339 UTC time); a refused event holds nothing. The caller releases
+ * RFC 3339 UTC time; for email.bounced and email.complained: a bounce
+ * other than hard or soft, a status that is not an RFC 3463 code, an at
+ * that is not RFC 3339 UTC); a refused event holds nothing. The caller releases
  * a decoded event with event_cleanup. */
 int event_decode(const char *text, size_t len, unsigned accept, struct event *out, char *errbuf,
                  size_t errlen);

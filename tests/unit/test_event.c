@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#define ALL_TYPES (EVENT_ON_USER_TOPIC | EVENT_ON_EMAIL_TOPIC)
+#define ALL_TYPES (EVENT_ON_USER_TOPIC | EVENT_ON_EMAIL_TOPIC | EVENT_ON_FEEDBACK_TOPIC)
 
 static const struct event_user_registered user_rows[] = {
     {.address = "alice@example.com",
@@ -465,6 +465,150 @@ static void test_sizes(void)
     free(s);
 }
 
+/* email.bounced and email.complained (feedback-events) */
+static const struct event_email_feedback feedback_rows[] = {
+    {.message_id = "<email-7.0123456789abcdef@w.test>",
+     .email_id = 7,
+     .recipient = "nouser@rcpt.test",
+     .domain = "rcpt.test",
+     .status = "5.1.1",
+     .diagnostic = "X-Postfix; unknown user: \"nouser\"",
+     .at = "2026-11-23T10:00:00.123Z"},
+    {.message_id = "<email-8.00000000000000ff@w.test>",
+     .email_id = INT64_MAX,
+     .recipient = "B\xc3\xb6"
+                  "b@d.test",
+     .domain = "d.test",
+     .soft = true,
+     .status = "4.4.1",
+     .diagnostic = "",
+     .at = "2026-11-23T10:00:00Z"},
+    {.complained = true,
+     .message_id = "<m1@x.test>",
+     .email_id = 1,
+     .recipient = "c@d.test",
+     .domain = "d.test",
+     .feedback_type = "abuse",
+     .at = "2026-11-23T10:00:00.000Z"},
+};
+
+static void test_feedback(void)
+{
+    char err[256], name[96];
+    char *s = event_encode_feedback(&feedback_rows[0]);
+    CHECK_STR(s,
+              "{\"v\":1,\"type\":\"email.bounced\","
+              "\"message_id\":\"<email-7.0123456789abcdef@w.test>\",\"email_id\":7,"
+              "\"recipient\":\"nouser@rcpt.test\",\"domain\":\"rcpt.test\",\"bounce\":\"hard\","
+              "\"status\":\"5.1.1\",\"diagnostic\":\"X-Postfix; unknown user: \\\"nouser\\\"\","
+              "\"at\":\"2026-11-23T10:00:00.123Z\"}",
+              "email.bounced: fields and order");
+    free(s);
+    s = event_encode_feedback(&feedback_rows[2]);
+    CHECK_STR(s,
+              "{\"v\":1,\"type\":\"email.complained\",\"message_id\":\"<m1@x.test>\","
+              "\"email_id\":1,\"recipient\":\"c@d.test\",\"domain\":\"d.test\","
+              "\"feedback_type\":\"abuse\",\"at\":\"2026-11-23T10:00:00.000Z\"}",
+              "email.complained: fields and order");
+    free(s);
+    struct event_email_feedback nodiag = feedback_rows[0];
+    nodiag.diagnostic = NULL;
+    s = event_encode_feedback(&nodiag);
+    CHECK(s && strstr(s, "\"diagnostic\":\"\""), "no diagnostic: written as \"\"");
+    free(s);
+
+    for (size_t i = 0; i < sizeof feedback_rows / sizeof feedback_rows[0]; i++) {
+        const struct event_email_feedback *in = &feedback_rows[i];
+        struct event ev;
+        s = event_encode_feedback(in);
+        snprintf(name, sizeof name, "feedback %zu decodes", i);
+        CHECK_INT(event_decode(s, strlen(s), EVENT_ON_FEEDBACK_TOPIC, &ev, err, sizeof err), 0,
+                  name);
+        if (ev.type == EVENT_NONE) {
+            printf("# %s\n", err);
+            free(s);
+            continue;
+        }
+        const struct event_email_feedback *out = &ev.feedback;
+        snprintf(name, sizeof name, "feedback %zu: type", i);
+        CHECK_INT(ev.type, in->complained ? EVENT_EMAIL_COMPLAINED : EVENT_EMAIL_BOUNCED, name);
+        snprintf(name, sizeof name, "feedback %zu: the same fields", i);
+        CHECK(out->complained == in->complained && same(out->message_id, in->message_id) &&
+                  out->email_id == in->email_id && same(out->recipient, in->recipient) &&
+                  same(out->domain, in->domain) && out->soft == in->soft &&
+                  same(out->status, in->status) && same(out->diagnostic, in->diagnostic) &&
+                  same(out->feedback_type, in->feedback_type) && same(out->at, in->at),
+              name);
+        char *again = event_encode(&ev);
+        snprintf(name, sizeof name, "feedback %zu: encoded again, the same bytes", i);
+        CHECK_STR(again, s, name);
+        free(again);
+        CHECK_INT(
+            event_decode(s, strlen(s), EVENT_ON_EMAIL_TOPIC, &(struct event){0}, err, sizeof err),
+            -1, "feedback events are not email-topic events");
+        free(s);
+        event_cleanup(&ev);
+    }
+}
+
+#define BOUNCED(bounce, status, at)                                                                \
+    "{\"v\":1,\"type\":\"email.bounced\",\"message_id\":\"<m1@x.test>\",\"email_id\":7,"           \
+    "\"recipient\":\"Bob@D.test\",\"domain\":\"d.test\",\"bounce\":\"" bounce "\","                \
+    "\"status\":\"" status "\",\"at\":\"" at "\"}"
+
+static const struct {
+    const char *name;
+    const char *json;
+    int ok;
+    const char *err;
+} feedback_decode_rows[] = {
+    {"bounced, no diagnostic", BOUNCED("hard", "5.1.1", "2026-11-23T10:00:00Z"), 1, NULL},
+    {"bounced, 3-digit parts", BOUNCED("soft", "4.123.999", "2026-11-23T10:00:00Z"), 1, NULL},
+    {"bounce neither hard nor soft", BOUNCED("medium", "5.1.1", "2026-11-23T10:00:00Z"), 0,
+     "bounce"},
+    {"status class 3", BOUNCED("hard", "3.1.1", "2026-11-23T10:00:00Z"), 0, "status"},
+    {"status with 4 digits", BOUNCED("hard", "5.1234.1", "2026-11-23T10:00:00Z"), 0, "status"},
+    {"status truncated", BOUNCED("hard", "5.1", "2026-11-23T10:00:00Z"), 0, "status"},
+    {"status trailing", BOUNCED("hard", "5.1.1 ", "2026-11-23T10:00:00Z"), 0, "status"},
+    {"at not a time", BOUNCED("hard", "5.1.1", "..."), 0, "at"},
+    {"complained without feedback_type",
+     "{\"v\":1,\"type\":\"email.complained\",\"message_id\":\"<m1@x.test>\",\"email_id\":7,"
+     "\"recipient\":\"Bob@D.test\",\"domain\":\"d.test\",\"at\":\"2026-11-23T10:00:00Z\"}",
+     0, "feedback_type"},
+    {"complained, domain mismatch",
+     "{\"v\":1,\"type\":\"email.complained\",\"message_id\":\"<m1@x.test>\",\"email_id\":7,"
+     "\"recipient\":\"Bob@D.test\",\"domain\":\"e.test\",\"feedback_type\":\"abuse\","
+     "\"at\":\"2026-11-23T10:00:00Z\"}",
+     0, "domain"},
+    {"complained, message_id without brackets",
+     "{\"v\":1,\"type\":\"email.complained\",\"message_id\":\"m1@x.test\",\"email_id\":7,"
+     "\"recipient\":\"Bob@D.test\",\"domain\":\"d.test\",\"feedback_type\":\"abuse\","
+     "\"at\":\"2026-11-23T10:00:00Z\"}",
+     0, "message_id"},
+    {"an email.sent on the feedback topic", SENT("2026-11-23T10:00:00Z"), 0,
+     "unexpected type 'email.sent'"},
+};
+
+static void test_feedback_decode(void)
+{
+    char err[256];
+    for (size_t i = 0; i < sizeof feedback_decode_rows / sizeof feedback_decode_rows[0]; i++) {
+        struct event ev;
+        err[0] = '\0';
+        int rc = event_decode(feedback_decode_rows[i].json, strlen(feedback_decode_rows[i].json),
+                              EVENT_ON_FEEDBACK_TOPIC, &ev, err, sizeof err);
+        CHECK_INT(rc == 0, feedback_decode_rows[i].ok, feedback_decode_rows[i].name);
+        if (rc != 0) {
+            CHECK(strstr(err, feedback_decode_rows[i].err) != NULL, err);
+            CHECK(ev.type == EVENT_NONE && !ev.feedback.block, "a refused event is empty");
+            continue;
+        }
+        CHECK_STR(ev.feedback.recipient, "Bob@d.test", "recipient normalised");
+        CHECK_STR(ev.feedback.diagnostic, "", "no diagnostic: \"\"");
+        event_cleanup(&ev);
+    }
+}
+
 int main(void)
 {
     test_wire_format();
@@ -475,5 +619,7 @@ int main(void)
     test_email_decode();
     test_sent_at_days();
     test_sizes();
+    test_feedback();
+    test_feedback_decode();
     return test_done();
 }
