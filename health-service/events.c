@@ -13,6 +13,10 @@ int events_parse_user(const char *value, size_t len, struct user_event *out, cha
     memset(out, 0, sizeof *out);
     if (event_decode(value, len, EVENT_ON_USER_TOPIC, &ev, errbuf, errlen) != 0)
         return -1;
+    if (ev.type != EVENT_USER_REGISTERED) { /* user.unsubscribed: nothing to track */
+        event_cleanup(&ev);
+        return 1;
+    }
     const struct event_user_registered *u = &ev.user_registered;
     /* both fit: event_decode took them from addr_parse */
     memcpy(out->addr.norm, u->address, strlen(u->address) + 1);

@@ -20,8 +20,10 @@ struct user_event {
     char *block; /* holds name and at */
 };
 
-/* events_parse_user - a value of the user topic (a v1 user.registered);
- * 0, or -1 with the reason (event_decode) */
+/* events_parse_user - a value of the user topic: 0 for a v1
+ * user.registered, 1 for another valid type of the topic
+ * (user.unsubscribed: skipped, not invalid; *out empty), or -1 with the
+ * reason (event_decode) */
 int events_parse_user(const char *value, size_t len, struct user_event *out, char *errbuf,
                       size_t errlen);
 void events_user_cleanup(struct user_event *ev);

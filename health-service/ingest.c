@@ -53,6 +53,8 @@ void *ingest_prepare(void *arg, const struct kmsg *msgs, size_t n)
             rc = events_parse_user(m->value, m->value_len, &w->users[w->nu], err, sizeof err);
         else
             rc = events_parse_copy(m->value, m->value_len, &w->copies[w->nc], err, sizeof err);
+        if (rc > 0)
+            continue; /* valid, of a type health does not use */
         if (rc != 0) {
             log_warn("event skipped topic=%s partition=%d offset=%lld: %s", m->topic,
                      (int)m->partition, (long long)m->offset, err);

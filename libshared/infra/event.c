@@ -19,7 +19,7 @@
 static const char *const type_names[EVENT_TYPE_COUNT] = {
     [EVENT_USER_REGISTERED] = "user.registered",   [EVENT_EMAIL_SENT] = "email.sent",
     [EVENT_EMAIL_FAILED] = "email.failed",         [EVENT_EMAIL_BOUNCED] = "email.bounced",
-    [EVENT_EMAIL_COMPLAINED] = "email.complained",
+    [EVENT_EMAIL_COMPLAINED] = "email.complained", [EVENT_USER_UNSUBSCRIBED] = "user.unsubscribed",
 };
 
 /* the members of every event type (email_id is a string in
@@ -41,6 +41,7 @@ enum {
     F_STATUS,
     F_DIAG,
     F_FBTYPE,
+    F_REASON,
     F_COUNT
 };
 static const char *const field_keys[F_COUNT] = {
@@ -60,6 +61,7 @@ static const char *const field_keys[F_COUNT] = {
     [F_STATUS] = "status",
     [F_DIAG] = "diagnostic",
     [F_FBTYPE] = "feedback_type",
+    [F_REASON] = "reason",
 };
 
 const char *event_type_name(enum event_type t)
@@ -154,6 +156,15 @@ char *event_encode_feedback(const struct event_email_feedback *e)
     return text_of(o);
 }
 
+char *event_encode_user_unsubscribed(const struct event_user_unsubscribed *e)
+{
+    json_object *o = envelope(EVENT_USER_UNSUBSCRIBED);
+    put_str(o, F_EMAIL_ID, e->address);
+    put_str(o, F_REASON, e->reason);
+    put_str(o, F_AT, e->at);
+    return text_of(o);
+}
+
 char *event_encode(const struct event *ev)
 {
     switch (ev->type) {
@@ -165,6 +176,8 @@ char *event_encode(const struct event *ev)
     case EVENT_EMAIL_BOUNCED:
     case EVENT_EMAIL_COMPLAINED:
         return event_encode_feedback(&ev->feedback);
+    case EVENT_USER_UNSUBSCRIBED:
+        return event_encode_user_unsubscribed(&ev->user_unsubscribed);
     default:
         return NULL;
     }
@@ -472,6 +485,37 @@ static int decode_feedback(const struct jsonx_field *f, bool complained,
     return 0;
 }
 
+static int decode_user_unsubscribed(const struct jsonx_field *f,
+                                    struct event_user_unsubscribed *out, char *errbuf,
+                                    size_t errlen)
+{
+    const char *email, *reason, *at;
+    char why[160];
+    struct addr a;
+    int64_t at_ms;
+    if (jsonx_field_string(&f[F_EMAIL_ID], true, 1024, &email, errbuf, errlen) != 0 ||
+        jsonx_field_string(&f[F_REASON], true, 64, &reason, errbuf, errlen) != 0 ||
+        jsonx_field_string(&f[F_AT], true, 64, &at, errbuf, errlen) != 0)
+        return -1;
+    if (addr_parse(email, &a, why, sizeof why) != 0) {
+        errbuf_set(errbuf, errlen, "email_id is invalid: %s", why);
+        return -1;
+    }
+    if (!*reason) {
+        errbuf_set(errbuf, errlen, "reason is empty");
+        return -1;
+    }
+    if (parse_rfc3339_ms(at, &at_ms) != 0) {
+        errbuf_set(errbuf, errlen, "at is not an RFC 3339 UTC time");
+        return -1;
+    }
+    char *p = out->block = xmalloc(strlen(a.norm) + strlen(reason) + strlen(at) + 3);
+    out->address = append(&p, a.norm);
+    out->reason = append(&p, reason);
+    out->at = append(&p, at);
+    return 0;
+}
+
 int event_decode(const char *text, size_t len, unsigned accept, struct event *out, char *errbuf,
                  size_t errlen)
 {
@@ -494,6 +538,8 @@ int event_decode(const char *text, size_t len, unsigned accept, struct event *ou
         goto out;
     if (type == EVENT_USER_REGISTERED)
         rc = decode_user_registered(f, &out->user_registered, errbuf, errlen);
+    else if (type == EVENT_USER_UNSUBSCRIBED)
+        rc = decode_user_unsubscribed(f, &out->user_unsubscribed, errbuf, errlen);
     else if (type == EVENT_EMAIL_BOUNCED || type == EVENT_EMAIL_COMPLAINED)
         rc = decode_feedback(f, type == EVENT_EMAIL_COMPLAINED, &out->feedback, errbuf, errlen);
     else
@@ -520,6 +566,9 @@ void event_cleanup(struct event *ev)
     case EVENT_EMAIL_BOUNCED:
     case EVENT_EMAIL_COMPLAINED:
         free(ev->feedback.block);
+        break;
+    case EVENT_USER_UNSUBSCRIBED:
+        free(ev->user_unsubscribed.block);
         break;
     default:
         break;

@@ -6,6 +6,7 @@
  *
  * Types, their topic (KAFKA_TOPIC names the two) and message key:
  *   user.registered  user topic (emailId-events)  key = the domain
+ *   user.unsubscribed user topic                  key = the domain
  *   email.sent       email topic (email-events)   key = the copy's Message-ID
  *   email.failed     email topic                  key = the copy's Message-ID
  *   email.bounced    feedback topic (feedback-events, KAFKA_FEEDBACK_TOPIC)
@@ -31,18 +32,19 @@
 
 enum event_type {
     EVENT_NONE = 0,
-    EVENT_USER_REGISTERED,  /* "user.registered" */
-    EVENT_EMAIL_SENT,       /* "email.sent" */
-    EVENT_EMAIL_FAILED,     /* "email.failed": a copy was dead-lettered */
-    EVENT_EMAIL_BOUNCED,    /* "email.bounced": a report says a copy was not delivered */
-    EVENT_EMAIL_COMPLAINED, /* "email.complained": its recipient reported a copy */
+    EVENT_USER_REGISTERED,   /* "user.registered" */
+    EVENT_EMAIL_SENT,        /* "email.sent" */
+    EVENT_EMAIL_FAILED,      /* "email.failed": a copy was dead-lettered */
+    EVENT_EMAIL_BOUNCED,     /* "email.bounced": a report says a copy was not delivered */
+    EVENT_EMAIL_COMPLAINED,  /* "email.complained": its recipient reported a copy */
+    EVENT_USER_UNSUBSCRIBED, /* "user.unsubscribed": an address was suppressed */
     EVENT_TYPE_COUNT
 };
 
 /* a set of types, for event_decode */
 #define EVENT_BIT(t) (1u << (t))
 /* the types each topic carries */
-#define EVENT_ON_USER_TOPIC EVENT_BIT(EVENT_USER_REGISTERED)
+#define EVENT_ON_USER_TOPIC (EVENT_BIT(EVENT_USER_REGISTERED) | EVENT_BIT(EVENT_USER_UNSUBSCRIBED))
 #define EVENT_ON_EMAIL_TOPIC (EVENT_BIT(EVENT_EMAIL_SENT) | EVENT_BIT(EVENT_EMAIL_FAILED))
 #define EVENT_ON_FEEDBACK_TOPIC (EVENT_BIT(EVENT_EMAIL_BOUNCED) | EVENT_BIT(EVENT_EMAIL_COMPLAINED))
 
@@ -53,6 +55,16 @@ struct event_user_registered {
     const char *domain; /* the address's domain, lower-cased */
     const char *at;     /* the registration time, RFC 3339, as written */
     char *block;        /* decoded: holds the strings above */
+};
+
+/* user.unsubscribed: an address was put on the suppression list; it
+ * receives nothing more (reason: unsubscribed, hard_bounce, complaint or
+ * manual) */
+struct event_user_unsubscribed {
+    const char *address; /* "email_id" on the wire; decoded: normalised (addr.h) */
+    const char *reason;
+    const char *at; /* RFC 3339 UTC, as written */
+    char *block;    /* decoded: holds the strings above */
 };
 
 /* email.sent (a copy accepted by the SMTP server) or, when failed,
@@ -97,6 +109,7 @@ struct event {
         struct event_user_registered user_registered;
         struct event_email_sent email_sent;   /* EVENT_EMAIL_SENT and _FAILED */
         struct event_email_feedback feedback; /* EVENT_EMAIL_BOUNCED and _COMPLAINED */
+        struct event_user_unsubscribed user_unsubscribed;
     };
 };
 
@@ -116,6 +129,8 @@ char *event_encode_email_sent(const struct event_email_sent *e);
  * email_id, recipient, domain, feedback_type, at); a NULL diagnostic is
  * written as "" */
 char *event_encode_feedback(const struct event_email_feedback *e);
+/* event_encode_user_unsubscribed - email_id, reason, at */
+char *event_encode_user_unsubscribed(const struct event_user_unsubscribed *e);
 /* event_encode - the JSON value of ev, by its type; NULL for EVENT_NONE */
 char *event_encode(const struct event *ev);
 

@@ -73,10 +73,23 @@ static void check_email(const struct event_email_sent *e)
     FUZZ_CHECK(e->failed || !e->smtp_reply, "smtp_reply only in email.failed");
 }
 
+static void check_unsub(const struct event_user_unsubscribed *u)
+{
+    struct addr a;
+    char err[256];
+    FUZZ_CHECK(addr_parse(u->address, &a, err, sizeof err) == 0 && strcmp(a.norm, u->address) == 0,
+               "a normalised address");
+    FUZZ_CHECK(u->reason[0] && u->at[0], "a reason and a time");
+}
+
 static bool same_event(const struct event *x, const struct event *y)
 {
     if (x->type != y->type)
         return false;
+    if (x->type == EVENT_USER_UNSUBSCRIBED) {
+        const struct event_user_unsubscribed *a = &x->user_unsubscribed, *b = &y->user_unsubscribed;
+        return same(a->address, b->address) && same(a->reason, b->reason) && same(a->at, b->at);
+    }
     if (x->type == EVENT_USER_REGISTERED) {
         const struct event_user_registered *a = &x->user_registered, *b = &y->user_registered;
         return same(a->address, b->address) && same(a->name, b->name) &&
@@ -104,6 +117,8 @@ static void check_decode(const uint8_t *data, size_t size, unsigned accept, cons
     FUZZ_CHECK(strcmp(type, event_type_name(ev.type)) == 0, "json-c reads the same type");
     if (ev.type == EVENT_USER_REGISTERED)
         check_user(&ev.user_registered);
+    else if (ev.type == EVENT_USER_UNSUBSCRIBED)
+        check_unsub(&ev.user_unsubscribed);
     else
         check_email(&ev.email_sent);
     char *s = event_encode(&ev);

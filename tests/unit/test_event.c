@@ -609,6 +609,69 @@ static void test_feedback_decode(void)
     }
 }
 
+/* user.unsubscribed (emailId-events): wire format, round trip, refusals */
+static void test_unsubscribed(void)
+{
+    struct event ev;
+    char err[256];
+    struct event_user_unsubscribed in = {
+        .address = "Bob@Example.COM", .reason = "unsubscribed", .at = "2026-12-05T10:00:00.123Z"};
+    char *s = event_encode_user_unsubscribed(&in);
+    CHECK_STR(s,
+              "{\"v\":1,\"type\":\"user.unsubscribed\",\"email_id\":\"Bob@Example.COM\","
+              "\"reason\":\"unsubscribed\",\"at\":\"2026-12-05T10:00:00.123Z\"}",
+              "user.unsubscribed: the contract's fields and order");
+    CHECK_INT(event_decode(s, strlen(s), EVENT_ON_USER_TOPIC, &ev, err, sizeof err), 0,
+              "user.unsubscribed is a user-topic event");
+    CHECK_INT(ev.type, EVENT_USER_UNSUBSCRIBED, "its type");
+    CHECK_STR(ev.user_unsubscribed.address, "Bob@example.com", "email_id normalised");
+    CHECK_STR(ev.user_unsubscribed.reason, "unsubscribed", "reason");
+    CHECK_STR(ev.user_unsubscribed.at, "2026-12-05T10:00:00.123Z", "at as written");
+    char *s2 = event_encode(&ev);
+    CHECK_STR(s2,
+              "{\"v\":1,\"type\":\"user.unsubscribed\",\"email_id\":\"Bob@example.com\","
+              "\"reason\":\"unsubscribed\",\"at\":\"2026-12-05T10:00:00.123Z\"}",
+              "decoded and encoded again (address normalised)");
+    free(s2);
+    event_cleanup(&ev);
+    CHECK(ev.type == EVENT_NONE && !ev.user_unsubscribed.block, "cleanup zeroes");
+    CHECK_INT(event_decode(s, strlen(s), EVENT_ON_EMAIL_TOPIC, &ev, err, sizeof err), -1,
+              "not an email-topic event");
+    CHECK_INT(event_decode(s, strlen(s), EVENT_BIT(EVENT_USER_REGISTERED), &ev, err, sizeof err),
+              -1, "not a user.registered");
+    free(s);
+    static const struct {
+        const char *name, *json, *err;
+    } bad[] = {
+        {"no reason",
+         "{\"v\":1,\"type\":\"user.unsubscribed\",\"email_id\":\"a@b.test\",\"at\":\"2026-12-05T10:"
+         "00:00Z\"}",
+         "reason"},
+        {"empty reason",
+         "{\"v\":1,\"type\":\"user.unsubscribed\",\"email_id\":\"a@b.test\",\"reason\":\"\",\"at\":"
+         "\"2026-12-05T10:00:00Z\"}",
+         "reason"},
+        {"bad address",
+         "{\"v\":1,\"type\":\"user.unsubscribed\",\"email_id\":\"nope\",\"reason\":\"manual\","
+         "\"at\":\"2026-12-05T10:00:00Z\"}",
+         "email_id"},
+        {"at not RFC 3339",
+         "{\"v\":1,\"type\":\"user.unsubscribed\",\"email_id\":\"a@b.test\",\"reason\":\"manual\","
+         "\"at\":\"yesterday\"}",
+         "at"},
+        {"no at",
+         "{\"v\":1,\"type\":\"user.unsubscribed\",\"email_id\":\"a@b.test\",\"reason\":\"manual\"}",
+         "at"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CHECK_INT(event_decode(bad[i].json, strlen(bad[i].json), EVENT_ON_USER_TOPIC, &ev, err,
+                               sizeof err),
+                  -1, bad[i].name);
+        CHECK(strstr(err, bad[i].err) != NULL && ev.type == EVENT_NONE, err);
+    }
+}
+
 int main(void)
 {
     test_wire_format();
@@ -621,5 +684,6 @@ int main(void)
     test_sizes();
     test_feedback();
     test_feedback_decode();
+    test_unsubscribed();
     return test_done();
 }

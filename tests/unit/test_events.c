@@ -34,6 +34,11 @@ static void test_user(void)
               "a copy event on the user topic");
     CHECK(strstr(err, "unexpected type 'email.sent'") != NULL, err);
     CHECK(!ev.block && !ev.name, "a refused event holds nothing");
+    static const char unsub[] = "{\"v\":1,\"type\":\"user.unsubscribed\",\"email_id\":\"a@ex.com\","
+                                "\"reason\":\"unsubscribed\",\"at\":\"2026-12-05T10:00:00Z\"}";
+    CHECK_INT(events_parse_user(unsub, strlen(unsub), &ev, err, sizeof err), 1,
+              "user.unsubscribed: valid, skipped (1), not invalid");
+    CHECK(!ev.block && !ev.name, "a skipped event holds nothing");
     static char big[EVENT_MAX_BYTES + 2];
     memset(big, ' ', sizeof big - 1);
     CHECK_INT(events_parse_user(big, sizeof big - 1, &ev, err, sizeof err), -1, "huge value");
