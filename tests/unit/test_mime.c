@@ -321,6 +321,10 @@ static char *qp_ref(const char *str)
             buf_append(&b, "=\r\n", 3);
             col = 0;
         }
+        if (col == 0 && n - i >= 5 && memcmp(s + i, "From ", 5) == 0) {
+            lit = false; /* "=46rom " */
+            tl = 3;
+        }
         char e[3] = {(char)c};
         if (!lit) {
             e[0] = '=';
@@ -358,6 +362,8 @@ static void test_qp_runs(void)
                                 : alphabet[(seed >> 8) % (sizeof alphabet - 1)];
         }
         in[n] = '\0';
+        if ((seed >> 50) % 4 == 0 && n > 10) /* "From " somewhere, at times at a line start */
+            memcpy(in + (seed >> 30) % (n - 5), "From ", 5);
         char *got = qp(in), *want = qp_ref(in);
         if (strcmp(got, want) != 0 && bad++ < 3)
             fprintf(stderr, "qp mismatch for %zu octets:\n got  %s\n want %s\n", n, got, want);
@@ -526,12 +532,14 @@ static void test_multipart(void)
     struct buf b;
     buf_init(&b, 1 << 20);
     in.html = "<p>xyz-boundary-xyz</p>";
-    CHECK_INT(compose_once(&in, &fa, &ta, "Thu, 01 Jan 1970 00:00:00 +0000", "boundary", &b), 1,
-              "a boundary occurring in the html part is detected");
+    CHECK_INT(
+        compose_once(&in, &fa, &ta, "Thu, 01 Jan 1970 00:00:00 +0000", "boundary", in.text, &b), 1,
+        "a boundary occurring in the html part is detected");
     buf_reset(&b);
     in.text = "boundary";
-    CHECK_INT(compose_once(&in, &fa, &ta, "Thu, 01 Jan 1970 00:00:00 +0000", "boundary", &b), 1,
-              "a boundary occurring in the text part is detected");
+    CHECK_INT(
+        compose_once(&in, &fa, &ta, "Thu, 01 Jan 1970 00:00:00 +0000", "boundary", in.text, &b), 1,
+        "a boundary occurring in the text part is detected");
     buf_cleanup(&b);
 
     /* html "" is no html */
@@ -900,6 +908,294 @@ static void test_fuzz(void)
     CHECK_INT(body_bad, 0, "random inputs: text body decodes back, QP well-formed");
 }
 
+/* ---- deliverability: Feedback-ID, text from html, "From " lines, IDN recipients ---- */
+
+/* no_from_line - no line of m starts with "From " */
+static int no_from_line(const char *m)
+{
+    for (const char *p = m; p; p = strstr(p, "\r\n") ? strstr(p, "\r\n") + 2 : NULL)
+        if (strncmp(p, "From ", 5) == 0)
+            return 0;
+    return 1;
+}
+
+static void test_feedback_id(void)
+{
+    char v[MIME_FEEDBACK_ID_MAX];
+    CHECK_INT(mime_feedback_id(123, "news@acme.example", "m.example", v, sizeof v), 0,
+              "feedback id made");
+    CHECK_STR(v, "123:news:warmup:m.example", "{email_id}:{identity}:warmup:{domain}");
+    CHECK_INT(mime_feedback_id(7, "\"a:b c\"@acme.example", "m.example", v, sizeof v), 0,
+              "quoted local part");
+    CHECK_STR(v, "7:-a-b-c-:warmup:m.example", "identity made safe: no ':', no quote, no space");
+    CHECK_INT(mime_feedback_id(9, "first.last+tag@acme.example", "m.example", v, sizeof v), 0,
+              "dots and plus kept");
+    CHECK_STR(v, "9:first.last+tag:warmup:m.example", "atext and dots as they are");
+    static const struct {
+        int64_t id;
+        const char *from, *dom;
+    } bad[] = {
+        {0, "a@b.example", "m.example"},
+        {-1, "a@b.example", "m.example"},
+        {1, "nobody", "m.example"},
+        {1, "@b.example", "m.example"},
+        {1, "a@b.example", ""},
+        {1, "a@b.example", "m:x"},
+        {1, "a@b.example", "m.ex\r\nX: y"},
+        {1, NULL, "m.example"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "feedback id refused: bad[%zu]", i);
+        CHECK_INT(mime_feedback_id(bad[i].id, bad[i].from, bad[i].dom, v, sizeof v), -1, name);
+    }
+    char small[10];
+    CHECK_INT(mime_feedback_id(123, "news@acme.example", "m.example", small, sizeof small), -1,
+              "feedback id: buffer too small");
+
+    struct mime_input in = base;
+    in.feedback_id = "1:noreply:warmup:d.com";
+    in.list_unsubscribe = "<https://d.com/u/1>";
+    int rc;
+    char err[160] = "";
+    char *m = compose(&in, &rc, err, sizeof err);
+    CHECK_INT(rc, 0, "message with Feedback-ID composes");
+    CHECK(strstr(m, "Message-ID: <email-1.9f2c@d.com>\r\n"
+                    "Feedback-ID: 1:noreply:warmup:d.com\r\n"
+                    "List-Unsubscribe: <https://d.com/u/1>\r\n"
+                    "MIME-Version: 1.0\r\n") != NULL,
+          "Feedback-ID after Message-ID, before List-Unsubscribe");
+    free(m);
+    in.feedback_id = "1:x\r\nBcc: victim@evil.example";
+    m = compose(&in, &rc, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "feedback_id"), "CR LF in Feedback-ID refused");
+    free(m);
+    in.feedback_id = "1:caf\xc3\xa9:warmup:d.com";
+    m = compose(&in, &rc, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "feedback_id"), "non-ASCII Feedback-ID refused");
+    free(m);
+}
+
+static void test_html_text(void)
+{
+    static const struct {
+        const char *html, *want;
+    } cases[] = {
+        {"", ""},
+        {"plain", "plain\n"},
+        {"<p>Hello&nbsp;<b>World</b></p>", "Hello\xc2\xa0World\n"},
+        {"<p>one</p><p>two</p>", "one\n\ntwo\n"},
+        {"a<br>b<br/>c<BR >d", "a\nb\nc\nd\n"},
+        {"a<br><br><br><br>b", "a\n\nb\n"},
+        {"<div>x</div><div>y</div>", "x\ny\n"},
+        {"<h1>Title</h1>text", "Title\n\ntext\n"},
+        {"<ul><li>one</li><li>  two  </li></ul>", "- one\n- two\n"},
+        {"  lots   of \n\t white   space  ", "lots of white space\n"},
+        {"<pre>  a\n   b</pre>", "  a\n   b\n"},
+        {"<table><tr><td>a</td><td>b</td></tr><tr><th>c</th><td>d</td></tr></table>", "a b\nc d\n"},
+        {"Go <a href=\"https://x.example/p?a=1&amp;b=2\">here</a>.",
+         "Go here (https://x.example/p?a=1&b=2).\n"},
+        {"<a href='https://x.example'>https://x.example</a>", "https://x.example\n"},
+        {"<a href=https://x.example></a>", "https://x.example\n"},
+        {"<a href=\"mailto:a@b.example\">a@b.example</a>", "a@b.example\n"},
+        {"<a href=\"mailto:a@b.example\">write</a>", "write (mailto:a@b.example)\n"},
+        {"<a href=\"#top\">top</a> <a href=\"javascript:x()\">js</a>", "top js\n"},
+        {"<a name=x>anchor</a>", "anchor\n"},
+        {"<A HREF=\"u.example\">x <a href=v>y</a> z</A>", "x y (u.example) z\n"},
+        {"&amp;&lt;&gt;&quot;&apos;&#65;&#x42;&#X43;", "&<>\"'ABC\n"},
+        {"&euro;&copy;&mdash;&hellip;", "\xe2\x82\xac\xc2\xa9\xe2\x80\x94\xe2\x80\xa6\n"},
+        {"&#0;&#xD800;&#x110000;&#1;&#150;", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                             "\xef\xbf\xbd\n"},
+        {"&bogus; &amp &#; &#xZ; & ;", "&bogus; &amp &#; &#xZ; & ;\n"},
+        {"soft&shy;hyphen", "softhyphen\n"},
+        {"a&#10;b", "a b\n"},
+        {"<head><title>T</title><style>p{}</style></head><body>B</body>", "B\n"},
+        {"<html><head><title>T</title><body>B", "B\n"},
+        {"a<script>alert('<p>x</p>')</script>b<SCRIPT src=x></SCRIPT >c", "abc\n"},
+        {"a<style>never closed", "a\n"},
+        {"a<!-- <p>hidden</p> -->b<!DOCTYPE html>c<?xml x?>d", "abcd\n"},
+        {"a<!-- unclosed", "a\n"},
+        {"a < b and c<3", "a < b and c<3\n"},
+        {"x<p class=\"a>b\">y</p>", "x\n\ny\n"},
+        {"x<p title=it's>y", "x\n\ny\n"},
+        {"<p>unclosed <b", "unclosed\n"},
+        {"<img src=x alt=\"A &amp; B\">", "A & B\n"},
+        {"caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac\n"},
+        {"<p>From here</p>", "From here\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "html text: cases[%zu]", i);
+        char *t = mime_html_text(cases[i].html);
+        CHECK_STR(t, cases[i].want, name);
+        free(t);
+    }
+    char *t = mime_html_text(NULL);
+    CHECK_STR(t, "", "html text: NULL is empty");
+    free(t);
+
+    /* bounded, and cut between characters: 3 MiB of euro signs */
+    size_t n = 3u * 1024 * 1024 / 3;
+    char *big = xmalloc(3 * n + 1);
+    for (size_t i = 0; i < n; i++)
+        memcpy(big + 3 * i, "\xe2\x82\xac", 3);
+    big[3 * n] = '\0';
+    t = mime_html_text(big);
+    size_t tl = strlen(t);
+    CHECK(tl <= MIME_FILLED_MAX && tl > MIME_FILLED_MAX - 8, "html text: at most MIME_FILLED_MAX");
+    CHECK(utf8_valid(t, tl), "html text: cut at a character boundary");
+    free(t);
+    free(big);
+    /* links that double the size are bounded too */
+    struct buf b;
+    buf_init(&b, 8u << 20);
+    for (int i = 0; i < 20000; i++)
+        buf_printf(&b, "<a href=\"https://x.example/%0100d\">l</a>", i);
+    t = mime_html_text(buf_str(&b));
+    tl = strlen(t);
+    CHECK(tl <= MIME_FILLED_MAX && utf8_valid(t, tl), "html text: many links bounded");
+    free(t);
+    buf_cleanup(&b);
+}
+
+/* text_part - the decoded text/plain part of multipart m; caller frees */
+static char *text_part(const char *m)
+{
+    char *ct = header_raw(m, "Content-Type"), *u = ct ? unfold(ct) : NULL;
+    const char *bp = u ? strstr(u, "boundary=\"") : NULL;
+    char *r = NULL;
+    if (bp) {
+        char *open = xasprintf("--%.*s\r\n", (int)strcspn(bp + 10, "\""), bp + 10);
+        char *delim = xasprintf("\r\n--%.*s", (int)strcspn(bp + 10, "\""), bp + 10);
+        const char *p = strstr(m, open);
+        char *ctype = NULL;
+        int bad = 0;
+        r = p ? part(p + strlen(open), delim, &ctype, &bad) : NULL;
+        if (ctype && strcmp(ctype, "text/plain; charset=utf-8") != 0) {
+            free(r);
+            r = NULL;
+        }
+        free(ctype);
+        free(open);
+        free(delim);
+    }
+    free(ct);
+    free(u);
+    return r;
+}
+
+static void test_html_only(void)
+{
+    struct mime_input in = base;
+    in.text = "";
+    in.html = "<p>Hello <b>Alice</b></p><p>See <a href=\"https://d.com/x\">this</a></p>";
+    int rc;
+    char err[160] = "";
+    char *m = compose(&in, &rc, err, sizeof err);
+    CHECK_INT(rc, 0, "html only composes");
+    char *ct = header_raw(m, "Content-Type");
+    CHECK(ct && strncmp(ct, "multipart/alternative;", 22) == 0, "html only: multipart/alternative");
+    char *tp = text_part(m);
+    CHECK_STR(tp, "Hello Alice\r\n\r\nSee this (https://d.com/x)\r\n",
+              "html only: the text part is made from the html");
+    free(tp);
+    free(ct);
+    free(m);
+    in.text = " \r\n\t\n";
+    m = compose(&in, &rc, err, sizeof err);
+    tp = text_part(m);
+    CHECK_STR(tp, "Hello Alice\r\n\r\nSee this (https://d.com/x)\r\n",
+              "white-space-only text: made from the html too");
+    free(tp);
+    free(m);
+    in.text = "Own text";
+    m = compose(&in, &rc, err, sizeof err);
+    tp = text_part(m);
+    CHECK_STR(tp, "Own text", "a given text is kept");
+    free(tp);
+    free(m);
+    in.text = NULL;
+    in.html = "<script>x</script>";
+    m = compose(&in, &rc, err, sizeof err);
+    tp = text_part(m);
+    CHECK(rc == 0 && tp && !strcmp(tp, ""), "html with no visible text: empty text part");
+    free(tp);
+    free(m);
+}
+
+static void test_from_lines(void)
+{
+    char *e;
+    static const struct {
+        const char *in, *enc;
+    } cases[] = {
+        {"From here", "=46rom here"},
+        {"From here\nFrom there\n", "=46rom here\r\n=46rom there\r\n"},
+        {"x\r\nFrom a", "x\r\n=46rom a"},
+        {"From", "From"},
+        {"From\tx", "From\tx"},
+        {"from x", "from x"},
+        {" From x", " From x"},
+        {"Fro", "Fro"},
+        {"aFrom x", "aFrom x"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "From line: cases[%zu]", i);
+        e = qp(cases[i].in);
+        CHECK_STR(e, cases[i].enc, name);
+        free(e);
+    }
+    /* a soft break right before "From ": the next encoded line starts with it */
+    char *a75 = repeat("a", 75), *in = xasprintf("%sFrom z\n%sFrom y", a75, a75);
+    e = qp(in);
+    CHECK(no_from_line(e), "no encoded line starts with \"From \" after a soft break");
+    CHECK(strstr(e, "=\r\n=46rom z") != NULL, "soft break then =46rom");
+    int bad = 0;
+    char *d = qp_decode(e, strlen(e), &bad), *w = crlf(in);
+    CHECK(bad == 0 && !strcmp(d, w), "From lines decode back");
+    free(d);
+    free(w);
+    free(e);
+    free(in);
+    free(a75);
+    /* a whole message: text and html parts */
+    struct mime_input mi = base;
+    mi.text = "From the team\nbye\n";
+    mi.html = "<p>x</p>\nFrom the team\n";
+    int rc;
+    char err[160];
+    char *m = compose(&mi, &rc, err, sizeof err);
+    CHECK(rc == 0 && no_from_line(body_of(m)) && strstr(m, "\r\n=46rom the team\r\n"),
+          "message: no body line starts with \"From \"");
+    free(m);
+}
+
+static void test_idn_to(void)
+{
+    struct mime_input in = base;
+    in.to = "user@b\xc3\xbc"
+            "cher.example";
+    int rc;
+    char err[160] = "";
+    char *m = compose(&in, &rc, err, sizeof err);
+    char *to = header_raw(m, "To");
+    CHECK(rc == 0 && to && !strcmp(to, "Alice <user@xn--bcher-kva.example>"),
+          "ASCII local part, UTF-8 domain: To in A-labels");
+    free(to);
+    free(m);
+    in.to = "\xc3\xbcser@b\xc3\xbc"
+            "cher.example";
+    m = compose(&in, &rc, err, sizeof err);
+    to = header_raw(m, "To");
+    CHECK(rc == 0 && to &&
+              !strcmp(to, "Alice <\xc3\xbcser@b\xc3\xbc"
+                          "cher.example>"),
+          "UTF-8 local part: To raw (RFC 6532)");
+    free(to);
+    free(m);
+}
+
 int main(void)
 {
     test_exact();
@@ -911,5 +1207,10 @@ int main(void)
     test_injection();
     test_fill();
     test_fuzz();
+    test_feedback_id();
+    test_html_text();
+    test_html_only();
+    test_from_lines();
+    test_idn_to();
     return test_done();
 }
