@@ -31,6 +31,7 @@ static void placement_json(json_object *o, const struct hplacement *p)
     json_object_object_add(o, "opened", json_object_new_int64(p->opened));
     json_object_object_add(o, "read", json_object_new_int64(p->read));
     json_object_object_add(o, "bounced", json_object_new_int64(p->bounced));
+    json_object_object_add(o, "complained", json_object_new_int64(p->complained));
 }
 
 /* domain_json - a /domains entry, with the domain's feedback loop */

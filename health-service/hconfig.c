@@ -15,11 +15,18 @@ void hconfig_load(struct hconfig *cfg)
     cfg->loops_file = config_str("FEEDBACK_LOOPS_FILE", NULL);
     static const char *const files[] = {"1", "2", "4", "8", NULL};
     cfg->db_files = 1 << config_enum("DB_FILES", "1", files);
+    cfg->bounce_mailbox = config_secret("BOUNCE_MAILBOX");
+    cfg->feedback_topic = config_str("KAFKA_FEEDBACK_TOPIC", "feedback-events");
 }
 
 void hconfig_cleanup(struct hconfig *cfg)
 {
     free(cfg->group_id);
     free(cfg->loops_file);
+    if (cfg->bounce_mailbox) {
+        explicit_bzero(cfg->bounce_mailbox, strlen(cfg->bounce_mailbox));
+        free(cfg->bounce_mailbox);
+    }
+    free(cfg->feedback_topic);
     svc_config_cleanup(&cfg->svc);
 }

@@ -12,8 +12,10 @@ struct hconfig {
     char *group_id;
     int check_interval_s;
     int64_t track_window_s;
-    char *loops_file; /* FEEDBACK_LOOPS_FILE, NULL: built-ins only */
-    int db_files;     /* DB_FILES: 1, 2, 4 or 8 (a new store's copy files) */
+    char *loops_file;     /* FEEDBACK_LOOPS_FILE, NULL: built-ins only */
+    int db_files;         /* DB_FILES: 1, 2, 4 or 8 (a new store's copy files) */
+    char *bounce_mailbox; /* BOUNCE_MAILBOX (JSON; may hold a password), NULL: none */
+    char *feedback_topic; /* KAFKA_FEEDBACK_TOPIC */
 };
 
 /* hconfig_load - fatal with one line naming a bad variable */

@@ -92,6 +92,12 @@ int hstore_stats_email(struct hstore *s, int64_t email_id, const char *broadcast
     return s->ops->stats_email(s, email_id, broadcast_id, out);
 }
 
+int hstore_apply_feedback(struct hstore *s, const char *message_id, const struct hstore_feedback *f,
+                          bool *changed)
+{
+    return s->ops->apply_feedback(s, message_id, f, changed);
+}
+
 int hstore_stats_copy(struct hstore *s, const char *message_id, struct hstore_stats *out)
 {
     return s->ops->stats_copy(s, message_id, out);

@@ -32,9 +32,10 @@
 #include <stdint.h>
 
 /* what is known of tracked copies (an email's, a domain's or one copy's);
- * opened and read are subsets of delivered */
+ * opened and read are subsets of delivered; bounced counts dead letters
+ * and bounce reports, complained complaint reports (each copy once) */
 struct hplacement {
-    int64_t tracked, delivered, spam, opened, read, bounced;
+    int64_t tracked, delivered, spam, opened, read, bounced, complained;
 };
 
 /* a known domain (/domains) */
@@ -57,6 +58,15 @@ struct hstore_stats {
     bool checked;             /* some copy was checked */
     int64_t checked_at;       /* the last check, ms since the epoch, if checked */
     char *recipient, *domain; /* owned; a copy's only (NULL for a broadcast) */
+};
+
+/* a bounce or complaint report about one copy (bounce/, DESIGN 9.2) */
+struct hstore_feedback {
+    bool complained;           /* else a bounce */
+    bool soft;                 /* a bounce: a temporary failure */
+    const char *status;        /* a bounce: "5.1.1" */
+    const char *diagnostic;    /* a bounce: the remote server's words, or NULL */
+    const char *feedback_type; /* a complaint: "abuse", "fraud", ... */
 };
 
 /* a copy handed to a feedback loop, with what was known before the round */
@@ -144,6 +154,16 @@ int hstore_all_stats(struct hstore *s, int64_t limit, int64_t offset, struct hst
 void hstore_stats_free(struct hstore_stats *t, size_t n);
 /* hstore_tracked_count - copies tracked (all emails), -1 on error */
 int64_t hstore_tracked_count(struct hstore *s);
+/* hstore_apply_feedback - record report f about the copy message_id, in
+ * one transaction with its email's and domain's counters: a bounce marks
+ * the copy bounced (no more feedback-loop checks) and counts it in
+ * bounced, unless it was already (a dead letter or an earlier report); a
+ * complaint marks it complained and counts it, once. *changed says
+ * whether anything was written (a second report changes nothing). 0, 1
+ * when no such copy is tracked, -1 on error (nothing written). Called by
+ * the bounce mailbox reader's thread. */
+int hstore_apply_feedback(struct hstore *s, const char *message_id, const struct hstore_feedback *f,
+                          bool *changed);
 
 /* ---- what a backend implements -------------------------------------- */
 
@@ -177,6 +197,8 @@ struct hstore_ops {
     int (*all_stats)(struct hstore *s, int64_t limit, int64_t offset, struct hstore_stats **out,
                      size_t *n);
     int64_t (*tracked_count)(struct hstore *s);
+    int (*apply_feedback)(struct hstore *s, const char *message_id, const struct hstore_feedback *f,
+                          bool *changed);
 };
 
 #endif

@@ -39,6 +39,7 @@ static const struct hstore_ops hsqlite_ops = {
     .stats_copy = hsqlite_stats_copy,
     .all_stats = hsqlite_all_stats,
     .tracked_count = hsqlite_tracked_count,
+    .apply_feedback = hsqlite_apply_feedback,
 };
 
 void hstore_sqlite_set_hash(struct hstore *store, hstore_hash_fn fn)
@@ -52,17 +53,17 @@ static int prepare_domains(struct hsqlite *s)
 {
     static const char cols[] = "SELECT domain, users, first_seen, last_seen, tracked, checked,"
                                " last_round_at, last_error, delivered, spam, opened, read,"
-                               " bounced FROM ";
+                               " bounced, complained FROM ";
     static const char sums[] = "SELECT domain, sum(users), min(first_seen), max(last_seen),"
                                " sum(tracked), sum(checked), max(last_round_at),"
                                " max(last_error), sum(delivered), sum(spam), sum(opened),"
-                               " sum(read), sum(bounced) FROM (";
+                               " sum(read), sum(bounced), sum(complained) FROM (";
     s->list_domains =
         hsqlite_prepare_union(s, sums, cols, ".domains", ") GROUP BY domain ORDER BY domain");
     s->domain_placement = hsqlite_prepare_union(
         s,
         "SELECT sum(tracked), sum(delivered), sum(spam), sum(opened), sum(read),"
-        " sum(bounced) FROM (",
+        " sum(bounced), sum(complained) FROM (",
         cols, ".domains WHERE domain = ?1", ") GROUP BY domain");
     s->count_domains = hsqlite_prepare_union(s, "SELECT count(DISTINCT domain) FROM (",
                                              "SELECT domain FROM ", ".domains", ")");
@@ -209,7 +210,8 @@ static int hsqlite_domains(struct hstore *store, struct hstore_domain **out, siz
                   .spam = sqlite3_column_int64(q, 9),
                   .opened = sqlite3_column_int64(q, 10),
                   .read = sqlite3_column_int64(q, 11),
-                  .bounced = sqlite3_column_int64(q, 12)},
+                  .bounced = sqlite3_column_int64(q, 12),
+                  .complained = sqlite3_column_int64(q, 13)},
         };
     }
     sqlite3_reset(q);
@@ -251,6 +253,7 @@ static int hsqlite_domain_placement(struct hstore *store, const char *domain,
             .opened = sqlite3_column_int64(q, 3),
             .read = sqlite3_column_int64(q, 4),
             .bounced = sqlite3_column_int64(q, 5),
+            .complained = sqlite3_column_int64(q, 6),
         };
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);

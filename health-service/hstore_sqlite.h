@@ -2,7 +2,8 @@
  * its files: hstore_sqlite_files.c (the files, the reader's view of all of
  * them), hstore_sqlite.c (opening, the ops table, users and domains),
  * hstore_sqlite_copies.c (copy ingest), hstore_sqlite_checks.c (feedback
- * rounds) and hstore_sqlite_stats.c (/mail_stats reads); also
+ * rounds), hstore_sqlite_feedback.c (bounce and complaint reports) and
+ * hstore_sqlite_stats.c (/mail_stats reads); also
  * tests/unit/test_hstore.c. Layers: files below the others; checks uses
  * copies' hsqlite_stats_add; hstore_sqlite.c calls every module. */
 #ifndef HSTORE_SQLITE_H
@@ -96,6 +97,19 @@
     "CREATE TABLE IF NOT EXISTS store_shards (n INTEGER NOT NULL);"                                \
     "INSERT INTO store_shards SELECT CASE WHEN EXISTS (SELECT 1 FROM copies) THEN 1 ELSE 0 END"    \
     " WHERE NOT EXISTS (SELECT 1 FROM store_shards);"
+
+/* 7: bounce and complaint reports (hstore_sqlite_feedback.c): a copy a
+ * report says bounced gets bounced = 1 as a dead letter does, its kind
+ * ('hard' or 'soft') in bounce and the report's status and diagnostic in
+ * smtp_reply; a copy reported by its recipient gets complained = 1 and the
+ * report's feedback_type; email_stats and domains count complained beside
+ * bounced */
+#define HSTORE_FEEDBACK_SQL                                                                        \
+    "ALTER TABLE copies ADD COLUMN bounce TEXT;"                                                   \
+    "ALTER TABLE copies ADD COLUMN complained INTEGER NOT NULL DEFAULT 0;"                         \
+    "ALTER TABLE copies ADD COLUMN feedback_type TEXT;"                                            \
+    "ALTER TABLE email_stats ADD COLUMN complained INTEGER NOT NULL DEFAULT 0;"                    \
+    "ALTER TABLE domains ADD COLUMN complained INTEGER NOT NULL DEFAULT 0;"
 
 /* hsqlite_mid_hash - the copies key of a Message-ID: 64-bit FNV-1a of its
  * bytes, as a signed integer (also the SQL function hstore_mid_hash(text)
@@ -243,6 +257,11 @@ int hsqlite_stats_copy(struct hstore *store, const char *message_id, struct hsto
 int hsqlite_all_stats(struct hstore *store, int64_t limit, int64_t offset,
                       struct hstore_stats **out, size_t *n);
 int64_t hsqlite_tracked_count(struct hstore *store);
+
+/* ---- hstore_sqlite_feedback.c: bounce and complaint reports ---------- */
+
+int hsqlite_apply_feedback(struct hstore *store, const char *message_id,
+                           const struct hstore_feedback *f, bool *changed);
 
 /* ---- hstore_sqlite.c ------------------------------------------------- */
 

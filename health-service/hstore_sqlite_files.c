@@ -37,6 +37,8 @@ static const char *const migrations[] = {
     HSTORE_COPIES_BY_HASH_SQL,
     /* 6: the number of files the copies are spread over */
     HSTORE_SHARDS_SQL,
+    /* 7: bounce and complaint reports */
+    HSTORE_FEEDBACK_SQL,
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 

@@ -4,11 +4,13 @@
  * Threads: main (start-up, signals, shutdown), the HTTP pool
  * (libmicrohttpd), the Kafka consumer's two (kconsumer.c: its consumer
  * thread calls ingest_prepare, its writer thread ingest_apply), the
- * feedback-loop workers (scheduler.c). The shared start-up and shutdown
+ * feedback-loop workers (scheduler.c), the bounce mailbox reader
+ * (bounce/bounce.c, when BOUNCE_MAILBOX is set). The shared start-up and shutdown
  * are service.c's; health_vars lists the variables this service reads
  * beyond svc_config_vars (--help).
  */
 #include "api.h"
+#include "bounce/bounce.h"
 #include "dblock.h"
 #include "happ.h"
 #include "hconfig.h"
@@ -26,6 +28,8 @@ static const struct svc_var health_vars[] = {
     {"TRACK_WINDOW", "604800", "seconds after sending during which a copy is checked"},
     {"FEEDBACK_LOOPS_FILE", "", "JSON: domain -> feedback loop and its settings"},
     {"DB_FILES", "1", "1, 2, 4 or 8: SQLite files a new store spreads copies over"},
+    {"BOUNCE_MAILBOX", "", "JSON: the IMAP mailbox of bounces and complaint reports"},
+    {"KAFKA_FEEDBACK_TOPIC", "feedback-events", "topic of email.bounced and email.complained"},
     {NULL, NULL, NULL},
 };
 
@@ -73,6 +77,9 @@ int main(int argc, char **argv)
     if (loops_config_load(&loops, cfg.loops_file, err, sizeof err) != 0)
         log_fatal("config: %s", err);
     app.loops = &loops;
+    struct bounce_reader *bounces = NULL;
+    if (cfg.bounce_mailbox && !(bounces = bounce_new(cfg.bounce_mailbox, err, sizeof err)))
+        log_fatal("config: %s", err);
     int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
     if (lock < 0)
         log_fatal("store: %s", err);
@@ -119,6 +126,17 @@ int main(int argc, char **argv)
     if (!sched)
         log_fatal("scheduler: %s", err);
 
+    struct bounce_config bc = {
+        .store = app.store,
+        .metrics = app.metrics,
+        .brokers = cfg.svc.kafka_brokers,
+        .kafka_extra = cfg.svc.kafka_sec.conf,
+        .topic = cfg.feedback_topic,
+        .interval_s = cfg.check_interval_s,
+    };
+    if (bounces && bounce_start(bounces, &bc, err, sizeof err) != 0)
+        log_fatal("bounces: %s", err);
+
     if (service_http_start(svc, &cfg.svc, api_routes, api_nroutes, &app, err, sizeof err) != 0)
         log_fatal("http: %s", err);
     log_info("health-service listening on %s:%d (auth %s) db=%s kafka=%s group=%s",
@@ -126,6 +144,7 @@ int main(int argc, char **argv)
              cfg.svc.db_path, cfg.svc.kafka_brokers, cfg.group_id);
 
     service_wait(svc);
+    bounce_stop(bounces);
     scheduler_stop(sched);
     kconsumer_stop(app.consumer);
     loops_config_cleanup(&loops);

@@ -52,6 +52,12 @@ struct imap_loop {
  * fields (heap copies owned by l); -1 with err, where l may already hold
  * some of them: the caller frees l as usual */
 int imap_parse_settings(struct imap_loop *l, json_object *o, char *err, size_t errlen);
+/* imap_setting_name - the optional (or required) string setting key:
+ * non-empty, no control characters, at most maxlen bytes; *out a heap copy
+ * or NULL when absent. -1 with err naming the field. (Also used by the
+ * bounce mailbox, health-service/bounce/.) */
+int imap_setting_name(json_object *o, const char *key, bool required, size_t maxlen, char **out,
+                      char *err, size_t errlen);
 
 /* ---- connection (loop_imap_conn.c) ------------------------------------ */
 

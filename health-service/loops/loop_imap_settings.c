@@ -79,6 +79,13 @@ static int get_name(json_object *o, const char *key, bool required, size_t maxle
     return 0;
 }
 
+/* imap_setting_name - get_name for the bounce mailbox's own settings */
+int imap_setting_name(json_object *o, const char *key, bool required, size_t maxlen, char **out,
+                      char *err, size_t errlen)
+{
+    return get_name(o, key, required, maxlen, out, err, errlen);
+}
+
 /* read_password_file - the file's one line (minus its LF/CRLF) */
 static int read_password_file(const char *path, char **out, char *err, size_t errlen)
 {

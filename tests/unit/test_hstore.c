@@ -518,6 +518,75 @@ static void many_keys(const char *dir)
     free(sums[1]);
 }
 
+/* feedback - bounce and complaint reports (hstore_apply_feedback) on a
+ * store of four files: each copy counted once in its email's and domain's
+ * bounced or complained, a second report and a report on a dead letter
+ * change nothing, an unknown copy is 1, a bounced copy is no longer
+ * checked */
+static void feedback(const char *dir)
+{
+    char path[64], err[256] = "", mid[8][48], rcpt[8][48];
+    snprintf(path, sizeof path, "%s/fb.db", dir);
+    struct hstore *s = hstore_sqlite_open(path, 4, err, sizeof err);
+    CHECK(s != NULL, err);
+    if (!s)
+        return;
+    struct copy_event c[8];
+    for (int i = 0; i < 8; i++) {
+        snprintf(mid[i], sizeof mid[i], "<email-9.%016x@w.test>", (unsigned)i * 2654435761u);
+        snprintf(rcpt[i], sizeof rcpt[i], "u%d@fb.test", i);
+        c[i] = (struct copy_event){.failed = i == 7,
+                                   .message_id = mid[i],
+                                   .broadcast_id = "<email-9@w.test>",
+                                   .recipient = rcpt[i],
+                                   .domain = "fb.test",
+                                   .smtp_client = "custom",
+                                   .smtp_reply = i == 7 ? "550 no" : NULL,
+                                   .email_id = 9,
+                                   .sent_at_ms = i == 7 ? 0 : 1795428000000 + i};
+    }
+    size_t nu, nc;
+    CHECK_INT(hstore_apply_events(s, NULL, 0, c, 8, &nu, &nc), 0, "feedback: copies stored");
+    const struct hstore_feedback hard = {.status = "5.1.1", .diagnostic = "smtp; 550 5.1.1 no"},
+                                 soft = {.soft = true, .status = "4.4.1"},
+                                 abuse = {.complained = true, .feedback_type = "abuse"};
+    bool changed = false;
+    CHECK_INT(hstore_apply_feedback(s, mid[0], &hard, &changed), 0, "feedback: a hard bounce");
+    CHECK(changed, "feedback: recorded");
+    CHECK_INT(hstore_apply_feedback(s, mid[0], &soft, &changed), 0, "feedback: again");
+    CHECK(!changed, "feedback: a second bounce report changes nothing");
+    CHECK_INT(hstore_apply_feedback(s, mid[1], &soft, &changed), 0, "feedback: a soft bounce");
+    CHECK(changed, "feedback: recorded");
+    CHECK_INT(hstore_apply_feedback(s, mid[7], &hard, &changed), 0, "feedback: a dead letter");
+    CHECK(!changed, "feedback: a dead letter is counted once");
+    for (int k = 0; k < 2; k++) {
+        CHECK_INT(hstore_apply_feedback(s, mid[2], &abuse, &changed), 0, "feedback: a complaint");
+        CHECK(changed == (k == 0), "feedback: a complaint is recorded once");
+    }
+    CHECK_INT(hstore_apply_feedback(s, mid[0], &abuse, &changed), 0,
+              "feedback: a complaint about a bounced copy");
+    CHECK_INT(hstore_apply_feedback(s, "<email-9.ffffffffffffffff@w.test>", &hard, &changed), 1,
+              "feedback: an unknown copy");
+    struct hstore_stats t;
+    CHECK_INT(hstore_stats_email(s, 9, NULL, &t), 0, "feedback: email stats");
+    CHECK(t.n.tracked == 8 && t.n.bounced == 3 && t.n.complained == 2,
+          "feedback: the email counts 3 bounced (dead letter, hard, soft) and 2 complained");
+    hstore_stats_cleanup(&t);
+    CHECK_INT(hstore_stats_copy(s, mid[2], &t), 0, "feedback: copy stats");
+    CHECK(t.n.complained == 1 && t.n.bounced == 0, "feedback: the copy complained");
+    hstore_stats_cleanup(&t);
+    struct hplacement p = {0};
+    CHECK_INT(hstore_domain_placement(s, "fb.test", &p), 0, "feedback: domain");
+    CHECK(p.bounced == 3 && p.complained == 2, "feedback: the domain counts the same");
+    struct hstore_copy *open;
+    size_t n;
+    CHECK_INT(hstore_open_copies(s, "fb.test", 0, 100, &open, &n), 0, "feedback: open copies");
+    CHECK_INT(n, 5, "feedback: bounced copies are no longer checked");
+    hstore_copies_free(open, n);
+    hstore_free(s);
+    remove_store(path);
+}
+
 int main(void)
 {
     static struct copy_event ev[NEV];
@@ -602,6 +671,7 @@ int main(void)
     rounds(dir);
     migration(dir);
     many_keys(dir);
+    feedback(dir);
     rmdir(dir);
     return test_done();
 }
