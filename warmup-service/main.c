@@ -10,6 +10,7 @@
 #include "api.h"
 #include "app.h"
 #include "dblock.h"
+#include "dkim.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
@@ -53,6 +54,7 @@ static const struct svc_var warmup_vars[] = {
     {"SEND_BATCH", "32", "copies per SMTP call on one connection (1-64)"},
     {"SEND_LEASE_SECONDS", "600", "lease of a claimed copy before /reconcile may requeue it"},
     {"SHUTDOWN_GRACE_S", "10", "on SIGTERM, seconds SMTP sends in flight may finish"},
+    {"DKIM_KEYS_FILE", "", "JSON list of DKIM keys; copies of those domains are signed"},
     {NULL, NULL, NULL},
 };
 
@@ -106,6 +108,9 @@ int main(int argc, char **argv)
     if (smtp_clients_load(&clients, err, sizeof err) != 0)
         log_fatal("config: %s", err);
     app.clients = &clients;
+    struct dkim_signer *dkim = NULL; /* keys parsed once, before the workers start */
+    if (cfg.dkim_keys_file && dkim_signer_load(cfg.dkim_keys_file, &dkim, err, sizeof err) != 0)
+        log_fatal("config: %s", err);
     int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
     if (lock < 0)
         log_fatal("store: %s", err);
@@ -133,6 +138,7 @@ int main(int argc, char **argv)
         .shutdown_grace_ms = cfg.shutdown_grace_s * 1000,
         .breaker_base_ms = cfg.breaker_base_ms,
         .breaker_max_ms = cfg.breaker_max_ms,
+        .dkim = dkim,
     };
     app.sender = sender_start(&sc, err, sizeof err);
     if (!app.sender)
@@ -155,6 +161,7 @@ int main(int argc, char **argv)
     service_wait(svc);
     sender_stop(app.sender); /* commits every outcome and its event into the outbox */
     smtp_clients_cleanup(&clients);
+    dkim_signer_free(dkim);
     outbox_publisher_stop(app.outbox, 5000);
     store_free(app.store);
     dblock_release(lock);

@@ -30,6 +30,7 @@ struct store;
 struct smtp_clients;
 struct metrics;
 struct outbox_publisher;
+struct dkim_signer;
 
 struct sender_config {
     struct store *store;
@@ -44,6 +45,7 @@ struct sender_config {
     int shutdown_grace_ms; /* sender_stop waits this long for in-flight sends */
     int breaker_base_ms;   /* a client's circuit breaker: first backoff ... */
     int breaker_max_ms;    /* ... doubling up to this */
+    const struct dkim_signer *dkim; /* NULL: copies go unsigned */
 };
 
 struct sender;

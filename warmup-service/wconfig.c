@@ -35,10 +35,12 @@ void wconfig_load(struct wconfig *cfg)
         (int)config_long("SMTP_BREAKER_BACKOFF_MAX_MS", 60000, 10, 24 * 3600 * 1000);
     if (cfg->breaker_max_ms < cfg->breaker_base_ms)
         log_fatal("config: SMTP_BREAKER_BACKOFF_MAX_MS: must be at least SMTP_BREAKER_BACKOFF_MS");
+    cfg->dkim_keys_file = config_str("DKIM_KEYS_FILE", NULL);
 }
 
 void wconfig_cleanup(struct wconfig *cfg)
 {
     free(cfg->message_id_domain);
+    free(cfg->dkim_keys_file);
     svc_config_cleanup(&cfg->svc);
 }

@@ -19,6 +19,7 @@ struct wconfig {
     int shutdown_grace_s; /* SIGTERM: how long in-flight SMTP sends may finish */
     int breaker_base_ms;  /* circuit breaker: first backoff before a probe */
     int breaker_max_ms;   /* circuit breaker: longest backoff */
+    char *dkim_keys_file; /* NULL: no DKIM signing */
 };
 
 /* wconfig_load - fill cfg from the environment; a bad variable is fatal

@@ -12,6 +12,7 @@
  * longer backoff. The copies after the failure in that batch (skipped)
  * are released too; the one in flight is charged an attempt. */
 #include "buf.h"
+#include "dkim.h"
 #include "errbuf.h"
 #include "bqueue.h"
 #include "event.h"
@@ -116,8 +117,10 @@ static void emit(struct sender *s, struct queued_claim *j, enum outcome_kind kin
     bqueue_push(s->results, o); /* the writer closes its queue only after every worker left */
 }
 
-/* compose - the copy's message into b; -1 with a reason (permanent) */
+/* compose - the copy's message into b, DKIM-signed when its From domain
+ * has keys; -1 with a reason (permanent) */
 static int compose(const struct email_run *c, const struct queued_claim *j, const char *msgid,
+                   struct dkim_ctx *dk,
                    struct buf *b, char *err, size_t errlen)
 {
     const struct email_info *e = &c->info;
@@ -144,6 +147,8 @@ static int compose(const struct email_run *c, const struct queued_claim *j, cons
     };
     buf_reset(b);
     int rc = mime_compose(&in, b, err, errlen);
+    if (rc == 0) /* after composing: the signature covers the final headers */
+        rc = dkim_sign_copy(dk, e->from, in.date_ms / 1000, b, err, errlen);
     free(subject);
     free(text);
     free(html);
@@ -268,6 +273,7 @@ void *worker_main(void *arg)
     struct buf bufs[MAX_BATCH];
     for (size_t i = 0; i < MAX_BATCH; i++)
         buf_init(&bufs[i], MAX_MESSAGE);
+    struct dkim_ctx *dk = dkim_ctx_new(s->cfg.dkim); /* NULL: no keys */
     for (;;) {
         size_t n = bqueue_pop_batch(cl->q, items, batch, 200);
         if (!smtp_breaker_closed(&cl->br))
@@ -293,7 +299,7 @@ void *worker_main(void *arg)
                 continue;
             }
             char *msgid = copy_message_id(j->c, j->claim.id);
-            if (compose(j->c, j, msgid, &bufs[k], err, sizeof err) != 0) {
+            if (compose(j->c, j, msgid, dk, &bufs[k], err, sizeof err) != 0) {
                 struct smtp_result r = {.outcome = SMTP_PERMFAIL};
                 snprintf(r.text, sizeof r.text, "message not composed: %s", err);
                 handle_result(s, cl, j, msgid, &r, &seed);
@@ -336,6 +342,7 @@ void *worker_main(void *arg)
     }
     for (size_t i = 0; i < MAX_BATCH; i++)
         buf_cleanup(&bufs[i]);
+    dkim_ctx_free(dk);
     if (session)
         ops->close(session);
     pthread_mutex_lock(&s->lock);

@@ -31,7 +31,7 @@ struct smtp_settings {
     const char *username; /* NULL: no AUTH */
     const char *password;
     const char *ca_file;   /* NULL: the system's trust store */
-    const char *helo;      /* EHLO name; NULL: the MESSAGE_ID_DOMAIN or "localhost" */
+    const char *helo;      /* EHLO name; NULL: the domain of the batch's sender */
     const char *spool_dir; /* DRYRUN only */
     int tpm;               /* messages per minute for this client; 0 = unlimited */
     int connections;       /* sessions (worker threads) for this client */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netdb.h>
 #include <unistd.h>
 
 #define CLIENTS_FILE_MAX ((size_t)1024 * 1024)
@@ -78,6 +79,40 @@ static bool host_ok(const char *h)
         if ((unsigned char)h[i] <= 0x20 || h[i] == 0x7f)
             return false;
     return true;
+}
+
+/* helo_ok - a name to say in EHLO: an address literal, or a host name
+ * with a dot that is not localhost (a bare or local name is spam-scored
+ * and refused by some servers) */
+static bool helo_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (!host_ok(h))
+        return false;
+    if (h[0] == '[')
+        return h[n - 1] == ']';
+    return strchr(h, '.') && h[0] != '.' && strncasecmp(h, "localhost.", 10) != 0;
+}
+
+/* host_fqdn - this host's fully qualified name (gethostname, else its
+ * canonical name through the resolver: /etc/hosts first), NULL when it
+ * has none that helo_ok accepts */
+static char *host_fqdn(void)
+{
+    char name[256];
+    if (gethostname(name, sizeof name) != 0)
+        return NULL;
+    name[sizeof name - 1] = '\0';
+    if (helo_ok(name) && name[0] != '[')
+        return xstrdup(name);
+    struct addrinfo hints = {.ai_flags = AI_CANONNAME}, *res = NULL;
+    char *out = NULL;
+    if (name[0] && getaddrinfo(name, NULL, &hints, &res) == 0 && res && res->ai_canonname &&
+        helo_ok(res->ai_canonname) && res->ai_canonname[0] != '[')
+        out = xstrdup(res->ai_canonname);
+    if (res)
+        freeaddrinfo(res);
+    return out;
 }
 
 static bool name_ok(const char *s)
@@ -474,8 +509,10 @@ static int load_entry(json_object *o, struct smtp_client_cfg *c, const struct de
                 errlen) < 0 ||
         opt_str(o, "helo", 255, &s->helo, errbuf, errlen) < 0)
         return -1;
-    if (s->helo && !host_ok(s->helo)) {
-        errbuf_set(errbuf, errlen, "field 'helo' must be a host name (no spaces)");
+    if (s->helo && !helo_ok(s->helo)) {
+        errbuf_set(errbuf, errlen,
+                   "field 'helo' must be a fully qualified host name (with a dot, not "
+                   "localhost) or an address literal");
         return -1;
     }
     if (ops == &smtp_dryrun_ops) {
@@ -598,16 +635,22 @@ static int load_defaults(struct defaults *d, char *errbuf, size_t errlen)
         config_get_str("SMTP_SPOOL_DIR", "./data/spool", &d->spool_dir, errbuf, errlen) < 0 ||
         config_get_str("SMTP_HELO", NULL, &d->helo, errbuf, errlen) < 0)
         return -1;
-    const char *helo_var = "SMTP_HELO";
-    if (!d->helo) {
-        helo_var = "MESSAGE_ID_DOMAIN";
-        if (config_get_str("MESSAGE_ID_DOMAIN", NULL, &d->helo, errbuf, errlen) < 0)
-            return -1;
-    }
-    if (d->helo && !host_ok(d->helo)) {
-        errbuf_set(errbuf, errlen, "%s: must be a host name (no spaces) to use as the EHLO name",
-                   helo_var);
+    if (d->helo) {
+        if (helo_ok(d->helo))
+            return 0;
+        errbuf_set(errbuf, errlen,
+                   "SMTP_HELO: must be a fully qualified host name (with a dot, not localhost) "
+                   "or an address literal");
         return -1;
+    }
+    /* the default: this host's name, else MESSAGE_ID_DOMAIN (checked by
+     * wconfig), else (NULL) each connection's sender domain */
+    d->helo = host_fqdn();
+    if (!d->helo && config_get_str("MESSAGE_ID_DOMAIN", NULL, &d->helo, errbuf, errlen) < 0)
+        return -1;
+    if (d->helo && !helo_ok(d->helo)) {
+        free(d->helo);
+        d->helo = NULL;
     }
     return 0;
 }

@@ -12,7 +12,9 @@
  *            none|starttls|tls (starttls), SMTP_USERNAME + SMTP_PASSWORD
  *            (both or neither), SMTP_CA_FILE
  *   DRYRUN   SMTP_SPOOL_DIR (./data/spool)
- *   all      SMTP_HELO (else MESSAGE_ID_DOMAIN, else "localhost"),
+ *   all      SMTP_HELO (else the host's fully qualified name, else
+ *            MESSAGE_ID_DOMAIN, else each connection's sender domain;
+ *            never localhost or a name without a dot),
  *            SEND_TPM (0 = unlimited), WORKERS (connections, 4, 1..256),
  *            SMTP_CONNECT_TIMEOUT_MS (10000), SMTP_COMMAND_TIMEOUT_MS
  *            (30000), SMTP_MESSAGE_TIMEOUT_MS (120000)

@@ -20,6 +20,8 @@
 #include "utf8.h"
 #include "xalloc.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define SMTP_MAX_MESSAGE ((size_t)64 * 1024 * 1024) /* data bytes of one message */
 /* stuffing at most doubles the data; room for the next envelope behind it */
@@ -56,7 +59,8 @@ enum {
 
 struct smtp_conn {
     struct smtp_settings s; /* copy; strings borrowed */
-    const char *helo;
+    const char *helo;       /* s.helo, or helo_auto */
+    char helo_auto[260];
     SSL_CTX *ctx; /* shared, NULL when tls=none */
     struct smtp_io io;
     bool fresh;      /* no message attempted on this connection yet */
@@ -392,6 +396,24 @@ static int tls_start(struct smtp_conn *c)
                              sizeof c->err);
 }
 
+/* ehlo_name - the configured name, else the domain of the batch's
+ * sender, else (a probe sends nothing) the local address as an address
+ * literal (RFC 5321 4.1.3): never a bare or local name */
+static const char *ehlo_name(struct smtp_conn *c)
+{
+    if (c->helo[0])
+        return c->helo;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "127.0.0.1";
+    bool v6 = false;
+    if (getsockname(c->io.fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, NULL, 0, NI_NUMERICHOST) == 0)
+        v6 = ss.ss_family == AF_INET6;
+    snprintf(c->helo_auto, sizeof c->helo_auto, v6 ? "[IPv6:%s]" : "[%s]", host);
+    return c->helo_auto;
+}
+
 /* say_hello - EHLO (HELO fallback when allowed); extensions recorded */
 static int say_hello(struct smtp_conn *c, bool allow_helo, struct smtp_result *fail)
 {
@@ -399,7 +421,7 @@ static int say_hello(struct smtp_conn *c, bool allow_helo, struct smtp_result *f
     c->ext_pipelining = c->ext_starttls = c->ext_size = false;
     c->ext_8bitmime = c->ext_smtputf8 = false;
     c->auth_mechs = 0;
-    snprintf(line, sizeof line, "EHLO %s\r\n", c->helo);
+    snprintf(line, sizeof line, "EHLO %s\r\n", ehlo_name(c));
     if (buf_append(&c->out, line, strlen(line)) < 0) {
         errf(c, "EHLO line too long");
         return E_PROTO;
@@ -417,7 +439,7 @@ static int say_hello(struct smtp_conn *c, bool allow_helo, struct smtp_result *f
         c->auth_mechs = 0;
         c->ext_pipelining = c->ext_starttls = c->ext_size = false;
         c->ext_8bitmime = c->ext_smtputf8 = false;
-        snprintf(line, sizeof line, "HELO %s\r\n", c->helo);
+        snprintf(line, sizeof line, "HELO %s\r\n", ehlo_name(c));
         rc = command(c, line, "HELO", fail);
         if (rc)
             return rc;
@@ -859,7 +881,7 @@ struct smtp_conn *smtp_conn_new(const struct smtp_settings *s, unsigned flags, c
         c->s.command_timeout_ms = 30000;
     if (c->s.message_timeout_ms <= 0)
         c->s.message_timeout_ms = 120000;
-    c->helo = s->helo ? s->helo : "localhost";
+    c->helo = s->helo ? s->helo : c->helo_auto;
     c->ctx = ctx;
     smtp_io_init(&c->io);
     c->io.cancel = s->cancel;
@@ -883,6 +905,11 @@ static void fail_rest(const struct smtp_envelope *msgs, size_t n, size_t from,
 void smtp_conn_send(struct smtp_conn *c, const struct smtp_envelope *msgs, size_t n,
                     struct smtp_result *results)
 {
+    if (!c->s.helo && n > 0) { /* no EHLO name configured: the sender's domain */
+        const char *at = strrchr(msgs[0].from, '@');
+        if (at && clean_name(at + 1) && utf8_ascii_len(at + 1, strlen(at + 1)) == strlen(at + 1))
+            snprintf(c->helo_auto, sizeof c->helo_auto, "%s", at + 1);
+    }
     for (size_t i = 0; i < n; i++) {
         res_local(&results[i], SMTP_TEMPFAIL, "not attempted");
         results[i].skipped = true;
