@@ -25,5 +25,11 @@ void api_rate_limit(struct http_request *req, struct http_response *resp);
 void api_reconcile(struct http_request *req, struct http_response *resp);
 void api_dlq(struct http_request *req, struct http_response *resp);
 void api_readyz(struct http_request *req, struct http_response *resp);
+/* api_suppress.c */
+void api_suppressions(struct http_request *req, struct http_response *resp);
+void api_suppress_add(struct http_request *req, struct http_response *resp);
+void api_suppress_delete(struct http_request *req, struct http_response *resp);
+void api_unsub_page(struct http_request *req, struct http_response *resp);
+void api_unsub(struct http_request *req, struct http_response *resp);
 
 #endif

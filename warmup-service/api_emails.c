@@ -30,6 +30,7 @@ static json_object *email_json(const struct email_info *e)
     json_object_object_add(p, "failed", json_object_new_int64(e->failed));
     json_object_object_add(p, "pending", json_object_new_int64(e->pending));
     json_object_object_add(p, "dead", json_object_new_int64(e->dead));
+    json_object_object_add(p, "suppressed", json_object_new_int64(e->suppressed));
     json_object_object_add(p, "status", json_object_new_string(status));
     json_object_object_add(p, "tpm", json_object_new_int(e->tpm));
     json_object *o = json_object_new_object();
@@ -112,11 +113,16 @@ void api_send(struct http_request *req, struct http_response *resp)
         jsonx_get_string(body, "from_name", false, NAME_MAX_BYTES, &from_name, err, sizeof err) !=
             0 ||
         jsonx_get_string(body, "subject", true, SUBJECT_MAX, &subject, err, sizeof err) != 0 ||
-        jsonx_get_string(body, "body", true, SIZE_MAX, &text, err, sizeof err) != 0 ||
+        jsonx_get_string(body, "body", false, SIZE_MAX, &text, err, sizeof err) != 0 ||
         jsonx_get_string(body, "html", false, SIZE_MAX, &html, err, sizeof err) != 0 ||
         jsonx_get_string(body, "smtp_client", false, 128, &client, err, sizeof err) != 0 ||
         jsonx_get_int(body, "tpm", false, 0, 1000000, &tpm, NULL, err, sizeof err) != 0)
         goto bad;
+    /* body is required; empty only with html (the text part is then made from the html) */
+    if (!text || (!*text && (!html || !*html))) {
+        snprintf(err, sizeof err, "field 'body' %s", text ? "must not be empty" : "is required");
+        goto bad;
+    }
     char why[160];
     if (addr_parse(from, &fa, why, sizeof why) != 0) {
         snprintf(err, sizeof err, "from is not a valid address: %s", why);

@@ -57,5 +57,19 @@ const struct http_route api_routes[] = {
     {.method = "POST", .pattern = "/emails/*/reconcile", .handler = api_reconcile},
     {.method = "GET", .pattern = "/dlq", .handler = api_dlq},
     {.method = "GET", .pattern = "/readyz", .handler = api_readyz, .flags = HTTP_PUBLIC},
+    {.method = "GET", .pattern = "/suppressions", .handler = api_suppressions},
+    {.method = "POST",
+     .pattern = "/suppressions",
+     .handler = api_suppress_add,
+     .content_type = "application/json"},
+    {.method = "DELETE", .pattern = "/suppressions/*", .handler = api_suppress_delete},
+    /* one-click unsubscribe (RFC 8058): the one public form, the token authorises */
+    {.method = "GET", .pattern = "/u/*", .handler = api_unsub_page, .flags = HTTP_PUBLIC},
+    {.method = "POST",
+     .pattern = "/u/*",
+     .handler = api_unsub,
+     .flags = HTTP_PUBLIC | HTTP_CROSS_ORIGIN,
+     .content_type = "application/x-www-form-urlencoded",
+     .body_max = 1024},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

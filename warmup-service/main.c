@@ -54,6 +54,9 @@ static const struct svc_var warmup_vars[] = {
     {"SEND_BATCH", "32", "copies per SMTP call on one connection (1-64)"},
     {"SEND_LEASE_SECONDS", "600", "lease of a claimed copy before /reconcile may requeue it"},
     {"SHUTDOWN_GRACE_S", "10", "on SIGTERM, seconds SMTP sends in flight may finish"},
+    {"PUBLIC_URL", "", "base URL of the unsubscribe links (https://mail.example.com)"},
+    {"UNSUBSCRIBE_SECRET", "", "HMAC key of the unsubscribe tokens, >= 16 bytes (secret)"},
+    {"UNSUBSCRIBE_MAILTO", "", "address of the List-Unsubscribe mailto: (optional)"},
     {"DKIM_KEYS_FILE", "", "JSON list of DKIM keys; copies of those domains are signed"},
     {NULL, NULL, NULL},
 };
@@ -139,13 +142,14 @@ int main(int argc, char **argv)
         .breaker_base_ms = cfg.breaker_base_ms,
         .breaker_max_ms = cfg.breaker_max_ms,
         .dkim = dkim,
+        .unsub = &cfg.unsub,
     };
     app.sender = sender_start(&sc, err, sizeof err);
     if (!app.sender)
         log_fatal("sender: %s", err);
 
     /* the import route's cap comes from IMPORT_MAX_BYTES */
-    struct http_route routes[16];
+    struct http_route routes[32];
     if (api_nroutes > sizeof routes / sizeof routes[0])
         log_fatal("too many routes");
     memcpy(routes, api_routes, api_nroutes * sizeof routes[0]);

@@ -589,6 +589,8 @@ static int compose_once(const struct mime_input *in, const struct addr *from, co
         hw_puts(&w, "List-Unsubscribe: ");
         hw_words(&w, in->list_unsubscribe, strlen(in->list_unsubscribe));
         hw_end(&w);
+        if (in->one_click) /* RFC 8058 */
+            hw_puts(&w, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
     }
     hw_puts(&w, "MIME-Version: 1.0\r\n");
     if (!boundary) {

@@ -1,7 +1,8 @@
 /* mime.h - one recipient's copy of a broadcast as an RFC 5322 / MIME message.
  *
  * Output (appended to a struct buf): headers Date, From, To, Subject,
- * Message-ID, [Feedback-ID], [List-Unsubscribe], MIME-Version,
+ * Message-ID, [Feedback-ID], [List-Unsubscribe [, List-Unsubscribe-Post]],
+ * MIME-Version,
  * Content-Type, Content-Transfer-Encoding, then the body:
  *   - text only: text/plain; charset=utf-8, quoted-printable;
  *   - with html: multipart/alternative, text part first, html part second,
@@ -48,6 +49,7 @@ struct mime_input {
     const char *message_id;       /* "<email-1.9f2c@d.com>", required */
     int64_t date_ms;              /* Date header, ms since the epoch (UTC) */
     const char *list_unsubscribe; /* optional header value, printable ASCII */
+    bool one_click;               /* and List-Unsubscribe-Post (RFC 8058 one-click) */
     const char *feedback_id;      /* optional Feedback-ID value (mime_feedback_id) */
 };
 

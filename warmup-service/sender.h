@@ -30,6 +30,7 @@ struct store;
 struct smtp_clients;
 struct metrics;
 struct outbox_publisher;
+struct unsub_config;
 struct dkim_signer;
 
 struct sender_config {
@@ -38,14 +39,15 @@ struct sender_config {
     struct metrics *metrics;
     struct outbox_publisher *outbox;
     const char *email_topic;
-    int retry_max;         /* retries after the first attempt before dead-lettering */
-    int retry_base_ms;     /* first retry delay; doubles per attempt, with jitter */
-    int64_t lease_ms;      /* how long a claimed copy stays leased */
-    int batch;             /* copies per SMTP send call (per connection) */
-    int shutdown_grace_ms; /* sender_stop waits this long for in-flight sends */
-    int breaker_base_ms;   /* a client's circuit breaker: first backoff ... */
-    int breaker_max_ms;    /* ... doubling up to this */
-    const struct dkim_signer *dkim; /* NULL: copies go unsigned */
+    int retry_max;                    /* retries after the first attempt before dead-lettering */
+    int retry_base_ms;                /* first retry delay; doubles per attempt, with jitter */
+    int64_t lease_ms;                 /* how long a claimed copy stays leased */
+    int batch;                        /* copies per SMTP send call (per connection) */
+    int shutdown_grace_ms;            /* sender_stop waits this long for in-flight sends */
+    int breaker_base_ms;              /* a client's circuit breaker: first backoff ... */
+    int breaker_max_ms;               /* ... doubling up to this */
+    const struct dkim_signer *dkim;   /* NULL: copies go unsigned */
+    const struct unsub_config *unsub; /* List-Unsubscribe of each copy (may be off) */
 };
 
 struct sender;

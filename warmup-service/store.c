@@ -27,6 +27,8 @@ static const char *const migrations[] = {
     STORE_EMAILS_SCHEMA_SQL,
     /* 3: the claim index holds only claimable copies */
     STORE_CLAIM_INDEX_SQL,
+    /* 4: the suppression list */
+    STORE_SUPPRESS_SCHEMA_SQL,
 };
 
 static void *gc_main(void *arg);
@@ -52,10 +54,11 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
         db_prepare(s->r, "SELECT id, email_id FROM users WHERE id > ? ORDER BY id LIMIT ?");
     s->count_users = db_prepare(s->r, "SELECT count(*) FROM users");
     s->backfill = db_prepare(s->w, "INSERT INTO deliveries(email_id, user_id, recipient, name)"
-                                   " SELECT id, ?1, ?2, ?3 FROM emails");
+                                   " SELECT id, ?1, ?2, ?3 FROM emails WHERE NOT EXISTS"
+                                   " (SELECT 1 FROM suppressions WHERE address = ?2)");
     s->backfill_count = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1");
     if (!s->ins_user || !s->backfill || !s->backfill_count || !s->list_users || !s->list_ids ||
-        !s->count_users || store_prepare_sender(s) != 0) {
+        !s->count_users || store_prepare_sender(s) != 0 || store_suppress_open(s) != 0) {
         errbuf_set(errbuf, errlen, "cannot prepare statements on %s", path);
         store_free(s);
         return NULL;

@@ -59,7 +59,7 @@ struct user_reg {
 enum { STORE_INSERTED = 0, STORE_DUPLICATE = 1 };
 
 /* store_register_batch - insert users and, for each new one, a copy of
- * every earlier email and its event (topic, key = domain) in ONE
+ * every earlier email (none for a suppressed address) and its event (topic, key = domain) in ONE
  * transaction. result[i] is STORE_INSERTED or STORE_DUPLICATE (already
  * registered, or earlier in the same batch). 0 on commit; -1 (nothing
  * written) on a database error. */
@@ -128,15 +128,17 @@ struct email_info {
     int tpm;
     bool paused;
     int64_t pending, sent, failed, dead;
+    int64_t suppressed; /* copies dropped: their address was suppressed */
 };
 /* email_info_cleanup - free e's strings and zero it */
 void email_info_cleanup(struct email_info *e);
 /* store_emails_free - email_info_cleanup each, then the array; NULL no-op */
 void store_emails_free(struct email_info *v, size_t n);
 
-/* store_create_email - the email and one copy per registered user, in ONE
- * transaction. *message_id (caller frees) is <email-{id}@{msgid_domain}>.
- * 0 or -1 (nothing stored, *message_id NULL). */
+/* store_create_email - the email and one copy per registered user whose
+ * address is not suppressed (*recipients copies), in ONE transaction.
+ * *message_id (caller frees) is <email-{id}@{msgid_domain}>. 0 or -1
+ * (nothing stored, *message_id NULL). */
 int store_create_email(struct store *s, const struct email_spec *spec, int64_t *id,
                        int64_t *recipients, char **message_id);
 /* store_get_email - 0 found (caller cleans *out with email_info_cleanup),
@@ -190,15 +192,24 @@ struct claim {
     char *recipient; /* heap, caller frees */
     char *name;      /* heap, caller frees */
     int attempts;    /* 0: the copy was pending */
+    uint64_t epoch;  /* the suppression list's epoch at the claim */
 };
 /* store_claim - lease up to max due copies of an email (pending first,
  * then retries with due_at <= now) until now + lease_ms; out[] (caller's,
- * max entries) filled, *n set */
+ * max entries) filled, *n set. Copies of a suppressed address among them
+ * are dropped (status suppressed, counted) instead of leased. */
 int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
                 struct claim *out, size_t *n);
 
-enum outcome_kind { OUTCOME_SENT, OUTCOME_RETRY, OUTCOME_DEAD, OUTCOME_RELEASE };
-/* the outcome of a leased copy; RELEASE puts it back unchanged */
+enum outcome_kind {
+    OUTCOME_SENT,
+    OUTCOME_RETRY,
+    OUTCOME_DEAD,
+    OUTCOME_RELEASE,
+    OUTCOME_SUPPRESSED
+};
+/* the outcome of a leased copy; RELEASE puts it back unchanged; SUPPRESSED
+ * drops it unsent (its address was suppressed after the claim) */
 struct outcome {
     int64_t copy_id, email_id;
     int attempts_before; /* 0: the copy was pending, else it was failed */
@@ -215,5 +226,51 @@ struct outcome {
  * applied) */
 int store_apply_results(struct store *s, const struct outcome *r, size_t n, const char *topic,
                         int64_t now_ms);
+
+/* ---- the suppression list (store_suppress.c) -------------------------- */
+
+/* a suppressed address; strings are heap copies */
+struct suppression {
+    char *address; /* normalised, as given when suppressed */
+    char *reason;  /* unsubscribed, hard_bounce, complaint, manual */
+    int64_t at_ms; /* when (wall ms) */
+};
+/* suppression_cleanup - free x's strings and zero it */
+void suppression_cleanup(struct suppression *x);
+/* store_suppressions_free - suppression_cleanup each, then the array */
+void store_suppressions_free(struct suppression *v, size_t n);
+
+/* a suppression to store; every pointer borrowed for the call */
+struct suppress_req {
+    const char *address; /* normalised */
+    const char *domain;  /* the address's domain: the event's key */
+    const char *reason;
+    int64_t at_ms;
+    int64_t email_ref; /* the email whose link or report asked for it; 0: none */
+    const char *event; /* user.unsubscribed JSON for the outbox (topic) */
+};
+/* store_suppress - the address onto the suppression list with its event,
+ * and its queued copies (pending or retry) dropped with status suppressed
+ * and counted in their emails' progress, in ONE transaction. *result is
+ * STORE_INSERTED, or STORE_DUPLICATE when it was already suppressed
+ * (nothing written, no event); *dropped counts the copies dropped. 0, or
+ * -1 (nothing written). */
+int store_suppress(struct store *s, const struct suppress_req *r, const char *topic, int *result,
+                   int64_t *dropped);
+/* store_unsuppress - remove the address from the list (copies dropped
+ * earlier stay dropped): 0 removed, 1 not suppressed, -1 error */
+int store_unsuppress(struct store *s, const char *address);
+/* store_get_suppression - 0 found (caller cleans *out with
+ * suppression_cleanup), 1 not suppressed, -1 error. Case-insensitive. */
+int store_get_suppression(struct store *s, const char *address, struct suppression *out);
+/* store_list_suppressions - up to limit entries from offset, oldest
+ * first, into a new array *out of *n. 0: caller frees with
+ * store_suppressions_free; -1: *out NULL, *n 0. */
+int store_list_suppressions(struct store *s, int64_t limit, int64_t offset,
+                            struct suppression **out, size_t *n);
+/* store_suppressed_since - for a claimed copy: 1 when its address was
+ * suppressed after the claim (epoch: struct claim's), 0 when not, -1 on a
+ * database error. One atomic load unless a suppression was stored since. */
+int store_suppressed_since(struct store *s, uint64_t epoch, const char *address);
 
 #endif

@@ -13,6 +13,7 @@
 #include "xalloc.h"
 
 #include <openssl/rand.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +59,14 @@ int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id
     ins = db_prepare(s->w, "INSERT INTO emails(message_id, from_addr, from_name, subject, body,"
                            " html, smtp_client, tpm, salt, msgid_domain, created_at)"
                            " VALUES('', ?,?,?,?,?,?,?,?,?,?)");
-    fan = db_prepare(s->w, "INSERT INTO deliveries(email_id, user_id, recipient, name)"
-                           " SELECT ?1, id, email_id, name FROM users ORDER BY id");
+    /* with no suppression stored, the fan-out needs no per-user lookup */
+    fan = db_prepare(s->w, s->n_supp == 0
+                               ? "INSERT INTO deliveries(email_id, user_id, recipient, name)"
+                                 " SELECT ?1, id, email_id, name FROM users ORDER BY id"
+                               : "INSERT INTO deliveries(email_id, user_id, recipient, name)"
+                                 " SELECT ?1, id, email_id, name FROM users WHERE NOT EXISTS"
+                                 " (SELECT 1 FROM suppressions WHERE address = users.email_id)"
+                                 " ORDER BY id");
     upd = db_prepare(s->w, "UPDATE emails SET message_id = ?2, n_pending = ?3 WHERE id = ?1");
     if (!ins || !fan || !upd)
         goto out;
@@ -102,7 +109,7 @@ out:
 
 #define EMAIL_COLS                                                                                 \
     "id, message_id, from_addr, from_name, subject, smtp_client, tpm, paused, salt,"               \
-    " msgid_domain, created_at, n_pending, n_sent, n_failed, n_dead, body, html"
+    " msgid_domain, created_at, n_pending, n_sent, n_failed, n_dead, body, html, n_suppressed"
 
 static void read_email(sqlite3_stmt *st, bool bodies, struct email_info *e)
 {
@@ -122,6 +129,7 @@ static void read_email(sqlite3_stmt *st, bool bodies, struct email_info *e)
     e->sent = sqlite3_column_int64(st, 12);
     e->failed = sqlite3_column_int64(st, 13);
     e->dead = sqlite3_column_int64(st, 14);
+    e->suppressed = sqlite3_column_int64(st, 17);
     if (bodies) {
         e->body = store_col_dup(st, 15);
         e->html = store_col_dup(st, 16);
@@ -373,38 +381,100 @@ int store_prepare_sender(struct store *s)
                                       " THEN 0 ELSE 3 END WHERE id = ?1 AND state = 1");
     s->res_counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + ?2,"
                                        " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
-                                       " n_dead = n_dead + ?5 WHERE id = ?1");
+                                       " n_dead = n_dead + ?5, n_suppressed = n_suppressed + ?6"
+                                       " WHERE id = ?1");
+    /* the claim above, but a copy whose address is suppressed is dropped
+     * (state 5) instead of leased; RETURNING says which */
+    s->claim_chk = db_prepare(
+        s->w, "UPDATE deliveries SET state = CASE WHEN EXISTS (SELECT 1 FROM suppressions"
+              " WHERE address = deliveries.recipient) THEN 5 ELSE 1 END, lease_until = ?3"
+              " WHERE id IN ("
+              " SELECT id FROM (SELECT id FROM deliveries WHERE email_id = ?1 AND state = 0"
+              " AND state IN (0, 3) LIMIT ?4) UNION ALL SELECT id FROM (SELECT id FROM deliveries"
+              " WHERE email_id = ?1 AND state = 3 AND state IN (0, 3) AND due_at <= ?2 LIMIT ?4)"
+              " LIMIT ?4)"
+              " RETURNING id, recipient, name, attempts, state");
+    s->claim_counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending - ?2,"
+                                         " n_failed = n_failed - ?3,"
+                                         " n_suppressed = n_suppressed + ?2 + ?3 WHERE id = ?1");
+    s->res_supp = db_prepare(s->w, "UPDATE deliveries SET state = 5, updated_at = ?2"
+                                   " WHERE id = ?1");
     s->sync_normal = db_prepare(s->w, "PRAGMA synchronous=NORMAL");
     s->sync_full = db_prepare(s->w, "PRAGMA synchronous=FULL");
     return s->claim && s->res_done && s->res_release && s->res_counters && s->sync_normal &&
-                   s->sync_full
+                   s->sync_full && s->claim_chk && s->claim_counters && s->res_supp
                ? 0
                : -1;
+}
+
+/* claim_dropped - the counters of the copies a checked claim dropped, in
+ * its transaction */
+static int claim_dropped(struct store *s, int64_t email_id, int64_t pending, int64_t failed)
+{
+    sqlite3_stmt *st = s->claim_counters;
+    sqlite3_bind_int64(st, 1, email_id);
+    sqlite3_bind_int64(st, 2, pending);
+    sqlite3_bind_int64(st, 3, failed);
+    int rc = db_step(s->w, st);
+    sqlite3_reset(st);
+    if (rc == 0)
+        log_info("store: email_id=%lld %lld queued copies dropped at claim: address suppressed",
+                 (long long)email_id, (long long)(pending + failed));
+    return rc;
 }
 
 int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
                 struct claim *out, size_t *n)
 {
-    int r;
+    int r, rc = -1;
+    int64_t drop_pending = 0, drop_failed = 0;
     *n = 0;
     pthread_mutex_lock(&s->w_lock);
     sync_mode(s, false);
-    sqlite3_stmt *st = s->claim;
+    /* no suppression stored: the plain claim, one statement; else the
+     * checked claim and the dropped copies' counters in one transaction */
+    bool chk = s->n_supp > 0;
+    uint64_t epoch = atomic_load(&s->supp_epoch);
+    sqlite3_stmt *st = chk ? s->claim_chk : s->claim;
+    if (chk && db_begin(s->w) != 0)
+        goto out;
     sqlite3_bind_int64(st, 1, email_id);
     sqlite3_bind_int64(st, 2, now_ms);
     sqlite3_bind_int64(st, 3, now_ms + lease_ms);
     sqlite3_bind_int(st, 4, max);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int attempts = sqlite3_column_int(st, 3);
+        if (chk && sqlite3_column_int(st, 4) == DLV_SUPPRESSED) {
+            if (attempts == 0)
+                drop_pending++;
+            else
+                drop_failed++;
+            continue;
+        }
         struct claim *c = &out[(*n)++];
         c->id = sqlite3_column_int64(st, 0);
         c->recipient = store_col_dup(st, 1);
         c->name = store_col_dup(st, 2);
-        c->attempts = sqlite3_column_int(st, 3);
+        c->attempts = attempts;
+        c->epoch = epoch;
     }
-    int rc = r == SQLITE_DONE ? 0 : -1;
+    rc = r == SQLITE_DONE ? 0 : -1;
     if (rc != 0)
         log_error("store: claim failed: %s", sqlite3_errmsg(s->w));
     sqlite3_reset(st); /* ends the statement's write */
+    if (chk && rc == 0 && drop_pending + drop_failed > 0)
+        rc = claim_dropped(s, email_id, drop_pending, drop_failed);
+    if (chk && rc == 0)
+        rc = db_commit(s->w);
+out:
+    if (chk && rc != 0) {
+        db_rollback(s->w);
+        for (size_t i = 0; i < *n; i++) {
+            free(out[i].recipient);
+            free(out[i].name);
+        }
+        *n = 0;
+    }
     sync_mode(s, true);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
@@ -412,7 +482,7 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
 
 struct counter_delta {
     int64_t email_id;
-    int64_t pending, sent, failed, dead;
+    int64_t pending, sent, failed, dead, suppressed;
 };
 
 static struct counter_delta *delta_for(struct counter_delta *d, size_t *nd, int64_t email_id)
@@ -445,6 +515,21 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
             sqlite3_reset(release);
             if (st != 0)
                 goto out;
+            continue;
+        }
+        if (x->kind == OUTCOME_SUPPRESSED) {
+            sqlite3_bind_int64(s->res_supp, 1, x->copy_id);
+            sqlite3_bind_int64(s->res_supp, 2, now_ms);
+            int st = db_step(s->w, s->res_supp);
+            sqlite3_reset(s->res_supp);
+            if (st != 0)
+                goto out;
+            struct counter_delta *c = delta_for(d, &nd, x->email_id);
+            if (x->attempts_before == 0)
+                c->pending--;
+            else
+                c->failed--;
+            c->suppressed++;
             continue;
         }
         static const int state_of[] = {
@@ -480,6 +565,7 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
         sqlite3_bind_int64(counters, 3, d[i].sent);
         sqlite3_bind_int64(counters, 4, d[i].failed);
         sqlite3_bind_int64(counters, 5, d[i].dead);
+        sqlite3_bind_int64(counters, 6, d[i].suppressed);
         int st = db_step(s->w, counters);
         sqlite3_reset(counters);
         if (st != 0)

@@ -6,10 +6,18 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sqlite3.h>
 
 /* deliveries.state */
-enum { DLV_PENDING = 0, DLV_LEASED = 1, DLV_SENT = 2, DLV_RETRY = 3, DLV_DEAD = 4 };
+enum {
+    DLV_PENDING = 0,
+    DLV_LEASED = 1,
+    DLV_SENT = 2,
+    DLV_RETRY = 3,
+    DLV_DEAD = 4,
+    DLV_SUPPRESSED = 5 /* dropped: its address is on the suppression list */
+};
 
 /* schema version 2. deliveries is the durable send queue: one row per
  * recipient copy, recipient and name copied from users so a claim is one
@@ -43,6 +51,22 @@ enum { DLV_PENDING = 0, DLV_LEASED = 1, DLV_SENT = 2, DLV_RETRY = 3, DLV_DEAD = 
     "DROP INDEX deliveries_claim;"                                                                 \
     "CREATE INDEX deliveries_claim ON deliveries(email_id, state, due_at) WHERE state IN (0, 3);"
 
+/* 4: the suppression list (store_suppress.c), keyed by address without
+ * case like users.email_id; rowid order is the listing order. Copies
+ * dropped for a suppressed address are counted per email. */
+#define STORE_SUPPRESS_SCHEMA_SQL                                                                  \
+    "CREATE TABLE suppressions (address TEXT PRIMARY KEY COLLATE NOCASE, reason TEXT NOT NULL,"    \
+    " at_ms INTEGER NOT NULL, email_ref INTEGER);"                                                 \
+    "ALTER TABLE emails ADD COLUMN n_suppressed INTEGER NOT NULL DEFAULT 0;"
+
+/* a suppressed address's queued copies (pending, retry) dropped; read
+ * through the claim index of the emails with queued copies (deliveries
+ * has no index by recipient: one would cost every fan-out row) */
+#define STORE_DROP_QUEUED_SQL                                                                      \
+    "UPDATE deliveries SET state = 5 WHERE email_id IN"                                            \
+    " (SELECT id FROM emails WHERE n_pending + n_failed > 0)"                                      \
+    " AND state IN (0, 3) AND recipient = ?1 COLLATE NOCASE RETURNING email_id, attempts"
+
 struct store {
     pthread_mutex_t w_lock;
     pthread_mutex_t r_lock;
@@ -57,6 +81,16 @@ struct store {
     /* the sender's writer statements (w_lock): a claim, and a copy's
      * outcome, its release and the per-email counters of a results batch */
     sqlite3_stmt *claim, *res_done, *res_release, *res_counters;
+    /* the claim that also drops copies of suppressed addresses, the
+     * outcome of a copy found suppressed by its worker, the counters of a
+     * claim's dropped copies (w_lock) */
+    sqlite3_stmt *claim_chk, *res_supp, *claim_counters;
+    /* suppressions stored (w_lock): while 0, fan-out, backfill and claim
+     * skip the check. supp_epoch grows with every suppression (any thread
+     * reads it): a claim remembers it, and its worker checks the address
+     * again only when it moved (store_suppressed_since). */
+    int64_t n_supp;
+    _Atomic uint64_t supp_epoch;
     /* PRAGMA synchronous=NORMAL / FULL on the writer: see sync_mode */
     sqlite3_stmt *sync_normal, *sync_full;
 
@@ -71,6 +105,9 @@ struct store {
 
 /* store_prepare_sender - the sender's cached writer statements (at open); 0 or -1 */
 int store_prepare_sender(struct store *s);
+
+/* store_suppress_open - count the suppressions at open; 0 or -1 */
+int store_suppress_open(struct store *s);
 
 /* store_col_dup - column i as a heap string (caller frees), NULL for SQL
  * NULL; store_col_str - the same, "" for SQL NULL */

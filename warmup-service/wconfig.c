@@ -7,6 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* allow_public_host - the PUBLIC_URL's host joins ALLOWED_HOSTS: the
+ * unsubscribe links reach the service under that name (Host), and a
+ * forgotten ALLOWED_HOSTS would answer every one-click POST 421 */
+static void allow_public_host(struct wconfig *cfg)
+{
+    const char *url = cfg->unsub.public_url;
+    if (!url)
+        return;
+    const char *host = strstr(url, "://") + 3;
+    size_t n = strcspn(host, ":/");
+    if (host[0] == '[' || n == 0) /* an IPv6 literal: list it in ALLOWED_HOSTS */
+        return;
+    char *old = cfg->svc.allowed_hosts;
+    cfg->svc.allowed_hosts =
+        old ? xasprintf("%s,%.*s", old, (int)n, host) : xasprintf("%.*s", (int)n, host);
+    free(old);
+}
+
 void wconfig_load(struct wconfig *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -36,11 +54,16 @@ void wconfig_load(struct wconfig *cfg)
     if (cfg->breaker_max_ms < cfg->breaker_base_ms)
         log_fatal("config: SMTP_BREAKER_BACKOFF_MAX_MS: must be at least SMTP_BREAKER_BACKOFF_MS");
     cfg->dkim_keys_file = config_str("DKIM_KEYS_FILE", NULL);
+    char err[256];
+    if (unsub_config_load(&cfg->unsub, err, sizeof err) != 0)
+        log_fatal("config: %s", err);
+    allow_public_host(cfg);
 }
 
 void wconfig_cleanup(struct wconfig *cfg)
 {
     free(cfg->message_id_domain);
     free(cfg->dkim_keys_file);
+    unsub_config_cleanup(&cfg->unsub);
     svc_config_cleanup(&cfg->svc);
 }

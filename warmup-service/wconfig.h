@@ -5,6 +5,7 @@
 #define WCONFIG_H
 
 #include "svcconfig.h"
+#include "unsub.h"
 
 #include <stddef.h>
 
@@ -16,10 +17,11 @@ struct wconfig {
     int retry_base_ms;
     int send_batch;
     int lease_s;
-    int shutdown_grace_s; /* SIGTERM: how long in-flight SMTP sends may finish */
-    int breaker_base_ms;  /* circuit breaker: first backoff before a probe */
-    int breaker_max_ms;   /* circuit breaker: longest backoff */
-    char *dkim_keys_file; /* NULL: no DKIM signing */
+    int shutdown_grace_s;      /* SIGTERM: how long in-flight SMTP sends may finish */
+    int breaker_base_ms;       /* circuit breaker: first backoff before a probe */
+    int breaker_max_ms;        /* circuit breaker: longest backoff */
+    char *dkim_keys_file;      /* NULL: no DKIM signing */
+    struct unsub_config unsub; /* PUBLIC_URL, UNSUBSCRIBE_SECRET, UNSUBSCRIBE_MAILTO */
 };
 
 /* wconfig_load - fill cfg from the environment; a bad variable is fatal

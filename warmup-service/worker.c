@@ -21,6 +21,7 @@
 #include "mime.h"
 #include "sender_int.h"
 #include "timeutil.h"
+#include "unsub.h"
 #include "xalloc.h"
 
 #include <openssl/sha.h>
@@ -120,8 +121,8 @@ static void emit(struct sender *s, struct queued_claim *j, enum outcome_kind kin
 /* compose - the copy's message into b, DKIM-signed when its From domain
  * has keys; -1 with a reason (permanent) */
 static int compose(const struct email_run *c, const struct queued_claim *j, const char *msgid,
-                   struct dkim_ctx *dk,
-                   struct buf *b, char *err, size_t errlen)
+                   struct dkim_ctx *dk, const struct unsub_config *unsub, struct buf *b, char *err,
+                   size_t errlen)
 {
     const struct email_info *e = &c->info;
     char *subject = mime_fill(e->subject, j->claim.name, j->claim.recipient);
@@ -145,10 +146,14 @@ static int compose(const struct email_run *c, const struct queued_claim *j, cons
         .message_id = msgid,
         .date_ms = time_now_ms(),
     };
+    char *unsub_value = unsub_header(unsub, j->claim.recipient, e->id); /* NULL: off */
+    in.list_unsubscribe = unsub_value;
+    in.one_click = unsub_value != NULL;
     buf_reset(b);
     int rc = mime_compose(&in, b, err, errlen);
     if (rc == 0) /* after composing: the signature covers the final headers */
         rc = dkim_sign_copy(dk, e->from, in.date_ms / 1000, b, err, errlen);
+    free(unsub_value);
     free(subject);
     free(text);
     free(html);
@@ -298,8 +303,13 @@ void *worker_main(void *arg)
                 release(s, j);
                 continue;
             }
+            /* its address was suppressed after the claim: dropped unsent */
+            if (store_suppressed_since(s->cfg.store, j->claim.epoch, j->claim.recipient) == 1) {
+                emit(s, j, OUTCOME_SUPPRESSED, NULL, NULL, NULL, 0);
+                continue;
+            }
             char *msgid = copy_message_id(j->c, j->claim.id);
-            if (compose(j->c, j, msgid, dk, &bufs[k], err, sizeof err) != 0) {
+            if (compose(j->c, j, msgid, dk, s->cfg.unsub, &bufs[k], err, sizeof err) != 0) {
                 struct smtp_result r = {.outcome = SMTP_PERMFAIL};
                 snprintf(r.text, sizeof r.text, "message not composed: %s", err);
                 handle_result(s, cl, j, msgid, &r, &seed);

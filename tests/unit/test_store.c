@@ -5,6 +5,7 @@
 #include "../../warmup-service/store.c"
 #include "test.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,7 +259,9 @@ static void test_migration(void)
         fprintf(stderr, "# %s\n", why);
         return;
     }
-    CHECK_INT(count(s->w, "PRAGMA user_version"), 3, "schema version 3");
+    CHECK_INT(count(s->w, "PRAGMA user_version"), 4, "schema version 4 (suppressions)");
+    CHECK_INT(count(s->w, "SELECT n_suppressed FROM emails WHERE id = 7"), 0,
+              "an old email has suppressed 0");
     CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries"), 7, "every copy kept");
     CHECK_INT(count(s->w, "SELECT count(*) FROM sqlite_master WHERE name = 'deliveries_claim'"
                           " AND sql LIKE '%WHERE state IN (0, 3)'"),
@@ -280,6 +283,163 @@ static void test_migration(void)
     store_free(s);
 }
 
+/* email_counts - "pending failed sent dead suppressed" of an email */
+static void email_counts(struct store *s, int64_t id, char *out, size_t len)
+{
+    struct email_info e;
+    out[0] = '\0';
+    if (store_get_email(s, id, false, &e) != 0)
+        return;
+    snprintf(out, len, "%lld %lld %lld %lld %lld", (long long)e.pending, (long long)e.failed,
+             (long long)e.sent, (long long)e.dead, (long long)e.suppressed);
+    email_info_cleanup(&e);
+}
+
+static int suppress(struct store *s, const char *address, int *result, int64_t *dropped)
+{
+    struct suppress_req r = {.address = address,
+                             .domain = strchr(address, '@') + 1,
+                             .reason = "manual",
+                             .at_ms = 1796000000000,
+                             .event = "{\"type\":\"user.unsubscribed\"}"};
+    return store_suppress(s, &r, "emailId-events", result, dropped);
+}
+
+/* the suppression list: queued copies dropped when an address is
+ * suppressed, at claim and by the worker's late check; fan-out and
+ * backfill skip it; the counters add up */
+static void test_suppress(void)
+{
+    char path[128], why[256], p[1024], cnt[96];
+    snprintf(path, sizeof path, "%s/s.db", tmpdir);
+    struct store *s = store_open(path, why, sizeof why);
+    CHECK(s != NULL, "store opens");
+    if (!s)
+        return;
+    add_users(s);
+    int64_t a = new_email(s);
+    struct claim c[NUSERS];
+    size_t n = 0;
+    int64_t now = 1796000000000;
+    CHECK_INT(store_claim(s, a, 5, now, 60000, c, &n), 0, "claim 5 (no suppression: plain claim)");
+    uint64_t epoch = c[0].epoch;
+    int result;
+    int64_t dropped;
+    long long outbox0 = count(s->w, "SELECT count(*) FROM outbox");
+
+    CHECK_INT(suppress(s, "u10@example.com", &result, &dropped), 0, "suppress a queued address");
+    CHECK(result == STORE_INSERTED && dropped == 1, "stored, its pending copy dropped");
+    email_counts(s, a, cnt, sizeof cnt);
+    CHECK_STR(cnt, "49 0 0 0 1", "pending - 1, suppressed + 1");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE state = 5 AND"
+                          " recipient = 'u10@example.com'"),
+              1, "the copy's status is suppressed");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM outbox WHERE topic = 'emailId-events' AND"
+                          " key = 'example.com'") -
+                  outbox0,
+              1, "its event is in the outbox (same transaction), key = the domain");
+    CHECK_INT(suppress(s, "U10@Example.com", &result, &dropped), 0, "again, another case");
+    CHECK(result == STORE_DUPLICATE && dropped == 0, "a duplicate: nothing done");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM outbox") - outbox0, 1, "and no second event");
+
+    /* u1 is leased: left to the worker's check */
+    CHECK_INT(store_suppressed_since(s, epoch, "u1@example.com"), 0,
+              "before: u1 not suppressed since the claim");
+    CHECK_INT(suppress(s, "u1@example.com", &result, &dropped), 0, "suppress a leased address");
+    CHECK(result == STORE_INSERTED && dropped == 0, "a leased copy is not touched in the store");
+    CHECK_INT(store_suppressed_since(s, epoch, "U1@example.com"), 1,
+              "the worker sees u1 suppressed after its claim");
+    CHECK_INT(store_suppressed_since(s, epoch, "u2@example.com"), 0, "not u2");
+    uint64_t now_epoch;
+    now_epoch = atomic_load(&s->supp_epoch);
+    CHECK_INT(store_suppressed_since(s, now_epoch, "u1@example.com"), 0,
+              "an unchanged epoch checks nothing");
+    struct outcome r[5];
+    memset(r, 0, sizeof r);
+    int u1 = -1;
+    for (size_t i = 0; i < n; i++) {
+        r[i].copy_id = c[i].id;
+        r[i].email_id = a;
+        bool is_u1 = strcmp(c[i].recipient, "u1@example.com") == 0;
+        r[i].kind = is_u1 ? OUTCOME_SUPPRESSED : OUTCOME_RELEASE;
+        if (is_u1)
+            u1 = (int)i;
+    }
+    CHECK(u1 >= 0, "u1 was among the claimed");
+    claims_free(c, n);
+    CHECK_INT(store_apply_results(s, r, n, "email-events", now), 0, "outcomes applied");
+    email_counts(s, a, cnt, sizeof cnt);
+    CHECK_STR(cnt, "48 0 0 0 2", "the worker's drop counted");
+
+    /* a copy back in the queue (as /reconcile does) is dropped at claim */
+    CHECK(db_exec(s->w, "UPDATE deliveries SET state = 0 WHERE recipient = 'u10@example.com';"
+                        "UPDATE emails SET n_pending = n_pending + 1,"
+                        " n_suppressed = n_suppressed - 1") == 0,
+          "u10's copy requeued by hand");
+    plan(s->w, sqlite3_sql(s->claim_chk), p, sizeof p);
+    CHECK(strstr(p, "deliveries_claim") != NULL && !strstr(p, "SCAN deliveries") &&
+              !strstr(p, "SCAN suppressions"),
+          "the checked claim uses the claim index and the suppressions key");
+    if (!strstr(p, "deliveries_claim"))
+        fprintf(stderr, "# plan: %s\n", p);
+    CHECK_INT(store_claim(s, a, NUSERS, now + 1, 60000, c, &n), 0, "checked claim");
+    bool leaked = false;
+    for (size_t i = 0; i < n; i++)
+        leaked |= strcmp(c[i].recipient, "u10@example.com") == 0 ||
+                  strcmp(c[i].recipient, "u1@example.com") == 0;
+    CHECK(n == NUSERS - 2 && !leaked, "every copy but the suppressed two");
+    claims_free(c, n);
+    email_counts(s, a, cnt, sizeof cnt);
+    CHECK_STR(cnt, "48 0 0 0 2", "the requeued copy dropped again, counted once");
+
+    plan(s->w, STORE_DROP_QUEUED_SQL, p, sizeof p);
+    CHECK(strstr(p, "deliveries_claim") != NULL && !strstr(p, "SCAN deliveries"),
+          "suppressing reads the claim index of the active emails, not the whole table");
+    if (!strstr(p, "deliveries_claim"))
+        fprintf(stderr, "# plan: %s\n", p);
+
+    /* fan-out and backfill skip suppressed addresses */
+    struct email_spec spec = {.from = "noreply@d.test",
+                              .subject = "Hi",
+                              .body = "b",
+                              .smtp_client = "default",
+                              .msgid_domain = "d.test"};
+    int64_t b = 0, rcpts = 0;
+    char *mid = NULL;
+    CHECK_INT(store_create_email(s, &spec, &b, &rcpts, &mid), 0, "a second email");
+    free(mid);
+    CHECK_INT(rcpts, NUSERS - 2, "its fan-out skips the two suppressed addresses");
+    CHECK_INT(suppress(s, "late@x.test", &result, &dropped), 0, "suppress before registering");
+    struct user_reg u = {"Late", "late@x.test", "x.test", "2026-12-03T00:00:00Z", "{}"};
+    CHECK_INT(store_register_batch(s, &u, 1, "emailId-events", &result), 0, "late registers");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE recipient = 'late@x.test'"), 0,
+              "no backfill for a suppressed address");
+    email_counts(s, b, cnt, sizeof cnt);
+    CHECK_STR(cnt, "48 0 0 0 0", "the counters did not move");
+
+    /* listing, reading, removal */
+    struct suppression *v = NULL;
+    CHECK_INT(store_list_suppressions(s, 10, 0, &v, &n), 0, "list");
+    CHECK(n == 3 && strcmp(v[0].address, "u10@example.com") == 0 &&
+              strcmp(v[2].address, "late@x.test") == 0 && strcmp(v[1].reason, "manual") == 0 &&
+              v[1].at_ms == now,
+          "in order, with reason and time");
+    store_suppressions_free(v, n);
+    CHECK_INT(store_list_suppressions(s, 1, 1, &v, &n), 0, "a page");
+    CHECK(n == 1 && strcmp(v[0].address, "u1@example.com") == 0, "limit 1 offset 1");
+    store_suppressions_free(v, n);
+    struct suppression x;
+    CHECK_INT(store_get_suppression(s, "LATE@x.test", &x), 0, "found without case");
+    suppression_cleanup(&x);
+    CHECK_INT(store_unsuppress(s, "Late@X.test"), 0, "removed");
+    CHECK_INT(store_unsuppress(s, "late@x.test"), 1, "not suppressed any more");
+    CHECK_INT(store_get_suppression(s, "late@x.test", &x), 1, "gone");
+    store_free(s);
+    s = store_open(path, why, sizeof why);
+    CHECK(s && s->n_supp == 2, "reopened: the count of suppressions is read back");
+    store_free(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) {
@@ -290,6 +450,7 @@ int main(void)
     test_claim_index();
     test_lists();
     test_migration();
+    test_suppress();
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)

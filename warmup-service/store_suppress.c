@@ -1,0 +1,233 @@
+/* store_suppress.c - the SQLite backend of store.h for the suppression
+ * list: add (with the queued copies dropped and the event in the same
+ * transaction), remove, read, list, and the worker's late check. Locks as
+ * in store.c (w_lock for the writer connection, r_lock for the reader);
+ * n_supp changes under w_lock, supp_epoch after each committed addition.
+ * Statements run once per request and are prepared per call. */
+#include "db.h"
+#include "log.h"
+#include "outbox.h"
+#include "store.h"
+#include "store_int.h"
+#include "xalloc.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+int store_suppress_open(struct store *s)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->w_lock);
+    sqlite3_stmt *st = db_prepare(s->w, "SELECT count(*) FROM suppressions");
+    if (st && sqlite3_step(st) == SQLITE_ROW) {
+        s->n_supp = sqlite3_column_int64(st, 0);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+void suppression_cleanup(struct suppression *x)
+{
+    free(x->address);
+    free(x->reason);
+    memset(x, 0, sizeof *x);
+}
+
+void store_suppressions_free(struct suppression *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        suppression_cleanup(&v[i]);
+    free(v);
+}
+
+/* drop_queued - the address's pending and retry copies to suppressed, and
+ * their emails' counters, inside the caller's transaction: one range of
+ * the claim index per email with queued copies (STORE_DROP_QUEUED_SQL) */
+static int drop_queued(struct store *s, const char *address, int64_t *dropped)
+{
+    int rc = -1, r;
+    sqlite3_stmt *upd = NULL, *cnt = NULL;
+    *dropped = 0;
+    upd = db_prepare(s->w, STORE_DROP_QUEUED_SQL);
+    cnt = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending - ?2,"
+                           " n_failed = n_failed - ?3, n_suppressed = n_suppressed + ?2 + ?3"
+                           " WHERE id = ?1");
+    if (!upd || !cnt)
+        goto out;
+    /* one copy per email and address: the rows are few */
+    struct {
+        int64_t id, pending, failed;
+    } *d = NULL;
+    size_t nd = 0, cap = 0;
+    sqlite3_bind_text(upd, 1, address, -1, SQLITE_STATIC);
+    while ((r = sqlite3_step(upd)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(upd, 0);
+        size_t i = 0;
+        while (i < nd && d[i].id != id)
+            i++;
+        if (i == nd) {
+            d = store_grow(d, &cap, nd, sizeof *d);
+            d[nd].id = id;
+            d[nd].pending = d[nd].failed = 0;
+            nd++;
+        }
+        if (sqlite3_column_int(upd, 1) == 0)
+            d[i].pending++;
+        else
+            d[i].failed++;
+        (*dropped)++;
+    }
+    sqlite3_reset(upd);
+    if (r != SQLITE_DONE) {
+        log_error("store: dropping queued copies failed: %s", sqlite3_errmsg(s->w));
+        free(d);
+        goto out;
+    }
+    rc = 0;
+    for (size_t i = 0; i < nd && rc == 0; i++) {
+        sqlite3_bind_int64(cnt, 1, d[i].id);
+        sqlite3_bind_int64(cnt, 2, d[i].pending);
+        sqlite3_bind_int64(cnt, 3, d[i].failed);
+        rc = db_step(s->w, cnt);
+        sqlite3_reset(cnt);
+    }
+    free(d);
+out:
+    sqlite3_finalize(upd);
+    sqlite3_finalize(cnt);
+    return rc;
+}
+
+int store_suppress(struct store *s, const struct suppress_req *r, const char *topic, int *result,
+                   int64_t *dropped)
+{
+    int rc = -1;
+    *dropped = 0;
+    *result = STORE_DUPLICATE;
+    pthread_mutex_lock(&s->w_lock);
+    sqlite3_stmt *ins = db_prepare(s->w, "INSERT INTO suppressions(address, reason, at_ms,"
+                                         " email_ref) VALUES(?,?,?,?) ON CONFLICT DO NOTHING");
+    if (!ins || db_begin(s->w) != 0)
+        goto out;
+    sqlite3_bind_text(ins, 1, r->address, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, r->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 3, r->at_ms);
+    if (r->email_ref > 0)
+        sqlite3_bind_int64(ins, 4, r->email_ref);
+    else
+        sqlite3_bind_null(ins, 4);
+    if (db_step(s->w, ins) != 0)
+        goto out;
+    if (sqlite3_changes(s->w) == 0) { /* already suppressed: nothing to do */
+        rc = db_commit(s->w);
+        goto out;
+    }
+    if (drop_queued(s, r->address, dropped) != 0 ||
+        outbox_add(s->w, topic, r->domain, r->event) != 0)
+        goto out;
+    rc = db_commit(s->w);
+    if (rc == 0) {
+        *result = STORE_INSERTED;
+        s->n_supp++;
+        atomic_fetch_add(&s->supp_epoch, 1);
+    }
+out:
+    if (rc != 0) {
+        db_rollback(s->w);
+        *dropped = 0;
+        *result = STORE_DUPLICATE;
+    }
+    sqlite3_finalize(ins);
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+int store_unsuppress(struct store *s, const char *address)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->w_lock);
+    sqlite3_stmt *st = db_prepare(s->w, "DELETE FROM suppressions WHERE address = ?1");
+    if (st) {
+        sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+        if (db_step(s->w, st) == 0) {
+            rc = sqlite3_changes(s->w) ? 0 : 1;
+            if (rc == 0)
+                s->n_supp--;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+static void read_row(sqlite3_stmt *st, struct suppression *x)
+{
+    x->address = store_col_str(st, 0);
+    x->reason = store_col_str(st, 1);
+    x->at_ms = sqlite3_column_int64(st, 2);
+}
+
+int store_get_suppression(struct store *s, const char *address, struct suppression *out)
+{
+    int rc = -1;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st =
+        db_prepare(s->r, "SELECT address, reason, at_ms FROM suppressions WHERE address = ?1");
+    if (st) {
+        sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            read_row(st, out);
+            rc = 0;
+        } else if (r == SQLITE_DONE) {
+            rc = 1;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return rc;
+}
+
+int store_list_suppressions(struct store *s, int64_t limit, int64_t offset,
+                            struct suppression **out, size_t *n)
+{
+    int r = SQLITE_ERROR;
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, "SELECT address, reason, at_ms FROM suppressions"
+                                        " ORDER BY rowid LIMIT ?1 OFFSET ?2");
+    if (st) {
+        sqlite3_bind_int64(st, 1, limit);
+        sqlite3_bind_int64(st, 2, offset);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            *out = store_grow(*out, &cap, *n, sizeof **out);
+            read_row(st, &(*out)[(*n)++]);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    if (r != SQLITE_DONE) {
+        store_suppressions_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int store_suppressed_since(struct store *s, uint64_t epoch, const char *address)
+{
+    if (atomic_load(&s->supp_epoch) == epoch)
+        return 0;
+    struct suppression x;
+    int rc = store_get_suppression(s, address, &x);
+    if (rc == 0)
+        suppression_cleanup(&x);
+    return rc == 0 ? 1 : rc == 1 ? 0 : -1;
+}
