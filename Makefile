@@ -47,7 +47,7 @@ bench: build
 # $(FUZZ_BUILD)/artifacts/. `make test` replays the seed corpus.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= json csv addr events smtp mime imap
+FUZZ_TARGETS ?= json csv addr events smtp mime imap reports
 
 $(FUZZ_BUILD)/build.ninja:
 	@command -v clang >/dev/null || { echo "fuzz: needs clang (apt-get install clang)" >&2; exit 1; }

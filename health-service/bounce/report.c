@@ -52,7 +52,8 @@ static char *unfold(const char *s)
 
 /* bare_addr - the address of a DSN address field ("rfc822; a@b"), an
  * ARF one ("<a@b>") or a header's: after the type, without brackets and
- * spaces; NULL when empty */
+ * spaces; NULL when empty or still holding a space or bracket (a control
+ * byte, which unfold made a space, or two words: no address) */
 static char *bare_addr(const char *value)
 {
     char *v = unfold(value);
@@ -66,7 +67,8 @@ static char *bare_addr(const char *value)
     size_t n = strlen(p);
     while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '>'))
         n--;
-    char *out = n ? xstrndup(p, n) : NULL;
+    char *out =
+        n && !memchr(p, ' ', n) && !memchr(p, '<', n) && !memchr(p, '>', n) ? xstrndup(p, n) : NULL;
     free(v);
     return out;
 }
@@ -350,7 +352,9 @@ static void returned_part(struct report *r, const struct mailmime *m)
     struct mailimf_fields *f = NULL;
     if (m->mm_type != MAILMIME_SINGLE || part_text(m, &text, &len) != 0)
         return;
-    if (mailimf_fields_parse(text, len, &idx, &f) == MAILIMF_NO_ERROR && f) {
+    /* every field as a name and a value: libetpan 1.9.4's structured
+     * Return-Path parser leaks what it allocated on a malformed path */
+    if (mailimf_optional_fields_parse(text, len, &idx, &f) == MAILIMF_NO_ERROR && f) {
         returned_fields(r, f);
         mailimf_fields_free(f);
     }
