@@ -51,6 +51,7 @@ static const struct svc_var warmup_vars[] = {
     {"RETRY_MAX", "5", "retries before a copy is dead-lettered"},
     {"RETRY_BASE_MS", "1000", "first retry delay, doubling per retry"},
     {"MESSAGE_ID_DOMAIN", "from's domain", "domain of the Message-IDs"},
+    {"BOUNCE_DOMAIN", "", "VERP envelope sender bounces+{token}@BOUNCE_DOMAIN (else the From)"},
     {"SEND_BATCH", "32", "copies per SMTP call on one connection (1-64)"},
     {"SEND_LEASE_SECONDS", "600", "lease of a claimed copy before /reconcile may requeue it"},
     {"SHUTDOWN_GRACE_S", "10", "on SIGTERM, seconds SMTP sends in flight may finish"},
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
         .shutdown_grace_ms = cfg.shutdown_grace_s * 1000,
         .breaker_base_ms = cfg.breaker_base_ms,
         .breaker_max_ms = cfg.breaker_max_ms,
+        .bounce_domain = cfg.bounce_domain,
         .dkim = dkim,
         .unsub = &cfg.unsub,
     };

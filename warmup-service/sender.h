@@ -46,6 +46,7 @@ struct sender_config {
     int shutdown_grace_ms;            /* sender_stop waits this long for in-flight sends */
     int breaker_base_ms;              /* a client's circuit breaker: first backoff ... */
     int breaker_max_ms;               /* ... doubling up to this */
+    const char *bounce_domain;        /* BOUNCE_DOMAIN: VERP envelope senders; NULL: the From */
     const struct dkim_signer *dkim;   /* NULL: copies go unsigned */
     const struct unsub_config *unsub; /* List-Unsubscribe of each copy (may be off) */
 };

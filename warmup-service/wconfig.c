@@ -25,24 +25,32 @@ static void allow_public_host(struct wconfig *cfg)
     free(old);
 }
 
+/* ascii_domain - the value v (NULL: unset) of the domain-valued variable
+ * name in its ASCII (xn--) form; not a valid domain is fatal. Frees v. */
+static char *ascii_domain(const char *name, char *v)
+{
+    if (!v)
+        return NULL;
+    char why[128];
+    struct addr a;
+    char *probe = xasprintf("x@%s", v);
+    int bad = addr_parse(probe, &a, why, sizeof why) || addr_ascii(&a, why, sizeof why);
+    free(probe);
+    if (bad)
+        log_fatal("config: %s: not a valid domain: %s", name, why);
+    free(v);
+    return xstrdup(a.domain);
+}
+
 void wconfig_load(struct wconfig *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     svc_config_load(&cfg->svc, "warmup-service", 8080);
     cfg->import_max_bytes =
         (size_t)config_long("IMPORT_MAX_BYTES", 512L * 1024 * 1024, 1024, 16L * 1024 * 1024 * 1024);
-    cfg->message_id_domain = config_str("MESSAGE_ID_DOMAIN", NULL);
-    if (cfg->message_id_domain) {
-        char why[128];
-        struct addr a;
-        char *probe = xasprintf("x@%s", cfg->message_id_domain);
-        int bad = addr_parse(probe, &a, why, sizeof why) || addr_ascii(&a, why, sizeof why);
-        free(probe);
-        if (bad)
-            log_fatal("config: MESSAGE_ID_DOMAIN: not a valid domain: %s", why);
-        free(cfg->message_id_domain); /* its ASCII (xn--) form */
-        cfg->message_id_domain = xstrdup(a.domain);
-    }
+    cfg->message_id_domain =
+        ascii_domain("MESSAGE_ID_DOMAIN", config_str("MESSAGE_ID_DOMAIN", NULL));
+    cfg->bounce_domain = ascii_domain("BOUNCE_DOMAIN", config_str("BOUNCE_DOMAIN", NULL));
     cfg->retry_max = (int)config_long("RETRY_MAX", 5, 0, 100);
     cfg->retry_base_ms = (int)config_long("RETRY_BASE_MS", 1000, 1, 3600 * 1000);
     cfg->send_batch = (int)config_long("SEND_BATCH", 32, 1, 64);
@@ -63,6 +71,7 @@ void wconfig_load(struct wconfig *cfg)
 void wconfig_cleanup(struct wconfig *cfg)
 {
     free(cfg->message_id_domain);
+    free(cfg->bounce_domain);
     free(cfg->dkim_keys_file);
     unsub_config_cleanup(&cfg->unsub);
     svc_config_cleanup(&cfg->svc);

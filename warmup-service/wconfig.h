@@ -13,6 +13,7 @@ struct wconfig {
     struct svc_config svc; /* PORT, BIND_ADDR, KAFKA_*, DB_PATH, LOG_*, ... */
     size_t import_max_bytes;
     char *message_id_domain; /* NULL: the domain of each email's from */
+    char *bounce_domain;     /* BOUNCE_DOMAIN, ASCII; NULL: MAIL FROM is the From */
     int retry_max;
     int retry_base_ms;
     int send_batch;

@@ -23,6 +23,9 @@
 #include "timeutil.h"
 #include "unsub.h"
 #include "xalloc.h"
+#include "addr.h"
+#include "utf8.h"
+#include "verp.h"
 
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -31,6 +34,7 @@
 
 #define MAX_BATCH 64
 #define MAX_MESSAGE (8 * 1024 * 1024)
+#define ENVELOPE_FROM_MAX 320 /* bounces+{token}@{a domain of <= 255} */
 #define BUF_KEEP (256 * 1024) /* a message buffer larger than this is freed after use */
 
 /* copy_message_id - <email-{id}.{16 hex}@{domain}>: unique per copy,
@@ -146,6 +150,9 @@ static int compose(const struct email_run *c, const struct queued_claim *j, cons
         .message_id = msgid,
         .date_ms = time_now_ms(),
     };
+    char fid[MIME_FEEDBACK_ID_MAX];
+    if (mime_feedback_id(e->id, e->from, e->msgid_domain, fid, sizeof fid) == 0)
+        in.feedback_id = fid;
     char *unsub_value = unsub_header(unsub, j->claim.recipient, e->id); /* NULL: off */
     in.list_unsubscribe = unsub_value;
     in.one_click = unsub_value != NULL;
@@ -158,6 +165,31 @@ static int compose(const struct email_run *c, const struct queued_claim *j, cons
     free(text);
     free(html);
     return rc;
+}
+
+/* envelope_from - MAIL FROM of a copy: bounces+{token}@{BOUNCE_DOMAIN}
+ * (VERP: a bounce names its copy) when BOUNCE_DOMAIN is set, else from
+ * (also if the Message-ID had no token, which ours always have) */
+static const char *envelope_from(const struct sender *s, const char *msgid, const char *from,
+                                 char *out, size_t len)
+{
+    char tok[VERP_TOKEN_MAX];
+    if (!s->cfg.bounce_domain || verp_token_from_message_id(msgid, tok, sizeof tok) != 0 ||
+        verp_address(tok, s->cfg.bounce_domain, out, len) != 0)
+        return from;
+    return out;
+}
+
+/* envelope_rcpt - RCPT TO of a copy: with the domain in A-labels when the
+ * local part is ASCII (as mime writes To), else as it is (UTF-8: the
+ * engine sends it only to a server that offers SMTPUTF8) */
+static const char *envelope_rcpt(const char *rcpt, struct addr *a)
+{
+    size_t n = strlen(rcpt);
+    if (utf8_ascii_len(rcpt, n) == n || addr_parse(rcpt, a, NULL, 0) != 0 ||
+        addr_ascii(a, NULL, 0) != 0)
+        return rcpt;
+    return a->norm;
 }
 
 static void set_down(struct client_rt *cl, const struct smtp_result *r)
@@ -274,6 +306,8 @@ void *worker_main(void *arg)
     struct queued_claim *sendj[MAX_BATCH];
     char *msgids[MAX_BATCH];
     struct smtp_envelope env[MAX_BATCH];
+    char env_from[MAX_BATCH][ENVELOPE_FROM_MAX];
+    struct addr env_rcpt[MAX_BATCH];
     struct smtp_result res[MAX_BATCH];
     struct buf bufs[MAX_BATCH];
     for (size_t i = 0; i < MAX_BATCH; i++)
@@ -317,10 +351,11 @@ void *worker_main(void *arg)
             }
             sendj[k] = j;
             msgids[k] = msgid;
-            env[k] = (struct smtp_envelope){.from = j->c->info.from,
-                                            .rcpt = j->claim.recipient,
-                                            .data = bufs[k].data,
-                                            .len = bufs[k].len};
+            env[k] = (struct smtp_envelope){
+                .from = envelope_from(s, msgid, j->c->info.from, env_from[k], sizeof env_from[k]),
+                .rcpt = envelope_rcpt(j->claim.recipient, &env_rcpt[k]),
+                .data = bufs[k].data,
+                .len = bufs[k].len};
             k++;
         }
         if (k == 0)

@@ -18,6 +18,7 @@ Misbehaviour on demand, to test the client:
   --drop-mail-after N     after N messages on a connection, close it (no reply)
                           when the next MAIL FROM arrives
   --close-on-data         answer DATA with 354, then close the connection
+  --smtputf8              advertise SMTPUTF8 (RFC 6531; aiosmtpd's default is not to)
 Recipients whose local part starts with "reject5" get 550 5.1.1, "reject4"
 get 450 4.2.1; a sender starting with "reject" gets 553 5.7.1.
 """
@@ -43,6 +44,7 @@ ap.add_argument("--pipelining", action="store_true")
 ap.add_argument("--idle-timeout", type=float, default=300.0)
 ap.add_argument("--drop-mail-after", type=int, default=0)
 ap.add_argument("--close-on-data", action="store_true")
+ap.add_argument("--smtputf8", action="store_true")
 a = ap.parse_args()
 users = {u.split(":", 1)[0]: u.split(":", 1)[1] for u in a.user}
 os.makedirs(a.outdir, exist_ok=True)
@@ -109,7 +111,8 @@ class Store:
         os.rename(name + ".tmp", name)
         emit(event="message", file=name, mail_from=envelope.mail_from, rcpt=envelope.rcpt_tos,
              mail_options=envelope.mail_options, tls=is_tls(server, session),
-             auth=bool(getattr(session, "authenticated", False)), user=session.auth_data)
+             auth=bool(getattr(session, "authenticated", False)), user=session.auth_data,
+             smtputf8=bool(getattr(envelope, "smtp_utf8", False)))
         return "250 2.0.0 OK stored as %d" % Store.n
 
 
@@ -145,7 +148,7 @@ class C(Controller):
                         auth_required=not a.no_auth_required,
                         auth_require_tls=not (a.implicit_tls or a.no_require_tls),
                         authenticator=Auth(), auth_exclude_mechanism=a.exclude_mech,
-                        timeout=a.idle_timeout)
+                        timeout=a.idle_timeout, enable_SMTPUTF8=a.smtputf8)
 
 
 # block SIGTERM/SIGINT before the server thread starts, then wait for them synchronously

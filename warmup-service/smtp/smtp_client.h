@@ -67,7 +67,8 @@ enum smtp_fail {
  * message of the batch PERMFAIL with that reply (a wrong password
  * dead-letters); a failure to connect (TCP, TLS, greeting, EHLO, STARTTLS
  * missing) is copied to every message still to send. A message refused
- * locally (CR/LF or <> in an address, over 64 MiB) is PERMFAIL with code 0
+ * locally (CR/LF or <> in an address, over 64 MiB, a UTF-8 address to a
+ * server without SMTPUTF8: enhanced 5.6.7) is PERMFAIL with code 0
  * and nothing is sent for it. A timeout, a failed TCP connect or a cancel
  * ends the batch at once: the messages after it are not attempted and get
  * the same result with skipped set (a hanging server costs one timeout per

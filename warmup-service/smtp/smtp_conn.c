@@ -132,6 +132,35 @@ static bool has_8bit(const char *p, size_t len)
     return utf8_ascii_len(p, len) < len;
 }
 
+/* needs_smtputf8 - a UTF-8 envelope address (RFC 6531). The worker has
+ * already put the domain of an ASCII local part into A-labels, so what
+ * remains is a UTF-8 local part or a domain IDNA refuses. */
+static bool needs_smtputf8(const struct smtp_envelope *m)
+{
+    return has_8bit(m->from, strlen(m->from)) || has_8bit(m->rcpt, strlen(m->rcpt));
+}
+
+/* utf8_refused - m needs SMTPUTF8 and this server does not offer it:
+ * PERMFAIL into r (enhanced 5.6.7, RFC 6531) without sending anything,
+ * rather than a refusal one round trip later (or a server that mangles
+ * the address) */
+static bool utf8_refused(const struct smtp_conn *c, const struct smtp_envelope *m,
+                         struct smtp_result *r)
+{
+    if (c->ext_smtputf8 || !needs_smtputf8(m))
+        return false;
+    if (r) {
+        res_local(r, SMTP_PERMFAIL,
+                  has_8bit(m->rcpt, strlen(m->rcpt))
+                      ? "the recipient address is internationalised (UTF-8) and the server does "
+                        "not offer SMTPUTF8"
+                      : "the sender address is internationalised (UTF-8) and the server does not "
+                        "offer SMTPUTF8");
+        snprintf(r->enhanced, sizeof r->enhanced, "5.6.7");
+    }
+    return true;
+}
+
 /* ---- exported pure helpers ---------------------------------------------- */
 
 int smtp_wire_data(struct buf *out, const char *data, size_t len)
@@ -625,9 +654,7 @@ static int append_cmd(struct smtp_conn *c, enum cmd_kind k, const struct smtp_en
             return -1;
         if (c->ext_8bitmime && has_8bit(m->data, m->len) && buf_append(o, " BODY=8BITMIME", 14) < 0)
             return -1;
-        if (c->ext_smtputf8 &&
-            (has_8bit(m->from, strlen(m->from)) || has_8bit(m->rcpt, strlen(m->rcpt))) &&
-            buf_append(o, " SMTPUTF8", 9) < 0)
+        if (c->ext_smtputf8 && needs_smtputf8(m) && buf_append(o, " SMTPUTF8", 9) < 0)
             return -1;
         return buf_append(o, "\r\n", 2);
     case C_RCPT:
@@ -933,8 +960,14 @@ void smtp_conn_send(struct smtp_conn *c, const struct smtp_envelope *msgs, size_
                 return;
             }
         }
+        if (!c->queued && utf8_refused(c, &msgs[i], &results[i])) {
+            i++;
+            continue;
+        }
         const struct smtp_envelope *next =
-            i + 1 < n && envelope_ok(&msgs[i + 1], NULL) ? &msgs[i + 1] : NULL;
+            i + 1 < n && envelope_ok(&msgs[i + 1], NULL) && !utf8_refused(c, &msgs[i + 1], NULL)
+                ? &msgs[i + 1]
+                : NULL;
         if (run_message(c, &msgs[i], next, &results[i]) == MSG_RETRY && !retried) {
             log_info("smtp client=%s connection lost before the first reply (%s); reconnecting",
                      c->s.name, results[i].text);

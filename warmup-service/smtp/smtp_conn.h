@@ -10,7 +10,9 @@
  *   - every command's write and reply bounded by command_timeout_ms, the
  *     whole DATA phase (body write + final reply) by message_timeout_ms;
  *   - EHLO (HELO fallback), extensions PIPELINING, STARTTLS, AUTH, SIZE,
- *     ENHANCEDSTATUSCODES, 8BITMIME, SMTPUTF8;
+ *     ENHANCEDSTATUSCODES, 8BITMIME, SMTPUTF8 (a message with a UTF-8
+ *     envelope address: MAIL FROM ... SMTPUTF8 when offered, else refused
+ *     before anything of it is sent);
  *   - tls=starttls: STARTTLS is required (not offered -> fail closed);
  *     tls=tls: TLS from the first byte; TLS >= 1.2 with SNI, the chain
  *     verified against ca_file (or OpenSSL's default paths) and the host
