@@ -23,7 +23,8 @@ else
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
     export DEBIAN_FRONTEND=noninteractive
-    # postfix: only its smtp-sink/smtp-source tools are used; no daemon configured
+    # postfix: its smtp-sink/smtp-source tools, and private instances started by
+    # test_bounces.sh (tests/fixtures/bounces/postfix_dsn.sh); no system daemon configured
     echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
     $SUDO apt-get update -q </dev/null
     $SUDO apt-get install -y -q --no-install-recommends $missing </dev/null

@@ -21,7 +21,8 @@
 # their UID, publish nothing, and the service keeps running; a restart
 # publishes nothing again; with Kafka down a new bounce is neither
 # published nor flagged, and is published once and flagged after Kafka is
-# back; SIGTERM exits 0 with no sanitizer report.
+# back; with processed_folder a processed report is moved there (UID MOVE)
+# and the unseen ones stay; SIGTERM exits 0 with no sanitizer report.
 #
 # The bounce mailbox is Dovecot's seed2@gmail.test (dovecot.sh makes two
 # users; the name does not matter here). Needs root (the private Postfix).
@@ -54,8 +55,8 @@ BOX=seed2@gmail.test
 MD=$DC/home/$BOX/Maildir
 
 HARD=$(freeport) SOFT=$(freeport) PP=$(freeport)
-smtp-sink -u nobody -f rcpt "127.0.0.1:$HARD" 100 >/dev/null 2>&1 & track $!
-smtp-sink -u nobody -r rcpt "127.0.0.1:$SOFT" 100 >/dev/null 2>&1 & track $!
+smtp-sink -u nobody -f rcpt "127.0.0.1:$HARD" 100 >/dev/null 2>&1 & SINK1=$!; track $SINK1
+smtp-sink -u nobody -r rcpt "127.0.0.1:$SOFT" 100 >/dev/null 2>&1 & SINK2=$!; track $SINK2
 wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$HARD && exec 4<>/dev/tcp/127.0.0.1/$SOFT"
 postfix_start "$TMP/pf" "$PP" "$HARD" "$SOFT" "$DC/home" "$BOX/Maildir"
 ok $? "a private Postfix starts (DSNs into the Dovecot Maildir)" || { finish; exit 1; }
@@ -85,10 +86,11 @@ sent() { local d=${3#*@}
   sent '<email-8.cccccccccccccccc@w.test>' 8 y@soft.test
   sent '<email-8.dddddddddddddddd@w.test>' 8 real@rcpt.test
   sent '<email-8.ffffffffffffffff@w.test>' 8 nouser2@rcpt.test
+  sent '<email-8.1212121212121212@w.test>' 8 nouser5@rcpt.test
 } | kcat -P -b "$BROKERS" -t email-events -K $'\t' 2>"$TMP/kcat.err"
-ok $? "11 email.sent events produced"
+ok $? "12 email.sent events produced"
 tracked() { [ "$(jget "$(curl -s "$H/mail_stats?email_id=$1")" 'j["tracked"]' 2>/dev/null)" = "$2" ]; }
-wait_for 30 tracked 7 6 && wait_for 10 tracked 8 5; ok $? "health tracks the 11 copies"
+wait_for 30 tracked 7 6 && wait_for 10 tracked 8 6; ok $? "health tracks the 12 copies"
 
 # --- the reports ---------------------------------------------------------------
 # live DSNs: postfix_send PORT ENVELOPE-SENDER RECIPIENT MESSAGE-ID [RET]
@@ -216,6 +218,21 @@ eq "/mail_stats email 8: bounced 4" "$(st email_id=8 'j["bounced"]')" 4
 
 stop_named health; eq "health-service exits 0 on SIGTERM" "$STOP_RC" 0
 sanitizer_clean health; ok $? "no sanitizer report"
+
+# --- processed_folder: a processed report is moved, not flagged ------------------
+doveadm -c "$DC/dovecot.conf" mailbox create -u "$BOX" Processed
+ok $? "a Processed folder"
+inbox_before=$(doveadm -c "$DC/dovecot.conf" search -u "$BOX" mailbox INBOX all | wc -l)
+start_health health "$HP" CHECK_INTERVAL=1 BOUNCE_MAILBOX="${MAILBOX%\}},\"processed_folder\":\"Processed\"}"
+ok $? "health-service starts with processed_folder"
+postfix_send "$PP" bounces+8.1212121212121212@bounce.test nouser5@rcpt.test '<email-8.1212121212121212@w.test>'
+processed() { [ "$(doveadm -c "$DC/dovecot.conf" search -u "$BOX" mailbox Processed all | wc -l)" = "$1" ]; }
+wait_for 40 processed 1; ok $? "the new report was moved to Processed"
+eq "INBOX keeps the same messages (the unseen ones are not moved)" "$(doveadm -c "$DC/dovecot.conf" search -u "$BOX" mailbox INBOX all | wc -l)" "$inbox_before"
+eq "its event was published once" "$(events | grep -c 'email-8.1212121212121212')" 1
+stop_named health; eq "health-service exits 0 on SIGTERM" "$STOP_RC" 0
+sanitizer_clean health; ok $? "no sanitizer report"
 stop_dovecot
-stop_pid "$BROKER_PID"
+postfix_stop "$TMP/pf"
+stop_pid "$SINK1"; stop_pid "$SINK2"; stop_pid "$BROKER_PID"
 finish
