@@ -2,8 +2,7 @@
  *
  * Output (appended to a struct buf): headers Date, From, To, Subject,
  * Message-ID, [Feedback-ID], [List-Unsubscribe [, List-Unsubscribe-Post]],
- * MIME-Version,
- * Content-Type, Content-Transfer-Encoding, then the body:
+ * MIME-Version, Content-Type, Content-Transfer-Encoding, then the body:
  *   - text only: text/plain; charset=utf-8, quoted-printable;
  *   - with html: multipart/alternative, text part first, html part second,
  *     each text/...; charset=utf-8, quoted-printable, random boundary.
