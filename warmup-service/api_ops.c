@@ -2,13 +2,15 @@
  * /metrics). HTTP pool threads. */
 #include "api.h"
 #include "app.h"
+#include "feedback.h"
 #include "outbox.h"
 #include "sender.h"
 #include "store.h"
 
 #include <json-c/json.h>
 
-/* ready when the database answers, a Kafka broker was reachable recently, no client's circuit
+/* ready when the database answers, a Kafka broker was reachable recently (by the outbox
+ * publisher and by the feedback-events consumer), no client's circuit
  * breaker is open and the last SMTP attempt of every client reached its server (the smtp check
  * names the client and why); a registration is accepted durably
  * even while Kafka is down (the outbox keeps it), so this only tells a load balancer we are
@@ -18,19 +20,20 @@ void api_readyz(struct http_request *req, struct http_response *resp)
     struct app *app = req->app;
     struct outbox_stats os;
     outbox_publisher_stats(app->outbox, &os);
+    bool kafka = os.kafka_up && feedback_kafka_up(app->feedback); /* producer and consumer */
     bool db = store_ping(app->store);
     char why[700] = "";
     bool smtp = sender_smtp_ok(app->sender, why, sizeof why);
     json_object *o = json_object_new_object();
     json_object *checks = json_object_new_object();
     json_object_object_add(checks, "db", json_object_new_string(db ? "ok" : "down"));
-    json_object_object_add(checks, "kafka", json_object_new_string(os.kafka_up ? "ok" : "down"));
+    json_object_object_add(checks, "kafka", json_object_new_string(kafka ? "ok" : "down"));
     json_object_object_add(checks, "smtp", json_object_new_string(smtp ? "ok" : why));
-    json_object_object_add(
-        o, "status", json_object_new_string(db && os.kafka_up && smtp ? "ready" : "not_ready"));
+    json_object_object_add(o, "status",
+                           json_object_new_string(db && kafka && smtp ? "ready" : "not_ready"));
     json_object_object_add(o, "checks", checks);
     json_object_object_add(o, "outbox_pending", json_object_new_int64(os.pending));
-    http_reply_json(resp, db && os.kafka_up && smtp ? 200 : 503, o);
+    http_reply_json(resp, db && kafka && smtp ? 200 : 503, o);
 }
 
 const struct http_route api_routes[] = {

@@ -8,6 +8,7 @@
 struct store;
 struct outbox_publisher;
 struct sender;
+struct feedback;
 struct smtp_clients;
 struct metrics;
 struct metric;
@@ -17,6 +18,7 @@ struct app {
     struct store *store;
     struct outbox_publisher *outbox;
     struct sender *sender;
+    struct feedback *feedback; /* the feedback-events consumer */
     const struct smtp_clients *clients;
     struct metrics *metrics;
     struct metric *users_registered; /* users_registered_total */

@@ -3,7 +3,8 @@
  *
  * Threads: main (start-up, signals, shutdown), the HTTP pool
  * (libmicrohttpd), the outbox publisher (outbox.c), the sending pipeline
- * (sender.c, worker.c, writer.c). The shared start-up and shutdown are
+ * (sender.c, worker.c, writer.c), the feedback-events consumer's two
+ * (feedback.c over kconsumer.c). The shared start-up and shutdown are
  * service.c's; warmup_vars lists the variables this service reads beyond
  * svc_config_vars (--help).
  */
@@ -11,6 +12,7 @@
 #include "app.h"
 #include "dblock.h"
 #include "dkim.h"
+#include "feedback.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
@@ -58,6 +60,7 @@ static const struct svc_var warmup_vars[] = {
     {"PUBLIC_URL", "", "base URL of the unsubscribe links (https://mail.example.com)"},
     {"UNSUBSCRIBE_SECRET", "", "HMAC key of the unsubscribe tokens, >= 16 bytes (secret)"},
     {"UNSUBSCRIBE_MAILTO", "", "address of the List-Unsubscribe mailto: (optional)"},
+    {"KAFKA_FEEDBACK_TOPIC", "feedback-events", "bounces and complaints that suppress"},
     {"DKIM_KEYS_FILE", "", "JSON list of DKIM keys; copies of those domains are signed"},
     {NULL, NULL, NULL},
 };
@@ -149,6 +152,16 @@ int main(int argc, char **argv)
     app.sender = sender_start(&sc, err, sizeof err);
     if (!app.sender)
         log_fatal("sender: %s", err);
+    struct feedback_config fc = {.brokers = cfg.svc.kafka_brokers,
+                                 .topic = cfg.feedback_topic,
+                                 .user_topic = cfg.svc.user_topic,
+                                 .extra = cfg.svc.kafka_sec.conf,
+                                 .store = app.store,
+                                 .outbox = app.outbox,
+                                 .metrics = app.metrics};
+    app.feedback = feedback_start(&fc, err, sizeof err);
+    if (!app.feedback)
+        log_fatal("feedback consumer: %s", err);
 
     /* the import route's cap comes from IMPORT_MAX_BYTES */
     struct http_route routes[32];
@@ -165,6 +178,8 @@ int main(int argc, char **argv)
              cfg.svc.db_path, cfg.svc.kafka_brokers, clients.v[clients.default_idx].s.name);
 
     service_wait(svc);
+    /* the consumer's offsets are committed after its last transaction */
+    feedback_stop(app.feedback);
     sender_stop(app.sender); /* commits every outcome and its event into the outbox */
     smtp_clients_cleanup(&clients);
     dkim_signer_free(dkim);

@@ -257,6 +257,13 @@ struct suppress_req {
  * -1 (nothing written). */
 int store_suppress(struct store *s, const struct suppress_req *r, const char *topic, int *result,
                    int64_t *dropped);
+/* store_suppress_batch - store_suppress for n requests in ONE transaction
+ * (the feedback-events consumer's batch): result[i] and dropped[i] per
+ * request; an address twice in r is stored once (its second request is
+ * STORE_DUPLICATE). 0, or -1 (nothing written, every result
+ * STORE_DUPLICATE). */
+int store_suppress_batch(struct store *s, const struct suppress_req *r, size_t n, const char *topic,
+                         int *result, int64_t *dropped);
 /* store_unsuppress - remove the address from the list (copies dropped
  * earlier stay dropped): 0 removed, 1 not suppressed, -1 error */
 int store_unsuppress(struct store *s, const char *address);

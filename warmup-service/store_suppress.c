@@ -1,6 +1,7 @@
 /* store_suppress.c - the SQLite backend of store.h for the suppression
- * list: add (with the queued copies dropped and the event in the same
- * transaction), remove, read, list, and the worker's late check. Locks as
+ * list: add, one address or a batch (with the queued copies dropped and
+ * the events in the same transaction), remove, read, list, and the
+ * worker's late check. Locks as
  * in store.c (w_lock for the writer connection, r_lock for the reader);
  * n_supp changes under w_lock, supp_epoch after each committed addition.
  * Statements run once per request and are prepared per call. */
@@ -101,48 +102,62 @@ out:
     return rc;
 }
 
-int store_suppress(struct store *s, const struct suppress_req *r, const char *topic, int *result,
-                   int64_t *dropped)
+int store_suppress_batch(struct store *s, const struct suppress_req *r, size_t n, const char *topic,
+                         int *result, int64_t *dropped)
 {
     int rc = -1;
-    *dropped = 0;
-    *result = STORE_DUPLICATE;
+    size_t added = 0;
+    for (size_t i = 0; i < n; i++) {
+        dropped[i] = 0;
+        result[i] = STORE_DUPLICATE;
+    }
     pthread_mutex_lock(&s->w_lock);
     sqlite3_stmt *ins = db_prepare(s->w, "INSERT INTO suppressions(address, reason, at_ms,"
                                          " email_ref) VALUES(?,?,?,?) ON CONFLICT DO NOTHING");
     if (!ins || db_begin(s->w) != 0)
         goto out;
-    sqlite3_bind_text(ins, 1, r->address, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 2, r->reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(ins, 3, r->at_ms);
-    if (r->email_ref > 0)
-        sqlite3_bind_int64(ins, 4, r->email_ref);
-    else
-        sqlite3_bind_null(ins, 4);
-    if (db_step(s->w, ins) != 0)
-        goto out;
-    if (sqlite3_changes(s->w) == 0) { /* already suppressed: nothing to do */
-        rc = db_commit(s->w);
-        goto out;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(ins, 1, r[i].address, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, r[i].reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 3, r[i].at_ms);
+        if (r[i].email_ref > 0)
+            sqlite3_bind_int64(ins, 4, r[i].email_ref);
+        else
+            sqlite3_bind_null(ins, 4);
+        int st = db_step(s->w, ins);
+        sqlite3_reset(ins);
+        if (st != 0)
+            goto out;
+        if (sqlite3_changes(s->w) == 0) /* already suppressed: nothing to do */
+            continue;
+        if (drop_queued(s, r[i].address, &dropped[i]) != 0 ||
+            outbox_add(s->w, topic, r[i].domain, r[i].event) != 0)
+            goto out;
+        result[i] = STORE_INSERTED;
+        added++;
     }
-    if (drop_queued(s, r->address, dropped) != 0 ||
-        outbox_add(s->w, topic, r->domain, r->event) != 0)
-        goto out;
     rc = db_commit(s->w);
-    if (rc == 0) {
-        *result = STORE_INSERTED;
-        s->n_supp++;
+    if (rc == 0 && added > 0) {
+        s->n_supp += (int64_t)added;
         atomic_fetch_add(&s->supp_epoch, 1);
     }
 out:
     if (rc != 0) {
         db_rollback(s->w);
-        *dropped = 0;
-        *result = STORE_DUPLICATE;
+        for (size_t i = 0; i < n; i++) {
+            dropped[i] = 0;
+            result[i] = STORE_DUPLICATE;
+        }
     }
     sqlite3_finalize(ins);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
+}
+
+int store_suppress(struct store *s, const struct suppress_req *r, const char *topic, int *result,
+                   int64_t *dropped)
+{
+    return store_suppress_batch(s, r, 1, topic, result, dropped);
 }
 
 int store_unsuppress(struct store *s, const char *address)

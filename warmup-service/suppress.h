@@ -9,6 +9,7 @@
 #include "addr.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct store;
@@ -27,5 +28,20 @@ bool suppress_reason_ok(const char *reason);
 int suppress_add(struct store *st, struct outbox_publisher *ob, const char *topic,
                  const struct addr *a, const char *reason, int64_t email_ref, int *result,
                  int64_t *dropped);
+
+/* one address of a batch: a, reason and email_ref in; result and dropped
+ * out (as suppress_add's) */
+struct suppress_item {
+    const struct addr *a;
+    const char *reason;
+    int64_t email_ref;
+    int result;
+    int64_t dropped;
+};
+/* suppress_add_batch - suppress_add for n items in ONE transaction (all or
+ * nothing): 0, or -1 (database error, nothing stored, every result
+ * STORE_DUPLICATE). */
+int suppress_add_batch(struct store *st, struct outbox_publisher *ob, const char *topic,
+                       struct suppress_item *v, size_t n);
 
 #endif

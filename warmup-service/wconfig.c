@@ -62,6 +62,7 @@ void wconfig_load(struct wconfig *cfg)
     if (cfg->breaker_max_ms < cfg->breaker_base_ms)
         log_fatal("config: SMTP_BREAKER_BACKOFF_MAX_MS: must be at least SMTP_BREAKER_BACKOFF_MS");
     cfg->dkim_keys_file = config_str("DKIM_KEYS_FILE", NULL);
+    cfg->feedback_topic = config_str("KAFKA_FEEDBACK_TOPIC", "feedback-events");
     char err[256];
     if (unsub_config_load(&cfg->unsub, err, sizeof err) != 0)
         log_fatal("config: %s", err);
@@ -73,6 +74,7 @@ void wconfig_cleanup(struct wconfig *cfg)
     free(cfg->message_id_domain);
     free(cfg->bounce_domain);
     free(cfg->dkim_keys_file);
+    free(cfg->feedback_topic);
     unsub_config_cleanup(&cfg->unsub);
     svc_config_cleanup(&cfg->svc);
 }

@@ -22,6 +22,7 @@ struct wconfig {
     int breaker_base_ms;       /* circuit breaker: first backoff before a probe */
     int breaker_max_ms;        /* circuit breaker: longest backoff */
     char *dkim_keys_file;      /* NULL: no DKIM signing */
+    char *feedback_topic;      /* KAFKA_FEEDBACK_TOPIC: consumed (feedback.h) */
     struct unsub_config unsub; /* PUBLIC_URL, UNSUBSCRIBE_SECRET, UNSUBSCRIBE_MAILTO */
 };
 

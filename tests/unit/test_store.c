@@ -440,6 +440,68 @@ static void test_suppress(void)
     store_free(s);
 }
 
+/* a batch of suppressions (the feedback-events consumer's): one
+ * transaction, an address twice stored once, an old entry untouched, the
+ * queued copies of each dropped and one event per new entry */
+static void test_suppress_batch(void)
+{
+    char path[128], why[256], cnt[96];
+    snprintf(path, sizeof path, "%s/b.db", tmpdir);
+    struct store *s = store_open(path, why, sizeof why);
+    CHECK(s != NULL, "store opens");
+    if (!s)
+        return;
+    add_users(s);
+    int64_t a = new_email(s);
+    int result[4];
+    int64_t dropped[4];
+    CHECK_INT(suppress(s, "u3@example.com", result, dropped), 0, "u3 suppressed before");
+    long long outbox0 = count(s->w, "SELECT count(*) FROM outbox");
+    uint64_t epoch0 = atomic_load(&s->supp_epoch);
+    static const char *const who[4] = {"u4@example.com", "U3@example.com", "u5@example.com",
+                                       "U4@Example.com"};
+    static const char *const why_[4] = {"hard_bounce", "complaint", "complaint", "complaint"};
+    struct suppress_req r[4];
+    for (int i = 0; i < 4; i++)
+        r[i] = (struct suppress_req){.address = who[i],
+                                     .domain = "example.com",
+                                     .reason = why_[i],
+                                     .at_ms = 1796000000000,
+                                     .email_ref = a,
+                                     .event = "{\"type\":\"user.unsubscribed\"}"};
+    CHECK_INT(store_suppress_batch(s, r, 4, "emailId-events", result, dropped), 0,
+              "a batch of four");
+    CHECK(result[0] == STORE_INSERTED && result[1] == STORE_DUPLICATE &&
+              result[2] == STORE_INSERTED && result[3] == STORE_DUPLICATE,
+          "new, already suppressed, new, twice in the batch");
+    CHECK(dropped[0] == 1 && dropped[1] == 0 && dropped[2] == 1 && dropped[3] == 0,
+          "the queued copy of each new entry dropped");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM outbox") - outbox0, 2, "one event per new entry");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM suppressions WHERE address = 'u4@example.com'"
+                          " AND reason = 'hard_bounce'"),
+              1, "the first reason kept for an address twice in the batch");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM suppressions WHERE address = 'u3@example.com'"
+                          " AND reason = 'manual'"),
+              1, "an old entry untouched");
+    char cnt_want[32];
+    email_counts(s, a, cnt, sizeof cnt);
+    snprintf(cnt_want, sizeof cnt_want, "%d 0 0 0 3", NUSERS - 3);
+    CHECK_STR(cnt, cnt_want, "three copies suppressed in all");
+    CHECK(s->n_supp == 3 && atomic_load(&s->supp_epoch) != epoch0, "the count and the epoch moved");
+    /* a failing batch writes nothing: the second request has no event (NOT NULL) */
+    r[0].address = "u6@example.com";
+    r[1].address = "u7@example.com";
+    r[1].event = NULL;
+    CHECK_INT(store_suppress_batch(s, r, 2, "emailId-events", result, dropped), -1,
+              "a batch that fails midway");
+    CHECK(result[0] == STORE_DUPLICATE && dropped[0] == 0, "  ... reports nothing stored");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM suppressions WHERE address IN"
+                          " ('u6@example.com', 'u7@example.com')"),
+              0, "  ... and stored nothing (rolled back)");
+    CHECK(s->n_supp == 3, "  ... the count did not move");
+    store_free(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) {
@@ -451,6 +513,7 @@ int main(void)
     test_lists();
     test_migration();
     test_suppress();
+    test_suppress_batch();
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)

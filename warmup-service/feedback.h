@@ -1,0 +1,51 @@
+/* feedback.h - the warmup service's consumer of feedback-events
+ * (KAFKA_FEEDBACK_TOPIC, consumer group "warmup-service"; DESIGN 9.2): an
+ * email.bounced with "bounce":"hard" suppresses its recipient with reason
+ * hard_bounce, an email.complained with reason complaint (suppress.h: the
+ * entry, the queued copies dropped and the user.unsubscribed event). A
+ * soft bounce suppresses nothing. A value that is not a v1 email.bounced or
+ * email.complained is logged, counted and skipped: it never blocks its
+ * partition. Each Kafka batch is applied in one store transaction, and
+ * its offsets are committed only after it (at least once; a redelivered
+ * event finds the address already suppressed and changes nothing).
+ *
+ * Counted in feedback_events_total{type="hard_bounce"|"soft_bounce"|
+ * "complaint"|"invalid"} once a batch is committed.
+ *
+ * Threads: kconsumer's (decoding on its consumer thread, the transaction
+ * on its writer thread); start, stop and stats from the owner (main, the
+ * HTTP pool for stats). */
+#ifndef FEEDBACK_H
+#define FEEDBACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct store;
+struct outbox_publisher;
+struct metrics;
+
+#define FEEDBACK_GROUP_ID "warmup-service"
+
+struct feedback_config {
+    const char *brokers;
+    const char *topic;        /* KAFKA_FEEDBACK_TOPIC */
+    const char *user_topic;   /* where user.unsubscribed goes (emailId-events) */
+    const char *const *extra; /* more librdkafka settings (security); may be NULL */
+    struct store *store;
+    struct outbox_publisher *outbox;
+    struct metrics *metrics;
+};
+
+struct feedback;
+
+/* feedback_start - join the group and consume; NULL with the reason in
+ * errbuf. Every pointer of cfg must outlive feedback_stop. */
+struct feedback *feedback_start(const struct feedback_config *cfg, char *errbuf, size_t errlen);
+/* feedback_stop - finish the batch being applied, commit the offsets,
+ * leave the group, free. NULL is a no-op. */
+void feedback_stop(struct feedback *f);
+/* feedback_kafka_up - a broker connection of the consumer is up */
+bool feedback_kafka_up(struct feedback *f);
+
+#endif
