@@ -248,11 +248,10 @@ static int read_one(struct bounce_reader *b, struct item *it, int64_t now, char 
         errbuf_set(err, errlen, "%s", why);
         return -1;
     }
-    if (rc == 1) {
-        if (strstr(why, "limit"))
-            left_alone(b, it->uid, BOUNCE_MALFORMED, why, now);
-        return 0; /* else expunged meanwhile */
-    }
+    if (rc == 2)
+        left_alone(b, it->uid, BOUNCE_MALFORMED, why, now);
+    if (rc > 0)
+        return 0; /* too large, or expunged meanwhile */
     struct report r;
     if (report_parse(msg, len, &r, why, sizeof why) != 0) {
         free(msg);
@@ -353,6 +352,7 @@ static void round_once(struct bounce_reader *b)
 static void *reader_main(void *arg)
 {
     struct bounce_reader *b = arg;
+    pthread_setname_np(pthread_self(), "bounce"); /* top -H, perf, gdb */
     sigset_t pipe;
     sigemptyset(&pipe);
     sigaddset(&pipe, SIGPIPE);

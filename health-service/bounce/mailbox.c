@@ -213,10 +213,13 @@ int mailbox_fetch(struct mailbox *m, uint32_t uid, size_t max, char **msg, size_
     struct mailimap_msg_att_static *sz = static_att(res, MAILIMAP_MSG_ATT_RFC822_SIZE);
     uint32_t size = sz ? sz->att_data.att_rfc822_size : 0;
     mailimap_fetch_list_free(res);
-    if (!sz || size > max) {
-        errbuf_set(err, errlen, sz ? "%u bytes, over the %zu-byte limit" : "no such message",
-                   (unsigned)size, max);
+    if (!sz) {
+        errbuf_set(err, errlen, "no such message");
         return 1;
+    }
+    if (size > max) {
+        errbuf_set(err, errlen, "%u bytes, over the %zu-byte limit", (unsigned)size, max);
+        return 2;
     }
     r = fetch_one(m, uid, mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)),
                   &res);

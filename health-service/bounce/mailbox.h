@@ -36,7 +36,8 @@ int mailbox_unseen(struct mailbox *m, uint32_t **uids, size_t *n, uint32_t *uidv
                    size_t errlen);
 /* mailbox_fetch - UID FETCH BODY.PEEK[] (no flag changes): the message in
  * a new buffer (caller frees). 0; 1 when the server has no such message
- * or it is over max bytes; -1 connection error (closed) */
+ * (expunged meanwhile); 2 when it is over max bytes (err says its size);
+ * -1 connection error (closed) */
 int mailbox_fetch(struct mailbox *m, uint32_t uid, size_t max, char **msg, size_t *len, char *err,
                   size_t errlen);
 /* mailbox_done - the processed reports flagged \Seen, or moved to
