@@ -6,8 +6,9 @@
  *
  * Hosts an in-memory cluster speaking the real Kafka protocol (consumer
  * groups, committed offsets, idempotent producers), creates the topics
- * (default email-events and emailId-events; -t replaces them), prints the
- * bootstrap list on stdout and writes it atomically to BOOTSTRAP_FILE.
+ * (default email-events, emailId-events and feedback-events; -t replaces
+ * them), prints the bootstrap list on stdout and writes it atomically to
+ * BOOTSTRAP_FILE.
  *
  * Outages without changing addresses: SIGUSR1 takes every broker down,
  * SIGUSR2 brings them back; the same from stdin lines "down", "up",
@@ -59,7 +60,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: " PROG " [-n BROKERS (3)] [-p PARTITIONS (3)] [-r REPLICATION]\n"
             "       [-f BOOTSTRAP_FILE] [-t TOPIC]...\n"
-            "  default topics: email-events emailId-events (-t replaces them)\n"
+            "  default topics: email-events emailId-events feedback-events (-t replaces them)\n"
             "  SIGUSR1 / stdin \"down [N]\": brokers down; SIGUSR2 / \"up [N]\": back up\n");
 }
 
@@ -241,6 +242,7 @@ int main(int argc, char **argv)
     if (ntopics == 0) {
         topics[ntopics++] = "email-events";
         topics[ntopics++] = "emailId-events";
+        topics[ntopics++] = "feedback-events";
     }
     if (replication < 0)
         replication = nbrokers < 3 ? nbrokers : 3;
