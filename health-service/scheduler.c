@@ -69,9 +69,13 @@ static void publish_placement(struct worker *w, const char *domain)
     const struct {
         const char *state;
         int64_t v;
-    } v[] = {{"delivered", p.delivered}, {"spam", p.spam},
-             {"opened", p.opened},       {"read", p.read},
-             {"bounced", p.bounced},     {"pending", pending > 0 ? pending : 0}};
+    } v[] = {{"delivered", p.delivered},
+             {"spam", p.spam},
+             {"opened", p.opened},
+             {"read", p.read},
+             {"bounced", p.bounced},
+             {"complained", p.complained},
+             {"pending", pending > 0 ? pending : 0}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         metric_set(
             metrics_gauge(w->s->cfg.metrics, "health_placement_copies",

@@ -169,6 +169,11 @@ eq "/mail_stats of the delayed copy (no bounce)" "$(st 'mail_id=<email-7.3333333
 dom() { curl -s "$H/domains" | $PY -c 'import json,sys; d={x["domain"]: x for x in json.load(sys.stdin)}; print([d.get(n, {}).get(sys.argv[1]) for n in sys.argv[2:]])' "$@"; }
 eq "/domains bounced: rcpt.test 1, hard.test 1, soft.test 1" "$(dom bounced rcpt.test hard.test soft.test)" "[1, 1, 1]"
 eq "/domains complained: yahoo.test 1, aol.test 1, rcpt.test 0" "$(dom complained yahoo.test aol.test rcpt.test)" "[1, 1, 0]"
+# pstate DOMAIN STATE - health_placement_copies{domain=DOMAIN,state=STATE} (set at the domain's rounds)
+pstate() { curl -s "$H/metrics" | awk -v k="health_placement_copies{domain=\"$1\",state=\"$2\"}" '$1 == k { print $2 }'; }
+pstate_is() { [ "$(pstate "$1" "$2")" = "$3" ]; }
+wait_for 20 pstate_is yahoo.test complained 1 && pstate_is rcpt.test complained 0
+ok $? "health_placement_copies{state=\"complained\"}: yahoo.test 1, rcpt.test 0" || echo "#   got $(pstate yahoo.test complained)"
 
 # --- the mailbox ---------------------------------------------------------------
 # unseen - UIDs without \Seen in the bounce mailbox
