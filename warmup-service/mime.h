@@ -7,7 +7,7 @@
  *   - with html: multipart/alternative, text part first, html part second,
  *     each text/...; charset=utf-8, quoted-printable, random boundary.
  *     A text that is empty or only white space is replaced by one made
- *     from the html (mime_html_text), so an html-only send still carries a
+ *     from the html (html_text.h), so an html-only send still carries a
  *     readable text/plain part.
  * Non-ASCII subjects and display names become RFC 2047 encoded words
  * (UTF-8, B or Q, whichever is shorter; each word <= 75 octets, never
@@ -89,19 +89,6 @@ size_t mime_fill_worst(const char *tmpl, bool html, size_t name_max, size_t emai
  * is the MESSAGE_ID_DOMAIN (ASCII). 0, or -1 when an argument is unusable
  * or the value does not fit. */
 int mime_feedback_id(int64_t email_id, const char *from, const char *domain, char *out, size_t len);
-
-/* mime_html_text - a plain-text rendering of html (UTF-8) for the
- * text/plain part of an html-only message; caller frees. Tags are
- * dropped (script, style, head and title with their content), character
- * references decoded (the common names and &#...;, invalid ones become
- * U+FFFD), white space collapsed outside <pre>, block elements (p, div,
- * br, li, tr, headings, ...) become line breaks, table cells are spaced,
- * a list item starts with "- ", an image gives its alt text and a link
- * reads "text (url)" (the url alone when it is also the text; #fragment
- * and javascript: links give their text only). Never fails: unclosed tags
- * or comments end the text, the result is valid UTF-8 of at most
- * MIME_FILLED_MAX octets, lines end in LF, it ends in one LF unless empty. */
-char *mime_html_text(const char *html);
 
 /* mime_check_header_text - 0 if s is usable as header text: valid UTF-8,
  * no CR, LF or other control character (C0, DEL), at most maxlen octets;

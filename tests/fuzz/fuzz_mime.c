@@ -16,6 +16,7 @@
  */
 #include "buf.h"
 #include "fuzz.h"
+#include "html_text.h"
 #include "mime.h"
 #include "utf8.h"
 #include "xalloc.h"
@@ -112,7 +113,7 @@ static void check_bodies(const char *msg, const struct mime_input *in)
     const char *t = strstr(d1 + 2, "\r\n\r\n") + 4, *h = strstr(d2 + 2, "\r\n\r\n") + 4;
     FUZZ_CHECK(t > d1 && t <= d2 && h > d2 && h <= d3, "each part has headers");
     /* a blank text is made from the html */
-    char *made = in->text[strspn(in->text, " \t\r\n")] ? NULL : mime_html_text(in->html);
+    char *made = in->text[strspn(in->text, " \t\r\n")] ? NULL : html_text(in->html);
     same_body(t, (size_t)(d2 - t), made ? made : in->text, false,
               "the text part decodes to the input (or to the html's text)");
     free(made);

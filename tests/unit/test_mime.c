@@ -3,6 +3,7 @@
  * injection, placeholders, and line rules on random inputs. Includes the
  * .c to reach the encoders. */
 #include "../../warmup-service/mime.c"
+#include "../../warmup-service/html_text.c"
 #include "test.h"
 
 #include <stdint.h>
@@ -1026,11 +1027,11 @@ static void test_html_text(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char name[96];
         snprintf(name, sizeof name, "html text: cases[%zu]", i);
-        char *t = mime_html_text(cases[i].html);
+        char *t = html_text(cases[i].html);
         CHECK_STR(t, cases[i].want, name);
         free(t);
     }
-    char *t = mime_html_text(NULL);
+    char *t = html_text(NULL);
     CHECK_STR(t, "", "html text: NULL is empty");
     free(t);
 
@@ -1040,7 +1041,7 @@ static void test_html_text(void)
     for (size_t i = 0; i < n; i++)
         memcpy(big + 3 * i, "\xe2\x82\xac", 3);
     big[3 * n] = '\0';
-    t = mime_html_text(big);
+    t = html_text(big);
     size_t tl = strlen(t);
     CHECK(tl <= MIME_FILLED_MAX && tl > MIME_FILLED_MAX - 8, "html text: at most MIME_FILLED_MAX");
     CHECK(utf8_valid(t, tl), "html text: cut at a character boundary");
@@ -1051,7 +1052,7 @@ static void test_html_text(void)
     buf_init(&b, 8u << 20);
     for (int i = 0; i < 20000; i++)
         buf_printf(&b, "<a href=\"https://x.example/%0100d\">l</a>", i);
-    t = mime_html_text(buf_str(&b));
+    t = html_text(buf_str(&b));
     tl = strlen(t);
     CHECK(tl <= MIME_FILLED_MAX && utf8_valid(t, tl), "html text: many links bounded");
     free(t);
