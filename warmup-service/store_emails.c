@@ -364,15 +364,19 @@ static void sync_mode(struct store *s, bool full)
     sqlite3_reset(st);
 }
 
+/* the ids of up to ?4 due copies of email ?1 at ?2: pending copies first
+ * (due_at 0), then retries that are due; "state IN (0, 3)" lets SQLite use
+ * the claim index; ends the caller's "WHERE id IN (" */
+#define CLAIM_DUE_IDS                                                                              \
+    " SELECT id FROM (SELECT id FROM deliveries WHERE email_id = ?1 AND state = 0"                 \
+    " AND state IN (0, 3) LIMIT ?4) UNION ALL SELECT id FROM (SELECT id FROM deliveries"           \
+    " WHERE email_id = ?1 AND state = 3 AND state IN (0, 3) AND due_at <= ?2 LIMIT ?4)"            \
+    " LIMIT ?4)"
+
 int store_prepare_sender(struct store *s)
 {
-    /* pending copies first (due_at 0), then retries that are due */
     s->claim = db_prepare(
-        s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN ("
-              " SELECT id FROM (SELECT id FROM deliveries WHERE email_id = ?1 AND state = 0"
-              " AND state IN (0, 3) LIMIT ?4) UNION ALL SELECT id FROM (SELECT id FROM deliveries"
-              " WHERE email_id = ?1 AND state = 3 AND state IN (0, 3) AND due_at <= ?2 LIMIT ?4)"
-              " LIMIT ?4)"
+        s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_DUE_IDS
               " RETURNING id, recipient, name, attempts");
     s->res_done = db_prepare(s->w, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
                                    " due_at = ?3, last_code = ?4, last_enhanced = ?5,"
@@ -388,12 +392,7 @@ int store_prepare_sender(struct store *s)
     s->claim_chk = db_prepare(
         s->w, "UPDATE deliveries SET state = CASE WHEN EXISTS (SELECT 1 FROM suppressions"
               " WHERE address = deliveries.recipient) THEN 5 ELSE 1 END, lease_until = ?3"
-              " WHERE id IN ("
-              " SELECT id FROM (SELECT id FROM deliveries WHERE email_id = ?1 AND state = 0"
-              " AND state IN (0, 3) LIMIT ?4) UNION ALL SELECT id FROM (SELECT id FROM deliveries"
-              " WHERE email_id = ?1 AND state = 3 AND state IN (0, 3) AND due_at <= ?2 LIMIT ?4)"
-              " LIMIT ?4)"
-              " RETURNING id, recipient, name, attempts, state");
+              " WHERE id IN (" CLAIM_DUE_IDS " RETURNING id, recipient, name, attempts, state");
     s->claim_counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending - ?2,"
                                          " n_failed = n_failed - ?3,"
                                          " n_suppressed = n_suppressed + ?2 + ?3 WHERE id = ?1");

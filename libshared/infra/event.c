@@ -242,25 +242,35 @@ static const char *append(char **p, const char *str)
     return at;
 }
 
+/* address_field - s, the value of field `name`, parsed into *a; with
+ * domain, it must be the address's domain ("domain does not match") */
+static int address_field(const char *name, const char *s, const char *domain, struct addr *a,
+                         char *errbuf, size_t errlen)
+{
+    char why[160];
+    if (addr_parse(s, a, why, sizeof why) != 0) {
+        errbuf_set(errbuf, errlen, "%s is invalid: %s", name, why);
+        return -1;
+    }
+    if (domain && strcmp(a->domain, domain) != 0) {
+        errbuf_set(errbuf, errlen, "domain does not match %s", name);
+        return -1;
+    }
+    return 0;
+}
+
 static int decode_user_registered(const struct jsonx_field *f, struct event_user_registered *out,
                                   char *errbuf, size_t errlen)
 {
     const char *email, *name, *domain, *at;
-    char why[160];
     struct addr a;
     if (jsonx_field_string(&f[F_EMAIL_ID], true, 1024, &email, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_NAME], true, 1024, &name, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_DOMAIN], true, 255, &domain, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_AT], true, 64, &at, errbuf, errlen) != 0)
         return -1;
-    if (addr_parse(email, &a, why, sizeof why) != 0) {
-        errbuf_set(errbuf, errlen, "email_id is invalid: %s", why);
+    if (address_field("email_id", email, domain, &a, errbuf, errlen) != 0)
         return -1;
-    }
-    if (strcmp(a.domain, domain) != 0) {
-        errbuf_set(errbuf, errlen, "domain does not match email_id");
-        return -1;
-    }
     char *p = out->block =
         xmalloc(strlen(a.norm) + strlen(name) + strlen(a.domain) + strlen(at) + 4);
     out->address = append(&p, a.norm);
@@ -355,7 +365,6 @@ static int decode_email_sent(const struct jsonx_field *f, bool failed, struct ev
 {
     const char *mid, *bid, *rcpt, *domain, *client, *sent_at, *reply = NULL;
     int64_t email_id = 0;
-    char why[160];
     struct addr a;
     out->failed = failed;
     if (jsonx_field_string(&f[F_MID], true, 998, &mid, errbuf, errlen) != 0 ||
@@ -371,14 +380,8 @@ static int decode_email_sent(const struct jsonx_field *f, bool failed, struct ev
         errbuf_set(errbuf, errlen, "message_id and broadcast_id must be <...@...>");
         return -1;
     }
-    if (addr_parse(rcpt, &a, why, sizeof why) != 0) {
-        errbuf_set(errbuf, errlen, "recipient is invalid: %s", why);
+    if (address_field("recipient", rcpt, domain, &a, errbuf, errlen) != 0)
         return -1;
-    }
-    if (strcmp(a.domain, domain) != 0) {
-        errbuf_set(errbuf, errlen, "domain does not match recipient");
-        return -1;
-    }
     if (sent_at && parse_rfc3339_ms(sent_at, &out->sent_at_ms) != 0) {
         errbuf_set(errbuf, errlen, "sent_at is not an RFC 3339 UTC time");
         return -1;
@@ -418,7 +421,6 @@ static int decode_feedback(const struct jsonx_field *f, bool complained,
 {
     const char *mid, *rcpt, *domain, *at, *bounce = NULL, *status = "", *diag = "", *fbtype = "";
     int64_t email_id = 0;
-    char why[160];
     struct addr a;
     out->complained = complained;
     if (jsonx_field_string(&f[F_MID], true, 998, &mid, errbuf, errlen) != 0 ||
@@ -455,14 +457,8 @@ static int decode_feedback(const struct jsonx_field *f, bool complained,
         errbuf_set(errbuf, errlen, "message_id must be <...@...>");
         return -1;
     }
-    if (addr_parse(rcpt, &a, why, sizeof why) != 0) {
-        errbuf_set(errbuf, errlen, "recipient is invalid: %s", why);
+    if (address_field("recipient", rcpt, domain, &a, errbuf, errlen) != 0)
         return -1;
-    }
-    if (strcmp(a.domain, domain) != 0) {
-        errbuf_set(errbuf, errlen, "domain does not match recipient");
-        return -1;
-    }
     int64_t at_ms;
     if (parse_rfc3339_ms(at, &at_ms) != 0) {
         errbuf_set(errbuf, errlen, "at is not an RFC 3339 UTC time");
@@ -490,17 +486,14 @@ static int decode_user_unsubscribed(const struct jsonx_field *f,
                                     size_t errlen)
 {
     const char *email, *reason, *at;
-    char why[160];
     struct addr a;
     int64_t at_ms;
     if (jsonx_field_string(&f[F_EMAIL_ID], true, 1024, &email, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_REASON], true, 64, &reason, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_AT], true, 64, &at, errbuf, errlen) != 0)
         return -1;
-    if (addr_parse(email, &a, why, sizeof why) != 0) {
-        errbuf_set(errbuf, errlen, "email_id is invalid: %s", why);
+    if (address_field("email_id", email, NULL, &a, errbuf, errlen) != 0)
         return -1;
-    }
     if (!*reason) {
         errbuf_set(errbuf, errlen, "reason is empty");
         return -1;
