@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum fb_kind { FB_HARD, FB_SOFT, FB_COMPLAINT, FB_INVALID, FB_KINDS };
+enum fb_kind { FB_HARD, FB_SOFT, FB_COMPLAINT, FB_SUMMARY, FB_INVALID, FB_KINDS };
 static const char *const fb_kind_names[FB_KINDS] = {"hard_bounce", "soft_bounce", "complaint",
-                                                    "invalid"};
+                                                    "placement_summary", "invalid"};
 
 struct feedback {
     struct kconsumer *consumer;
@@ -43,6 +43,10 @@ static enum fb_kind classify(struct fb_work *w, const struct kmsg *m)
         log_warn("feedback event skipped topic=%s partition=%d offset=%lld: %s", m->topic,
                  (int)m->partition, (long long)m->offset, m->value ? why : "no value");
         return FB_INVALID;
+    }
+    if (ev.type == EVENT_PLACEMENT_SUMMARY) {
+        event_cleanup(&ev);
+        return FB_SUMMARY;
     }
     const struct event_email_feedback *f = &ev.feedback;
     enum fb_kind kind = f->complained ? FB_COMPLAINT : f->soft ? FB_SOFT : FB_HARD;

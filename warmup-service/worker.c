@@ -73,6 +73,7 @@ static char *make_event(const struct email_run *c, const struct queued_claim *j,
         .recipient = j->claim.recipient,
         .domain = domain_of(j->claim.recipient),
         .smtp_client = client,
+        .identity = c->info.from,    /* stored normalised */
         .sent_at_ms = time_now_ms(), /* for email.failed: the last attempt */
     };
     if (!sent) {

@@ -17,9 +17,13 @@
 #include <time.h>
 
 static const char *const type_names[EVENT_TYPE_COUNT] = {
-    [EVENT_USER_REGISTERED] = "user.registered",   [EVENT_EMAIL_SENT] = "email.sent",
-    [EVENT_EMAIL_FAILED] = "email.failed",         [EVENT_EMAIL_BOUNCED] = "email.bounced",
-    [EVENT_EMAIL_COMPLAINED] = "email.complained", [EVENT_USER_UNSUBSCRIBED] = "user.unsubscribed",
+    [EVENT_USER_REGISTERED] = "user.registered",
+    [EVENT_EMAIL_SENT] = "email.sent",
+    [EVENT_EMAIL_FAILED] = "email.failed",
+    [EVENT_EMAIL_BOUNCED] = "email.bounced",
+    [EVENT_EMAIL_COMPLAINED] = "email.complained",
+    [EVENT_USER_UNSUBSCRIBED] = "user.unsubscribed",
+    [EVENT_PLACEMENT_SUMMARY] = "placement.summary",
 };
 
 /* the members of every event type (email_id is a string in
@@ -42,6 +46,14 @@ enum {
     F_DIAG,
     F_FBTYPE,
     F_REASON,
+    F_IDENTITY,
+    F_PROVIDER,
+    F_WINDOW,
+    F_CHECKED,
+    F_INBOX,
+    F_SPAM,
+    F_BOUNCED,
+    F_COMPLAINED,
     F_COUNT
 };
 static const char *const field_keys[F_COUNT] = {
@@ -62,6 +74,14 @@ static const char *const field_keys[F_COUNT] = {
     [F_DIAG] = "diagnostic",
     [F_FBTYPE] = "feedback_type",
     [F_REASON] = "reason",
+    [F_IDENTITY] = "identity",
+    [F_PROVIDER] = "provider",
+    [F_WINDOW] = "window_s",
+    [F_CHECKED] = "checked",
+    [F_INBOX] = "inbox",
+    [F_SPAM] = "spam",
+    [F_BOUNCED] = "bounced",
+    [F_COMPLAINED] = "complained",
 };
 
 const char *event_type_name(enum event_type t)
@@ -128,6 +148,8 @@ char *event_encode_email_sent(const struct event_email_sent *e)
     put_str(o, F_RCPT, e->recipient);
     put_str(o, F_DOMAIN, e->domain);
     put_str(o, F_CLIENT, e->smtp_client);
+    if (e->identity)
+        put_str(o, F_IDENTITY, e->identity);
     if (!e->failed || e->sent_at_ms != 0) {
         char at[32];
         time_rfc3339_ms(e->sent_at_ms, at, sizeof at);
@@ -165,6 +187,21 @@ char *event_encode_user_unsubscribed(const struct event_user_unsubscribed *e)
     return text_of(o);
 }
 
+char *event_encode_placement_summary(const struct event_placement_summary *e)
+{
+    json_object *o = envelope(EVENT_PLACEMENT_SUMMARY);
+    put_str(o, F_IDENTITY, e->identity);
+    put_str(o, F_PROVIDER, e->provider);
+    put(o, F_WINDOW, json_object_new_int64(e->window_s));
+    put(o, F_CHECKED, json_object_new_int64(e->checked));
+    put(o, F_INBOX, json_object_new_int64(e->inbox));
+    put(o, F_SPAM, json_object_new_int64(e->spam));
+    put(o, F_BOUNCED, json_object_new_int64(e->bounced));
+    put(o, F_COMPLAINED, json_object_new_int64(e->complained));
+    put_str(o, F_AT, e->at);
+    return text_of(o);
+}
+
 char *event_encode(const struct event *ev)
 {
     switch (ev->type) {
@@ -178,6 +215,8 @@ char *event_encode(const struct event *ev)
         return event_encode_feedback(&ev->feedback);
     case EVENT_USER_UNSUBSCRIBED:
         return event_encode_user_unsubscribed(&ev->user_unsubscribed);
+    case EVENT_PLACEMENT_SUMMARY:
+        return event_encode_placement_summary(&ev->placement);
     default:
         return NULL;
     }
@@ -363,9 +402,9 @@ static bool bracketed(const char *s)
 static int decode_email_sent(const struct jsonx_field *f, bool failed, struct event_email_sent *out,
                              char *errbuf, size_t errlen)
 {
-    const char *mid, *bid, *rcpt, *domain, *client, *sent_at, *reply = NULL;
+    const char *mid, *bid, *rcpt, *domain, *client, *sent_at, *reply = NULL, *ident = NULL;
     int64_t email_id = 0;
-    struct addr a;
+    struct addr a, ia;
     out->failed = failed;
     if (jsonx_field_string(&f[F_MID], true, 998, &mid, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_BID], true, 998, &bid, errbuf, errlen) != 0 ||
@@ -374,7 +413,8 @@ static int decode_email_sent(const struct jsonx_field *f, bool failed, struct ev
         jsonx_field_string(&f[F_DOMAIN], true, 255, &domain, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_CLIENT], true, 128, &client, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_SENT_AT], !failed, 64, &sent_at, errbuf, errlen) != 0 ||
-        (failed && jsonx_field_string(&f[F_REPLY], false, 1024, &reply, errbuf, errlen) != 0))
+        (failed && jsonx_field_string(&f[F_REPLY], false, 1024, &reply, errbuf, errlen) != 0) ||
+        jsonx_field_string(&f[F_IDENTITY], false, 1024, &ident, errbuf, errlen) != 0)
         return -1;
     if (!bracketed(mid) || !bracketed(bid)) {
         errbuf_set(errbuf, errlen, "message_id and broadcast_id must be <...@...>");
@@ -382,19 +422,23 @@ static int decode_email_sent(const struct jsonx_field *f, bool failed, struct ev
     }
     if (address_field("recipient", rcpt, domain, &a, errbuf, errlen) != 0)
         return -1;
+    if (ident && address_field("identity", ident, NULL, &ia, errbuf, errlen) != 0)
+        return -1;
     if (sent_at && parse_rfc3339_ms(sent_at, &out->sent_at_ms) != 0) {
         errbuf_set(errbuf, errlen, "sent_at is not an RFC 3339 UTC time");
         return -1;
     }
     out->email_id = email_id;
-    char *p = out->block = xmalloc(strlen(mid) + strlen(bid) + strlen(a.norm) + strlen(a.domain) +
-                                   strlen(client) + (reply ? strlen(reply) : 0) + 6);
+    char *p = out->block =
+        xmalloc(strlen(mid) + strlen(bid) + strlen(a.norm) + strlen(a.domain) + strlen(client) +
+                (reply ? strlen(reply) : 0) + (ident ? strlen(ia.norm) : 0) + 7);
     out->message_id = append(&p, mid);
     out->broadcast_id = append(&p, bid);
     out->recipient = append(&p, a.norm);
     out->domain = append(&p, a.domain);
     out->smtp_client = append(&p, client);
     out->smtp_reply = reply ? append(&p, reply) : NULL;
+    out->identity = ident ? append(&p, ia.norm) : NULL;
     return 0;
 }
 
@@ -509,6 +553,36 @@ static int decode_user_unsubscribed(const struct jsonx_field *f,
     return 0;
 }
 
+static int decode_placement_summary(const struct jsonx_field *f,
+                                    struct event_placement_summary *out, char *errbuf,
+                                    size_t errlen)
+{
+    static const int counts[] = {F_CHECKED, F_INBOX, F_SPAM, F_BOUNCED, F_COMPLAINED};
+    int64_t *dst[] = {&out->checked, &out->inbox, &out->spam, &out->bounced, &out->complained};
+    const char *ident, *provider, *at;
+    struct addr a;
+    int64_t at_ms;
+    if (jsonx_field_string(&f[F_IDENTITY], true, 1024, &ident, errbuf, errlen) != 0 ||
+        jsonx_field_string(&f[F_PROVIDER], true, 255, &provider, errbuf, errlen) != 0 ||
+        jsonx_field_int(&f[F_WINDOW], true, 1, INT64_MAX, &out->window_s, errbuf, errlen) != 0 ||
+        jsonx_field_string(&f[F_AT], true, 64, &at, errbuf, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (jsonx_field_int(&f[counts[i]], true, 0, INT64_MAX, dst[i], errbuf, errlen) != 0)
+            return -1;
+    if (address_field("identity", ident, NULL, &a, errbuf, errlen) != 0)
+        return -1;
+    if (parse_rfc3339_ms(at, &at_ms) != 0) {
+        errbuf_set(errbuf, errlen, "at is not an RFC 3339 UTC time");
+        return -1;
+    }
+    char *p = out->block = xmalloc(strlen(a.norm) + strlen(provider) + strlen(at) + 3);
+    out->identity = append(&p, a.norm);
+    out->provider = append(&p, provider);
+    out->at = append(&p, at);
+    return 0;
+}
+
 int event_decode(const char *text, size_t len, unsigned accept, struct event *out, char *errbuf,
                  size_t errlen)
 {
@@ -533,6 +607,8 @@ int event_decode(const char *text, size_t len, unsigned accept, struct event *ou
         rc = decode_user_registered(f, &out->user_registered, errbuf, errlen);
     else if (type == EVENT_USER_UNSUBSCRIBED)
         rc = decode_user_unsubscribed(f, &out->user_unsubscribed, errbuf, errlen);
+    else if (type == EVENT_PLACEMENT_SUMMARY)
+        rc = decode_placement_summary(f, &out->placement, errbuf, errlen);
     else if (type == EVENT_EMAIL_BOUNCED || type == EVENT_EMAIL_COMPLAINED)
         rc = decode_feedback(f, type == EVENT_EMAIL_COMPLAINED, &out->feedback, errbuf, errlen);
     else
@@ -562,6 +638,9 @@ void event_cleanup(struct event *ev)
         break;
     case EVENT_USER_UNSUBSCRIBED:
         free(ev->user_unsubscribed.block);
+        break;
+    case EVENT_PLACEMENT_SUMMARY:
+        free(ev->placement.block);
         break;
     default:
         break;

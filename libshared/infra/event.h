@@ -12,6 +12,7 @@
  *   email.bounced    feedback topic (feedback-events, KAFKA_FEEDBACK_TOPIC)
  *                                                 key = the recipient address
  *   email.complained feedback topic               key = the recipient address
+ *   placement.summary feedback topic              key = the identity address
  *
  * Encoding: strings in the struct are borrowed for the call; the caller
  * frees the returned text. Decoding: unknown fields are ignored, a missing
@@ -38,6 +39,8 @@ enum event_type {
     EVENT_EMAIL_BOUNCED,     /* "email.bounced": a report says a copy was not delivered */
     EVENT_EMAIL_COMPLAINED,  /* "email.complained": its recipient reported a copy */
     EVENT_USER_UNSUBSCRIBED, /* "user.unsubscribed": an address was suppressed */
+    EVENT_PLACEMENT_SUMMARY, /* "placement.summary": where an identity's copies land at a provider
+                              */
     EVENT_TYPE_COUNT
 };
 
@@ -46,7 +49,9 @@ enum event_type {
 /* the types each topic carries */
 #define EVENT_ON_USER_TOPIC (EVENT_BIT(EVENT_USER_REGISTERED) | EVENT_BIT(EVENT_USER_UNSUBSCRIBED))
 #define EVENT_ON_EMAIL_TOPIC (EVENT_BIT(EVENT_EMAIL_SENT) | EVENT_BIT(EVENT_EMAIL_FAILED))
-#define EVENT_ON_FEEDBACK_TOPIC (EVENT_BIT(EVENT_EMAIL_BOUNCED) | EVENT_BIT(EVENT_EMAIL_COMPLAINED))
+#define EVENT_ON_FEEDBACK_TOPIC                                                                    \
+    (EVENT_BIT(EVENT_EMAIL_BOUNCED) | EVENT_BIT(EVENT_EMAIL_COMPLAINED) |                          \
+     EVENT_BIT(EVENT_PLACEMENT_SUMMARY))
 
 /* user.registered: a recipient was registered */
 struct event_user_registered {
@@ -77,6 +82,8 @@ struct event_email_sent {
     const char *recipient;    /* decoded: normalised */
     const char *domain;       /* the recipient's domain, lower-cased */
     const char *smtp_client;
+    const char *identity;   /* the copy's From address (sending identity); decoded: normalised,
+                             * NULL when the event has none (written before identities) */
     int64_t sent_at_ms;     /* the (last) attempt; decoded: 0 when an
                              * email.failed has no sent_at */
     const char *smtp_reply; /* email.failed only; may be NULL */
@@ -102,6 +109,18 @@ struct event_email_feedback {
     char *block;               /* decoded: holds the strings above */
 };
 
+/* placement.summary: over the last window_s seconds, the copies of one
+ * sending identity to one recipient provider that health checked, and
+ * where they landed (health-service publishes it when it changed) */
+struct event_placement_summary {
+    const char *identity; /* the From address, normalised */
+    const char *provider; /* a THROTTLES_FILE group name, or a domain */
+    int64_t window_s;
+    int64_t checked, inbox, spam, bounced, complained;
+    const char *at; /* RFC 3339 UTC */
+    char *block;    /* decoded: holds the strings above */
+};
+
 /* a decoded event: type says which member is set */
 struct event {
     enum event_type type;
@@ -110,6 +129,7 @@ struct event {
         struct event_email_sent email_sent;   /* EVENT_EMAIL_SENT and _FAILED */
         struct event_email_feedback feedback; /* EVENT_EMAIL_BOUNCED and _COMPLAINED */
         struct event_user_unsubscribed user_unsubscribed;
+        struct event_placement_summary placement;
     };
 };
 
@@ -131,6 +151,9 @@ char *event_encode_email_sent(const struct event_email_sent *e);
 char *event_encode_feedback(const struct event_email_feedback *e);
 /* event_encode_user_unsubscribed - email_id, reason, at */
 char *event_encode_user_unsubscribed(const struct event_user_unsubscribed *e);
+/* event_encode_placement_summary - identity, provider, window_s, checked,
+ * inbox, spam, bounced, complained, at */
+char *event_encode_placement_summary(const struct event_placement_summary *e);
 /* event_encode - the JSON value of ev, by its type; NULL for EVENT_NONE */
 char *event_encode(const struct event *ev);
 
@@ -141,8 +164,9 @@ char *event_encode(const struct event *ev);
  * the address, a Message-ID without brackets, a sent_at that is not an
  * RFC 3339 UTC time; for email.bounced and email.complained: a bounce
  * other than hard or soft, a status that is not an RFC 3463 code, an at
- * that is not RFC 3339 UTC); a refused event holds nothing. The caller releases
- * a decoded event with event_cleanup. */
+ * that is not RFC 3339 UTC; for placement.summary: a count below 0, inbox +
+ * spam + bounced + complained above checked, a window_s below 1); a refused event holds nothing.
+ * The caller releases a decoded event with event_cleanup. */
 int event_decode(const char *text, size_t len, unsigned accept, struct event *out, char *errbuf,
                  size_t errlen);
 /* event_cleanup - free what event_decode allocated; a zeroed event is fine */

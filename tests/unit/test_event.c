@@ -672,6 +672,103 @@ static void test_unsubscribed(void)
     }
 }
 
+/* placement.summary (DESIGN 9.3) and email.sent's identity */
+static void test_placement(void)
+{
+    char err[256];
+    struct event ev;
+    const struct event_placement_summary in = {.identity = "news@acme.test",
+                                               .provider = "gmail",
+                                               .window_s = 86400,
+                                               .checked = 40,
+                                               .inbox = 30,
+                                               .spam = 8,
+                                               .bounced = 1,
+                                               .complained = 1,
+                                               .at = "2026-12-05T10:00:00.000Z"};
+    char *s = event_encode_placement_summary(&in);
+    CHECK_STR(s,
+              "{\"v\":1,\"type\":\"placement.summary\",\"identity\":\"news@acme.test\","
+              "\"provider\":\"gmail\",\"window_s\":86400,\"checked\":40,\"inbox\":30,"
+              "\"spam\":8,\"bounced\":1,\"complained\":1,\"at\":\"2026-12-05T10:00:00.000Z\"}",
+              "placement.summary: the contract's fields and order");
+    CHECK_INT(event_decode(s, strlen(s), EVENT_ON_FEEDBACK_TOPIC, &ev, err, sizeof err), 0,
+              "placement.summary decodes on the feedback topic");
+    CHECK(ev.type == EVENT_PLACEMENT_SUMMARY && same(ev.placement.identity, in.identity) &&
+              same(ev.placement.provider, "gmail") && ev.placement.window_s == 86400 &&
+              ev.placement.checked == 40 && ev.placement.inbox == 30 && ev.placement.spam == 8 &&
+              ev.placement.bounced == 1 && ev.placement.complained == 1 &&
+              same(ev.placement.at, in.at),
+          "placement.summary round trip");
+    event_cleanup(&ev);
+    CHECK_INT(event_decode(s, strlen(s), EVENT_ON_EMAIL_TOPIC, &ev, err, sizeof err), -1,
+              "placement.summary refused on the email topic");
+    free(s);
+    static const struct {
+        const char *json, *why;
+    } bad[] = {
+        {"{\"v\":1,\"type\":\"placement.summary\",\"identity\":\"nobody\",\"provider\":\"g\","
+         "\"window_s\":1,\"checked\":0,\"inbox\":0,\"spam\":0,\"bounced\":0,\"complained\":0,"
+         "\"at\":\"2026-12-05T10:00:00Z\"}",
+         "identity is invalid"},
+        {"{\"v\":1,\"type\":\"placement.summary\",\"identity\":\"a@b.test\",\"provider\":\"\","
+         "\"window_s\":1,\"checked\":0,\"inbox\":0,\"spam\":0,\"bounced\":0,\"complained\":0,"
+         "\"at\":\"2026-12-05T10:00:00Z\"}",
+         "provider"},
+        {"{\"v\":1,\"type\":\"placement.summary\",\"identity\":\"a@b.test\",\"provider\":\"g\","
+         "\"window_s\":0,\"checked\":0,\"inbox\":0,\"spam\":0,\"bounced\":0,\"complained\":0,"
+         "\"at\":\"2026-12-05T10:00:00Z\"}",
+         "window_s"},
+        {"{\"v\":1,\"type\":\"placement.summary\",\"identity\":\"a@b.test\",\"provider\":\"g\","
+         "\"window_s\":1,\"checked\":3,\"inbox\":-1,\"spam\":0,\"bounced\":0,\"complained\":0,"
+         "\"at\":\"2026-12-05T10:00:00Z\"}",
+         "inbox"},
+        {"{\"v\":1,\"type\":\"placement.summary\",\"identity\":\"a@b.test\",\"provider\":\"g\","
+         "\"window_s\":1,\"checked\":3,\"inbox\":0,\"spam\":0,\"bounced\":0,"
+         "\"at\":\"2026-12-05T10:00:00Z\"}",
+         "complained"},
+        {"{\"v\":1,\"type\":\"placement.summary\",\"identity\":\"a@b.test\",\"provider\":\"g\","
+         "\"window_s\":1,\"checked\":3,\"inbox\":0,\"spam\":0,\"bounced\":0,\"complained\":0,"
+         "\"at\":\"yesterday\"}",
+         "at is not"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "placement.summary refused: %s", bad[i].why);
+        int rc = event_decode(bad[i].json, strlen(bad[i].json), EVENT_ON_FEEDBACK_TOPIC, &ev, err,
+                              sizeof err);
+        CHECK(rc == -1 && ev.type == EVENT_NONE && strstr(err, bad[i].why), name);
+        if (rc == -1 && !strstr(err, bad[i].why))
+            printf("# got: %s\n", err);
+    }
+
+    struct event_email_sent es = email_rows[0];
+    es.identity = "News@Acme.test";
+    s = event_encode_email_sent(&es);
+    CHECK(s && strstr(s, "\"smtp_client\":\"mailpit\",\"identity\":\"News@Acme.test\","),
+          "email.sent: identity after smtp_client");
+    CHECK_INT(event_decode(s, strlen(s), EVENT_ON_EMAIL_TOPIC, &ev, err, sizeof err), 0,
+              "email.sent with identity decodes");
+    CHECK(ev.type == EVENT_EMAIL_SENT && same(ev.email_sent.identity, "News@acme.test"),
+          "email.sent: identity decoded, normalised");
+    event_cleanup(&ev);
+    free(s);
+    s = event_encode_email_sent(&email_rows[0]);
+    CHECK(s && !strstr(s, "identity"), "email.sent: no identity written when there is none");
+    CHECK(event_decode(s, strlen(s), EVENT_ON_EMAIL_TOPIC, &ev, err, sizeof err) == 0 &&
+              ev.email_sent.identity == NULL,
+          "email.sent without identity: NULL");
+    event_cleanup(&ev);
+    free(s);
+    const char *badid = "{\"v\":1,\"type\":\"email.sent\",\"message_id\":\"<a@b.test>\","
+                        "\"broadcast_id\":\"<c@b.test>\",\"email_id\":1,\"recipient\":\"r@x.test\","
+                        "\"domain\":\"x.test\",\"smtp_client\":\"c\",\"identity\":\"no at sign\","
+                        "\"sent_at\":\"2026-12-05T10:00:00Z\"}";
+    CHECK(event_decode(badid, strlen(badid), EVENT_ON_EMAIL_TOPIC, &ev, err, sizeof err) == -1 &&
+              strstr(err, "identity is invalid"),
+          "email.sent: an invalid identity is refused");
+}
+
 int main(void)
 {
     test_wire_format();
@@ -685,5 +782,6 @@ int main(void)
     test_feedback();
     test_feedback_decode();
     test_unsubscribed();
+    test_placement();
     return test_done();
 }
