@@ -140,7 +140,8 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
     if (got <= 0)
         return 0;
     size_t n = 0;
-    if (store_claim(s->cfg.store, c->info.id, got, time_now_ms(), s->cfg.lease_ms, claims, &n) != 0)
+    if (store_claim(s->cfg.store, c->info.id, got, time_now_ms(), s->cfg.lease_ms, NULL, claims,
+                    &n) != 0)
         n = 0;
     if ((int)n < got) {
         ratelimit_refund(cl->rl, got - (int)n);

@@ -29,6 +29,8 @@ static const char *const migrations[] = {
     STORE_CLAIM_INDEX_SQL,
     /* 4: the suppression list */
     STORE_SUPPRESS_SCHEMA_SQL,
+    /* 5: recipient domains as lanes, identities' day counts */
+    STORE_LANES_SCHEMA_SQL,
 };
 
 static void *gc_main(void *arg);
@@ -46,19 +48,22 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
         store_free(s);
         return NULL;
     }
-    s->ins_user = db_prepare(s->w, "INSERT INTO users(name, email_id, domain, created_at)"
-                                   " VALUES(?,?,?,?) ON CONFLICT DO NOTHING");
+    s->ins_user = db_prepare(s->w, "INSERT INTO users(name, email_id, domain, created_at, lane)"
+                                   " VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING");
+    s->ins_domain = db_prepare(s->w, "INSERT INTO domains(name) VALUES(?) ON CONFLICT DO NOTHING");
+    s->get_lane = db_prepare(s->w, "SELECT id FROM domains WHERE name = ?");
     s->list_users = db_prepare(s->r, "SELECT name, email_id, created_at FROM users"
                                      " ORDER BY id LIMIT ? OFFSET ?");
     s->list_ids =
         db_prepare(s->r, "SELECT id, email_id FROM users WHERE id > ? ORDER BY id LIMIT ?");
     s->count_users = db_prepare(s->r, "SELECT count(*) FROM users");
-    s->backfill = db_prepare(s->w, "INSERT INTO deliveries(email_id, user_id, recipient, name)"
-                                   " SELECT id, ?1, ?2, ?3 FROM emails WHERE NOT EXISTS"
+    s->backfill = db_prepare(s->w, "INSERT INTO deliveries(email_id, user_id, recipient, name,"
+                                   " lane) SELECT id, ?1, ?2, ?3, ?4 FROM emails WHERE NOT EXISTS"
                                    " (SELECT 1 FROM suppressions WHERE address = ?2)");
     s->backfill_count = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1");
-    if (!s->ins_user || !s->backfill || !s->backfill_count || !s->list_users || !s->list_ids ||
-        !s->count_users || store_prepare_sender(s) != 0 || store_suppress_open(s) != 0) {
+    if (!s->ins_user || !s->ins_domain || !s->get_lane || !s->backfill || !s->backfill_count ||
+        !s->list_users || !s->list_ids || !s->count_users || store_prepare_sender(s) != 0 ||
+        store_suppress_open(s) != 0) {
         errbuf_set(errbuf, errlen, "cannot prepare statements on %s", path);
         store_free(s);
         return NULL;
@@ -94,11 +99,33 @@ void store_free(struct store *s)
 
 /* insert_user - the user, its backfill (*backfilled copies, may be NULL)
  * and its event, inside the caller's transaction */
+/* lane_of - the lane of a domain, made at its first user; 0 on error */
+static int64_t lane_of(struct store *s, const char *domain)
+{
+    int64_t lane = 0;
+    sqlite3_bind_text(s->ins_domain, 1, domain, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s->ins_domain);
+    sqlite3_reset(s->ins_domain);
+    if (rc == SQLITE_DONE) {
+        sqlite3_bind_text(s->get_lane, 1, domain, -1, SQLITE_STATIC);
+        if (sqlite3_step(s->get_lane) == SQLITE_ROW)
+            lane = sqlite3_column_int64(s->get_lane, 0);
+        sqlite3_reset(s->get_lane);
+    }
+    if (lane == 0)
+        log_error("store: the lane of %s: %s", domain, sqlite3_errmsg(s->w));
+    return lane;
+}
+
 static int insert_user(struct store *s, const struct user_reg *u, const char *topic, int *result,
                        int64_t *backfilled)
 {
     sqlite3_stmt *st = s->ins_user;
+    int64_t lane = lane_of(s, u->domain);
+    if (lane == 0)
+        return -1;
     sqlite3_reset(st);
+    sqlite3_bind_int64(st, 5, lane);
     sqlite3_bind_text(st, 1, u->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, u->address, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, u->domain, -1, SQLITE_STATIC);
@@ -119,6 +146,7 @@ static int insert_user(struct store *s, const struct user_reg *u, const char *to
     sqlite3_bind_int64(b, 1, sqlite3_last_insert_rowid(s->w));
     sqlite3_bind_text(b, 2, u->address, -1, SQLITE_STATIC);
     sqlite3_bind_text(b, 3, u->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(b, 4, lane);
     int rc = sqlite3_step(b);
     sqlite3_reset(b);
     int64_t n = rc == SQLITE_DONE ? sqlite3_changes(s->w) : 0;

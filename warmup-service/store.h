@@ -192,14 +192,24 @@ struct claim {
     char *recipient; /* heap, caller frees */
     char *name;      /* heap, caller frees */
     int attempts;    /* 0: the copy was pending */
+    int64_t lane;    /* its recipient domain's lane (store_lanes) */
     uint64_t epoch;  /* the suppression list's epoch at the claim */
 };
-/* store_claim - lease up to max due copies of an email (pending first,
- * then retries with due_at <= now) until now + lease_ms; out[] (caller's,
- * max entries) filled, *n set. Copies of a suppressed address among them
- * are dropped (status suppressed, counted) instead of leased. */
+/* what a claim may take and whom it charges */
+struct claim_scope {
+    int64_t lane_lo, lane_hi; /* only copies of lanes lo..hi (inclusive) */
+    int64_t identity_id;      /* > 0: charge the copies to its day count */
+    int64_t day;              /* the identity's local day (days since 1970-01-01) */
+};
+/* store_claim - lease up to max due copies of an email until now +
+ * lease_ms; out[] (caller's, max entries) filled, *n set. scope NULL: any
+ * lane, in queue order (pending first, then retries with due_at <= now);
+ * else only the lanes in scope, in lane order, and with an identity the
+ * copies are added to its day count per lane in the same transaction.
+ * Copies of a suppressed address among them are dropped (status
+ * suppressed, counted) instead of leased. */
 int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
-                struct claim *out, size_t *n);
+                const struct claim_scope *scope, struct claim *out, size_t *n);
 
 enum outcome_kind {
     OUTCOME_SENT,
@@ -217,15 +227,43 @@ struct outcome {
     int code;
     char enhanced[16];
     char text[512];
-    int64_t due_at;  /* RETRY: next attempt (wall ms) */
-    char *event;     /* email.sent / email.failed JSON or NULL (borrowed) */
-    char *event_key; /* the copy's Message-ID (borrowed) */
+    int64_t due_at;                 /* RETRY: next attempt (wall ms) */
+    int64_t identity_id, day, lane; /* the claim's charge (identity_id 0: none): a
+                                     * RELEASE or SUPPRESSED outcome gives it back */
+    char *event;                    /* email.sent / email.failed JSON or NULL (borrowed) */
+    char *event_key;                /* the copy's Message-ID (borrowed) */
 };
 /* store_apply_results - the outcomes of a batch of copies, the emails'
  * counters and the events (topic) in ONE transaction; 0 or -1 (nothing
  * applied) */
 int store_apply_results(struct store *s, const struct outcome *r, size_t n, const char *topic,
                         int64_t now_ms);
+
+/* ---- lanes and identity day counts (store_emails.c) ------------------- */
+
+/* a lane: a recipient domain's number, given at its first user */
+struct lane_row {
+    int64_t lane;
+    char *domain; /* heap */
+};
+/* store_lanes - the lanes above after (0: all), in order, into a new
+ * array. 0: caller frees with store_lanes_free; -1 on error (*out NULL). */
+int store_lanes(struct store *s, int64_t after, struct lane_row **out, size_t *n);
+void store_lanes_free(struct lane_row *v, size_t n);
+
+/* an identity's copies handed to SMTP on one local day, per domain */
+struct identity_day_count {
+    int64_t day;  /* days since 1970-01-01 (local date) */
+    char *domain; /* heap */
+    int64_t lane;
+    int64_t sent;
+};
+/* store_identity_days - the counts of days from_day..to_day (inclusive)
+ * of an identity, by day then lane, into a new array. 0: caller frees
+ * with store_identity_days_free; -1 on error (*out NULL). */
+int store_identity_days(struct store *s, int64_t identity_id, int64_t from_day, int64_t to_day,
+                        struct identity_day_count **out, size_t *n);
+void store_identity_days_free(struct identity_day_count *v, size_t n);
 
 /* ---- the suppression list (store_suppress.c) -------------------------- */
 

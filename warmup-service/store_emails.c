@@ -61,10 +61,10 @@ int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id
                            " VALUES('', ?,?,?,?,?,?,?,?,?,?)");
     /* with no suppression stored, the fan-out needs no per-user lookup */
     fan = db_prepare(s->w, s->n_supp == 0
-                               ? "INSERT INTO deliveries(email_id, user_id, recipient, name)"
-                                 " SELECT ?1, id, email_id, name FROM users ORDER BY id"
-                               : "INSERT INTO deliveries(email_id, user_id, recipient, name)"
-                                 " SELECT ?1, id, email_id, name FROM users WHERE NOT EXISTS"
+                               ? "INSERT INTO deliveries(email_id, user_id, recipient, name, lane)"
+                                 " SELECT ?1, id, email_id, name, lane FROM users ORDER BY id"
+                               : "INSERT INTO deliveries(email_id, user_id, recipient, name, lane)"
+                                 " SELECT ?1, id, email_id, name, lane FROM users WHERE NOT EXISTS"
                                  " (SELECT 1 FROM suppressions WHERE address = users.email_id)"
                                  " ORDER BY id");
     upd = db_prepare(s->w, "UPDATE emails SET message_id = ?2, n_pending = ?3 WHERE id = ?1");
@@ -373,11 +373,24 @@ static void sync_mode(struct store *s, bool full)
     " WHERE email_id = ?1 AND state = 3 AND state IN (0, 3) AND due_at <= ?2 LIMIT ?4)"            \
     " LIMIT ?4)"
 
+/* the copies of lanes ?5..?6 a claim takes, in lane order (deliveries_lane) */
+#define CLAIM_LANE_IDS                                                                             \
+    " SELECT id FROM deliveries INDEXED BY deliveries_lane WHERE email_id = ?1"                    \
+    " AND lane BETWEEN ?5 AND ?6 AND state IN (0, 3) AND (state = 0 OR due_at <= ?2) LIMIT ?4)"
+
+/* a checked claim leases a copy, or drops it when its address is suppressed */
+#define CLAIM_CHECKED_SET                                                                          \
+    "UPDATE deliveries SET state = CASE WHEN EXISTS (SELECT 1 FROM suppressions"                   \
+    " WHERE address = deliveries.recipient) THEN 5 ELSE 1 END, lease_until = ?3 WHERE id IN ("
+
 int store_prepare_sender(struct store *s)
 {
     s->claim = db_prepare(
         s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_DUE_IDS
-              " RETURNING id, recipient, name, attempts");
+              " RETURNING id, recipient, name, attempts, lane");
+    s->claim_lane = db_prepare(
+        s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_LANE_IDS
+              " RETURNING id, recipient, name, attempts, lane");
     s->res_done = db_prepare(s->w, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
                                    " due_at = ?3, last_code = ?4, last_enhanced = ?5,"
                                    " last_reply = ?6, updated_at = ?7 WHERE id = ?1");
@@ -387,23 +400,60 @@ int store_prepare_sender(struct store *s)
                                        " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
                                        " n_dead = n_dead + ?5, n_suppressed = n_suppressed + ?6"
                                        " WHERE id = ?1");
-    /* the claim above, but a copy whose address is suppressed is dropped
+    /* the claims above, but a copy whose address is suppressed is dropped
      * (state 5) instead of leased; RETURNING says which */
-    s->claim_chk = db_prepare(
-        s->w, "UPDATE deliveries SET state = CASE WHEN EXISTS (SELECT 1 FROM suppressions"
-              " WHERE address = deliveries.recipient) THEN 5 ELSE 1 END, lease_until = ?3"
-              " WHERE id IN (" CLAIM_DUE_IDS " RETURNING id, recipient, name, attempts, state");
+    s->claim_chk = db_prepare(s->w, CLAIM_CHECKED_SET CLAIM_DUE_IDS
+                              " RETURNING id, recipient, name, attempts, lane, state");
+    s->claim_lane_chk = db_prepare(s->w, CLAIM_CHECKED_SET CLAIM_LANE_IDS
+                                   " RETURNING id, recipient, name, attempts, lane, state");
     s->claim_counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending - ?2,"
                                          " n_failed = n_failed - ?3,"
                                          " n_suppressed = n_suppressed + ?2 + ?3 WHERE id = ?1");
     s->res_supp = db_prepare(s->w, "UPDATE deliveries SET state = 5, updated_at = ?2"
                                    " WHERE id = ?1");
+    s->charge = db_prepare(s->w, "INSERT INTO identity_days(identity_id, day, lane, sent)"
+                                 " VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE"
+                                 " SET sent = sent + excluded.sent");
     s->sync_normal = db_prepare(s->w, "PRAGMA synchronous=NORMAL");
     s->sync_full = db_prepare(s->w, "PRAGMA synchronous=FULL");
     return s->claim && s->res_done && s->res_release && s->res_counters && s->sync_normal &&
-                   s->sync_full && s->claim_chk && s->claim_counters && s->res_supp
+                   s->sync_full && s->claim_chk && s->claim_counters && s->res_supp &&
+                   s->claim_lane && s->claim_lane_chk && s->charge
                ? 0
                : -1;
+}
+
+/* charge - n copies of lane onto an identity's day count, in the caller's
+ * transaction (n < 0: copies given back) */
+static int charge(struct store *s, int64_t identity_id, int64_t day, int64_t lane, int64_t n)
+{
+    sqlite3_stmt *st = s->charge;
+    sqlite3_bind_int64(st, 1, identity_id);
+    sqlite3_bind_int64(st, 2, day);
+    sqlite3_bind_int64(st, 3, lane);
+    sqlite3_bind_int64(st, 4, n);
+    int rc = db_step(s->w, st);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* charge_claims - the claimed copies onto the identity's day, one row per lane */
+static int charge_claims(struct store *s, const struct claim_scope *sc, const struct claim *c,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool first = true;
+        for (size_t k = 0; k < i && first; k++)
+            first = c[k].lane != c[i].lane;
+        if (!first)
+            continue;
+        int64_t cnt = 0;
+        for (size_t k = i; k < n; k++)
+            cnt += c[k].lane == c[i].lane;
+        if (charge(s, sc->identity_id, sc->day, c[i].lane, cnt) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* claim_dropped - the counters of the copies a checked claim dropped, in
@@ -423,27 +473,34 @@ static int claim_dropped(struct store *s, int64_t email_id, int64_t pending, int
 }
 
 int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int64_t lease_ms,
-                struct claim *out, size_t *n)
+                const struct claim_scope *scope, struct claim *out, size_t *n)
 {
     int r, rc = -1;
     int64_t drop_pending = 0, drop_failed = 0;
     *n = 0;
     pthread_mutex_lock(&s->w_lock);
     sync_mode(s, false);
-    /* no suppression stored: the plain claim, one statement; else the
-     * checked claim and the dropped copies' counters in one transaction */
-    bool chk = s->n_supp > 0;
+    /* no suppression stored and no identity to charge: one statement;
+     * else the claim, the dropped copies' counters and the identity's
+     * day count in one transaction */
+    bool chk = s->n_supp > 0, ident = scope && scope->identity_id > 0, lanes = scope != NULL;
+    bool txn = chk || ident;
     uint64_t epoch = atomic_load(&s->supp_epoch);
-    sqlite3_stmt *st = chk ? s->claim_chk : s->claim;
-    if (chk && db_begin(s->w) != 0)
+    sqlite3_stmt *st =
+        lanes ? (chk ? s->claim_lane_chk : s->claim_lane) : (chk ? s->claim_chk : s->claim);
+    if (txn && db_begin(s->w) != 0)
         goto out;
     sqlite3_bind_int64(st, 1, email_id);
     sqlite3_bind_int64(st, 2, now_ms);
     sqlite3_bind_int64(st, 3, now_ms + lease_ms);
     sqlite3_bind_int(st, 4, max);
+    if (lanes) {
+        sqlite3_bind_int64(st, 5, scope->lane_lo);
+        sqlite3_bind_int64(st, 6, scope->lane_hi);
+    }
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         int attempts = sqlite3_column_int(st, 3);
-        if (chk && sqlite3_column_int(st, 4) == DLV_SUPPRESSED) {
+        if (chk && sqlite3_column_int(st, 5) == DLV_SUPPRESSED) {
             if (attempts == 0)
                 drop_pending++;
             else
@@ -455,6 +512,7 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
         c->recipient = store_col_dup(st, 1);
         c->name = store_col_dup(st, 2);
         c->attempts = attempts;
+        c->lane = sqlite3_column_int64(st, 4);
         c->epoch = epoch;
     }
     rc = r == SQLITE_DONE ? 0 : -1;
@@ -463,10 +521,12 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     sqlite3_reset(st); /* ends the statement's write */
     if (chk && rc == 0 && drop_pending + drop_failed > 0)
         rc = claim_dropped(s, email_id, drop_pending, drop_failed);
-    if (chk && rc == 0)
+    if (ident && rc == 0)
+        rc = charge_claims(s, scope, out, *n);
+    if (txn && rc == 0)
         rc = db_commit(s->w);
 out:
-    if (chk && rc != 0) {
+    if (txn && rc != 0) {
         db_rollback(s->w);
         for (size_t i = 0; i < *n; i++) {
             free(out[i].recipient);
@@ -508,6 +568,9 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct outcome *x = &r[i];
+        if ((x->kind == OUTCOME_RELEASE || x->kind == OUTCOME_SUPPRESSED) && x->identity_id > 0 &&
+            charge(s, x->identity_id, x->day, x->lane, -1) != 0)
+            goto out; /* not handed to SMTP after all: off the identity's day */
         if (x->kind == OUTCOME_RELEASE) {
             sqlite3_bind_int64(release, 1, x->copy_id);
             int st = db_step(s->w, release);
@@ -578,4 +641,83 @@ out: /* each statement was reset after its step */
     pthread_mutex_unlock(&s->w_lock);
     free(d);
     return rc;
+}
+
+int store_lanes(struct store *s, int64_t after, struct lane_row **out, size_t *n)
+{
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, "SELECT id, name FROM domains WHERE id > ? ORDER BY id");
+    int r = SQLITE_ERROR;
+    if (st) {
+        sqlite3_bind_int64(st, 1, after);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            *out = store_grow(*out, &cap, *n, sizeof **out);
+            (*out)[*n].lane = sqlite3_column_int64(st, 0);
+            (*out)[(*n)++].domain = store_col_str(st, 1);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    if (r != SQLITE_DONE) {
+        log_error("store: listing lanes failed");
+        store_lanes_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void store_lanes_free(struct lane_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].domain);
+    free(v);
+}
+
+int store_identity_days(struct store *s, int64_t identity_id, int64_t from_day, int64_t to_day,
+                        struct identity_day_count **out, size_t *n)
+{
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st =
+        db_prepare(s->r, "SELECT d.day, coalesce(m.name, ''), d.lane, d.sent FROM identity_days d"
+                         " LEFT JOIN domains m ON m.id = d.lane WHERE d.identity_id = ?1"
+                         " AND d.day BETWEEN ?2 AND ?3 AND d.sent > 0 ORDER BY d.day, d.lane");
+    int r = SQLITE_ERROR;
+    if (st) {
+        sqlite3_bind_int64(st, 1, identity_id);
+        sqlite3_bind_int64(st, 2, from_day);
+        sqlite3_bind_int64(st, 3, to_day);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            *out = store_grow(*out, &cap, *n, sizeof **out);
+            struct identity_day_count *x = &(*out)[(*n)++];
+            x->day = sqlite3_column_int64(st, 0);
+            x->domain = store_col_str(st, 1);
+            x->lane = sqlite3_column_int64(st, 2);
+            x->sent = sqlite3_column_int64(st, 3);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    if (r != SQLITE_DONE) {
+        log_error("store: identity_id=%lld day counts failed", (long long)identity_id);
+        store_identity_days_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void store_identity_days_free(struct identity_day_count *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].domain);
+    free(v);
 }

@@ -67,6 +67,28 @@ enum {
     " (SELECT id FROM emails WHERE n_pending + n_failed > 0)"                                      \
     " AND state IN (0, 3) AND recipient = ?1 COLLATE NOCASE RETURNING email_id, attempts"
 
+/* 5: lanes. Each recipient domain gets a number (domains.id, its lane),
+ * kept on the user and on each of its copies, so the sender can claim the
+ * copies of some providers while others wait (a provider's throttle, an
+ * identity paused for it). deliveries_lane is the claim index per lane;
+ * deliveries_claim (id order across lanes) stays for the unconstrained
+ * claim. identity_days counts the copies each identity handed to SMTP per
+ * local day and lane (its quota), charged in the claim's transaction. */
+#define STORE_LANES_SCHEMA_SQL                                                                     \
+    "CREATE TABLE domains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"                    \
+    "INSERT INTO domains(name) SELECT domain FROM users GROUP BY domain ORDER BY min(id);"         \
+    "ALTER TABLE users ADD COLUMN lane INTEGER NOT NULL DEFAULT 0;"                                \
+    "UPDATE users SET lane = (SELECT id FROM domains WHERE name = users.domain);"                  \
+    "ALTER TABLE deliveries ADD COLUMN lane INTEGER NOT NULL DEFAULT 0;"                           \
+    "UPDATE deliveries SET lane = coalesce((SELECT lane FROM users"                                \
+    " WHERE users.id = deliveries.user_id), 0)"                                                    \
+    " WHERE state IN (0, 1, 3);"                                                                   \
+    "CREATE INDEX deliveries_lane ON deliveries(email_id, lane, state, due_at)"                    \
+    " WHERE state IN (0, 3);"                                                                      \
+    "CREATE TABLE identity_days (identity_id INTEGER NOT NULL, day INTEGER NOT NULL,"              \
+    " lane INTEGER NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (identity_id, day, lane))"         \
+    " WITHOUT ROWID;"
+
 struct store {
     pthread_mutex_t w_lock;
     pthread_mutex_t r_lock;
@@ -85,6 +107,11 @@ struct store {
      * outcome of a copy found suppressed by its worker, the counters of a
      * claim's dropped copies (w_lock) */
     sqlite3_stmt *claim_chk, *res_supp, *claim_counters;
+    /* the claims of a lane range (the first also drops suppressed copies),
+     * an identity's day count by lane (w_lock) */
+    sqlite3_stmt *claim_lane_chk, *claim_lane, *charge;
+    /* a registration's lane: the domain's row, then its id (w_lock) */
+    sqlite3_stmt *ins_domain, *get_lane;
     /* suppressions stored (w_lock): while 0, fan-out, backfill and claim
      * skip the check. supp_epoch grows with every suppression (any thread
      * reads it): a claim remembers it, and its worker checks the address

@@ -48,7 +48,8 @@ eid = int(sys.argv[2]); seen = {}
 for line in open(sys.argv[1], encoding="utf-8"):
     key, val = line.rstrip("\n").split("\t", 1)
     e = json.loads(val)
-    assert set(e) == {"v","type","message_id","broadcast_id","email_id","recipient","domain","smtp_client","sent_at"}, e
+    assert set(e) == {"v","type","message_id","broadcast_id","email_id","recipient","domain","smtp_client","identity","sent_at"}, e
+    assert e["identity"] == "noreply@sender.test", e
     assert e["v"] == 1 and e["type"] == "email.sent" and e["email_id"] == eid, e
     assert e["broadcast_id"] == f"<email-{eid}@warmup.test>" and key == e["message_id"], e
     assert e["message_id"].startswith(f"<email-{eid}.") and e["smtp_client"] == "custom", e

@@ -106,7 +106,7 @@ static void test_claim_index(void)
     struct claim c[NUSERS];
     size_t n = 0;
     int64_t now = 1796000000000;
-    CHECK_INT(store_claim(s, id, 20, now, 60000, c, &n), 0, "claim");
+    CHECK_INT(store_claim(s, id, 20, now, 60000, NULL, c, &n), 0, "claim");
     CHECK_INT(n, 20, "20 copies claimed");
     CHECK_INT(in_index(s), NUSERS - 20, "claimed copies leave the index");
     CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE state = 1"), 20, "and are leased");
@@ -134,7 +134,7 @@ static void test_claim_index(void)
     CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE state = 2"), 10, "10 sent");
 
     /* pending first, then the due retries; sent and dead copies never */
-    CHECK_INT(store_claim(s, id, NUSERS, now + 1, 60000, c, &n), 0, "second claim");
+    CHECK_INT(store_claim(s, id, NUSERS, now + 1, 60000, NULL, c, &n), 0, "second claim");
     CHECK_INT(n, NUSERS - 20 + 1 + 5, "every pending copy and every due retry");
     int retries = 0;
     for (size_t i = 0; i < n; i++)
@@ -188,11 +188,11 @@ static void test_lists(void)
     struct outcome r[6];
     int64_t t0 = 1796000000000;
     memset(r, 0, sizeof r);
-    CHECK_INT(store_claim(s, id, 5, t0, 60000, c, &n), 0, "claim five");
+    CHECK_INT(store_claim(s, id, 5, t0, 60000, NULL, c, &n), 0, "claim five");
     for (size_t i = 0; i < n && i < 5; i++)
         r[i] = (struct outcome){.copy_id = c[i].id, .email_id = id, .kind = OUTCOME_DEAD};
     claims_free(c, n);
-    CHECK_INT(store_claim(s, other, 1, t0, 60000, c, &n), 0, "claim one");
+    CHECK_INT(store_claim(s, other, 1, t0, 60000, NULL, c, &n), 0, "claim one");
     r[5] = (struct outcome){
         .copy_id = n ? c[0].id : 0, .email_id = other, .kind = OUTCOME_DEAD, .code = 550};
     snprintf(r[5].enhanced, sizeof r[5].enhanced, "5.1.1");
@@ -259,7 +259,12 @@ static void test_migration(void)
         fprintf(stderr, "# %s\n", why);
         return;
     }
-    CHECK_INT(count(s->w, "PRAGMA user_version"), 4, "schema version 4 (suppressions)");
+    CHECK_INT(count(s->w, "PRAGMA user_version"), 5, "schema version 5 (lanes)");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM users WHERE lane = 0 OR lane IS NULL"), 0,
+              "every old user has its domain's lane");
+    CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries d JOIN users u ON u.id = d.user_id"
+                          " WHERE d.state IN (0, 1, 3) AND d.lane != u.lane"),
+              0, "every queued old copy has its user's lane");
     CHECK_INT(count(s->w, "SELECT n_suppressed FROM emails WHERE id = 7"), 0,
               "an old email has suppressed 0");
     CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries"), 7, "every copy kept");
@@ -272,7 +277,7 @@ static void test_migration(void)
     CHECK_INT(released, 1, "the leased copy of the old run is released");
     struct claim c[8];
     size_t n = 0;
-    CHECK_INT(store_claim(s, 7, 8, 1000, 60000, c, &n), 0, "claim on the migrated queue");
+    CHECK_INT(store_claim(s, 7, 8, 1000, 60000, NULL, c, &n), 0, "claim on the migrated queue");
     CHECK_INT(n, 4, "two pending, the released one and the due retry; not sent, dead or not due");
     int late = 0;
     for (size_t i = 0; i < n; i++)
@@ -321,7 +326,8 @@ static void test_suppress(void)
     struct claim c[NUSERS];
     size_t n = 0;
     int64_t now = 1796000000000;
-    CHECK_INT(store_claim(s, a, 5, now, 60000, c, &n), 0, "claim 5 (no suppression: plain claim)");
+    CHECK_INT(store_claim(s, a, 5, now, 60000, NULL, c, &n), 0,
+              "claim 5 (no suppression: plain claim)");
     uint64_t epoch = c[0].epoch;
     int result;
     int64_t dropped;
@@ -382,7 +388,7 @@ static void test_suppress(void)
           "the checked claim uses the claim index and the suppressions key");
     if (!strstr(p, "deliveries_claim"))
         fprintf(stderr, "# plan: %s\n", p);
-    CHECK_INT(store_claim(s, a, NUSERS, now + 1, 60000, c, &n), 0, "checked claim");
+    CHECK_INT(store_claim(s, a, NUSERS, now + 1, 60000, NULL, c, &n), 0, "checked claim");
     bool leaked = false;
     for (size_t i = 0; i < n; i++)
         leaked |= strcmp(c[i].recipient, "u10@example.com") == 0 ||
