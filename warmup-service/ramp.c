@@ -52,9 +52,17 @@ static int64_t local_ms(const struct tz *tz, int64_t day, int min)
     return utc * 1000;
 }
 
+/* instants are clamped to +-1e17 ms (3 million years): day arithmetic in ms
+ * then never overflows */
+static int64_t clamp_ms(int64_t ms)
+{
+    const int64_t lim = INT64_C(100000000000000000);
+    return ms > lim ? lim : ms < -lim ? -lim : ms;
+}
+
 static int64_t local_day(const struct tz *tz, int64_t ms)
 {
-    int64_t s = floor_div(ms, 1000);
+    int64_t s = floor_div(clamp_ms(ms), 1000);
     return floor_div(s + tz_offset_s(tz, s), 86400);
 }
 

@@ -146,6 +146,11 @@ static void test_window_day(void)
           "UTC window: 08:00Z-20:00Z");
     window_day(&utc, -1, &day, &s, &e);
     CHECK_INT(day, -1, "1969-12-31T23:59:59.999Z is day -1");
+    window_day(&day12, INT64_MAX, &day, &s, &e);
+    CHECK(s < e, "INT64_MAX: a window (clamped), no overflow");
+    window_day(&day12, INT64_MIN, &day, &s, &e);
+    CHECK(s < e && window_next_start(&day12, INT64_MIN, &day) > INT64_MIN,
+          "INT64_MIN: a window (clamped), no overflow");
     struct tz *ny = tz_load("America/New_York", err, sizeof err);
     struct window nyw = {480, 1200, ny};
     window_day(&nyw, INT64_C(1772938800000), &day, &s, &e); /* 03-08 03:00Z = 22:00 EST 03-07 */
