@@ -31,6 +31,8 @@ static const char *const migrations[] = {
     STORE_SUPPRESS_SCHEMA_SQL,
     /* 5: recipient domains as lanes, identities' day counts */
     STORE_LANES_SCHEMA_SQL,
+    /* 6: sending identities and their providers' states */
+    STORE_IDENTITIES_SCHEMA_SQL,
 };
 
 static void *gc_main(void *arg);

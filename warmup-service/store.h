@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ramp.h"
+
 struct store;
 
 /* ---- lifecycle ------------------------------------------------------- */
@@ -317,5 +319,95 @@ int store_list_suppressions(struct store *s, int64_t limit, int64_t offset,
  * suppressed after the claim (epoch: struct claim's), 0 when not, -1 on a
  * database error. One atomic load unless a suppression was stored since. */
 int store_suppressed_since(struct store *s, uint64_t epoch, const char *address);
+
+/* ---- sending identities (store_identities.c) ------------------------ */
+
+/* one provider's state for an identity; strings heap */
+struct identity_provider {
+    char *provider;         /* group name or domain */
+    char *state;            /* "ramping" | "holding" | "paused" */
+    char *reason;           /* "" when none */
+    int64_t since_ms;       /* identity clock: when the state last changed */
+    int64_t grace_until_ms; /* operator resume: no automatic pause before this; 0 none */
+    int64_t checked;        /* the last summary's counts and rates */
+    double inbox_rate, spam_rate, bounce_rate, complaint_rate;
+};
+/* a sending identity; strings heap, identity_cleanup() frees */
+struct identity {
+    int64_t id;
+    char *address;            /* normalised, unique (case-insensitive) */
+    char *name, *smtp_client; /* NULL when not given */
+    bool has_ramp;            /* warmup {} given */
+    struct ramp ramp;
+    bool has_window;                /* window {} given; without: 00:00-24:00 UTC */
+    int win_start_min, win_end_min; /* minutes after local midnight, 0 <= start < end <= 1440 */
+    char *tz;                       /* the window's zone; "UTC" by default */
+    bool paused;                    /* operator pause */
+    char *paused_reason;            /* NULL when not paused */
+    char *created_at;               /* RFC 3339 */
+    struct identity_provider *providers; /* by provider name */
+    size_t nproviders;
+};
+/* identity_cleanup - free x's strings and providers and zero it; NULL no-op */
+void identity_cleanup(struct identity *x);
+/* store_identities_free - identity_cleanup each, then the array; NULL no-op */
+void store_identities_free(struct identity *v, size_t n);
+
+/* a new identity; every pointer borrowed for the call, name, smtp_client
+ * NULL when not given, tz NULL for "UTC" (with a window) */
+struct identity_spec {
+    const char *address; /* normalised */
+    const char *name, *smtp_client;
+    bool has_ramp;
+    struct ramp ramp;
+    bool has_window;
+    int win_start_min, win_end_min;
+    const char *tz;
+    const char *created_at;
+};
+/* store_create_identity - 0 and *id, 1 (STORE_DUPLICATE) when the address
+ * already has an identity (nothing written), -1 */
+int store_create_identity(struct store *s, const struct identity_spec *spec, int64_t *id);
+/* store_get_identity / store_identity_by_address - 0 found (caller cleans
+ * *out with identity_cleanup), 1 unknown, -1 error. By address: ignoring
+ * case. */
+int store_get_identity(struct store *s, int64_t id, struct identity *out);
+int store_identity_by_address(struct store *s, const char *address, struct identity *out);
+/* store_list_identities - up to limit identities from offset in id order,
+ * with their providers, into a new array. 0: caller frees with
+ * store_identities_free; -1: *out NULL, *n 0. */
+int store_list_identities(struct store *s, int64_t limit, int64_t offset, struct identity **out,
+                          size_t *n);
+/* store_pause_identity - the operator pause with its reason: 0, 1 unknown, -1 */
+int store_pause_identity(struct store *s, int64_t id, const char *reason);
+/* store_resume_identity - in ONE transaction: the operator pause cleared
+ * (*was_paused: it was set) and every provider "paused" back to "ramping"
+ * with reason, since now_ms and grace_until_ms; their names into a new
+ * array *resumed (caller frees each and the array). 0, 1 unknown, -1. */
+int store_resume_identity(struct store *s, int64_t id, int64_t now_ms, int64_t grace_until_ms,
+                          const char *reason, bool *was_paused, char ***resumed, size_t *nresumed);
+
+/* a placement.summary to apply; every pointer borrowed for the call */
+struct identity_summary {
+    const char *address; /* the identity, normalised */
+    const char *provider;
+    int64_t window_s, checked, inbox, spam, bounced, complained;
+    const char *at;
+};
+/* store_summary_fn - decides summary i of identity identity_id: cur is
+ * the provider's stored state (a new provider: "ramping" since now, no
+ * grace), *next starts as a copy of it; the function sets next's state,
+ * reason, since_ms and rates (its strings must live until it is called
+ * again or the store call returns). Called under the store's write lock:
+ * it must not call the store. */
+typedef void (*store_summary_fn)(void *arg, size_t i, int64_t identity_id,
+                                 const struct identity_provider *cur,
+                                 struct identity_provider *next);
+/* store_apply_summaries - in ONE transaction, each summary of a known
+ * identity through fn onto its provider's row (the summary's counts
+ * kept); identity_ids[i] is its identity, 0 when the address has none
+ * (ignored). 0, or -1 (nothing written, every identity_ids[i] 0). */
+int store_apply_summaries(struct store *s, const struct identity_summary *v, size_t n,
+                          int64_t now_ms, store_summary_fn fn, void *arg, int64_t *identity_ids);
 
 #endif

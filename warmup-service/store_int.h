@@ -89,6 +89,22 @@ enum {
     " lane INTEGER NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (identity_id, day, lane))"         \
     " WITHOUT ROWID;"
 
+/* 6: sending identities and, per identity and recipient provider, the
+ * state the placement policy gave it and the last placement.summary */
+#define STORE_IDENTITIES_SCHEMA_SQL                                                                \
+    "CREATE TABLE identities (id INTEGER PRIMARY KEY,"                                             \
+    " address TEXT NOT NULL UNIQUE COLLATE NOCASE, name TEXT, smtp_client TEXT,"                   \
+    " ramp_start_per_day INTEGER, ramp_growth_pct REAL, ramp_max_per_day INTEGER,"                 \
+    " ramp_start_day INTEGER, win_start_min INTEGER, win_end_min INTEGER, tz TEXT,"                \
+    " paused INTEGER NOT NULL DEFAULT 0, paused_reason TEXT, created_at TEXT NOT NULL);"           \
+    "CREATE TABLE identity_providers (identity_id INTEGER NOT NULL, provider TEXT NOT NULL,"       \
+    " state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', since_ms INTEGER NOT NULL,"            \
+    " grace_until_ms INTEGER NOT NULL DEFAULT 0, checked INTEGER NOT NULL DEFAULT 0,"              \
+    " inbox_rate REAL NOT NULL DEFAULT 0, spam_rate REAL NOT NULL DEFAULT 0,"                      \
+    " bounce_rate REAL NOT NULL DEFAULT 0, complaint_rate REAL NOT NULL DEFAULT 0,"                \
+    " window_s INTEGER, inbox INTEGER, spam INTEGER, bounced INTEGER, complained INTEGER,"         \
+    " summary_at TEXT, PRIMARY KEY (identity_id, provider)) WITHOUT ROWID;"
+
 struct store {
     pthread_mutex_t w_lock;
     pthread_mutex_t r_lock;
