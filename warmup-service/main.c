@@ -21,6 +21,8 @@
 #include "service.h"
 #include "smtp/smtp_clients.h"
 #include "store.h"
+#include "identity_clock.h"
+#include "providers.h"
 #include "wconfig.h"
 
 #include <string.h>
@@ -62,6 +64,8 @@ static const struct svc_var warmup_vars[] = {
     {"UNSUBSCRIBE_MAILTO", "", "address of the List-Unsubscribe mailto: (optional)"},
     {"KAFKA_FEEDBACK_TOPIC", "feedback-events", "bounces and complaints that suppress"},
     {"DKIM_KEYS_FILE", "", "JSON list of DKIM keys; copies of those domains are signed"},
+    {"THROTTLES_FILE", "", "JSON list of recipient providers (domain groups) and their limits"},
+    {"WARMUP_CLOCK_OFFSET", "0", "tests only: seconds added to the identities' clock"},
     {NULL, NULL, NULL},
 };
 
@@ -118,6 +122,14 @@ int main(int argc, char **argv)
     struct dkim_signer *dkim = NULL; /* keys parsed once, before the workers start */
     if (cfg.dkim_keys_file && dkim_signer_load(cfg.dkim_keys_file, &dkim, err, sizeof err) != 0)
         log_fatal("config: %s", err);
+    struct providers *providers = providers_load(cfg.throttles_file, err, sizeof err);
+    if (!providers)
+        log_fatal("config: %s", err);
+    ident_clock_set(cfg.clock_offset_ms);
+    if (cfg.clock_offset_ms)
+        log_warn("WARMUP_CLOCK_OFFSET: the identities' clock runs %lld ms off the wall clock "
+                 "(for tests only)",
+                 (long long)cfg.clock_offset_ms);
     int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
     if (lock < 0)
         log_fatal("store: %s", err);
@@ -148,6 +160,7 @@ int main(int argc, char **argv)
         .bounce_domain = cfg.bounce_domain,
         .dkim = dkim,
         .unsub = &cfg.unsub,
+        .providers = providers,
     };
     app.sender = sender_start(&sc, err, sizeof err);
     if (!app.sender)
@@ -183,6 +196,7 @@ int main(int argc, char **argv)
     sender_stop(app.sender); /* commits every outcome and its event into the outbox */
     smtp_clients_cleanup(&clients);
     dkim_signer_free(dkim);
+    providers_free(providers);
     outbox_publisher_stop(app.outbox, 5000);
     store_free(app.store);
     dblock_release(lock);

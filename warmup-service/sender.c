@@ -6,8 +6,10 @@
 #include "errbuf.h"
 #include "log.h"
 #include "metrics.h"
+#include "providers.h"
 #include "ratelimit.h"
 #include "sender_int.h"
+#include "throttle.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
@@ -109,6 +111,110 @@ static void evict(struct sender *s)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* lanes_refresh - learn the lanes stored since the last round (a new
+ * recipient domain) and the throttled groups' lanes */
+static void lanes_refresh(struct sender *s)
+{
+    struct lane_row *v = NULL;
+    size_t n = 0;
+    int64_t after = s->nlanes ? (int64_t)s->nlanes - 1 : 0;
+    if (store_lanes(s->cfg.store, after, &v, &n) != 0 || n == 0) {
+        store_lanes_free(v, n);
+        return;
+    }
+    size_t want = (size_t)v[n - 1].lane + 1;
+    s->lanes = xreallocarray(s->lanes, want, sizeof *s->lanes);
+    for (size_t i = s->nlanes; i < want; i++)
+        s->lanes[i] = (struct lane_info){.group = -1};
+    s->nlanes = want;
+    for (size_t i = 0; i < n; i++) {
+        struct lane_info *li = &s->lanes[v[i].lane];
+        li->domain = v[i].domain; /* the row's string moves here */
+        v[i].domain = NULL;
+        li->group = providers_index(s->cfg.providers, li->domain);
+        if (li->group >= 0 && throttle_limited(s->throttle, li->group)) {
+            size_t g = (size_t)li->group;
+            s->group_lanes[g] =
+                xreallocarray(s->group_lanes[g], s->ngroup_lanes[g] + 1, sizeof *s->group_lanes[g]);
+            s->group_lanes[g][s->ngroup_lanes[g]++] = v[i].lane;
+        }
+    }
+    store_lanes_free(v, n);
+}
+
+/* lane_held - the interval claims skip this lane: its group is throttled
+ * (claimed on its own) */
+static bool lane_held(const struct sender *s, size_t lane)
+{
+    return lane < s->nlanes && s->lanes[lane].domain &&
+           throttle_limited(s->throttle, s->lanes[lane].group);
+}
+
+/* claim_into - one claim of up to want copies of c (scope NULL: any
+ * lane) appended at claims[*n]; returns how many */
+static size_t claim_into(struct sender *s, struct email_run *c, const struct claim_scope *scope,
+                         int want, struct claim *claims, size_t *n)
+{
+    size_t got = 0;
+    if (want <= 0)
+        return 0;
+    if (store_claim(s->cfg.store, c->info.id, want, time_now_ms(), s->cfg.lease_ms, scope,
+                    claims + *n, &got) != 0)
+        got = 0;
+    *n += got;
+    return got;
+}
+
+/* claim_constrained - with provider limits: each throttled group's lanes
+ * for what its throttle grants, then every other lane in intervals
+ * between the throttled ones, starting at a rotating lane so that no
+ * domain is always first. Up to want copies in claims; returns how many */
+static size_t claim_constrained(struct sender *s, struct email_run *c, int want,
+                                struct claim *claims, int64_t now, int64_t *wait_ms)
+{
+    size_t n = 0;
+    struct claim_scope sc = {0};
+    size_t ngroups = providers_count(s->cfg.providers);
+    for (size_t g = 0; g < ngroups && (int)n < want; g++) {
+        if (!s->ngroup_lanes[g])
+            continue;
+        int k = throttle_take(s->throttle, (int)g, want - (int)n, now, wait_ms);
+        size_t before = n;
+        size_t nl = s->ngroup_lanes[g], first = s->rotate_lane % nl;
+        for (size_t i = 0; i < nl && (int)(n - before) < k; i++) {
+            sc.lane_lo = sc.lane_hi = s->group_lanes[g][(first + i) % nl];
+            claim_into(s, c, &sc, k - (int)(n - before), claims, &n);
+        }
+        throttle_refund(s->throttle, (int)g, k - (int)(n - before));
+    }
+    /* the other lanes: [start, end of lanes) then [1, start), each cut
+     * around held lanes; lanes stored after the last refresh are in the
+     * open last interval */
+    size_t start = s->nlanes > 1 ? 1 + s->rotate_lane++ % (s->nlanes - 1) : 1;
+    for (int pass = 0; pass < 2 && (int)n < want; pass++) {
+        int64_t lo = pass == 0 ? (int64_t)start : 1;
+        int64_t end = pass == 0 ? INT64_MAX : (int64_t)start - 1;
+        for (int64_t l = lo; l <= end && (int)n < want;) {
+            while (l <= end && (size_t)l < s->nlanes && lane_held(s, (size_t)l))
+                l++;
+            if (l > end)
+                break;
+            int64_t hi = l;
+            while (hi < end && (size_t)(hi + 1) < s->nlanes && !lane_held(s, (size_t)(hi + 1)))
+                hi++;
+            if ((size_t)(hi + 1) >= s->nlanes && pass == 0)
+                hi = end; /* past the known lanes: all of them */
+            sc.lane_lo = l;
+            sc.lane_hi = hi;
+            claim_into(s, c, &sc, want - (int)n, claims, &n);
+            if (hi == INT64_MAX)
+                break;
+            l = hi + 1;
+        }
+    }
+    return n;
+}
+
 /* dispatch_one - claim what the buckets and the queue allow for one email;
  * returns the number of copies queued. *wait_ms is lowered to when a
  * bucket that held this email back has its next token, so the dispatcher
@@ -140,9 +246,10 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
     if (got <= 0)
         return 0;
     size_t n = 0;
-    if (store_claim(s->cfg.store, c->info.id, got, time_now_ms(), s->cfg.lease_ms, NULL, claims,
-                    &n) != 0)
-        n = 0;
+    if (providers_count(s->cfg.providers) > 0) /* some provider has limits */
+        n = claim_constrained(s, c, got, claims, now, wait_ms);
+    else
+        claim_into(s, c, NULL, got, claims, &n);
     if ((int)n < got) {
         ratelimit_refund(cl->rl, got - (int)n);
         ratelimit_refund(c->rl, got - (int)n);
@@ -151,8 +258,12 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
         struct queued_claim *j = xmalloc(sizeof *j);
         j->claim = claims[i];
         j->c = c;
+        j->group = (size_t)j->claim.lane < s->nlanes ? s->lanes[j->claim.lane].group : -1;
+        j->identity_id = 0;
+        j->day = 0;
         atomic_fetch_add(&c->refs, 1);
         if (!bqueue_push(cl->q, j)) { /* closed while stopping: the lease is released at start */
+            throttle_done(s->throttle, j->group);
             free(j->claim.recipient);
             free(j->claim.name);
             email_run_unref(c);
@@ -173,6 +284,8 @@ static void *dispatcher_main(void *arg)
         int64_t wait_ms = IDLE_WAIT_MS;
         if (store_active_emails(s->cfg.store, ids, MAX_ACTIVE, &nids) != 0)
             nids = 0;
+        if (nids)
+            lanes_refresh(s);
         for (size_t k = 0; k < nids && !atomic_load(&s->stopping); k++) {
             int64_t id = ids[(k + rotate) % nids];
             pthread_mutex_lock(&s->lock);
@@ -288,6 +401,14 @@ static void sender_free(struct sender *s)
     for (size_t i = 0; i < s->nruns; i++)
         email_run_unref(s->runs[i]);
     free(s->runs);
+    for (size_t i = 0; i < s->nlanes; i++)
+        free(s->lanes[i].domain);
+    free(s->lanes);
+    for (size_t g = 0; g < providers_count(s->cfg.providers); g++)
+        free(s->group_lanes[g]);
+    free(s->group_lanes);
+    free(s->ngroup_lanes);
+    throttle_free(s->throttle);
     free(s->clients);
     bqueue_free(s->results);
     pthread_mutex_destroy(&s->lock);
@@ -325,6 +446,10 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
     }
     if (released)
         log_warn("released %lld copies leased by a previous run (crash?)", (long long)released);
+    s->throttle = throttle_new(cfg->providers, cfg->metrics);
+    size_t ngroups = providers_count(cfg->providers);
+    s->group_lanes = xcalloc(ngroups ? ngroups : 1, sizeof *s->group_lanes);
+    s->ngroup_lanes = xcalloc(ngroups ? ngroups : 1, sizeof *s->ngroup_lanes);
     s->nclients = cfg->clients->n;
     s->clients = xcalloc(s->nclients, sizeof *s->clients);
     s->results = bqueue_new(RESULTS_QUEUE);

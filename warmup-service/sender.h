@@ -32,6 +32,7 @@ struct metrics;
 struct outbox_publisher;
 struct unsub_config;
 struct dkim_signer;
+struct providers;
 
 struct sender_config {
     struct store *store;
@@ -39,16 +40,17 @@ struct sender_config {
     struct metrics *metrics;
     struct outbox_publisher *outbox;
     const char *email_topic;
-    int retry_max;                    /* retries after the first attempt before dead-lettering */
-    int retry_base_ms;                /* first retry delay; doubles per attempt, with jitter */
-    int64_t lease_ms;                 /* how long a claimed copy stays leased */
-    int batch;                        /* copies per SMTP send call (per connection) */
-    int shutdown_grace_ms;            /* sender_stop waits this long for in-flight sends */
-    int breaker_base_ms;              /* a client's circuit breaker: first backoff ... */
-    int breaker_max_ms;               /* ... doubling up to this */
-    const char *bounce_domain;        /* BOUNCE_DOMAIN: VERP envelope senders; NULL: the From */
-    const struct dkim_signer *dkim;   /* NULL: copies go unsigned */
-    const struct unsub_config *unsub; /* List-Unsubscribe of each copy (may be off) */
+    int retry_max;                     /* retries after the first attempt before dead-lettering */
+    int retry_base_ms;                 /* first retry delay; doubles per attempt, with jitter */
+    int64_t lease_ms;                  /* how long a claimed copy stays leased */
+    int batch;                         /* copies per SMTP send call (per connection) */
+    int shutdown_grace_ms;             /* sender_stop waits this long for in-flight sends */
+    int breaker_base_ms;               /* a client's circuit breaker: first backoff ... */
+    int breaker_max_ms;                /* ... doubling up to this */
+    const char *bounce_domain;         /* BOUNCE_DOMAIN: VERP envelope senders; NULL: the From */
+    const struct dkim_signer *dkim;    /* NULL: copies go unsigned */
+    const struct unsub_config *unsub;  /* List-Unsubscribe of each copy (may be off) */
+    const struct providers *providers; /* THROTTLES_FILE (NULL: no provider limits) */
 };
 
 struct sender;

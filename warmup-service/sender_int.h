@@ -30,6 +30,8 @@ struct email_run {
 struct queued_claim {
     struct email_run *c;
     struct claim claim;
+    int group;                /* its provider's THROTTLES_FILE group (throttle_done), -1 none */
+    int64_t identity_id, day; /* the identity day it was charged to; 0: none */
 };
 
 /* queued_outcome - one copy's outcome on its way to the writer */
@@ -51,8 +53,22 @@ struct client_rt {
     pthread_mutex_t why_lock;
 };
 
+/* a lane (recipient domain) as the dispatcher knows it */
+struct lane_info {
+    char *domain; /* NULL: no such lane (yet) */
+    int group;    /* its THROTTLES_FILE group, -1 none */
+};
+
 struct sender {
     struct sender_config cfg;
+    struct throttle *throttle;
+    /* dispatcher thread only: lanes[1..nlanes-1] as stored; the lanes of
+     * each throttled group (group_lanes[g], ngroup_lanes[g]) */
+    struct lane_info *lanes;
+    size_t nlanes;
+    int64_t **group_lanes;
+    size_t *ngroup_lanes;
+    size_t rotate_lane; /* where the next interval claim starts */
     struct client_rt *clients;
     size_t nclients;
     struct bqueue *results;

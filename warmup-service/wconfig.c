@@ -63,6 +63,16 @@ void wconfig_load(struct wconfig *cfg)
         log_fatal("config: SMTP_BREAKER_BACKOFF_MAX_MS: must be at least SMTP_BREAKER_BACKOFF_MS");
     cfg->dkim_keys_file = config_str("DKIM_KEYS_FILE", NULL);
     cfg->feedback_topic = config_str("KAFKA_FEEDBACK_TOPIC", "feedback-events");
+    cfg->throttles_file = config_str("THROTTLES_FILE", NULL);
+    char *off = config_str("WARMUP_CLOCK_OFFSET", NULL);
+    if (off) {
+        char *end;
+        double v = strtod(off, &end);
+        if (end == off || *end || !(v > -1e10 && v < 1e10))
+            log_fatal("config: WARMUP_CLOCK_OFFSET: not a number of seconds: '%.32s'", off);
+        cfg->clock_offset_ms = (int64_t)(v * 1000.0);
+        free(off);
+    }
     char err[256];
     if (unsub_config_load(&cfg->unsub, err, sizeof err) != 0)
         log_fatal("config: %s", err);
@@ -75,6 +85,7 @@ void wconfig_cleanup(struct wconfig *cfg)
     free(cfg->bounce_domain);
     free(cfg->dkim_keys_file);
     free(cfg->feedback_topic);
+    free(cfg->throttles_file);
     unsub_config_cleanup(&cfg->unsub);
     svc_config_cleanup(&cfg->svc);
 }

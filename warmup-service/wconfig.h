@@ -8,6 +8,7 @@
 #include "unsub.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct wconfig {
     struct svc_config svc; /* PORT, BIND_ADDR, KAFKA_*, DB_PATH, LOG_*, ... */
@@ -24,6 +25,8 @@ struct wconfig {
     char *dkim_keys_file;      /* NULL: no DKIM signing */
     char *feedback_topic;      /* KAFKA_FEEDBACK_TOPIC: consumed (feedback.h) */
     struct unsub_config unsub; /* PUBLIC_URL, UNSUBSCRIBE_SECRET, UNSUBSCRIBE_MAILTO */
+    char *throttles_file;      /* THROTTLES_FILE: provider groups and limits; NULL: none */
+    int64_t clock_offset_ms;   /* WARMUP_CLOCK_OFFSET (tests): the identities' clock */
 };
 
 /* wconfig_load - fill cfg from the environment; a bad variable is fatal

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "mime.h"
 #include "sender_int.h"
+#include "throttle.h"
 #include "timeutil.h"
 #include "unsub.h"
 #include "xalloc.h"
@@ -117,6 +118,10 @@ static void emit(struct sender *s, struct queued_claim *j, enum outcome_kind kin
     }
     o->r.event = event;
     o->r.event_key = msgid;
+    o->r.identity_id = j->identity_id;
+    o->r.day = j->day;
+    o->r.lane = j->claim.lane;
+    throttle_done(s->throttle, j->group); /* its provider's connection is free again */
     free(j->claim.recipient);
     free(j->claim.name);
     free(j);
