@@ -21,8 +21,9 @@
 #define SUBJECT_MAX 998
 #define NAME_MAX_BYTES 256
 
-/* email_json - the contract's shape of an email with its progress */
-static json_object *email_json(const struct email_info *e)
+/* email_json - the contract's shape of an email with its progress; with
+ * sender, the reason its identity holds its pending copies back */
+static json_object *email_json(const struct email_info *e, struct sender *sender)
 {
     const char *status = e->pending + e->failed == 0 ? "done" : e->paused ? "paused" : "running";
     json_object *p = json_object_new_object();
@@ -33,6 +34,9 @@ static json_object *email_json(const struct email_info *e)
     json_object_object_add(p, "suppressed", json_object_new_int64(e->suppressed));
     json_object_object_add(p, "status", json_object_new_string(status));
     json_object_object_add(p, "tpm", json_object_new_int(e->tpm));
+    char why[256];
+    if (sender && e->pending + e->failed > 0 && sender_email_reason(sender, e->id, why, sizeof why))
+        json_object_object_add(p, "reason", json_object_new_string(why));
     json_object *o = json_object_new_object();
     json_object_object_add(o, "email_id", json_object_new_int64(e->id));
     json_object_object_add(o, "message_id", json_object_new_string(e->message_id));
@@ -86,7 +90,7 @@ static void reply_email(struct app *app, int64_t id, struct http_response *resp)
         http_reply_error(resp, 503, "unavailable", "the email could not be read");
         return;
     }
-    http_reply_json(resp, 200, email_json(&e));
+    http_reply_json(resp, 200, email_json(&e, app->sender));
     email_info_cleanup(&e);
 }
 
@@ -96,6 +100,7 @@ void api_send(struct http_request *req, struct http_response *resp)
     static const char *const keys[] = {"from", "from_name",   "subject", "body",
                                        "html", "smtp_client", "tpm",     NULL};
     char err[256];
+    struct identity ident = {0}; /* the From's identity, when it has one */
     json_object *body = NULL;
     const char *from, *from_name, *subject, *text, *html, *client;
     int64_t tpm = 0;
@@ -160,6 +165,14 @@ void api_send(struct http_request *req, struct http_response *resp)
         snprintf(err, sizeof err, "smtp_client '%.64s' is not configured", client);
         goto bad;
     }
+    /* a From that is an identity's address: its name and SmtpClient
+     * unless the request names others */
+    if (store_identity_by_address(app->store, fa.norm, &ident) == 0) {
+        if (!from_name)
+            from_name = ident.name;
+        if (!client && ident.smtp_client && smtp_clients_find(cl, ident.smtp_client) >= 0)
+            client = ident.smtp_client;
+    }
     struct email_spec spec = {
         .from = fa.norm,
         .from_name = from_name,
@@ -189,6 +202,7 @@ void api_send(struct http_request *req, struct http_response *resp)
 bad:
     http_reply_error(resp, 400, "invalid_field", "%s", err);
 out:
+    identity_cleanup(&ident);
     json_object_put(body);
 }
 
@@ -206,7 +220,7 @@ void api_emails(struct http_request *req, struct http_response *resp)
     }
     json_object *arr = json_object_new_array();
     for (size_t i = 0; i < n; i++)
-        json_object_array_add(arr, email_json(&v[i]));
+        json_object_array_add(arr, email_json(&v[i], app->sender));
     store_emails_free(v, n);
     http_reply_json(resp, 200, arr);
 }

@@ -6,6 +6,7 @@
 #include "errbuf.h"
 #include "log.h"
 #include "metrics.h"
+#include "pacer.h"
 #include "providers.h"
 #include "ratelimit.h"
 #include "sender_int.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CLAIM_MAX 256   /* copies claimed per email per round */
 #define MAX_ACTIVE 4096 /* emails looked at per round */
@@ -85,6 +87,25 @@ void sender_email_changed(struct sender *s, int64_t id)
     email_info_cleanup(&e);
 }
 
+void sender_identity_changed(struct sender *s, int64_t identity_id)
+{
+    pacer_changed(s->pacer, identity_id);
+    sender_notify(s);
+}
+
+bool sender_email_reason(struct sender *s, int64_t email_id, char *buf, size_t len)
+{
+    bool held = false;
+    pthread_mutex_lock(&s->lock);
+    struct email_run *c = run_find(s, email_id);
+    if (c && c->reason[0]) {
+        snprintf(buf, len, "%s", c->reason);
+        held = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return held;
+}
+
 void sender_notify(struct sender *s)
 {
     pthread_mutex_lock(&s->lock);
@@ -142,12 +163,33 @@ static void lanes_refresh(struct sender *s)
     store_lanes_free(v, n);
 }
 
-/* lane_held - the interval claims skip this lane: its group is throttled
- * (claimed on its own) */
-static bool lane_held(const struct sender *s, size_t lane)
+/* lane_provider - the provider of a lane: its group's name or its domain
+ * ("" for a lane not known yet) */
+static const char *lane_provider(const struct sender *s, int64_t lane)
 {
-    return lane < s->nlanes && s->lanes[lane].domain &&
-           throttle_limited(s->throttle, s->lanes[lane].group);
+    if (lane <= 0 || (size_t)lane >= s->nlanes || !s->lanes[lane].domain)
+        return "";
+    const struct lane_info *li = &s->lanes[lane];
+    return li->group >= 0 ? providers_get(s->cfg.providers, (size_t)li->group)->name : li->domain;
+}
+
+/* blocked_for - the identity may not send to this provider now */
+static bool blocked_for(const struct pace *pc, const char *provider)
+{
+    for (size_t i = 0; pc && i < pc->nblocked; i++)
+        if (strcasecmp(pc->blocked[i], provider) == 0)
+            return true;
+    return false;
+}
+
+/* lane_held - the interval claims skip this lane: its group is throttled
+ * (claimed on its own), or the identity may not send to its provider */
+static bool lane_held(const struct sender *s, size_t lane, const struct pace *pc)
+{
+    if (lane >= s->nlanes || !s->lanes[lane].domain)
+        return false;
+    return throttle_limited(s->throttle, s->lanes[lane].group) ||
+           (pc && pc->nblocked && blocked_for(pc, lane_provider(s, (int64_t)lane)));
 }
 
 /* claim_into - one claim of up to want copies of c (scope NULL: any
@@ -170,13 +212,14 @@ static size_t claim_into(struct sender *s, struct email_run *c, const struct cla
  * between the throttled ones, starting at a rotating lane so that no
  * domain is always first. Up to want copies in claims; returns how many */
 static size_t claim_constrained(struct sender *s, struct email_run *c, int want,
-                                struct claim *claims, int64_t now, int64_t *wait_ms)
+                                struct claim *claims, int64_t now, int64_t *wait_ms,
+                                const struct pace *pc)
 {
     size_t n = 0;
-    struct claim_scope sc = {0};
+    struct claim_scope sc = {.identity_id = pc->identity_id, .day = pc->day};
     size_t ngroups = providers_count(s->cfg.providers);
     for (size_t g = 0; g < ngroups && (int)n < want; g++) {
-        if (!s->ngroup_lanes[g])
+        if (!s->ngroup_lanes[g] || blocked_for(pc, providers_get(s->cfg.providers, g)->name))
             continue;
         int k = throttle_take(s->throttle, (int)g, want - (int)n, now, wait_ms);
         size_t before = n;
@@ -195,12 +238,12 @@ static size_t claim_constrained(struct sender *s, struct email_run *c, int want,
         int64_t lo = pass == 0 ? (int64_t)start : 1;
         int64_t end = pass == 0 ? INT64_MAX : (int64_t)start - 1;
         for (int64_t l = lo; l <= end && (int)n < want;) {
-            while (l <= end && (size_t)l < s->nlanes && lane_held(s, (size_t)l))
+            while (l <= end && (size_t)l < s->nlanes && lane_held(s, (size_t)l, pc))
                 l++;
             if (l > end)
                 break;
             int64_t hi = l;
-            while (hi < end && (size_t)(hi + 1) < s->nlanes && !lane_held(s, (size_t)(hi + 1)))
+            while (hi < end && (size_t)(hi + 1) < s->nlanes && !lane_held(s, (size_t)(hi + 1), pc))
                 hi++;
             if ((size_t)(hi + 1) >= s->nlanes && pass == 0)
                 hi = end; /* past the known lanes: all of them */
@@ -245,11 +288,34 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
         ratelimit_refund(cl->rl, got_client - got);
     if (got <= 0)
         return 0;
+    struct pace pc;
+    char why[sizeof c->reason];
+    pacer_plan(s->pacer, c->info.from, got, &pc, wait_ms, why, sizeof why);
+    pthread_mutex_lock(&s->lock);
+    memcpy(c->reason, why, sizeof c->reason);
+    pthread_mutex_unlock(&s->lock);
+    if (pc.allow < got) { /* the identity's quota, window or pause */
+        ratelimit_refund(cl->rl, got - pc.allow);
+        ratelimit_refund(c->rl, got - pc.allow);
+        got = pc.allow;
+        if (got <= 0)
+            return 0;
+    }
     size_t n = 0;
-    if (providers_count(s->cfg.providers) > 0) /* some provider has limits */
-        n = claim_constrained(s, c, got, claims, now, wait_ms);
+    if (pc.identity_id || providers_count(s->cfg.providers) > 0) /* some limit by provider */
+        n = claim_constrained(s, c, got, claims, now, wait_ms, &pc);
     else
         claim_into(s, c, NULL, got, claims, &n);
+    if (pc.identity_id && n > 0) {
+        const char **names = xcalloc(n, sizeof *names);
+        for (size_t i = 0; i < n; i++) {
+            if ((size_t)claims[i].lane >= s->nlanes)
+                lanes_refresh(s);
+            names[i] = lane_provider(s, claims[i].lane);
+        }
+        pacer_claimed(s->pacer, &pc, names, n);
+        free(names);
+    }
     if ((int)n < got) {
         ratelimit_refund(cl->rl, got - (int)n);
         ratelimit_refund(c->rl, got - (int)n);
@@ -259,8 +325,8 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
         j->claim = claims[i];
         j->c = c;
         j->group = (size_t)j->claim.lane < s->nlanes ? s->lanes[j->claim.lane].group : -1;
-        j->identity_id = 0;
-        j->day = 0;
+        j->identity_id = pc.identity_id;
+        j->day = pc.day;
         atomic_fetch_add(&c->refs, 1);
         if (!bqueue_push(cl->q, j)) { /* closed while stopping: the lease is released at start */
             throttle_done(s->throttle, j->group);
@@ -409,6 +475,7 @@ static void sender_free(struct sender *s)
     free(s->group_lanes);
     free(s->ngroup_lanes);
     throttle_free(s->throttle);
+    pacer_free(s->pacer);
     free(s->clients);
     bqueue_free(s->results);
     pthread_mutex_destroy(&s->lock);
@@ -447,6 +514,7 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
     if (released)
         log_warn("released %lld copies leased by a previous run (crash?)", (long long)released);
     s->throttle = throttle_new(cfg->providers, cfg->metrics);
+    s->pacer = pacer_new(cfg->store, cfg->providers);
     size_t ngroups = providers_count(cfg->providers);
     s->group_lanes = xcalloc(ngroups ? ngroups : 1, sizeof *s->group_lanes);
     s->ngroup_lanes = xcalloc(ngroups ? ngroups : 1, sizeof *s->ngroup_lanes);

@@ -60,6 +60,13 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
 void sender_notify(struct sender *s);
 /* sender_email_changed - paused or tpm of an email changed in the store */
 void sender_email_changed(struct sender *s, int64_t email_id);
+/* sender_identity_changed - an identity was created or changed (pause,
+ * resume, a policy decision): its emails follow it from the next round */
+void sender_identity_changed(struct sender *s, int64_t identity_id);
+/* sender_email_reason - why the email's identity holds its copies back
+ * right now (quota reached, outside its window, paused): true and the
+ * text in buf, or false when nothing holds it */
+bool sender_email_reason(struct sender *s, int64_t email_id, char *buf, size_t len);
 /* sender_stop - stop claiming, release the queued copies back to the
  * store, let the copies being sent finish for up to shutdown_grace_ms,
  * then cancel their SMTP waits (those copies are released too: sent

@@ -23,7 +23,8 @@ struct email_run {
     atomic_bool paused;
     struct ratelimit *rl;
     atomic_int refs;
-    bool seen; /* dispatcher only: still active in the last round */
+    bool seen;        /* dispatcher only: still active in the last round */
+    char reason[256]; /* why its identity holds it back now ("" none); s->lock */
 };
 
 /* queued_claim - one claimed copy on its way to a worker (owned by who popped it) */
@@ -62,6 +63,7 @@ struct lane_info {
 struct sender {
     struct sender_config cfg;
     struct throttle *throttle;
+    struct pacer *pacer; /* sending identities (dispatcher thread) */
     /* dispatcher thread only: lanes[1..nlanes-1] as stored; the lanes of
      * each throttled group (group_lanes[g], ngroup_lanes[g]) */
     struct lane_info *lanes;
