@@ -7,4 +7,7 @@
 extern const struct http_route api_routes[];
 extern const size_t api_nroutes;
 
+/* GET /providers (api_providers.c) */
+void api_providers(struct http_request *req, struct http_response *resp);
+
 #endif

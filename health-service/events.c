@@ -49,6 +49,7 @@ int events_parse_copy(const char *value, size_t len, struct copy_event *out, cha
     out->domain = e->domain;
     out->smtp_client = e->smtp_client;
     out->smtp_reply = e->smtp_reply;
+    out->identity = e->identity;
     out->block = e->block;
     out->email_id = e->email_id;
     out->sent_at_ms = e->sent_at_ms;

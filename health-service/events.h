@@ -32,7 +32,8 @@ void events_user_cleanup(struct user_event *ev);
 struct copy_event {
     bool failed; /* email.failed: the copy was dead-lettered (a bounce) */
     const char *message_id, *broadcast_id, *recipient, *domain, *smtp_client, *smtp_reply;
-    char *block; /* holds the strings above (one allocation) */
+    const char *identity; /* the sending identity (From, normalised); NULL when absent */
+    char *block;          /* holds the strings above (one allocation) */
     int64_t email_id;
     int64_t sent_at_ms; /* parsed from sent_at; 0 when absent (failed) */
     /* set by hstore_key_copies (the store's key and arrival order) */

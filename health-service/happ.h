@@ -12,6 +12,7 @@ struct loops_config;
 struct kconsumer;
 struct metrics;
 struct metric;
+struct providers;
 
 struct happ {
     const struct hconfig *cfg;
@@ -19,8 +20,9 @@ struct happ {
     struct kconsumer *consumer;
     const struct loops_config *loops;
     struct metrics *metrics;
-    struct metric *events_consumed; /* health_events_consumed_total */
-    struct metric *events_invalid;  /* health_events_invalid_total */
+    const struct providers *providers; /* THROTTLES_FILE; NULL: none */
+    struct metric *events_consumed;    /* health_events_consumed_total */
+    struct metric *events_invalid;     /* health_events_invalid_total */
 };
 
 /* the kconsumer pipeline (ingest.c): ingest_prepare validates a batch

@@ -17,6 +17,8 @@ void hconfig_load(struct hconfig *cfg)
     cfg->db_files = 1 << config_enum("DB_FILES", "1", files);
     cfg->bounce_mailbox = config_secret("BOUNCE_MAILBOX");
     cfg->feedback_topic = config_str("KAFKA_FEEDBACK_TOPIC", "feedback-events");
+    cfg->throttles_file = config_str("THROTTLES_FILE", NULL);
+    cfg->feedback_window_s = config_long("FEEDBACK_WINDOW", 86400, 60, 365L * 86400);
 }
 
 void hconfig_cleanup(struct hconfig *cfg)
@@ -28,5 +30,6 @@ void hconfig_cleanup(struct hconfig *cfg)
         free(cfg->bounce_mailbox);
     }
     free(cfg->feedback_topic);
+    free(cfg->throttles_file);
     svc_config_cleanup(&cfg->svc);
 }

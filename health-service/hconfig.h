@@ -12,10 +12,12 @@ struct hconfig {
     char *group_id;
     int check_interval_s;
     int64_t track_window_s;
-    char *loops_file;     /* FEEDBACK_LOOPS_FILE, NULL: built-ins only */
-    int db_files;         /* DB_FILES: 1, 2, 4 or 8 (a new store's copy files) */
-    char *bounce_mailbox; /* BOUNCE_MAILBOX (JSON; may hold a password), NULL: none */
-    char *feedback_topic; /* KAFKA_FEEDBACK_TOPIC */
+    char *loops_file;          /* FEEDBACK_LOOPS_FILE, NULL: built-ins only */
+    int db_files;              /* DB_FILES: 1, 2, 4 or 8 (a new store's copy files) */
+    char *bounce_mailbox;      /* BOUNCE_MAILBOX (JSON; may hold a password), NULL: none */
+    char *feedback_topic;      /* KAFKA_FEEDBACK_TOPIC */
+    char *throttles_file;      /* THROTTLES_FILE: recipient providers, NULL: none */
+    int64_t feedback_window_s; /* FEEDBACK_WINDOW */
 };
 
 /* hconfig_load - fatal with one line naming a bad variable */

@@ -128,3 +128,31 @@ int64_t hstore_tracked_count(struct hstore *s)
 {
     return s->ops->tracked_count(s);
 }
+
+int hstore_placement_counts(struct hstore *s, int64_t since_ms, struct hstore_placement_row **out,
+                            size_t *n)
+{
+    return s->ops->placement_counts(s, since_ms, out, n);
+}
+
+void hstore_placement_rows_free(struct hstore_placement_row *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free(r[i].identity);
+        free(r[i].domain);
+    }
+    free(r);
+}
+
+int hstore_inbox_delays(struct hstore *s, int64_t since_ms, struct hstore_delay_row **out,
+                        size_t *n)
+{
+    return s->ops->inbox_delays(s, since_ms, out, n);
+}
+
+void hstore_delay_rows_free(struct hstore_delay_row *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++)
+        free(r[i].domain);
+    free(r);
+}

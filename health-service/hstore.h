@@ -76,9 +76,27 @@ struct hstore_copy {
     int64_t email_id;
     enum fl_placement old_placement;
     bool old_opened, old_read;
+    bool old_found; /* found in a folder before (its found_at is set: never moved) */
     /* the backend's: where the copy is stored (SQLite: file and rowid) */
     int64_t id;
     int shard;
+};
+
+/* the copies of one sending identity to one recipient domain sent since a
+ * time (hstore_placement_counts). Each copy counts in at most one of
+ * bounced, complained, spam, inbox (in that order of precedence), so
+ * checked = their sum: the copies whose placement is known. */
+struct hstore_placement_row {
+    char *identity; /* owned; NULL: copies without an identity */
+    char *domain;   /* owned */
+    int64_t copies, checked, inbox, spam, bounced, complained;
+};
+
+/* copies of one domain found in the inbox delay_s seconds (rounded up)
+ * after they were sent (hstore_inbox_delays) */
+struct hstore_delay_row {
+    char *domain; /* owned */
+    int64_t delay_s, count;
 };
 
 struct hstore_ops;
@@ -165,6 +183,21 @@ int64_t hstore_tracked_count(struct hstore *s);
 int hstore_apply_feedback(struct hstore *s, const char *message_id, const struct hstore_feedback *f,
                           bool *changed);
 
+/* hstore_placement_counts - one row per (identity, domain) of the copies
+ * sent since since_ms (ordered by identity, NULL first, then domain), into
+ * a new array (hstore_placement_rows_free); 0 or -1. One query over the
+ * copies_sent index, for the placement thread and /providers. */
+int hstore_placement_counts(struct hstore *s, int64_t since_ms, struct hstore_placement_row **out,
+                            size_t *n);
+void hstore_placement_rows_free(struct hstore_placement_row *r, size_t n);
+/* hstore_inbox_delays - per domain and whole second, the copies sent since
+ * since_ms whose placement is the inbox and whose found_at is known, by
+ * found_at - sent_at rounded up (0 if the clocks disagree), into a new
+ * array (hstore_delay_rows_free) ordered by domain and delay; 0 or -1 */
+int hstore_inbox_delays(struct hstore *s, int64_t since_ms, struct hstore_delay_row **out,
+                        size_t *n);
+void hstore_delay_rows_free(struct hstore_delay_row *r, size_t n);
+
 /* ---- what a backend implements -------------------------------------- */
 
 /* hstore_sqlite_open - the SQLite backend (hstore_sqlite.c): the store at
@@ -199,6 +232,10 @@ struct hstore_ops {
     int64_t (*tracked_count)(struct hstore *s);
     int (*apply_feedback)(struct hstore *s, const char *message_id, const struct hstore_feedback *f,
                           bool *changed);
+    int (*placement_counts)(struct hstore *s, int64_t since_ms, struct hstore_placement_row **out,
+                            size_t *n);
+    int (*inbox_delays)(struct hstore *s, int64_t since_ms, struct hstore_delay_row **out,
+                        size_t *n);
 };
 
 #endif

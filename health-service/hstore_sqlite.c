@@ -40,6 +40,8 @@ static const struct hstore_ops hsqlite_ops = {
     .all_stats = hsqlite_all_stats,
     .tracked_count = hsqlite_tracked_count,
     .apply_feedback = hsqlite_apply_feedback,
+    .placement_counts = hsqlite_placement_counts,
+    .inbox_delays = hsqlite_inbox_delays,
 };
 
 void hstore_sqlite_set_hash(struct hstore *store, hstore_hash_fn fn)
@@ -84,6 +86,7 @@ struct hstore *hstore_sqlite_open(const char *path, int nshards, char *errbuf, s
     struct hsqlite *s = xcalloc(1, sizeof *s);
     s->base.ops = &hsqlite_ops;
     pthread_mutex_init(&s->r_lock, NULL);
+    pthread_mutex_init(&s->p_lock, NULL);
     for (int k = 0; k < HSTORE_MAX_SHARDS; k++)
         pthread_mutex_init(&s->shard[k].w_lock, NULL);
     s->hash = hsqlite_mid_hash;
@@ -103,6 +106,10 @@ struct hstore *hstore_sqlite_open(const char *path, int nshards, char *errbuf, s
         hsqlite_free(&s->base);
         return NULL;
     }
+    if (hsqlite_open_placement(s, errbuf, errlen) != 0) {
+        hsqlite_free(&s->base);
+        return NULL;
+    }
     if (s->nshards > 1)
         log_info("hstore: copies spread over %d files (%s and %s.shard1..%d)", s->nshards, path,
                  path, s->nshards - 1);
@@ -112,8 +119,10 @@ struct hstore *hstore_sqlite_open(const char *path, int nshards, char *errbuf, s
 static void hsqlite_free(struct hstore *store)
 {
     struct hsqlite *s = hsqlite(store);
+    hsqlite_close_placement(s);
     hsqlite_close_files(s);
     pthread_mutex_destroy(&s->r_lock);
+    pthread_mutex_destroy(&s->p_lock);
     for (int k = 0; k < HSTORE_MAX_SHARDS; k++)
         pthread_mutex_destroy(&s->shard[k].w_lock);
     free(s);

@@ -2,8 +2,9 @@
  * its files: hstore_sqlite_files.c (the files, the reader's view of all of
  * them), hstore_sqlite.c (opening, the ops table, users and domains),
  * hstore_sqlite_copies.c (copy ingest), hstore_sqlite_checks.c (feedback
- * rounds), hstore_sqlite_feedback.c (bounce and complaint reports) and
- * hstore_sqlite_stats.c (/mail_stats reads); also
+ * rounds), hstore_sqlite_feedback.c (bounce and complaint reports),
+ * hstore_sqlite_stats.c (/mail_stats reads) and hstore_sqlite_placement.c
+ * (placement by identity and provider, time to inbox); also
  * tests/unit/test_hstore.c. Layers: files below the others; checks uses
  * copies' hsqlite_stats_add; hstore_sqlite.c calls every module. */
 #ifndef HSTORE_SQLITE_H
@@ -111,6 +112,19 @@
     "ALTER TABLE email_stats ADD COLUMN complained INTEGER NOT NULL DEFAULT 0;"                    \
     "ALTER TABLE domains ADD COLUMN complained INTEGER NOT NULL DEFAULT 0;"
 
+/* 8: placement per sending identity and provider (hstore_sqlite_placement.c):
+ * identity, the copy's sending identity (email.sent "identity"; NULL for
+ * events without one), and found_at, when a feedback loop first found the
+ * copy in a folder (ms; set once, never moved by a later round; 0 for a
+ * copy found before this migration: found, time unknown). copies_sent
+ * covers the reads over the copies sent since a time (no table row read) */
+#define HSTORE_PLACEMENT_SQL                                                                       \
+    "ALTER TABLE copies ADD COLUMN identity TEXT;"                                                 \
+    "ALTER TABLE copies ADD COLUMN found_at INTEGER;"                                              \
+    "UPDATE copies SET found_at = 0 WHERE placement IN (2, 3);"                                    \
+    "CREATE INDEX copies_sent ON copies(sent_at, identity, domain, placement, bounced,"            \
+    " complained, found_at);"
+
 /* hsqlite_mid_hash - the copies key of a Message-ID: 64-bit FNV-1a of its
  * bytes, as a signed integer (also the SQL function hstore_mid_hash(text)
  * on the writer, for migration 5) */
@@ -177,6 +191,12 @@ struct hsqlite {
      * parsing one per request costs more than running it */
     sqlite3_stmt *list_domains, *count_domains, *domain_placement, *domain_names;
     sqlite3_stmt *all_stats, *tracked_count;
+    /* hstore_sqlite_placement.c: a reader of its own with every file
+     * attached, so a read over many copies never holds r_lock; its
+     * statements prepared at open (p_lock) */
+    pthread_mutex_t p_lock;
+    sqlite3 *p;
+    sqlite3_stmt *placement_counts, *inbox_delays;
 };
 
 static inline struct hsqlite *hsqlite(struct hstore *s)
@@ -262,6 +282,18 @@ int64_t hsqlite_tracked_count(struct hstore *store);
 
 int hsqlite_apply_feedback(struct hstore *store, const char *message_id,
                            const struct hstore_feedback *f, bool *changed);
+
+/* ---- hstore_sqlite_placement.c: placement by identity and provider -- */
+
+/* hsqlite_open_placement - the placement reader and its statements (after
+ * hsqlite_open_files); 0, or -1 with errbuf. hsqlite_close_placement -
+ * closes them (before hsqlite_close_files); safe after a failed open. */
+int hsqlite_open_placement(struct hsqlite *s, char *errbuf, size_t errlen);
+void hsqlite_close_placement(struct hsqlite *s);
+int hsqlite_placement_counts(struct hstore *store, int64_t since_ms,
+                             struct hstore_placement_row **out, size_t *n);
+int hsqlite_inbox_delays(struct hstore *store, int64_t since_ms, struct hstore_delay_row **out,
+                         size_t *n);
 
 /* ---- hstore_sqlite.c ------------------------------------------------- */
 

@@ -24,7 +24,8 @@ static char *open_copies_sql(const struct hsqlite *s)
     for (int k = 0; k < s->nshards; k++)
         buf_printf(&b,
                    "%sSELECT message_id, recipient, sent_at, rounds, placement, opened, read,"
-                   " email_id, rowid, %d FROM %s.copies WHERE domain = ?1 AND bounced = 0"
+                   " email_id, rowid, %d, found_at IS NOT NULL FROM %s.copies"
+                   " WHERE domain = ?1 AND bounced = 0"
                    " AND sent_at >= ?2",
                    k ? " UNION ALL " : "", k, s->shard[k].schema);
     buf_printf(&b, " ORDER BY 3 LIMIT ?3");
@@ -59,6 +60,7 @@ int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_
             c->email_id = sqlite3_column_int64(st, 7);
             c->id = sqlite3_column_int64(st, 8);
             c->shard = sqlite3_column_int(st, 9);
+            c->old_found = sqlite3_column_int(st, 10) != 0;
         }
         sqlite3_finalize(st);
     }
@@ -87,8 +89,10 @@ static int apply_file(struct hsqlite *s, int k, const char *domain, const struct
     pthread_mutex_lock(&h->w_lock);
     if (db_begin(h->w) != 0)
         goto out;
+    /* found_at: the first round that found the copy in a folder, only */
     upd = db_prepare(h->w, "UPDATE copies SET placement = ?2, opened = ?3, read = ?4,"
-                           " rounds = rounds + 1, checked_at = ?5 WHERE rowid = ?1");
+                           " rounds = rounds + 1, checked_at = ?5, found_at = coalesce(found_at,"
+                           " CASE WHEN ?2 IN (2, 3) THEN ?5 END) WHERE rowid = ?1");
     dom = db_prepare(h->w, k == 0 ? "INSERT INTO domains(domain, first_seen, last_seen, checked,"
                                     " last_round_at, last_error, delivered, spam, opened, read)"
                                     " VALUES(?1, ?9, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"

@@ -215,7 +215,7 @@ static int insert_copy(struct hshard *h, const struct copy_event *e, int64_t key
     sqlite3_stmt *st = cached(h, &h->ins_copy,
                               "INSERT OR IGNORE INTO copies(message_id, mid_hash, email_id,"
                               " broadcast_id, recipient, domain, smtp_client, sent_at, bounced,"
-                              " smtp_reply) VALUES(?,?,?,?,?,?,?,?,?,?)");
+                              " smtp_reply, identity) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
@@ -231,6 +231,7 @@ static int insert_copy(struct hshard *h, const struct copy_event *e, int64_t key
     sqlite3_bind_int64(st, 8, e->sent_at_ms ? e->sent_at_ms : time_now_ms());
     sqlite3_bind_int(st, 9, e->failed);
     sqlite3_bind_text(st, 10, e->smtp_reply, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, e->identity, -1, SQLITE_STATIC); /* NULL: none */
     if (step_reset(h, st) != 0)
         return -1;
     *added = sqlite3_changes(h->w) == 1;
@@ -291,12 +292,15 @@ static int apply_one_copy(struct hshard *h, const struct keyed *k, int *tracked,
 }
 
 /* chunk_stmt - the HSTORE_CHUNK-row INSERT of email.sent copies (as
- * insert_copy's, with bounced and smtp_reply left to their defaults) */
+ * insert_copy's, with bounced and smtp_reply left to their defaults);
+ * CHUNK_PARAMS parameters a row */
+#define CHUNK_PARAMS 9
 static sqlite3_stmt *chunk_stmt(struct hshard *h)
 {
     static const char head[] = "INSERT OR IGNORE INTO copies(message_id, mid_hash, email_id,"
-                               " broadcast_id, recipient, domain, smtp_client, sent_at) VALUES";
-    static const char row[] = "(?,?,?,?,?,?,?,?),";
+                               " broadcast_id, recipient, domain, smtp_client, sent_at,"
+                               " identity) VALUES";
+    static const char row[] = "(?,?,?,?,?,?,?,?,?),";
     char sql[sizeof head + HSTORE_CHUNK * (sizeof row - 1)];
     if (h->ins_chunk)
         return h->ins_chunk;
@@ -318,7 +322,7 @@ static int apply_sent_chunk(struct hshard *h, const struct keyed *e, bool *track
     int64_t now = 0;
     for (int k = 0; k < HSTORE_CHUNK; k++) {
         const struct copy_event *c = e[k].e;
-        int p = k * 8;
+        int p = k * CHUNK_PARAMS;
         if (!c->sent_at_ms && !now)
             now = time_now_ms();
         sqlite3_bind_text(st, p + 1, c->message_id, -1, SQLITE_STATIC);
@@ -329,6 +333,7 @@ static int apply_sent_chunk(struct hshard *h, const struct keyed *e, bool *track
         sqlite3_bind_text(st, p + 6, c->domain, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, p + 7, c->smtp_client, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, p + 8, c->sent_at_ms ? c->sent_at_ms : now);
+        sqlite3_bind_text(st, p + 9, c->identity, -1, SQLITE_STATIC);
     }
     int r = db_step(h->w, st);
     sqlite3_reset(st); /* every parameter is bound again next time */

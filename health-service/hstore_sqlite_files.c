@@ -39,6 +39,8 @@ static const char *const migrations[] = {
     HSTORE_SHARDS_SQL,
     /* 7: bounce and complaint reports */
     HSTORE_FEEDBACK_SQL,
+    /* 8: each copy's identity and when it was first found */
+    HSTORE_PLACEMENT_SQL,
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 

@@ -5,7 +5,8 @@
  * (libmicrohttpd), the Kafka consumer's two (kconsumer.c: its consumer
  * thread calls ingest_prepare, its writer thread ingest_apply), the
  * feedback-loop workers (scheduler.c), the bounce mailbox reader
- * (bounce/bounce.c, when BOUNCE_MAILBOX is set). The shared start-up and shutdown
+ * (bounce/bounce.c, when BOUNCE_MAILBOX is set), the placement summaries
+ * (placement.c). The shared start-up and shutdown
  * are service.c's; health_vars lists the variables this service reads
  * beyond svc_config_vars (--help).
  */
@@ -19,6 +20,8 @@
 #include "log.h"
 #include "loops/loops.h"
 #include "metrics.h"
+#include "placement.h"
+#include "providers.h"
 #include "scheduler.h"
 #include "service.h"
 
@@ -29,7 +32,11 @@ static const struct svc_var health_vars[] = {
     {"FEEDBACK_LOOPS_FILE", "", "JSON: domain -> feedback loop and its settings"},
     {"DB_FILES", "1", "1, 2, 4 or 8: SQLite files a new store spreads copies over"},
     {"BOUNCE_MAILBOX", "", "JSON: the IMAP mailbox of bounces and complaint reports"},
-    {"KAFKA_FEEDBACK_TOPIC", "feedback-events", "topic of email.bounced and email.complained"},
+    {"KAFKA_FEEDBACK_TOPIC", "feedback-events",
+     "topic of email.bounced, email.complained and placement.summary"},
+    {"THROTTLES_FILE", "", "JSON: recipient providers (named groups of domains)"},
+    {"FEEDBACK_WINDOW", "86400",
+     "seconds of sending that placement summaries and /providers cover"},
     {NULL, NULL, NULL},
 };
 
@@ -77,6 +84,10 @@ int main(int argc, char **argv)
     if (loops_config_load(&loops, cfg.loops_file, err, sizeof err) != 0)
         log_fatal("config: %s", err);
     app.loops = &loops;
+    struct providers *providers = NULL;
+    if (cfg.throttles_file && !(providers = providers_load(cfg.throttles_file, err, sizeof err)))
+        log_fatal("config: %s", err);
+    app.providers = providers;
     struct bounce_reader *bounces = NULL;
     if (cfg.bounce_mailbox && !(bounces = bounce_new(cfg.bounce_mailbox, err, sizeof err)))
         log_fatal("config: %s", err);
@@ -115,12 +126,28 @@ int main(int argc, char **argv)
                      consumer_kafka_up, app.consumer);
     metrics_gauge_fn(app.metrics, "health_tracked_copies", "Copies tracked", NULL, tracked_copies,
                      app.store);
+    struct placement_config pc = {
+        .store = app.store,
+        .providers = providers,
+        .metrics = app.metrics,
+        .brokers = cfg.svc.kafka_brokers,
+        .kafka_extra = cfg.svc.kafka_sec.conf,
+        .topic = cfg.feedback_topic,
+        .window_s = cfg.feedback_window_s,
+        .interval_s = cfg.check_interval_s,
+    };
+    struct placement *placement = placement_start(&pc, err, sizeof err);
+    if (!placement)
+        log_fatal("placement: %s", err);
     struct scheduler_config sc = {
         .store = app.store,
         .loops = &loops,
         .metrics = app.metrics,
         .interval_s = cfg.check_interval_s,
         .window_ms = cfg.track_window_s * 1000,
+        .providers = providers,
+        .round_done = placement_kick,
+        .round_arg = placement,
     };
     struct scheduler *sched = scheduler_start(&sc, err, sizeof err);
     if (!sched)
@@ -146,9 +173,11 @@ int main(int argc, char **argv)
     service_wait(svc);
     bounce_stop(bounces);
     scheduler_stop(sched);
+    placement_stop(placement);
     kconsumer_stop(app.consumer);
     loops_config_cleanup(&loops);
     hstore_free(app.store);
+    providers_free(providers);
     dblock_release(lock);
     hconfig_cleanup(&cfg);
     service_free(svc);

@@ -7,6 +7,8 @@
 #include "log.h"
 #include "loops/loops.h"
 #include "metrics.h"
+#include "placement_calc.h"
+#include "providers.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
@@ -85,6 +87,27 @@ static void publish_placement(struct worker *w, const char *domain)
             (double)v[i].v);
 }
 
+/* observe_found - each copy of a stored round first found, and found in
+ * the inbox: its time to inbox into health_time_to_inbox_seconds */
+static void observe_found(struct worker *w, const char *domain, const struct hstore_copy *c,
+                          size_t n, int64_t now_ms)
+{
+    struct metric *h = NULL;
+    for (size_t i = 0; i < n && w->s->cfg.metrics; i++) {
+        if (c[i].old_found || c[i].fl.placement != FL_INBOX)
+            continue;
+        if (!h)
+            h = metrics_histogram(
+                w->s->cfg.metrics, "health_time_to_inbox_seconds",
+                "Seconds from sending to the round that first found a copy, in the inbox",
+                (const char *const[]){"provider", providers_name(w->s->cfg.providers, domain),
+                                      NULL},
+                placement_buckets, PLACEMENT_NBUCKETS);
+        int64_t d = now_ms - c[i].fl.sent_at_ms;
+        metric_observe(h, d > 0 ? (double)d / 1000.0 : 0.0);
+    }
+}
+
 static void round_domain(struct worker *w, const char *domain)
 {
     struct scheduler *s = w->s;
@@ -121,7 +144,9 @@ static void round_domain(struct worker *w, const char *domain)
     } else {
         log_debug("round domain=%s loop=%s copies=%zu", domain, w->entry->ops->name, n);
     }
-    hstore_apply_checks(s->cfg.store, domain, c, n, time_now_ms(), rc == 0 ? NULL : err);
+    int64_t now = time_now_ms();
+    if (hstore_apply_checks(s->cfg.store, domain, c, n, now, rc == 0 ? NULL : err) == 0)
+        observe_found(w, domain, c, n, now);
     hstore_copies_free(c, n);
     publish_placement(w, domain);
 }
@@ -151,6 +176,8 @@ static void *worker_main(void *arg)
         } else {
             round_domain(w, w->entry->domain);
         }
+        if (s->cfg.round_done && !atomic_load(&s->stop))
+            s->cfg.round_done(s->cfg.round_arg);
         int64_t next = start + (int64_t)s->cfg.interval_s * 1000;
         pthread_mutex_lock(&s->mu);
         while (!atomic_load(&s->stop) && time_mono_ms() < next) {

@@ -7,6 +7,9 @@
  * the next one), asks that domain's loop instance (kept across rounds, so
  * an IMAP connection is reused) and commits the results. A slow or dead
  * mailbox only delays its own worker. start/stop from the main thread.
+ * A copy first found in the inbox is observed once in
+ * health_time_to_inbox_seconds{provider}; after each pass over its domains
+ * a worker calls round_done (the placement summaries, placement.h).
  */
 #ifndef SCHEDULER_H
 #define SCHEDULER_H
@@ -17,6 +20,7 @@
 struct hstore;
 struct loops_config;
 struct metrics;
+struct providers;
 
 struct scheduler_config {
     struct hstore *store;
@@ -24,7 +28,10 @@ struct scheduler_config {
     struct metrics *metrics;
     int interval_s;
     int64_t window_ms;
-    size_t max_per_round; /* copies per domain per round */
+    size_t max_per_round;                /* copies per domain per round */
+    const struct providers *providers;   /* the provider of a domain; NULL: the domain */
+    void (*round_done)(void *round_arg); /* or NULL; on the worker's thread */
+    void *round_arg;
 };
 
 struct scheduler;
