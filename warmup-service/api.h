@@ -31,5 +31,11 @@ void api_suppress_add(struct http_request *req, struct http_response *resp);
 void api_suppress_delete(struct http_request *req, struct http_response *resp);
 void api_unsub_page(struct http_request *req, struct http_response *resp);
 void api_unsub(struct http_request *req, struct http_response *resp);
+/* api_identities.c */
+void api_identity_create(struct http_request *req, struct http_response *resp);
+void api_identities(struct http_request *req, struct http_response *resp);
+void api_identity(struct http_request *req, struct http_response *resp);
+void api_identity_pause(struct http_request *req, struct http_response *resp);
+void api_identity_resume(struct http_request *req, struct http_response *resp);
 
 #endif

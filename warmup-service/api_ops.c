@@ -66,6 +66,18 @@ const struct http_route api_routes[] = {
      .handler = api_suppress_add,
      .content_type = "application/json"},
     {.method = "DELETE", .pattern = "/suppressions/*", .handler = api_suppress_delete},
+    /* sending identities (DESIGN 9.3) */
+    {.method = "POST",
+     .pattern = "/identities",
+     .handler = api_identity_create,
+     .content_type = "application/json"},
+    {.method = "GET", .pattern = "/identities", .handler = api_identities},
+    {.method = "GET", .pattern = "/identities/*", .handler = api_identity},
+    {.method = "POST",
+     .pattern = "/identities/*/pause",
+     .handler = api_identity_pause,
+     .content_type = "application/json"},
+    {.method = "POST", .pattern = "/identities/*/resume", .handler = api_identity_resume},
     /* one-click unsubscribe (RFC 8058): the one public form, the token authorises */
     {.method = "GET", .pattern = "/u/*", .handler = api_unsub_page, .flags = HTTP_PUBLIC},
     {.method = "POST",

@@ -9,6 +9,7 @@ struct store;
 struct outbox_publisher;
 struct sender;
 struct feedback;
+struct identities;
 struct smtp_clients;
 struct metrics;
 struct metric;
@@ -18,7 +19,8 @@ struct app {
     struct store *store;
     struct outbox_publisher *outbox;
     struct sender *sender;
-    struct feedback *feedback; /* the feedback-events consumer */
+    struct feedback *feedback;     /* the feedback-events consumer */
+    struct identities *identities; /* sending identities' state, gauge and decisions */
     const struct smtp_clients *clients;
     struct metrics *metrics;
     struct metric *users_registered; /* users_registered_total */

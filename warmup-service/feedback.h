@@ -1,16 +1,25 @@
 /* feedback.h - the warmup service's consumer of feedback-events
- * (KAFKA_FEEDBACK_TOPIC, consumer group "warmup-service"; DESIGN 9.2): an
- * email.bounced with "bounce":"hard" suppresses its recipient with reason
- * hard_bounce, an email.complained with reason complaint (suppress.h: the
- * entry, the queued copies dropped and the user.unsubscribed event). A
- * soft bounce suppresses nothing. A value that is not a v1 email.bounced or
- * email.complained is logged, counted and skipped: it never blocks its
- * partition. Each Kafka batch is applied in one store transaction, and
- * its offsets are committed only after it (at least once; a redelivered
- * event finds the address already suppressed and changes nothing).
+ * (KAFKA_FEEDBACK_TOPIC, consumer group "warmup-service"; DESIGN 9.2,
+ * 9.3): an email.bounced with "bounce":"hard" suppresses its recipient
+ * with reason hard_bounce, an email.complained with reason complaint
+ * (suppress.h: the entry, the queued copies dropped and the
+ * user.unsubscribed event). A soft bounce suppresses nothing. A
+ * placement.summary for an identity's address goes through WARMUP_POLICY
+ * (policy.h) onto that identity's provider state, with the summary's
+ * counts and rates; each change is logged and counted (identities.h) and
+ * the sender told; a summary for an address without an identity is
+ * counted and ignored. A value that is not a v1 email.bounced,
+ * email.complained or placement.summary is logged, counted and skipped: it
+ * never blocks its partition. Each Kafka batch's suppressions are applied
+ * in one store transaction and its summaries in a second, and its offsets
+ * are committed only after both (at least once; a redelivered event finds
+ * the address already suppressed, and a summary applied again decides
+ * what it decided the first time).
  *
  * Counted in feedback_events_total{type="hard_bounce"|"soft_bounce"|
- * "complaint"|"invalid"} once a batch is committed.
+ * "complaint"|"placement_summary"|"invalid"} and
+ * warmup_placement_summaries_total{result="applied"|"unknown_identity"}
+ * once a batch is committed.
  *
  * Threads: kconsumer's (decoding on its consumer thread, the transaction
  * on its writer thread); start, stop and stats from the owner (main, the
@@ -24,6 +33,8 @@
 struct store;
 struct outbox_publisher;
 struct metrics;
+struct policy;
+struct identities;
 
 #define FEEDBACK_GROUP_ID "warmup-service"
 
@@ -35,6 +46,8 @@ struct feedback_config {
     struct store *store;
     struct outbox_publisher *outbox;
     struct metrics *metrics;
+    const struct policy *policy;   /* WARMUP_POLICY */
+    struct identities *identities; /* decisions logged and counted, the sender told */
 };
 
 struct feedback;

@@ -14,6 +14,7 @@
 #include "dkim.h"
 #include "feedback.h"
 #include "httpd.h"
+#include "identities.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -66,6 +67,7 @@ static const struct svc_var warmup_vars[] = {
     {"DKIM_KEYS_FILE", "", "JSON list of DKIM keys; copies of those domains are signed"},
     {"THROTTLES_FILE", "", "JSON list of recipient providers (domain groups) and their limits"},
     {"WARMUP_CLOCK_OFFSET", "0", "tests only: seconds added to the identities' clock"},
+    {"WARMUP_POLICY", "", "JSON thresholds of the placement policy (README: Warmup control)"},
     {NULL, NULL, NULL},
 };
 
@@ -89,6 +91,12 @@ static double kafka_up(void *arg)
     struct outbox_stats st;
     outbox_publisher_stats(arg, &st);
     return st.kafka_up ? 1 : 0;
+}
+
+/* identity_changed - identities.h's notice: the sender reloads the identity */
+static void identity_changed(void *arg, int64_t identity_id)
+{
+    sender_identity_changed(arg, identity_id);
 }
 
 static void app_metrics(struct app *app)
@@ -165,13 +173,23 @@ int main(int argc, char **argv)
     app.sender = sender_start(&sc, err, sizeof err);
     if (!app.sender)
         log_fatal("sender: %s", err);
+    struct identities_config ic = {.store = app.store,
+                                   .metrics = app.metrics,
+                                   .policy = &cfg.policy,
+                                   .changed = identity_changed,
+                                   .changed_arg = app.sender};
+    app.identities = identities_new(&ic, err, sizeof err);
+    if (!app.identities)
+        log_fatal("identities: %s", err);
     struct feedback_config fc = {.brokers = cfg.svc.kafka_brokers,
                                  .topic = cfg.feedback_topic,
                                  .user_topic = cfg.svc.user_topic,
                                  .extra = cfg.svc.kafka_sec.conf,
                                  .store = app.store,
                                  .outbox = app.outbox,
-                                 .metrics = app.metrics};
+                                 .metrics = app.metrics,
+                                 .policy = &cfg.policy,
+                                 .identities = app.identities};
     app.feedback = feedback_start(&fc, err, sizeof err);
     if (!app.feedback)
         log_fatal("feedback consumer: %s", err);
@@ -202,5 +220,6 @@ int main(int argc, char **argv)
     dblock_release(lock);
     wconfig_cleanup(&cfg);
     service_free(svc);
+    identities_free(app.identities); /* after the scraper: its gauge reads them */
     return 0;
 }

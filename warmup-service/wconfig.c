@@ -74,6 +74,11 @@ void wconfig_load(struct wconfig *cfg)
         free(off);
     }
     char err[256];
+    policy_defaults(&cfg->policy);
+    char *policy = config_str("WARMUP_POLICY", NULL);
+    if (policy && policy_parse(policy, &cfg->policy, err, sizeof err) != 0)
+        log_fatal("config: %s", err);
+    free(policy);
     if (unsub_config_load(&cfg->unsub, err, sizeof err) != 0)
         log_fatal("config: %s", err);
     allow_public_host(cfg);

@@ -4,6 +4,7 @@
 #ifndef WCONFIG_H
 #define WCONFIG_H
 
+#include "policy.h"
 #include "svcconfig.h"
 #include "unsub.h"
 
@@ -25,6 +26,7 @@ struct wconfig {
     char *dkim_keys_file;      /* NULL: no DKIM signing */
     char *feedback_topic;      /* KAFKA_FEEDBACK_TOPIC: consumed (feedback.h) */
     struct unsub_config unsub; /* PUBLIC_URL, UNSUBSCRIBE_SECRET, UNSUBSCRIBE_MAILTO */
+    struct policy policy;      /* WARMUP_POLICY (policy.h) */
     char *throttles_file;      /* THROTTLES_FILE: provider groups and limits; NULL: none */
     int64_t clock_offset_ms;   /* WARMUP_CLOCK_OFFSET (tests): the identities' clock */
 };
