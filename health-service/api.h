@@ -9,5 +9,7 @@ extern const size_t api_nroutes;
 
 /* GET /providers (api_providers.c) */
 void api_providers(struct http_request *req, struct http_response *resp);
+/* GET /emails/{id}/reconciliation (api_reconcile.c) */
+void api_reconciliation(struct http_request *req, struct http_response *resp);
 
 #endif

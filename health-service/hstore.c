@@ -156,3 +156,18 @@ void hstore_delay_rows_free(struct hstore_delay_row *r, size_t n)
         free(r[i].domain);
     free(r);
 }
+
+int hstore_reconcile(struct hstore *s, int64_t email_id, int64_t window_start_ms,
+                     struct hstore_recon *out)
+{
+    return s->ops->reconcile(s, email_id, window_start_ms, out);
+}
+
+void hstore_recon_cleanup(struct hstore_recon *r)
+{
+    for (size_t i = 0; r->missing_ids && i < r->nmissing_ids; i++)
+        free(r->missing_ids[i]);
+    free(r->missing_ids);
+    r->missing_ids = NULL;
+    r->nmissing_ids = 0;
+}

@@ -198,6 +198,32 @@ int hstore_inbox_delays(struct hstore *s, int64_t since_ms, struct hstore_delay_
                         size_t *n);
 void hstore_delay_rows_free(struct hstore_delay_row *r, size_t n);
 
+/* the most Message-IDs a reconciliation names (DESIGN 9.3: up to 100) */
+#define HSTORE_RECON_IDS 100
+
+/* an email's reconciliation (GET /emails/{id}/reconciliation): each
+ * tracked copy in exactly one state, the first that holds of bounced,
+ * complained, spam, inbox (its placement), pending (not found, sent at
+ * or after the window's start) and missing (not found, sent before it),
+ * so inbox + spam + bounced + complained + pending + missing = tracked.
+ * accepted: the copies an email.sent made (tracked less the dead letters
+ * an email.failed made). */
+struct hstore_recon {
+    int64_t email_id;
+    int64_t accepted, tracked, inbox, spam, bounced, complained, pending, missing;
+    char **missing_ids; /* owned (hstore_recon_cleanup): up to HSTORE_RECON_IDS
+                         * missing copies' Message-IDs, oldest first */
+    size_t nmissing_ids;
+};
+
+/* hstore_reconcile - email_id's copies by state into *out
+ * (hstore_recon_cleanup), a copy not found being missing when it was
+ * sent before window_start_ms (now - TRACK_WINDOW), pending otherwise; 0,
+ * 1 when no copy of the email is tracked, -1 error (*out empty unless 0) */
+int hstore_reconcile(struct hstore *s, int64_t email_id, int64_t window_start_ms,
+                     struct hstore_recon *out);
+void hstore_recon_cleanup(struct hstore_recon *r);
+
 /* ---- what a backend implements -------------------------------------- */
 
 /* hstore_sqlite_open - the SQLite backend (hstore_sqlite.c): the store at
@@ -236,6 +262,8 @@ struct hstore_ops {
                             size_t *n);
     int (*inbox_delays)(struct hstore *s, int64_t since_ms, struct hstore_delay_row **out,
                         size_t *n);
+    int (*reconcile)(struct hstore *s, int64_t email_id, int64_t window_start_ms,
+                     struct hstore_recon *out);
 };
 
 #endif

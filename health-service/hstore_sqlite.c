@@ -42,6 +42,7 @@ static const struct hstore_ops hsqlite_ops = {
     .apply_feedback = hsqlite_apply_feedback,
     .placement_counts = hsqlite_placement_counts,
     .inbox_delays = hsqlite_inbox_delays,
+    .reconcile = hsqlite_reconcile,
 };
 
 void hstore_sqlite_set_hash(struct hstore *store, hstore_hash_fn fn)

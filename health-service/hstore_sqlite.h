@@ -295,6 +295,22 @@ int hsqlite_placement_counts(struct hstore *store, int64_t since_ms,
 int hsqlite_inbox_delays(struct hstore *store, int64_t since_ms, struct hstore_delay_row **out,
                          size_t *n);
 
+/* ---- hstore_sqlite_recon.c: an email's reconciliation ---------------- */
+
+/* 9: an email's copies in the order they were sent with what decides
+ * their state, for its reconciliation: one range of this index per file,
+ * no table row read but the few a report names or finds bounced */
+#define HSTORE_RECON_SQL                                                                           \
+    "CREATE INDEX IF NOT EXISTS copies_email_sent ON copies(email_id, sent_at, placement,"         \
+    " bounced, complained);"
+
+int hsqlite_reconcile(struct hstore *store, int64_t email_id, int64_t window_start_ms,
+                      struct hstore_recon *out);
+/* hsqlite_recon_sql - the reconciliation's statement over s's files: the
+ * counts, or (ids) the oldest missing copies' Message-IDs; caller frees
+ * (also for tests: EXPLAIN QUERY PLAN) */
+char *hsqlite_recon_sql(const struct hsqlite *s, bool ids);
+
 /* ---- hstore_sqlite.c ------------------------------------------------- */
 
 /* hstore_sqlite_set_hash - for tests: the store's Message-ID hash (a

@@ -41,6 +41,8 @@ static const char *const migrations[] = {
     HSTORE_FEEDBACK_SQL,
     /* 8: each copy's identity and when it was first found */
     HSTORE_PLACEMENT_SQL,
+    /* 9: an email's copies by sending time (reconciliation) */
+    HSTORE_RECON_SQL,
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
