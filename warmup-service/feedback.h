@@ -13,8 +13,8 @@
  * never blocks its partition. Each Kafka batch's suppressions are applied
  * in one store transaction and its summaries in a second, and its offsets
  * are committed only after both (at least once; a redelivered event finds
- * the address already suppressed, and a summary applied again decides
- * what it decided the first time).
+ * the address already suppressed, and a summary applied again meets the
+ * state it led to and changes nothing more).
  *
  * Counted in feedback_events_total{type="hard_bounce"|"soft_bounce"|
  * "complaint"|"placement_summary"|"invalid"} and

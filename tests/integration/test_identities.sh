@@ -195,6 +195,18 @@ eq "a clean summary after the cooldown: gmail ramping again" "$(prov gmail state
 eq "  ... decision ramp/recovered counted; identity ramping" \
   "$(decisions News@acme.test gmail ramp recovered) $(jget "$(ident 1)" 'j["today"]["state"]') $(state_gauge News@acme.test)" "1 ramping ramping"
 
+# --- warm at max_per_day; a ramp that has not started
+r=$(api POST /identities '{"address":"max@acme.test","warmup":{"start_per_day":30,"growth_pct":15,"max_per_day":30}}')
+eq "a ramp at max_per_day from the start: quota 30, warm, start_date today (the clock's)" \
+  "$(jget "$(echo "$r" | body)" '[j["today"]["quota"], j["today"]["state"], j["today"]["reason"], j["warmup"]["start_date"] == j["today"]["day"]]')" \
+  '[30, "warm", "quota at max_per_day 30", true]'
+LATER=$($PY -c 'import datetime; print((datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=11)).date().isoformat())')
+r=$(api POST /identities '{"address":"later@acme.test","warmup":{"start_per_day":5,"growth_pct":10,"max_per_day":50,"start_date":"'"$LATER"'"}}')
+eq "a ramp starting in 10 days: quota 0, ramping, the reason says when" \
+  "$(jget "$(echo "$r" | body)" '[j["today"]["quota"], j["today"]["state"], j["today"]["reason"]]')" \
+  "[0, \"ramping\", \"the ramp starts on $LATER\"]"
+eq "  ... their gauges" "$(state_gauge max@acme.test) $(state_gauge later@acme.test)" "warm ramping"
+
 stop_named warmup; eq "SIGTERM: warmup exits 0" "$STOP_RC" 0
 check "no sanitizer report" -- sanitizer_clean warmup
 DB_PATH="$TMP/warmup/warmup.db" WARMUP_POLICY='{"min_checked":0}' "$WARMUP_BIN" >"$TMP/badpolicy.log" 2>&1
