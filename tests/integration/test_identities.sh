@@ -152,7 +152,10 @@ eq "  ... the identity holding, the reason names the provider" "$(jget "$(ident 
 eq "  ... gauge holding; decision hold/spam_rate counted" "$(state_gauge News@acme.test) $(decisions News@acme.test gmail hold spam_rate)" "holding 1"
 check "  ... logged" -- grep -q 'identity=News@acme.test provider=gmail holding: spam rate 0.075 above hold_spam_rate 0.05 (40 checked) (decision=hold reason=spam_rate)' "$TMP/warmup/out.log"
 
+T0=$(date +%s%3N)
 summary News@acme.test gmail 40 26 14 0 0 | produce
+wait_for 30 bash -c "curl -s -H 'Authorization: Bearer $TOKEN_API' $W/identities/1 | grep -q '\"state\":\"paused\"'"
+echo "# a spam-heavy summary produced -> gmail paused in GET /identities/1: $(($(date +%s%3N) - T0)) ms (kcat, dev broker, consumer batch, one transaction)"
 wait_summaries 4
 eq "spam 14/40 = 0.35 > pause_spam_rate: gmail paused" "$(prov gmail state reason spam_rate)" \
   "paused | spam rate 0.35 above pause_spam_rate 0.20 (40 checked) | 0.35"
