@@ -60,13 +60,24 @@ struct fb_work {
     int64_t *ids;
 };
 
+/* printable - no control character (the provider goes into log lines) */
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
 /* add_summary - a decoded placement.summary into w (its identity
- * normalised); false when the identity is not an address */
+ * normalised); false when the identity is not an address or the provider
+ * is empty or holds a control character */
 static bool add_summary(struct fb_work *w, const struct event_placement_summary *p)
 {
     struct addr a;
     char why[128];
-    if (addr_parse(p->identity, &a, why, sizeof why) != 0)
+    if (addr_parse(p->identity, &a, why, sizeof why) != 0 || !p->provider[0] ||
+        !printable(p->provider))
         return false;
     w->sums[w->nsums++] = (struct identity_summary){
         .address = xstrdup(a.norm),
@@ -95,9 +106,10 @@ static enum fb_kind classify(struct fb_work *w, const struct kmsg *m)
     }
     if (ev.type == EVENT_PLACEMENT_SUMMARY) {
         enum fb_kind k = add_summary(w, &ev.placement) ? FB_SUMMARY : FB_INVALID;
-        if (k == FB_INVALID) /* decoded: cannot happen */
-            log_warn("feedback event skipped topic=%s partition=%d offset=%lld: identity", m->topic,
-                     (int)m->partition, (long long)m->offset);
+        if (k == FB_INVALID)
+            log_warn("feedback event skipped topic=%s partition=%d offset=%lld: placement.summary"
+                     " with an empty provider or a control character in it",
+                     m->topic, (int)m->partition, (long long)m->offset);
         event_cleanup(&ev);
         return k;
     }

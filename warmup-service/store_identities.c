@@ -293,7 +293,7 @@ int store_resume_identity(struct store *s, int64_t id, int64_t now_ms, int64_t g
         log_error("store: resuming identity %lld failed: %s", (long long)id, sqlite3_errmsg(s->w));
         goto out;
     }
-    sqlite3_reset(pv); /* RETURNING: the changes are done at the reset */
+    sqlite3_reset(pv);
     rc = db_commit(s->w);
 out:
     if (rc != 0) {

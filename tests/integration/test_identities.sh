@@ -169,6 +169,10 @@ summary nobody@acme.test gmail 40 0 40 0 0 | produce
 wait_for 30 bash -c "[ \$(curl -s $W/metrics | awk '\$1 == \"warmup_placement_summaries_total{result=\\\"unknown_identity\\\"}\" {print \$2}') -ge 1 ]"
 ok $? "a summary for an address without identity is counted as unknown_identity"
 eq "  ... and ignored: still two identities" "$(jget "$(api GET /identities | body)" 'len(j)')" 2
+printf 'News@acme.test\t{"v":1,"type":"placement.summary","identity":"News@acme.test","provider":"gm\\nail","window_s":86400,"checked":40,"inbox":0,"spam":40,"bounced":0,"complained":0,"at":"2026-05-01T10:00:00Z"}\n' | produce
+wait_for 30 bash -c "[ \$(curl -s $W/metrics | awk '\$1 == \"feedback_events_total{type=\\\"invalid\\\"}\" {print \$2}') -ge 1 ]"
+ok $? "a summary whose provider holds a line break is counted invalid"
+eq "  ... and applied nowhere" "$(jget "$(ident 1)" 'sorted(j["providers"])')" '["gmail", "yahoo"]'
 summary News@acme.test gmail 40 40 0 0 0 | produce
 wait_summaries 5
 eq "a clean summary within cooldown_hours: gmail stays paused" "$(prov gmail state spam_rate)" "paused | 0.0"
