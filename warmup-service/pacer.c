@@ -168,12 +168,13 @@ static void load_counts(struct pacer *p, struct entry *e)
             e->sent += v[i].sent;
         }
     }
-    /* a holding provider's cap: its best day of the week before (summed over its domains) */
+    /* a holding provider's cap: its best day of the last week, today
+     * included (summed over its domains), so its volume stops growing */
     for (size_t k = 0; k < e->npc; k++) {
         struct prov_count *x = &e->pc[k];
         if (x->cap < 0)
             continue;
-        for (int64_t d = e->day - HOLD_LOOKBACK; d < e->day; d++) {
+        for (int64_t d = e->day - HOLD_LOOKBACK; d <= e->day; d++) {
             int64_t sum = 0;
             for (size_t i = 0; i < n; i++)
                 if (v[i].day == d &&
@@ -310,11 +311,17 @@ void pacer_plan(struct pacer *p, const char *from, int want, struct pace *out, i
             allow = (int)left;
     }
     out->allow = allow;
-    size_t nb = 0;
+    size_t nb = 0, used = 0;
     for (size_t i = 0; i < e->npc; i++) {
         const struct prov_count *x = &e->pc[i];
-        if (x->paused || (x->cap >= 0 && x->sent >= x->cap))
-            e->blocked[nb++] = x->provider;
+        if (!x->paused && !(x->cap >= 0 && x->sent >= x->cap))
+            continue;
+        e->blocked[nb++] = x->provider;
+        if (used < whylen) /* the reason if these providers' copies are left waiting */
+            used += (size_t)snprintf(why + used, whylen - used,
+                                     "%sidentity %s: nothing to %s now (%s%s)", nb > 1 ? "; " : "",
+                                     e->info.address, x->provider,
+                                     x->paused ? "" : "holding at today's cap: ", x->why);
     }
     out->blocked = e->blocked;
     out->nblocked = nb;

@@ -11,9 +11,10 @@
  * of the quota over what is left of the window.
  *
  * A holding provider's copies per day are capped at the most it received
- * on one day in the 7 days before today (at least 1); other providers
- * keep growing with the ramp. One grant may overshoot that cap by the
- * grant's size less one (grants are one copy per pacing slot).
+ * on one day of the last 7, today included (at least 1): its volume stops
+ * growing (a hold on the first day ends that day's sending to it) while
+ * other providers keep growing with the ramp. One grant may overshoot the
+ * cap by the grant's size less one (grants are one copy per pacing slot).
  *
  * Threads: the dispatcher thread calls everything except pacer_changed,
  * which any thread may call (an identity was created or changed).
@@ -48,7 +49,9 @@ void pacer_free(struct pacer *p);
 void pacer_changed(struct pacer *p, int64_t identity_id);
 /* pacer_plan - for an email from `from` wanting up to `want` copies: *out
  * filled; when out->allow < want because of the identity, *wait_ms is
- * lowered to when it may send again and why says why (else why is ""). */
+ * lowered to when it may send again and why says why; when providers are
+ * blocked, why names them (the reason if the claim leaves copies waiting);
+ * else why is "". */
 void pacer_plan(struct pacer *p, const char *from, int want, struct pace *out, int64_t *wait_ms,
                 char *why, size_t whylen);
 /* pacer_claimed - n copies were claimed under pc, provider[i] naming

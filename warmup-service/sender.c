@@ -258,6 +258,14 @@ static size_t claim_constrained(struct sender *s, struct email_run *c, int want,
     return n;
 }
 
+/* set_reason - why the email's copies wait ("" none), for its progress */
+static void set_reason(struct sender *s, struct email_run *c, const char *why)
+{
+    pthread_mutex_lock(&s->lock);
+    snprintf(c->reason, sizeof c->reason, "%s", why);
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* dispatch_one - claim what the buckets and the queue allow for one email;
  * returns the number of copies queued. *wait_ms is lowered to when a
  * bucket that held this email back has its next token, so the dispatcher
@@ -291,10 +299,9 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
     struct pace pc;
     char why[sizeof c->reason];
     pacer_plan(s->pacer, c->info.from, got, &pc, wait_ms, why, sizeof why);
-    pthread_mutex_lock(&s->lock);
-    memcpy(c->reason, why, sizeof c->reason);
-    pthread_mutex_unlock(&s->lock);
-    if (pc.allow < got) { /* the identity's quota, window or pause */
+    if (pc.allow < got || !why[0])
+        set_reason(s, c, why); /* held by the identity (or nothing holds it) */
+    if (pc.allow < got) {      /* the identity's quota, window or pause */
         ratelimit_refund(cl->rl, got - pc.allow);
         ratelimit_refund(c->rl, got - pc.allow);
         got = pc.allow;
@@ -306,6 +313,8 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
         n = claim_constrained(s, c, got, claims, now, wait_ms, &pc);
     else
         claim_into(s, c, NULL, got, claims, &n);
+    if (pc.allow == got && why[0]) /* some providers blocked: a reason if copies wait */
+        set_reason(s, c, (int)n < got ? why : "");
     if (pc.identity_id && n > 0) {
         const char **names = xcalloc(n, sizeof *names);
         for (size_t i = 0; i < n; i++) {
