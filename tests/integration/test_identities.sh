@@ -186,6 +186,9 @@ wait_summaries 6
 eq "  ... in the grace after the resume a pause rate holds, it does not pause" "$(prov gmail state reason)" \
   "holding | spam rate 0.35 above pause_spam_rate 0.20 (40 checked); held, not paused: operator resume"
 
+curl -s "$W/metrics" | promtool check metrics >"$TMP/promtool.out" 2>&1
+ok $? "promtool check metrics is clean with the identities' series" || sed 's/^/#   /' "$TMP/promtool.out"
+
 # --- restart: everything kept; a clock 25 h later ends the cooldown
 BEFORE=$(jget "$(api GET /identities | body)" '[[x[k] for k in ("id","address","name","smtp_client","warmup","window","paused","providers")] for x in j]')
 stop_named warmup; eq "SIGTERM: warmup exits 0" "$STOP_RC" 0
