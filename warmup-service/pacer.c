@@ -43,7 +43,8 @@ struct entry {
     int64_t day, quota, sent; /* today's; quota -1: no ramp */
     struct prov_count *pc;
     size_t npc;
-    int64_t next_ms; /* identity clock: the next slot; 0: set at the next plan */
+    double next_ms; /* identity clock: the next slot (fractional: rates above 1,000/s
+                     * keep their precision); 0: set at the next plan */
     const char **blocked;
 };
 
@@ -191,7 +192,8 @@ static void load_counts(struct pacer *p, struct entry *e)
  * today's window and counts. false: no identity for e->from */
 static bool load(struct pacer *p, struct entry *e, int64_t now)
 {
-    int64_t old_day = e->day, old_next = e->next_ms;
+    int64_t old_day = e->day;
+    double old_next = e->next_ms;
     entry_clear(e);
     e->id = 0;
     e->stale = false;
@@ -297,14 +299,19 @@ void pacer_plan(struct pacer *p, const char *from, int want, struct pace *out, i
         int64_t left = e->quota - e->sent;
         double interval = (double)(end - now) / (double)left;
         if (e->next_ms == 0) /* the day's first plan, or after a restart: no burst */
-            e->next_ms = now + (int64_t)(interval * (rand_r(&p->seed) / (RAND_MAX + 1.0)));
-        if (now < e->next_ms) {
-            int64_t w = e->next_ms - now;
+            e->next_ms = (double)now + interval * (rand_r(&p->seed) / (RAND_MAX + 1.0));
+        if ((double)now < e->next_ms) {
+            int64_t w = (int64_t)(e->next_ms - (double)now) + 1;
             if (w < *wait_ms)
                 *wait_ms = w;
             return;
         }
-        int64_t due = 1 + (int64_t)((double)(now - e->next_ms) / (interval > 1 ? interval : 1));
+        /* slots missed while the dispatcher was late are granted now, but
+         * at most one interval (or 100 ms) of them: no burst after a lull */
+        double late = (double)now - e->next_ms, most = interval > 100 ? interval : 100;
+        if (late > most)
+            e->next_ms = (double)now - (late = most);
+        int64_t due = 1 + (int64_t)(late / interval);
         if (due < allow)
             allow = (int)due;
         if (left < allow)
@@ -340,9 +347,13 @@ void pacer_claimed(struct pacer *p, const struct pace *pc, const char *const *pr
     for (size_t i = 0; i < n; i++)
         prov(e, provider[i])->sent++;
     e->sent += (int64_t)n;
-    if (e->quota >= 0) {
+    if (e->quota >= 0 && e->sent < e->quota) {
+        /* each slot follows the last one (not the clock), spread over what
+         * is left of the window */
         int64_t now = ident_now_ms(), day, start, end;
         window_day(&e->win, now, &day, &start, &end);
-        e->next_ms = pace_next(now, end, e->quota, e->sent, rand_r(&p->seed) / (RAND_MAX + 1.0));
+        for (size_t i = 0; i < n && e->next_ms < (double)end; i++)
+            e->next_ms = pace_next(e->next_ms, end, e->quota, e->sent - (int64_t)(n - 1 - i),
+                                   rand_r(&p->seed) / (RAND_MAX + 1.0));
     }
 }

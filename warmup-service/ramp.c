@@ -88,20 +88,18 @@ int64_t window_next_start(const struct window *w, int64_t now_ms, int64_t *day)
     return start;
 }
 
-int64_t pace_next(int64_t now_ms, int64_t end_ms, int64_t quota, int64_t sent, double u)
+double pace_next(double now_ms, int64_t end_ms, int64_t quota, int64_t sent, double u)
 {
-    if (sent >= quota || now_ms >= end_ms)
-        return INT64_MAX;
+    if (sent >= quota || now_ms >= (double)end_ms)
+        return INFINITY;
     if (isnan(u))
         u = 0.5;
     u = u < 0 ? 0 : u >= 1 ? 1 - 1e-9 : u;
     if (sent < 0)
         sent = 0;
-    double gap = ((double)end_ms - (double)now_ms) / (double)(quota - sent) * (0.75 + 0.5 * u);
-    int64_t last = end_ms - 1;
-    if (gap >= (double)(last - now_ms))
-        return last;
-    return now_ms + (int64_t)gap;
+    double gap = ((double)end_ms - now_ms) / (double)(quota - sent + 1) * (0.75 + 0.5 * u);
+    double last = (double)(end_ms - 1);
+    return now_ms + gap >= last ? last : now_ms + gap;
 }
 
 int date_parse(const char *s, int64_t *day)

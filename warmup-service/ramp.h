@@ -46,11 +46,15 @@ void window_day(const struct window *w, int64_t now_ms, int64_t *day, int64_t *s
  * if it is still ahead, else a later day's), and in *day the local day it
  * opens (as window_day would say at that instant) */
 int64_t window_next_start(const struct window *w, int64_t now_ms, int64_t *day);
-/* pace_next - when the next copy of the day may go: now + (end - now) /
- * (quota - sent) * (0.75 + 0.5 * u), u uniform in [0,1) (jitter; clamped to
- * it, NaN = 0.5), at most end - 1 so the day's last copy stays inside the
- * window. INT64_MAX when sent >= quota or now >= end (nothing more today). */
-int64_t pace_next(int64_t now_ms, int64_t end_ms, int64_t quota, int64_t sent, double u);
+/* pace_next - when the next copy of the day may go, after the slot (or the
+ * instant) now_ms: now + (end - now) / (quota - sent + 1) * (0.75 + 0.5 *
+ * u), u uniform in [0,1) (jitter; clamped to it, NaN = 0.5): the rest of
+ * the window in equal shares, one more than the copies left, so the last
+ * copy lands a share before the end rather than on it; at most end - 1.
+ * Fractional milliseconds, so a rate above 1,000 copies a second keeps its
+ * precision when each slot follows the last. INFINITY when sent >= quota
+ * or now >= end (nothing more today). */
+double pace_next(double now_ms, int64_t end_ms, int64_t quota, int64_t sent, double u);
 /* date_parse - strict "YYYY-MM-DD" (year 0001..9999, a real date, nothing
  * before or after) into days since 1970-01-01. 0, or -1 */
 int date_parse(const char *yyyy_mm_dd, int64_t *day);

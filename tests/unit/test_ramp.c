@@ -206,27 +206,28 @@ static void test_next_start(void)
 static void test_pace(void)
 {
     int64_t now = 1000000, end = now + 12 * H_MS;
-    CHECK(pace_next(now, end, 10, 10, 0.5) == INT64_MAX, "sent == quota: never");
-    CHECK(pace_next(now, end, 10, 11, 0.5) == INT64_MAX, "sent > quota: never");
-    CHECK(pace_next(now, end, 0, 0, 0.5) == INT64_MAX, "quota 0: never");
-    CHECK(pace_next(end, end, 10, 0, 0.5) == INT64_MAX, "at the window's end: never");
-    CHECK(pace_next(end + 1, end, 10, 0, 0.5) == INT64_MAX, "after the end: never");
-    int64_t even = 12 * H_MS / 8; /* 8 left */
-    CHECK_INT(pace_next(now, end, 10, 2, 0.5), now + even, "u = 0.5: the even spacing");
-    CHECK_INT(pace_next(now, end, 10, 2, 0.0), now + even * 3 / 4, "u = 0: 0.75 of it");
-    int64_t hi = pace_next(now, end, 10, 2, 0.999999);
+    CHECK(pace_next(now, end, 10, 10, 0.5) == INFINITY, "sent == quota: never");
+    CHECK(pace_next(now, end, 10, 11, 0.5) == INFINITY, "sent > quota: never");
+    CHECK(pace_next(now, end, 0, 0, 0.5) == INFINITY, "quota 0: never");
+    CHECK(pace_next(end, end, 10, 0, 0.5) == INFINITY, "at the window's end: never");
+    CHECK(pace_next(end + 1, end, 10, 0, 0.5) == INFINITY, "after the end: never");
+    int64_t even = 12 * H_MS / 9; /* 8 left: nine shares, the last kept as margin */
+    CHECK_INT((int64_t)pace_next(now, end, 10, 2, 0.5), now + even, "u = 0.5: the even spacing");
+    CHECK_INT((int64_t)pace_next(now, end, 10, 2, 0.0), now + even * 3 / 4, "u = 0: 0.75 of it");
+    int64_t hi = (int64_t)pace_next(now, end, 10, 2, 0.999999);
     CHECK(hi < now + even * 5 / 4 && hi > now + even * 5 / 4 - 100,
           "u -> 1: just under 1.25 of it");
-    CHECK_INT(pace_next(now, end, 10, 2, -3), now + even * 3 / 4, "u < 0 counts as 0");
+    CHECK_INT((int64_t)pace_next(now, end, 10, 2, -3), now + even * 3 / 4, "u < 0 counts as 0");
     CHECK(pace_next(now, end, 10, 2, 7) < now + even * 5 / 4, "u >= 1 stays under 1.25");
-    CHECK_INT(pace_next(now, end, 10, 2, NAN), now + even, "u NaN counts as 0.5");
-    CHECK_INT(pace_next(now, end, 10, 9, 0.9), end - 1, "the last copy stays inside the window");
-    CHECK_INT(pace_next(end - 1, end, 10, 0, 0.5), end - 1, "1 ms left: end - 1");
+    CHECK_INT((int64_t)pace_next(now, end, 10, 2, NAN), now + even, "u NaN counts as 0.5");
+    CHECK_INT((int64_t)pace_next(end - 2, end, 10, 9, 0.99), end - 1,
+              "the last copy stays inside the window");
+    CHECK_INT((int64_t)pace_next(end - 1, end, 10, 0, 0.5), end - 1, "1 ms left: end - 1");
     int bad = 0;
     for (int i = 0; i < 1000; i++) {
         double u = i / 1000.0;
-        int64_t t = pace_next(now, end, 1000, 7, u);
-        double g = (double)(end - now) / 993;
+        int64_t t = (int64_t)pace_next(now, end, 1000, 7, u);
+        double g = (double)(end - now) / 994;
         bad += t < now + (int64_t)(g * 0.75) || t >= now + (int64_t)ceil(g * 1.25);
     }
     CHECK_INT(bad, 0, "1000 draws of u: within [0.75, 1.25) of the even spacing");
@@ -234,17 +235,18 @@ static void test_pace(void)
     /* a paced day: 500 copies over a 12 h window with pseudo-random jitter
      * all go inside it, and no tenth of the window holds more than twice
      * its even share (the issue's spread criterion) */
-    int64_t quota = 500, sent = 0, t = now;
+    int64_t quota = 500, sent = 0;
+    double t = now;
     int tenth[10] = {0};
     unsigned int seed = 12345;
     while (sent < quota) {
         seed = seed * 1103515245u + 12345u;
         double u = (double)((seed >> 8) & 0xffff) / 65536.0;
-        int64_t next = pace_next(t, end, quota, sent, u);
-        if (next == INT64_MAX || next >= end)
+        double next = pace_next(t, end, quota, sent, u);
+        if (isinf(next) || next >= (double)end)
             break;
         t = next;
-        tenth[(t - now) * 10 / (end - now)]++;
+        tenth[((int64_t)t - now) * 10 / (end - now)]++;
         sent++;
     }
     CHECK_INT(sent, quota, "a paced day sends its whole quota inside the window");
