@@ -5,8 +5,13 @@
 # that it lasts longer than the window, through the DRYRUN client (each copy
 # is an .eml file in a spool directory; its mtime is its send time), with
 # Kafka events on:
-#   client: the client's limit, SEND_TPM=TPM;
-#   email:  the email's own limit, "tpm":TPM in POST /send (SEND_TPM=0).
+#   client:   the client's limit, SEND_TPM=TPM;
+#   email:    the email's own limit, "tpm":TPM in POST /send (SEND_TPM=0);
+#   provider: a THROTTLES_FILE provider holding every recipient domain
+#             (".bench.test"), per_minute=TPM;
+#   identity: the From is a sending identity whose day's quota is TPM*60
+#             over a one-hour window (12:00-13:00 UTC, the identity clock
+#             set to 12:00 by WARMUP_CLOCK_OFFSET): the pacer's even spread.
 # Achieved rate = copies written during [POST + 1 s, POST + 1 s + D) (the first
 # second, which holds the bucket's initial burst, is excluded), per minute;
 # cross-checked with GET /emails/{id} progress sampled every 100 ms over the
@@ -14,11 +19,11 @@
 #
 #   D=20          window in seconds (full run: D=60)
 #   TPMS="600 60000"
-#   MODES="client email"
+#   MODES="client email provider identity"
 #   WORKERS=4     DRYRUN workers
 # Also: BUILD_DIR, KEEP_TMP=1, BENCH_LOG_LEVEL (see common.sh).
 . "$(dirname "$0")/common.sh"
-: "${D:=20}" "${TPMS:=600 60000}" "${MODES:=client email}" "${WORKERS:=4}"
+: "${D:=20}" "${TPMS:=600 60000}" "${MODES:=client email provider identity}" "${WORKERS:=4}"
 need_bins broker warmup
 
 max_tpm=0
@@ -57,15 +62,27 @@ for mode in $MODES; do
     name=rl_${mode}_$tpm
     copy_db seed "$name"
     WP=$(freeport)
-    if [ "$mode" = client ]; then
-      env_tpm=$tpm
-      send_json >"$BTMP/$name.json"
-    else
-      env_tpm=0
-      send_json "\"tpm\":$tpm" >"$BTMP/$name.json"
-    fi
+    extra=()
+    env_tpm=0
+    send_json >"$BTMP/$name.json"
+    case $mode in
+    client) env_tpm=$tpm ;;
+    email) send_json "\"tpm\":$tpm" >"$BTMP/$name.json" ;;
+    provider)
+      echo "[{\"provider\":\"bench\",\"domains\":[\".bench.test\"],\"per_minute\":$tpm}]" >"$BTMP/$name.throttles"
+      extra=(THROTTLES_FILE="$BTMP/$name.throttles") ;;
+    identity)
+      extra=(WARMUP_CLOCK_OFFSET="$($PY -c 'import time; t=time.time(); print("%.3f" % (86400 * (t // 86400) + 43200 - t))')") ;;
+    esac
     start_warmup "$name" "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$BTMP/$name/spool" \
-      WORKERS="$WORKERS" SEND_TPM="$env_tpm" MESSAGE_ID_DOMAIN=sender.bench.test
+      WORKERS="$WORKERS" SEND_TPM="$env_tpm" MESSAGE_ID_DOMAIN=sender.bench.test "${extra[@]}"
+    if [ "$mode" = identity ]; then
+      from=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["from"])' "$BTMP/$name.json")
+      q=$((tpm * 60))
+      curl -sf -o /dev/null -H 'Content-Type: application/json' "http://127.0.0.1:$WP/identities" \
+        -d "{\"address\":\"$from\",\"warmup\":{\"start_per_day\":$q,\"growth_pct\":0,\"max_per_day\":$q,\"start_date\":\"2020-01-01\"},\"window\":{\"start\":\"12:00\",\"end\":\"13:00\",\"tz\":\"UTC\"}}" ||
+        die "POST /identities failed (log: $BTMP/$name/out.log)"
+    fi
     pid_var=${name}_PID
     watch_send "http://127.0.0.1:$WP" "${!pid_var}" "$USERS" "$BTMP/$name.watch" --body "$BTMP/$name.json" \
       --duration "$(awk -v d="$D" 'BEGIN { print d + 1.5 }')" --poll 0.1 ||
@@ -90,4 +107,5 @@ for r in "${ROWS[@]}"; do
   printf '%-7s %10s %14s %9s %16s %9s %10s\n' $r
 done
 echo "(achieved: .eml files written in the window, from their mtimes; progress: GET /emails/{id} sent,"
-echo " sampled every 100 ms, over the same window; limit client = SEND_TPM, email = \"tpm\" in POST /send)"
+echo " sampled every 100 ms, over the same window; limit client = SEND_TPM, email = \"tpm\" in POST /send,"
+echo " provider = THROTTLES_FILE per_minute, identity = a day's quota of TPM*60 over a one-hour window)"
