@@ -328,10 +328,12 @@ gen_events() {
 import datetime, hashlib, json, sys
 path, n, emails = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 now = datetime.datetime.now(datetime.timezone.utc)
-at = now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
 with open(path, "w") as f:
     for i in range(n):
         e = i % emails + 1
+        # sent over the last n/100 ms, in order, as a sender at 100 copies/ms would
+        t = now - datetime.timedelta(milliseconds=(n - i) // 100)
+        at = t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (t.microsecond // 1000)
         # as warmup-service makes them: 16 hex digits of SHA-256(salt:copy), so
         # the copies arrive in random Message-ID order (not sorted by i)
         h = hashlib.sha256(b"bench:%d" % i).hexdigest()[:16]

@@ -186,7 +186,8 @@ int hstore_apply_feedback(struct hstore *s, const char *message_id, const struct
 /* hstore_placement_counts - one row per (identity, domain) of the copies
  * sent since since_ms (ordered by identity, NULL first, then domain), into
  * a new array (hstore_placement_rows_free); 0 or -1. One query over the
- * copies_sent index, for the placement thread and /providers. */
+ * copies stored since the first batch holding a copy sent then, for the
+ * placement thread and /providers. */
 int hstore_placement_counts(struct hstore *s, int64_t since_ms, struct hstore_placement_row **out,
                             size_t *n);
 void hstore_placement_rows_free(struct hstore_placement_row *r, size_t n);

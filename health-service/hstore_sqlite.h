@@ -116,14 +116,30 @@
  * identity, the copy's sending identity (email.sent "identity"; NULL for
  * events without one), and found_at, when a feedback loop first found the
  * copy in a folder (ms; set once, never moved by a later round; 0 for a
- * copy found before this migration: found, time unknown). copies_sent
- * covers the reads over the copies sent since a time (no table row read) */
+ * copy found before this migration: found, time unknown).
+ * copy_batches: per ingest batch, the rowids of its new copies and their
+ * earliest and latest sent_at. "The copies sent since T" are then one
+ * rowid range of the copies table (from the first batch that holds a copy
+ * sent at T or later), read without an index: any index led by sent_at or
+ * email_id costs the ingest a third of its rate, as a batch is stored in
+ * Message-ID hash order and its entries land all over the index's recent
+ * pages (bench/RESULTS.md). A store older than this migration gets one row
+ * for all its copies. */
 #define HSTORE_PLACEMENT_SQL                                                                       \
     "ALTER TABLE copies ADD COLUMN identity TEXT;"                                                 \
     "ALTER TABLE copies ADD COLUMN found_at INTEGER;"                                              \
     "UPDATE copies SET found_at = 0 WHERE placement IN (2, 3);"                                    \
-    "CREATE INDEX copies_sent ON copies(sent_at, identity, domain, placement, bounced,"            \
-    " complained, found_at);"
+    "CREATE TABLE copy_batches (first_rowid INTEGER NOT NULL, last_rowid INTEGER NOT NULL,"        \
+    " min_sent INTEGER NOT NULL, max_sent INTEGER NOT NULL);"                                      \
+    "INSERT INTO copy_batches SELECT min(rowid), max(rowid), min(sent_at), max(sent_at)"           \
+    " FROM copies HAVING count(*) > 0;"
+
+/* the first rowid of file %1$s's copies sent at time T or later (none:
+ * past every copy), for a format whose first argument is the schema: T
+ * the SQL expression given */
+#define HSTORE_SINCE_ROWID(t)                                                                      \
+    "coalesce((SELECT min(first_rowid) FROM %1$s.copy_batches WHERE max_sent >= " t "),"           \
+    " 9223372036854775807)"
 
 /* hsqlite_mid_hash - the copies key of a Message-ID: 64-bit FNV-1a of its
  * bytes, as a signed integer (also the SQL function hstore_mid_hash(text)
@@ -173,7 +189,8 @@ struct hshard {
     void *job_arg;
     /* writer statements of the copy ingest, prepared on first use (w_lock) */
     sqlite3_stmt *ins_copy, *find_copy, *upd_bounce, *stats_upsert, *domain_upsert;
-    sqlite3_stmt *ins_chunk; /* email.sent copies HSTORE_CHUNK at a time */
+    sqlite3_stmt *last_rowid, *ins_range; /* a batch's copy_batches row */
+    sqlite3_stmt *ins_chunk;              /* email.sent copies HSTORE_CHUNK at a time */
     /* on the reader (r_lock): /mail_stats lookups in this file */
     sqlite3_stmt *stats_copy, *stats_by_id, *stats_by_bid;
 };
@@ -255,10 +272,11 @@ void hsqlite_key_copies(struct hstore *store, struct copy_event *copies, size_t 
  * redelivery of the batch then finds). File 0's w_lock held. */
 int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *e, size_t n, size_t *added);
 /* hsqlite_stats_add - add deltas to an email's counters in file h
- * (creating its row; checked_at 0: unchanged); h's w_lock held */
-int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id, int tracked,
-                      int delivered, int spam, int opened, int read, int bounced,
-                      int64_t checked_at);
+ * (creating its row; checked_at 0: unchanged; first_sent, when not 0,
+ * lowers the email's first_sent_at to it); h's w_lock held */
+int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id,
+                      int64_t first_sent, int tracked, int delivered, int spam, int opened,
+                      int read, int bounced, int64_t checked_at);
 
 /* ---- hstore_sqlite_checks.c: feedback rounds ------------------------- */
 
@@ -297,12 +315,12 @@ int hsqlite_inbox_delays(struct hstore *store, int64_t since_ms, struct hstore_d
 
 /* ---- hstore_sqlite_recon.c: an email's reconciliation ---------------- */
 
-/* 9: an email's copies in the order they were sent with what decides
- * their state, for its reconciliation: one range of this index per file,
- * no table row read but the few a report names or finds bounced */
+/* 9: when each email's first copy was sent (this file's), kept by the
+ * ingest: an email's reconciliation reads the copies stored from there */
 #define HSTORE_RECON_SQL                                                                           \
-    "CREATE INDEX IF NOT EXISTS copies_email_sent ON copies(email_id, sent_at, placement,"         \
-    " bounced, complained);"
+    "ALTER TABLE email_stats ADD COLUMN first_sent_at INTEGER;"                                    \
+    "UPDATE email_stats SET first_sent_at = x.m FROM (SELECT email_id, min(sent_at) AS m"          \
+    " FROM copies GROUP BY email_id) AS x WHERE x.email_id = email_stats.email_id;"
 
 int hsqlite_reconcile(struct hstore *store, int64_t email_id, int64_t window_start_ms,
                       struct hstore_recon *out);

@@ -134,7 +134,7 @@ static int apply_file(struct hsqlite *s, int k, const char *domain, const struct
     }
     struct stat_delta all = {0};
     for (size_t j = 0; j < nd; j++) {
-        if (hsqlite_stats_add(h, d[j].email_id, NULL, 0, d[j].delivered, d[j].spam, d[j].opened,
+        if (hsqlite_stats_add(h, d[j].email_id, NULL, 0, 0, d[j].delivered, d[j].spam, d[j].opened,
                               d[j].read, 0, now_ms) != 0)
             goto out;
         all.delivered += d[j].delivered;

@@ -36,18 +36,21 @@ static int step_reset(struct hshard *h, sqlite3_stmt *st)
     return rc;
 }
 
-int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id, int tracked,
-                      int delivered, int spam, int opened, int read, int bounced,
-                      int64_t checked_at)
+int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id,
+                      int64_t first_sent, int tracked, int delivered, int spam, int opened,
+                      int read, int bounced, int64_t checked_at)
 {
     sqlite3_stmt *st =
         cached(h, &h->stats_upsert,
                "INSERT INTO email_stats(email_id, broadcast_id, tracked, delivered, spam, opened,"
-               " read, bounced, checked_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+               " read, bounced, checked_at, first_sent_at)"
+               " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                " ON CONFLICT(email_id) DO UPDATE SET tracked = tracked + ?3,"
                " delivered = delivered + ?4, spam = spam + ?5, opened = opened + ?6,"
                " read = read + ?7, bounced = bounced + ?8,"
-               " checked_at = coalesce(?9, checked_at)");
+               " checked_at = coalesce(?9, checked_at),"
+               " first_sent_at = CASE WHEN ?10 IS NULL THEN first_sent_at"
+               " ELSE min(coalesce(first_sent_at, ?10), ?10) END");
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, email_id);
@@ -62,6 +65,10 @@ int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_
         sqlite3_bind_int64(st, 9, checked_at);
     else
         sqlite3_bind_null(st, 9);
+    if (first_sent)
+        sqlite3_bind_int64(st, 10, first_sent);
+    else
+        sqlite3_bind_null(st, 10);
     return step_reset(h, st);
 }
 
@@ -72,6 +79,7 @@ struct agg {
     const char *broadcast_id; /* the email's, for a first row */
     uint64_t h;               /* of the email_id or the domain */
     int tracked, bounced;
+    int64_t first_sent; /* email aggregates: the earliest new copy's sent_at, 0 none */
 };
 
 /* aggs - the distinct emails or domains of a batch, in first-seen order,
@@ -406,6 +414,62 @@ static bool keyed_in_order(const struct copy_event *c, size_t n)
     return true;
 }
 
+/* the rowids and sending times of a batch's new copies in one file */
+struct batch_range {
+    int64_t first;              /* the first rowid the batch may use */
+    int64_t min_sent, max_sent; /* of its new copies */
+    size_t n;
+};
+
+static void range_add(struct batch_range *r, int64_t sent_at)
+{
+    if (!sent_at) /* stored as the time it arrived (insert_copy) */
+        sent_at = time_now_ms();
+    if (!r->n || sent_at < r->min_sent)
+        r->min_sent = sent_at;
+    if (!r->n || sent_at > r->max_sent)
+        r->max_sent = sent_at;
+    r->n++;
+}
+
+/* last_rowid - the highest rowid of h's copies (0: none) */
+static int last_rowid(struct hshard *h, int64_t *out)
+{
+    sqlite3_stmt *st = cached(h, &h->last_rowid, "SELECT coalesce(max(rowid), 0) FROM copies");
+    if (!st)
+        return -1;
+    int r = sqlite3_step(st);
+    *out = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return r == SQLITE_ROW ? 0 : -1;
+}
+
+/* record_range - the batch's copy_batches row (HSTORE_PLACEMENT_SQL) */
+static int record_range(struct hshard *h, const struct batch_range *r)
+{
+    int64_t last;
+    if (last_rowid(h, &last) != 0)
+        return -1;
+    sqlite3_stmt *st =
+        cached(h, &h->ins_range,
+               "INSERT INTO copy_batches(first_rowid, last_rowid, min_sent, max_sent)"
+               " VALUES(?1, ?2, ?3, ?4)");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, r->first);
+    sqlite3_bind_int64(st, 2, last);
+    sqlite3_bind_int64(st, 3, r->min_sent);
+    sqlite3_bind_int64(st, 4, r->max_sent);
+    return step_reset(h, st);
+}
+
+/* first_sent - an email's earliest copy of the batch */
+static void first_sent(struct agg *em, int64_t sent_at)
+{
+    if (sent_at > 0 && (!em->first_sent || sent_at < em->first_sent))
+        em->first_sent = sent_at;
+}
+
 /* apply_part - copies e[0, n) of file h (keyed, in key order) inside h's
  * open transaction: rows per copy, the per-email and per-domain counters
  * once per email and domain of the part; counts new copies in *added */
@@ -415,6 +479,10 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
     struct aggs ea, da;
     aggs_init(&ea);
     aggs_init(&da);
+    struct batch_range br = {0};
+    if (last_rowid(h, &br.first) != 0)
+        goto out;
+    br.first++;
     size_t run_end = 0; /* e[i, run_end) are email.sent copies */
     for (size_t i = 0; i < n;) {
         bool chunk_new[HSTORE_CHUNK];
@@ -435,6 +503,8 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
                 struct agg *em = agg_email(&ea, e[i].e), *dm = agg_domain(&da, e[i].e->domain);
                 em->bounced++;
                 dm->bounced++;
+                first_sent(em, e[i].e->sent_at_ms);
+                range_add(&br, e[i].e->sent_at_ms);
             }
         }
         for (size_t k = 0; k < m; k++) {
@@ -444,13 +514,17 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
             struct agg *em = agg_email(&ea, c), *dm = agg_domain(&da, c->domain);
             em->tracked++;
             dm->tracked++;
+            first_sent(em, c->sent_at_ms);
+            range_add(&br, c->sent_at_ms);
             (*added)++;
         }
         i += m;
     }
+    if (br.n && record_range(h, &br) != 0)
+        goto out;
     for (size_t i = 0; i < ea.n; i++)
-        if (hsqlite_stats_add(h, ea.v[i].email_id, ea.v[i].broadcast_id, ea.v[i].tracked, 0, 0, 0,
-                              0, ea.v[i].bounced, 0) != 0)
+        if (hsqlite_stats_add(h, ea.v[i].email_id, ea.v[i].broadcast_id, ea.v[i].first_sent,
+                              ea.v[i].tracked, 0, 0, 0, 0, ea.v[i].bounced, 0) != 0)
             goto out;
     char now[32];
     time_rfc3339_ms(time_now_ms(), now, sizeof now);

@@ -1,7 +1,8 @@
 /* hstore_sqlite_placement.c - the SQLite backend's reads of placement by
  * sending identity and recipient domain over the copies sent since a time
  * (hstore_placement_counts) and of their time to inbox
- * (hstore_inbox_delays), from the copies_sent index of migration 8.
+ * (hstore_inbox_delays), from the rowid range of the copies sent since a
+ * time (copy_batches, migration 8).
  *
  * Each is one statement over every file: each file groups its own copies
  * (a range of the covering index, then a sort by the groups), the outer
@@ -75,15 +76,16 @@ int hsqlite_open_placement(struct hsqlite *s, char *errbuf, size_t errlen)
                      " sum(bounced = 0 AND complained = 1) AS c,"
                      " sum(bounced = 0 AND complained = 0 AND placement = 3) AS sp,"
                      " sum(bounced = 0 AND complained = 0 AND placement = 2) AS i"
-                     " FROM %s.copies INDEXED BY copies_sent WHERE sent_at >= ?1"
-                     " GROUP BY identity, domain",
+                     " FROM %1$s.copies WHERE rowid >= " HSTORE_SINCE_ROWID(
+                         "?1") " AND sent_at >= ?1 GROUP BY identity, domain",
                      ") GROUP BY identity, domain ORDER BY identity, domain"));
     s->inbox_delays = prepare(
-        s, union_sql(s, "SELECT domain, d, sum(n) FROM (",
-                     "SELECT domain, max(0, (found_at - sent_at + 999) / 1000) AS d, count(*) AS n"
-                     " FROM %s.copies INDEXED BY copies_sent WHERE sent_at >= ?1"
-                     " AND placement = 2 AND found_at > 0 GROUP BY domain, d",
-                     ") GROUP BY domain, d ORDER BY domain, d"));
+        s, union_sql(
+               s, "SELECT domain, d, sum(n) FROM (",
+               "SELECT domain, max(0, (found_at - sent_at + 999) / 1000) AS d, count(*) AS n"
+               " FROM %1$s.copies WHERE rowid >= " HSTORE_SINCE_ROWID(
+                   "?1") " AND sent_at >= ?1 AND placement = 2 AND found_at > 0 GROUP BY domain, d",
+               ") GROUP BY domain, d ORDER BY domain, d"));
     if (!s->placement_counts || !s->inbox_delays) {
         errbuf_set(errbuf, errlen, "cannot prepare the placement statements: %s",
                    sqlite3_errmsg(s->p));

@@ -2,14 +2,17 @@
  * (hstore_reconcile, GET /emails/{id}/reconciliation): its copies in every
  * file counted by state, and the oldest missing ones named.
  *
- * Each file answers from its copies_email_sent index (email_id, sent_at):
- * one aggregate over the email's range of it, and, when something is
- * missing, one ordered read of that range stopping at HSTORE_RECON_IDS.
- * Nothing reads another email's copies (tests/unit/test_recon.c checks the
- * plans). Both statements run in one read transaction, so the counts and
- * the names come from the same snapshot of each file, and the states are
- * exclusive by construction (hstore.h: struct hstore_recon), so they add
- * up to tracked whatever the ingest and the rounds do meanwhile.
+ * Each file answers from one rowid range of its copies: those stored since
+ * the batch that holds the email's first copy (email_stats.first_sent_at
+ * and copy_batches, kept by the ingest): one aggregate over it, and, when
+ * something is missing, one ordered read of it stopping at
+ * HSTORE_RECON_IDS. No index leads by email_id or sent_at (either costs
+ * the ingest a third of its rate; see HSTORE_PLACEMENT_SQL), so a report
+ * on an old email reads every copy stored since
+ * (tests/unit/test_recon.c checks the plans). Both statements run in one read
+ * transaction, so the counts and the names come from the same snapshot of each file, and the states
+ * are exclusive by construction (hstore.h: struct hstore_recon), so they add up to tracked whatever
+ * the ingest and the rounds do meanwhile.
  *
  * Threads: any HTTP thread. A call opens its own read-only connection
  * with every file attached and closes it: a report over a large email
@@ -26,6 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* where the email's copies begin in file %1$s (none there: past every copy) */
+#define FIRST_ROWID                                                                                \
+    HSTORE_SINCE_ROWID("(SELECT first_sent_at FROM %1$s.email_stats WHERE email_id = ?1)")
+
 /* a copy not found: in no folder, not bounced, not complained */
 #define NOT_FOUND "bounced = 0 AND complained = 0 AND placement NOT IN (2, 3)"
 
@@ -41,21 +48,22 @@ char *hsqlite_recon_sql(const struct hsqlite *s, bool ids)
         const char *schema = s->shard[k].schema, *sep = k ? " UNION ALL " : "";
         if (ids)
             buf_printf(&b,
-                       "%sSELECT * FROM (SELECT message_id, sent_at, %d AS f, rowid AS r"
-                       " FROM %s.copies WHERE email_id = ?1 AND sent_at < ?2 AND " NOT_FOUND
+                       "%2$sSELECT * FROM (SELECT message_id, sent_at, %3$d AS f, rowid AS r"
+                       " FROM %1$s.copies WHERE rowid >= " FIRST_ROWID
+                       " AND email_id = ?1 AND sent_at < ?2 AND " NOT_FOUND
                        " ORDER BY sent_at, rowid LIMIT ?3)",
-                       sep, k, schema);
+                       schema, sep, k);
         else /* a dead letter: bounced by its email.failed, no report */
             buf_printf(&b,
-                       "%sSELECT count(*) AS t,"
+                       "%2$sSELECT count(*) AS t,"
                        " sum(CASE WHEN bounced = 0 THEN 1 ELSE bounce IS NOT NULL END) AS a,"
                        " sum(bounced != 0) AS b, sum(bounced = 0 AND complained != 0) AS c,"
                        " sum(bounced = 0 AND complained = 0 AND placement = 3) AS sp,"
                        " sum(bounced = 0 AND complained = 0 AND placement = 2) AS i,"
                        " sum(" NOT_FOUND " AND sent_at >= ?2) AS p,"
                        " sum(" NOT_FOUND " AND sent_at < ?2) AS m"
-                       " FROM %s.copies WHERE email_id = ?1",
-                       sep, schema);
+                       " FROM %1$s.copies WHERE rowid >= " FIRST_ROWID " AND email_id = ?1",
+                       schema, sep);
     }
     buf_printf(&b, ids ? ") ORDER BY sent_at, f, r LIMIT ?3" : ")");
     return buf_steal(&b);

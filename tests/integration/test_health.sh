@@ -181,6 +181,7 @@ n_copies=$(sqlite3 "$TMP/health/health.db" 'SELECT count(*) FROM copies')
 sqlite3 "$TMP/health/health.db" 'ALTER TABLE domains DROP COLUMN delivered; ALTER TABLE domains DROP COLUMN spam;
   ALTER TABLE domains DROP COLUMN opened; ALTER TABLE domains DROP COLUMN read; ALTER TABLE domains DROP COLUMN bounced;
   ALTER TABLE domains DROP COLUMN complained; ALTER TABLE email_stats DROP COLUMN complained;
+  ALTER TABLE email_stats DROP COLUMN first_sent_at; DROP TABLE copy_batches;
   CREATE TABLE copies_v2 (message_id TEXT PRIMARY KEY, email_id INTEGER NOT NULL,
     broadcast_id TEXT NOT NULL, recipient TEXT NOT NULL, domain TEXT NOT NULL,
     smtp_client TEXT NOT NULL, sent_at INTEGER NOT NULL, bounced INTEGER NOT NULL DEFAULT 0,
