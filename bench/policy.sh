@@ -69,6 +69,8 @@ for r in "${ROWS[@]}"; do
   # shellcheck disable=SC2086
   printf '%-6s %18s %22s %20s\n' $r
 done
+med=$(printf '%s\n' "${ROWS[@]}" | $PY -c 'import sys, statistics; print(int(statistics.median(int(l.split()[3]) for l in sys.stdin if l.strip())))')
+summary "policy sent->pause CHECK_INTERVAL=$CHECK_INTERVAL" "median $med ms" "<= $((CHECK_INTERVAL * 1000)) ms + Kafka" "$(verdict "$med <= $((CHECK_INTERVAL * 1000)) + 1000")"
 printf '%s\n' "${ROWS[@]}" | $PY -c '
 import sys, statistics
 rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
