@@ -944,6 +944,12 @@ for u in seed@seed.test a1@gmail.com a2@gmail.com b1@example.org; do
   curl -s "${AUTH[@]}" -X POST -H 'Content-Type: application/json' -d "{\"name\":\"N\",\"email_id\":\"$u\"}" "$W/register" >/dev/null
 done
 curl -s "${AUTH[@]}" -X POST -H 'Content-Type: application/json' -d '{"from":"n@w.test","subject":"s","body":"b"}' "$W/send" >/dev/null
+# a sending identity paused and resumed by the operator: the identity and
+# decision series the dashboard's warmup-control panels read
+r=$(curl -s "${AUTH[@]}" -X POST -H 'Content-Type: application/json' -d '{"address":"ops@w.test"}' "$W/identities")
+iid=$(printf '%s' "$r" | $PY -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null)
+eq "an identity paused and resumed (its decisions counted)" \
+  "$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" -X POST "$W/identities/$iid/pause") $(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" -X POST "$W/identities/$iid/resume")" "200 200"
 tracked() { [ "$(curl -s "${AUTH[@]}" "$H/mail_stats?email_id=1" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("tracked"))' 2>/dev/null)" = 4 ]; }
 wait_for 60 tracked
 ok $? "the broadcast is tracked: 4 copies"
