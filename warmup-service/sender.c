@@ -230,12 +230,13 @@ static size_t claim_constrained(struct sender *s, struct email_run *c, int want,
         }
         throttle_refund(s->throttle, (int)g, k - (int)(n - before));
     }
-    /* the other lanes: [start, end of lanes) then [1, start), each cut
+    /* the other lanes: [start, end of lanes) then [0, start), each cut
      * around held lanes; lanes stored after the last refresh are in the
-     * open last interval */
+     * open last interval, lane 0 holds the copies of a store migrated
+     * without their user */
     size_t start = s->nlanes > 1 ? 1 + s->rotate_lane++ % (s->nlanes - 1) : 1;
     for (int pass = 0; pass < 2 && (int)n < want; pass++) {
-        int64_t lo = pass == 0 ? (int64_t)start : 1;
+        int64_t lo = pass == 0 ? (int64_t)start : 0;
         int64_t end = pass == 0 ? INT64_MAX : (int64_t)start - 1;
         for (int64_t l = lo; l <= end && (int)n < want;) {
             while (l <= end && (size_t)l < s->nlanes && lane_held(s, (size_t)l, pc))
