@@ -33,22 +33,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 static rd_kafka_t *handle_new(const struct fproducer *p, char *errbuf, size_t errlen)
 {
-    char timeout[16], err[512];
-    snprintf(timeout, sizeof timeout, "%d", FPRODUCER_TIMEOUT_MS);
     rd_kafka_conf_t *conf = kafka_conf_new(p->brokers, p->client_id, p->extra, errbuf, errlen);
     if (!conf)
         return NULL;
-    static const char *const base[] = {"enable.idempotence", "true", "acks", "all", NULL};
-    for (size_t i = 0; base[i]; i += 2)
-        rd_kafka_conf_set(conf, base[i], base[i + 1], err, sizeof err);
-    rd_kafka_conf_set(conf, "message.timeout.ms", timeout, err, sizeof err);
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        errbuf_set(errbuf, errlen, "kafka producer: %s", err);
-    }
-    return rk;
+    return kafka_producer_new(conf, FPRODUCER_TIMEOUT_MS, dr_cb, errbuf, errlen);
 }
 
 struct fproducer *fproducer_new(const char *brokers, const char *client_id,

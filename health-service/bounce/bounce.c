@@ -125,23 +125,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 static rd_kafka_t *producer_new(const struct bounce_config *cfg, char *errbuf, size_t errlen)
 {
-    char timeout[16], err[512];
-    snprintf(timeout, sizeof timeout, "%d", MESSAGE_TIMEOUT_MS);
     rd_kafka_conf_t *conf =
         kafka_conf_new(cfg->brokers, "health-service-bounces", cfg->kafka_extra, errbuf, errlen);
     if (!conf)
         return NULL;
-    static const char *const base[] = {"enable.idempotence", "true", "acks", "all", NULL};
-    for (size_t i = 0; base[i]; i += 2)
-        rd_kafka_conf_set(conf, base[i], base[i + 1], err, sizeof err);
-    rd_kafka_conf_set(conf, "message.timeout.ms", timeout, err, sizeof err);
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        errbuf_set(errbuf, errlen, "kafka producer: %s", err);
-    }
-    return rk;
+    return kafka_producer_new(conf, MESSAGE_TIMEOUT_MS, dr_cb, errbuf, errlen);
 }
 
 /* wait_deliveries - until every produced message has its delivery report:

@@ -383,3 +383,22 @@ int kafka_destroy_bounded(rd_kafka_t *rk, int timeout_ms)
     job_release(j);
     return done ? 1 : 0;
 }
+
+rd_kafka_t *kafka_producer_new(rd_kafka_conf_t *conf, int timeout_ms,
+                               void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                               char *errbuf, size_t errlen)
+{
+    char timeout[16], err[512];
+    snprintf(timeout, sizeof timeout, "%d", timeout_ms);
+    static const char *const base[] = {"enable.idempotence", "true", "acks", "all", NULL};
+    for (size_t i = 0; base[i]; i += 2)
+        rd_kafka_conf_set(conf, base[i], base[i + 1], err, sizeof err);
+    rd_kafka_conf_set(conf, "message.timeout.ms", timeout, err, sizeof err);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        errbuf_set(errbuf, errlen, "kafka producer: %s", err);
+    }
+    return rk;
+}

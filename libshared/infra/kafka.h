@@ -31,6 +31,12 @@ struct kafka_security {
     const char *conf[11];
 };
 
+/* kafka_producer_new - an idempotent producer (acks=all) on conf from
+ * kafka_conf_new, with message.timeout.ms and the delivery-report callback;
+ * conf is consumed either way. NULL with "kafka producer: ..." in errbuf. */
+rd_kafka_t *kafka_producer_new(rd_kafka_conf_t *conf, int timeout_ms,
+                               void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                               char *errbuf, size_t errlen);
 /* kafka_security_load - read and check the variables (the password through
  * config_get_secret, so it leaves the environment). PLAIN over
  * SASL_PLAINTEXT is refused when a broker in brokers is not loopback: it
