@@ -23,6 +23,8 @@ enum fl_placement {
     FL_NOT_FOUND,   /* checked, not (yet) in any watched folder */
     FL_INBOX,       /* delivered to the inbox */
     FL_SPAM,        /* delivered to the spam folder */
+    FL_UNCHECKED,   /* no loop looks at it: neither a seed mailbox nor a domain
+                     * loop (set by the scheduler, never by a loop; final) */
 };
 
 /* one tracked copy asked about in a round; the loop fills the results */
@@ -35,6 +37,8 @@ struct fl_copy {
     enum fl_placement placement;
     bool opened;
     bool read;
+    bool rescued; /* moved from the spam folder to the inbox by this round
+                   * (engage.rescue); its placement stays FL_SPAM */
 };
 
 struct feedback_loop_ops {
@@ -50,10 +54,21 @@ struct feedback_loop_ops {
     int (*check)(void *loop, struct fl_copy *copies, size_t n, char *errbuf, size_t errlen);
     /* destroy - close and free; NULL is a no-op */
     void (*destroy)(void *loop);
+    /* connected - the loop holds an open connection now. Optional (NULL:
+     * it never holds one). Called by the thread that may use the loop. */
+    bool (*connected)(void *loop);
+    /* idle_close - close the loop's connection, keeping everything else
+     * (a later check reconnects and carries on where it stopped).
+     * Optional. The scheduler bounds open connections with it. */
+    void (*idle_close)(void *loop);
 };
 
 extern const struct feedback_loop_ops loop_mock_ops;
 extern const struct feedback_loop_ops loop_imap_ops;
+
+/* loop_imap_commands - IMAP commands sent by every IMAP loop instance
+ * since start (any thread; health_imap_commands_total) */
+uint64_t loop_imap_commands(void);
 
 /* feedback_loop_find - the ops named name, NULL when unknown */
 const struct feedback_loop_ops *feedback_loop_find(const char *name);

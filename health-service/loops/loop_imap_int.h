@@ -25,25 +25,40 @@ enum imap_tls { IMAP_TLS_NONE = 0, IMAP_TLS_STARTTLS, IMAP_TLS_IMPLICIT };
 /* imap_tls_names - the "tls" setting's words by enum imap_tls, NULL-ended */
 extern const char *const imap_tls_names[];
 
+struct imap_index; /* a folder's Message-ID -> UID index (imap_index.h) */
+
 struct imap_loop {
-    char *domain;
+    char *domain; /* the domain, or the seed mailbox's address */
     char *host;
     uint16_t port;
     enum imap_tls tls;
     char *user;
-    char *password; /* secret: never logged, wiped on destroy */
+    char *password;          /* secret: never logged, wiped on destroy */
+    char *password_file;     /* NULL, or the password's file: re-read at each connect */
+    char *oauth2_token_file; /* NULL, or SASL XOAUTH2 with the token in this
+                              * file (re-read at each connect: an external
+                              * refresher rewrites it) instead of LOGIN */
     char *inbox;
     char *spam_conf; /* the "spam" setting, NULL: discover */
     char *ca_file;   /* NULL: system trust store */
     int timeout_ms;
     bool host_is_ip;
     X509_STORE *store; /* trust anchors, loaded at create time */
+    /* "engage": what a round does to the copies it finds; any of them
+     * opens the folders read-write (SELECT), else read-only (EXAMINE) */
+    bool engage_rescue;    /* move a copy found in spam to the inbox */
+    bool engage_mark_read; /* set \Seen */
+    bool engage_flag;      /* set \Flagged */
 
     mailimap *imap;      /* NULL while disconnected */
     char *spam;          /* spam folder of this connection */
+    bool cap_move;       /* this connection's server offers MOVE (RFC 6851) */
+    bool cap_uidplus;    /* ... and UIDPLUS (UID EXPUNGE, RFC 4315) */
     int64_t backoff_ms;  /* 0 after a good round */
     int64_t retry_at_ms; /* monotonic: no connect attempt before */
     char last_err[256];  /* why the last connect/round failed */
+    /* kept across connections (checked against UIDVALIDITY) */
+    struct imap_index *ix_inbox, *ix_spam;
 };
 
 /* ---- settings (loop_imap_settings.c) ---------------------------------- */
