@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,20 @@ struct hit {
 #define CK_SPAM 2u  /* searched in the spam folder */
 
 /* ---- helpers ---------------------------------------------------------- */
+
+static _Atomic uint64_t commands; /* every IMAP loop instance's commands */
+
+/* imap_count_command - one more libetpan command call */
+void imap_count_command(void)
+{
+    atomic_fetch_add_explicit(&commands, 1, memory_order_relaxed);
+}
+
+/* loop_imap_commands - the commands counted since start */
+uint64_t loop_imap_commands(void)
+{
+    return atomic_load_explicit(&commands, memory_order_relaxed);
+}
 
 /* message_id_ok - searchable: 1..998 bytes of printable ASCII */
 static bool message_id_ok(const char *id)

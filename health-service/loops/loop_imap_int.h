@@ -61,6 +61,14 @@ struct imap_loop {
     struct imap_index *ix_inbox, *ix_spam;
 };
 
+/* ---- the round (loop_imap.c) ------------------------------------------ */
+
+/* imap_count_command - count one libetpan command call (any command: LOGIN,
+ * AUTHENTICATE, CAPABILITY, LIST, STARTTLS, LOGOUT ...) in the process-wide
+ * counter behind loop_imap_commands(); call it once per mailimap_* command
+ * call, whatever its result. Any thread. */
+void imap_count_command(void);
+
 /* ---- settings (loop_imap_settings.c) ---------------------------------- */
 
 /* imap_parse_settings - check the settings object o and fill l's settings
