@@ -32,9 +32,12 @@ static void placement_json(json_object *o, const struct hplacement *p)
     json_object_object_add(o, "read", json_object_new_int64(p->read));
     json_object_object_add(o, "bounced", json_object_new_int64(p->bounced));
     json_object_object_add(o, "complained", json_object_new_int64(p->complained));
+    json_object_object_add(o, "unchecked", json_object_new_int64(p->unchecked));
+    json_object_object_add(o, "rescued", json_object_new_int64(p->rescued));
 }
 
-/* domain_json - a /domains entry, with the domain's feedback loop */
+/* domain_json - a /domains entry, with the name of the domain's feedback
+ * loop (NULL: none, JSON null) */
 static json_object *domain_json(const struct hstore_domain *d, const char *loop)
 {
     json_object *o = json_object_new_object();
@@ -48,7 +51,7 @@ static json_object *domain_json(const struct hstore_domain *d, const char *loop)
     json_object_object_add(o, "last_error",
                            d->last_error ? json_object_new_string(d->last_error) : NULL);
     placement_json(o, &d->n);
-    json_object_object_add(o, "loop", json_object_new_string(loop));
+    json_object_object_add(o, "loop", loop ? json_object_new_string(loop) : NULL);
     return o;
 }
 
@@ -64,7 +67,7 @@ static void api_domains(struct http_request *req, struct http_response *resp)
     json_object *arr = json_object_new_array();
     for (size_t i = 0; i < n; i++) {
         const struct loop_entry *e = loops_config_for(app->loops, d[i].domain);
-        json_object_array_add(arr, domain_json(&d[i], e ? e->ops->name : "none"));
+        json_object_array_add(arr, domain_json(&d[i], e && e->ops ? e->ops->name : NULL));
     }
     hstore_domains_free(d, n);
     http_reply_json(resp, 200, arr);
@@ -80,7 +83,7 @@ static json_object *stats_json(const struct hstore_stats *t)
     json_object_object_add(o, "message_id", json_object_new_string(t->message_id));
     json_object_object_add(o, "tracked", json_object_new_int64(p->tracked));
     placement_json(o, p);
-    int64_t pending = p->tracked - p->delivered - p->spam - p->bounced;
+    int64_t pending = p->tracked - p->delivered - p->spam - p->bounced - p->unchecked;
     json_object_object_add(o, "pending", json_object_new_int64(pending > 0 ? pending : 0));
     json_object_object_add(o, "checked_at", t->checked ? time_json(t->checked_at) : NULL);
     if (t->recipient)

@@ -18,9 +18,10 @@ static json_object *recon_json(const struct hstore_recon *r)
     const struct {
         const char *name;
         int64_t v;
-    } f[] = {{"email_id", r->email_id},     {"accepted", r->accepted}, {"tracked", r->tracked},
-             {"inbox", r->inbox},           {"spam", r->spam},         {"bounced", r->bounced},
-             {"complained", r->complained}, {"pending", r->pending},   {"missing", r->missing}};
+    } f[] = {{"email_id", r->email_id},     {"accepted", r->accepted},   {"tracked", r->tracked},
+             {"inbox", r->inbox},           {"spam", r->spam},           {"bounced", r->bounced},
+             {"complained", r->complained}, {"unchecked", r->unchecked}, {"pending", r->pending},
+             {"missing", r->missing}};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         json_object_object_add(o, f[i].name, json_object_new_int64(f[i].v));
     json_object *ids = json_object_new_array();

@@ -81,9 +81,9 @@ void hstore_copies_free(struct hstore_copy *c, size_t n)
 }
 
 int hstore_apply_checks(struct hstore *s, const char *domain, const struct hstore_copy *c, size_t n,
-                        int64_t now_ms, const char *error)
+                        int64_t now_ms, const char *error, bool domain_round)
 {
-    return s->ops->apply_checks(s, domain, c, n, now_ms, error);
+    return s->ops->apply_checks(s, domain, c, n, now_ms, error, domain_round);
 }
 
 int hstore_stats_email(struct hstore *s, int64_t email_id, const char *broadcast_id,

@@ -32,10 +32,14 @@
 #include <stdint.h>
 
 /* what is known of tracked copies (an email's, a domain's or one copy's);
- * opened and read are subsets of delivered; bounced counts dead letters
- * and bounce reports, complained complaint reports (each copy once) */
+ * opened and read are subsets of delivered (and of the rescued spam);
+ * bounced counts dead letters and bounce reports, complained complaint
+ * reports, unchecked the copies no loop looks at (placement FL_UNCHECKED),
+ * rescued the copies an engagement moved from spam to the inbox (still
+ * counted in spam); each copy once in each. For one copy each is 0 or 1. */
 struct hplacement {
     int64_t tracked, delivered, spam, opened, read, bounced, complained;
+    int64_t unchecked, rescued;
 };
 
 /* a known domain (/domains) */
@@ -76,7 +80,8 @@ struct hstore_copy {
     int64_t email_id;
     enum fl_placement old_placement;
     bool old_opened, old_read;
-    bool old_found; /* found in a folder before (its found_at is set: never moved) */
+    bool old_found;   /* found in a folder before (its found_at is set: never moved) */
+    bool old_rescued; /* rescued by an earlier round (its placement stays FL_SPAM) */
     /* the backend's: where the copy is stored (SQLite: file and rowid) */
     int64_t id;
     int shard;
@@ -144,17 +149,26 @@ int hstore_domain_names(struct hstore *s, char ***names, size_t *n);
 /* hstore_ping - the store answers */
 bool hstore_ping(struct hstore *s);
 
-/* hstore_open_copies - up to max copies of domain sent since since_ms and
- * not bounced, oldest first, into a new array (hstore_copies_free, also
- * on error); 0 or -1 */
+/* hstore_open_copies - up to max copies of domain sent since since_ms,
+ * not bounced and not unchecked (FL_UNCHECKED is final), oldest first,
+ * into a new array (hstore_copies_free, also on error); 0 or -1 */
 int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
                        struct hstore_copy **out, size_t *n);
 void hstore_copies_free(struct hstore_copy *c, size_t n);
-/* hstore_apply_checks - a round's results for domain: copies
- * (FL_UNKNOWN keeps what was known), the emails' counters, the domain's
- * checked count, round time and error (NULL: none); 0 or -1 */
+/* hstore_apply_checks - a round's results for domain: the copies
+ * (FL_UNKNOWN keeps what was known), their emails' and the domain's
+ * counters and the domain's checked count, in the same transactions.
+ * domain_round: the domain loop's round, which also sets the domain's
+ * round time and error (NULL: none); false (a seed mailbox's round, or
+ * the scheduler marking copies FL_UNCHECKED) leaves both alone.
+ * FL_UNCHECKED: placement 4, counted once in unchecked; such a copy was
+ * not checked (no checked count, no checked_at). fl.rescued (and not
+ * old_rescued): rescued once, counted once. A rescued copy's placement is
+ * FL_SPAM whatever a later round finds (opened and read still follow);
+ * a copy rescued this round is recorded even if its placement is
+ * FL_UNKNOWN. 0 or -1 */
 int hstore_apply_checks(struct hstore *s, const char *domain, const struct hstore_copy *c, size_t n,
-                        int64_t now_ms, const char *error);
+                        int64_t now_ms, const char *error, bool domain_round);
 
 /* hstore_stats_email - a broadcast's figures, by email_id (broadcast_id
  * NULL) or by its Message-ID, into *out (hstore_stats_cleanup); 0, 1
@@ -204,14 +218,15 @@ void hstore_delay_rows_free(struct hstore_delay_row *r, size_t n);
 
 /* an email's reconciliation (GET /emails/{id}/reconciliation): each
  * tracked copy in exactly one state, the first that holds of bounced,
- * complained, spam, inbox (its placement), pending (not found, sent at
- * or after the window's start) and missing (not found, sent before it),
- * so inbox + spam + bounced + complained + pending + missing = tracked.
+ * complained, spam, inbox (its placement), unchecked (no loop looks at
+ * it), pending (not found, sent at or after the window's start) and
+ * missing (not found, sent before it), so inbox + spam + bounced +
+ * complained + unchecked + pending + missing = tracked.
  * accepted: the copies an email.sent made (tracked less the dead letters
  * an email.failed made). */
 struct hstore_recon {
     int64_t email_id;
-    int64_t accepted, tracked, inbox, spam, bounced, complained, pending, missing;
+    int64_t accepted, tracked, inbox, spam, bounced, complained, unchecked, pending, missing;
     char **missing_ids; /* owned (hstore_recon_cleanup): up to HSTORE_RECON_IDS
                          * missing copies' Message-IDs, oldest first */
     size_t nmissing_ids;
@@ -250,7 +265,7 @@ struct hstore_ops {
     int (*open_copies)(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
                        struct hstore_copy **out, size_t *n);
     int (*apply_checks)(struct hstore *s, const char *domain, const struct hstore_copy *c, size_t n,
-                        int64_t now_ms, const char *error);
+                        int64_t now_ms, const char *error, bool domain_round);
     int (*stats_email)(struct hstore *s, int64_t email_id, const char *broadcast_id,
                        struct hstore_stats *out);
     int (*stats_copy)(struct hstore *s, const char *message_id, struct hstore_stats *out);

@@ -56,17 +56,18 @@ static int prepare_domains(struct hsqlite *s)
 {
     static const char cols[] = "SELECT domain, users, first_seen, last_seen, tracked, checked,"
                                " last_round_at, last_error, delivered, spam, opened, read,"
-                               " bounced, complained FROM ";
+                               " bounced, complained, unchecked, rescued FROM ";
     static const char sums[] = "SELECT domain, sum(users), min(first_seen), max(last_seen),"
                                " sum(tracked), sum(checked), max(last_round_at),"
                                " max(last_error), sum(delivered), sum(spam), sum(opened),"
-                               " sum(read), sum(bounced), sum(complained) FROM (";
+                               " sum(read), sum(bounced), sum(complained), sum(unchecked),"
+                               " sum(rescued) FROM (";
     s->list_domains =
         hsqlite_prepare_union(s, sums, cols, ".domains", ") GROUP BY domain ORDER BY domain");
     s->domain_placement = hsqlite_prepare_union(
         s,
         "SELECT sum(tracked), sum(delivered), sum(spam), sum(opened), sum(read),"
-        " sum(bounced), sum(complained) FROM (",
+        " sum(bounced), sum(complained), sum(unchecked), sum(rescued) FROM (",
         cols, ".domains WHERE domain = ?1", ") GROUP BY domain");
     s->count_domains = hsqlite_prepare_union(s, "SELECT count(DISTINCT domain) FROM (",
                                              "SELECT domain FROM ", ".domains", ")");
@@ -221,7 +222,9 @@ static int hsqlite_domains(struct hstore *store, struct hstore_domain **out, siz
                   .opened = sqlite3_column_int64(q, 10),
                   .read = sqlite3_column_int64(q, 11),
                   .bounced = sqlite3_column_int64(q, 12),
-                  .complained = sqlite3_column_int64(q, 13)},
+                  .complained = sqlite3_column_int64(q, 13),
+                  .unchecked = sqlite3_column_int64(q, 14),
+                  .rescued = sqlite3_column_int64(q, 15)},
         };
     }
     sqlite3_reset(q);
@@ -264,6 +267,8 @@ static int hsqlite_domain_placement(struct hstore *store, const char *domain,
             .read = sqlite3_column_int64(q, 4),
             .bounced = sqlite3_column_int64(q, 5),
             .complained = sqlite3_column_int64(q, 6),
+            .unchecked = sqlite3_column_int64(q, 7),
+            .rescued = sqlite3_column_int64(q, 8),
         };
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);

@@ -21,7 +21,8 @@
  * redelivered event changes nothing). email_stats: the per-email counters
  * kept in the same transactions as the copies, so /mail_stats is one row
  * read whatever the number of copies. placement: 0 not checked yet or
- * unknown, 1 not found, 2 inbox, 3 spam (enum fl_placement). */
+ * unknown, 1 not found, 2 inbox, 3 spam, 4 unchecked (enum fl_placement;
+ * 4 from schema 10). */
 #define HSTORE_COPIES_SCHEMA_SQL                                                                   \
     "CREATE TABLE copies (message_id TEXT PRIMARY KEY, email_id INTEGER NOT NULL,"                 \
     " broadcast_id TEXT NOT NULL, recipient TEXT NOT NULL, domain TEXT NOT NULL,"                  \
@@ -271,19 +272,34 @@ void hsqlite_key_copies(struct hstore *store, struct copy_event *copies, size_t 
  * back file 0; the files that committed keep their copies, which a
  * redelivery of the batch then finds). File 0's w_lock held. */
 int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *e, size_t n, size_t *added);
-/* hsqlite_stats_add - add deltas to an email's counters in file h
- * (creating its row; checked_at 0: unchanged; first_sent, when not 0,
- * lowers the email's first_sent_at to it); h's w_lock held */
+/* what a write adds to an email's or a domain's counters */
+struct hsqlite_delta {
+    int tracked, delivered, spam, opened, read, bounced, unchecked, rescued;
+};
+/* hsqlite_stats_add - add d to an email's counters in file h (creating
+ * its row; checked_at 0: unchanged; first_sent, when not 0, lowers the
+ * email's first_sent_at to it); h's w_lock held */
 int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id,
-                      int64_t first_sent, int tracked, int delivered, int spam, int opened,
-                      int read, int bounced, int64_t checked_at);
+                      int64_t first_sent, const struct hsqlite_delta *d, int64_t checked_at);
 
 /* ---- hstore_sqlite_checks.c: feedback rounds ------------------------- */
+
+/* 10: copies no loop looks at (placement 4, FL_UNCHECKED) and copies an
+ * engagement moved from spam to the inbox (rescued, their placement kept
+ * at 3), counted per email and per domain like the placements. Nothing
+ * to rebuild: no copy had either before. Columns with a constant
+ * default: SQLite adds them without rewriting a row. */
+#define HSTORE_UNCHECKED_SQL                                                                       \
+    "ALTER TABLE copies ADD COLUMN rescued INTEGER NOT NULL DEFAULT 0;"                            \
+    "ALTER TABLE email_stats ADD COLUMN unchecked INTEGER NOT NULL DEFAULT 0;"                     \
+    "ALTER TABLE email_stats ADD COLUMN rescued INTEGER NOT NULL DEFAULT 0;"                       \
+    "ALTER TABLE domains ADD COLUMN unchecked INTEGER NOT NULL DEFAULT 0;"                         \
+    "ALTER TABLE domains ADD COLUMN rescued INTEGER NOT NULL DEFAULT 0;"
 
 int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_ms, size_t max,
                         struct hstore_copy **out, size_t *n);
 int hsqlite_apply_checks(struct hstore *store, const char *domain, const struct hstore_copy *c,
-                         size_t n, int64_t now_ms, const char *error);
+                         size_t n, int64_t now_ms, const char *error, bool domain_round);
 
 /* ---- hstore_sqlite_stats.c: /mail_stats reads ------------------------ */
 

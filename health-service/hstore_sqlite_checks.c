@@ -16,7 +16,9 @@
 
 /* open_copies_sql - the open copies of ?1 sent since ?2 in every file,
  * merged in sent_at order (each file's part comes from its copies_open
- * index in that order), at most ?3 */
+ * index in that order), at most ?3. Unchecked copies (placement 4) are
+ * skipped as the index range is read: an index that left them out would
+ * cost the ingest (bench/RESULTS.md). */
 static char *open_copies_sql(const struct hsqlite *s)
 {
     struct buf b;
@@ -24,9 +26,9 @@ static char *open_copies_sql(const struct hsqlite *s)
     for (int k = 0; k < s->nshards; k++)
         buf_printf(&b,
                    "%sSELECT message_id, recipient, sent_at, rounds, placement, opened, read,"
-                   " email_id, rowid, %d, found_at IS NOT NULL FROM %s.copies"
+                   " email_id, rowid, %d, found_at IS NOT NULL, rescued FROM %s.copies"
                    " WHERE domain = ?1 AND bounced = 0"
-                   " AND sent_at >= ?2",
+                   " AND sent_at >= ?2 AND placement != 4",
                    k ? " UNION ALL " : "", k, s->shard[k].schema);
     buf_printf(&b, " ORDER BY 3 LIMIT ?3");
     return buf_steal(&b);
@@ -61,6 +63,7 @@ int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_
             c->id = sqlite3_column_int64(st, 8);
             c->shard = sqlite3_column_int(st, 9);
             c->old_found = sqlite3_column_int(st, 10) != 0;
+            c->old_rescued = sqlite3_column_int(st, 11) != 0;
         }
         sqlite3_finalize(st);
     }
@@ -71,76 +74,121 @@ int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_
 
 struct stat_delta {
     int64_t email_id;
-    int delivered, spam, opened, read;
+    bool checked; /* some copy of the email was checked (not only marked unchecked) */
+    struct hsqlite_delta d;
 };
+
+/* placement_of - what copy x's row says after the round: a rescued copy
+ * stays in spam */
+static enum fl_placement placement_of(const struct hstore_copy *x)
+{
+    return x->fl.rescued || x->old_rescued ? FL_SPAM : x->fl.placement;
+}
+
+/* delta_add - x's change to its email's counters into d */
+static void delta_add(struct hsqlite_delta *d, const struct hstore_copy *x, enum fl_placement p,
+                      bool opened, bool read, bool rescued)
+{
+    d->delivered += (p == FL_INBOX) - (x->old_placement == FL_INBOX);
+    d->spam += (p == FL_SPAM) - (x->old_placement == FL_SPAM);
+    d->unchecked += (p == FL_UNCHECKED) - (x->old_placement == FL_UNCHECKED);
+    d->opened += opened - x->old_opened;
+    d->read += read - x->old_read;
+    d->rescued += rescued - x->old_rescued;
+}
 
 /* apply_file - the round's results for the copies of c in file k, in
  * one transaction on it: the copies, their emails' counters, the
- * domain's counters in that file; file 0 also keeps the domain's round
- * time and error (its row made if the domain's copies are all elsewhere) */
+ * domain's counters in that file; for a domain round file 0 also keeps
+ * the domain's round time and error (its row made if the domain's copies
+ * are all elsewhere) */
 static int apply_file(struct hsqlite *s, int k, const char *domain, const struct hstore_copy *c,
-                      size_t n, int64_t now_ms, const char *error)
+                      size_t n, int64_t now_ms, const char *error, bool domain_round)
 {
     struct hshard *h = &s->shard[k];
     int rc = -1;
     struct stat_delta *d = xcalloc(n ? n : 1, sizeof *d);
     size_t nd = 0, newly_checked = 0;
-    sqlite3_stmt *upd = NULL, *dom = NULL;
+    sqlite3_stmt *upd = NULL, *unc = NULL, *dom = NULL;
     pthread_mutex_lock(&h->w_lock);
     if (db_begin(h->w) != 0)
         goto out;
     /* found_at: the first round that found the copy in a folder, only */
     upd = db_prepare(h->w, "UPDATE copies SET placement = ?2, opened = ?3, read = ?4,"
-                           " rounds = rounds + 1, checked_at = ?5, found_at = coalesce(found_at,"
-                           " CASE WHEN ?2 IN (2, 3) THEN ?5 END) WHERE rowid = ?1");
-    dom = db_prepare(h->w, k == 0 ? "INSERT INTO domains(domain, first_seen, last_seen, checked,"
-                                    " last_round_at, last_error, delivered, spam, opened, read)"
-                                    " VALUES(?1, ?9, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                                    " ON CONFLICT(domain) DO UPDATE SET checked = checked + ?2,"
-                                    " last_round_at = ?3, last_error = ?4,"
-                                    " delivered = delivered + ?5, spam = spam + ?6,"
-                                    " opened = opened + ?7, read = read + ?8"
-                                  : "UPDATE domains SET checked = checked + ?2,"
-                                    " delivered = delivered + ?5, spam = spam + ?6,"
-                                    " opened = opened + ?7, read = read + ?8"
-                                    " WHERE domain = ?1");
-    if (!upd || !dom)
+                           " rescued = ?6, rounds = rounds + 1, checked_at = ?5,"
+                           " found_at = coalesce(found_at, CASE WHEN ?2 IN (2, 3) THEN ?5 END)"
+                           " WHERE rowid = ?1");
+    /* an unchecked copy was not checked: rounds and checked_at stay; one
+     * marked before changes nothing (counted once, whatever the caller read) */
+    unc = db_prepare(h->w, "UPDATE copies SET placement = 4 WHERE rowid = ?1 AND placement != 4");
+    const char *sql;
+    if (k > 0)
+        sql = "UPDATE domains SET checked = checked + ?2,"
+              " delivered = delivered + ?5, spam = spam + ?6, opened = opened + ?7,"
+              " read = read + ?8, unchecked = unchecked + ?10, rescued = rescued + ?11"
+              " WHERE domain = ?1";
+    else if (domain_round)
+        sql = "INSERT INTO domains(domain, first_seen, last_seen, checked, last_round_at,"
+              " last_error, delivered, spam, opened, read, unchecked, rescued)"
+              " VALUES(?1, ?9, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11)"
+              " ON CONFLICT(domain) DO UPDATE SET checked = checked + ?2,"
+              " last_round_at = ?3, last_error = ?4,"
+              " delivered = delivered + ?5, spam = spam + ?6, opened = opened + ?7,"
+              " read = read + ?8, unchecked = unchecked + ?10, rescued = rescued + ?11";
+    else
+        sql = "INSERT INTO domains(domain, first_seen, last_seen, checked, delivered, spam,"
+              " opened, read, unchecked, rescued)"
+              " VALUES(?1, ?9, ?9, ?2, ?5, ?6, ?7, ?8, ?10, ?11)"
+              " ON CONFLICT(domain) DO UPDATE SET checked = checked + ?2,"
+              " delivered = delivered + ?5, spam = spam + ?6, opened = opened + ?7,"
+              " read = read + ?8, unchecked = unchecked + ?10, rescued = rescued + ?11";
+    dom = db_prepare(h->w, sql);
+    if (!upd || !unc || !dom)
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct hstore_copy *x = &c[i];
-        if (x->shard != k || x->fl.placement == FL_UNKNOWN)
+        if (x->shard != k || (x->fl.placement == FL_UNKNOWN && !x->fl.rescued))
             continue; /* another file's, or not checked this round: keep what was known */
+        enum fl_placement p = placement_of(x);
         bool opened = x->fl.opened || x->old_opened, read = x->fl.read || x->old_read;
-        sqlite3_bind_int64(upd, 1, x->id);
-        sqlite3_bind_int(upd, 2, (int)x->fl.placement);
-        sqlite3_bind_int(upd, 3, opened);
-        sqlite3_bind_int(upd, 4, read);
-        sqlite3_bind_int64(upd, 5, now_ms);
-        int r = sqlite3_step(upd);
-        sqlite3_reset(upd);
+        bool rescued = x->fl.rescued || x->old_rescued, checked = p != FL_UNCHECKED;
+        if (!checked) /* keeps opened and read as they were */
+            opened = x->old_opened, read = x->old_read;
+        sqlite3_stmt *st = checked ? upd : unc;
+        sqlite3_bind_int64(st, 1, x->id);
+        if (checked) {
+            sqlite3_bind_int(st, 2, (int)p);
+            sqlite3_bind_int(st, 3, opened);
+            sqlite3_bind_int(st, 4, read);
+            sqlite3_bind_int64(st, 5, now_ms);
+            sqlite3_bind_int(st, 6, rescued);
+        }
+        int r = sqlite3_step(st);
+        sqlite3_reset(st);
         if (r != SQLITE_DONE)
             goto out;
-        if (x->fl.rounds == 0)
+        if (!checked && sqlite3_changes(h->w) == 0)
+            continue;
+        if (checked && x->fl.rounds == 0)
             newly_checked++;
         size_t j = 0;
         while (j < nd && d[j].email_id != x->email_id)
             j++;
         if (j == nd)
             d[nd++].email_id = x->email_id;
-        d[j].delivered += (x->fl.placement == FL_INBOX) - (x->old_placement == FL_INBOX);
-        d[j].spam += (x->fl.placement == FL_SPAM) - (x->old_placement == FL_SPAM);
-        d[j].opened += opened - x->old_opened;
-        d[j].read += read - x->old_read;
+        d[j].checked = d[j].checked || checked;
+        delta_add(&d[j].d, x, p, opened, read, rescued);
     }
-    struct stat_delta all = {0};
+    struct hsqlite_delta all = {0};
     for (size_t j = 0; j < nd; j++) {
-        if (hsqlite_stats_add(h, d[j].email_id, NULL, 0, 0, d[j].delivered, d[j].spam, d[j].opened,
-                              d[j].read, 0, now_ms) != 0)
+        if (hsqlite_stats_add(h, d[j].email_id, NULL, 0, &d[j].d, d[j].checked ? now_ms : 0) != 0)
             goto out;
-        all.delivered += d[j].delivered;
-        all.spam += d[j].spam;
-        all.opened += d[j].opened;
-        all.read += d[j].read;
+        all.delivered += d[j].d.delivered;
+        all.spam += d[j].d.spam;
+        all.opened += d[j].d.opened;
+        all.read += d[j].d.read;
+        all.unchecked += d[j].d.unchecked;
+        all.rescued += d[j].d.rescued;
     }
     char at[32]; /* first_seen of a row made here */
     time_rfc3339_ms(now_ms, at, sizeof at);
@@ -150,9 +198,13 @@ static int apply_file(struct hsqlite *s, int k, const char *domain, const struct
     sqlite3_bind_int64(dom, 6, all.spam);
     sqlite3_bind_int64(dom, 7, all.opened);
     sqlite3_bind_int64(dom, 8, all.read);
+    sqlite3_bind_int64(dom, 10, all.unchecked);
+    sqlite3_bind_int64(dom, 11, all.rescued);
     if (k == 0) {
-        sqlite3_bind_int64(dom, 3, now_ms);
-        sqlite3_bind_text(dom, 4, error, -1, SQLITE_STATIC);
+        if (domain_round) {
+            sqlite3_bind_int64(dom, 3, now_ms);
+            sqlite3_bind_text(dom, 4, error, -1, SQLITE_STATIC);
+        }
         sqlite3_bind_text(dom, 9, at, -1, SQLITE_STATIC);
     }
     if (sqlite3_step(dom) != SQLITE_DONE)
@@ -165,6 +217,7 @@ out:
         db_rollback(h->w);
     }
     sqlite3_finalize(upd);
+    sqlite3_finalize(unc);
     sqlite3_finalize(dom);
     pthread_mutex_unlock(&h->w_lock);
     free(d);
@@ -172,16 +225,16 @@ out:
 }
 
 int hsqlite_apply_checks(struct hstore *store, const char *domain, const struct hstore_copy *c,
-                         size_t n, int64_t now_ms, const char *error)
+                         size_t n, int64_t now_ms, const char *error, bool domain_round)
 {
     struct hsqlite *s = hsqlite(store);
-    bool in[HSTORE_MAX_SHARDS] = {true}; /* file 0 always: the round's time */
+    bool in[HSTORE_MAX_SHARDS] = {domain_round}; /* file 0 keeps the domain round's time */
     for (size_t i = 0; i < n; i++)
-        if (c[i].shard > 0 && c[i].shard < s->nshards)
+        if (c[i].shard >= 0 && c[i].shard < s->nshards)
             in[c[i].shard] = true;
     int rc = 0;
     for (int k = 0; k < s->nshards; k++)
-        if (in[k] && apply_file(s, k, domain, c, n, now_ms, error) != 0)
+        if (in[k] && apply_file(s, k, domain, c, n, now_ms, error, domain_round) != 0)
             rc = -1;
     return rc;
 }

@@ -37,30 +37,32 @@ static int step_reset(struct hshard *h, sqlite3_stmt *st)
 }
 
 int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id,
-                      int64_t first_sent, int tracked, int delivered, int spam, int opened,
-                      int read, int bounced, int64_t checked_at)
+                      int64_t first_sent, const struct hsqlite_delta *d, int64_t checked_at)
 {
     sqlite3_stmt *st =
         cached(h, &h->stats_upsert,
                "INSERT INTO email_stats(email_id, broadcast_id, tracked, delivered, spam, opened,"
-               " read, bounced, checked_at, first_sent_at)"
-               " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+               " read, bounced, checked_at, first_sent_at, unchecked, rescued)"
+               " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                " ON CONFLICT(email_id) DO UPDATE SET tracked = tracked + ?3,"
                " delivered = delivered + ?4, spam = spam + ?5, opened = opened + ?6,"
                " read = read + ?7, bounced = bounced + ?8,"
                " checked_at = coalesce(?9, checked_at),"
                " first_sent_at = CASE WHEN ?10 IS NULL THEN first_sent_at"
-               " ELSE min(coalesce(first_sent_at, ?10), ?10) END");
+               " ELSE min(coalesce(first_sent_at, ?10), ?10) END,"
+               " unchecked = unchecked + ?11, rescued = rescued + ?12");
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, email_id);
     sqlite3_bind_text(st, 2, broadcast_id ? broadcast_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, tracked);
-    sqlite3_bind_int(st, 4, delivered);
-    sqlite3_bind_int(st, 5, spam);
-    sqlite3_bind_int(st, 6, opened);
-    sqlite3_bind_int(st, 7, read);
-    sqlite3_bind_int(st, 8, bounced);
+    sqlite3_bind_int(st, 3, d->tracked);
+    sqlite3_bind_int(st, 4, d->delivered);
+    sqlite3_bind_int(st, 5, d->spam);
+    sqlite3_bind_int(st, 6, d->opened);
+    sqlite3_bind_int(st, 7, d->read);
+    sqlite3_bind_int(st, 8, d->bounced);
+    sqlite3_bind_int(st, 11, d->unchecked);
+    sqlite3_bind_int(st, 12, d->rescued);
     if (checked_at)
         sqlite3_bind_int64(st, 9, checked_at);
     else
@@ -522,10 +524,12 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
     }
     if (br.n && record_range(h, &br) != 0)
         goto out;
-    for (size_t i = 0; i < ea.n; i++)
-        if (hsqlite_stats_add(h, ea.v[i].email_id, ea.v[i].broadcast_id, ea.v[i].first_sent,
-                              ea.v[i].tracked, 0, 0, 0, 0, ea.v[i].bounced, 0) != 0)
+    for (size_t i = 0; i < ea.n; i++) {
+        struct hsqlite_delta d = {.tracked = ea.v[i].tracked, .bounced = ea.v[i].bounced};
+        if (hsqlite_stats_add(h, ea.v[i].email_id, ea.v[i].broadcast_id, ea.v[i].first_sent, &d,
+                              0) != 0)
             goto out;
+    }
     char now[32];
     time_rfc3339_ms(time_now_ms(), now, sizeof now);
     sqlite3_stmt *st =

@@ -43,6 +43,8 @@ static const char *const migrations[] = {
     HSTORE_PLACEMENT_SQL,
     /* 9: an email's copies by sending time (reconciliation) */
     HSTORE_RECON_SQL,
+    /* 10: unchecked and rescued copies */
+    HSTORE_UNCHECKED_SQL,
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 

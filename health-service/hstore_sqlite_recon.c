@@ -33,8 +33,8 @@
 #define FIRST_ROWID                                                                                \
     HSTORE_SINCE_ROWID("(SELECT first_sent_at FROM %1$s.email_stats WHERE email_id = ?1)")
 
-/* a copy not found: in no folder, not bounced, not complained */
-#define NOT_FOUND "bounced = 0 AND complained = 0 AND placement NOT IN (2, 3)"
+/* a copy not found: in no folder, not bounced, not complained, not unchecked */
+#define NOT_FOUND "bounced = 0 AND complained = 0 AND placement NOT IN (2, 3, 4)"
 
 char *hsqlite_recon_sql(const struct hsqlite *s, bool ids)
 {
@@ -42,8 +42,8 @@ char *hsqlite_recon_sql(const struct hsqlite *s, bool ids)
     buf_init(&b, 64 * 1024);
     /* ?1 email_id, ?2 the window's start, ?3 how many names */
     buf_printf(&b, ids ? "SELECT message_id FROM ("
-                       : "SELECT sum(t), sum(a), sum(b), sum(c), sum(sp), sum(i), sum(p),"
-                         " sum(m) FROM (");
+                       : "SELECT sum(t), sum(a), sum(b), sum(c), sum(sp), sum(i), sum(u),"
+                         " sum(p), sum(m) FROM (");
     for (int k = 0; k < s->nshards; k++) {
         const char *schema = s->shard[k].schema, *sep = k ? " UNION ALL " : "";
         if (ids)
@@ -60,6 +60,7 @@ char *hsqlite_recon_sql(const struct hsqlite *s, bool ids)
                        " sum(bounced != 0) AS b, sum(bounced = 0 AND complained != 0) AS c,"
                        " sum(bounced = 0 AND complained = 0 AND placement = 3) AS sp,"
                        " sum(bounced = 0 AND complained = 0 AND placement = 2) AS i,"
+                       " sum(bounced = 0 AND complained = 0 AND placement = 4) AS u,"
                        " sum(" NOT_FOUND " AND sent_at >= ?2) AS p,"
                        " sum(" NOT_FOUND " AND sent_at < ?2) AS m"
                        " FROM %1$s.copies WHERE rowid >= " FIRST_ROWID " AND email_id = ?1",
@@ -143,9 +144,9 @@ int hsqlite_reconcile(struct hstore *store, int64_t email_id, int64_t window_sta
         goto out;
     if ((step = sqlite3_step(st)) != SQLITE_ROW)
         goto out;
-    int64_t *v[] = {&r.tracked, &r.accepted, &r.bounced, &r.complained,
-                    &r.spam,    &r.inbox,    &r.pending, &r.missing};
-    for (int i = 0; i < 8; i++)
+    int64_t *v[] = {&r.tracked, &r.accepted,  &r.bounced, &r.complained, &r.spam,
+                    &r.inbox,   &r.unchecked, &r.pending, &r.missing};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         *v[i] = sqlite3_column_int64(st, i); /* NULL (no copy): 0 */
     sqlite3_finalize(st);
     st = NULL;

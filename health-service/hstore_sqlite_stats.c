@@ -14,8 +14,8 @@
 
 /* stats_add_row - add a row of STATS_COLS (email_id, broadcast_id,
  * tracked, delivered, spam, opened, read, bounced, checked_at,
- * complained) to t; its
- * message_id is the first non-empty one */
+ * complained, unchecked, rescued) to t; its message_id is the first
+ * non-empty one */
 static void stats_add_row(struct hstore_stats *t, sqlite3_stmt *st)
 {
     t->email_id = sqlite3_column_int64(st, 0);
@@ -37,6 +37,8 @@ static void stats_add_row(struct hstore_stats *t, sqlite3_stmt *st)
         t->checked = true;
     }
     t->n.complained += sqlite3_column_int64(st, 9);
+    t->n.unchecked += sqlite3_column_int64(st, 10);
+    t->n.rescued += sqlite3_column_int64(st, 11);
 }
 
 /* stats_free - n rows made by stats_add_row (the backend does not call
@@ -50,7 +52,7 @@ static void stats_free(struct hstore_stats *t, size_t n)
 
 #define STATS_COLS                                                                                 \
     "email_id, broadcast_id, tracked, delivered, spam, opened, read, bounced, checked_at,"         \
-    " complained"
+    " complained, unchecked, rescued"
 
 int hsqlite_prepare_stats(struct hsqlite *s)
 {
@@ -59,7 +61,8 @@ int hsqlite_prepare_stats(struct hsqlite *s)
     s->all_stats = hsqlite_prepare_union(
         s,
         "SELECT email_id, max(broadcast_id), sum(tracked), sum(delivered), sum(spam),"
-        " sum(opened), sum(read), sum(bounced), max(checked_at), sum(complained) FROM (",
+        " sum(opened), sum(read), sum(bounced), max(checked_at), sum(complained),"
+        " sum(unchecked), sum(rescued) FROM (",
         "SELECT " STATS_COLS " FROM ", ".email_stats",
         ") GROUP BY email_id ORDER BY email_id LIMIT ?1 OFFSET ?2");
     s->tracked_count = hsqlite_prepare_union(s, "SELECT coalesce(sum(tracked), 0) FROM (",
@@ -79,7 +82,8 @@ int hsqlite_prepare_stats(struct hsqlite *s)
         h->stats_by_bid = db_prepare(s->r, sql);
         snprintf(sql, sizeof sql,
                  "SELECT email_id, message_id, 1, placement = 2, placement = 3, opened, read,"
-                 " bounced, checked_at, complained, recipient, domain FROM %s.copies "
+                 " bounced, checked_at, complained, placement = 4, rescued, recipient, domain"
+                 " FROM %s.copies "
                  "WHERE " HSTORE_COPY_MATCH,
                  h->schema);
         h->stats_copy = db_prepare(s->r, sql);
@@ -174,8 +178,8 @@ int hsqlite_stats_copy(struct hstore *store, const char *message_id, struct hsto
     if (r == SQLITE_ROW) {
         *out = (struct hstore_stats){0};
         stats_add_row(out, st);
-        out->recipient = xstrdup((const char *)sqlite3_column_text(st, 10));
-        out->domain = xstrdup((const char *)sqlite3_column_text(st, 11));
+        out->recipient = xstrdup((const char *)sqlite3_column_text(st, 12));
+        out->domain = xstrdup((const char *)sqlite3_column_text(st, 13));
         rc = 0;
     } else if (r == SQLITE_DONE) {
         rc = 1;

@@ -145,7 +145,7 @@ static void round_domain(struct worker *w, const char *domain)
         log_debug("round domain=%s loop=%s copies=%zu", domain, w->entry->ops->name, n);
     }
     int64_t now = time_now_ms();
-    if (hstore_apply_checks(s->cfg.store, domain, c, n, now, rc == 0 ? NULL : err) == 0)
+    if (hstore_apply_checks(s->cfg.store, domain, c, n, now, rc == 0 ? NULL : err, true) == 0)
         observe_found(w, domain, c, n, now);
     hstore_copies_free(c, n);
     publish_placement(w, domain);

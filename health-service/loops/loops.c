@@ -54,32 +54,44 @@ static void lower(char *s)
         *s = (char)tolower((unsigned char)*s);
 }
 
-/* set_entry - add or replace the entry for domain; takes settings */
-static int set_entry(struct loops_config *c, const char *domain, json_object *settings,
-                     char *errbuf, size_t errlen)
+/* loop_of - the loop type settings name, checked by creating (and
+ * destroying) a loop for domain; NULL with the reason in errbuf */
+static const struct feedback_loop_ops *loop_of(const char *domain, json_object *settings,
+                                               char *errbuf, size_t errlen)
 {
     const char *name = NULL;
     char err[256];
     if (!json_object_is_type(settings, json_type_object) ||
         jsonx_get_string(settings, "loop", true, 32, &name, err, sizeof err) != 0) {
         errbuf_set(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s: %s", domain,
-                   json_object_is_type(settings, json_type_object) ? err : "must be an object");
-        json_object_put(settings);
-        return -1;
+                   json_object_is_type(settings, json_type_object) ? err
+                                                                   : "must be an object or null");
+        return NULL;
     }
     const struct feedback_loop_ops *ops = feedback_loop_find(name);
     if (!ops) {
         errbuf_set(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s: unknown loop '%.32s'", domain, name);
-        json_object_put(settings);
-        return -1;
+        return NULL;
     }
     void *probe = ops->create(domain, settings, err, sizeof err);
     if (!probe) {
         errbuf_set(errbuf, errlen, "FEEDBACK_LOOPS_FILE: %s: %s", domain, err);
+        return NULL;
+    }
+    ops->destroy(probe);
+    return ops;
+}
+
+/* set_entry - add or replace the entry for domain; takes settings (NULL:
+ * the domain has no loop) */
+static int set_entry(struct loops_config *c, const char *domain, json_object *settings,
+                     char *errbuf, size_t errlen)
+{
+    const struct feedback_loop_ops *ops = NULL;
+    if (settings && !(ops = loop_of(domain, settings, errbuf, errlen))) {
         json_object_put(settings);
         return -1;
     }
-    ops->destroy(probe);
     char *d = xstrdup(domain);
     lower(d);
     for (size_t i = 0; i < c->n; i++) {

@@ -76,6 +76,8 @@ wait_for 30 stats_are "$want"; ok $? "/mail_stats?email_id shows exactly the cou
 [ "$(got)" = "$want" ] || echo "#   got $(got)"
 r=$(curl -s "$H/mail_stats?mail_id=$BID")
 eq "/mail_stats by broadcast Message-ID" "$(jget "$r" '[j["email_id"], j["message_id"], j["tracked"], j["checked_at"] is not None]')" "[$E, \"$BID\", 90, true]"
+eq "/mail_stats fields, in order; every copy has a loop: none unchecked or rescued" "$(jget "$r" '[list(j), j["unchecked"], j["rescued"]]')" \
+  '[["email_id", "message_id", "tracked", "delivered", "spam", "opened", "read", "bounced", "complained", "unchecked", "rescued", "pending", "checked_at"], 0, 0]'
 bare=${BID#<}; bare=${bare%>}
 eq "angle brackets optional" "$(jget "$(curl -s "$H/mail_stats?mail_id=$bare")" 'j["tracked"]')" 90
 eq "surrounding quotes optional" "$(jget "$(curl -s "$H/mail_stats?mail_id=%22$bare%22")" 'j["tracked"]')" 90
@@ -83,6 +85,8 @@ CID=$($PY -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) i
 cbare=${CID#<}; cbare=${cbare%>}
 r=$(curl -s "$H/mail_stats?mail_id=$cbare")
 eq "a per-copy Message-ID answers for that copy" "$(jget "$r" '[j["tracked"], j["delivered"], j["spam"], j["opened"], j["read"], j["recipient"], j["domain"]]')" "$($PY "$TMP/expect.py" "$TMP/sent.jsonl" "$CID" | $PY -c 'import json,sys; a=json.load(sys.stdin); print(json.dumps([1]+a))')"
+eq "a copy's fields" "$(jget "$r" 'list(j)')" \
+  '["email_id", "message_id", "tracked", "delivered", "spam", "opened", "read", "bounced", "complained", "unchecked", "rescued", "pending", "checked_at", "recipient", "domain"]'
 eq "unknown id -> 404" "$(curl -s -o /dev/null -w '%{http_code}' "$H/mail_stats?mail_id=nope@x.test")" 404
 eq "unknown email_id -> 404" "$(curl -s -o /dev/null -w '%{http_code}' "$H/mail_stats?email_id=999999")" 404
 eq "no id -> 400" "$(curl -s -o /dev/null -w '%{http_code}' "$H/mail_stats")" 400
@@ -90,10 +94,14 @@ eq "email_id not a number -> 400" "$(curl -s -o /dev/null -w '%{http_code}' "$H/
 eq "mail_id without @ -> 400" "$(curl -s -o /dev/null -w '%{http_code}' "$H/mail_stats?mail_id=abc")" 400
 r=$(curl -s "$H/all_mail_stats")
 eq "/all_mail_stats is keyed by email_id" "$(jget "$r" '[list(j), j[list(j)[0]]["tracked"]]')" "[[\"$E\"], 90]"
+eq "/all_mail_stats: the /mail_stats fields" "$(jget "$r" '[list(v) for v in j.values()]')" \
+  '[["email_id", "message_id", "tracked", "delivered", "spam", "opened", "read", "bounced", "complained", "unchecked", "rescued", "pending", "checked_at"]]'
 eq "/all_mail_stats?limit=0 -> 400" "$(curl -s -o /dev/null -w '%{http_code}' "$H/all_mail_stats?limit=0")" 400
 r=$(curl -s "$H/domains")
 eq "/domains: loop, users, tracked, checked per domain" "$(jget "$r" '[[d["domain"], d["loop"], d["users"], d["tracked"], d["checked"], d["last_round_at"] is not None] for d in j]')" '[["a.test", "mock", 30, 30, 30, true], ["b.test", "mock", 30, 30, 30, true], ["c.test", "mock", 30, 30, 30, true]]'
 want_dom=$($PY "$TMP/expect.py" "$TMP/sent.jsonl" domains)
+eq "/domains fields" "$(jget "$r" 'list(j[0])')" \
+  '["domain", "users", "first_seen", "last_seen", "tracked", "checked", "last_round_at", "last_error", "delivered", "spam", "opened", "read", "bounced", "complained", "unchecked", "rescued", "loop"]'
 eq "/domains: delivered, spam, opened, read, bounced per domain as computed" \
   "$(jget "$(curl -s "$H/domains")" '{d["domain"]: [d[k] for k in ("delivered", "spam", "opened", "read", "bounced")] for d in j}')" "$want_dom"
 # placement_metric - {domain: [delivered, spam, opened, read, bounced]} from /metrics
@@ -172,7 +180,7 @@ eq "domains intact" "$(jget "$(curl -s "$H/domains")" '[d["tracked"] for d in j]
 
 # --- schemas 3 to 5 from a schema-2 database: per-domain counters rebuilt from
 # the copies (3), copies keyed by a hash of the Message-ID instead of its text (5)
-counts() { jget "$(curl -s "$H/domains")" '[[d[k] for k in ("tracked", "delivered", "spam", "opened", "read", "bounced")] for d in j]'; }
+counts() { jget "$(curl -s "$H/domains")" '[[d[k] for k in ("tracked", "delivered", "spam", "opened", "read", "bounced", "unchecked", "rescued")] for d in j]'; }
 copy_stats() { jget "$(curl -s "$H/mail_stats?mail_id=$cbare")" '[j[k] for k in ("tracked", "delivered", "spam", "opened", "read", "recipient")]'; }
 dom_before=$(counts)
 copy_before=$(copy_stats)
@@ -182,6 +190,8 @@ sqlite3 "$TMP/health/health.db" 'ALTER TABLE domains DROP COLUMN delivered; ALTE
   ALTER TABLE domains DROP COLUMN opened; ALTER TABLE domains DROP COLUMN read; ALTER TABLE domains DROP COLUMN bounced;
   ALTER TABLE domains DROP COLUMN complained; ALTER TABLE email_stats DROP COLUMN complained;
   ALTER TABLE email_stats DROP COLUMN first_sent_at; DROP TABLE copy_batches;
+  ALTER TABLE email_stats DROP COLUMN unchecked; ALTER TABLE email_stats DROP COLUMN rescued;
+  ALTER TABLE domains DROP COLUMN unchecked; ALTER TABLE domains DROP COLUMN rescued;
   CREATE TABLE copies_v2 (message_id TEXT PRIMARY KEY, email_id INTEGER NOT NULL,
     broadcast_id TEXT NOT NULL, recipient TEXT NOT NULL, domain TEXT NOT NULL,
     smtp_client TEXT NOT NULL, sent_at INTEGER NOT NULL, bounced INTEGER NOT NULL DEFAULT 0,
@@ -198,6 +208,7 @@ start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json"
 ok $? "health-service starts on it"
 grep -q 'migrated schema to version 3' "$TMP/health/out.log"; ok $? "it migrates to schema 3"
 grep -q 'migrated schema to version 5' "$TMP/health/out.log"; ok $? "and on to schema 5"
+grep -q 'migrated schema to version 10' "$TMP/health/out.log"; ok $? "and on to schema 10 (unchecked, rescued)"
 eq "per-domain counters rebuilt exactly from the copies" "$(counts)" "$dom_before"
 eq "a copy still answers by its Message-ID" "$(copy_stats)" "$copy_before"
 eq "every copy kept, each with its hash key" "$(sqlite3 "$TMP/health/health.db" 'SELECT count(*), count(mid_hash) FROM copies')" "$n_copies|$n_copies"

@@ -8,7 +8,11 @@
  * files: oldest first across them, results counted once. And a process
  * killed (SIGKILL) between the commits of a batch's files, again and
  * again: each batch delivered again, as Kafka would, the store ends as an
- * uninterrupted run leaves it. */
+ * uninterrupted run leaves it. And copies no loop looks at (unchecked) or
+ * rescued from spam by an engagement, on a store migrated from schema 9:
+ * each counted once, an unchecked copy never handed to a round again, a
+ * rescued copy's placement kept in spam, and a round that is not the
+ * domain loop's leaving the domain's round time and error alone. */
 #include "hstore.h"
 #include "hstore_sqlite.h"
 #include "log.h"
@@ -297,7 +301,7 @@ static void rounds(const char *dir)
     }
     CHECK(sorted, "the 10 oldest, oldest first, across the files");
     CHECK(in[0] && in[1], "from both files");
-    CHECK(hstore_apply_checks(s, "r.test", c, n, 1795428100000, "imap: timeout") == 0,
+    CHECK(hstore_apply_checks(s, "r.test", c, n, 1795428100000, "imap: timeout", true) == 0,
           "round results stored");
     struct hplacement p = {0};
     CHECK(hstore_domain_placement(s, "r.test", &p) == 0, "domain known");
@@ -317,7 +321,8 @@ static void rounds(const char *dir)
         c[i].old_opened = c[i].fl.opened;
         c[i].fl.rounds = 1;
     }
-    CHECK(hstore_apply_checks(s, "r.test", c, n, 1795428200000, NULL) == 0, "second round stored");
+    CHECK(hstore_apply_checks(s, "r.test", c, n, 1795428200000, NULL, true) == 0,
+          "second round stored");
     CHECK(hstore_domain_placement(s, "r.test", &p) == 0 && p.delivered == 5 && p.spam == 5,
           "a second round with the same results changes no count");
     struct hstore_domain *d = NULL;
@@ -587,6 +592,242 @@ static void feedback(const char *dir)
     remove_store(path);
 }
 
+/* figures - a copy's, an email's or a domain's counters as text */
+static void figures(char *out, size_t cap, const struct hplacement *p)
+{
+    snprintf(out, cap,
+             "tracked %lld delivered %lld spam %lld opened %lld read %lld bounced %lld"
+             " unchecked %lld rescued %lld",
+             (long long)p->tracked, (long long)p->delivered, (long long)p->spam,
+             (long long)p->opened, (long long)p->read, (long long)p->bounced,
+             (long long)p->unchecked, (long long)p->rescued);
+}
+
+/* email_is, copy_is, domain_is - do email 3's, copy i's, u.test's figures
+ * read want (a check each, named name) */
+static void email_is(struct hstore *s, const char *want, const char *name)
+{
+    struct hstore_stats t;
+    char got[256] = "unknown";
+    if (hstore_stats_email(s, 3, NULL, &t) == 0) {
+        figures(got, sizeof got, &t.n);
+        hstore_stats_cleanup(&t);
+    }
+    CHECK_STR(got, want, name);
+}
+
+static void copy_is(struct hstore *s, const char *mid, const char *want, const char *name)
+{
+    struct hstore_stats t;
+    char got[256] = "unknown";
+    if (hstore_stats_copy(s, mid, &t) == 0) {
+        figures(got, sizeof got, &t.n);
+        hstore_stats_cleanup(&t);
+    }
+    CHECK_STR(got, want, name);
+}
+
+static void domain_is(struct hstore *s, const char *want, const char *name)
+{
+    struct hplacement p;
+    char got[256] = "unknown", list[256] = "not listed";
+    if (hstore_domain_placement(s, "u.test", &p) == 0)
+        figures(got, sizeof got, &p);
+    CHECK_STR(got, want, name);
+    struct hstore_domain *d = NULL;
+    size_t nd = 0;
+    if (hstore_domains(s, &d, &nd) == 0 && nd == 1)
+        figures(list, sizeof list, &d[0].n);
+    hstore_domains_free(d, nd);
+    CHECK_STR(list, want, "  ... and /domains says the same");
+}
+
+/* round_state - u.test's checked count, round time and error as text */
+static void round_state(struct hstore *s, char *out, size_t cap)
+{
+    struct hstore_domain *d = NULL;
+    size_t nd = 0;
+    snprintf(out, cap, "no domain");
+    if (hstore_domains(s, &d, &nd) == 0 && nd == 1)
+        snprintf(out, cap, "checked %lld round %lld error %s", (long long)d[0].checked,
+                 d[0].has_round ? (long long)d[0].last_round_at : -1LL,
+                 d[0].last_error ? d[0].last_error : "-");
+    hstore_domains_free(d, nd);
+}
+
+/* open_ids - the open copies of u.test by index into mid (-1: another),
+ * as "0 1 3 ..." in the order read; the copies into *c (caller frees) */
+static void open_ids(struct hstore *s, char mid[][48], size_t nmid, struct hstore_copy **c,
+                     size_t *n, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    if (hstore_open_copies(s, "u.test", 0, 100, c, n) != 0) {
+        snprintf(out, cap, "error");
+        return;
+    }
+    for (size_t k = 0; k < *n; k++) {
+        int id = -1;
+        for (size_t i = 0; i < nmid; i++)
+            if (strcmp((*c)[k].message_id, mid[i]) == 0)
+                id = (int)i;
+        len += (size_t)snprintf(out + len, cap - len, "%s%d%s", k ? " " : "", id,
+                                (*c)[k].old_rescued ? "r" : "");
+    }
+}
+
+/* set - copy i of the open copies c gets placement p (and rescued, opened) */
+static void set(struct hstore_copy *c, size_t n, char mid[][48], size_t i, enum fl_placement p,
+                bool rescued, bool opened)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(c[k].message_id, mid[i]) == 0) {
+            c[k].fl.placement = p;
+            c[k].fl.rescued = rescued;
+            c[k].fl.opened = opened;
+        }
+}
+
+/* unchecked_rescued - see the file's comment: eight copies of email 3 to
+ * u.test in a store of two files */
+static void unchecked_rescued(const char *dir)
+{
+    enum { NC = 8 };
+    static char mid[NC][48], rcpt[NC][48];
+    struct copy_event ev[NC];
+    char path[128], err[256] = "", got[256], want[256];
+    const int64_t T = 1795428000000;
+    snprintf(path, sizeof path, "%s/unchecked.db", dir);
+    struct hstore *s = hstore_sqlite_open(path, 2, err, sizeof err);
+    CHECK(s != NULL, err);
+    if (!s)
+        return;
+    for (size_t i = 0; i < NC; i++) {
+        snprintf(mid[i], sizeof mid[i], "<email-3.%zx@u.test>", i * 2654435761u + 1);
+        snprintf(rcpt[i], sizeof rcpt[i], "seed%zu@u.test", i);
+        ev[i] = (struct copy_event){.message_id = mid[i],
+                                    .broadcast_id = "<email-3@u.test>",
+                                    .recipient = rcpt[i],
+                                    .domain = "u.test",
+                                    .smtp_client = "custom",
+                                    .email_id = 3,
+                                    .sent_at_ms = T + (int64_t)i * 1000};
+    }
+    size_t nu, nc, n = 0;
+    CHECK(hstore_apply_events(s, NULL, 0, ev, NC, &nu, &nc) == 0 && nc == NC, "8 copies stored");
+    /* the domain loop's round over copies 0-5: 0 inbox, 1 spam, the others not found */
+    struct hstore_copy *c = NULL;
+    open_ids(s, mid, NC, &c, &n, got, sizeof got);
+    CHECK_STR(got, "0 1 2 3 4 5 6 7", "every copy open, oldest first");
+    for (size_t k = 0; k < n; k++)
+        c[k].fl.placement = FL_NOT_FOUND;
+    set(c, n, mid, 0, FL_INBOX, false, false);
+    set(c, n, mid, 1, FL_SPAM, false, false);
+    CHECK(hstore_apply_checks(s, "u.test", c, 6, T + 60000, "imap: slow", true) == 0,
+          "the domain loop's round stored");
+    hstore_copies_free(c, n);
+    hstore_free(s);
+
+    /* the store taken back to schema 9 (both files), then opened again */
+    int back = 0;
+    for (int k = 0; k < 2; k++) {
+        char f[160];
+        snprintf(f, sizeof f, k ? "%s.shard1" : "%s", path);
+        sqlite3 *db;
+        if (sqlite3_open(f, &db) == SQLITE_OK &&
+            sqlite3_exec(db,
+                         "ALTER TABLE copies DROP COLUMN rescued;"
+                         " ALTER TABLE email_stats DROP COLUMN unchecked;"
+                         " ALTER TABLE email_stats DROP COLUMN rescued;"
+                         " ALTER TABLE domains DROP COLUMN unchecked;"
+                         " ALTER TABLE domains DROP COLUMN rescued; PRAGMA user_version = 9;",
+                         NULL, NULL, NULL) == SQLITE_OK)
+            back++;
+        sqlite3_close(db);
+    }
+    CHECK_INT(back, 2, "both files taken back to schema 9");
+    s = hstore_sqlite_open(path, 2, err, sizeof err);
+    CHECK(s != NULL, err);
+    if (!s)
+        return;
+    email_is(s, "tracked 8 delivered 1 spam 1 opened 0 read 0 bounced 0 unchecked 0 rescued 0",
+             "migrated from schema 9: the email's counters kept");
+    domain_is(s, "tracked 8 delivered 1 spam 1 opened 0 read 0 bounced 0 unchecked 0 rescued 0",
+              "migrated: the domain's counters kept");
+    copy_is(s, mid[1],
+            "tracked 1 delivered 0 spam 1 opened 0 read 0 bounced 0 unchecked 0 rescued 0",
+            "migrated: a copy's placement kept");
+    round_state(s, got, sizeof got);
+    snprintf(want, sizeof want, "checked 6 round %lld error imap: slow", (long long)(T + 60000));
+    CHECK_STR(got, want, "migrated: the domain's checked count, round time and error kept");
+
+    /* not the domain loop's: copies 2 and 6 (never checked) unchecked, a
+     * seed mailbox finds 3 in the inbox and rescues 1 from spam (and
+     * marks it read); copy 5 rescued although its round failed */
+    open_ids(s, mid, NC, &c, &n, got, sizeof got);
+    CHECK_STR(got, "0 1 2 3 4 5 6 7", "migrated: every copy open");
+    set(c, n, mid, 2, FL_UNCHECKED, false, false);
+    set(c, n, mid, 6, FL_UNCHECKED, false, false);
+    set(c, n, mid, 3, FL_INBOX, false, false);
+    set(c, n, mid, 7, FL_NOT_FOUND, false, false);
+    set(c, n, mid, 1, FL_SPAM, true, true);
+    CHECK(hstore_apply_checks(s, "u.test", c, n, T + 120000, NULL, false) == 0,
+          "a round that is not the domain loop's stored");
+    /* the same marking given again (as read before it): nothing more */
+    struct hstore_copy stale[2];
+    size_t ns = 0;
+    for (size_t k = 0; k < n && ns < 2; k++)
+        if (c[k].fl.placement == FL_UNCHECKED)
+            stale[ns++] = c[k];
+    CHECK(ns == 2 && hstore_apply_checks(s, "u.test", stale, ns, T + 125000, NULL, false) == 0,
+          "the unchecked marking given again");
+    hstore_copies_free(c, n);
+    round_state(s, got, sizeof got);
+    snprintf(want, sizeof want, "checked 7 round %lld error imap: slow", (long long)(T + 60000));
+    CHECK_STR(got, want,
+              "not the domain loop's round: its time and error untouched; copy 7 checked,"
+              " the unchecked copy 6 not");
+    email_is(s, "tracked 8 delivered 2 spam 1 opened 1 read 0 bounced 0 unchecked 2 rescued 1",
+             "email: 2 unchecked, 1 rescued (still in spam), 2 delivered");
+    domain_is(s, "tracked 8 delivered 2 spam 1 opened 1 read 0 bounced 0 unchecked 2 rescued 1",
+              "domain: the same");
+    copy_is(s, mid[2],
+            "tracked 1 delivered 0 spam 0 opened 0 read 0 bounced 0 unchecked 1 rescued 0",
+            "an unchecked copy's own figures");
+    struct hstore_stats t;
+    CHECK(hstore_stats_copy(s, mid[6], &t) == 0 && !t.checked, "an unchecked copy was not checked");
+    hstore_stats_cleanup(&t);
+    copy_is(s, mid[1],
+            "tracked 1 delivered 0 spam 1 opened 1 read 0 bounced 0 unchecked 0 rescued 1",
+            "a rescued copy: spam, opened, rescued");
+
+    /* a later round: unchecked copies are no longer open; the rescued one
+     * is found in the inbox and rescued again: it stays spam, counted once */
+    open_ids(s, mid, NC, &c, &n, got, sizeof got);
+    CHECK_STR(got, "0 1r 3 4 5 7", "open copies: never the unchecked ones; 1 was rescued");
+    set(c, n, mid, 1, FL_INBOX, true, true);
+    set(c, n, mid, 5, FL_UNKNOWN, true, false);
+    CHECK(hstore_apply_checks(s, "u.test", c, n, T + 180000, NULL, true) == 0,
+          "the domain loop's next round stored");
+    hstore_copies_free(c, n);
+    email_is(s, "tracked 8 delivered 2 spam 2 opened 1 read 0 bounced 0 unchecked 2 rescued 2",
+             "a rescued copy found in the inbox stays in spam, counted once; 5 rescued unknown");
+    copy_is(s, mid[1],
+            "tracked 1 delivered 0 spam 1 opened 1 read 0 bounced 0 unchecked 0 rescued 1",
+            "the rescued copy still spam");
+    copy_is(s, mid[5],
+            "tracked 1 delivered 0 spam 1 opened 0 read 0 bounced 0 unchecked 0 rescued 1",
+            "a copy rescued in a failed round: recorded as rescued from spam");
+    round_state(s, got, sizeof got);
+    snprintf(want, sizeof want, "checked 7 round %lld error -", (long long)(T + 180000));
+    CHECK_STR(got, want, "the domain loop's round: its time and error (none) recorded");
+    open_ids(s, mid, NC, &c, &n, got, sizeof got);
+    CHECK_STR(got, "0 1r 3 4 5r 7", "still no unchecked copy open");
+    hstore_copies_free(c, n);
+    hstore_free(s);
+    remove_store(path);
+}
+
 int main(void)
 {
     static struct copy_event ev[NEV];
@@ -672,6 +913,7 @@ int main(void)
     migration(dir);
     many_keys(dir);
     feedback(dir);
+    unchecked_rescued(dir);
     rmdir(dir);
     return test_done();
 }

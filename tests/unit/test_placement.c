@@ -192,7 +192,7 @@ static int round_at(struct hstore *s, const char *domain, int64_t now,
             i++;
         c[k].fl.placement = place(i);
     }
-    int rc = hstore_apply_checks(s, domain, c, n, now, NULL);
+    int rc = hstore_apply_checks(s, domain, c, n, now, NULL, true);
     hstore_copies_free(c, n);
     return rc;
 }
@@ -337,6 +337,11 @@ static void migration(const char *dir)
                          "DROP TABLE copy_batches; ALTER TABLE copies DROP COLUMN identity;"
                          " ALTER TABLE copies DROP COLUMN found_at;"
                          " ALTER TABLE email_stats DROP COLUMN first_sent_at;"
+                         " ALTER TABLE copies DROP COLUMN rescued;"
+                         " ALTER TABLE email_stats DROP COLUMN unchecked;"
+                         " ALTER TABLE email_stats DROP COLUMN rescued;"
+                         " ALTER TABLE domains DROP COLUMN unchecked;"
+                         " ALTER TABLE domains DROP COLUMN rescued;"
                          " PRAGMA user_version = 7;",
                          NULL, NULL, NULL) == SQLITE_OK)
             back++;
