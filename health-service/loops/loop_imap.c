@@ -1,23 +1,32 @@
-/* loop_imap.c - the IMAP FeedbackLoop: looks into one seed mailbox per
- * domain (libetpan) and tells, for each tracked copy, whether it landed in
- * the inbox or in the spam folder and whether it was opened or read.
+/* loop_imap.c - the IMAP FeedbackLoop: looks into one seed mailbox (a
+ * domain's, or a seed mailbox's own) with libetpan and tells, for each
+ * tracked copy, whether it landed in the inbox or in the spam folder and
+ * whether it was opened or read; and, when configured, engages with it.
  *
- * This file: a round (search, fetch flags, check), create/destroy and the
- * ops. The settings are parsed in loop_imap_settings.c (described there);
- * the connection (TCP, TLS and its verification, STARTTLS, LOGIN, the spam
+ * This file: a round (connection, both folders, the verdicts), the command
+ * counter, create/destroy and the ops. A folder's part of a round (open,
+ * index, flags, engagement) is loop_imap_folder.c, its Message-ID index
+ * imap_index.c; the settings are parsed in loop_imap_settings.c; the
+ * connection (TCP, TLS and its verification, STARTTLS, LOGIN, the spam
  * folder) is loop_imap_conn.c; loop_imap_int.h is what the pieces share.
  *
- * A round: EXAMINE the inbox (read-only, so checking never changes a
- * flag), UID SEARCH HEADER Message-ID "<id>" per copy (a substring match:
- * the angle brackets make it exact enough), one UID FETCH FLAGS for the
- * hits; the same in the spam folder. Found in the inbox -> FL_INBOX (it
- * wins when a copy is in both), in the spam folder -> FL_SPAM, searched in
- * both and found in neither -> FL_NOT_FOUND; \Seen -> opened; \Seen with
- * \Answered or \Flagged -> read. 2 searches per copy per round: fine for
- * seed mailboxes; batching (OR keys + FETCH of the header) would be the
- * next step for very large rounds.
+ * A round: the inbox, then the spam folder, each opened read-only
+ * (EXAMINE) unless an engage action is set (SELECT). Each folder's
+ * Message-ID -> UID index, kept across rounds and connections, is brought
+ * up to date by reading only the mail new since the last round (the first
+ * time: the mail received since the day before the oldest copy was sent);
+ * the copies are looked up in it and one UID FETCH FLAGS per chunk of found
+ * UIDs gives their flags. So a round costs a handful of commands per
+ * mailbox, whatever the number of copies. Found in the inbox -> FL_INBOX
+ * (it wins when a copy is in both), in the spam folder -> FL_SPAM, both
+ * folders read and found in neither -> FL_NOT_FOUND; \Seen -> opened;
+ * \Seen with \Answered or \Flagged -> read. Engagement (mark_read, flag,
+ * rescue) happens in the same pass and the results describe the mailbox
+ * after it; a rescued copy keeps FL_SPAM and gets rescued = true.
+ * Every libetpan command is counted: loop_imap_commands().
  *
- * Connection: one per loop instance, kept across rounds. A kept connection
+ * Connection: one per loop instance, kept across rounds (idle_close drops
+ * it and keeps the rest: indexes, backoff). A kept connection
  * is probed with NOOP first; if the server dropped it (idle timeout,
  * restart) the loop reconnects at once, since that is no outage. A failed
  * connect or a connection error during a round closes the session and
@@ -29,7 +38,7 @@
  * The password is never logged nor put in an error message, and wiped on
  * destroy.
  * SIGPIPE: writes to a dropped connection must not kill the process, so
- * check() and destroy() block SIGPIPE in the calling thread and swallow a
+ * check(), idle_close() and destroy() block SIGPIPE in the calling thread and swallow a
  * SIGPIPE they caused (curl's sigpipe guard); no process-wide change.
  *
  * Threads: an instance is used by one thread at a time (libetpan: one
@@ -37,6 +46,7 @@
  */
 #include "feedback_loop.h"
 #include "errbuf.h"
+#include "imap_index.h"
 #include "loop_imap_int.h"
 
 #include "log.h"
@@ -58,26 +68,17 @@
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS 60000
 #define MAX_MESSAGE_ID 998 /* RFC 5322 line limit */
-#define FETCH_CHUNK 500    /* UIDs per UID FETCH command */
-
-/* a search hit: copy index and the UID found */
-struct hit {
-    size_t copy;
-    uint32_t uid;
-};
-
-/* per-copy bits for one round */
-#define CK_INBOX 1u /* searched in the inbox */
-#define CK_SPAM 2u  /* searched in the spam folder */
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static _Atomic uint64_t commands; /* every IMAP loop instance's commands */
+static _Atomic uint64_t commands;              /* every IMAP loop instance's */
+static _Thread_local uint64_t thread_commands; /* this thread's: a round's share */
 
 /* imap_count_command - one more libetpan command call */
 void imap_count_command(void)
 {
     atomic_fetch_add_explicit(&commands, 1, memory_order_relaxed);
+    thread_commands++;
 }
 
 /* loop_imap_commands - the commands counted since start */
@@ -133,138 +134,13 @@ static void sigpipe_restore(struct sigpipe_guard *g)
 
 /* ---- a round ---------------------------------------------------------- */
 
-/* fetch_flags - UID FETCH FLAGS for the hits (in chunks), then apply them
- * to the copies; a NO leaves opened/read unset; -1 on connection error */
-static int fetch_flags(struct imap_loop *l, const struct hit *hits, size_t nhits,
-                       enum fl_placement where, struct fl_copy *copies, char *err, size_t errlen)
-{
-    for (size_t start = 0; start < nhits; start += FETCH_CHUNK) {
-        size_t end = start + FETCH_CHUNK < nhits ? start + FETCH_CHUNK : nhits;
-        struct mailimap_set *set = mailimap_set_new_empty();
-        struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
-        if (!set || !ft)
-            abort(); /* out of memory: the project's policy */
-        for (size_t i = start; i < end; i++)
-            mailimap_set_add_single(set, hits[i].uid);
-        mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
-        mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_flags());
-        clist *res = NULL;
-        int r = mailimap_uid_fetch(l->imap, set, ft, &res);
-        mailimap_fetch_type_free(ft);
-        mailimap_set_free(set);
-        if (r != MAILIMAP_NO_ERROR) {
-            if (imap_connection_error(r)) {
-                imap_cmd_error(l, r, "UID FETCH", err, errlen);
-                return -1;
-            }
-            log_warn("imap loop UID FETCH refused domain=%s mailbox=\"%s\": flags unknown",
-                     l->domain, where == FL_INBOX ? l->inbox : l->spam);
-            continue;
-        }
-        for (clistiter *m = clist_begin(res); m; m = clist_next(m)) {
-            struct mailimap_msg_att *ma = clist_content(m);
-            uint32_t uid = 0;
-            bool seen = false, answered = false, flagged = false;
-            for (clistiter *a = clist_begin(ma->att_list); a; a = clist_next(a)) {
-                struct mailimap_msg_att_item *item = clist_content(a);
-                if (item->att_type == MAILIMAP_MSG_ATT_ITEM_STATIC &&
-                    item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID) {
-                    uid = item->att_data.att_static->att_data.att_uid;
-                } else if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC &&
-                           item->att_data.att_dyn->att_list) {
-                    clist *fl = item->att_data.att_dyn->att_list;
-                    for (clistiter *f = clist_begin(fl); f; f = clist_next(f)) {
-                        struct mailimap_flag_fetch *ff = clist_content(f);
-                        if (ff->fl_type != MAILIMAP_FLAG_FETCH_OTHER || !ff->fl_flag)
-                            continue;
-                        seen |= ff->fl_flag->fl_type == MAILIMAP_FLAG_SEEN;
-                        answered |= ff->fl_flag->fl_type == MAILIMAP_FLAG_ANSWERED;
-                        flagged |= ff->fl_flag->fl_type == MAILIMAP_FLAG_FLAGGED;
-                    }
-                }
-            }
-            for (size_t i = start; uid && i < end; i++) {
-                struct fl_copy *c = &copies[hits[i].copy];
-                if (hits[i].uid != uid || c->placement != where)
-                    continue;
-                c->opened |= seen;
-                c->read |= seen && (answered || flagged);
-            }
-        }
-        mailimap_fetch_list_free(res);
-    }
-    return 0;
-}
-
-/* check_folder - EXAMINE folder, search every checkable copy, fetch the
- * flags of the hits; marks searched copies in ck. -1 on a connection
- * error, -2 when the server refuses to open the folder */
-static int check_folder(struct imap_loop *l, const char *folder, enum fl_placement where,
-                        struct fl_copy *copies, size_t n, unsigned char *ck, char *err,
-                        size_t errlen)
-{
-    struct hit *hits = NULL;
-    size_t nhits = 0, cap = 0;
-    int rc = -1;
-    unsigned bit = where == FL_INBOX ? CK_INBOX : CK_SPAM;
-
-    int r = mailimap_examine(l->imap, folder);
-    if (r != MAILIMAP_NO_ERROR) {
-        char what[300];
-        snprintf(what, sizeof what, "EXAMINE \"%s\"", folder);
-        imap_cmd_error(l, r, what, err, errlen);
-        return imap_connection_error(r) ? -1 : -2;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!message_id_ok(copies[i].message_id))
-            continue;
-        /* libetpan frees both strings with the key */
-        struct mailimap_search_key *key =
-            mailimap_search_key_new_header(xstrdup("Message-ID"), xstrdup(copies[i].message_id));
-        if (!key)
-            abort(); /* out of memory */
-        clist *uids = NULL;
-        r = mailimap_uid_search(l->imap, NULL, key, &uids);
-        mailimap_search_key_free(key);
-        if (r != MAILIMAP_NO_ERROR) {
-            /* libetpan hands over the result list with a NO or BAD too */
-            if (uids)
-                mailimap_search_result_free(uids);
-            if (imap_connection_error(r)) {
-                imap_cmd_error(l, r, "UID SEARCH", err, errlen);
-                goto out;
-            }
-            log_warn("imap loop UID SEARCH refused domain=%s mailbox=\"%s\" message_id=%s",
-                     l->domain, folder, copies[i].message_id);
-            continue;
-        }
-        ck[i] |= bit;
-        for (clistiter *it = clist_begin(uids); it; it = clist_next(it)) {
-            uint32_t *uid = clist_content(it);
-            if (nhits == cap) {
-                cap = cap ? cap * 2 : 16;
-                hits = xreallocarray(hits, cap, sizeof *hits);
-            }
-            hits[nhits].copy = i;
-            hits[nhits].uid = *uid;
-            nhits++;
-            if (copies[i].placement == FL_UNKNOWN)
-                copies[i].placement = where; /* the inbox is searched first and wins */
-        }
-        mailimap_search_result_free(uids);
-    }
-    rc = fetch_flags(l, hits, nhits, where, copies, err, errlen);
-out:
-    free(hits);
-    return rc;
-}
-
 static void reset_copies(struct fl_copy *copies, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         copies[i].placement = FL_UNKNOWN;
         copies[i].opened = false;
         copies[i].read = false;
+        copies[i].rescued = false;
     }
 }
 
@@ -278,19 +154,32 @@ static void note_failure(struct imap_loop *l, const char *err)
     snprintf(l->last_err, sizeof l->last_err, "%s", err);
 }
 
-static int imap_check(void *loop, struct fl_copy *copies, size_t n, char *errbuf, size_t errlen)
+/* round_prepare - the copies' keys and the day the first read starts */
+static void round_prepare(struct imap_round *r, struct fl_copy *copies, size_t n)
 {
-    struct imap_loop *l = loop;
-    struct sigpipe_guard g;
-    unsigned char *ck = NULL;
-    char err[512] = "";
-    int rc = -1;
+    int64_t oldest = INT64_MAX;
+    r->copies = copies;
+    r->n = n;
+    r->keys = xcalloc(n, sizeof *r->keys);
+    r->ck = xcalloc(n, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (!message_id_ok(copies[i].message_id))
+            continue;
+        r->keys[i] = imap_index_hash(copies[i].message_id, strlen(copies[i].message_id));
+        if (copies[i].sent_at_ms < oldest)
+            oldest = copies[i].sent_at_ms;
+    }
+    /* a day of margin for the server's time zone; unknown times: all */
+    r->since_day = oldest == INT64_MAX ? 0 : oldest <= 0 ? 0 : oldest / 86400000 - 1;
+}
 
-    reset_copies(copies, n);
-    if (n == 0)
-        return 0;
-    sigpipe_block(&g);
+/* connect_if_needed - a usable session: the kept one (NOOP probe), or a new
+ * one unless inside the backoff window. 0, or -1 with errbuf */
+static int connect_if_needed(struct imap_loop *l, char *errbuf, size_t errlen)
+{
+    char err[512] = "";
     if (l->imap) {
+        imap_count_command();
         int r = mailimap_noop(l->imap);
         if (r != MAILIMAP_NO_ERROR) {
             /* dropped while idle (server timeout, restart): not an outage
@@ -299,27 +188,45 @@ static int imap_check(void *loop, struct fl_copy *copies, size_t n, char *errbuf
                                imap_connection_error(r) ? imap_strerror(r) : "NOOP refused");
         }
     }
-    if (!l->imap) {
-        int64_t now = time_mono_ms();
-        if (now < l->retry_at_ms) {
-            long long wait_s = (l->retry_at_ms - now + 999) / 1000;
-            log_info("imap loop round skipped domain=%s reconnect_in_s=%lld", l->domain, wait_s);
-            errbuf_set(errbuf, errlen, "reconnecting in %lld s (last error: %s)", wait_s,
-                       l->last_err);
-            goto out;
-        }
-        if (imap_session_open(l, err, sizeof err) < 0) {
-            note_failure(l, err);
-            log_warn("imap loop connect failed domain=%s host=%s port=%u retry_in_ms=%lld: %s",
-                     l->domain, l->host, (unsigned)l->port, (long long)l->backoff_ms, err);
-            errbuf_set(errbuf, errlen, "%s", err);
-            goto out;
-        }
+    if (l->imap)
+        return 0;
+    int64_t now = time_mono_ms();
+    if (now < l->retry_at_ms) {
+        long long wait_s = (l->retry_at_ms - now + 999) / 1000;
+        log_info("imap loop round skipped domain=%s reconnect_in_s=%lld", l->domain, wait_s);
+        errbuf_set(errbuf, errlen, "reconnecting in %lld s (last error: %s)", wait_s, l->last_err);
+        return -1;
     }
-    ck = xcalloc(n, 1);
-    int fr = check_folder(l, l->inbox, FL_INBOX, copies, n, ck, err, sizeof err);
+    if (imap_session_open(l, err, sizeof err) < 0) {
+        note_failure(l, err);
+        log_warn("imap loop connect failed domain=%s host=%s port=%u retry_in_ms=%lld: %s",
+                 l->domain, l->host, (unsigned)l->port, (long long)l->backoff_ms, err);
+        errbuf_set(errbuf, errlen, "%s", err);
+        return -1;
+    }
+    l->warned_no_move = false;
+    return 0;
+}
+
+static int imap_check(void *loop, struct fl_copy *copies, size_t n, char *errbuf, size_t errlen)
+{
+    struct imap_loop *l = loop;
+    struct sigpipe_guard g;
+    struct imap_round r = {0};
+    char err[512] = "";
+    int rc = -1;
+    uint64_t cmd0 = thread_commands;
+
+    reset_copies(copies, n);
+    if (n == 0)
+        return 0;
+    sigpipe_block(&g);
+    if (connect_if_needed(l, errbuf, errlen) < 0)
+        goto out;
+    round_prepare(&r, copies, n);
+    int fr = imap_folder_round(l, FL_INBOX, &r, err, sizeof err);
     if (fr == 0)
-        fr = check_folder(l, l->spam, FL_SPAM, copies, n, ck, err, sizeof err);
+        fr = imap_folder_round(l, FL_SPAM, &r, err, sizeof err);
     if (fr < 0) {
         reset_copies(copies, n);
         log_warn("imap loop round failed domain=%s host=%s copies=%zu: %s", l->domain, l->host, n,
@@ -332,15 +239,23 @@ static int imap_check(void *loop, struct fl_copy *copies, size_t n, char *errbuf
         }
         goto out;
     }
+    size_t found[4] = {0};
     for (size_t i = 0; i < n; i++) {
-        if (copies[i].placement == FL_UNKNOWN && ck[i] == (CK_INBOX | CK_SPAM))
+        if (copies[i].placement == FL_UNKNOWN && r.ck[i] == (IMAP_CK_INBOX | IMAP_CK_SPAM))
             copies[i].placement = FL_NOT_FOUND;
+        if ((unsigned)copies[i].placement < 4)
+            found[copies[i].placement]++;
     }
+    log_debug("imap loop round domain=%s copies=%zu inbox=%zu spam=%zu not_found=%zu "
+              "unknown=%zu rescued=%zu marked_read=%zu flagged=%zu commands=%llu",
+              l->domain, n, found[FL_INBOX], found[FL_SPAM], found[FL_NOT_FOUND], found[FL_UNKNOWN],
+              r.rescued, r.marked_read, r.flagged, (unsigned long long)(thread_commands - cmd0));
     l->backoff_ms = 0;
     l->retry_at_ms = 0;
     rc = 0;
 out:
-    free(ck);
+    free(r.keys);
+    free(r.ck);
     sigpipe_restore(&g);
     return rc;
 }
@@ -362,6 +277,10 @@ static void loop_free(struct imap_loop *l)
     free(l->spam_conf);
     free(l->ca_file);
     free(l->spam);
+    free(l->password_file);
+    free(l->oauth2_token_file);
+    imap_index_free(l->ix_inbox);
+    imap_index_free(l->ix_spam);
     X509_STORE_free(l->store);
     free(l);
 }
@@ -396,9 +315,31 @@ static void imap_destroy(void *loop)
     loop_free(l);
 }
 
+/* imap_connected - holds a session now */
+static bool imap_connected(void *loop)
+{
+    const struct imap_loop *l = loop;
+    return l && l->imap;
+}
+
+/* imap_idle_close - LOGOUT and close (bounded by the timeout); the indexes,
+ * backoff and counters stay for the next check */
+static void imap_idle_close(void *loop)
+{
+    struct imap_loop *l = loop;
+    if (!l || !l->imap)
+        return;
+    struct sigpipe_guard g;
+    sigpipe_block(&g);
+    imap_session_close(l, true, "idle");
+    sigpipe_restore(&g);
+}
+
 const struct feedback_loop_ops loop_imap_ops = {
     .name = "imap",
     .create = imap_create,
     .check = imap_check,
     .destroy = imap_destroy,
+    .connected = imap_connected,
+    .idle_close = imap_idle_close,
 };

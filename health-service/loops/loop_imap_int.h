@@ -1,7 +1,8 @@
 /* loop_imap_int.h - private to the IMAP FeedbackLoop: what its three
  * pieces share, and nothing else includes. loop_imap.c runs the rounds and
- * owns create/destroy, loop_imap_settings.c parses the JSON settings,
- * loop_imap_conn.c opens and closes the connection.
+ * owns create/destroy, loop_imap_folder.c does a folder's part of a round
+ * (with its index, imap_index.c), loop_imap_settings.c parses the JSON
+ * settings, loop_imap_conn.c opens and closes the connection.
  *
  * struct imap_loop is allocated and freed (every field, also after a
  * half-done imap_parse_settings) by loop_imap.c; the settings fields are
@@ -54,6 +55,7 @@ struct imap_loop {
     char *spam;          /* spam folder of this connection */
     bool cap_move;       /* this connection's server offers MOVE (RFC 6851) */
     bool cap_uidplus;    /* ... and UIDPLUS (UID EXPUNGE, RFC 4315) */
+    bool warned_no_move; /* this connection: "cannot rescue" logged */
     int64_t backoff_ms;  /* 0 after a good round */
     int64_t retry_at_ms; /* monotonic: no connect attempt before */
     char last_err[256];  /* why the last connect/round failed */
@@ -61,7 +63,29 @@ struct imap_loop {
     struct imap_index *ix_inbox, *ix_spam;
 };
 
-/* ---- the round (loop_imap.c) ------------------------------------------ */
+/* ---- the round (loop_imap.c, loop_imap_folder.c) ---------------------- */
+
+/* one round's copies, as both folders see them */
+#define IMAP_CK_INBOX 1u /* the inbox was read for the copy */
+#define IMAP_CK_SPAM 2u  /* the spam folder was read for the copy */
+struct imap_round {
+    struct fl_copy *copies;
+    size_t n;
+    uint64_t *keys;    /* per copy: imap_index_hash of its Message-ID, 0:
+                        * unsearchable (stays FL_UNKNOWN) */
+    unsigned char *ck; /* per copy: IMAP_CK_* bits */
+    int64_t since_day; /* the day before the oldest copy was sent (days
+                        * since 1970-01-01; <= 0: all mail) */
+    size_t rescued, marked_read, flagged; /* actions taken */
+};
+
+/* imap_folder_round - the inbox's (where FL_INBOX) or the spam folder's
+ * part of round r: open it (SELECT or EXAMINE), update its index, set
+ * placement/opened/read/rescued of the copies found there, engage. -1 on a
+ * connection error, -2 when the folder cannot be opened (err set for
+ * both); 0 otherwise */
+int imap_folder_round(struct imap_loop *l, enum fl_placement where, struct imap_round *r,
+                      char *err, size_t errlen);
 
 /* imap_count_command - count one libetpan command call (any command: LOGIN,
  * AUTHENTICATE, CAPABILITY, LIST, STARTTLS, LOGOUT ...) in the process-wide
