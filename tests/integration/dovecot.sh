@@ -21,6 +21,32 @@
 #       cur/NAME:2,<flags> where FLAGS letters are F=Flagged, R=Answered,
 #       S=Seen (SEEN=1 adds S); prints the file name it created
 #   dovecot_flags DIR USER FOLDER MESSAGE-ID - the IMAP flags doveadm sees
+#   lda_deliver DIR USER FOLDER < message - real delivery through
+#       dovecot-lda with the instance's config (-d USER -m FOLDER; INBOX
+#       for the inbox): as a mail server delivers; prints nothing on
+#       success, the LDA's complaint and status 1 on failure
+#
+# start_dovecot also reads, when set (existing calls need none of them):
+#   DC_USERS="a@x.test b@y.test"  the users (default seed1@gmail.test
+#       seed2@gmail.test), each with password "password"; or
+#   DC_NUSERS=N DC_USER_FMT=FMT  N users named by printf FMT (1..N), e.g.
+#       DC_USER_FMT=seed%04d@gmail.test; one passwd-file, one mkdir
+#   DC_LAYOUT=gmail    "[Gmail]/Spam" \Junk, "[Gmail]/All Mail" \All,
+#                      "[Gmail]/Sent Mail" \Sent, "[Gmail]/Trash" \Trash
+#             outlook  "Junk Email" \Junk, "Sent Items" \Sent,
+#                      "Deleted Items" \Trash
+#             default  JUNK (the 5th argument, default Junk) \Junk, Sent \Sent
+#   DC_NO_MOVE=1       the server does not announce MOVE after login
+#   DC_OAUTH2_URL=URL  passdb oauth2 (SASL XOAUTH2 and OAUTHBEARER) with
+#       the token introspection endpoint URL (POST token=..., answer
+#       {"active":true,"username":USER}; oauth2_introspect.py), beside
+#       the passwd-file passdb
+#   DC_IMAP_CLIENTS=N  N sessions per imap process (service_count = 0):
+#       a login then costs ~2.5 ms instead of ~25 ms (a process start), but
+#       doveadm kick of one user ends the others in the same process
+#   DC_EXTRA_CONF=TEXT appended to dovecot.conf
+# Limits: up to 1,100 simultaneous IMAP sessions (one imap process each
+# unless DC_IMAP_CLIENTS; imap-login in high-performance mode).
 
 # dovecot_users DIR - uid:gid of the mail owner and the login users
 _dovecot_ids() {
@@ -47,12 +73,85 @@ start_dovecot() {
     return 1
   chmod 600 "$dir/certs/server.key"
   # passwd-file: user:password:uid:gid::home::extra (PLAIN scheme: tests only)
-  : >"$dir/users"
-  for u in seed1@gmail.test seed2@gmail.test; do
-    echo "$u:{PLAIN}password:$DC_MAIL_UID:$DC_MAIL_GID::$dir/home/$u::" >>"$dir/users"
-    mkdir -p "$dir/home/$u/Maildir"
-  done
+  local users=() mdirs=() junkmb
+  if [ -n "${DC_NUSERS-}" ]; then
+    for ((i = 1; i <= DC_NUSERS; i++)); do
+      # shellcheck disable=SC2059
+      printf -v u "${DC_USER_FMT:-seed%d@gmail.test}" "$i"
+      users+=("$u")
+    done
+  else
+    read -r -a users <<<"${DC_USERS:-seed1@gmail.test seed2@gmail.test}"
+  fi
+  for u in "${users[@]}"; do
+    printf '%s:{PLAIN}password:%s:%s::%s::\n' "$u" "$DC_MAIL_UID" "$DC_MAIL_GID" "$dir/home/$u"
+    mdirs+=("$dir/home/$u/Maildir")
+  done >"$dir/users"
+  mkdir -p "${mdirs[@]}" || return 1
   [ "$(id -u)" = 0 ] && chown -R "$DC_MAIL_UID:$DC_MAIL_GID" "$dir/home"
+  case ${DC_LAYOUT:-default} in
+  gmail) junkmb='  mailbox "[Gmail]/Spam" {
+    special_use = \Junk
+    auto = subscribe
+  }
+  mailbox "[Gmail]/All Mail" {
+    special_use = \All
+    auto = subscribe
+  }
+  mailbox "[Gmail]/Sent Mail" {
+    special_use = \Sent
+    auto = subscribe
+  }
+  mailbox "[Gmail]/Trash" {
+    special_use = \Trash
+    auto = subscribe
+  }' ;;
+  outlook) junkmb='  mailbox "Junk Email" {
+    special_use = \Junk
+    auto = subscribe
+  }
+  mailbox "Sent Items" {
+    special_use = \Sent
+    auto = subscribe
+  }
+  mailbox "Deleted Items" {
+    special_use = \Trash
+    auto = subscribe
+  }' ;;
+  default) junkmb="  mailbox \"$junk\" {
+    special_use = \\Junk
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }" ;;
+  *) echo "# DC_LAYOUT must be gmail, outlook or default"; return 1 ;;
+  esac
+  # the post-login capabilities: Dovecot 2.3's own list, without MOVE
+  local caps= mechs="plain login" oauth= imapsvc=
+  # N sessions per imap process (all users share one uid): no process
+  # start per login
+  [ -n "${DC_IMAP_CLIENTS-}" ] && imapsvc="  service_count = 0
+  client_limit = $DC_IMAP_CLIENTS"
+  [ "${DC_NO_MOVE-}" = 1 ] && caps="imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+  if [ -n "${DC_OAUTH2_URL-}" ]; then
+    mechs="plain login xoauth2 oauthbearer"
+    cat >"$dir/oauth2.conf.ext" <<EOO
+introspection_mode = post
+introspection_url = $DC_OAUTH2_URL
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+EOO
+    oauth="passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $dir/oauth2.conf.ext
+}"
+  fi
   cat >"$dir/dovecot.conf" <<EOC
 # standalone test instance - nothing from /etc/dovecot is read
 protocols = imap
@@ -72,14 +171,24 @@ ssl_cert = <$dir/certs/server.pem
 ssl_key = <$dir/certs/server.key
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = $mechs
+$caps
+postmaster_address = postmaster@dovecot.test.invalid
+hostname = dovecot.test.invalid
+lda_mailbox_autocreate = yes
+# many seed mailboxes log in at once (the seed-mailbox benchmark: 1,000)
+default_process_limit = 1100
+default_client_limit = 4000
+mail_max_userip_connections = 100
 # tests log in with wrong passwords on purpose: no failure delay ...
 auth_failure_delay = 0
 # ... and no anvil auth penalty (see service anvil below)
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u $dir/users
 }
+$oauth
 userdb {
   driver = passwd-file
   args = username_format=%u $dir/users
@@ -89,17 +198,18 @@ mail_privileged_group =
 namespace inbox {
   inbox = yes
   separator = /
-  mailbox "$junk" {
-    special_use = \\Junk
-    auto = subscribe
-  }
-  mailbox Sent {
-    special_use = \\Sent
-    auto = subscribe
-  }
+$junkmb
+}
+service imap {
+  process_limit = 1100
+$imapsvc
 }
 service imap-login {
   chroot = $DC_CHROOT
+  # high-performance mode: a few login processes serve every client
+  service_count = 0
+  process_min_avail = 2
+  client_limit = 1000
   inet_listener imap {
     address = 127.0.0.1
     port = $port
@@ -122,12 +232,15 @@ service submission-login {
     port = 0
   }
 }
+${DC_EXTRA_CONF-}
 EOC
   # a restart appends to the log: remember where this start begins
   touch "$dir/dovecot.log"
   local from
   from=$(($(wc -c <"$dir/dovecot.log") + 1))
-  dovecot -F -c "$dir/dovecot.conf" >>"$dir/dovecot.stdout" 2>&1 </dev/null &
+  # one descriptor per session and more: the highest limit allowed
+  (ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec dovecot -F -c "$dir/dovecot.conf") \
+    >>"$dir/dovecot.stdout" 2>&1 </dev/null &
   DOVECOT_PID=$!
   track "$DOVECOT_PID"
   for ((i = 0; i < 200; i++)); do
@@ -175,7 +288,8 @@ stop_dovecot() {
 put_message() {
   local dir=$1 user=$2 folder=$3 seen=$4 flags=${5-} md name info
   md=$dir/home/$user/Maildir
-  [ "$folder" = INBOX ] || md=$md/.$folder
+  # Maildir++: the hierarchy separator "/" is "." on disk
+  [ "$folder" = INBOX ] || md=$md/.${folder//\//.}
   mkdir -p "$md/tmp" "$md/new" "$md/cur" || return 1
   [ "$folder" = INBOX ] || touch "$md/maildirfolder"
   name="$(date +%s).M$RANDOM$RANDOM.P$$.$(od -An -N4 -tu4 /dev/urandom | tr -d ' ').test"
@@ -194,4 +308,18 @@ put_message() {
 
 dovecot_flags() {
   doveadm -c "$1/dovecot.conf" -f flow fetch -u "$2" flags mailbox "$3" header Message-ID "$4" 2>&1
+}
+
+# lda_deliver DIR USER FOLDER < message - dovecot-lda with the instance's
+# config: as root it looks USER up through the running instance's auth
+# service and writes as the mail owner (nobody); unprivileged, as itself
+lda_deliver() {
+  local dir=$1 user=$2 folder=$3 lda=/usr/lib/dovecot/dovecot-lda out
+  [ -x "$lda" ] || lda=$(command -v dovecot-lda) || { echo "dovecot-lda is missing"; return 1; }
+  # -e: a failure is an exit status and a message, never a bounce
+  if ! out=$("$lda" -c "$dir/dovecot.conf" -e -d "$user" -m "$folder" 2>&1); then
+    echo "lda_deliver $user $folder: ${out:-failed}"
+    return 1
+  fi
+  [ -z "$out" ] || echo "$out"
 }
