@@ -196,6 +196,7 @@ const struct http_route api_routes[] = {
     {.method = "GET", .pattern = "/all_mail_stats", .handler = api_all_mail_stats},
     {.method = "GET", .pattern = "/providers", .handler = api_providers},
     {.method = "GET", .pattern = "/emails/*/reconciliation", .handler = api_reconciliation},
+    {.method = "GET", .pattern = "/seed_mailboxes", .handler = api_seed_mailboxes},
     {.method = "GET", .pattern = "/readyz", .handler = api_readyz, .flags = HTTP_PUBLIC},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

@@ -11,5 +11,7 @@ extern const size_t api_nroutes;
 void api_providers(struct http_request *req, struct http_response *resp);
 /* GET /emails/{id}/reconciliation (api_reconcile.c) */
 void api_reconciliation(struct http_request *req, struct http_response *resp);
+/* GET /seed_mailboxes (api_seeds.c) */
+void api_seed_mailboxes(struct http_request *req, struct http_response *resp);
 
 #endif

@@ -13,6 +13,7 @@ struct kconsumer;
 struct metrics;
 struct metric;
 struct providers;
+struct seeds;
 
 struct happ {
     const struct hconfig *cfg;
@@ -21,6 +22,7 @@ struct happ {
     const struct loops_config *loops;
     struct metrics *metrics;
     const struct providers *providers; /* THROTTLES_FILE; NULL: none */
+    struct seeds *seeds;               /* SEED_MAILBOXES_FILE (empty without) */
     struct metric *events_consumed;    /* health_events_consumed_total */
     struct metric *events_invalid;     /* health_events_invalid_total */
 };

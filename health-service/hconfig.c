@@ -1,6 +1,7 @@
 /* hconfig.c - environment -> struct hconfig. Main thread, at start-up. */
 #include "hconfig.h"
 #include "config.h"
+#include "log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,12 @@ void hconfig_load(struct hconfig *cfg)
     cfg->feedback_topic = config_str("KAFKA_FEEDBACK_TOPIC", "feedback-events");
     cfg->throttles_file = config_str("THROTTLES_FILE", NULL);
     cfg->feedback_window_s = config_long("FEEDBACK_WINDOW", 86400, 60, 365L * 86400);
+    cfg->seeds_file = config_str("SEED_MAILBOXES_FILE", NULL);
+    cfg->check_workers = (int)config_long("CHECK_WORKERS", 4, 1, 256);
+    cfg->imap_max_connections = (int)config_long("IMAP_MAX_CONNECTIONS", 100, 1, 100000);
+    if (cfg->imap_max_connections < cfg->check_workers)
+        log_fatal("config: IMAP_MAX_CONNECTIONS: must be at least CHECK_WORKERS (%d)",
+                  cfg->check_workers);
 }
 
 void hconfig_cleanup(struct hconfig *cfg)
@@ -31,5 +38,6 @@ void hconfig_cleanup(struct hconfig *cfg)
     }
     free(cfg->feedback_topic);
     free(cfg->throttles_file);
+    free(cfg->seeds_file);
     svc_config_cleanup(&cfg->svc);
 }

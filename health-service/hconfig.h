@@ -18,6 +18,9 @@ struct hconfig {
     char *feedback_topic;      /* KAFKA_FEEDBACK_TOPIC */
     char *throttles_file;      /* THROTTLES_FILE: recipient providers, NULL: none */
     int64_t feedback_window_s; /* FEEDBACK_WINDOW */
+    char *seeds_file;          /* SEED_MAILBOXES_FILE, NULL: no seed mailboxes */
+    int check_workers;         /* CHECK_WORKERS: feedback-loop worker threads */
+    int imap_max_connections;  /* IMAP_MAX_CONNECTIONS: open IMAP connections at most */
 };
 
 /* hconfig_load - fatal with one line naming a bad variable */

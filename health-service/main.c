@@ -1,10 +1,10 @@
 /* main.c - health-service: read configuration, create the modules, serve
- * until SIGTERM/SIGINT, tear down.
+ * until SIGTERM/SIGINT (SIGHUP reloads SEED_MAILBOXES_FILE), tear down.
  *
  * Threads: main (start-up, signals, shutdown), the HTTP pool
  * (libmicrohttpd), the Kafka consumer's two (kconsumer.c: its consumer
  * thread calls ingest_prepare, its writer thread ingest_apply), the
- * feedback-loop workers (scheduler.c), the bounce mailbox reader
+ * feedback-loop coordinator and workers (scheduler.c), the bounce mailbox reader
  * (bounce/bounce.c, when BOUNCE_MAILBOX is set), the placement summaries
  * (placement.c). The shared start-up and shutdown
  * are service.c's; health_vars lists the variables this service reads
@@ -23,6 +23,7 @@
 #include "placement.h"
 #include "providers.h"
 #include "scheduler.h"
+#include "seeds.h"
 #include "service.h"
 
 static const struct svc_var health_vars[] = {
@@ -37,6 +38,11 @@ static const struct svc_var health_vars[] = {
     {"THROTTLES_FILE", "", "JSON: recipient providers (named groups of domains)"},
     {"FEEDBACK_WINDOW", "86400",
      "seconds of sending that placement summaries and /providers cover"},
+    {"SEED_MAILBOXES_FILE", "",
+     "JSON: per recipient address, the IMAP seed mailbox its copies are checked in (SIGHUP "
+     "reloads it)"},
+    {"CHECK_WORKERS", "4", "feedback-loop worker threads (mailboxes and domains checked at once)"},
+    {"IMAP_MAX_CONNECTIONS", "100", "open IMAP connections of the feedback loops at most"},
     {NULL, NULL, NULL},
 };
 
@@ -72,6 +78,20 @@ static double known_domains(void *arg)
     return (double)hstore_domain_count(arg);
 }
 
+/* reload_seeds - SIGHUP: SEED_MAILBOXES_FILE again (a bad file keeps the
+ * set as it was) */
+static void reload_seeds(void *arg)
+{
+    struct happ *app = arg;
+    char err[512];
+    if (!app->cfg->seeds_file) {
+        log_info("SIGHUP: no SEED_MAILBOXES_FILE to reload");
+        return;
+    }
+    if (seeds_load(app->seeds, app->cfg->seeds_file, NULL, err, sizeof err) != 0)
+        log_error("SIGHUP: %s (the seed mailboxes stay as they were)", err);
+}
+
 int main(int argc, char **argv)
 {
     struct service *svc = service_new(&health_info, argc, argv);
@@ -84,6 +104,9 @@ int main(int argc, char **argv)
     if (loops_config_load(&loops, cfg.loops_file, err, sizeof err) != 0)
         log_fatal("config: %s", err);
     app.loops = &loops;
+    app.seeds = seeds_new();
+    if (cfg.seeds_file && seeds_load(app.seeds, cfg.seeds_file, NULL, err, sizeof err) != 0)
+        log_fatal("config: %s", err);
     struct providers *providers = NULL;
     if (cfg.throttles_file && !(providers = providers_load(cfg.throttles_file, err, sizeof err)))
         log_fatal("config: %s", err);
@@ -142,7 +165,10 @@ int main(int argc, char **argv)
     struct scheduler_config sc = {
         .store = app.store,
         .loops = &loops,
+        .seeds = app.seeds,
         .metrics = app.metrics,
+        .workers = cfg.check_workers,
+        .max_connections = cfg.imap_max_connections,
         .interval_s = cfg.check_interval_s,
         .window_ms = cfg.track_window_s * 1000,
         .providers = providers,
@@ -170,9 +196,11 @@ int main(int argc, char **argv)
              cfg.svc.bind_addr, service_port(svc), cfg.svc.api_token ? "on" : "off",
              cfg.svc.db_path, cfg.svc.kafka_brokers, cfg.group_id);
 
+    service_on_hup(svc, reload_seeds, &app);
     service_wait(svc);
     bounce_stop(bounces);
     scheduler_stop(sched);
+    seeds_free(app.seeds);
     placement_stop(placement);
     kconsumer_stop(app.consumer);
     loops_config_cleanup(&loops);

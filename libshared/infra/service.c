@@ -18,6 +18,8 @@
 struct service {
     const struct service_info *info;
     sigset_t signals;
+    void (*on_hup)(void *arg); /* SIGHUP: reload, on the main thread */
+    void *hup_arg;
     struct metrics *metrics;
     struct http_route *routes; /* the service's, then the common ones */
     struct http_server *http;
@@ -86,6 +88,7 @@ struct service *service_new(const struct service_info *info, int argc, char **ar
     sigemptyset(&svc->signals);
     sigaddset(&svc->signals, SIGTERM);
     sigaddset(&svc->signals, SIGINT);
+    sigaddset(&svc->signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &svc->signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     svc->metrics = metrics_new();
@@ -121,10 +124,26 @@ int service_port(const struct service *svc)
     return http_port(svc->http);
 }
 
+void service_on_hup(struct service *svc, void (*fn)(void *arg), void *arg)
+{
+    svc->on_hup = fn;
+    svc->hup_arg = arg;
+}
+
 int service_wait(struct service *svc)
 {
     int sig = 0;
-    sigwait(&svc->signals, &sig);
+    for (;;) {
+        sigwait(&svc->signals, &sig);
+        if (sig != SIGHUP)
+            break;
+        if (svc->on_hup) {
+            log_info("signal %d (SIGHUP): reloading", sig);
+            svc->on_hup(svc->hup_arg);
+        } else {
+            log_info("signal %d (SIGHUP): nothing to reload", sig);
+        }
+    }
     log_info("signal %d: shutting down", sig);
     http_stop(svc->http);
     svc->http = NULL;

@@ -9,7 +9,8 @@
  *     svc = service_new(&info, argc, argv);      arguments, signals, registry
  *     ... read the configuration, create the modules (service_metrics) ...
  *     service_http_start(svc, &cfg.svc, ...);    last: handlers reach every module
- *     service_wait(svc);                         SIGTERM/SIGINT, then the HTTP server stops
+ *     service_wait(svc);                         SIGTERM/SIGINT (SIGHUP: reload), then the HTTP
+ * server stops
  *     ... stop and free the modules ...
  *     service_free(svc);                         the registry last: modules hold its metrics
  */
@@ -36,7 +37,8 @@ struct service;
 /* service_new - before anything else in main, before any thread: --help
  * prints the usage and exits 0, --version the version and exits 0, any
  * other argument prints the usage on stderr and exits 2. Then blocks
- * SIGTERM and SIGINT in every thread to come (service_wait takes them),
+ * SIGTERM, SIGINT and SIGHUP in every thread to come (service_wait takes
+ * them),
  * ignores SIGPIPE (a peer closing a socket must not kill us) and creates
  * the metrics registry. info is borrowed for the process's life. */
 struct service *service_new(const struct service_info *info, int argc, char **argv);
@@ -59,9 +61,13 @@ int service_http_start(struct service *svc, const struct svc_config *c,
  * chosen) */
 int service_port(const struct service *svc);
 
-/* service_wait - wait for SIGTERM or SIGINT, then stop the HTTP server
- * (running requests finish, no new one starts) so the modules can be
- * stopped; returns the signal */
+/* service_on_hup - fn(arg) runs on the main thread, inside service_wait,
+ * at each SIGHUP (a reload); without it a SIGHUP is logged and ignored */
+void service_on_hup(struct service *svc, void (*fn)(void *arg), void *arg);
+
+/* service_wait - wait for SIGTERM or SIGINT (running the SIGHUP handler
+ * meanwhile), then stop the HTTP server (running requests finish, no new
+ * one starts) so the modules can be stopped; returns the signal */
 int service_wait(struct service *svc);
 
 /* service_free - the HTTP server if still running, then the registry;
