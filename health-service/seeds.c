@@ -264,10 +264,13 @@ size_t seeds_count(struct seeds *s)
     return n;
 }
 
+/* by_address - sorted by address; of a duplicate address (a bad entry
+ * beside the good one) the one with an instance first */
 static int by_address(const void *a, const void *b)
 {
     const struct seed *x = *(const struct seed *const *)a, *y = *(const struct seed *const *)b;
-    return strcmp(x->address, y->address);
+    int c = strcmp(x->address, y->address);
+    return c ? c : (y->slot.ops != NULL) - (x->slot.ops != NULL);
 }
 
 struct seed **seeds_snapshot(struct seeds *s, size_t *n)
@@ -308,17 +311,14 @@ size_t seeds_find(struct seed *const *v, size_t n, const char *address)
     char key[ADDR_MAX + 1];
     snprintf(key, sizeof key, "%s", address);
     lower(key);
-    while (lo < hi) {
+    while (lo < hi) { /* the first not below key */
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(v[mid]->address, key);
-        if (c == 0)
-            return mid;
-        if (c < 0)
+        if (strcmp(v[mid]->address, key) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return n;
+    return lo < n && strcmp(v[lo]->address, key) == 0 ? lo : n;
 }
 
 bool seeds_report(struct seeds *s, struct seed *sm, int64_t now_ms, const char *error,

@@ -68,7 +68,8 @@ size_t seeds_count(struct seeds *s);
 struct seed **seeds_snapshot(struct seeds *s, size_t *n);
 void seeds_snapshot_free(struct seeds *s, struct seed **v, size_t n);
 /* seeds_find - the index of address's mailbox in a sorted snapshot, n
- * when it has none (address compared without case) */
+ * when it has none (address compared without case; of a duplicate
+ * address, the good entry) */
 size_t seeds_find(struct seed *const *v, size_t n, const char *address);
 
 /* seeds_report - a round in m ended at now_ms: error NULL when it ran;
