@@ -58,7 +58,6 @@ struct round {
     struct snap *snap;
     size_t left; /* tasks not ended, +1 while the coordinator builds */
     size_t tasks, copies, unchecked, failed, skipped;
-    uint64_t commands0;
 };
 
 struct task {
@@ -244,11 +243,10 @@ static bool snap_has_domain(const struct snap *p, const char *domain)
 static void round_end(struct scheduler *s, struct round *r)
 {
     publish_commands(s);
-    uint64_t cmds = loop_imap_commands() - r->commands0;
     log_info("check round=%llu tasks=%zu copies=%zu unchecked=%zu failed=%zu skipped=%zu "
-             "imap_commands=%llu duration_ms=%lld",
+             "duration_ms=%lld",
              (unsigned long long)r->no, r->tasks, r->copies, r->unchecked, r->failed, r->skipped,
-             (unsigned long long)cmds, (long long)(time_mono_ms() - r->started_ms));
+             (long long)(time_mono_ms() - r->started_ms));
     if (s->cfg.round_done && !atomic_load(&s->stop))
         s->cfg.round_done(s->cfg.round_arg);
     snap_drop(s, r->snap);
@@ -548,7 +546,6 @@ static void run_round(struct scheduler *s, uint64_t no)
     r->no = no;
     r->started_ms = time_mono_ms();
     r->left = 1; /* the coordinator's, while it builds */
-    r->commands0 = loop_imap_commands();
     r->snap = snap_take(s);
     pthread_mutex_lock(&s->mu);
     r->snap->refs++; /* the scheduler's, as the live set */

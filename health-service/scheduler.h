@@ -15,7 +15,7 @@
  * worker and delays nothing else.
  *
  * When the last task of a round ends, its worker logs the round (tasks,
- * copies, unchecked, failures, IMAP commands, duration) and calls
+ * copies, unchecked, failures, skipped, duration) and calls
  * round_done (the placement summaries, placement.h). A copy first found in
  * the inbox is observed once in health_time_to_inbox_seconds{provider}.
  * start/stop from the main thread; the seeds set may be reloaded while
