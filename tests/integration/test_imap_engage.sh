@@ -21,7 +21,8 @@
 # \Deleted message survives); a message delivered (dovecot-lda) after the
 # folder was read and BEFORE its email.sent event is found once the copy
 # is tracked; a copy the user moves from INBOX to Junk between rounds
-# becomes spam; a round over 203 copies costs a handful of IMAP commands
+# becomes spam; a reconnect (Dovecot restarted) does not read the folders
+# again; a round over 203 copies costs a handful of IMAP commands
 # (the round's debug line "commands=N"); SIGTERM exits 0 with no sanitizer
 # report.
 . "$(dirname "$0")/lib.sh"
@@ -202,6 +203,20 @@ doveadm -c "$A/dovecot.conf" move -u $S2 Junk mailbox INBOX header Message-ID '<
 ok $? "doveadm moves <l-moved@t.test> from INBOX to Junk (as the user would)"
 wait_for 30 is '<l-moved@t.test>' "0 1 0 0 0"
 ok $? "the moved copy becomes spam ($(stats '<l-moved@t.test>'))"
+
+# --- a reconnect keeps the folder indexes ------------------------------------------------
+stop_dovecot "$APID"
+start_dovecot "$A" "$AP" "$APS" "$TMP/certs"
+ok $? "Dovecot A restarted on the same Maildirs (the loops' connections dropped)"
+APID=$DOVECOT_PID
+wait_for 30 bash -c "[ \$(grep -c 'imap loop connected domain=look.test ' '$LOG') -ge 2 ]"
+ok $? "look.test reconnected"
+rounds look.test 2
+ok $? "two look.test rounds after the reconnect"
+eq "the reconnect did not read the folders again (one 'index built' per folder of look.test)" \
+  "$(grep -c 'imap loop index built domain=look.test ' "$LOG")" 2
+wait_for 20 is '<l-moved@t.test>' "0 1 0 0 0"
+ok $? "after the reconnect the answers are unchanged (the moved copy is spam)"
 
 # --- the cost of a round ------------------------------------------------------------------
 rounds look.test 1
