@@ -1,11 +1,33 @@
 /* loop_imap_conn.c - the IMAP FeedbackLoop's connection (part of the loop
  * in loop_imap.c): TCP connect, TLS and the peer's verification,
- * capabilities and STARTTLS, LOGIN, the spam folder (SPECIAL-USE \Junk
- * discovery), LOGOUT and close; and the words for libetpan's result codes.
+ * capabilities and STARTTLS, LOGIN or SASL XOAUTH2, the capabilities the
+ * round uses (MOVE, UIDPLUS), the spam folder, LOGOUT and close; and the
+ * words for libetpan's result codes.
  *
  * The TCP connect is libshared's net_connect (bounded by timeout_ms);
- * libetpan's mailimap_socket_connect has no connect timeout. The password
- * goes to LOGIN only: never into a log line or an error message.
+ * libetpan's mailimap_socket_connect has no connect timeout.
+ *
+ * Authentication: LOGIN with the password (inline, or password_file read
+ * at each connect), or AUTHENTICATE XOAUTH2 with the access token read
+ * from oauth2_token_file at each connect (the server must announce
+ * AUTH=XOAUTH2). The secret goes to that command only: never into a log
+ * line or an error message (a server text that echoes it is dropped), and
+ * its buffer is wiped. A refusal is remembered with the file's identity
+ * (imap_secret_changed), so a rewritten file is tried at once.
+ *
+ * Capabilities: the ones the server sent unasked (greeting, the OK of
+ * LOGIN/AUTHENTICATE), else a CAPABILITY command; forgotten after STARTTLS
+ * and before authenticating, so what is used after it is post-login.
+ *
+ * Spam folder: the "spam" setting, else the selectable mailbox with
+ * SPECIAL-USE \Junk (Gmail "[Gmail]/Spam", Outlook "Junk Email"), else by
+ * name: Junk, Spam, "Junk Email", "Junk E-mail", "Bulk Mail" (in this
+ * order; a top-level name before the same name as the last level of a
+ * hierarchy). Never a mailbox flagged \All, \Trash, \Sent, \Drafts,
+ * \Noselect or \NonExistent, nor the inbox. Names are used as the server
+ * lists them; libetpan quotes them (spaces, brackets) when sending.
+ *
+ * Every command sent here is counted (imap_count_command).
  *
  * TLS: Debian's libetpan (GnuTLS) verifies nothing. After the handshake
  * (implicit TLS, or right after STARTTLS) the peer chain is taken from the
@@ -36,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -271,38 +294,72 @@ static int verify_peer(const struct imap_loop *l, mailstream *s, char *err, size
     return rc ? -1 : 0;
 }
 
-/* has_capability - the server announces name (a fresh CAPABILITY) */
-static int has_capability(struct imap_loop *l, const char *name, bool *yes, char *err,
-                          size_t errlen)
+/* forget_capabilities - empty the session's capability list, so that a
+ * list seen later was sent after this point. (Also: libetpan 1.9.4 copies
+ * the session's list on a CAPABILITY OK without checking that there is
+ * one, a NULL dereference.) */
+static void forget_capabilities(struct imap_loop *l)
 {
-    struct mailimap_capability_data *cap = NULL;
     struct mailimap_connection_info *ci = l->imap->imap_connection_info;
-    *yes = false;
-    if (!ci) {
-        errbuf_set(err, errlen, "CAPABILITY failed: %s", imap_strerror(MAILIMAP_ERROR_BAD_STATE));
-        return -1;
-    }
-    /* libetpan 1.9.4 copies the session's list on OK without checking that
-     * the server sent one (a NULL dereference): start from an empty list */
+    if (!ci)
+        return;
     if (ci->imap_capability)
         mailimap_capability_data_free(ci->imap_capability);
     clist *empty = clist_new();
     ci->imap_capability = empty ? mailimap_capability_data_new(empty) : NULL;
     if (!ci->imap_capability)
         abort(); /* out of memory: the project's policy */
+}
+
+/* capabilities - the server's list since forget_capabilities: the one it
+ * sent unasked, else a CAPABILITY command's. The list belongs to the
+ * session; NULL with err */
+static const struct mailimap_capability_data *capabilities(struct imap_loop *l, char *err,
+                                                           size_t errlen)
+{
+    struct mailimap_capability_data *cap = NULL;
+    struct mailimap_connection_info *ci = l->imap->imap_connection_info;
+    if (!ci) {
+        errbuf_set(err, errlen, "CAPABILITY failed: %s", imap_strerror(MAILIMAP_ERROR_BAD_STATE));
+        return NULL;
+    }
+    if (ci->imap_capability && clist_count(ci->imap_capability->cap_list) > 0)
+        return ci->imap_capability;
+    forget_capabilities(l);
+    imap_count_command();
     int r = mailimap_capability(l->imap, &cap);
     if (r != MAILIMAP_NO_ERROR) {
         imap_cmd_error(l, r, "CAPABILITY", err, errlen);
-        return -1;
+        return NULL;
     }
+    mailimap_capability_data_free(cap); /* a copy of the session's list */
+    return ci->imap_capability;
+}
+
+/* has_cap - cap holds name ("AUTH=X" for a SASL mechanism) */
+static bool has_cap(const struct mailimap_capability_data *cap, const char *name)
+{
+    bool auth = strncasecmp(name, "AUTH=", 5) == 0;
     for (clistiter *it = clist_begin(cap->cap_list); it; it = clist_next(it)) {
-        struct mailimap_capability *c = clist_content(it);
+        const struct mailimap_capability *c = clist_content(it);
+        if (auth && c->cap_type == MAILIMAP_CAPABILITY_AUTH_TYPE && c->cap_data.cap_auth_type &&
+            strcasecmp(c->cap_data.cap_auth_type, name + 5) == 0)
+            return true;
         if (c->cap_type == MAILIMAP_CAPABILITY_NAME && c->cap_data.cap_name &&
             strcasecmp(c->cap_data.cap_name, name) == 0)
-            *yes = true;
+            return true;
     }
-    mailimap_capability_data_free(cap);
-    return 0;
+    return false;
+}
+
+/* has_capability - the server announces name (forgotten first: fresh) */
+static int has_capability(struct imap_loop *l, const char *name, bool *yes, char *err,
+                          size_t errlen)
+{
+    forget_capabilities(l);
+    const struct mailimap_capability_data *cap = capabilities(l, err, errlen);
+    *yes = cap && has_cap(cap, name);
+    return cap ? 0 : -1;
 }
 
 /* starttls - STARTTLS, then the handshake on the same socket (with our
@@ -317,11 +374,14 @@ static int starttls(struct imap_loop *l, char *err, size_t errlen)
                    l->host, (unsigned)l->port);
         return -1;
     }
+    imap_count_command();
     int r = mailimap_starttls(l->imap);
     if (r != MAILIMAP_NO_ERROR) {
         imap_cmd_error(l, r, "STARTTLS", err, errlen);
         return -1;
     }
+    /* what the server said before TLS does not count after it */
+    forget_capabilities(l);
     mailstream_low *plain = mailstream_get_low(l->imap->imap_stream);
     int fd = mailstream_low_get_fd(plain);
     mailstream_low *tls =
@@ -341,19 +401,56 @@ static int starttls(struct imap_loop *l, char *err, size_t errlen)
     return 0;
 }
 
-/* find_spam - the spam folder: the setting, else the \Junk mailbox, else
- * "Junk", else "Spam" (also as the last level of a hierarchy name) */
+/* spam folder names, in order of preference (when no \Junk) */
+static const char *const spam_names[] = {"Junk", "Spam", "Junk Email", "Junk E-mail", "Bulk Mail"};
+#define N_SPAM_NAMES (sizeof spam_names / sizeof spam_names[0])
+
+/* list_attr - mb's LIST attributes as bits */
+#define MB_NOSELECT 1u /* \Noselect, \NonExistent */
+#define MB_JUNK 2u
+#define MB_OTHER_USE 4u /* \All, \Trash, \Sent, \Drafts: never the spam folder */
+static unsigned list_attr(const struct mailimap_mailbox_list *mb)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } attrs[] = {{"Noselect", MB_NOSELECT}, {"NonExistent", MB_NOSELECT}, {"Junk", MB_JUNK},
+                 {"All", MB_OTHER_USE},     {"Trash", MB_OTHER_USE},      {"Sent", MB_OTHER_USE},
+                 {"Drafts", MB_OTHER_USE}};
+    unsigned bits = 0;
+    if (!mb->mb_flag)
+        return 0;
+    if (mb->mb_flag->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
+        mb->mb_flag->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
+        bits |= MB_NOSELECT;
+    for (clistiter *f = clist_begin(mb->mb_flag->mbf_oflags); f; f = clist_next(f)) {
+        const struct mailimap_mbx_list_oflag *of = clist_content(f);
+        const char *ext = of->of_flag_ext;
+        if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT || !ext)
+            continue;
+        if (ext[0] == '\\')
+            ext++;
+        for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+            if (strcasecmp(ext, attrs[i].name) == 0)
+                bits |= attrs[i].bit;
+        }
+    }
+    return bits;
+}
+
+/* find_spam - the spam folder (see the top of the file); *how is
+ * "settings", "special-use" or "name" */
 static int find_spam(struct imap_loop *l, const char **how, char *err, size_t errlen)
 {
     clist *list = NULL;
-    const char *junk = NULL, *byname[2] = {NULL, NULL};
-    static const char *const names[2] = {"Junk", "Spam"};
+    const char *junk = NULL, *top[N_SPAM_NAMES] = {NULL}, *sub[N_SPAM_NAMES] = {NULL};
 
     if (l->spam_conf) {
         l->spam = xstrdup(l->spam_conf);
         *how = "settings";
         return 0;
     }
+    imap_count_command();
     int r = mailimap_list(l->imap, "", "*", &list);
     if (r != MAILIMAP_NO_ERROR) {
         /* libetpan hands over the list it collected with a NO or BAD too */
@@ -363,46 +460,117 @@ static int find_spam(struct imap_loop *l, const char **how, char *err, size_t er
         return -1;
     }
     for (clistiter *it = clist_begin(list); it; it = clist_next(it)) {
-        struct mailimap_mailbox_list *mb = clist_content(it);
-        if (!mb->mb_name)
+        const struct mailimap_mailbox_list *mb = clist_content(it);
+        if (!mb->mb_name || strcasecmp(mb->mb_name, "INBOX") == 0 ||
+            strcmp(mb->mb_name, l->inbox) == 0)
             continue;
-        if (mb->mb_flag && !junk) {
-            for (clistiter *f = clist_begin(mb->mb_flag->mbf_oflags); f; f = clist_next(f)) {
-                struct mailimap_mbx_list_oflag *of = clist_content(f);
-                const char *ext = of->of_flag_ext;
-                if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT || !ext)
-                    continue;
-                if (ext[0] == '\\')
-                    ext++;
-                if (strcasecmp(ext, "Junk") == 0)
-                    junk = mb->mb_name;
-            }
-        }
+        unsigned attr = list_attr(mb);
+        if (attr & (MB_NOSELECT | MB_OTHER_USE))
+            continue;
+        if ((attr & MB_JUNK) && !junk)
+            junk = mb->mb_name;
         const char *last = mb->mb_name;
         if (mb->mb_delimiter) {
             const char *d = strrchr(mb->mb_name, mb->mb_delimiter);
             if (d)
                 last = d + 1;
         }
-        for (int i = 0; i < 2; i++) {
-            if (strcasecmp(mb->mb_name, names[i]) == 0)
-                byname[i] = mb->mb_name; /* a top-level name wins */
-            else if (!byname[i] && strcasecmp(last, names[i]) == 0)
-                byname[i] = mb->mb_name;
+        for (size_t i = 0; i < N_SPAM_NAMES; i++) {
+            if (!top[i] && strcasecmp(mb->mb_name, spam_names[i]) == 0)
+                top[i] = mb->mb_name;
+            else if (!sub[i] && strcasecmp(last, spam_names[i]) == 0)
+                sub[i] = mb->mb_name;
         }
     }
-    const char *pick = junk ? junk : byname[0] ? byname[0] : byname[1];
+    const char *pick = junk;
+    for (size_t i = 0; !pick && i < N_SPAM_NAMES; i++)
+        pick = top[i] ? top[i] : sub[i];
     *how = junk ? "special-use" : "name";
     if (pick)
         l->spam = xstrdup(pick);
     mailimap_list_result_free(list);
     if (!pick) {
         errbuf_set(err, errlen,
-                   "no spam folder: no mailbox with \\Junk, none named Junk or Spam "
-                   "(set \"spam\")");
+                   "no spam folder: no selectable mailbox with \\Junk, none named Junk, Spam, "
+                   "\"Junk Email\", \"Junk E-mail\" or \"Bulk Mail\" (set \"spam\")");
         return -1;
     }
     return 0;
+}
+
+/* scrub_secret - err without a server text that echoes the secret */
+static void scrub_secret(char *err, size_t errlen, const char *what, const char *secret)
+{
+    if (secret[0] && strstr(err, secret))
+        errbuf_set(err, errlen, "%s failed: refused by the server (its reply held the secret)",
+                   what);
+}
+
+/* authenticate - LOGIN, or AUTHENTICATE XOAUTH2 with oauth2_token_file;
+ * the secret read now. A refusal sets auth_failed and secret_id */
+static int authenticate(struct imap_loop *l, const char **mech, char *err, size_t errlen)
+{
+    char what[400], *secret = NULL;
+    struct imap_secret_id id;
+    bool oauth2 = l->oauth2_token_file != NULL;
+    int r;
+
+    *mech = oauth2 ? "xoauth2" : "login";
+    if (imap_read_secret(l, &secret, &id, err, errlen) < 0) {
+        /* nothing to try yet: a new file is worth a try at once */
+        l->auth_failed = true;
+        l->secret_id = id;
+        return -1;
+    }
+    if (oauth2) {
+        const struct mailimap_capability_data *cap = capabilities(l, err, errlen);
+        if (!cap || !has_cap(cap, "AUTH=XOAUTH2")) {
+            if (cap)
+                errbuf_set(err, errlen,
+                           "server %s:%u does not offer AUTH=XOAUTH2 (oauth2_token_file is set)",
+                           l->host, (unsigned)l->port);
+            goto fail;
+        }
+    }
+    forget_capabilities(l); /* the ones the OK carries are post-login */
+    imap_count_command();
+    if (oauth2) {
+        snprintf(what, sizeof what, "AUTHENTICATE XOAUTH2 as %s", l->user);
+        r = mailimap_oauth2_authenticate(l->imap, l->user, secret);
+    } else {
+        snprintf(what, sizeof what, "LOGIN as %s", l->user);
+        r = mailimap_login(l->imap, l->user, secret);
+    }
+    if (r != MAILIMAP_NO_ERROR) {
+        imap_cmd_error(l, r, what, err, errlen);
+        scrub_secret(err, errlen, what, secret);
+        if (!imap_connection_error(r)) {
+            l->auth_failed = true;
+            l->secret_id = id;
+        }
+        goto fail;
+    }
+    explicit_bzero(secret, strlen(secret));
+    free(secret);
+    return 0;
+fail:
+    explicit_bzero(secret, strlen(secret));
+    free(secret);
+    return -1;
+}
+
+/* imap_secret_changed - see loop_imap_int.h */
+bool imap_secret_changed(const struct imap_loop *l)
+{
+    const char *path = l->oauth2_token_file ? l->oauth2_token_file : l->password_file;
+    const struct imap_secret_id *o = &l->secret_id;
+    struct stat st;
+
+    if (!l->auth_failed || !path || stat(path, &st) != 0)
+        return false;
+    return !o->known || o->dev != (uint64_t)st.st_dev || o->ino != (uint64_t)st.st_ino ||
+           o->size != (int64_t)st.st_size || o->mtime_s != (int64_t)st.st_mtim.tv_sec ||
+           o->mtime_ns != (int64_t)st.st_mtim.tv_nsec;
 }
 
 /* session_free - close the socket and free the session (mailimap_free
@@ -426,8 +594,10 @@ void imap_session_close(struct imap_loop *l, bool polite, const char *why)
 {
     if (!l->imap)
         return;
-    if (polite && l->imap->imap_stream && l->imap->imap_state != MAILIMAP_STATE_DISCONNECTED)
+    if (polite && l->imap->imap_stream && l->imap->imap_state != MAILIMAP_STATE_DISCONNECTED) {
+        imap_count_command();
         mailimap_logout(l->imap);
+    }
     session_free(l);
     log_info("imap loop disconnected domain=%s host=%s port=%u reason=\"%s\"", l->domain, l->host,
              (unsigned)l->port, why);
@@ -438,9 +608,11 @@ void imap_session_close(struct imap_loop *l, bool polite, const char *why)
 int imap_session_open(struct imap_loop *l, char *err, size_t errlen)
 {
     mailstream *s = NULL;
-    const char *how = "";
+    const char *how = "", *mech = "preauth";
     int r;
 
+    l->auth_failed = false;
+    l->cap_move = l->cap_uidplus = false;
     int fd = tcp_connect(l, err, errlen);
     if (fd < 0)
         return -1;
@@ -489,21 +661,19 @@ int imap_session_open(struct imap_loop *l, char *err, size_t errlen)
         if (starttls(l, err, errlen) < 0)
             goto fail;
     }
-    if (!preauth) {
-        r = mailimap_login(l->imap, l->user, l->password);
-        if (r != MAILIMAP_NO_ERROR) {
-            char what[400];
-            snprintf(what, sizeof what, "LOGIN as %s", l->user);
-            imap_cmd_error(l, r, what, err, errlen);
-            goto fail;
-        }
-    }
+    if (!preauth && authenticate(l, &mech, err, errlen) < 0)
+        goto fail;
+    const struct mailimap_capability_data *cap = capabilities(l, err, errlen);
+    if (!cap)
+        goto fail;
+    l->cap_move = has_cap(cap, "MOVE");
+    l->cap_uidplus = has_cap(cap, "UIDPLUS");
     if (find_spam(l, &how, err, errlen) < 0)
         goto fail;
     log_info("imap loop connected domain=%s host=%s port=%u tls=%s user=%s inbox=\"%s\" "
-             "spam=\"%s\" spam_from=%s",
+             "spam=\"%s\" spam_from=%s auth=%s move=%s uidplus=%s",
              l->domain, l->host, (unsigned)l->port, imap_tls_names[l->tls], l->user, l->inbox,
-             l->spam, how);
+             l->spam, how, mech, l->cap_move ? "yes" : "no", l->cap_uidplus ? "yes" : "no");
     return 0;
 fail:
     session_free(l); /* quietly: there was no connection to speak of */

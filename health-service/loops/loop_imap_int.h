@@ -28,6 +28,14 @@ extern const char *const imap_tls_names[];
 
 struct imap_index; /* a folder's Message-ID -> UID index (imap_index.h) */
 
+/* a secret file as it was read (stat before the read): a refresher's
+ * rewrite changes one of these */
+struct imap_secret_id {
+    bool known;
+    uint64_t dev, ino;
+    int64_t size, mtime_s, mtime_ns;
+};
+
 struct imap_loop {
     char *domain; /* the domain, or the seed mailbox's address */
     char *host;
@@ -56,6 +64,11 @@ struct imap_loop {
     bool cap_move;       /* this connection's server offers MOVE (RFC 6851) */
     bool cap_uidplus;    /* ... and UIDPLUS (UID EXPUNGE, RFC 4315) */
     bool warned_no_move; /* this connection: "cannot rescue" logged */
+    bool auth_failed;    /* the last connect attempt was refused at LOGIN or
+                          * AUTHENTICATE, or could not read its secret file
+                          * (loop_imap_conn.c) */
+    /* the secret file as read for that attempt */
+    struct imap_secret_id secret_id;
     int64_t backoff_ms;  /* 0 after a good round */
     int64_t retry_at_ms; /* monotonic: no connect attempt before */
     char last_err[256];  /* why the last connect/round failed */
@@ -105,6 +118,13 @@ int imap_parse_settings(struct imap_loop *l, json_object *o, char *err, size_t e
  * bounce mailbox, health-service/bounce/.) */
 int imap_setting_name(json_object *o, const char *key, bool required, size_t maxlen, char **out,
                       char *err, size_t errlen);
+/* imap_read_secret - the secret for a connect: a copy of the inline
+ * password, or password_file's / oauth2_token_file's contents read now
+ * (checked as at create); *id (may be NULL) gets the file's identity,
+ * taken before the read. The caller wipes (explicit_bzero) and frees *out.
+ * -1 with err naming the field, never the contents */
+int imap_read_secret(const struct imap_loop *l, char **out, struct imap_secret_id *id, char *err,
+                     size_t errlen);
 
 /* ---- connection (loop_imap_conn.c) ------------------------------------ */
 
@@ -118,12 +138,21 @@ bool imap_connection_error(int r);
  * text only for a NO, where it belongs to this command */
 void imap_cmd_error(const struct imap_loop *l, int r, const char *what, char *err, size_t errlen);
 
-/* imap_session_open - connect, TLS as configured, LOGIN, find the spam
- * folder; on failure nothing stays open. The caller holds the SIGPIPE
- * guard */
+/* imap_session_open - connect, TLS as configured, LOGIN (or AUTHENTICATE
+ * XOAUTH2 with oauth2_token_file), the capabilities (cap_move,
+ * cap_uidplus), find the spam folder; on failure nothing stays open. The
+ * caller holds the SIGPIPE guard */
 int imap_session_open(struct imap_loop *l, char *err, size_t errlen);
 /* imap_session_close - drop the connection, if any (polite: LOGOUT first,
  * bounded by the timeout); frees l->imap and l->spam */
 void imap_session_close(struct imap_loop *l, bool polite, const char *why);
+/* imap_secret_changed - the last connect attempt was refused at LOGIN or
+ * AUTHENTICATE with the secret from password_file or oauth2_token_file (or
+ * could not read that file), and the file changed since (inode, size or
+ * mtime; or it appeared):
+ * a new attempt is worth making at once, before the backoff ends (a
+ * rotated password, a refreshed token). False otherwise (also with an
+ * inline password). One stat(2); the thread using the loop */
+bool imap_secret_changed(const struct imap_loop *l);
 
 #endif
