@@ -89,7 +89,8 @@ struct imap_round {
     unsigned char *ck; /* per copy: IMAP_CK_* bits */
     int64_t since_day; /* the day before the oldest copy was sent (days
                         * since 1970-01-01; <= 0: all mail) */
-    size_t rescued, marked_read, flagged; /* actions taken */
+    /* actions taken */
+    size_t rescued, marked_read, flagged;
 };
 
 /* imap_folder_round - the inbox's (where FL_INBOX) or the spam folder's
@@ -97,8 +98,8 @@ struct imap_round {
  * placement/opened/read/rescued of the copies found there, engage. -1 on a
  * connection error, -2 when the folder cannot be opened (err set for
  * both); 0 otherwise */
-int imap_folder_round(struct imap_loop *l, enum fl_placement where, struct imap_round *r,
-                      char *err, size_t errlen);
+int imap_folder_round(struct imap_loop *l, enum fl_placement where, struct imap_round *r, char *err,
+                      size_t errlen);
 
 /* imap_count_command - count one libetpan command call (any command: LOGIN,
  * AUTHENTICATE, CAPABILITY, LIST, STARTTLS, LOGOUT ...) in the process-wide
