@@ -78,6 +78,16 @@ static double known_domains(void *arg)
     return (double)hstore_domain_count(arg);
 }
 
+static double seeds_ok(void *arg)
+{
+    return (double)seeds_count_ok(arg);
+}
+
+static double seeds_error(void *arg)
+{
+    return (double)(seeds_count(arg) - seeds_count_ok(arg));
+}
+
 /* reload_seeds - SIGHUP: SEED_MAILBOXES_FILE again (a bad file keeps the
  * set as it was) */
 static void reload_seeds(void *arg)
@@ -126,6 +136,10 @@ int main(int argc, char **argv)
                                          "Kafka events skipped as malformed", NULL);
     metrics_gauge_fn(app.metrics, "health_known_domains", "Recipient domains known", NULL,
                      known_domains, app.store);
+    metrics_gauge_fn(app.metrics, "health_seed_mailboxes", "Seed mailboxes by state",
+                     (const char *const[]){"state", "ok", NULL}, seeds_ok, app.seeds);
+    metrics_gauge_fn(app.metrics, "health_seed_mailboxes", "Seed mailboxes by state",
+                     (const char *const[]){"state", "error", NULL}, seeds_error, app.seeds);
 
     const char *topics[] = {cfg.svc.email_topic, cfg.svc.user_topic, NULL};
     struct kconsumer_config kc = {

@@ -339,6 +339,16 @@ bool seeds_report(struct seeds *s, struct seed *sm, int64_t now_ms, const char *
     return changed;
 }
 
+size_t seeds_count_ok(struct seeds *s)
+{
+    size_t ok = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n; i++)
+        ok += !s->v[i]->config_error && !s->v[i]->round_failed;
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
 void seeds_list(struct seeds *s, struct seed_status **out, size_t *n)
 {
     pthread_mutex_lock(&s->mu);

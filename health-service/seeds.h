@@ -79,6 +79,9 @@ size_t seeds_find(struct seed *const *v, size_t n, const char *address);
 bool seeds_report(struct seeds *s, struct seed *m, int64_t now_ms, const char *error,
                   int64_t checked, int64_t rescued);
 
+/* seeds_count_ok - mailboxes whose state is "ok" (the rest are "error") */
+size_t seeds_count_ok(struct seeds *s);
+
 /* seeds_list - every mailbox's status in file order into a new array
  * (seeds_status_free) */
 void seeds_list(struct seeds *s, struct seed_status **out, size_t *n);

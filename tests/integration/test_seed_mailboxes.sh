@@ -182,6 +182,8 @@ t1=$(seedj "$(seed 1)" 'm["last_round_at"]'); sleep $((3 * CI)); t2=$(seedj "$(s
 check "the silent server holds no other mailbox: seed001's rounds go on ($t1 -> $t2)" -- test "$t1" != "$t2"
 check "rounds are logged" -- grep -qE 'check round=[0-9]+ tasks=[0-9]+ copies=[0-9]+ unchecked=[0-9]+ failed=[0-9]+ skipped=[0-9]+ duration_ms=' "$TMP/health/out.log"
 check "health_imap_commands_total counts" -- bash -c "curl -s $H/metrics | grep -qE '^health_imap_commands_total [1-9]'"
+eq "health_seed_mailboxes by state" "$(curl -s "$H/metrics" | grep '^health_seed_mailboxes{' | sort | tr '\n' ' ')" \
+  'health_seed_mailboxes{state="error"} 4 health_seed_mailboxes{state="ok"} 120 '
 check "no password in the log" -- bash -c "! grep -q 'Wr0ng-Secret-42' $TMP/health/out.log"
 
 # SIGHUP: broken@ fixed (now in seed122's mailbox), seed120 removed
