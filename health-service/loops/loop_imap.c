@@ -31,7 +31,8 @@
  * restart) the loop reconnects at once, since that is no outage. A failed
  * connect or a connection error during a round closes the session and
  * returns -1; the next attempts wait 1 s, 2 s, 4 s .. 60 s (a round inside
- * that window returns -1 at once with "reconnecting in N s"); a round that
+ * that window returns -1 at once with "reconnecting in N s", unless the
+ * password or token file was rewritten since a refused login); a round that
  * succeeds resets the backoff. A server NO to one command fails what it
  * concerns but keeps the connection.
  *
@@ -191,7 +192,8 @@ static int connect_if_needed(struct imap_loop *l, char *errbuf, size_t errlen)
     if (l->imap)
         return 0;
     int64_t now = time_mono_ms();
-    if (now < l->retry_at_ms) {
+    /* a rewritten password or token file is tried at once, backoff or not */
+    if (now < l->retry_at_ms && !imap_secret_changed(l)) {
         long long wait_s = (l->retry_at_ms - now + 999) / 1000;
         log_info("imap loop round skipped domain=%s reconnect_in_s=%lld", l->domain, wait_s);
         errbuf_set(errbuf, errlen, "reconnecting in %lld s (last error: %s)", wait_s, l->last_err);
