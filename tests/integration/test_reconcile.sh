@@ -75,14 +75,14 @@ echo "# email 11 expected: inbox $IN, spam $SP, not found $NF"
 recon() { curl -s "$1/emails/$2/reconciliation" | $PY -c 'import json,sys; j=json.load(sys.stdin)
 print(" ".join(str(j[k]) for k in ("email_id","accepted","tracked","inbox","spam","bounced","complained","pending","missing")), len(j["missing_ids"]))'; }
 recon_is() { [ "$(recon "$1" "$2")" = "$3" ]; }
-# adds_up H ID - inbox + spam + bounced + complained + pending + missing = tracked,
-# and tracked, bounced, complained, pending as /mail_stats says
+# adds_up H ID - inbox + spam + bounced + complained + unchecked + pending + missing
+# = tracked, and tracked, bounced, complained, unchecked, pending as /mail_stats says
 adds_up() { $PY - "$(curl -s "$1/emails/$2/reconciliation")" "$(curl -s "$1/mail_stats?email_id=$2")" <<'PY'
 import json, sys
 r, m = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-s = sum(r[k] for k in ("inbox", "spam", "bounced", "complained", "pending", "missing"))
-same = (r["tracked"], r["inbox"], r["spam"], r["bounced"], r["complained"], r["pending"] + r["missing"]) == \
-       (m["tracked"], m["delivered"], m["spam"], m["bounced"], m["complained"], m["pending"])
+s = sum(r[k] for k in ("inbox", "spam", "bounced", "complained", "unchecked", "pending", "missing"))
+same = (r["tracked"], r["inbox"], r["spam"], r["bounced"], r["complained"], r["unchecked"], r["pending"] + r["missing"]) == \
+       (m["tracked"], m["delivered"], m["spam"], m["bounced"], m["complained"], m["unchecked"], m["pending"])
 sys.exit(0 if s == r["tracked"] and same else 1)
 PY
 }
