@@ -17,6 +17,7 @@ struct loop_slot {
     void *loop;                          /* owned by the slot's owner */
     bool busy;                           /* a worker uses it (check or idle_close) */
     bool connected;                      /* held a connection after its last use */
+    bool failing;                        /* its last round could not check */
     int64_t used_ms;                     /* its last use (monotonic), for eviction */
 };
 

@@ -88,8 +88,12 @@ struct scheduler {
     pthread_cond_t work_cv;  /* a task was queued, or stop */
     pthread_cond_t space_cv; /* the queue shrank */
     pthread_cond_t tick_cv;  /* stop (the coordinator's sleep) */
-    struct task *head, *tail;
+    /* queued tasks: [0] of slots whose last round ran, [1] of failing ones
+     * (a dead or silent mailbox), which at most max_failing workers run at
+     * once: the others always have workers */
+    struct task *head[2], *tail[2];
     size_t queued_copies;
+    int failing_running, max_failing;
     struct dom_inst **dom;
     size_t ndom;
     struct snap *live; /* the newest round's seeds (for eviction) */
@@ -357,6 +361,7 @@ static void run_task(struct scheduler *s, struct task *t)
                   t->n, (long long)rescued, rc ? " failed: " : "", rc ? err : "");
     pthread_mutex_lock(&s->mu);
     slot->busy = false;
+    slot->failing = rc != 0;
     slot->connected = slot->loop && slot->ops->connected && slot->ops->connected(slot->loop);
     slot->used_ms = time_mono_ms();
     if (rc != 0)
@@ -373,25 +378,53 @@ static void task_free(struct task *t)
     free(t);
 }
 
+/* next_task - the next task a worker may run (the caller holds the
+ * lock): a healthy slot's first, a failing one's within max_failing */
+static struct task *next_task(struct scheduler *s, int *q)
+{
+    *q = s->head[0] ? 0 : s->head[1] && s->failing_running < s->max_failing ? 1 : -1;
+    if (*q < 0)
+        return NULL;
+    struct task *t = s->head[*q];
+    s->head[*q] = t->next;
+    if (!s->head[*q])
+        s->tail[*q] = NULL;
+    return t;
+}
+
 static void *worker_main(void *arg)
 {
     struct scheduler *s = arg;
     for (;;) {
+        int q = -1;
+        struct task *t = NULL;
         pthread_mutex_lock(&s->mu);
-        while (!s->head && !atomic_load(&s->stop))
+        while (!atomic_load(&s->stop) && !(t = next_task(s, &q)))
             pthread_cond_wait(&s->work_cv, &s->mu);
-        struct task *t = s->head;
-        if (atomic_load(&s->stop) || !t) {
+        if (!t) {
             pthread_mutex_unlock(&s->mu);
             return NULL;
         }
-        s->head = t->next;
-        if (!s->head)
-            s->tail = NULL;
+        if (atomic_load(&s->stop)) {
+            /* taken off the queue: dropped with the rest at stop */
+            t->next = s->head[q];
+            s->head[q] = t;
+            if (!s->tail[q])
+                s->tail[q] = t;
+            pthread_mutex_unlock(&s->mu);
+            return NULL;
+        }
+        s->failing_running += q == 1;
         s->queued_copies -= t->n;
         pthread_cond_signal(&s->space_cv);
         pthread_mutex_unlock(&s->mu);
         run_task(s, t);
+        if (q == 1) {
+            pthread_mutex_lock(&s->mu);
+            s->failing_running--;
+            pthread_cond_signal(&s->work_cv); /* a failing task may wait for this */
+            pthread_mutex_unlock(&s->mu);
+        }
         struct round *r = t->r;
         task_free(t);
         round_task_done(s, r);
@@ -424,7 +457,8 @@ static void enqueue(struct scheduler *s, struct round *r, const char *domain,
                     struct hstore_copy *c, size_t n)
 {
     pthread_mutex_lock(&s->mu);
-    while (s->queued_copies > QUEUE_COPIES_MAX && s->head && !atomic_load(&s->stop))
+    while (s->queued_copies > QUEUE_COPIES_MAX && (s->head[0] || s->head[1]) &&
+           !atomic_load(&s->stop))
         pthread_cond_wait(&s->space_cv, &s->mu);
     if (slot->busy || atomic_load(&s->stop)) {
         r->skipped++;
@@ -448,11 +482,12 @@ static void enqueue(struct scheduler *s, struct round *r, const char *domain,
     r->left++;
     r->tasks++;
     r->copies += n;
-    if (s->tail)
-        s->tail->next = t;
+    int q = slot->failing;
+    if (s->tail[q])
+        s->tail[q]->next = t;
     else
-        s->head = t;
-    s->tail = t;
+        s->head[q] = t;
+    s->tail[q] = t;
     s->queued_copies += n;
     pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
@@ -595,6 +630,7 @@ struct scheduler *scheduler_start(const struct scheduler_config *cfg, char *errb
         s->cfg.workers = DEFAULT_WORKERS;
     if (s->cfg.max_connections <= 0)
         s->cfg.max_connections = DEFAULT_MAX_CONNECTIONS;
+    s->max_failing = s->cfg.workers > 1 ? s->cfg.workers / 2 : 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->space_cv, NULL);
@@ -647,15 +683,17 @@ void scheduler_stop(struct scheduler *s)
     for (size_t i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i], NULL);
     /* the tasks nobody ran, and their rounds */
-    while (s->head) {
-        struct task *t = s->head;
-        s->head = t->next;
-        struct round *r = t->r;
-        t->slot->busy = false;
-        task_free(t);
-        if (--r->left == 0) {
-            snap_drop(s, r->snap);
-            free(r);
+    for (int q = 0; q < 2; q++) {
+        while (s->head[q]) {
+            struct task *t = s->head[q];
+            s->head[q] = t->next;
+            struct round *r = t->r;
+            t->slot->busy = false;
+            task_free(t);
+            if (--r->left == 0) {
+                snap_drop(s, r->snap);
+                free(r);
+            }
         }
     }
     snap_drop(s, s->live);

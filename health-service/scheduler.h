@@ -11,8 +11,10 @@
  * with a loop) are kept across rounds, so IMAP connections are reused;
  * open connections are bounded (max_connections: the least recently used
  * idle one is closed before another is opened). An instance still busy
- * from an earlier round is skipped, so one slow or dead mailbox holds one
- * worker and delays nothing else.
+ * from an earlier round is skipped, and the tasks of instances whose last
+ * round failed (a dead or silent mailbox) wait behind the others and take
+ * at most half the workers, so slow or dead mailboxes delay nothing
+ * else.
  *
  * When the last task of a round ends, its worker logs the round (tasks,
  * copies, unchecked, failures, skipped, duration) and calls
