@@ -35,6 +35,8 @@
 #                      "[Gmail]/Sent Mail" \Sent, "[Gmail]/Trash" \Trash
 #             outlook  "Junk Email" \Junk, "Sent Items" \Sent,
 #                      "Deleted Items" \Trash
+#             byname   no \Junk: "Junk E-mail" (no SPECIAL-USE), Spam \Trash
+#                      (a trap for a search by name), "Sent Items" \Sent
 #             default  JUNK (the 5th argument, default Junk) \Junk, Sent \Sent
 #   DC_NO_MOVE=1       the server does not announce MOVE after login
 #   DC_OAUTH2_URL=URL  passdb oauth2 (SASL XOAUTH2 and OAUTHBEARER) with
@@ -118,6 +120,17 @@ start_dovecot() {
     special_use = \Trash
     auto = subscribe
   }' ;;
+  byname) junkmb='  mailbox "Junk E-mail" {
+    auto = subscribe
+  }
+  mailbox Spam {
+    special_use = \Trash
+    auto = subscribe
+  }
+  mailbox "Sent Items" {
+    special_use = \Sent
+    auto = subscribe
+  }' ;;
   default) junkmb="  mailbox \"$junk\" {
     special_use = \\Junk
     auto = subscribe
@@ -126,7 +139,7 @@ start_dovecot() {
     special_use = \\Sent
     auto = subscribe
   }" ;;
-  *) echo "# DC_LAYOUT must be gmail, outlook or default"; return 1 ;;
+  *) echo "# DC_LAYOUT must be gmail, outlook, byname or default"; return 1 ;;
   esac
   # the post-login capabilities: Dovecot 2.3's own list, without MOVE
   local caps= mechs="plain login" oauth= imapsvc=
