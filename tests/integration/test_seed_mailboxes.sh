@@ -168,6 +168,12 @@ eq "seed064 (no engage): its copy stays in Junk" "$(count "$(seed 64)" Junk)" 1
 check "seed064's copy unseen (read-only checks)" -- bash -c '! grep -q Seen <<<"$1"' _ "$f64"
 eq "seed064's copy: spam, not rescued" "$(copy_stats "$M64" '"%s %s" % (j["spam"], j["rescued"])')" "1 0"
 
+dom=$(curl -s "$H/domains")
+eq "/domains: other.test has no loop, its 3 copies unchecked, none pending" \
+  "$(jget "$dom" '[(d["loop"], d["unchecked"], d["tracked"]) for d in j if d["domain"] == "other.test"]')" '[[null, 3, 3]]'
+eq "/domains: gmail.test (no loop either): 5 unchecked, 30 spam, 15 rescued" \
+  "$(jget "$dom" '[(d["loop"], d["unchecked"], d["spam"], d["rescued"]) for d in j if d["domain"] == "gmail.test"]')" '[[null, 5, 30, 15]]'
+
 # /seed_mailboxes
 sm=$(curl -s "$H/seed_mailboxes")
 eq "GET /seed_mailboxes lists all $((NSEED + 4)) mailboxes" "$(jget "$sm" 'len(j)')" $((NSEED + 4))
