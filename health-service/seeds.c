@@ -50,11 +50,19 @@ static void mailbox_free(struct mailbox *m)
     free(m);
 }
 
-/* unref - drop one reference; the caller holds s->mu. Returns the mailbox
- * to free outside the lock (its destroy may wait for a LOGOUT), or NULL */
-static struct mailbox *unref(struct mailbox *m)
+/* drop_refs - one reference less on each of v[0..n); those that reach
+ * none are freed outside the lock (a destroy may wait for a LOGOUT). v is
+ * reused as scratch; the caller frees it. */
+static void drop_refs(struct seeds *s, struct mailbox **v, size_t n)
 {
-    return --m->refs == 0 ? m : NULL;
+    size_t k = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n; i++)
+        if (--v[i]->refs == 0)
+            v[k++] = v[i];
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < k; i++)
+        mailbox_free(v[i]);
 }
 
 struct seeds *seeds_new(void)
@@ -68,11 +76,7 @@ void seeds_free(struct seeds *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n; i++) {
-        struct mailbox *m = unref(s->v[i]);
-        if (m)
-            mailbox_free(m);
-    }
+    drop_refs(s, s->v, s->n);
     free(s->v);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -238,17 +242,8 @@ int seeds_load(struct seeds *s, const char *path, size_t *bad, char *errbuf, siz
     pthread_mutex_lock(&s->mu);
     s->v = v;
     s->n = n;
-    struct mailbox **gone = nold ? xcalloc(nold, sizeof *gone) : NULL;
-    size_t ngone = 0;
-    for (size_t i = 0; i < nold; i++) {
-        struct mailbox *m = unref(old[i]);
-        if (m)
-            gone[ngone++] = m;
-    }
     pthread_mutex_unlock(&s->mu);
-    for (size_t i = 0; i < ngone; i++)
-        mailbox_free(gone[i]);
-    free(gone);
+    drop_refs(s, old, nold); /* the set's references */
     free(old);
     log_info("seed mailboxes loaded file=%s mailboxes=%zu bad=%zu kept=%zu", path, n, nbad, kept);
     if (bad)
@@ -290,18 +285,11 @@ struct seed **seeds_snapshot(struct seeds *s, size_t *n)
 
 void seeds_snapshot_free(struct seeds *s, struct seed **v, size_t n)
 {
-    struct mailbox **gone = n ? xcalloc(n, sizeof *gone) : NULL;
-    size_t ngone = 0;
-    pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < n; i++) {
-        struct mailbox *m = unref(mb_of(v[i]));
-        if (m)
-            gone[ngone++] = m;
-    }
-    pthread_mutex_unlock(&s->mu);
-    for (size_t i = 0; i < ngone; i++)
-        mailbox_free(gone[i]);
-    free(gone);
+    struct mailbox **mv = n ? xcalloc(n, sizeof *mv) : NULL;
+    for (size_t i = 0; i < n; i++)
+        mv[i] = mb_of(v[i]);
+    drop_refs(s, mv, n);
+    free(mv);
     free(v);
 }
 
