@@ -110,3 +110,19 @@ for d in sys.argv[1:]:
             print(f"{r}\t{subj}\t{mid}")
 PY
 }
+
+# produce_sent ID=RECIPIENT... - one email.sent event per copy (email_id 1, broadcast
+# <email-1@w.test>), sent 60 s ago, into email-events on $BROKERS (kcat)
+produce_sent() {
+  $PY - "$@" <<'PY' >"$TMP/events.txt"
+import json, sys, time
+at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 60)) + ".000Z"
+for arg in sys.argv[1:]:
+    mid, rcpt = arg.split("=")
+    ev = {"v": 1, "type": "email.sent", "message_id": mid, "broadcast_id": "<email-1@w.test>",
+          "email_id": 1, "recipient": rcpt, "domain": rcpt.split("@")[1], "smtp_client": "custom",
+          "sent_at": at}
+    print(mid + "\t" + json.dumps(ev, separators=(",", ":")))
+PY
+  kcat -P -b "$BROKERS" -t email-events -K $'\t' <"$TMP/events.txt" 2>>"$TMP/kcat.err"
+}

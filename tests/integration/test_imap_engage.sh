@@ -98,23 +98,9 @@ ok $? "health-service starts (three imap loops, two with engage)" || { finish; e
 LOG=$TMP/health/out.log
 
 # --- the copies --------------------------------------------------------------------
-# produce ID RECIPIENT... - one email.sent event per copy (email_id 1), sent 60 s ago
-produce() {
-  $PY - "$@" <<'PY' >"$TMP/events.txt"
-import json, sys, time
-at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 60)) + ".000Z"
-for arg in sys.argv[1:]:
-    mid, rcpt = arg.split("=")
-    ev = {"v": 1, "type": "email.sent", "message_id": mid, "broadcast_id": "<email-1@w.test>",
-          "email_id": 1, "recipient": rcpt, "domain": rcpt.split("@")[1], "smtp_client": "custom",
-          "sent_at": at}
-    print(mid + "\t" + json.dumps(ev, separators=(",", ":")))
-PY
-  kcat -P -b "$BROKERS" -t email-events -K $'\t' <"$TMP/events.txt" 2>>"$TMP/kcat.err"
-}
 EXTRA=()
 for i in $(seq 200); do EXTRA+=("<never-$i@t.test>=x$i@look.test"); done
-produce '<e-in@t.test>=a1@engage.test' '<e-junk@t.test>=a2@engage.test' \
+produce_sent '<e-in@t.test>=a1@engage.test' '<e-junk@t.test>=a2@engage.test' \
   '<l-in@t.test>=b1@look.test' '<l-junk@t.test>=b2@look.test' '<l-moved@t.test>=b3@look.test' \
   '<n-junk@t.test>=c1@nomove.test' "${EXTRA[@]}"
 ok $? "206 email.sent events produced"
@@ -194,7 +180,7 @@ printf 'From: s@example.test\r\nTo: %s\r\nSubject: late\r\nMessage-ID: <e-late@t
 ok $? "dovecot-lda delivers <e-late@t.test> into A seed1's INBOX"
 rounds engage.test 2
 ok $? "two more engage.test rounds read the new mail (the copy is not tracked yet)"
-produce '<e-late@t.test>=a3@engage.test'
+produce_sent '<e-late@t.test>=a3@engage.test'
 wait_for 30 is '<e-late@t.test>' "1 0 1 1 0"
 ok $? "the copy delivered before its event is found once tracked: delivered, marked read ($(stats '<e-late@t.test>'))"
 

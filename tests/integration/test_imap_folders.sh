@@ -88,21 +88,7 @@ start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json"
 ok $? "health-service starts (four imap loops)" || { finish; exit 1; }
 LOG=$TMP/health/out.log
 
-# produce ID=RECIPIENT... - one email.sent event per copy (email_id 1), sent 60 s ago
-produce() {
-  $PY - "$@" <<'PY' >"$TMP/events.txt"
-import json, sys, time
-at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 60)) + ".000Z"
-for arg in sys.argv[1:]:
-    mid, rcpt = arg.split("=")
-    ev = {"v": 1, "type": "email.sent", "message_id": mid, "broadcast_id": "<email-1@w.test>",
-          "email_id": 1, "recipient": rcpt, "domain": rcpt.split("@")[1], "smtp_client": "custom",
-          "sent_at": at}
-    print(mid + "\t" + json.dumps(ev, separators=(",", ":")))
-PY
-  kcat -P -b "$BROKERS" -t email-events -K $'\t' <"$TMP/events.txt" 2>>"$TMP/kcat.err"
-}
-produce '<g-in@t.test>=a1@gm.test' '<g-spam@t.test>=a2@gm.test' '<g-all@t.test>=a3@gm.test' \
+produce_sent '<g-in@t.test>=a1@gm.test' '<g-spam@t.test>=a2@gm.test' '<g-all@t.test>=a3@gm.test' \
   '<g-trash@t.test>=a4@gm.test' '<c-in@t.test>=b1@gmconf.test' '<c-trash@t.test>=b2@gmconf.test' \
   '<c-spam@t.test>=b3@gmconf.test' '<o-in@t.test>=c1@ol.test' '<o-junk@t.test>=c2@ol.test' \
   '<o-del@t.test>=c3@ol.test' '<n-in@t.test>=d1@nm.test' '<n-junk@t.test>=d2@nm.test' \

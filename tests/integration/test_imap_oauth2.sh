@@ -88,20 +88,6 @@ start_health health "$HP" CHECK_INTERVAL=$CI FEEDBACK_LOOPS_FILE="$TMP/loops.jso
 ok $? "health-service starts (XOAUTH2, password_file and a server without XOAUTH2)" || { finish; exit 1; }
 LOG=$TMP/health/out.log
 
-# produce ID=RECIPIENT... - one email.sent event per copy (email_id 1), sent 60 s ago
-produce() {
-  $PY - "$@" <<'PY' >"$TMP/events.txt"
-import json, sys, time
-at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 60)) + ".000Z"
-for arg in sys.argv[1:]:
-    mid, rcpt = arg.split("=")
-    ev = {"v": 1, "type": "email.sent", "message_id": mid, "broadcast_id": "<email-1@w.test>",
-          "email_id": 1, "recipient": rcpt, "domain": rcpt.split("@")[1], "smtp_client": "custom",
-          "sent_at": at}
-    print(mid + "\t" + json.dumps(ev, separators=(",", ":")))
-PY
-  kcat -P -b "$BROKERS" -t email-events -K $'\t' <"$TMP/events.txt" 2>>"$TMP/kcat.err"
-}
 # stats ID - "delivered spam pending" of the copy
 stats() { jget "$(curl -s "$H/mail_stats?mail_id=$1")" '" ".join(str(j.get(k)) for k in ("delivered","spam","pending"))' 2>/dev/null; }
 is() { [ "$(stats "$1")" = "$2" ]; }
@@ -111,7 +97,7 @@ has_err() { [[ "$(lasterr "$1")" == *"$2"* ]]; }
 no_err() { [ "$(lasterr "$1")" = None ]; }
 kick() { doveadm -c "$1/dovecot.conf" kick "$2" >/dev/null 2>&1; }
 
-produce '<o-in@t.test>=a1@oauth.test' '<o-junk@t.test>=a2@oauth.test' \
+produce_sent '<o-in@t.test>=a1@oauth.test' '<o-junk@t.test>=a2@oauth.test' \
   '<p-in@t.test>=b1@pw.test' '<p-junk@t.test>=b2@pw.test' '<x-in@t.test>=c1@nox.test'
 ok $? "5 email.sent events produced"
 
@@ -134,7 +120,7 @@ ok $? "a server without XOAUTH2: /domains says so ($(lasterr nox.test))"
 # --- the token expires --------------------------------------------------------------
 : >"$TMP/tokens" # the endpoint now rejects every token
 deliver "$A" $S1 INBOX '<o-2@t.test>'
-produce '<o-2@t.test>=a3@oauth.test'
+produce_sent '<o-2@t.test>=a3@oauth.test'
 kick "$A" $S1
 ok $? "token revoked at the endpoint, seed1's session on A kicked (doveadm kick)"
 wait_for 30 has_err oauth.test "AUTHENTICATE XOAUTH2 as $S1 failed"
@@ -164,7 +150,7 @@ check "the same health-service process throughout (no restart)" -- alive "$healt
 sed -i "s/^$S1:{PLAIN}password:/$S1:{PLAIN}$PW2:/" "$B/users"
 printf '%s\n' "$PW2" >"$TMP/seed1.pw"
 deliver "$B" $S1 INBOX '<p-2@t.test>'
-produce '<p-2@t.test>=b3@pw.test'
+produce_sent '<p-2@t.test>=b3@pw.test'
 n0=$(grep -c 'imap loop connected domain=pw.test ' "$LOG")
 kick "$B" $S1
 ok $? "seed1's password changed in B's passwd-file and in password_file, the session kicked"
