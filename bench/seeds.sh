@@ -125,7 +125,10 @@ run() {
   t0=$(now_ms)
   HEALTH_BIN=$bin start_health "$name" "$hp" CHECK_INTERVAL=86400 LOG_LEVEL=info "$@"
   placed=0
+  local pid
+  eval "pid=\$${name}_PID"
   while [ "$placed" != "$N" ] && [ $(($(now_ms) - t0)) -lt 1800000 ]; do
+    alive "$pid" || { tail -3 "$BTMP/$name/out.log" >&2; die "$label: health-service died (log above)"; }
     sleep 0.5
     placed=$(curl -s "http://127.0.0.1:$hp/mail_stats?email_id=1" | $PY -c 'import json,sys; j=json.load(sys.stdin); print(j["delivered"] + j["spam"])' 2>/dev/null)
   done

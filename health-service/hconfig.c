@@ -23,9 +23,10 @@ void hconfig_load(struct hconfig *cfg)
     cfg->seeds_file = config_str("SEED_MAILBOXES_FILE", NULL);
     cfg->check_workers = (int)config_long("CHECK_WORKERS", 4, 1, 256);
     /* libetpan waits on its sockets with select(): a descriptor above
-     * FD_SETSIZE (1024) aborts the process, so the connections stay well
-     * below it beside Kafka's, the HTTP clients' and the store's */
-    cfg->imap_max_connections = (int)config_long("IMAP_MAX_CONNECTIONS", 100, 1, 500);
+     * FD_SETSIZE (1024) aborts the process. A connection takes three (the
+     * socket and libetpan's cancel pipe), so they stay well below it
+     * beside Kafka's, the HTTP clients' and the store's */
+    cfg->imap_max_connections = (int)config_long("IMAP_MAX_CONNECTIONS", 100, 1, 200);
     if (cfg->imap_max_connections < cfg->check_workers)
         log_fatal("config: IMAP_MAX_CONNECTIONS: must be at least CHECK_WORKERS (%d)",
                   cfg->check_workers);

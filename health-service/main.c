@@ -42,7 +42,7 @@ static const struct svc_var health_vars[] = {
      "JSON: per recipient address, the IMAP seed mailbox its copies are checked in (SIGHUP "
      "reloads it)"},
     {"CHECK_WORKERS", "4", "feedback-loop worker threads (mailboxes and domains checked at once)"},
-    {"IMAP_MAX_CONNECTIONS", "100", "open IMAP connections of the feedback loops at most (1-500)"},
+    {"IMAP_MAX_CONNECTIONS", "100", "open IMAP connections of the feedback loops at most (1-200)"},
     {NULL, NULL, NULL},
 };
 

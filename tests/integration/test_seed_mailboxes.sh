@@ -52,8 +52,8 @@ stats_are() { [ "$(stats "$1" 2>/dev/null)" = "$2" ]; }
 seedj() { curl -s "$H/seed_mailboxes" | $PY -c 'import json,sys; m=next((x for x in json.load(sys.stdin) if x["address"]==sys.argv[1]), None); print(eval(sys.argv[2]))' "$1" "$2"; }
 
 # bad settings stop start-up with one line naming the variable
-out=$(IMAP_MAX_CONNECTIONS=501 PORT=0 DB_PATH=$TMP/x.db "$HEALTH_BIN" 2>&1 </dev/null); rc=$?
-check "IMAP_MAX_CONNECTIONS over 500 is refused (libetpan's select)" -- bash -c '[ "$1" != 0 ] && grep -q "IMAP_MAX_CONNECTIONS.*500" <<<"$2"' _ "$rc" "$out"
+out=$(IMAP_MAX_CONNECTIONS=201 PORT=0 DB_PATH=$TMP/x.db "$HEALTH_BIN" 2>&1 </dev/null); rc=$?
+check "IMAP_MAX_CONNECTIONS over 200 is refused (libetpan's select)" -- bash -c '[ "$1" != 0 ] && grep -q "IMAP_MAX_CONNECTIONS.*200" <<<"$2"' _ "$rc" "$out"
 out=$(IMAP_MAX_CONNECTIONS=2 CHECK_WORKERS=4 PORT=0 DB_PATH=$TMP/x.db "$HEALTH_BIN" 2>&1 </dev/null); rc=$?
 check "IMAP_MAX_CONNECTIONS below CHECK_WORKERS is refused" -- bash -c '[ "$1" != 0 ] && grep -q "IMAP_MAX_CONNECTIONS: must be at least CHECK_WORKERS" <<<"$2"' _ "$rc" "$out"
 echo '[{"address":' >"$TMP/bad-seeds.json"
