@@ -138,6 +138,8 @@ run() {
   ours=$(metric "http://127.0.0.1:$hp" health_imap_commands_total)
   stats=$(curl -s "http://127.0.0.1:$hp/mail_stats?email_id=1" | jq -c '{delivered, spam}')
   stop_named "$name"
+  [ "$label" = this ] && summary "seeds round N=$N M=$M" "$(fmt_s "$ms") s, $(fmt_ratio $((c1 - c0)) "$N") commands/copy" \
+    "<= 60 s for 100,000 copies in 1,000 mailboxes" "$(verdict "$ms <= 60000")"
   printf '%-10s N=%d M=%d round %8s s  %8s copies/s  dovecot post-login commands %8d (%s/copy)  ours %s  %s\n' \
     "$label" "$N" "$M" "$(fmt_s "$ms")" "$(fmt_rate "$N" "$ms")" $((c1 - c0)) \
     "$(fmt_ratio $((c1 - c0)) "$N")" "${ours:-n/a}${ours:+ ($(fmt_ratio "$ours" "$N")/copy)}" "$stats"
