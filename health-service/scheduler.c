@@ -1,13 +1,15 @@
-/* scheduler.c - feedback-loop rounds on a worker pool (see scheduler.h).
+/* scheduler.c - feedback-loop rounds on a worker pool (see scheduler.h):
+ * the queue, the workers, a task's run (connection budget, check, store,
+ * report), a round's end, start and stop. Building the rounds is
+ * scheduler_round.c's; what both share is scheduler_int.h.
  *
- * Threads: the coordinator (builds each round's tasks; owns the list of
- * domain instances, appending under the lock) and the workers (run one
- * task at a time). The lock guards the task queue, every slot's
- * bookkeeping (loop_slot.h) and the rounds' task counts; a slot's loop is
- * used only by the thread that marked it busy. The store and the seeds
- * set lock themselves.
+ * Threads: the workers (one task at a time), and the coordinator in
+ * sched_enqueue. The lock guards the task queue, every slot's bookkeeping
+ * (loop_slot.h) and the rounds' task counts; a slot's loop is used only by
+ * the thread that marked it busy. The store and the seeds set lock
+ * themselves.
  */
-#include "scheduler.h"
+#include "scheduler_int.h"
 #include "errbuf.h"
 #include "hstore.h"
 #include "log.h"
@@ -31,77 +33,6 @@
 #define DEFAULT_MAX_PER_ROUND 200000
 #define DEFAULT_WORKERS 4
 #define DEFAULT_MAX_CONNECTIONS 100
-/* copies waiting in the queue at most: the coordinator waits beyond */
-#define QUEUE_COPIES_MAX 400000
-
-/* a domain's own loop instance */
-struct dom_inst {
-    char *domain;
-    const struct loop_entry *entry;
-    struct loop_slot slot; /* ops set; loop made by the first task */
-};
-
-/* the seed mailboxes as of a round, held by the round and (the newest)
- * by the scheduler for eviction; refs under the lock */
-struct snap {
-    struct seed **v; /* sorted by address */
-    size_t n;
-    const char **domains; /* their distinct domains, sorted */
-    size_t ndomains;
-    int refs;
-};
-
-/* one round: lives until its last task ends */
-struct round {
-    uint64_t no;
-    int64_t started_ms; /* monotonic */
-    struct snap *snap;
-    size_t left; /* tasks not ended, +1 while the coordinator builds */
-    size_t tasks, copies, unchecked, failed, skipped;
-};
-
-struct task {
-    struct round *r;
-    char *domain;
-    struct loop_slot *slot;
-    const struct loop_entry *entry; /* a domain task: to make its loop */
-    struct seed *seed;              /* NULL: the domain's loop */
-    struct hstore_copy *c;          /* owned (hstore_copies_free) */
-    size_t n;
-    struct task *next;
-};
-
-/* per loop type: health_checks_total etc. */
-struct loop_metrics {
-    const struct feedback_loop_ops *ops;
-    struct metric *checks, *errors, *duration;
-};
-
-struct scheduler {
-    struct scheduler_config cfg;
-    pthread_t coordinator;
-    bool coordinator_started;
-    pthread_t *workers;
-    size_t nworkers;
-    atomic_bool stop;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;  /* a task was queued, or stop */
-    pthread_cond_t space_cv; /* the queue shrank */
-    pthread_cond_t tick_cv;  /* stop (the coordinator's sleep) */
-    /* queued tasks: [0] of slots whose last round ran, [1] of failing ones
-     * (a dead or silent mailbox), which at most max_failing workers run at
-     * once: the others always have workers */
-    struct task *head[2], *tail[2];
-    size_t queued_copies;
-    int failing_running, max_failing;
-    struct dom_inst **dom;
-    size_t ndom;
-    struct snap *live; /* the newest round's seeds (for eviction) */
-    struct loop_metrics lm[4];
-    size_t nlm;
-    struct metric *m_commands, *m_unchecked, *m_connections, *m_skipped;
-    atomic_uint_fast64_t commands_seen;
-};
 
 /* ---- metrics ---------------------------------------------------------- */
 
@@ -147,7 +78,7 @@ static void publish_commands(struct scheduler *s)
 
 /* publish_placement - health_placement_copies{domain,state} from the
  * domain's counters in the store (one row read) */
-static void publish_placement(struct scheduler *s, const char *domain)
+void sched_publish_placement(struct scheduler *s, const char *domain)
 {
     struct hplacement p;
     if (!s->cfg.metrics || hstore_domain_placement(s->cfg.store, domain, &p) != 0)
@@ -196,53 +127,6 @@ static void observe_found(struct scheduler *s, const char *domain, const struct 
 
 /* ---- rounds ----------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* snap_take - the seeds set now, with one reference */
-static struct snap *snap_take(struct scheduler *s)
-{
-    struct snap *p = xcalloc(1, sizeof *p);
-    p->refs = 1;
-    if (!s->cfg.seeds)
-        return p;
-    p->v = seeds_snapshot(s->cfg.seeds, &p->n);
-    p->domains = p->n ? xcalloc(p->n, sizeof *p->domains) : NULL;
-    for (size_t i = 0; i < p->n; i++)
-        p->domains[i] = p->v[i]->domain;
-    if (p->n > 1)
-        qsort(p->domains, p->n, sizeof *p->domains, cmp_str);
-    for (size_t i = 0; i < p->n; i++)
-        if (p->ndomains == 0 || strcmp(p->domains[p->ndomains - 1], p->domains[i]) != 0)
-            p->domains[p->ndomains++] = p->domains[i];
-    return p;
-}
-
-/* snap_drop - one reference less; the last frees (outside the lock) */
-static void snap_drop(struct scheduler *s, struct snap *p)
-{
-    if (!p)
-        return;
-    pthread_mutex_lock(&s->mu);
-    bool last = --p->refs == 0;
-    pthread_mutex_unlock(&s->mu);
-    if (!last)
-        return;
-    if (s->cfg.seeds)
-        seeds_snapshot_free(s->cfg.seeds, p->v, p->n);
-    free(p->domains);
-    free(p);
-}
-
-/* snap_has_domain - some seed mailbox is at domain */
-static bool snap_has_domain(const struct snap *p, const char *domain)
-{
-    return p->ndomains &&
-           bsearch(&domain, p->domains, p->ndomains, sizeof *p->domains, cmp_str) != NULL;
-}
-
 /* round_end - the round's last task ended (the caller holds no lock) */
 static void round_end(struct scheduler *s, struct round *r)
 {
@@ -253,12 +137,12 @@ static void round_end(struct scheduler *s, struct round *r)
              (long long)(time_mono_ms() - r->started_ms));
     if (s->cfg.round_done && !atomic_load(&s->stop))
         s->cfg.round_done(s->cfg.round_arg);
-    snap_drop(s, r->snap);
+    sched_snap_drop(s, r->snap);
     free(r);
 }
 
 /* round_task_done - one task of r ended (or was dropped) */
-static void round_task_done(struct scheduler *s, struct round *r)
+void sched_round_task_done(struct scheduler *s, struct round *r)
 {
     pthread_mutex_lock(&s->mu);
     bool last = --r->left == 0;
@@ -368,7 +252,7 @@ static void run_task(struct scheduler *s, struct task *t)
         t->r->failed++;
     pthread_mutex_unlock(&s->mu);
     publish_commands(s);
-    publish_placement(s, t->domain);
+    sched_publish_placement(s, t->domain);
 }
 
 static void task_free(struct task *t)
@@ -427,34 +311,14 @@ static void *worker_main(void *arg)
         }
         struct round *r = t->r;
         task_free(t);
-        round_task_done(s, r);
+        sched_round_task_done(s, r);
     }
 }
 
-/* ---- building a round (coordinator) ----------------------------------- */
-
-/* dom_for - the domain's instance slot (made on first use), or NULL */
-static struct dom_inst *dom_for(struct scheduler *s, const char *domain,
-                                const struct loop_entry *entry)
-{
-    for (size_t i = 0; i < s->ndom; i++)
-        if (strcmp(s->dom[i]->domain, domain) == 0 && s->dom[i]->entry == entry)
-            return s->dom[i];
-    struct dom_inst *d = xcalloc(1, sizeof *d);
-    d->domain = xstrdup(domain);
-    d->entry = entry;
-    d->slot.ops = entry->ops;
-    pthread_mutex_lock(&s->mu);
-    s->dom = xreallocarray(s->dom, s->ndom + 1, sizeof *s->dom);
-    s->dom[s->ndom++] = d;
-    pthread_mutex_unlock(&s->mu);
-    return d;
-}
-
 /* enqueue - hand copies c[0..n) (taken) to slot, unless it is busy */
-static void enqueue(struct scheduler *s, struct round *r, const char *domain,
-                    struct loop_slot *slot, const struct loop_entry *entry, struct seed *seed,
-                    struct hstore_copy *c, size_t n)
+void sched_enqueue(struct scheduler *s, struct round *r, const char *domain, struct loop_slot *slot,
+                   const struct loop_entry *entry, struct seed *seed, struct hstore_copy *c,
+                   size_t n)
 {
     pthread_mutex_lock(&s->mu);
     while (s->queued_copies > QUEUE_COPIES_MAX && (s->head[0] || s->head[1]) &&
@@ -491,133 +355,6 @@ static void enqueue(struct scheduler *s, struct round *r, const char *domain,
     s->queued_copies += n;
     pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
-}
-
-/* mark_unchecked - copies no loop looks at: stored as FL_UNCHECKED */
-static void mark_unchecked(struct scheduler *s, struct round *r, const char *domain,
-                           struct hstore_copy *c, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        c[i].fl.placement = FL_UNCHECKED;
-    if (hstore_apply_checks(s->cfg.store, domain, c, n, time_now_ms(), NULL, false) == 0) {
-        r->unchecked += n;
-        if (s->m_unchecked)
-            metric_add(s->m_unchecked, (double)n);
-        log_info("round domain=%s unchecked=%zu: no seed mailbox and no loop for their "
-                 "recipients",
-                 domain, n);
-    }
-    hstore_copies_free(c, n);
-}
-
-/* take - the copies of c (n) whose group is g, moved into a new array
- * of count elements */
-static struct hstore_copy *take(struct hstore_copy *c, size_t n, const size_t *group, size_t g,
-                                size_t count)
-{
-    struct hstore_copy *out = xcalloc(count, sizeof *out);
-    for (size_t i = 0, k = 0; i < n && k < count; i++)
-        if (group[i] == g)
-            out[k++] = c[i];
-    return out;
-}
-
-/* split_domain - the open copies of domain into tasks: per seed mailbox,
- * the domain's loop, or unchecked */
-static void split_domain(struct scheduler *s, struct round *r, const char *domain)
-{
-    const struct loop_entry *entry = loops_config_for(s->cfg.loops, domain);
-    bool has_loop = entry && entry->ops;
-    const struct snap *p = r->snap;
-    bool seeded = snap_has_domain(p, domain);
-    struct hstore_copy *c = NULL;
-    size_t n = 0;
-    int64_t since = time_now_ms() - s->cfg.window_ms;
-    if (hstore_open_copies(s->cfg.store, domain, since, s->cfg.max_per_round, &c, &n) != 0 ||
-        n == 0) {
-        hstore_copies_free(c, n);
-        return;
-    }
-    if (!seeded) {
-        if (has_loop)
-            enqueue(s, r, domain, &dom_for(s, domain, entry)->slot, entry, NULL, c, n);
-        else
-            mark_unchecked(s, r, domain, c, n);
-        return;
-    }
-    /* group of each copy: its seed mailbox's index in the snapshot; p->n
-     * for the domain's loop; p->n + 1 for none */
-    size_t ng = p->n + 2;
-    size_t *group = xcalloc(n, sizeof *group), *count = xcalloc(ng, sizeof *count);
-    for (size_t i = 0; i < n; i++) {
-        size_t g = seeds_find(p->v, p->n, c[i].recipient);
-        if (g == p->n && !has_loop)
-            g = p->n + 1;
-        group[i] = g;
-        count[g]++;
-    }
-    for (size_t g = 0; g < ng; g++) {
-        if (!count[g])
-            continue;
-        struct hstore_copy *part = take(c, n, group, g, count[g]);
-        if (g == p->n + 1)
-            mark_unchecked(s, r, domain, part, count[g]);
-        else if (g == p->n)
-            enqueue(s, r, domain, &dom_for(s, domain, entry)->slot, entry, NULL, part, count[g]);
-        else if (!p->v[g]->slot.ops)
-            hstore_copies_free(part, count[g]); /* a bad entry: they wait for a good one */
-        else
-            enqueue(s, r, domain, &p->v[g]->slot, NULL, p->v[g], part, count[g]);
-    }
-    free(c); /* the strings went with the parts */
-    free(group);
-    free(count);
-}
-
-/* run_round - one round's tasks queued; the round ends with its last */
-static void run_round(struct scheduler *s, uint64_t no)
-{
-    struct round *r = xcalloc(1, sizeof *r);
-    r->no = no;
-    r->started_ms = time_mono_ms();
-    r->left = 1; /* the coordinator's, while it builds */
-    r->snap = snap_take(s);
-    pthread_mutex_lock(&s->mu);
-    r->snap->refs++; /* the scheduler's, as the live set */
-    struct snap *old = s->live;
-    s->live = r->snap;
-    pthread_mutex_unlock(&s->mu);
-    snap_drop(s, old);
-    char **names = NULL;
-    size_t n = 0;
-    if (hstore_domain_names(s->cfg.store, &names, &n) == 0) {
-        for (size_t i = 0; i < n && !atomic_load(&s->stop); i++) {
-            split_domain(s, r, names[i]);
-            publish_placement(s, names[i]);
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    round_task_done(s, r);
-}
-
-static void *coordinator_main(void *arg)
-{
-    struct scheduler *s = arg;
-    for (uint64_t no = 1; !atomic_load(&s->stop); no++) {
-        int64_t start = time_mono_ms();
-        run_round(s, no);
-        int64_t next = start + (int64_t)s->cfg.interval_s * 1000;
-        pthread_mutex_lock(&s->mu);
-        while (!atomic_load(&s->stop) && time_mono_ms() < next) {
-            int64_t left = next - time_mono_ms();
-            struct timespec dl = time_mono_deadline(left > 0 ? left : 0);
-            pthread_cond_timedwait(&s->tick_cv, &s->mu, &dl);
-        }
-        pthread_mutex_unlock(&s->mu);
-    }
-    return NULL;
 }
 
 struct scheduler *scheduler_start(const struct scheduler_config *cfg, char *errbuf, size_t errlen)
@@ -658,7 +395,7 @@ struct scheduler *scheduler_start(const struct scheduler_config *cfg, char *errb
         }
         s->nworkers++;
     }
-    int rc = pthread_create(&s->coordinator, NULL, coordinator_main, s);
+    int rc = pthread_create(&s->coordinator, NULL, sched_coordinator_main, s);
     if (rc != 0) {
         errbuf_set(errbuf, errlen, "cannot start the feedback-loop coordinator: %s", strerror(rc));
         scheduler_stop(s);
@@ -691,12 +428,12 @@ void scheduler_stop(struct scheduler *s)
             t->slot->busy = false;
             task_free(t);
             if (--r->left == 0) {
-                snap_drop(s, r->snap);
+                sched_snap_drop(s, r->snap);
                 free(r);
             }
         }
     }
-    snap_drop(s, s->live);
+    sched_snap_drop(s, s->live);
     for (size_t i = 0; i < s->ndom; i++) {
         struct dom_inst *d = s->dom[i];
         if (d->slot.loop)
