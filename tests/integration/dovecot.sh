@@ -39,6 +39,7 @@
 #                      (a trap for a search by name), "Sent Items" \Sent
 #             default  JUNK (the 5th argument, default Junk) \Junk, Sent \Sent
 #   DC_NO_MOVE=1       the server does not announce MOVE after login
+#   DC_NO_UIDPLUS=1    ... nor UIDPLUS (neither: no safe way to move one message)
 #   DC_OAUTH2_URL=URL  passdb oauth2 (SASL XOAUTH2 and OAUTHBEARER) with
 #       the token introspection endpoint URL (POST token=..., answer
 #       {"active":true,"username":USER}; oauth2_introspect.py), beside
@@ -147,7 +148,8 @@ start_dovecot() {
   # start per login
   [ -n "${DC_IMAP_CLIENTS-}" ] && imapsvc="  service_count = 0
   client_limit = $DC_IMAP_CLIENTS"
-  [ "${DC_NO_MOVE-}" = 1 ] && caps="imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+  [ "${DC_NO_MOVE-}" = 1 ] || [ "${DC_NO_UIDPLUS-}" = 1 ] && caps="imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+  [ "${DC_NO_UIDPLUS-}" = 1 ] && caps=${caps/ UIDPLUS/}
   if [ -n "${DC_OAUTH2_URL-}" ]; then
     mechs="plain login xoauth2 oauthbearer"
     cat >"$dir/oauth2.conf.ext" <<EOO

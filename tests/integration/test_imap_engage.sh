@@ -3,11 +3,13 @@
 # loops/loop_imap.c, loop_imap_folder.c; DESIGN 9.4) end to end against real
 # servers (TAP): kafka-dev-broker, the health service with three imap domain
 # loops in FEEDBACK_LOOPS_FILE, copies as email.sent events produced with
-# kcat, and two Dovecots (one without MOVE, DC_NO_MOVE=1) read over STARTTLS
-# verified against the test CA.
+# kcat, and three Dovecots (one without MOVE, DC_NO_MOVE=1; one without MOVE
+# and UIDPLUS, DC_NO_UIDPLUS=1) read over STARTTLS verified against the test
+# CA.
 #   engage.test -> seed1 on Dovecot A, engage rescue + mark_read + flag
 #   look.test   -> seed2 on Dovecot A, no engage (read-only: EXAMINE)
 #   nomove.test -> seed1 on Dovecot B (no MOVE), engage rescue
+#   noplus.test -> seed1 on Dovecot C (neither MOVE nor UIDPLUS), engage rescue
 #
 # Proves: copies in INBOX and Junk are found; rescue moves exactly the copy
 # found in Junk to INBOX (UID MOVE), with \Seen and \Flagged set before the
@@ -18,7 +20,8 @@
 # read, spam and rescued for the rescued copy); read-only without engage
 # (a copy's \Seen unchanged, Junk untouched); without MOVE the rescue is
 # UID COPY + STORE \Deleted + UID EXPUNGE of exactly that UID (the other
-# \Deleted message survives); a message delivered (dovecot-lda) after the
+# \Deleted message survives); with neither MOVE nor UIDPLUS no rescue at
+# all (the copy stays spam in Junk, one warning); a message delivered (dovecot-lda) after the
 # folder was read and BEFORE its email.sent event is found once the copy
 # is tracked; a copy the user moves from INBOX to Junk between rounds
 # becomes spam; a reconnect (Dovecot restarted) does not read the folders
@@ -63,6 +66,10 @@ B=$TMP/dovecot-b BP=$(freeport) BPS=$(freeport)
 DC_NO_MOVE=1 start_dovecot "$B" "$BP" "$BPS" "$TMP/certs"
 ok $? "Dovecot B starts (DC_NO_MOVE=1: no MOVE, UIDPLUS)" || { finish; exit 1; }
 BPID=$DOVECOT_PID
+C=$TMP/dovecot-c CP=$(freeport) CPS=$(freeport)
+DC_NO_UIDPLUS=1 start_dovecot "$C" "$CP" "$CPS" "$TMP/certs"
+ok $? "Dovecot C starts (DC_NO_UIDPLUS=1: neither MOVE nor UIDPLUS)" || { finish; exit 1; }
+CPID=$DOVECOT_PID
 
 # the mail before any round
 put "$A" $S1 INBOX '<e-in@t.test>'
@@ -76,6 +83,7 @@ put "$A" $S2 INBOX '<l-moved@t.test>'
 put "$B" $S1 Junk '<n-junk@t.test>'
 put "$B" $S1 Junk '<n-other@t.test>'
 put "$B" $S1 Junk '<n-del@t.test>' T
+put "$C" $S1 Junk '<p-junk@t.test>'
 eq "before: A seed1 INBOX 2, Junk 3; A seed2 INBOX 2, Junk 1; B seed1 INBOX 0, Junk 3" \
   "$(count "$A" $S1 INBOX) $(count "$A" $S1 Junk) $(count "$A" $S2 INBOX) $(count "$A" $S2 Junk) $(count "$B" $S1 INBOX) $(count "$B" $S1 Junk)" \
   "2 3 2 1 0 3"
@@ -89,7 +97,8 @@ imap() { printf '{"loop": "imap", "host": "localhost", "port": %s, "tls": "start
 cat >"$TMP/loops.json" <<JSON
 {"engage.test": $(imap "$AP" $S1 '{"rescue": true, "mark_read": true, "flag": true}'),
  "look.test": $(imap "$AP" $S2),
- "nomove.test": $(imap "$BP" $S1 '{"rescue": true}')}
+ "nomove.test": $(imap "$BP" $S1 '{"rescue": true}'),
+ "noplus.test": $(imap "$CP" $S1 '{"rescue": true}')}
 JSON
 HP=$(freeport)
 H=http://127.0.0.1:$HP
@@ -102,8 +111,8 @@ EXTRA=()
 for i in $(seq 200); do EXTRA+=("<never-$i@t.test>=x$i@look.test"); done
 produce_sent '<e-in@t.test>=a1@engage.test' '<e-junk@t.test>=a2@engage.test' \
   '<l-in@t.test>=b1@look.test' '<l-junk@t.test>=b2@look.test' '<l-moved@t.test>=b3@look.test' \
-  '<n-junk@t.test>=c1@nomove.test' "${EXTRA[@]}"
-ok $? "206 email.sent events produced"
+  '<n-junk@t.test>=c1@nomove.test' '<p-junk@t.test>=d1@noplus.test' "${EXTRA[@]}"
+ok $? "207 email.sent events produced"
 
 # copy ID EXPR - a python expression on the copy's /mail_stats answer j
 copy() { jget "$(curl -s "$H/mail_stats?mail_id=$1")" "$2" 2>/dev/null; }
@@ -116,6 +125,12 @@ wait_for 20 is '<e-in@t.test>' "1 0 1 1 0"
 ok $? "engage.test: the INBOX copy is delivered, opened and read after mark_read + flag ($(stats '<e-in@t.test>'))"
 wait_for 20 is '<n-junk@t.test>' "0 1 0 0 1"
 ok $? "nomove.test: the Junk copy is spam and rescued ($(stats '<n-junk@t.test>'))"
+wait_for 20 is '<p-junk@t.test>' "0 1 0 0 0"
+ok $? "noplus.test (neither MOVE nor UIDPLUS): the Junk copy is spam, not rescued ($(stats '<p-junk@t.test>'))"
+sleep 3 # more rounds: the copy stays where it is, the warning is not repeated
+eq "noplus.test: the copy stays in C's Junk, nothing in its INBOX" "$(count "$C" $S1 Junk) $(count "$C" $S1 INBOX)" "1 0"
+eq "noplus.test: one warning, naming the missing capabilities" \
+  "$(grep -c 'imap loop cannot rescue domain=noplus.test .*neither MOVE' "$LOG")" 1
 wait_for 20 is '<l-in@t.test>' "1 0 0 0 0"
 ok $? "look.test: the INBOX copy is delivered, not opened ($(stats '<l-in@t.test>'))"
 wait_for 20 is '<l-junk@t.test>' "0 1 0 0 0"
@@ -219,4 +234,5 @@ eq "health-service exits 0 on SIGTERM" "$STOP_RC" 0
 check "no sanitizer report in health-service's log" -- sanitizer_clean health
 stop_dovecot "$APID"
 stop_dovecot "$BPID"
+stop_dovecot "$CPID"
 finish
