@@ -91,12 +91,17 @@ od=$(sed -n 's/^other_done_s //p' "$TMP/rate")
 check "the 1,640 other copies were all sent within 20 s (took ${od} s)" -- $PY -c "import sys; sys.exit(0 if $od < 20 else 1)"
 tot=$(sed -n 's/^slow_total //p' "$TMP/rate")
 check "slowmail is still sending at its rate ($tot of 360 after ~35 s)" -- test "$tot" -lt 360 -a "$tot" -ge 120
-check "the .slow2.test suffix counts as slowmail (copies to mx.slow2.test are paced with it, over more than 10 s)" -- \
+# unpaced, the 60 mx.slow2.test copies would all go with the other providers'
+# (done at T1); paced with slowmail they share its 240/min with slow.test, in
+# an order the lane rotation decides, so some may not have gone at all yet
+check "the .slow2.test suffix counts as slowmail (its copies are not sent at the open rate: fewer than 60 of them by the time the other providers were done)" -- \
   $PY -c "
 import sys
 rows=[l.split('\t') for l in open('$TMP/times')]
-sub=sorted(float(t) for t,r in rows if r.strip().endswith('.slow2.test'))
-sys.exit(0 if len(sub) >= 2 and sub[-1] - sub[0] > 10 else 1)"
+sub=[float(t) for t,r in rows if r.strip().endswith('.slow2.test')]
+early=sum(1 for t in sub if t <= $T1 + 1.0)
+print('# mx.slow2.test copies: %d sent, %d of them by the time the others were done' % (len(sub), early))
+sys.exit(0 if early < 60 else 1)"
 mx=$(sort -n "$TMP/inflight" | tail -1)
 check "capped: never more than 1 copy in flight (max sampled: ${mx:-none})" -- test -n "$mx" -a "${mx:-9}" -le 1
 p=$(jget "$(curl -s "$W/emails/$EID")" '"%d %d" % (j["progress"]["sent"], j["progress"]["pending"])')
