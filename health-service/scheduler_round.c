@@ -102,18 +102,6 @@ static void mark_unchecked(struct scheduler *s, struct round *r, const char *dom
     hstore_copies_free(c, n);
 }
 
-/* take - the copies of c (n) whose group is g, moved into a new array
- * of count elements */
-static struct hstore_copy *take(struct hstore_copy *c, size_t n, const size_t *group, size_t g,
-                                size_t count)
-{
-    struct hstore_copy *out = xcalloc(count, sizeof *out);
-    for (size_t i = 0, k = 0; i < n && k < count; i++)
-        if (group[i] == g)
-            out[k++] = c[i];
-    return out;
-}
-
 /* split_domain - the open copies of domain into tasks: per seed mailbox,
  * the domain's loop, or unchecked */
 static void split_domain(struct scheduler *s, struct round *r, const char *domain)
@@ -148,20 +136,29 @@ static void split_domain(struct scheduler *s, struct round *r, const char *domai
         group[i] = g;
         count[g]++;
     }
+    /* one pass moves each copy into its group's own array (a task owns it) */
+    struct hstore_copy **part = xcalloc(ng, sizeof *part);
+    size_t *fill = xcalloc(ng, sizeof *fill);
+    for (size_t g = 0; g < ng; g++)
+        if (count[g])
+            part[g] = xcalloc(count[g], sizeof *part[g]);
+    for (size_t i = 0; i < n; i++)
+        part[group[i]][fill[group[i]]++] = c[i];
     for (size_t g = 0; g < ng; g++) {
         if (!count[g])
             continue;
-        struct hstore_copy *part = take(c, n, group, g, count[g]);
         if (g == p->n + 1)
-            mark_unchecked(s, r, domain, part, count[g]);
+            mark_unchecked(s, r, domain, part[g], count[g]);
         else if (g == p->n)
-            sched_enqueue(s, r, domain, &dom_for(s, domain, entry)->slot, entry, NULL, part,
+            sched_enqueue(s, r, domain, &dom_for(s, domain, entry)->slot, entry, NULL, part[g],
                           count[g]);
         else if (!p->v[g]->slot.ops)
-            hstore_copies_free(part, count[g]); /* a bad entry: they wait for a good one */
+            hstore_copies_free(part[g], count[g]); /* a bad entry: they wait for a good one */
         else
-            sched_enqueue(s, r, domain, &p->v[g]->slot, NULL, p->v[g], part, count[g]);
+            sched_enqueue(s, r, domain, &p->v[g]->slot, NULL, p->v[g], part[g], count[g]);
     }
+    free(part);
+    free(fill);
     free(c); /* the strings went with the parts */
     free(group);
     free(count);
