@@ -342,6 +342,7 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
             throttle_done(s->throttle, j->group);
             free(j->claim.recipient);
             free(j->claim.name);
+            free(j->claim.data);
             email_run_unref(c);
             free(j);
         }

@@ -33,6 +33,8 @@ static const char *const migrations[] = {
     STORE_LANES_SCHEMA_SQL,
     /* 6: sending identities and their providers' states */
     STORE_IDENTITIES_SCHEMA_SQL,
+    /* 7: templates, attributes, campaigns, uploads, imports */
+    STORE_CAMPAIGNS_SCHEMA_SQL,
 };
 
 static void *gc_main(void *arg);
@@ -50,8 +52,8 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
         store_free(s);
         return NULL;
     }
-    s->ins_user = db_prepare(s->w, "INSERT INTO users(name, email_id, domain, created_at, lane)"
-                                   " VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING");
+    s->ins_user = db_prepare(s->w, "INSERT INTO users(name, email_id, domain, created_at, lane,"
+                                   " attributes) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING");
     s->ins_domain = db_prepare(s->w, "INSERT INTO domains(name) VALUES(?) ON CONFLICT DO NOTHING");
     s->get_lane = db_prepare(s->w, "SELECT id FROM domains WHERE name = ?");
     s->list_users = db_prepare(s->r, "SELECT name, email_id, created_at FROM users"
@@ -60,9 +62,11 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
         db_prepare(s->r, "SELECT id, email_id FROM users WHERE id > ? ORDER BY id LIMIT ?");
     s->count_users = db_prepare(s->r, "SELECT count(*) FROM users");
     s->backfill = db_prepare(s->w, "INSERT INTO deliveries(email_id, user_id, recipient, name,"
-                                   " lane) SELECT id, ?1, ?2, ?3, ?4 FROM emails WHERE NOT EXISTS"
+                                   " lane, data) SELECT id, ?1, ?2, ?3, ?4, ?5 FROM emails"
+                                   " WHERE kind = 0 AND NOT EXISTS"
                                    " (SELECT 1 FROM suppressions WHERE address = ?2)");
-    s->backfill_count = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1");
+    s->backfill_count =
+        db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1 WHERE kind = 0");
     if (!s->ins_user || !s->ins_domain || !s->get_lane || !s->backfill || !s->backfill_count ||
         !s->list_users || !s->list_ids || !s->count_users || store_prepare_sender(s) != 0 ||
         store_suppress_open(s) != 0) {
@@ -132,6 +136,7 @@ static int insert_user(struct store *s, const struct user_reg *u, const char *to
     sqlite3_bind_text(st, 2, u->address, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, u->domain, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, u->created_at, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, u->attributes, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) {
         log_error("store: insert user failed: %s", sqlite3_errmsg(s->w));
         sqlite3_reset(st);
@@ -149,6 +154,7 @@ static int insert_user(struct store *s, const struct user_reg *u, const char *to
     sqlite3_bind_text(b, 2, u->address, -1, SQLITE_STATIC);
     sqlite3_bind_text(b, 3, u->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(b, 4, lane);
+    sqlite3_bind_text(b, 5, u->attributes, -1, SQLITE_STATIC);
     int rc = sqlite3_step(b);
     sqlite3_reset(b);
     int64_t n = rc == SQLITE_DONE ? sqlite3_changes(s->w) : 0;

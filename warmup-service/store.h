@@ -56,6 +56,7 @@ struct user_reg {
     const char *domain;
     const char *created_at; /* RFC 3339 */
     const char *event;      /* user.registered JSON for the outbox */
+    const char *attributes; /* a JSON object's text (<= 4 KiB, checked), NULL: none */
 };
 
 enum { STORE_INSERTED = 0, STORE_DUPLICATE = 1 };
@@ -120,6 +121,13 @@ struct email_spec {
     int tpm;
 };
 
+/* emails.kind (email_info.kind) */
+enum email_kind {
+    EMAIL_KIND_BROADCAST = 0, /* /send: every user, and each later user by backfill */
+    EMAIL_KIND_CAMPAIGN = 1,  /* one variant of a campaign: its audience only */
+    EMAIL_KIND_MESSAGES = 2   /* transactional messages of one template version, from, priority */
+};
+
 /* an email as stored with its progress counters; strings are heap copies
  * (email_info_cleanup), from_name and html NULL when not given, body and
  * html NULL unless asked for */
@@ -131,6 +139,13 @@ struct email_info {
     bool paused;
     int64_t pending, sent, failed, dead;
     int64_t suppressed; /* copies dropped: their address was suppressed */
+    enum email_kind kind;
+    int priority;         /* 1: high (claimed first), 0: normal */
+    int64_t campaign_id;  /* kind CAMPAIGN: its campaign, else 0 */
+    char *variant;        /* kind CAMPAIGN: the variant's name, else NULL */
+    char *template_name;  /* the template it was made from, NULL: none (/send) */
+    int template_version; /* with template_name */
+    char *defaults;       /* the template's defaults (a JSON object's text), NULL: none */
 };
 /* email_info_cleanup - free e's strings and zero it */
 void email_info_cleanup(struct email_info *e);
@@ -193,6 +208,8 @@ struct claim {
     int64_t id;
     char *recipient; /* heap, caller frees */
     char *name;      /* heap, caller frees */
+    char *data;      /* heap, caller frees: the copy's variables (a JSON object's text:
+                      * the user's attributes, a message's data), NULL: none */
     int attempts;    /* 0: the copy was pending */
     int64_t lane;    /* its recipient domain's lane (store_lanes) */
     uint64_t epoch;  /* the suppression list's epoch at the claim */

@@ -30,6 +30,9 @@ void email_info_cleanup(struct email_info *e)
     free(e->salt);
     free(e->msgid_domain);
     free(e->created_at);
+    free(e->variant);
+    free(e->template_name);
+    free(e->defaults);
     memset(e, 0, sizeof *e);
 }
 
@@ -61,10 +64,12 @@ int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id
                            " VALUES('', ?,?,?,?,?,?,?,?,?,?)");
     /* with no suppression stored, the fan-out needs no per-user lookup */
     fan = db_prepare(s->w, s->n_supp == 0
-                               ? "INSERT INTO deliveries(email_id, user_id, recipient, name, lane)"
-                                 " SELECT ?1, id, email_id, name, lane FROM users ORDER BY id"
-                               : "INSERT INTO deliveries(email_id, user_id, recipient, name, lane)"
-                                 " SELECT ?1, id, email_id, name, lane FROM users WHERE NOT EXISTS"
+                               ? "INSERT INTO deliveries(email_id, user_id, recipient, name, lane,"
+                                 " data) SELECT ?1, id, email_id, name, lane, attributes FROM users"
+                                 " ORDER BY id"
+                               : "INSERT INTO deliveries(email_id, user_id, recipient, name, lane,"
+                                 " data) SELECT ?1, id, email_id, name, lane, attributes FROM users"
+                                 " WHERE NOT EXISTS"
                                  " (SELECT 1 FROM suppressions WHERE address = users.email_id)"
                                  " ORDER BY id");
     upd = db_prepare(s->w, "UPDATE emails SET message_id = ?2, n_pending = ?3 WHERE id = ?1");
@@ -109,7 +114,8 @@ out:
 
 #define EMAIL_COLS                                                                                 \
     "id, message_id, from_addr, from_name, subject, smtp_client, tpm, paused, salt,"               \
-    " msgid_domain, created_at, n_pending, n_sent, n_failed, n_dead, body, html, n_suppressed"
+    " msgid_domain, created_at, n_pending, n_sent, n_failed, n_dead, body, html, n_suppressed,"    \
+    " kind, priority, campaign_id, variant, template, template_version, defaults"
 
 static void read_email(sqlite3_stmt *st, bool bodies, struct email_info *e)
 {
@@ -130,6 +136,13 @@ static void read_email(sqlite3_stmt *st, bool bodies, struct email_info *e)
     e->failed = sqlite3_column_int64(st, 13);
     e->dead = sqlite3_column_int64(st, 14);
     e->suppressed = sqlite3_column_int64(st, 17);
+    e->kind = (enum email_kind)sqlite3_column_int(st, 18);
+    e->priority = sqlite3_column_int(st, 19);
+    e->campaign_id = sqlite3_column_int64(st, 20);
+    e->variant = store_col_dup(st, 21);
+    e->template_name = store_col_dup(st, 22);
+    e->template_version = sqlite3_column_int(st, 23);
+    e->defaults = store_col_dup(st, 24);
     if (bodies) {
         e->body = store_col_dup(st, 15);
         e->html = store_col_dup(st, 16);
@@ -320,7 +333,8 @@ int store_active_emails(struct store *s, int64_t *ids, size_t max, size_t *n)
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
     sqlite3_stmt *st = db_prepare(s->r, "SELECT id FROM emails WHERE paused = 0"
-                                        " AND n_pending + n_failed > 0 ORDER BY id LIMIT ?");
+                                        " AND n_pending + n_failed > 0"
+                                        " ORDER BY priority DESC, id LIMIT ?");
     if (st) {
         sqlite3_bind_int64(st, 1, (int64_t)max);
         while ((r = sqlite3_step(st)) == SQLITE_ROW)
@@ -387,10 +401,10 @@ int store_prepare_sender(struct store *s)
 {
     s->claim = db_prepare(
         s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_DUE_IDS
-              " RETURNING id, recipient, name, attempts, lane");
+              " RETURNING id, recipient, name, attempts, lane, data");
     s->claim_lane = db_prepare(
         s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_LANE_IDS
-              " RETURNING id, recipient, name, attempts, lane");
+              " RETURNING id, recipient, name, attempts, lane, data");
     s->res_done = db_prepare(s->w, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
                                    " due_at = ?3, last_code = ?4, last_enhanced = ?5,"
                                    " last_reply = ?6, updated_at = ?7 WHERE id = ?1");
@@ -403,9 +417,9 @@ int store_prepare_sender(struct store *s)
     /* the claims above, but a copy whose address is suppressed is dropped
      * (state 5) instead of leased; RETURNING says which */
     s->claim_chk = db_prepare(s->w, CLAIM_CHECKED_SET CLAIM_DUE_IDS
-                              " RETURNING id, recipient, name, attempts, lane, state");
+                              " RETURNING id, recipient, name, attempts, lane, data, state");
     s->claim_lane_chk = db_prepare(s->w, CLAIM_CHECKED_SET CLAIM_LANE_IDS
-                                   " RETURNING id, recipient, name, attempts, lane, state");
+                                   " RETURNING id, recipient, name, attempts, lane, data, state");
     s->claim_counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending - ?2,"
                                          " n_failed = n_failed - ?3,"
                                          " n_suppressed = n_suppressed + ?2 + ?3 WHERE id = ?1");
@@ -500,7 +514,7 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     }
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         int attempts = sqlite3_column_int(st, 3);
-        if (chk && sqlite3_column_int(st, 5) == DLV_SUPPRESSED) {
+        if (chk && sqlite3_column_int(st, 6) == DLV_SUPPRESSED) {
             if (attempts == 0)
                 drop_pending++;
             else
@@ -513,6 +527,7 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
         c->name = store_col_dup(st, 2);
         c->attempts = attempts;
         c->lane = sqlite3_column_int64(st, 4);
+        c->data = store_col_dup(st, 5);
         c->epoch = epoch;
     }
     rc = r == SQLITE_DONE ? 0 : -1;

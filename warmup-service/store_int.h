@@ -105,6 +105,62 @@ enum {
     " window_s INTEGER, inbox INTEGER, spam INTEGER, bounced INTEGER, complained INTEGER,"         \
     " summary_at TEXT, PRIMARY KEY (identity_id, provider)) WITHOUT ROWID;"
 
+/* 7: templates and campaigns (DESIGN 9.5).
+ * - templates: immutable versions (name, version); defaults is a JSON
+ *   object of placeholder values; from_addr/from_name for sends that name
+ *   no sender (POST /messages, email-send).
+ * - users.attributes: the user's JSON object (<= 4 KiB) or NULL; a
+ *   copy's per-recipient variables travel in deliveries.data (a user's
+ *   attributes copied at fan-out and backfill, a transactional message's
+ *   data, an uploaded list's extra columns), so a claim reads one row.
+ * - emails.kind: 0 broadcast (/send; the only kind a backfill copies),
+ *   1 a campaign's variant, 2 the transactional messages of one template
+ *   version, sender and priority. priority 1 (high) is claimed first.
+ *   defaults: the template's defaults (JSON object) or NULL.
+ * - campaigns: a draft until started; its emails (one per variant) carry
+ *   campaign_id. audience and variants are the JSON as posted (checked).
+ * - campaign_recipients: an uploaded list, in file order (line).
+ * - uploads, upload_parts: presigned multipart uploads (UPLOAD_STORE);
+ *   imports: background CSV imports (an upload's list, /users/import
+ *   ?async=1) with their progress. */
+#define STORE_CAMPAIGNS_SCHEMA_SQL                                                                 \
+    "CREATE TABLE templates (name TEXT NOT NULL, version INTEGER NOT NULL,"                        \
+    " subject TEXT NOT NULL, text TEXT NOT NULL, html TEXT, defaults TEXT NOT NULL,"               \
+    " from_addr TEXT, from_name TEXT, created_at TEXT NOT NULL, PRIMARY KEY (name, version))"      \
+    " WITHOUT ROWID;"                                                                              \
+    "ALTER TABLE users ADD COLUMN attributes TEXT;"                                                \
+    "ALTER TABLE emails ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"                               \
+    "ALTER TABLE emails ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"                           \
+    "ALTER TABLE emails ADD COLUMN campaign_id INTEGER;"                                           \
+    "ALTER TABLE emails ADD COLUMN variant TEXT;"                                                  \
+    "ALTER TABLE emails ADD COLUMN template TEXT;"                                                 \
+    "ALTER TABLE emails ADD COLUMN template_version INTEGER;"                                      \
+    "ALTER TABLE emails ADD COLUMN defaults TEXT;"                                                 \
+    "CREATE INDEX emails_campaign ON emails(campaign_id) WHERE campaign_id IS NOT NULL;"           \
+    "ALTER TABLE deliveries ADD COLUMN data TEXT;"                                                 \
+    "CREATE TABLE campaigns (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"                          \
+    " from_addr TEXT NOT NULL, from_name TEXT, template TEXT NOT NULL, version INTEGER NOT NULL,"  \
+    " audience TEXT NOT NULL, variants TEXT, tpm INTEGER NOT NULL DEFAULT 0, smtp_client TEXT,"    \
+    " state TEXT NOT NULL DEFAULT 'draft', paused INTEGER NOT NULL DEFAULT 0,"                     \
+    " total INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, started_at TEXT);"               \
+    "CREATE TABLE campaign_recipients (campaign_id INTEGER NOT NULL,"                              \
+    " address TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL, domain TEXT NOT NULL,"             \
+    " attributes TEXT, line INTEGER NOT NULL, PRIMARY KEY (campaign_id, address)) WITHOUT ROWID;"  \
+    "CREATE TABLE uploads (id TEXT PRIMARY KEY, campaign_id INTEGER, filename TEXT NOT NULL,"      \
+    " size INTEGER NOT NULL, content_type TEXT NOT NULL, part_size INTEGER NOT NULL,"              \
+    " nparts INTEGER NOT NULL, backend TEXT NOT NULL, s3_upload_id TEXT, object_key TEXT,"         \
+    " state TEXT NOT NULL, expires_ms INTEGER NOT NULL, created_at TEXT NOT NULL);"                \
+    "CREATE TABLE upload_parts (upload_id TEXT NOT NULL, part INTEGER NOT NULL,"                   \
+    " size INTEGER NOT NULL, etag TEXT NOT NULL, PRIMARY KEY (upload_id, part)) WITHOUT ROWID;"    \
+    "CREATE TABLE imports (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, campaign_id INTEGER,"       \
+    " upload_id TEXT, source TEXT NOT NULL, state TEXT NOT NULL, rows INTEGER NOT NULL DEFAULT 0," \
+    " imported INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,"                 \
+    " invalid TEXT NOT NULL DEFAULT '[]', n_invalid INTEGER NOT NULL DEFAULT 0, error TEXT,"       \
+    " resume_at INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT);"
+
+/* emails.kind */
+enum { EMAIL_BROADCAST = 0, EMAIL_CAMPAIGN = 1, EMAIL_MESSAGES = 2 };
+
 struct store {
     pthread_mutex_t w_lock;
     pthread_mutex_t r_lock;

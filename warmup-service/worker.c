@@ -73,6 +73,8 @@ static char *make_event(const struct email_run *c, const struct queued_claim *j,
         .email_id = c->info.id,
         .recipient = j->claim.recipient,
         .domain = domain_of(j->claim.recipient),
+        .campaign = c->info.campaign_id,
+        .variant = c->info.variant,
         .smtp_client = client,
         .identity = c->info.from,    /* stored normalised */
         .sent_at_ms = time_now_ms(), /* for email.failed: the last attempt */
@@ -124,6 +126,7 @@ static void emit(struct sender *s, struct queued_claim *j, enum outcome_kind kin
     throttle_done(s->throttle, j->group); /* its provider's connection is free again */
     free(j->claim.recipient);
     free(j->claim.name);
+    free(j->claim.data);
     free(j);
     bqueue_push(s->results, o); /* the writer closes its queue only after every worker left */
 }

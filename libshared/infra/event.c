@@ -54,6 +54,8 @@ enum {
     F_SPAM,
     F_BOUNCED,
     F_COMPLAINED,
+    F_CAMPAIGN,
+    F_VARIANT,
     F_COUNT
 };
 static const char *const field_keys[F_COUNT] = {
@@ -82,6 +84,8 @@ static const char *const field_keys[F_COUNT] = {
     [F_SPAM] = "spam",
     [F_BOUNCED] = "bounced",
     [F_COMPLAINED] = "complained",
+    [F_CAMPAIGN] = "campaign",
+    [F_VARIANT] = "variant",
 };
 
 const char *event_type_name(enum event_type t)
@@ -150,6 +154,10 @@ char *event_encode_email_sent(const struct event_email_sent *e)
     put_str(o, F_CLIENT, e->smtp_client);
     if (e->identity)
         put_str(o, F_IDENTITY, e->identity);
+    if (e->campaign > 0)
+        put(o, F_CAMPAIGN, json_object_new_int64(e->campaign));
+    if (e->variant)
+        put_str(o, F_VARIANT, e->variant);
     if (!e->failed || e->sent_at_ms != 0) {
         char at[32];
         time_rfc3339_ms(e->sent_at_ms, at, sizeof at);
@@ -402,8 +410,9 @@ static bool bracketed(const char *s)
 static int decode_email_sent(const struct jsonx_field *f, bool failed, struct event_email_sent *out,
                              char *errbuf, size_t errlen)
 {
-    const char *mid, *bid, *rcpt, *domain, *client, *sent_at, *reply = NULL, *ident = NULL;
-    int64_t email_id = 0;
+    const char *mid, *bid, *rcpt, *domain, *client, *sent_at, *reply = NULL, *ident = NULL,
+                                                              *variant = NULL;
+    int64_t email_id = 0, campaign = 0;
     struct addr a, ia;
     out->failed = failed;
     if (jsonx_field_string(&f[F_MID], true, 998, &mid, errbuf, errlen) != 0 ||
@@ -414,7 +423,9 @@ static int decode_email_sent(const struct jsonx_field *f, bool failed, struct ev
         jsonx_field_string(&f[F_CLIENT], true, 128, &client, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_SENT_AT], !failed, 64, &sent_at, errbuf, errlen) != 0 ||
         (failed && jsonx_field_string(&f[F_REPLY], false, 1024, &reply, errbuf, errlen) != 0) ||
-        jsonx_field_string(&f[F_IDENTITY], false, 1024, &ident, errbuf, errlen) != 0)
+        jsonx_field_string(&f[F_IDENTITY], false, 1024, &ident, errbuf, errlen) != 0 ||
+        jsonx_field_int(&f[F_CAMPAIGN], false, 1, INT64_MAX, &campaign, errbuf, errlen) != 0 ||
+        jsonx_field_string(&f[F_VARIANT], false, EVENT_VARIANT_MAX, &variant, errbuf, errlen) != 0)
         return -1;
     if (!bracketed(mid) || !bracketed(bid)) {
         errbuf_set(errbuf, errlen, "message_id and broadcast_id must be <...@...>");
@@ -431,7 +442,8 @@ static int decode_email_sent(const struct jsonx_field *f, bool failed, struct ev
     out->email_id = email_id;
     char *p = out->block =
         xmalloc(strlen(mid) + strlen(bid) + strlen(a.norm) + strlen(a.domain) + strlen(client) +
-                (reply ? strlen(reply) : 0) + (ident ? strlen(ia.norm) : 0) + 7);
+                (reply ? strlen(reply) : 0) + (ident ? strlen(ia.norm) : 0) +
+                (variant ? strlen(variant) : 0) + 8);
     out->message_id = append(&p, mid);
     out->broadcast_id = append(&p, bid);
     out->recipient = append(&p, a.norm);
@@ -439,6 +451,8 @@ static int decode_email_sent(const struct jsonx_field *f, bool failed, struct ev
     out->smtp_client = append(&p, client);
     out->smtp_reply = reply ? append(&p, reply) : NULL;
     out->identity = ident ? append(&p, ia.norm) : NULL;
+    out->campaign = campaign;
+    out->variant = variant ? append(&p, variant) : NULL;
     return 0;
 }
 

@@ -30,6 +30,7 @@
 #define EVENT_VERSION 1             /* the "v" every event carries */
 #define EVENT_MAX_BYTES (64 * 1024) /* a longer value is refused unread */
 #define EVENT_TYPE_MAX 64           /* the longest "type" read */
+#define EVENT_VARIANT_MAX 64        /* the longest A/B variant name */
 
 enum event_type {
     EVENT_NONE = 0,
@@ -84,6 +85,8 @@ struct event_email_sent {
     const char *smtp_client;
     const char *identity;   /* the copy's From address (sending identity); decoded: normalised,
                              * NULL when the event has none (written before identities) */
+    int64_t campaign;       /* the campaign the copy belongs to (DESIGN 9.5); 0: none */
+    const char *variant;    /* its A/B variant's name; NULL: none */
     int64_t sent_at_ms;     /* the (last) attempt; decoded: 0 when an
                              * email.failed has no sent_at */
     const char *smtp_reply; /* email.failed only; may be NULL */

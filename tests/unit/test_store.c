@@ -49,7 +49,8 @@ static void add_users(struct store *s)
     for (int i = 0; i < NUSERS; i++) {
         snprintf(names[i], sizeof names[i], "User %d", i);
         snprintf(addrs[i], sizeof addrs[i], "u%d@example.com", i);
-        u[i] = (struct user_reg){names[i], addrs[i], "example.com", "2026-12-03T00:00:00Z", "{}"};
+        u[i] = (struct user_reg){names[i], addrs[i], "example.com", "2026-12-03T00:00:00Z",
+                                 "{}",     NULL};
     }
     CHECK_INT(store_register_batch(s, u, NUSERS, "emailId-events", res), 0, "users registered");
 }
@@ -417,7 +418,7 @@ static void test_suppress(void)
     free(mid);
     CHECK_INT(rcpts, NUSERS - 2, "its fan-out skips the two suppressed addresses");
     CHECK_INT(suppress(s, "late@x.test", &result, &dropped), 0, "suppress before registering");
-    struct user_reg u = {"Late", "late@x.test", "x.test", "2026-12-03T00:00:00Z", "{}"};
+    struct user_reg u = {"Late", "late@x.test", "x.test", "2026-12-03T00:00:00Z", "{}", NULL};
     CHECK_INT(store_register_batch(s, &u, 1, "emailId-events", &result), 0, "late registers");
     CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE recipient = 'late@x.test'"), 0,
               "no backfill for a suppressed address");
