@@ -114,18 +114,26 @@ int64_t store_user_count(struct store *s);
 
 /* ---- emails ---------------------------------------------------------- */
 
-/* a new broadcast; every pointer borrowed for the call, from_name and
- * html may be NULL */
-struct email_spec {
-    const char *from, *from_name, *subject, *body, *html, *smtp_client, *msgid_domain;
-    int tpm;
-};
-
 /* emails.kind (email_info.kind) */
 enum email_kind {
     EMAIL_KIND_BROADCAST = 0, /* /send: every user, and each later user by backfill */
     EMAIL_KIND_CAMPAIGN = 1,  /* one variant of a campaign: its audience only */
     EMAIL_KIND_MESSAGES = 2   /* transactional messages of one template version, from, priority */
+};
+
+/* a new email; every pointer borrowed for the call, from_name, html,
+ * variant, template_name and defaults may be NULL (zero: a broadcast) */
+struct email_spec {
+    const char *from, *from_name, *subject, *body, *html, *smtp_client, *msgid_domain;
+    int tpm;
+    enum email_kind kind;
+    int priority;              /* 1: high */
+    int64_t campaign_id;       /* kind CAMPAIGN */
+    const char *variant;       /* kind CAMPAIGN */
+    const char *template_name; /* made from this template version */
+    int template_version;
+    const char *defaults; /* the template's defaults, a JSON object's text */
+    bool paused;          /* stored paused (a campaign started while paused) */
 };
 
 /* an email as stored with its progress counters; strings are heap copies
@@ -151,6 +159,36 @@ struct email_info {
 void email_info_cleanup(struct email_info *e);
 /* store_emails_free - email_info_cleanup each, then the array; NULL no-op */
 void store_emails_free(struct email_info *v, size_t n);
+
+/* ---- templates (store_templates.c) ------------------------------------ */
+
+/* a template version; strings are heap copies (template_cleanup), html,
+ * from and from_name NULL when not given, defaults "{}" when none */
+struct template
+{
+    char *name;
+    int version;
+    char *subject, *text, *html, *defaults, *from, *from_name, *created_at;
+};
+/* template_cleanup - free t's strings and zero it; NULL no-op */
+void template_cleanup(struct template *t);
+void store_templates_free(struct template *v, size_t n);
+/* a template version to store; every pointer borrowed, checked by the
+ * caller (html, from, from_name may be NULL; defaults a JSON object's text) */
+struct template_spec {
+    const char *name, *subject, *text, *html, *defaults, *from, *from_name, *created_at;
+};
+/* store_add_template - a new version of t->name: version 1 when create
+ * (STORE_DUPLICATE, nothing written, when the name exists), else the
+ * next version (1 when the name is unknown: nothing written). *version
+ * set on 0. 0, 1 as said, -1 error. */
+int store_add_template(struct store *s, const struct template_spec *t, bool create, int *version);
+/* store_get_template - version (0: the latest) of name: 0 found (caller
+ * cleans *out with template_cleanup), 1 unknown name or version, -1 */
+int store_get_template(struct store *s, const char *name, int version, struct template *out);
+/* store_list_templates - the latest version of every template, by name,
+ * into a new array. 0: caller frees with store_templates_free; -1. */
+int store_list_templates(struct store *s, struct template **out, size_t *n);
 
 /* store_create_email - the email and one copy per registered user whose
  * address is not suppressed (*recipients copies), in ONE transaction.

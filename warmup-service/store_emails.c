@@ -43,37 +43,24 @@ void store_emails_free(struct email_info *v, size_t n)
     free(v);
 }
 
-int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id,
-                       int64_t *recipients, char **message_id)
+int store_insert_email(struct store *s, const struct email_spec *sp, int64_t *id, char **message_id)
 {
     unsigned char rnd[16];
     char salt[33], now[32];
     int rc = -1;
-    sqlite3_stmt *ins = NULL, *fan = NULL, *upd = NULL;
+    *message_id = NULL;
     if (RAND_bytes(rnd, sizeof rnd) != 1)
         return -1;
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(salt + 2 * i, 3, "%02x", rnd[i]);
     time_rfc3339_ms(time_now_ms(), now, sizeof now);
-    *message_id = NULL;
-    pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
-        goto out;
-    ins = db_prepare(s->w, "INSERT INTO emails(message_id, from_addr, from_name, subject, body,"
-                           " html, smtp_client, tpm, salt, msgid_domain, created_at)"
-                           " VALUES('', ?,?,?,?,?,?,?,?,?,?)");
-    /* with no suppression stored, the fan-out needs no per-user lookup */
-    fan = db_prepare(s->w, s->n_supp == 0
-                               ? "INSERT INTO deliveries(email_id, user_id, recipient, name, lane,"
-                                 " data) SELECT ?1, id, email_id, name, lane, attributes FROM users"
-                                 " ORDER BY id"
-                               : "INSERT INTO deliveries(email_id, user_id, recipient, name, lane,"
-                                 " data) SELECT ?1, id, email_id, name, lane, attributes FROM users"
-                                 " WHERE NOT EXISTS"
-                                 " (SELECT 1 FROM suppressions WHERE address = users.email_id)"
-                                 " ORDER BY id");
-    upd = db_prepare(s->w, "UPDATE emails SET message_id = ?2, n_pending = ?3 WHERE id = ?1");
-    if (!ins || !fan || !upd)
+    sqlite3_stmt *ins =
+        db_prepare(s->w, "INSERT INTO emails(message_id, from_addr, from_name, subject, body,"
+                         " html, smtp_client, tpm, salt, msgid_domain, created_at, kind, priority,"
+                         " campaign_id, variant, template, template_version, defaults, paused)"
+                         " VALUES('', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    sqlite3_stmt *upd = db_prepare(s->w, "UPDATE emails SET message_id = ?2 WHERE id = ?1");
+    if (!ins || !upd)
         goto out;
     sqlite3_bind_text(ins, 1, sp->from, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 2, sp->from_name, -1, SQLITE_STATIC);
@@ -85,22 +72,65 @@ int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id
     sqlite3_bind_text(ins, 8, salt, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 9, sp->msgid_domain, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 10, now, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ins, 11, (int)sp->kind);
+    sqlite3_bind_int(ins, 12, sp->priority);
+    if (sp->campaign_id > 0)
+        sqlite3_bind_int64(ins, 13, sp->campaign_id);
+    sqlite3_bind_text(ins, 14, sp->variant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 15, sp->template_name, -1, SQLITE_STATIC);
+    if (sp->template_name)
+        sqlite3_bind_int(ins, 16, sp->template_version);
+    sqlite3_bind_text(ins, 17, sp->defaults, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ins, 18, sp->paused ? 1 : 0);
     if (db_step(s->w, ins) != 0)
         goto out;
     *id = sqlite3_last_insert_rowid(s->w);
+    *message_id = xasprintf("<email-%lld@%s>", (long long)*id, sp->msgid_domain);
+    sqlite3_bind_int64(upd, 1, *id);
+    sqlite3_bind_text(upd, 2, *message_id, -1, SQLITE_STATIC);
+    rc = db_step(s->w, upd);
+out:
+    sqlite3_finalize(ins);
+    sqlite3_finalize(upd);
+    if (rc != 0) {
+        free(*message_id);
+        *message_id = NULL;
+    }
+    return rc;
+}
+
+int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id,
+                       int64_t *recipients, char **message_id)
+{
+    int rc = -1;
+    sqlite3_stmt *fan = NULL, *upd = NULL;
+    *message_id = NULL;
+    pthread_mutex_lock(&s->w_lock);
+    if (db_begin(s->w) != 0)
+        goto out;
+    /* with no suppression stored, the fan-out needs no per-user lookup */
+    fan = db_prepare(s->w, s->n_supp == 0
+                               ? "INSERT INTO deliveries(email_id, user_id, recipient, name, lane,"
+                                 " data) SELECT ?1, id, email_id, name, lane, attributes FROM users"
+                                 " ORDER BY id"
+                               : "INSERT INTO deliveries(email_id, user_id, recipient, name, lane,"
+                                 " data) SELECT ?1, id, email_id, name, lane, attributes FROM users"
+                                 " WHERE NOT EXISTS"
+                                 " (SELECT 1 FROM suppressions WHERE address = users.email_id)"
+                                 " ORDER BY id");
+    upd = db_prepare(s->w, "UPDATE emails SET n_pending = ?2 WHERE id = ?1");
+    if (!fan || !upd || store_insert_email(s, sp, id, message_id) != 0)
+        goto out;
     sqlite3_bind_int64(fan, 1, *id);
     if (db_step(s->w, fan) != 0)
         goto out;
     *recipients = sqlite3_changes(s->w);
-    *message_id = xasprintf("<email-%lld@%s>", (long long)*id, sp->msgid_domain);
     sqlite3_bind_int64(upd, 1, *id);
-    sqlite3_bind_text(upd, 2, *message_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(upd, 3, *recipients);
+    sqlite3_bind_int64(upd, 2, *recipients);
     if (db_step(s->w, upd) != 0)
         goto out;
     rc = db_commit(s->w);
 out:
-    sqlite3_finalize(ins);
     sqlite3_finalize(fan);
     sqlite3_finalize(upd);
     if (rc != 0) {

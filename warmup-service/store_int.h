@@ -158,9 +158,6 @@ enum {
     " invalid TEXT NOT NULL DEFAULT '[]', n_invalid INTEGER NOT NULL DEFAULT 0, error TEXT,"       \
     " resume_at INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT);"
 
-/* emails.kind */
-enum { EMAIL_BROADCAST = 0, EMAIL_CAMPAIGN = 1, EMAIL_MESSAGES = 2 };
-
 struct store {
     pthread_mutex_t w_lock;
     pthread_mutex_t r_lock;
@@ -201,6 +198,13 @@ struct store {
     struct store_reg_req *gc_head, **gc_tail; /* waiting for the next commit */
     bool gc_stop;
 };
+
+/* store_insert_email - one emails row from sp (its salt drawn, its
+ * message_id <email-{id}@{msgid_domain}> set, no copies counted) inside
+ * the caller's transaction (w_lock held). *message_id: caller frees. 0,
+ * or -1 (*message_id NULL). */
+int store_insert_email(struct store *s, const struct email_spec *sp, int64_t *id,
+                       char **message_id);
 
 /* store_prepare_sender - the sender's cached writer statements (at open); 0 or -1 */
 int store_prepare_sender(struct store *s);
