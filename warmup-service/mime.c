@@ -10,6 +10,7 @@
  * Owns nothing; any thread (the boundary counter is atomic).
  */
 #include "mime.h"
+#include "tmpl.h"
 #include "html_text.h"
 #include "errbuf.h"
 #include "addr.h"
@@ -725,130 +726,21 @@ out:
     return rc;
 }
 
-/* ---- placeholders ---- */
-
-/* put_value - a placeholder's value, HTML-escaped when asked; -1 when
- * the buffer's cap is reached (it is then empty) */
-static int put_value(struct buf *b, const char *v, bool html)
-{
-    if (!html)
-        return buf_append(b, v, strlen(v));
-    for (const char *p = v; *p; p++) {
-        const char *e = NULL;
-        switch (*p) {
-        case '&':
-            e = "&amp;";
-            break;
-        case '<':
-            e = "&lt;";
-            break;
-        case '>':
-            e = "&gt;";
-            break;
-        case '"':
-            e = "&quot;";
-            break;
-        case '\'':
-            e = "&#39;";
-            break;
-        }
-        size_t run = strcspn(p, "&<>\"'");
-        if (e) {
-            if (buf_append(b, e, strlen(e)) != 0)
-                return -1;
-        } else {
-            if (buf_append(b, p, run) != 0)
-                return -1;
-            p += run - 1;
-        }
-    }
-    return 0;
-}
-
-/* skip_blank / skip_ident - p past spaces and tabs / past [A-Za-z0-9_]
- * (strspn with a set builds its table on every call) */
-static const char *skip_blank(const char *p)
-{
-    while (*p == ' ' || *p == '\t')
-        p++;
-    return p;
-}
-
-static const char *skip_ident(const char *p)
-{
-    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-           *p == '_')
-        p++;
-    return p;
-}
-
-enum placeholder { PH_NONE, PH_NAME, PH_EMAIL_ID };
-
-/* placeholder - which placeholder starts at p ("{{"), and *end past it */
-static enum placeholder placeholder(const char *p, const char **end)
-{
-    const char *id = skip_blank(p + 2), *q = skip_ident(id);
-    size_t idlen = (size_t)(q - id);
-    q = skip_blank(q);
-    if (q[0] != '}' || q[1] != '}')
-        return PH_NONE;
-    *end = q + 2;
-    if (idlen == 4 && memcmp(id, "name", 4) == 0)
-        return PH_NAME;
-    if (idlen == 8 && memcmp(id, "email_id", 8) == 0)
-        return PH_EMAIL_ID;
-    return PH_NONE;
-}
-
-/* fill - one pass over tmpl; an unknown or malformed {{...}} is copied as
- * is and scanning resumes one octet later, so "{{{name}}}" fills too */
-static char *fill(const char *tmpl, const char *name, const char *address, bool html)
-{
-    struct buf b;
-    buf_init(&b, MIME_FILLED_MAX);
-    const char *lit = tmpl ? tmpl : "", *p = lit, *end = NULL;
-    size_t want = strlen(lit) + 256; /* the text and a few values: no regrowth */
-    buf_reserve(&b, want < MIME_FILLED_MAX ? want : MIME_FILLED_MAX);
-    while ((p = strstr(p, "{{")) != NULL) {
-        enum placeholder ph = placeholder(p, &end);
-        if (ph == PH_NONE) {
-            p++;
-            continue;
-        }
-        const char *val = ph == PH_NAME ? name : address;
-        if (buf_append(&b, lit, (size_t)(p - lit)) != 0 || put_value(&b, val ? val : "", html) != 0)
-            return NULL; /* over the cap: b is already freed */
-        p = lit = end;
-    }
-    if (buf_append(&b, lit, strlen(lit)) != 0)
-        return NULL;
-    return buf_steal(&b);
-}
-
-size_t mime_fill_worst(const char *tmpl, bool html, size_t name_max, size_t email_max)
-{
-    const char *p = tmpl ? tmpl : "", *end = NULL;
-    size_t n = strlen(p);
-    size_t grow = html ? 6 : 1; /* "&quot;" for each octet at worst */
-    while ((p = strstr(p, "{{")) != NULL) {
-        enum placeholder ph = placeholder(p, &end);
-        if (ph == PH_NONE) {
-            p++;
-            continue;
-        }
-        n -= (size_t)(end - p);
-        n += grow * (ph == PH_NAME ? name_max : email_max);
-        p = end;
-    }
-    return n;
-}
+/* ---- placeholders: the builtins only (tmpl.h) ---- */
 
 char *mime_fill(const char *tmpl, const char *name, const char *address)
 {
-    return fill(tmpl, name, address, false);
+    struct tmpl_vars v = {.name = name, .address = address};
+    return tmpl_fill(tmpl, &v, false);
 }
 
 char *mime_fill_html(const char *tmpl, const char *name, const char *address)
 {
-    return fill(tmpl, name, address, true);
+    struct tmpl_vars v = {.name = name, .address = address};
+    return tmpl_fill(tmpl, &v, true);
+}
+
+size_t mime_fill_worst(const char *tmpl, bool html, size_t name_max, size_t email_max)
+{
+    return tmpl_worst(tmpl, html, name_max, email_max, 0);
 }

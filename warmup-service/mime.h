@@ -30,6 +30,7 @@
 #define MIME_H
 
 #include "buf.h"
+#include "tmpl.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,12 +65,12 @@ int mime_compose(const struct mime_input *in, struct buf *out, char *errbuf, siz
  * refused at /send when their worst case exceeds it (mime_fill_worst), and
  * filling stops there, so a template of placeholders cannot make each
  * worker hold a message many times the request's size. */
-#define MIME_FILLED_MAX (2 * 1024 * 1024)
+#define MIME_FILLED_MAX TMPL_FILLED_MAX
 
 /* mime_fill - tmpl with {{name}} and {{email_id}} (spaces or tabs allowed
  * inside the braces: {{ name }}) replaced by name and address (NULL =
- * ""); any other {{...}} is left as is. Caller frees the result. NULL when
- * the result would exceed MIME_FILLED_MAX. */
+ * ""); any other {{...}} is left as is (tmpl_fill without variables). Caller frees the result. NULL
+ * when the result would exceed MIME_FILLED_MAX. */
 char *mime_fill(const char *tmpl, const char *name, const char *address);
 /* mime_fill_html - as mime_fill, with the values HTML-escaped (& < > " '),
  * for html bodies: a recipient's name cannot inject markup. Caller frees. */

@@ -14,6 +14,8 @@
 #include "timeutil.h"
 #include "xalloc.h"
 
+#include <json-c/json.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@ void email_run_unref(struct email_run *c)
 {
     if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
         email_info_cleanup(&c->info);
+        json_object_put(c->defaults);
         ratelimit_free(c->rl);
         free(c);
     }
@@ -53,6 +56,8 @@ static struct email_run *run_load(struct sender *s, int64_t id)
         free(c);
         return NULL;
     }
+    if (c->info.defaults)
+        c->defaults = json_tokener_parse(c->info.defaults); /* checked when stored */
     int idx = smtp_clients_find(s->cfg.clients, c->info.smtp_client);
     c->client = idx >= 0 ? idx : (int)s->cfg.clients->default_idx;
     atomic_init(&c->paused, c->info.paused);

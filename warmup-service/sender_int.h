@@ -18,8 +18,9 @@ struct metric;
 /* email_run - an email being sent: its content and run-time controls.
  * Refcounted: the registry holds one reference, every queued claim and outcome one. */
 struct email_run {
-    struct email_info info; /* with bodies */
-    int client;             /* index into the clients */
+    struct email_info info;       /* with bodies */
+    struct json_object *defaults; /* info.defaults parsed (NULL: none); read-only */
+    int client;                   /* index into the clients */
     atomic_bool paused;
     struct ratelimit *rl;
     atomic_int refs;

@@ -23,6 +23,7 @@
 #include "throttle.h"
 #include "timeutil.h"
 #include "unsub.h"
+#include "tmpl.h"
 #include "xalloc.h"
 #include "addr.h"
 #include "utf8.h"
@@ -138,11 +139,17 @@ static int compose(const struct email_run *c, const struct queued_claim *j, cons
                    size_t errlen)
 {
     const struct email_info *e = &c->info;
-    char *subject = mime_fill(e->subject, j->claim.name, j->claim.recipient);
-    char *text = mime_fill(e->body, j->claim.name, j->claim.recipient);
-    char *html = e->html ? mime_fill_html(e->html, j->claim.name, j->claim.recipient) : NULL;
+    json_object *data = j->claim.data ? json_tokener_parse(j->claim.data) : NULL;
+    struct tmpl_vars v = {.name = j->claim.name,
+                          .address = j->claim.recipient,
+                          .data = data,
+                          .defaults = c->defaults};
+    char *subject = tmpl_fill(e->subject, &v, false);
+    char *text = tmpl_fill(e->body, &v, false);
+    char *html = e->html ? tmpl_fill(e->html, &v, true) : NULL;
+    json_object_put(data);
     if (!subject || !text || (e->html && !html)) {
-        errbuf_set(err, errlen, "the filled message is over %d bytes", MIME_FILLED_MAX);
+        errbuf_set(err, errlen, "the filled message is over %d bytes", TMPL_FILLED_MAX);
         free(subject);
         free(text);
         free(html);
