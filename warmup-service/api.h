@@ -38,4 +38,13 @@ void api_identity(struct http_request *req, struct http_response *resp);
 void api_identity_pause(struct http_request *req, struct http_response *resp);
 void api_identity_resume(struct http_request *req, struct http_response *resp);
 
+/* api_templates.c */
+void api_template_create(struct http_request *req, struct http_response *resp);
+void api_template_put(struct http_request *req, struct http_response *resp);
+void api_templates(struct http_request *req, struct http_response *resp);
+void api_template(struct http_request *req, struct http_response *resp);
+struct template;
+/* api_template_json - a template version as the API answers it (new object) */
+struct json_object *api_template_json(const struct template *t);
+
 #endif

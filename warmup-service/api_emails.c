@@ -10,6 +10,7 @@
 #include "sender.h"
 #include "smtp/smtp_clients.h"
 #include "store.h"
+#include "tmpl.h"
 #include "timeutil.h"
 #include "users.h"
 #include "xalloc.h"
@@ -94,6 +95,44 @@ static void reply_email(struct app *app, int64_t id, struct http_response *resp)
     email_info_cleanup(&e);
 }
 
+struct placeholder_check {
+    struct app *app;
+    struct http_response *resp;
+    int rc; /* -1: answered */
+};
+
+static void check_key(void *arg, const char *key)
+{
+    struct placeholder_check *pc = arg;
+    int64_t n = 0;
+    char *example = NULL;
+    if (pc->rc != 0 || tmpl_builtin(key))
+        return;
+    if (store_users_missing(pc->app->store, key, &n, &example) != 0) {
+        http_reply_error(pc->resp, 503, "unavailable", "the users could not be read");
+        pc->rc = -1;
+    } else if (n > 0) {
+        http_reply_error(pc->resp, 400, "missing_placeholder",
+                         "placeholder {{%s}} has no value for %lld users (e.g. %s) and /send has "
+                         "no defaults",
+                         key, (long long)n, example ? example : "");
+        pc->rc = -1;
+    }
+    free(example);
+}
+
+/* check_placeholders - every placeholder of the parts that is not a
+ * builtin has a value in every recipient's attributes; else the 400
+ * naming it (or a 503) is answered and -1 returned */
+static int check_placeholders(struct app *app, const char *const parts[3],
+                              struct http_response *resp)
+{
+    struct placeholder_check pc = {.app = app, .resp = resp};
+    for (int i = 0; i < 3 && pc.rc == 0; i++)
+        tmpl_keys(parts[i], check_key, &pc);
+    return pc.rc;
+}
+
 void api_send(struct http_request *req, struct http_response *resp)
 {
     struct app *app = req->app;
@@ -160,6 +199,8 @@ void api_send(struct http_request *req, struct http_response *resp)
             goto bad;
         }
     }
+    if (check_placeholders(app, parts, resp) != 0)
+        goto out;
     const struct smtp_clients *cl = app->clients;
     if (client && smtp_clients_find(cl, client) < 0) {
         snprintf(err, sizeof err, "smtp_client '%.64s' is not configured", client);

@@ -78,6 +78,17 @@ const struct http_route api_routes[] = {
      .handler = api_identity_pause,
      .content_type = "application/json"},
     {.method = "POST", .pattern = "/identities/*/resume", .handler = api_identity_resume},
+    /* templates (DESIGN 9.5) */
+    {.method = "POST",
+     .pattern = "/templates",
+     .handler = api_template_create,
+     .content_type = "application/json"},
+    {.method = "PUT",
+     .pattern = "/templates/*",
+     .handler = api_template_put,
+     .content_type = "application/json"},
+    {.method = "GET", .pattern = "/templates", .handler = api_templates},
+    {.method = "GET", .pattern = "/templates/*", .handler = api_template},
     /* one-click unsubscribe (RFC 8058): the one public form, the token authorises */
     {.method = "GET", .pattern = "/u/*", .handler = api_unsub_page, .flags = HTTP_PUBLIC},
     {.method = "POST",

@@ -64,7 +64,7 @@ void api_register(struct http_request *req, struct http_response *resp)
     char err[256];
     json_object *body = NULL;
     const char *name, *email;
-    static const char *const keys[] = {"name", "email_id", NULL};
+    static const char *const keys[] = {"name", "email_id", "attributes", NULL};
     if (!req->body) {
         http_reply_error(resp, 400, "invalid_json", "a JSON body is required");
         return;
@@ -80,7 +80,11 @@ void api_register(struct http_request *req, struct http_response *resp)
         goto out;
     }
     struct reg_call *c = xcalloc(1, sizeof *c);
-    if (user_input_make(&c->u, name, email, err, sizeof err) != 0) {
+    json_object *attrs = NULL;
+    json_object_object_get_ex(body, "attributes", &attrs);
+    if (user_input_make(&c->u, name, email, err, sizeof err) != 0 ||
+        user_input_attributes(&c->u, attrs, "attributes", err, sizeof err) != 0) {
+        user_input_cleanup(&c->u);
         free(c);
         http_reply_error(resp, 400, "invalid_field", "%s", err);
         goto out;
@@ -114,6 +118,9 @@ void api_users(struct http_request *req, struct http_response *resp)
         json_object_object_add(u, "name", json_object_new_string(v[i].name));
         json_object_object_add(u, "email_id", json_object_new_string(v[i].address));
         json_object_object_add(u, "created_at", json_object_new_string(v[i].created_at));
+        json_object *attrs = v[i].attributes ? json_tokener_parse(v[i].attributes) : NULL;
+        if (attrs)
+            json_object_object_add(u, "attributes", attrs);
         json_object_array_add(arr, u);
     }
     store_users_free(v, n);

@@ -56,7 +56,7 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
                                    " attributes) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING");
     s->ins_domain = db_prepare(s->w, "INSERT INTO domains(name) VALUES(?) ON CONFLICT DO NOTHING");
     s->get_lane = db_prepare(s->w, "SELECT id FROM domains WHERE name = ?");
-    s->list_users = db_prepare(s->r, "SELECT name, email_id, created_at FROM users"
+    s->list_users = db_prepare(s->r, "SELECT name, email_id, created_at, attributes FROM users"
                                      " ORDER BY id LIMIT ? OFFSET ?");
     s->list_ids =
         db_prepare(s->r, "SELECT id, email_id FROM users WHERE id > ? ORDER BY id LIMIT ?");
@@ -288,6 +288,7 @@ int store_list_users(struct store *s, int64_t limit, int64_t offset, struct user
         u->name = store_col_str(st, 0);
         u->address = store_col_str(st, 1);
         u->created_at = store_col_str(st, 2);
+        u->attributes = store_col_dup(st, 3);
     }
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->r_lock);
@@ -307,6 +308,7 @@ void store_users_free(struct user_row *v, size_t n)
         free(v[i].name);
         free(v[i].address);
         free(v[i].created_at);
+        free(v[i].attributes);
     }
     free(v);
 }

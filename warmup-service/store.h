@@ -93,6 +93,7 @@ struct user_row {
     char *name;
     char *address;    /* normalised */
     char *created_at; /* RFC 3339 */
+    char *attributes; /* a JSON object's text, NULL: none */
 };
 /* store_list_users - up to limit users from offset, in registration order,
  * into a new array *out of *n rows. 0: caller frees with store_users_free;
@@ -189,6 +190,12 @@ int store_get_template(struct store *s, const char *name, int version, struct te
 /* store_list_templates - the latest version of every template, by name,
  * into a new array. 0: caller frees with store_templates_free; -1. */
 int store_list_templates(struct store *s, struct template **out, size_t *n);
+
+/* store_users_missing - how many registered users, not suppressed, have
+ * no usable value (a string, number or boolean) for attribute key in
+ * *count, and one of them in *example (caller frees; NULL when none).
+ * A full scan: for a request's check, not per copy. 0 or -1. */
+int store_users_missing(struct store *s, const char *key, int64_t *count, char **example);
 
 /* store_create_email - the email and one copy per registered user whose
  * address is not suppressed (*recipients copies), in ONE transaction.

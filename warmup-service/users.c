@@ -3,6 +3,7 @@
 #include "errbuf.h"
 #include "event.h"
 #include "timeutil.h"
+#include "tmpl.h"
 #include "utf8.h"
 #include "xalloc.h"
 
@@ -53,6 +54,58 @@ void user_input_cleanup(struct user_input *u)
 {
     free(u->event);
     u->event = NULL;
+    free(u->attributes);
+    u->attributes = NULL;
+}
+
+/* key_ok - a placeholder key: 1..TMPL_KEY_MAX of [A-Za-z0-9_.-] */
+static bool key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > TMPL_KEY_MAX)
+        return false;
+    for (const char *p = k; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
+int user_input_attributes(struct user_input *u, json_object *attrs, const char *what, char *errbuf,
+                          size_t errlen)
+{
+    if (!attrs)
+        return 0;
+    if (!json_object_is_type(attrs, json_type_object)) {
+        errbuf_set(errbuf, errlen, "%s must be an object", what);
+        return -1;
+    }
+    json_object_object_foreach(attrs, key, val)
+    {
+        if (!key_ok(key) || tmpl_builtin(key)) {
+            errbuf_set(errbuf, errlen,
+                       "%s: '%.64s' is not a usable key (1-%d of A-Z a-z 0-9 _ - ., "
+                       "not name or email_id)",
+                       what, key, TMPL_KEY_MAX);
+            return -1;
+        }
+        json_type t = json_object_get_type(val);
+        if (t == json_type_object || t == json_type_array) {
+            errbuf_set(errbuf, errlen, "%s: '%s' must be a string, number, boolean or null", what,
+                       key);
+            return -1;
+        }
+    }
+    const char *text = json_object_to_json_string_ext(attrs, JSON_C_TO_STRING_PLAIN);
+    size_t n = strlen(text);
+    if (n > USER_ATTRIBUTES_MAX) {
+        errbuf_set(errbuf, errlen, "%s are %zu bytes as JSON, more than %d", what, n,
+                   USER_ATTRIBUTES_MAX);
+        return -1;
+    }
+    free(u->attributes);
+    u->attributes = xstrdup(text);
+    return 0;
 }
 
 struct user_reg user_input_reg(const struct user_input *u)
@@ -63,6 +116,7 @@ struct user_reg user_input_reg(const struct user_input *u)
         .domain = u->addr.domain,
         .created_at = u->created_at,
         .event = u->event,
+        .attributes = u->attributes,
     };
     return r;
 }
