@@ -38,6 +38,8 @@ void api_identity(struct http_request *req, struct http_response *resp);
 void api_identity_pause(struct http_request *req, struct http_response *resp);
 void api_identity_resume(struct http_request *req, struct http_response *resp);
 
+/* api_messages.c */
+void api_message(struct http_request *req, struct http_response *resp);
 /* api_templates.c */
 void api_template_create(struct http_request *req, struct http_response *resp);
 void api_template_put(struct http_request *req, struct http_response *resp);

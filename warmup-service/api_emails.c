@@ -46,6 +46,20 @@ static json_object *email_json(const struct email_info *e, struct sender *sender
     json_object_object_add(o, "smtp_client", json_object_new_string(e->smtp_client));
     json_object_object_add(o, "created_at", json_object_new_string(e->created_at));
     json_object_object_add(o, "status", json_object_new_string(status));
+    static const char *const kinds[] = {"broadcast", "campaign", "messages"};
+    json_object_object_add(o, "kind", json_object_new_string(kinds[e->kind <= 2 ? e->kind : 0]));
+    if (e->template_name) {
+        json_object_object_add(o, "template", json_object_new_string(e->template_name));
+        json_object_object_add(o, "template_version", json_object_new_int(e->template_version));
+    }
+    if (e->kind == EMAIL_KIND_MESSAGES)
+        json_object_object_add(o, "priority",
+                               json_object_new_string(e->priority ? "high" : "normal"));
+    if (e->campaign_id > 0) {
+        json_object_object_add(o, "campaign", json_object_new_int64(e->campaign_id));
+        if (e->variant)
+            json_object_object_add(o, "variant", json_object_new_string(e->variant));
+    }
     json_object_object_add(o, "progress", p);
     return o;
 }

@@ -78,6 +78,10 @@ const struct http_route api_routes[] = {
      .handler = api_identity_pause,
      .content_type = "application/json"},
     {.method = "POST", .pattern = "/identities/*/resume", .handler = api_identity_resume},
+    {.method = "POST",
+     .pattern = "/messages",
+     .handler = api_message,
+     .content_type = "application/json"},
     /* templates (DESIGN 9.5) */
     {.method = "POST",
      .pattern = "/templates",

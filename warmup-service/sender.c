@@ -75,6 +75,15 @@ static struct email_run *run_load(struct sender *s, int64_t id)
     return c;
 }
 
+/* run_get - the registry's run of email id, loaded when missing */
+static struct email_run *run_get(struct sender *s, int64_t id)
+{
+    pthread_mutex_lock(&s->lock);
+    struct email_run *c = run_find(s, id);
+    pthread_mutex_unlock(&s->lock);
+    return c ? c : run_load(s, id);
+}
+
 void sender_email_changed(struct sender *s, int64_t id)
 {
     struct email_info e;
@@ -282,7 +291,8 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
     struct client_rt *cl = &s->clients[c->client];
     if (!smtp_breaker_closed(&cl->br))
         return 0; /* nothing is claimed for a client whose server does not answer */
-    size_t room = bqueue_space(cl->q);
+    bool urgent = c->info.priority > 0; /* ahead of every bulk copy queued */
+    size_t room = urgent ? bqueue_space_front(cl->q) : bqueue_space(cl->q);
     int want = room < CLAIM_MAX ? (int)room : CLAIM_MAX;
     if (want <= 0 || atomic_load(&c->paused))
         return 0;
@@ -335,7 +345,8 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
         ratelimit_refund(cl->rl, got - (int)n);
         ratelimit_refund(c->rl, got - (int)n);
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < n; k++) {
+        size_t i = urgent ? n - 1 - k : k; /* pushed at the head: last first keeps their order */
         struct queued_claim *j = xmalloc(sizeof *j);
         j->claim = claims[i];
         j->c = c;
@@ -343,7 +354,9 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
         j->identity_id = pc.identity_id;
         j->day = pc.day;
         atomic_fetch_add(&c->refs, 1);
-        if (!bqueue_push(cl->q, j)) { /* closed while stopping: the lease is released at start */
+        if (!(urgent ? bqueue_push_front(cl->q, j)
+                     : bqueue_push(
+                           cl->q, j))) { /* closed while stopping: the lease is released at start */
             throttle_done(s->throttle, j->group);
             free(j->claim.recipient);
             free(j->claim.name);
@@ -368,13 +381,19 @@ static void *dispatcher_main(void *arg)
             nids = 0;
         if (nids)
             lanes_refresh(s);
-        for (size_t k = 0; k < nids && !atomic_load(&s->stopping); k++) {
-            int64_t id = ids[(k + rotate) % nids];
-            pthread_mutex_lock(&s->lock);
-            struct email_run *c = run_find(s, id);
-            pthread_mutex_unlock(&s->lock);
-            if (!c)
-                c = run_load(s, id);
+        /* high-priority emails come first in ids: each round serves
+         * them first, in order; the others take turns */
+        size_t high = 0;
+        for (; high < nids && !atomic_load(&s->stopping); high++) {
+            struct email_run *c = run_get(s, ids[high]);
+            if (!c || c->info.priority == 0)
+                break;
+            c->seen = true;
+            queued += dispatch_one(s, c, claims, &wait_ms);
+        }
+        size_t nbulk = nids - high;
+        for (size_t k = 0; k < nbulk && !atomic_load(&s->stopping); k++) {
+            struct email_run *c = run_get(s, ids[high + (k + rotate) % nbulk]);
             if (!c)
                 continue;
             c->seen = true;
@@ -542,7 +561,7 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
         cl->cfg = &cfg->clients->v[i];
         cl->rl = ratelimit_new(cl->cfg->s.tpm);
         size_t qcap = (size_t)client_conns(cl) * (size_t)s->cfg.batch * 4;
-        cl->q = bqueue_new(qcap < 64 ? 64 : qcap);
+        cl->q = bqueue_new_reserve(qcap < 64 ? 64 : qcap, CLAIM_MAX); /* room for urgent copies */
         pthread_mutex_init(&cl->why_lock, NULL);
         smtp_breaker_init(&cl->br, s->cfg.breaker_base_ms, s->cfg.breaker_max_ms,
                           (unsigned)time_now_ms() ^ (unsigned)(i * 2654435761u));

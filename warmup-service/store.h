@@ -197,6 +197,30 @@ int store_list_templates(struct store *s, struct template **out, size_t *n);
  * A full scan: for a request's check, not per copy. 0 or -1. */
 int store_users_missing(struct store *s, const char *key, int64_t *count, char **example);
 
+/* ---- transactional messages (store_messages.c) ----------------------- */
+
+/* one transactional copy; every pointer borrowed for the call */
+struct message_spec {
+    const struct email_spec *email; /* its email: kind MESSAGES, template, from, priority */
+    const char *recipient;          /* normalised */
+    const char *domain;             /* the recipient's, lower-cased */
+    const char *name;               /* "" when unknown */
+    const char *data;               /* the copy's variables (JSON object text) or NULL */
+};
+/* a stored message: what its Message-ID is made of (msgid.h) */
+struct message_ref {
+    int64_t email_id, copy_id;
+    char *salt, *msgid_domain; /* heap, caller frees */
+};
+/* store_add_message - the copy under the email of its template version,
+ * From and priority (made at the first such message), pending, in ONE
+ * transaction on disk at return. 0 and *out filled; STORE_DUPLICATE (1)
+ * when the recipient is suppressed (nothing written); -1. */
+int store_add_message(struct store *s, const struct message_spec *m, struct message_ref *out);
+/* store_user_vars - a registered user's name and attributes (heap, caller
+ * frees; attributes NULL when none): 0 found, 1 not registered, -1 */
+int store_user_vars(struct store *s, const char *address, char **name, char **attributes);
+
 /* store_create_email - the email and one copy per registered user whose
  * address is not suppressed (*recipients copies), in ONE transaction.
  * *message_id (caller frees) is <email-{id}@{msgid_domain}>. 0 or -1

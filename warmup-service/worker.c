@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mime.h"
+#include "msgid.h"
 #include "sender_int.h"
 #include "throttle.h"
 #include "timeutil.h"
@@ -29,7 +30,6 @@
 #include "utf8.h"
 #include "verp.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,23 +38,6 @@
 #define MAX_MESSAGE (8 * 1024 * 1024)
 #define ENVELOPE_FROM_MAX 320 /* bounces+{token}@{a domain of <= 255} */
 #define BUF_KEEP (256 * 1024) /* a message buffer larger than this is freed after use */
-
-/* copy_message_id - <email-{id}.{16 hex}@{domain}>: unique per copy,
- * stable across retries, unguessable without the email's salt */
-static char *copy_message_id(const struct email_run *c, int64_t copy_id)
-{
-    static const char digits[] = "0123456789abcdef";
-    char in[96], hex[17];
-    unsigned char h[SHA256_DIGEST_LENGTH];
-    int n = snprintf(in, sizeof in, "%s:%lld", c->info.salt, (long long)copy_id);
-    SHA256((const unsigned char *)in, (size_t)n, h);
-    for (int i = 0; i < 8; i++) { /* no snprintf per byte: this runs for every copy */
-        hex[2 * i] = digits[h[i] >> 4];
-        hex[2 * i + 1] = digits[h[i] & 15];
-    }
-    hex[16] = '\0';
-    return xasprintf("<email-%lld.%s@%s>", (long long)c->info.id, hex, c->info.msgid_domain);
-}
 
 static const char *domain_of(const char *addr)
 {
@@ -358,7 +341,8 @@ void *worker_main(void *arg)
                 emit(s, j, OUTCOME_SUPPRESSED, NULL, NULL, NULL, 0);
                 continue;
             }
-            char *msgid = copy_message_id(j->c, j->claim.id);
+            char *msgid =
+                msgid_copy(j->c->info.id, j->c->info.salt, j->claim.id, j->c->info.msgid_domain);
             if (compose(j->c, j, msgid, dk, s->cfg.unsub, &bufs[k], err, sizeof err) != 0) {
                 struct smtp_result r = {.outcome = SMTP_PERMFAIL};
                 snprintf(r.text, sizeof r.text, "message not composed: %s", err);

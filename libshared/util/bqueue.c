@@ -1,4 +1,6 @@
-/* bqueue.c - bounded blocking FIFO (ring buffer, one mutex, two condvars). */
+/* bqueue.c - bounded blocking FIFO (ring buffer, one mutex, two condvars).
+ * The ring holds cap + reserve slots: bqueue_push stops at cap, the
+ * urgent bqueue_push_front at cap + reserve. */
 #include "bqueue.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -12,18 +14,25 @@ struct bqueue {
     pthread_cond_t not_empty, not_full;
     void **ring;
     size_t cap, head, len;
+    size_t size; /* ring slots: cap + reserve */
     bool closed;
 };
 
-struct bqueue *bqueue_new(size_t capacity)
+struct bqueue *bqueue_new_reserve(size_t capacity, size_t reserve)
 {
     struct bqueue *q = xcalloc(1, sizeof *q);
     pthread_mutex_init(&q->mu, NULL);
     time_cond_init_mono(&q->not_empty);
     time_cond_init_mono(&q->not_full);
     q->cap = capacity ? capacity : 1;
-    q->ring = xcalloc(q->cap, sizeof *q->ring);
+    q->size = q->cap + reserve;
+    q->ring = xcalloc(q->size, sizeof *q->ring);
     return q;
+}
+
+struct bqueue *bqueue_new(size_t capacity)
+{
+    return bqueue_new_reserve(capacity, 0);
 }
 
 void bqueue_free(struct bqueue *q)
@@ -40,11 +49,27 @@ void bqueue_free(struct bqueue *q)
 bool bqueue_push(struct bqueue *q, void *item)
 {
     pthread_mutex_lock(&q->mu);
-    while (q->len == q->cap && !q->closed)
+    while (q->len >= q->cap && !q->closed)
         pthread_cond_wait(&q->not_full, &q->mu);
     bool ok = !q->closed;
     if (ok) {
-        q->ring[(q->head + q->len) % q->cap] = item;
+        q->ring[(q->head + q->len) % q->size] = item;
+        q->len++;
+        pthread_cond_signal(&q->not_empty);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return ok;
+}
+
+bool bqueue_push_front(struct bqueue *q, void *item)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->len >= q->size && !q->closed)
+        pthread_cond_wait(&q->not_full, &q->mu);
+    bool ok = !q->closed;
+    if (ok) {
+        q->head = (q->head + q->size - 1) % q->size;
+        q->ring[q->head] = item;
         q->len++;
         pthread_cond_signal(&q->not_empty);
     }
@@ -63,7 +88,7 @@ size_t bqueue_pop_batch(struct bqueue *q, void **items, size_t max, int timeout_
     size_t n = 0;
     while (n < max && q->len > 0) {
         items[n++] = q->ring[q->head];
-        q->head = (q->head + 1) % q->cap;
+        q->head = (q->head + 1) % q->size;
         q->len--;
     }
     if (n)
@@ -83,7 +108,15 @@ size_t bqueue_len(struct bqueue *q)
 size_t bqueue_space(struct bqueue *q)
 {
     pthread_mutex_lock(&q->mu);
-    size_t n = q->cap - q->len;
+    size_t n = q->len < q->cap ? q->cap - q->len : 0;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+size_t bqueue_space_front(struct bqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->size - q->len;
     pthread_mutex_unlock(&q->mu);
     return n;
 }
