@@ -37,6 +37,15 @@ void api_identities(struct http_request *req, struct http_response *resp);
 void api_identity(struct http_request *req, struct http_response *resp);
 void api_identity_pause(struct http_request *req, struct http_response *resp);
 void api_identity_resume(struct http_request *req, struct http_response *resp);
+/* api_campaigns.c */
+void api_campaign_create(struct http_request *req, struct http_response *resp);
+void api_campaigns(struct http_request *req, struct http_response *resp);
+void api_campaign(struct http_request *req, struct http_response *resp);
+void api_campaign_start(struct http_request *req, struct http_response *resp);
+void api_campaign_pause(struct http_request *req, struct http_response *resp);
+void api_campaign_resume(struct http_request *req, struct http_response *resp);
+void api_campaign_rate_limit(struct http_request *req, struct http_response *resp);
+void api_campaign_reconcile(struct http_request *req, struct http_response *resp);
 
 /* api_messages.c */
 void api_message(struct http_request *req, struct http_response *resp);
