@@ -197,6 +197,7 @@ const struct http_route api_routes[] = {
     {.method = "GET", .pattern = "/providers", .handler = api_providers},
     {.method = "GET", .pattern = "/emails/*/reconciliation", .handler = api_reconciliation},
     {.method = "GET", .pattern = "/seed_mailboxes", .handler = api_seed_mailboxes},
+    {.method = "GET", .pattern = "/analytics", .handler = api_analytics},
     {.method = "GET", .pattern = "/readyz", .handler = api_readyz, .flags = HTTP_PUBLIC},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

@@ -50,6 +50,8 @@ int events_parse_copy(const char *value, size_t len, struct copy_event *out, cha
     out->smtp_client = e->smtp_client;
     out->smtp_reply = e->smtp_reply;
     out->identity = e->identity;
+    out->variant = e->variant;
+    out->campaign = e->campaign;
     out->block = e->block;
     out->email_id = e->email_id;
     out->sent_at_ms = e->sent_at_ms;

@@ -33,6 +33,8 @@ struct copy_event {
     bool failed; /* email.failed: the copy was dead-lettered (a bounce) */
     const char *message_id, *broadcast_id, *recipient, *domain, *smtp_client, *smtp_reply;
     const char *identity; /* the sending identity (From, normalised); NULL when absent */
+    const char *variant;  /* the campaign's A/B variant; NULL when none */
+    int64_t campaign;     /* the campaign; 0 when none */
     char *block;          /* holds the strings above (one allocation) */
     int64_t email_id;
     int64_t sent_at_ms; /* parsed from sent_at; 0 when absent (failed) */

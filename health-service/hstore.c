@@ -171,3 +171,26 @@ void hstore_recon_cleanup(struct hstore_recon *r)
     r->missing_ids = NULL;
     r->nmissing_ids = 0;
 }
+
+int hstore_analytics(struct hstore *s, const struct hstore_an_query *q, struct hstore_an_row **out,
+                     size_t *n)
+{
+    return s->ops->analytics(s, q, out, n);
+}
+
+void hstore_set_counted(struct hstore *s, hstore_counted_fn fn, void *arg)
+{
+    s->counted = fn;
+    s->counted_arg = arg;
+}
+
+void hstore_counted(struct hstore *s, const int64_t n[HAN_N])
+{
+    if (!s->counted)
+        return;
+    for (int i = 0; i < HAN_N; i++)
+        if (n[i]) {
+            s->counted(s->counted_arg, n);
+            return;
+        }
+}

@@ -82,9 +82,11 @@ struct hstore_copy {
     bool old_opened, old_read;
     bool old_found;   /* found in a folder before (its found_at is set: never moved) */
     bool old_rescued; /* rescued by an earlier round (its placement stays FL_SPAM) */
-    /* the backend's: where the copy is stored (SQLite: file and rowid) */
+    /* the backend's: where the copy is stored (SQLite: file and rowid) and
+     * its analytics series (SQLite: that file's analytics_series id) */
     int64_t id;
     int shard;
+    int64_t series;
 };
 
 /* the copies of one sending identity to one recipient domain sent since a
@@ -104,10 +106,50 @@ struct hstore_delay_row {
     int64_t delay_s, count;
 };
 
+/* the seven counts of GET /analytics (DESIGN 9.5), in this order: sent
+ * (tracked: every email.sent and dead letter), delivered and spam (the
+ * copy's placement now), opened, read, bounced, complained (each a copy
+ * once) */
+enum hstore_an {
+    HAN_SENT,
+    HAN_DELIVERED,
+    HAN_SPAM,
+    HAN_OPENED,
+    HAN_READ,
+    HAN_BOUNCED,
+    HAN_COMPLAINED
+};
+#define HAN_N 7
+
+/* what hstore_analytics sums: the copies sent in [from_hour, to_hour)
+ * (hours since the epoch, UTC), in buckets of bucket_hours (1 or 24; a
+ * bucket is hour / bucket_hours), of the series matching every filter
+ * given (NULL, or campaign 0: any; identity "" matches copies without
+ * one) */
+struct hstore_an_query {
+    int64_t from_hour, to_hour;
+    int bucket_hours;
+    const char *domain, *identity, *variant; /* borrowed */
+    int64_t campaign;
+};
+
+/* one bucket that has copies: its first hour and the counts */
+struct hstore_an_row {
+    int64_t hour;
+    int64_t n[HAN_N];
+};
+
+/* an observer of the counts: after each commit, what entered each of the
+ * seven counts (copies newly tracked, newly found in the inbox or spam,
+ * newly opened, read, bounced, complained); any writer thread */
+typedef void (*hstore_counted_fn)(void *arg, const int64_t n[HAN_N]);
+
 struct hstore_ops;
 /* a store: the backend's state begins with this */
 struct hstore {
     const struct hstore_ops *ops;
+    hstore_counted_fn counted; /* or NULL; set before any write (hstore_set_counted) */
+    void *counted_arg;
 };
 
 /* ---- what callers use (hstore.c dispatches to the backend) ---------- */
@@ -240,6 +282,18 @@ int hstore_reconcile(struct hstore *s, int64_t email_id, int64_t window_start_ms
                      struct hstore_recon *out);
 void hstore_recon_cleanup(struct hstore_recon *r);
 
+/* hstore_analytics - the buckets of q that have copies, oldest first,
+ * into a new array (free()); the counts kept per series and sending hour
+ * by every write (never the copies read); 0 or -1 */
+int hstore_analytics(struct hstore *s, const struct hstore_an_query *q, struct hstore_an_row **out,
+                     size_t *n);
+/* hstore_set_counted - fn(arg, counts) after each commit that changed the
+ * counts (metrics); call before the store is written to */
+void hstore_set_counted(struct hstore *s, hstore_counted_fn fn, void *arg);
+/* hstore_counted - for backends: tell the observer, if any, when n has
+ * something */
+void hstore_counted(struct hstore *s, const int64_t n[HAN_N]);
+
 /* ---- what a backend implements -------------------------------------- */
 
 /* hstore_sqlite_open - the SQLite backend (hstore_sqlite.c): the store at
@@ -280,6 +334,8 @@ struct hstore_ops {
                         size_t *n);
     int (*reconcile)(struct hstore *s, int64_t email_id, int64_t window_start_ms,
                      struct hstore_recon *out);
+    int (*analytics)(struct hstore *s, const struct hstore_an_query *q, struct hstore_an_row **out,
+                     size_t *n);
 };
 
 #endif

@@ -43,6 +43,7 @@ static const struct hstore_ops hsqlite_ops = {
     .placement_counts = hsqlite_placement_counts,
     .inbox_delays = hsqlite_inbox_delays,
     .reconcile = hsqlite_reconcile,
+    .analytics = hsqlite_analytics,
 };
 
 void hstore_sqlite_set_hash(struct hstore *store, hstore_hash_fn fn)
@@ -103,7 +104,7 @@ struct hstore *hstore_sqlite_open(const char *path, int nshards, char *errbuf, s
                                      " VALUES(?1, 1, ?2, ?2) ON CONFLICT(domain) DO UPDATE"
                                      " SET users = users + 1, last_seen = ?2");
     if (!s->ins_user || !s->upsert_domain || prepare_domains(s) != 0 ||
-        hsqlite_prepare_stats(s) != 0) {
+        hsqlite_prepare_stats(s) != 0 || hsqlite_prepare_analytics(s) != 0) {
         errbuf_set(errbuf, errlen, "cannot prepare statements on %s", path);
         hsqlite_free(&s->base);
         return NULL;
@@ -161,6 +162,7 @@ static int hsqlite_apply_events(struct hstore *store, const struct user_event *u
     struct hsqlite *s = hsqlite(store);
     int rc = -1;
     struct hshard *h0 = &s->shard[0];
+    int64_t entered[HAN_N] = {0};
     *new_users = *new_copies = 0;
     pthread_mutex_lock(&h0->w_lock);
     if (db_begin(h0->w) != 0)
@@ -171,11 +173,13 @@ static int hsqlite_apply_events(struct hstore *store, const struct user_event *u
             goto out;
         }
     }
-    if (nc > 0 && hsqlite_apply_copies(s, copies, nc, new_copies) != 0) {
+    if (nc > 0 && hsqlite_apply_copies(s, copies, nc, new_copies, entered) != 0) {
         log_error("hstore: apply copies failed: %s", sqlite3_errmsg(h0->w));
         goto out;
     }
     rc = db_commit(h0->w);
+    if (rc == 0)
+        hstore_counted(store, entered);
 out:
     if (rc != 0) {
         db_rollback(h0->w);

@@ -4,7 +4,8 @@
  * hstore_sqlite_copies.c (copy ingest), hstore_sqlite_checks.c (feedback
  * rounds), hstore_sqlite_feedback.c (bounce and complaint reports),
  * hstore_sqlite_stats.c (/mail_stats reads) and hstore_sqlite_placement.c
- * (placement by identity and provider, time to inbox); also
+ * (placement by identity and provider, time to inbox),
+ * hstore_sqlite_analytics.c (the /analytics counts per series and hour); also
  * tests/unit/test_hstore.c. Layers: files below the others; checks uses
  * copies' hsqlite_stats_add; hstore_sqlite.c calls every module. */
 #ifndef HSTORE_SQLITE_H
@@ -192,6 +193,8 @@ struct hshard {
     sqlite3_stmt *ins_copy, *find_copy, *upd_bounce, *stats_upsert, *domain_upsert;
     sqlite3_stmt *last_rowid, *ins_range; /* a batch's copy_batches row */
     sqlite3_stmt *ins_chunk;              /* email.sent copies HSTORE_CHUNK at a time */
+    /* the analytics counts (hstore_sqlite_analytics.c; w_lock) */
+    sqlite3_stmt *series_find, *series_ins, *an_upsert, *copy_series;
     /* on the reader (r_lock): /mail_stats lookups in this file */
     sqlite3_stmt *stats_copy, *stats_by_id, *stats_by_bid;
 };
@@ -209,6 +212,7 @@ struct hsqlite {
      * parsing one per request costs more than running it */
     sqlite3_stmt *list_domains, *count_domains, *domain_placement, *domain_names;
     sqlite3_stmt *all_stats, *tracked_count;
+    sqlite3_stmt *analytics; /* hstore_sqlite_analytics.c */
     /* hstore_sqlite_placement.c: a reader of its own with every file
      * attached, so a read over many copies never holds r_lock; its
      * statements prepared at open (p_lock) */
@@ -268,10 +272,14 @@ void hsqlite_key_copies(struct hstore *store, struct copy_event *copies, size_t 
 /* hsqlite_apply_copies - the copies of a batch into their files, each
  * file's part in one transaction on its own thread (file 0's on the
  * caller's, inside the caller's transaction there: users go with it);
- * counts new copies in *added. -1 if a file failed (the caller rolls
- * back file 0; the files that committed keep their copies, which a
- * redelivery of the batch then finds). File 0's w_lock held. */
-int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *e, size_t n, size_t *added);
+ * counts new copies in *added, and adds what file 0's part entered in the
+ * analytics counts to entered (the caller tells hstore_counted once it
+ * committed; the other files tell it after their commits). -1 if a file
+ * failed (the caller rolls back file 0; the files that committed keep
+ * their copies, which a redelivery of the batch then finds). File 0's
+ * w_lock held. */
+int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *e, size_t n, size_t *added,
+                         int64_t entered[HAN_N]);
 /* what a write adds to an email's or a domain's counters */
 struct hsqlite_delta {
     int tracked, delivered, spam, opened, read, bounced, unchecked, rescued;
@@ -344,6 +352,80 @@ int hsqlite_reconcile(struct hstore *store, int64_t email_id, int64_t window_sta
  * counts, or (ids) the oldest missing copies' Message-IDs; caller frees
  * (also for tests: EXPLAIN QUERY PLAN) */
 char *hsqlite_recon_sql(const struct hsqlite *s, bool ids);
+
+/* ---- hstore_sqlite_analytics.c: counts per series and sending hour -- */
+
+/* 11: the /analytics counts (DESIGN 9.5). Each copy keeps its campaign
+ * (NULL: none) and A/B variant from its email.sent event, and its series:
+ * the id in analytics_series of its (recipient domain, identity,
+ * campaign, variant), '' and 0 standing for none. analytics holds, per
+ * series and hour of sending (sent_at / 3600000), the copies sent and how
+ * many of them are delivered, spam, opened, read, bounced, complained
+ * now: kept in the transactions that change the copies, so a query
+ * reads a few rows per series and hour, never the copies. Counts of the
+ * copies in a file live in that file (as email_stats). A store older than
+ * this gets its copies' series and counts here, once. */
+#define HSTORE_ANALYTICS_SQL                                                                       \
+    "ALTER TABLE copies ADD COLUMN campaign INTEGER;"                                              \
+    "ALTER TABLE copies ADD COLUMN variant TEXT;"                                                  \
+    "ALTER TABLE copies ADD COLUMN series INTEGER;"                                                \
+    "CREATE TABLE analytics_series (id INTEGER PRIMARY KEY, domain TEXT NOT NULL,"                 \
+    " identity TEXT NOT NULL, campaign INTEGER NOT NULL, variant TEXT NOT NULL,"                   \
+    " UNIQUE (domain, identity, campaign, variant));"                                              \
+    "CREATE TABLE analytics (series INTEGER NOT NULL, hour INTEGER NOT NULL,"                      \
+    " sent INTEGER NOT NULL, delivered INTEGER NOT NULL, spam INTEGER NOT NULL,"                   \
+    " opened INTEGER NOT NULL, read INTEGER NOT NULL, bounced INTEGER NOT NULL,"                   \
+    " complained INTEGER NOT NULL, PRIMARY KEY (series, hour)) WITHOUT ROWID;"                     \
+    "INSERT INTO analytics_series(domain, identity, campaign, variant)"                            \
+    " SELECT DISTINCT domain, coalesce(identity, ''), 0, '' FROM copies;"                          \
+    "UPDATE copies SET series = (SELECT id FROM analytics_series s WHERE s.domain = copies.domain" \
+    " AND s.identity = coalesce(copies.identity, '') AND s.campaign = 0 AND s.variant = '');"      \
+    "INSERT INTO analytics SELECT series, sent_at / 3600000, count(*), sum(placement = 2),"        \
+    " sum(placement = 3), sum(opened), sum(read), sum(bounced), sum(complained) FROM copies"       \
+    " GROUP BY 1, 2;"
+
+/* one series' counts in one hour, as a write changes them */
+struct han_cell {
+    int64_t series, hour;
+    int64_t n[HAN_N];
+};
+
+/* han_batch - what one transaction adds to the counts, in memory: one
+ * cell per (series, hour) it touches, so a batch of thousands of copies
+ * costs one upsert per cell; entered: what entered each count (the
+ * metrics' increments, hstore_counted) */
+struct han_batch {
+    struct han_cell *v;
+    size_t n, cap;
+    uint32_t *slot; /* index + 1 into v, 0 = empty; mask + 1 slots */
+    size_t mask;
+    int64_t entered[HAN_N];
+};
+
+void han_init(struct han_batch *b);
+void han_cleanup(struct han_batch *b);
+/* han_add - delta to count q of series in sent_at_ms's hour (series 0:
+ * a copy without one, ignored); a positive delta also enters q */
+void han_add(struct han_batch *b, int64_t series, int64_t sent_at_ms, enum hstore_an q, int delta);
+/* han_flush - b's cells into file h's analytics (h's transaction open,
+ * w_lock held); 0 or -1 */
+int han_flush(struct hshard *h, const struct han_batch *b);
+
+/* a series map of one transaction: (domain, identity, campaign, variant)
+ * -> analytics_series id in one file, made on first use */
+struct han_series_map;
+struct han_series_map *han_series_new(void);
+void han_series_free(struct han_series_map *m);
+/* han_series - the id of e's series in file h (made if new; h's
+ * transaction open); 0 or -1 */
+int han_series(struct hshard *h, struct han_series_map *m, const struct copy_event *e, int64_t *id);
+/* han_copy_series - the series and sent_at of the copy at rowid in h;
+ * 0 or -1 */
+int han_copy_series(struct hshard *h, int64_t rowid, int64_t *series, int64_t *sent_at);
+/* hsqlite_prepare_analytics - the reader's statement; 0 or -1 */
+int hsqlite_prepare_analytics(struct hsqlite *s);
+int hsqlite_analytics(struct hstore *store, const struct hstore_an_query *q,
+                      struct hstore_an_row **out, size_t *n);
 
 /* ---- hstore_sqlite.c ------------------------------------------------- */
 

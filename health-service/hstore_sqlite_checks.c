@@ -26,7 +26,8 @@ static char *open_copies_sql(const struct hsqlite *s)
     for (int k = 0; k < s->nshards; k++)
         buf_printf(&b,
                    "%sSELECT message_id, recipient, sent_at, rounds, placement, opened, read,"
-                   " email_id, rowid, %d, found_at IS NOT NULL, rescued FROM %s.copies"
+                   " email_id, rowid, %d, found_at IS NOT NULL, rescued, coalesce(series, 0)"
+                   " FROM %s.copies"
                    " WHERE domain = ?1 AND bounced = 0"
                    " AND sent_at >= ?2 AND placement != 4",
                    k ? " UNION ALL " : "", k, s->shard[k].schema);
@@ -64,6 +65,7 @@ int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_
             c->shard = sqlite3_column_int(st, 9);
             c->old_found = sqlite3_column_int(st, 10) != 0;
             c->old_rescued = sqlite3_column_int(st, 11) != 0;
+            c->series = sqlite3_column_int64(st, 12);
         }
         sqlite3_finalize(st);
     }
@@ -97,11 +99,22 @@ static void delta_add(struct hsqlite_delta *d, const struct hstore_copy *x, enum
     d->rescued += rescued - x->old_rescued;
 }
 
+/* an_add - x's change to the analytics counts of its series and hour */
+static void an_add(struct han_batch *an, const struct hstore_copy *x, enum fl_placement p,
+                   bool opened, bool read)
+{
+    int64_t t = x->fl.sent_at_ms;
+    han_add(an, x->series, t, HAN_DELIVERED, (p == FL_INBOX) - (x->old_placement == FL_INBOX));
+    han_add(an, x->series, t, HAN_SPAM, (p == FL_SPAM) - (x->old_placement == FL_SPAM));
+    han_add(an, x->series, t, HAN_OPENED, opened - x->old_opened);
+    han_add(an, x->series, t, HAN_READ, read - x->old_read);
+}
+
 /* apply_file - the round's results for the copies of c in file k, in
  * one transaction on it: the copies, their emails' counters, the
- * domain's counters in that file; for a domain round file 0 also keeps
- * the domain's round time and error (its row made if the domain's copies
- * are all elsewhere) */
+ * domain's counters and the analytics counts in that file; for a domain
+ * round file 0 also keeps the domain's round time and error (its row
+ * made if the domain's copies are all elsewhere) */
 static int apply_file(struct hsqlite *s, int k, const char *domain, const struct hstore_copy *c,
                       size_t n, int64_t now_ms, const char *error, bool domain_round)
 {
@@ -110,6 +123,8 @@ static int apply_file(struct hsqlite *s, int k, const char *domain, const struct
     struct stat_delta *d = xcalloc(n ? n : 1, sizeof *d);
     size_t nd = 0, newly_checked = 0;
     sqlite3_stmt *upd = NULL, *unc = NULL, *dom = NULL;
+    struct han_batch an;
+    han_init(&an);
     pthread_mutex_lock(&h->w_lock);
     if (db_begin(h->w) != 0)
         goto out;
@@ -178,7 +193,10 @@ static int apply_file(struct hsqlite *s, int k, const char *domain, const struct
             d[nd++].email_id = x->email_id;
         d[j].checked = d[j].checked || checked;
         delta_add(&d[j].d, x, p, opened, read, rescued);
+        an_add(&an, x, p, opened, read);
     }
+    if (han_flush(h, &an) != 0)
+        goto out;
     struct hsqlite_delta all = {0};
     for (size_t j = 0; j < nd; j++) {
         if (hsqlite_stats_add(h, d[j].email_id, NULL, 0, &d[j].d, d[j].checked ? now_ms : 0) != 0)
@@ -210,6 +228,8 @@ static int apply_file(struct hsqlite *s, int k, const char *domain, const struct
     if (sqlite3_step(dom) != SQLITE_DONE)
         goto out;
     rc = db_commit(h->w);
+    if (rc == 0)
+        hstore_counted(&s->base, an.entered);
 out:
     if (rc != 0) {
         log_error("hstore: applying checks for %s to file %s failed: %s", domain, h->schema,
@@ -220,6 +240,7 @@ out:
     sqlite3_finalize(unc);
     sqlite3_finalize(dom);
     pthread_mutex_unlock(&h->w_lock);
+    han_cleanup(&an);
     free(d);
     return rc;
 }

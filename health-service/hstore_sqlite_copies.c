@@ -216,16 +216,39 @@ static int find_copy(struct hshard *h, const struct copy_event *e, int64_t key, 
     return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
 }
 
+/* sent_time - when copy e is stored as sent: its sent_at, else now (an
+ * email.failed without one) */
+static int64_t sent_time(const struct copy_event *e, int64_t now)
+{
+    return e->sent_at_ms ? e->sent_at_ms : now;
+}
+
+/* bind_campaign - e's campaign (NULL: none), variant and series (0: NULL)
+ * as parameters p, p + 1, p + 2 */
+static void bind_campaign(sqlite3_stmt *st, int p, const struct copy_event *e, int64_t series)
+{
+    if (e->campaign)
+        sqlite3_bind_int64(st, p, e->campaign);
+    else
+        sqlite3_bind_null(st, p);
+    sqlite3_bind_text(st, p + 1, e->variant, -1, SQLITE_STATIC); /* NULL: none */
+    if (series)
+        sqlite3_bind_int64(st, p + 2, series);
+    else
+        sqlite3_bind_null(st, p + 2);
+}
+
 /* insert_copy - e's row in file h under key (NULL when with_hash is
- * false: the hash belongs to another Message-ID); *added says whether it
- * was new */
+ * false: the hash belongs to another Message-ID), sent at sent_at, in
+ * analytics series; *added says whether it was new */
 static int insert_copy(struct hshard *h, const struct copy_event *e, int64_t key, bool with_hash,
-                       bool *added)
+                       int64_t sent_at, int64_t series, bool *added)
 {
     sqlite3_stmt *st = cached(h, &h->ins_copy,
                               "INSERT OR IGNORE INTO copies(message_id, mid_hash, email_id,"
                               " broadcast_id, recipient, domain, smtp_client, sent_at, bounced,"
-                              " smtp_reply, identity) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+                              " smtp_reply, identity, campaign, variant, series)"
+                              " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, e->message_id, -1, SQLITE_STATIC);
@@ -238,10 +261,11 @@ static int insert_copy(struct hshard *h, const struct copy_event *e, int64_t key
     sqlite3_bind_text(st, 5, e->recipient, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, e->domain, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, e->smtp_client, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, e->sent_at_ms ? e->sent_at_ms : time_now_ms());
+    sqlite3_bind_int64(st, 8, sent_at);
     sqlite3_bind_int(st, 9, e->failed);
     sqlite3_bind_text(st, 10, e->smtp_reply, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 11, e->identity, -1, SQLITE_STATIC); /* NULL: none */
+    bind_campaign(st, 12, e, series);
     if (step_reset(h, st) != 0)
         return -1;
     *added = sqlite3_changes(h->w) == 1;
@@ -250,22 +274,26 @@ static int insert_copy(struct hshard *h, const struct copy_event *e, int64_t key
 
 /* insert_unless_stored - e's row if no copy with its Message-ID is stored
  * yet; under its hash, else (the hash is another Message-ID's) without */
-static int insert_unless_stored(struct hshard *h, const struct keyed *k, bool *added)
+static int insert_unless_stored(struct hshard *h, const struct keyed *k, int64_t sent_at,
+                                int64_t series, bool *added)
 {
     int64_t rowid;
     int bounced;
-    if (insert_copy(h, k->e, k->hash, true, added) != 0)
+    if (insert_copy(h, k->e, k->hash, true, sent_at, series, added) != 0)
         return -1;
     if (*added)
         return 0;
     int r = find_copy(h, k->e, k->hash, &rowid, &bounced);
     if (r != 0)
         return r < 0 ? -1 : 0; /* stored before: a redelivery */
-    return insert_copy(h, k->e, k->hash, false, added);
+    return insert_copy(h, k->e, k->hash, false, sent_at, series, added);
 }
 
-/* apply_one_copy - the copy's row; *tracked and *bounced say what it adds */
-static int apply_one_copy(struct hshard *h, const struct keyed *k, int *tracked, int *bounced)
+/* apply_one_copy - the copy's row (sent at sent_at, in series); *tracked
+ * and *bounced say what it adds; a tracked copy that bounced after all
+ * is counted in an, in its stored series and hour */
+static int apply_one_copy(struct hshard *h, const struct keyed *k, int64_t sent_at, int64_t series,
+                          struct han_batch *an, int *tracked, int *bounced)
 {
     const struct copy_event *e = k->e;
     bool added = false;
@@ -287,12 +315,16 @@ static int apply_one_copy(struct hshard *h, const struct keyed *k, int *tracked,
             sqlite3_bind_int64(st, 2, rowid);
             if (step_reset(h, st) != 0)
                 return -1;
+            int64_t was_series, was_sent;
+            if (han_copy_series(h, rowid, &was_series, &was_sent) != 0)
+                return -1;
+            han_add(an, was_series, was_sent, HAN_BOUNCED, 1);
             *bounced = 1;
             return 0;
         }
     }
     /* new, or a redelivered email.sent: the first row stays */
-    if (insert_unless_stored(h, k, &added) != 0)
+    if (insert_unless_stored(h, k, sent_at, series, &added) != 0)
         return -1;
     if (added) {
         *tracked = 1;
@@ -304,13 +336,13 @@ static int apply_one_copy(struct hshard *h, const struct keyed *k, int *tracked,
 /* chunk_stmt - the HSTORE_CHUNK-row INSERT of email.sent copies (as
  * insert_copy's, with bounced and smtp_reply left to their defaults);
  * CHUNK_PARAMS parameters a row */
-#define CHUNK_PARAMS 9
+#define CHUNK_PARAMS 12
 static sqlite3_stmt *chunk_stmt(struct hshard *h)
 {
     static const char head[] = "INSERT OR IGNORE INTO copies(message_id, mid_hash, email_id,"
                                " broadcast_id, recipient, domain, smtp_client, sent_at,"
-                               " identity) VALUES";
-    static const char row[] = "(?,?,?,?,?,?,?,?,?),";
+                               " identity, campaign, variant, series) VALUES";
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?),";
     char sql[sizeof head + HSTORE_CHUNK * (sizeof row - 1)];
     if (h->ins_chunk)
         return h->ins_chunk;
@@ -322,19 +354,18 @@ static sqlite3_stmt *chunk_stmt(struct hshard *h)
     return h->ins_chunk = db_prepare(h->w, sql);
 }
 
-/* apply_sent_chunk - HSTORE_CHUNK email.sent copies in one statement;
- * tracked[k] says whether copy k is new (not a redelivery) */
-static int apply_sent_chunk(struct hshard *h, const struct keyed *e, bool *tracked)
+/* apply_sent_chunk - HSTORE_CHUNK email.sent copies in one statement
+ * (series[k]: copy k's analytics series); tracked[k] says whether copy k
+ * is new (not a redelivery) */
+static int apply_sent_chunk(struct hshard *h, const struct keyed *e, const int64_t *series,
+                            int64_t now, bool *tracked)
 {
     sqlite3_stmt *st = chunk_stmt(h);
     if (!st)
         return -1;
-    int64_t now = 0;
     for (int k = 0; k < HSTORE_CHUNK; k++) {
         const struct copy_event *c = e[k].e;
         int p = k * CHUNK_PARAMS;
-        if (!c->sent_at_ms && !now)
-            now = time_now_ms();
         sqlite3_bind_text(st, p + 1, c->message_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, p + 2, e[k].hash);
         sqlite3_bind_int64(st, p + 3, c->email_id);
@@ -342,8 +373,9 @@ static int apply_sent_chunk(struct hshard *h, const struct keyed *e, bool *track
         sqlite3_bind_text(st, p + 5, c->recipient, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, p + 6, c->domain, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, p + 7, c->smtp_client, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, p + 8, c->sent_at_ms ? c->sent_at_ms : now);
+        sqlite3_bind_int64(st, p + 8, sent_time(c, now));
         sqlite3_bind_text(st, p + 9, c->identity, -1, SQLITE_STATIC);
+        bind_campaign(st, p + 10, c, series[k]);
     }
     int r = db_step(h->w, st);
     sqlite3_reset(st); /* every parameter is bound again next time */
@@ -366,7 +398,8 @@ static int apply_sent_chunk(struct hshard *h, const struct keyed *e, bool *track
         if (r < 0)
             return -1;
         if (r == 0) { /* its hash belongs to an older Message-ID */
-            if (insert_copy(h, e[k].e, e[k].hash, false, &tracked[k]) != 0)
+            if (insert_copy(h, e[k].e, e[k].hash, false, sent_time(e[k].e, now), series[k],
+                            &tracked[k]) != 0)
                 return -1;
             rowids[k] = sqlite3_last_insert_rowid(h->w);
             continue;
@@ -425,8 +458,6 @@ struct batch_range {
 
 static void range_add(struct batch_range *r, int64_t sent_at)
 {
-    if (!sent_at) /* stored as the time it arrived (insert_copy) */
-        sent_at = time_now_ms();
     if (!r->n || sent_at < r->min_sent)
         r->min_sent = sent_at;
     if (!r->n || sent_at > r->max_sent)
@@ -474,17 +505,27 @@ static void first_sent(struct agg *em, int64_t sent_at)
 
 /* apply_part - copies e[0, n) of file h (keyed, in key order) inside h's
  * open transaction: rows per copy, the per-email and per-domain counters
- * once per email and domain of the part; counts new copies in *added */
-static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t *added)
+ * once per email and domain of the part, the analytics counts once per
+ * series and hour (what entered them in *an_entered); counts new copies
+ * in *added */
+static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t *added,
+                      int64_t an_entered[HAN_N])
 {
     int rc = -1;
     struct aggs ea, da;
     aggs_init(&ea);
     aggs_init(&da);
+    struct han_batch an;
+    han_init(&an);
+    struct han_series_map *sm = han_series_new();
+    int64_t *series = xcalloc(n ? n : 1, sizeof *series), now = time_now_ms();
     struct batch_range br = {0};
     if (last_rowid(h, &br.first) != 0)
         goto out;
     br.first++;
+    for (size_t i = 0; i < n; i++)
+        if (han_series(h, sm, e[i].e, &series[i]) != 0)
+            goto out;
     size_t run_end = 0; /* e[i, run_end) are email.sent copies */
     for (size_t i = 0; i < n;) {
         bool chunk_new[HSTORE_CHUNK];
@@ -494,11 +535,12 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
                 ;
         if (run_end >= i + HSTORE_CHUNK) {
             m = HSTORE_CHUNK;
-            if (apply_sent_chunk(h, &e[i], chunk_new) != 0)
+            if (apply_sent_chunk(h, &e[i], &series[i], now, chunk_new) != 0)
                 goto out;
         } else {
             int t, b;
-            if (apply_one_copy(h, &e[i], &t, &b) != 0)
+            int64_t at = sent_time(e[i].e, now);
+            if (apply_one_copy(h, &e[i], at, series[i], &an, &t, &b) != 0)
                 goto out;
             chunk_new[0] = t; /* b: only with t for email.failed, or alone */
             if (b) {
@@ -506,18 +548,22 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
                 em->bounced++;
                 dm->bounced++;
                 first_sent(em, e[i].e->sent_at_ms);
-                range_add(&br, e[i].e->sent_at_ms);
+                range_add(&br, at);
+                if (t) /* a new dead letter; else counted by apply_one_copy */
+                    han_add(&an, series[i], at, HAN_BOUNCED, 1);
             }
         }
         for (size_t k = 0; k < m; k++) {
             if (!chunk_new[k])
                 continue;
             const struct copy_event *c = e[i + k].e;
+            int64_t at = sent_time(c, now);
             struct agg *em = agg_email(&ea, c), *dm = agg_domain(&da, c->domain);
             em->tracked++;
             dm->tracked++;
             first_sent(em, c->sent_at_ms);
-            range_add(&br, c->sent_at_ms);
+            range_add(&br, at);
+            han_add(&an, series[i + k], at, HAN_SENT, 1);
             (*added)++;
         }
         i += m;
@@ -530,8 +576,8 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
                               0) != 0)
             goto out;
     }
-    char now[32];
-    time_rfc3339_ms(time_now_ms(), now, sizeof now);
+    char now_text[32];
+    time_rfc3339_ms(now, now_text, sizeof now_text);
     sqlite3_stmt *st =
         cached(h, &h->domain_upsert,
                "INSERT INTO domains(domain, users, first_seen, last_seen, tracked, bounced)"
@@ -541,16 +587,23 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
         goto out;
     for (size_t i = 0; i < da.n; i++) {
         sqlite3_bind_text(st, 1, da.v[i].key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, now_text, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, da.v[i].tracked);
         sqlite3_bind_int(st, 4, da.v[i].bounced);
         if (step_reset(h, st) != 0)
             goto out;
     }
+    if (han_flush(h, &an) != 0)
+        goto out;
+    for (int q = 0; q < HAN_N; q++)
+        an_entered[q] += an.entered[q];
     rc = 0;
 out:
     aggs_cleanup(&ea);
     aggs_cleanup(&da);
+    han_cleanup(&an);
+    han_series_free(sm);
+    free(series);
     return rc;
 }
 
@@ -559,7 +612,9 @@ struct part {
     struct hshard *h;
     const struct keyed *e;
     size_t n, added;
+    int64_t entered[HAN_N]; /* what entered the analytics counts */
     int rc;
+    struct hstore *store; /* told of entered after the part's commit */
 };
 
 /* store_part - p's copies in a transaction of their own on p's file (on
@@ -571,8 +626,11 @@ static void store_part(void *arg)
     int64_t t0 = time_mono_ms();
     pthread_mutex_lock(&h->w_lock);
     p->rc = -1;
-    if (db_begin(h->w) == 0 && apply_part(h, p->e, p->n, &p->added) == 0 && db_commit(h->w) == 0)
+    if (db_begin(h->w) == 0 && apply_part(h, p->e, p->n, &p->added, p->entered) == 0 &&
+        db_commit(h->w) == 0) {
         p->rc = 0;
+        hstore_counted(p->store, p->entered);
+    }
     if (p->rc != 0) {
         log_error("hstore: applying %zu copies to file %s failed: %s", p->n, h->schema,
                   sqlite3_errmsg(h->w));
@@ -585,7 +643,7 @@ static void store_part(void *arg)
 }
 
 int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *events, size_t n,
-                         size_t *added)
+                         size_t *added, int64_t entered[HAN_N])
 {
     /* in key order: the inserts walk the Message-ID index from one end to
      * the other instead of jumping around it (pages stay in the CPU
@@ -605,14 +663,14 @@ int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *events, siz
         size_t end = at;
         while (end < n && hsqlite_shard_of(s, e[end].hash) == k)
             end++;
-        parts[k] = (struct part){.h = &s->shard[k], .e = e + at, .n = end - at};
+        parts[k] = (struct part){.h = &s->shard[k], .e = e + at, .n = end - at, .store = &s->base};
         at = end;
         if (k > 0 && parts[k].n)
             hsqlite_post(parts[k].h, store_part, &parts[k]);
     }
     /* file 0's part in the caller's transaction, with the users */
     int64_t t0 = time_mono_ms();
-    int rc = apply_part(&s->shard[0], parts[0].e, parts[0].n, &parts[0].added);
+    int rc = apply_part(&s->shard[0], parts[0].e, parts[0].n, &parts[0].added, entered);
     log_debug("hstore: file main: %zu copies applied in %lld ms (commit to follow)", parts[0].n,
               (long long)(time_mono_ms() - t0));
     for (int k = 1; k < s->nshards; k++) {

@@ -35,12 +35,14 @@ static int run(sqlite3 *w, const char *sql, const char *t1, const char *t2, int6
 }
 
 /* record - inside h's transaction: the copy (found by key and Message-ID)
- * marked, its counters moved; 0, 1 no such copy, -1 error */
+ * marked, its counters and analytics counts moved (what entered them in
+ * entered); 0, 1 no such copy, -1 error */
 static int record(struct hshard *h, int64_t key, const char *message_id,
-                  const struct hstore_feedback *f, bool *changed)
+                  const struct hstore_feedback *f, bool *changed, int64_t entered[HAN_N])
 {
-    sqlite3_stmt *st = db_prepare(h->w, "SELECT rowid, email_id, domain, bounced, complained"
-                                        " FROM copies WHERE " HSTORE_COPY_MATCH);
+    sqlite3_stmt *st =
+        db_prepare(h->w, "SELECT rowid, email_id, domain, bounced, complained,"
+                         " coalesce(series, 0), sent_at FROM copies WHERE " HSTORE_COPY_MATCH);
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, key);
@@ -54,6 +56,7 @@ static int record(struct hshard *h, int64_t key, const char *message_id,
     char domain[256];
     snprintf(domain, sizeof domain, "%s", (const char *)sqlite3_column_text(st, 2));
     bool done = f->complained ? sqlite3_column_int(st, 4) != 0 : sqlite3_column_int(st, 3) != 0;
+    int64_t series = sqlite3_column_int64(st, 5), sent_at = sqlite3_column_int64(st, 6);
     sqlite3_finalize(st);
     if (done)
         return 0; /* a dead letter, or reported before */
@@ -83,8 +86,17 @@ static int record(struct hshard *h, int64_t key, const char *message_id,
                 : run(h->w, "UPDATE domains SET bounced = bounced + 1 WHERE domain = ?1", domain,
                       NULL, 0);
     }
+    struct han_batch an;
+    han_init(&an);
+    han_add(&an, series, sent_at, f->complained ? HAN_COMPLAINED : HAN_BOUNCED, 1);
     if (rc == 0)
+        rc = han_flush(h, &an);
+    if (rc == 0) {
         *changed = true;
+        for (int q = 0; q < HAN_N; q++)
+            entered[q] += an.entered[q];
+    }
+    han_cleanup(&an);
     return rc;
 }
 
@@ -95,12 +107,15 @@ int hsqlite_apply_feedback(struct hstore *store, const char *message_id,
     int64_t key = s->hash(message_id);
     struct hshard *h = &s->shard[hsqlite_shard_of(s, key)];
     int rc = -1;
+    int64_t entered[HAN_N] = {0};
     *changed = false;
     pthread_mutex_lock(&h->w_lock);
     if (db_begin(h->w) == 0) {
-        rc = record(h, key, message_id, f, changed);
+        rc = record(h, key, message_id, f, changed, entered);
         if (rc == 0 && *changed && db_commit(h->w) != 0)
             rc = -1;
+        else if (rc == 0 && *changed)
+            hstore_counted(store, entered);
         if (rc != 0 || !*changed)
             db_rollback(h->w);
     }

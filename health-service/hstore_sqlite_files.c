@@ -45,6 +45,8 @@ static const char *const migrations[] = {
     HSTORE_RECON_SQL,
     /* 10: unchecked and rescued copies */
     HSTORE_UNCHECKED_SQL,
+    /* 11: campaigns and variants, the /analytics counts */
+    HSTORE_ANALYTICS_SQL,
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 

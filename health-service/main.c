@@ -10,6 +10,7 @@
  * are service.c's; health_vars lists the variables this service reads
  * beyond svc_config_vars (--help).
  */
+#include "analytics.h"
 #include "api.h"
 #include "bounce/bounce.h"
 #include "dblock.h"
@@ -130,6 +131,8 @@ int main(int argc, char **argv)
     app.store = hstore_open(cfg.svc.db_path, cfg.db_files, err, sizeof err);
     if (!app.store)
         log_fatal("store: %s", err);
+    struct analytics_metrics analytics; /* counters of the /analytics counts */
+    analytics_metrics_start(&analytics, app.metrics, app.store);
     app.events_consumed = metrics_counter(app.metrics, "health_events_consumed_total",
                                           "Kafka events consumed and committed", NULL);
     app.events_invalid = metrics_counter(app.metrics, "health_events_invalid_total",

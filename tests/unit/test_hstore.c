@@ -369,8 +369,9 @@ static void die_mid_batch(const char *path, int files, const struct copy_event *
         _exit(3);
     struct hsqlite *s = hsqlite(store);
     size_t added = 0;
+    int64_t entered[HAN_N] = {0};
     pthread_mutex_lock(&s->shard[0].w_lock);
-    if (db_begin(s->shard[0].w) != 0 || hsqlite_apply_copies(s, ev, n, &added) != 0)
+    if (db_begin(s->shard[0].w) != 0 || hsqlite_apply_copies(s, ev, n, &added, entered) != 0)
         _exit(4);
     raise(SIGKILL);
     _exit(5);
@@ -735,13 +736,17 @@ static void unchecked_rescued(const char *dir)
         snprintf(f, sizeof f, k ? "%s.shard1" : "%s", path);
         sqlite3 *db;
         if (sqlite3_open(f, &db) == SQLITE_OK &&
-            sqlite3_exec(db,
-                         "ALTER TABLE copies DROP COLUMN rescued;"
-                         " ALTER TABLE email_stats DROP COLUMN unchecked;"
-                         " ALTER TABLE email_stats DROP COLUMN rescued;"
-                         " ALTER TABLE domains DROP COLUMN unchecked;"
-                         " ALTER TABLE domains DROP COLUMN rescued; PRAGMA user_version = 9;",
-                         NULL, NULL, NULL) == SQLITE_OK)
+            sqlite3_exec(
+                db, /* migration 11 undone, then 10 */
+                "DROP TABLE analytics; DROP TABLE analytics_series;"
+                "ALTER TABLE copies DROP COLUMN series;"
+                " ALTER TABLE copies DROP COLUMN variant; ALTER TABLE copies DROP COLUMN campaign;"
+                " ALTER TABLE copies DROP COLUMN rescued;"
+                " ALTER TABLE email_stats DROP COLUMN unchecked;"
+                " ALTER TABLE email_stats DROP COLUMN rescued;"
+                " ALTER TABLE domains DROP COLUMN unchecked;"
+                " ALTER TABLE domains DROP COLUMN rescued; PRAGMA user_version = 9;",
+                NULL, NULL, NULL) == SQLITE_OK)
             back++;
         sqlite3_close(db);
     }

@@ -333,17 +333,21 @@ static void migration(const char *dir)
         snprintf(f, sizeof f, k ? "%s.shard1" : "%s", path);
         sqlite3 *db;
         if (sqlite3_open(f, &db) == SQLITE_OK &&
-            sqlite3_exec(db,
-                         "DROP TABLE copy_batches; ALTER TABLE copies DROP COLUMN identity;"
-                         " ALTER TABLE copies DROP COLUMN found_at;"
-                         " ALTER TABLE email_stats DROP COLUMN first_sent_at;"
-                         " ALTER TABLE copies DROP COLUMN rescued;"
-                         " ALTER TABLE email_stats DROP COLUMN unchecked;"
-                         " ALTER TABLE email_stats DROP COLUMN rescued;"
-                         " ALTER TABLE domains DROP COLUMN unchecked;"
-                         " ALTER TABLE domains DROP COLUMN rescued;"
-                         " PRAGMA user_version = 7;",
-                         NULL, NULL, NULL) == SQLITE_OK)
+            sqlite3_exec(
+                db, /* migration 11 undone, then 10, 9 and 8 */
+                "DROP TABLE analytics; DROP TABLE analytics_series;"
+                "ALTER TABLE copies DROP COLUMN series;"
+                " ALTER TABLE copies DROP COLUMN variant; ALTER TABLE copies DROP COLUMN campaign;"
+                " DROP TABLE copy_batches; ALTER TABLE copies DROP COLUMN identity;"
+                " ALTER TABLE copies DROP COLUMN found_at;"
+                " ALTER TABLE email_stats DROP COLUMN first_sent_at;"
+                " ALTER TABLE copies DROP COLUMN rescued;"
+                " ALTER TABLE email_stats DROP COLUMN unchecked;"
+                " ALTER TABLE email_stats DROP COLUMN rescued;"
+                " ALTER TABLE domains DROP COLUMN unchecked;"
+                " ALTER TABLE domains DROP COLUMN rescued;"
+                " PRAGMA user_version = 7;",
+                NULL, NULL, NULL) == SQLITE_OK)
             back++;
         sqlite3_close(db);
     }

@@ -285,15 +285,18 @@ static void run(const char *dir, int files)
             sqlite3_step(st) == SQLITE_ROW)
             version = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
-        char sql[512];
-        snprintf(sql, sizeof sql,
-                 "ALTER TABLE email_stats DROP COLUMN first_sent_at;"
+        char sql[1024];
+        snprintf(sql, sizeof sql, /* migration 11 undone, then 10 and 9 */
+                 "DROP TABLE analytics; DROP TABLE analytics_series;"
+                 " ALTER TABLE copies DROP COLUMN series; ALTER TABLE copies DROP COLUMN variant;"
+                 " ALTER TABLE copies DROP COLUMN campaign;"
+                 " ALTER TABLE email_stats DROP COLUMN first_sent_at;"
                  " ALTER TABLE copies DROP COLUMN rescued;"
                  " ALTER TABLE email_stats DROP COLUMN unchecked;"
                  " ALTER TABLE email_stats DROP COLUMN rescued;"
                  " ALTER TABLE domains DROP COLUMN unchecked;"
                  " ALTER TABLE domains DROP COLUMN rescued; PRAGMA user_version = %d;",
-                 version - 2);
+                 version - 3);
         CHECK(sqlite3_exec(w, sql, NULL, NULL, NULL) == SQLITE_OK, "first_sent_at dropped");
         sqlite3_close(w);
     }
