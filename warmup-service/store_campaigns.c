@@ -400,33 +400,16 @@ static int check_audience(struct store *s, enum aud_kind k, const struct campaig
 static int check_key(struct store *s, enum aud_kind k, const struct campaign *c, const char *key,
                      int64_t *missing, char *example, size_t exlen)
 {
+    /* one scan: with a single min(), SQLite takes the bare column
+     * (address) from the row that has the minimum */
     static const char *const fmt =
-        "SELECT count(*), (SELECT address FROM %1$s WHERE NOT supp AND coalesce(json_type(data,"
-        " '$.\"' || ?3 || '\"'), 'null') IN ('null', 'object', 'array') ORDER BY ord LIMIT 1)"
-        " FROM %1$s WHERE NOT supp AND coalesce(json_type(data, '$.\"' || ?3 || '\"'), 'null')"
-        " IN ('null', 'object', 'array')";
+        "SELECT count(*), address, min(ord) FROM %s WHERE NOT supp AND coalesce(json_type(data,"
+        " '$.\"' || ?3 || '\"'), 'null') IN ('null', 'object', 'array')";
     if (strchr(key, '"') || strchr(key, '\\'))
         return -1; /* never a placeholder key */
-    struct buf a, q;
-    buf_init(&a, 1 << 16);
-    buf_init(&q, 1 << 16);
-    aud_sql(&a, k);
-    /* %1$s twice: printf's positional form is not in C11, so by hand */
-    const char *p = fmt, *m;
-    while ((m = strstr(p, "%1$s"))) {
-        buf_append(&q, p, (size_t)(m - p));
-        buf_append(&q, buf_str(&a), a.len);
-        p = m + 4;
-    }
-    buf_append(&q, p, strlen(p));
-    sqlite3_stmt *st = db_prepare(s->w, buf_str(&q));
-    buf_cleanup(&a);
-    buf_cleanup(&q);
+    sqlite3_stmt *st = prep_aud(s, fmt, k, c);
     int rc = -1;
     if (st) {
-        if (k != AUD_LIST)
-            sqlite3_bind_text(st, 1, c->audience, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, c->id);
         sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             *missing = sqlite3_column_int64(st, 0);
