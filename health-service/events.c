@@ -42,6 +42,10 @@ int events_parse_copy(const char *value, size_t len, struct copy_event *out, cha
     if (event_decode(value, len, EVENT_ON_EMAIL_TOPIC, &ev, errbuf, errlen) != 0)
         return -1;
     const struct event_email_sent *e = &ev.email_sent;
+    if (e->email_id == 0) { /* a refused send request: no copy to track */
+        event_cleanup(&ev);
+        return 1;
+    }
     out->failed = e->failed;
     out->message_id = e->message_id;
     out->broadcast_id = e->broadcast_id;

@@ -6,7 +6,11 @@
 #include "messages.h"
 #include "users.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#define IDEMPOTENCY_KEY_MAX 200
 
 void api_message(struct http_request *req, struct http_response *resp)
 {
@@ -41,6 +45,22 @@ void api_message(struct http_request *req, struct http_response *resp)
         !json_object_is_type(data, json_type_null))
         m.data = data;
     m.version = (int)version;
+    char key[IDEMPOTENCY_KEY_MAX + 8];
+    const char *ik = http_header(req, "Idempotency-Key");
+    if (ik) {
+        size_t n = strlen(ik);
+        bool printable = n > 0 && n <= IDEMPOTENCY_KEY_MAX;
+        for (size_t i = 0; printable && i < n; i++)
+            printable = ik[i] > 0x20 && ik[i] < 0x7f;
+        if (!printable) {
+            http_reply_error(resp, 400, "invalid_field",
+                             "Idempotency-Key must be 1-%d printable ASCII characters",
+                             IDEMPOTENCY_KEY_MAX);
+            goto out;
+        }
+        snprintf(key, sizeof key, "http:%s", ik);
+        m.request_key = key;
+    }
     struct message_result r;
     messages_submit(req->app, &m, &r);
     if (r.status != 202) {
@@ -50,6 +70,8 @@ void api_message(struct http_request *req, struct http_response *resp)
     json_object *o = json_object_new_object();
     json_object_object_add(o, "message_id", json_object_new_string(r.message_id));
     json_object_object_add(o, "email_id", json_object_new_int64(r.email_id));
+    if (r.replayed)
+        json_object_object_add(o, "replayed", json_object_new_boolean(1));
     http_reply_json(resp, 202, o);
     free(r.message_id);
 out:

@@ -3,6 +3,7 @@
 #include "api.h"
 #include "app.h"
 #include "feedback.h"
+#include "sendq.h"
 #include "outbox.h"
 #include "sender.h"
 #include "store.h"
@@ -20,7 +21,8 @@ void api_readyz(struct http_request *req, struct http_response *resp)
     struct app *app = req->app;
     struct outbox_stats os;
     outbox_publisher_stats(app->outbox, &os);
-    bool kafka = os.kafka_up && feedback_kafka_up(app->feedback); /* producer and consumer */
+    bool kafka = os.kafka_up && feedback_kafka_up(app->feedback) &&
+                 sendq_kafka_up(app->sendq); /* producer and consumers */
     bool db = store_ping(app->store);
     char why[700] = "";
     bool smtp = sender_smtp_ok(app->sender, why, sizeof why);

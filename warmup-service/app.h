@@ -9,6 +9,7 @@ struct store;
 struct outbox_publisher;
 struct sender;
 struct feedback;
+struct sendq;
 struct identities;
 struct smtp_clients;
 struct metrics;
@@ -20,6 +21,7 @@ struct app {
     struct outbox_publisher *outbox;
     struct sender *sender;
     struct feedback *feedback;     /* the feedback-events consumer */
+    struct sendq *sendq;           /* the email-send consumer */
     struct identities *identities; /* sending identities' state, gauge and decisions */
     const struct smtp_clients *clients;
     struct metrics *metrics;

@@ -4,7 +4,7 @@
  * Threads: main (start-up, signals, shutdown), the HTTP pool
  * (libmicrohttpd), the outbox publisher (outbox.c), the sending pipeline
  * (sender.c, worker.c, writer.c), the feedback-events consumer's two
- * (feedback.c over kconsumer.c). The shared start-up and shutdown are
+ * (feedback.c over kconsumer.c), the email-send consumer's two (sendq.c). The shared start-up and shutdown are
  * service.c's; warmup_vars lists the variables this service reads beyond
  * svc_config_vars (--help).
  */
@@ -13,6 +13,7 @@
 #include "dblock.h"
 #include "dkim.h"
 #include "feedback.h"
+#include "sendq.h"
 #include "httpd.h"
 #include "identities.h"
 #include "log.h"
@@ -64,6 +65,8 @@ static const struct svc_var warmup_vars[] = {
     {"UNSUBSCRIBE_SECRET", "", "HMAC key of the unsubscribe tokens, >= 16 bytes (secret)"},
     {"UNSUBSCRIBE_MAILTO", "", "address of the List-Unsubscribe mailto: (optional)"},
     {"KAFKA_FEEDBACK_TOPIC", "feedback-events", "bounces and complaints that suppress"},
+    {"KAFKA_SEND_TOPIC", "email-send", "send requests other systems produce (consumed)"},
+    {"KAFKA_SEND_GROUP_ID", "warmup-service-send", "the consumer group of KAFKA_SEND_TOPIC"},
     {"DKIM_KEYS_FILE", "", "JSON list of DKIM keys; copies of those domains are signed"},
     {"THROTTLES_FILE", "", "JSON list of recipient providers (domain groups) and their limits"},
     {"WARMUP_CLOCK_OFFSET", "0", "tests only: seconds added to the identities' clock"},
@@ -193,6 +196,15 @@ int main(int argc, char **argv)
     app.feedback = feedback_start(&fc, err, sizeof err);
     if (!app.feedback)
         log_fatal("feedback consumer: %s", err);
+    struct sendq_config qc = {.brokers = cfg.svc.kafka_brokers,
+                              .topic = cfg.send_topic,
+                              .group_id = cfg.send_group,
+                              .email_topic = cfg.svc.email_topic,
+                              .extra = cfg.svc.kafka_sec.conf,
+                              .app = &app};
+    app.sendq = sendq_start(&qc, err, sizeof err);
+    if (!app.sendq)
+        log_fatal("email-send consumer: %s", err);
 
     /* the import route's cap comes from IMPORT_MAX_BYTES */
     struct http_route routes[32];
@@ -210,6 +222,7 @@ int main(int argc, char **argv)
 
     service_wait(svc);
     /* the consumer's offsets are committed after its last transaction */
+    sendq_stop(app.sendq);
     feedback_stop(app.feedback);
     sender_stop(app.sender); /* commits every outcome and its event into the outbox */
     smtp_clients_cleanup(&clients);

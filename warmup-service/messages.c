@@ -149,6 +149,7 @@ void messages_submit(struct app *app, const struct message_req *m, struct messag
         .domain = to.domain,
         .name = uname ? uname : "",
         .data = data_text,
+        .request_key = m->request_key,
     };
     struct message_ref ref;
     rc = store_add_message(app->store, &ms, &ref);
@@ -160,9 +161,16 @@ void messages_submit(struct app *app, const struct message_req *m, struct messag
         goto unavailable;
     out->status = 202;
     out->email_id = ref.email_id;
+    out->replayed = ref.replayed;
     out->message_id = msgid_copy(ref.email_id, ref.salt, ref.copy_id, ref.msgid_domain);
     free(ref.salt);
     free(ref.msgid_domain);
+    if (ref.replayed) {
+        log_info("message replayed email_id=%lld message_id=%s domain=%s: its request was stored "
+                 "before",
+                 (long long)out->email_id, out->message_id, to.domain);
+        goto out;
+    }
     sender_notify(app->sender);
     log_info("message queued email_id=%lld message_id=%s domain=%s template=%s version=%d "
              "priority=%s",

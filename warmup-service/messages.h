@@ -8,6 +8,7 @@
 #define MESSAGES_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,8 @@ struct message_req {
     const char *from;     /* NULL: the template's */
     const char *from_name;
     const char *smtp_client; /* NULL: the From identity's, else the default */
+    const char *request_key; /* idempotency key (NULL: none): the same key again answers the
+                              * copy stored the first time and stores nothing */
 };
 
 /* the answer: status 202 with message_id and email_id, or a 4xx/503 with
@@ -31,6 +34,7 @@ struct message_result {
     int status;
     char *message_id; /* heap, caller frees (202 only) */
     int64_t email_id;
+    bool replayed;    /* the request_key's copy was stored before */
     const char *code; /* static; NULL on 202 */
     char error[400];
 };

@@ -35,6 +35,8 @@ static const char *const migrations[] = {
     STORE_IDENTITIES_SCHEMA_SQL,
     /* 7: templates, attributes, campaigns, uploads, imports */
     STORE_CAMPAIGNS_SCHEMA_SQL,
+    /* 8: transactional requests by idempotency key */
+    STORE_MESSAGE_REQUESTS_SQL,
 };
 
 static void *gc_main(void *arg);

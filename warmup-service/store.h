@@ -206,20 +206,27 @@ struct message_spec {
     const char *domain;             /* the recipient's, lower-cased */
     const char *name;               /* "" when unknown */
     const char *data;               /* the copy's variables (JSON object text) or NULL */
+    const char *request_key;        /* idempotency key or NULL */
 };
 /* a stored message: what its Message-ID is made of (msgid.h) */
 struct message_ref {
     int64_t email_id, copy_id;
     char *salt, *msgid_domain; /* heap, caller frees */
+    bool replayed;             /* the request_key was stored before: that copy, nothing new */
 };
 /* store_add_message - the copy under the email of its template version,
  * From and priority (made at the first such message), pending, in ONE
- * transaction on disk at return. 0 and *out filled; STORE_DUPLICATE (1)
- * when the recipient is suppressed (nothing written); -1. */
+ * transaction on disk at return. 0 and *out filled (replayed: a request
+ * with the same request_key was stored before, *out is its copy, nothing
+ * written); STORE_DUPLICATE (1) when the recipient is suppressed (nothing
+ * written); -1. */
 int store_add_message(struct store *s, const struct message_spec *m, struct message_ref *out);
 /* store_user_vars - a registered user's name and attributes (heap, caller
  * frees; attributes NULL when none): 0 found, 1 not registered, -1 */
 int store_user_vars(struct store *s, const char *address, char **name, char **attributes);
+/* store_add_event - one event (JSON text) for the outbox (topic, key), on
+ * disk at return: 0 or -1 */
+int store_add_event(struct store *s, const char *topic, const char *key, const char *event);
 
 /* store_create_email - the email and one copy per registered user whose
  * address is not suppressed (*recipients copies), in ONE transaction.

@@ -158,6 +158,13 @@ enum {
     " invalid TEXT NOT NULL DEFAULT '[]', n_invalid INTEGER NOT NULL DEFAULT 0, error TEXT,"       \
     " resume_at INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT);"
 
+/* 8: transactional requests already stored, by their idempotency key
+ * (an Idempotency-Key header, an email-send message's partition and
+ * offset), so a request sent or delivered again makes no second copy */
+#define STORE_MESSAGE_REQUESTS_SQL                                                                 \
+    "CREATE TABLE message_requests (key TEXT PRIMARY KEY, email_id INTEGER NOT NULL,"              \
+    " copy_id INTEGER NOT NULL) WITHOUT ROWID;"
+
 struct store {
     pthread_mutex_t w_lock;
     pthread_mutex_t r_lock;

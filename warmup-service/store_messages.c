@@ -5,6 +5,7 @@
  * store.c. */
 #include "db.h"
 #include "log.h"
+#include "outbox.h"
 #include "store.h"
 #include "store_int.h"
 #include "xalloc.h"
@@ -58,6 +59,48 @@ static int container(struct store *s, const struct email_spec *e, struct message
     return rc;
 }
 
+/* replayed - the copy stored for key before, inside the caller's
+ * transaction: 0 found (*out filled, replayed), 1 none, -1 */
+static int replayed(struct store *s, const char *key, struct message_ref *out)
+{
+    int rc = -1, r;
+    sqlite3_stmt *st =
+        db_prepare(s->w, "SELECT r.email_id, r.copy_id, e.salt, e.msgid_domain"
+                         " FROM message_requests r JOIN emails e ON e.id = r.email_id"
+                         " WHERE r.key = ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        out->email_id = sqlite3_column_int64(st, 0);
+        out->copy_id = sqlite3_column_int64(st, 1);
+        out->salt = store_col_str(st, 2);
+        out->msgid_domain = store_col_str(st, 3);
+        out->replayed = true;
+        rc = 0;
+    } else if (r == SQLITE_DONE) {
+        rc = 1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* remember - key names the copy in out, inside the caller's transaction */
+static int remember(struct store *s, const char *key, const struct message_ref *out)
+{
+    sqlite3_stmt *st = db_prepare(s->w, "INSERT INTO message_requests(key, email_id, copy_id)"
+                                        " VALUES(?, ?, ?)");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, out->email_id);
+    sqlite3_bind_int64(st, 3, out->copy_id);
+    int rc = db_step(s->w, st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_add_message(struct store *s, const struct message_spec *m, struct message_ref *out)
 {
     int rc = -1;
@@ -75,6 +118,13 @@ int store_add_message(struct store *s, const struct message_spec *m, struct mess
         db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1 WHERE id = ?");
     if (!supp || !dom || !ins || !cnt || db_begin(s->w) != 0)
         goto out;
+    if (m->request_key) {
+        int r0 = replayed(s, m->request_key, out);
+        if (r0 != 1) { /* 0: stored before, nothing to write */
+            rc = r0;
+            goto out;
+        }
+    }
     sqlite3_bind_text(supp, 1, m->recipient, -1, SQLITE_STATIC);
     int r = sqlite3_step(supp);
     if (r == SQLITE_ROW) {
@@ -95,10 +145,12 @@ int store_add_message(struct store *s, const struct message_spec *m, struct mess
         goto out;
     out->copy_id = sqlite3_last_insert_rowid(s->w);
     sqlite3_bind_int64(cnt, 1, out->email_id);
-    if (db_step(s->w, cnt) != 0)
+    if (db_step(s->w, cnt) != 0 || (m->request_key && remember(s, m->request_key, out) != 0))
         goto out;
     rc = db_commit(s->w);
 out:
+    if (rc == 0 && out->replayed)
+        db_rollback(s->w); /* nothing written */
     if (rc != 0) {
         db_rollback(s->w);
         free(out->salt);
@@ -133,5 +185,20 @@ int store_user_vars(struct store *s, const char *address, char **name, char **at
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
+    return rc;
+}
+
+int store_add_event(struct store *s, const char *topic, const char *key, const char *event)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->w_lock);
+    if (db_begin(s->w) == 0) {
+        rc = outbox_add(s->w, topic, key, event);
+        if (rc == 0)
+            rc = db_commit(s->w);
+        if (rc != 0)
+            db_rollback(s->w);
+    }
+    pthread_mutex_unlock(&s->w_lock);
     return rc;
 }

@@ -63,6 +63,8 @@ void wconfig_load(struct wconfig *cfg)
         log_fatal("config: SMTP_BREAKER_BACKOFF_MAX_MS: must be at least SMTP_BREAKER_BACKOFF_MS");
     cfg->dkim_keys_file = config_str("DKIM_KEYS_FILE", NULL);
     cfg->feedback_topic = config_str("KAFKA_FEEDBACK_TOPIC", "feedback-events");
+    cfg->send_topic = config_str("KAFKA_SEND_TOPIC", "email-send");
+    cfg->send_group = config_str("KAFKA_SEND_GROUP_ID", "warmup-service-send");
     cfg->throttles_file = config_str("THROTTLES_FILE", NULL);
     char *off = config_str("WARMUP_CLOCK_OFFSET", NULL);
     if (off) {
@@ -90,6 +92,8 @@ void wconfig_cleanup(struct wconfig *cfg)
     free(cfg->bounce_domain);
     free(cfg->dkim_keys_file);
     free(cfg->feedback_topic);
+    free(cfg->send_topic);
+    free(cfg->send_group);
     free(cfg->throttles_file);
     unsub_config_cleanup(&cfg->unsub);
     svc_config_cleanup(&cfg->svc);

@@ -25,6 +25,8 @@ struct wconfig {
     int breaker_max_ms;        /* circuit breaker: longest backoff */
     char *dkim_keys_file;      /* NULL: no DKIM signing */
     char *feedback_topic;      /* KAFKA_FEEDBACK_TOPIC: consumed (feedback.h) */
+    char *send_topic;          /* KAFKA_SEND_TOPIC: consumed (sendq.h) */
+    char *send_group;          /* KAFKA_SEND_GROUP_ID */
     struct unsub_config unsub; /* PUBLIC_URL, UNSUBSCRIBE_SECRET, UNSUBSCRIBE_MAILTO */
     struct policy policy;      /* WARMUP_POLICY (policy.h) */
     char *throttles_file;      /* THROTTLES_FILE: provider groups and limits; NULL: none */

@@ -417,7 +417,8 @@ static int decode_email_sent(const struct jsonx_field *f, bool failed, struct ev
     out->failed = failed;
     if (jsonx_field_string(&f[F_MID], true, 998, &mid, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_BID], true, 998, &bid, errbuf, errlen) != 0 ||
-        jsonx_field_int(&f[F_EMAIL_ID], true, 1, INT64_MAX, &email_id, errbuf, errlen) != 0 ||
+        jsonx_field_int(&f[F_EMAIL_ID], true, failed ? 0 : 1, INT64_MAX, &email_id, errbuf,
+                        errlen) != 0 ||
         jsonx_field_string(&f[F_RCPT], true, 1024, &rcpt, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_DOMAIN], true, 255, &domain, errbuf, errlen) != 0 ||
         jsonx_field_string(&f[F_CLIENT], true, 128, &client, errbuf, errlen) != 0 ||

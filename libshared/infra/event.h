@@ -79,7 +79,8 @@ struct event_email_sent {
     bool failed;
     const char *message_id;   /* the copy's, <...@...> */
     const char *broadcast_id; /* the broadcast's Message-ID, <...@...> */
-    int64_t email_id;         /* the broadcast, >= 1 */
+    int64_t email_id;         /* the broadcast, >= 1; an email.failed with 0 answers a send
+                               * request refused before any email held it (email-send) */
     const char *recipient;    /* decoded: normalised */
     const char *domain;       /* the recipient's domain, lower-cased */
     const char *smtp_client;
