@@ -5,8 +5,10 @@
 # before start, every recipient one copy with its variant's subject and
 # filled placeholders, exact progress per variant, email.sent events
 # carrying campaign and variant, rate-limit split by weight, pause and
-# resume, dead letters reconciled, and every bad request a clear 4xx with
-# nothing written.
+# resume, dead letters reconciled, an uploaded list (refused before its
+# import; its columns as the copies' data; skipped when the upload
+# endpoints are absent), and every bad request a clear 4xx with nothing
+# written.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/smtp_servers.sh"
 
@@ -227,12 +229,52 @@ wait_for 60 bash -c "[ \"\$(curl -s $W/campaigns/$C2 | $PY -c 'import json,sys; 
 ok $? "resumed: the requeued copies are sent"
 eq "  ... to the 20 free users" "$(dumped "$TMP/sink3" | cut -f1 | sort -u | wc -l)" 20
 
+# --- an uploaded list (the upload endpoints of DESIGN 9.5): refused before
+# its import, then one copy per listed address that is not suppressed,
+# its columns as the copy's data, registered or not
+r=$(http POST "$W/campaigns" '{"name":"list","from":"news@acme.test","template":"promo","audience":{"upload":true},"variants":[{"name":"A","subject":"List A {{name}} {{plan}}"},{"name":"B","subject":"List B {{name}} {{plan}}"}]}')
+CL=$(jget "${r#* }" 'j["id"]')
+$PY -c 'print("email_id,name,plan"); [print(f"l{i}@list{i % 2}.test,Listed {i},gold{i}") for i in range(1, 200)]; print("u1@a.test,Again One,silver")' > "$TMP/list.csv"
+r=$(http POST "$W/suppressions" '{"email_id":"l7@list1.test","reason":"manual"}')
+SIZE=$(stat -c %s "$TMP/list.csv")
+r=$(http POST "$W/campaigns/$CL/upload/init" "{\"filename\":\"list.csv\",\"size\":$SIZE,\"content_type\":\"text/csv\"}")
+if [ "${r%% *}" != 201 ]; then
+  T_N=$((T_N + 1)); echo "ok $T_N - uploaded list # SKIP no upload endpoint (${r%% *})"
+else
+  U=$(jget "${r#* }" 'j["upload_id"]'); URL=$(jget "${r#* }" 'j["parts"][0]["url"]')
+  r=$(http POST "$W/campaigns/$CL/start" "")
+  eq "start before the list is uploaded -> 409" "${r%% *} $(jget "${r#* }" '"not been imported yet" in j["error"]["message"]')" "409 True"
+  ET=$(curl -s -D - -o /dev/null -T "$TMP/list.csv" "$URL" | sed -n 's/^ETag: "\(.*\)"\r$/\1/Ip')
+  r=$(http POST "$W/campaigns/$CL/upload/complete" "{\"upload_id\":\"$U\",\"parts\":[{\"part\":1,\"etag\":\"$ET\"}]}")
+  eq "upload complete -> 202" "${r%% *}" 202
+  wait_for 30 bash -c "curl -s $W/campaigns/$CL/upload | grep -q '\"state\":\"done\"'"
+  ok $? "the list is imported"
+  r=$(http POST "$W/campaigns/$CL/start" "")
+  eq "start over the list -> 200, 199 copies (one address suppressed)" "${r%% *} $(jget "${r#* }" '[j["progress"]["total"]] + [v["progress"]["total"] for v in j["variants"]]')" "200 [199, 100, 99]"
+  wait_for 60 bash -c "[ \"\$(curl -s $W/campaigns/$CL | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"progress\"][\"status\"])')\" = done ]"
+  ok $? "the list campaign reaches done"
+  dumped "$TMP/sink3" | grep -E '^(l[0-9]+@list[01]\.test|u1@a\.test)'$'\t''List ' | sort > "$TMP/list.got"
+  $PY - "$TMP/list.got" > "$TMP/list.out" 2>&1 <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+got = {r[0]: r[1] for r in rows}
+want = {f"l{i}@list{i % 2}.test": f"Listed {i} gold{i}" for i in range(1, 200) if i != 7}
+want["u1@a.test"] = "Again One silver"
+assert len(rows) == len(got) == 199, len(rows)
+assert set(got) == set(want), sorted(set(got) ^ set(want))
+for r, s in got.items():
+    assert s[7:] == want[r] and s[:7] in ("List A ", "List B "), (r, s)
+print("list ok")
+PY
+  ok $? "every listed address one copy (the suppressed none), named and filled from the list's columns"; grep -v 'list ok' "$TMP/list.out" | head -3 | sed 's/^/# /'
+fi
+
 # --- listing
 r=$(http GET "$W/campaigns?limit=2&offset=0")
 eq "GET /campaigns?limit=2 -> 2" "${r%% *} $(jget "${r#* }" 'len(j)')" "200 2"
 r=$(http GET "$W/campaigns?limit=0")
 eq "GET /campaigns?limit=0 -> 400" "${r%% *}" 400
-eq "GET /campaigns lists every campaign" "$(jget "$(curl -s "$W/campaigns")" '[c["id"] for c in j][-2:]')" "[$C1, $C2]"
+eq "GET /campaigns lists every campaign" "$(jget "$(curl -s "$W/campaigns")" '[c["id"] for c in j][-3:]')" "[$C1, $C2, $CL]"
 
 stop_named warmup
 eq "warmup-service stops cleanly" "$STOP_RC" 0
