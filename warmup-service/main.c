@@ -207,7 +207,7 @@ int main(int argc, char **argv)
         log_fatal("email-send consumer: %s", err);
 
     /* the import route's cap comes from IMPORT_MAX_BYTES */
-    struct http_route routes[32];
+    struct http_route routes[128];
     if (api_nroutes > sizeof routes / sizeof routes[0])
         log_fatal("too many routes");
     memcpy(routes, api_routes, api_nroutes * sizeof routes[0]);
