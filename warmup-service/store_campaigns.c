@@ -248,30 +248,28 @@ int store_list_campaigns(struct store *s, int64_t limit, int64_t offset, struct 
 
 void campaign_split_tpm(int tpm, const struct campaign_variant *v, size_t n, int *out)
 {
-    if (n == 0 || !v) {
+    if (n == 0 || !v || n > CAMPAIGN_VARIANTS_MAX) {
         out[0] = tpm;
         return;
     }
-    int64_t w = 0, given = 0;
+    int64_t w = 0, given = 0, rem[CAMPAIGN_VARIANTS_MAX];
     for (size_t i = 0; i < n; i++)
         w += v[i].weight > 0 ? v[i].weight : 1;
     for (size_t i = 0; i < n; i++) {
-        out[i] = (int)((int64_t)tpm * (v[i].weight > 0 ? v[i].weight : 1) / w);
+        int64_t share = (int64_t)tpm * (v[i].weight > 0 ? v[i].weight : 1);
+        out[i] = (int)(share / w);
+        rem[i] = share % w;
         given += out[i];
     }
-    /* the rest, one each, to the largest remainders (first on ties) */
+    /* what the floors left, one each to the largest remainders (the
+     * first on ties): fewer than n */
     for (int64_t left = tpm - given; left > 0; left--) {
         size_t best = 0;
-        int64_t best_rem = -1;
-        for (size_t i = 0; i < n; i++) {
-            int64_t rem = (int64_t)tpm * (v[i].weight > 0 ? v[i].weight : 1) % w;
-            int64_t had = (int64_t)out[i] - (int64_t)tpm * (v[i].weight > 0 ? v[i].weight : 1) / w;
-            if (had == 0 && rem > best_rem) {
+        for (size_t i = 1; i < n; i++)
+            if (rem[i] > rem[best])
                 best = i;
-                best_rem = rem;
-            }
-        }
         out[best]++;
+        rem[best] = -1;
     }
     for (size_t i = 0; tpm > 0 && i < n; i++)
         if (out[i] < 1)

@@ -141,7 +141,7 @@ int store_start_campaign(struct store *s, int64_t id, const struct campaign_star
 /* campaign_split_tpm - tpm split by weight across n variants into out[]:
  * largest remainders, so they sum to tpm, and each at least 1 when tpm > 0
  * (the sum may then exceed a tpm smaller than n); 0 stays 0 (no limit).
- * n 0 or weights NULL: out[0] = tpm. Pure. */
+ * n 0, v NULL or n over CAMPAIGN_VARIANTS_MAX: out[0] = tpm. Pure. */
 void campaign_split_tpm(int tpm, const struct campaign_variant *v, size_t n, int *out);
 
 /* store_campaign_set_paused - the campaign's pause flag and every one of
