@@ -57,5 +57,15 @@ void api_template(struct http_request *req, struct http_response *resp);
 struct template;
 /* api_template_json - a template version as the API answers it (new object) */
 struct json_object *api_template_json(const struct template *t);
+/* api_upload.c: presigned multipart uploads of a campaign's list; api_import.c */
+void api_upload_init(struct http_request *req, struct http_response *resp);
+void api_upload_complete(struct http_request *req, struct http_response *resp);
+void api_upload_abort(struct http_request *req, struct http_response *resp);
+void api_upload_status(struct http_request *req, struct http_response *resp);
+extern const struct http_stream_ops api_upload_part_ops;
+void api_import_status(struct http_request *req, struct http_response *resp);
+struct import_row;
+/* api_import_json - an import's progress as the API answers it (new object) */
+struct json_object *api_import_json(const struct import_row *im, bool campaign);
 
 #endif

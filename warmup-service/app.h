@@ -14,6 +14,8 @@ struct identities;
 struct smtp_clients;
 struct metrics;
 struct metric;
+struct uploads;
+struct importer;
 
 struct app {
     const struct wconfig *cfg;
@@ -28,6 +30,8 @@ struct app {
     struct metric *users_registered; /* users_registered_total */
     struct metric *users_duplicate;  /* users_duplicate_total */
     struct metric *import_invalid;   /* users_import_invalid_total */
+    struct uploads *uploads;         /* the upload store (UPLOAD_STORE) */
+    struct importer *importer;       /* the background CSV importer */
 };
 
 #endif

@@ -4,8 +4,8 @@
  * Threads: main (start-up, signals, shutdown), the HTTP pool
  * (libmicrohttpd), the outbox publisher (outbox.c), the sending pipeline
  * (sender.c, worker.c, writer.c), the feedback-events consumer's two
- * (feedback.c over kconsumer.c), the email-send consumer's two (sendq.c). The shared start-up and shutdown are
- * service.c's; warmup_vars lists the variables this service reads beyond
+ * (feedback.c over kconsumer.c), the email-send consumer's two (sendq.c). The shared start-up and
+ * shutdown are service.c's; warmup_vars lists the variables this service reads beyond
  * svc_config_vars (--help).
  */
 #include "api.h"
@@ -16,6 +16,7 @@
 #include "sendq.h"
 #include "httpd.h"
 #include "identities.h"
+#include "importer.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -23,6 +24,7 @@
 #include "service.h"
 #include "smtp/smtp_clients.h"
 #include "store.h"
+#include "upload.h"
 #include "identity_clock.h"
 #include "providers.h"
 #include "wconfig.h"
@@ -71,6 +73,17 @@ static const struct svc_var warmup_vars[] = {
     {"THROTTLES_FILE", "", "JSON list of recipient providers (domain groups) and their limits"},
     {"WARMUP_CLOCK_OFFSET", "0", "tests only: seconds added to the identities' clock"},
     {"WARMUP_POLICY", "", "JSON thresholds of the placement policy (README: Warmup control)"},
+    {"UPLOAD_STORE", "local", "where uploaded CSVs go: local or s3://bucket/prefix"},
+    {"UPLOAD_DIR", "DB_PATH's folder/uploads", "local parts, spooled imports, the URL key"},
+    {"UPLOAD_SECRET", "generated in UPLOAD_DIR", "HMAC key of local part URLs (secret)"},
+    {"UPLOAD_MAX_BYTES", "5368709120", "largest upload"},
+    {"UPLOAD_PART_SIZE", "16777216", "bytes per part (S3: at least 5 MiB)"},
+    {"UPLOAD_URL_TTL", "3600", "seconds a part URL stays valid"},
+    {"S3_ENDPOINT", "", "s3: https://host[:port] (http only to loopback), path-style"},
+    {"S3_CA_FILE", "system store", "s3: CA bundle for the endpoint"},
+    {"AWS_REGION", "us-east-1", "s3: the bucket's region"},
+    {"AWS_ACCESS_KEY_ID", "", "s3: the access key"},
+    {"AWS_SECRET_ACCESS_KEY", "", "s3: the secret key (secret)"},
     {NULL, NULL, NULL},
 };
 
@@ -196,6 +209,12 @@ int main(int argc, char **argv)
     app.feedback = feedback_start(&fc, err, sizeof err);
     if (!app.feedback)
         log_fatal("feedback consumer: %s", err);
+    app.uploads = uploads_new(&cfg.upload, app.store, err, sizeof err);
+    if (!app.uploads)
+        log_fatal("uploads: %s", err);
+    app.importer = importer_start(&app, err, sizeof err);
+    if (!app.importer)
+        log_fatal("importer: %s", err);
     struct sendq_config qc = {.brokers = cfg.svc.kafka_brokers,
                               .topic = cfg.send_topic,
                               .group_id = cfg.send_group,
@@ -212,7 +231,7 @@ int main(int argc, char **argv)
         log_fatal("too many routes");
     memcpy(routes, api_routes, api_nroutes * sizeof routes[0]);
     for (size_t i = 0; i < api_nroutes; i++)
-        if (routes[i].stream)
+        if (routes[i].stream && routes[i].body_max == (size_t)-1)
             routes[i].body_max = cfg.import_max_bytes;
     if (service_http_start(svc, &cfg.svc, routes, api_nroutes, &app, err, sizeof err) != 0)
         log_fatal("http: %s", err);
@@ -221,6 +240,7 @@ int main(int argc, char **argv)
              cfg.svc.db_path, cfg.svc.kafka_brokers, clients.v[clients.default_idx].s.name);
 
     service_wait(svc);
+    importer_stop(app.importer); /* between two batches: the import resumes at the next start */
     /* the consumer's offsets are committed after its last transaction */
     sendq_stop(app.sendq);
     feedback_stop(app.feedback);
@@ -229,6 +249,7 @@ int main(int argc, char **argv)
     dkim_signer_free(dkim);
     providers_free(providers);
     outbox_publisher_stop(app.outbox, 5000);
+    uploads_free(app.uploads);
     store_free(app.store);
     dblock_release(lock);
     wconfig_cleanup(&cfg);

@@ -84,6 +84,14 @@ void wconfig_load(struct wconfig *cfg)
     if (unsub_config_load(&cfg->unsub, err, sizeof err) != 0)
         log_fatal("config: %s", err);
     allow_public_host(cfg);
+    /* local part URLs: PUBLIC_URL, else the bound address */
+    const char *ba = cfg->svc.bind_addr;
+    char *base = cfg->unsub.public_url ? xstrdup(cfg->unsub.public_url)
+                 : strchr(ba, ':')     ? xasprintf("http://[%s]:%d", ba, cfg->svc.port)
+                                       : xasprintf("http://%s:%d", ba, cfg->svc.port);
+    if (upload_config_load(&cfg->upload, cfg->svc.db_path, base, err, sizeof err) != 0)
+        log_fatal("config: %s", err);
+    free(base);
 }
 
 void wconfig_cleanup(struct wconfig *cfg)
@@ -96,5 +104,6 @@ void wconfig_cleanup(struct wconfig *cfg)
     free(cfg->send_group);
     free(cfg->throttles_file);
     unsub_config_cleanup(&cfg->unsub);
+    upload_config_cleanup(&cfg->upload);
     svc_config_cleanup(&cfg->svc);
 }

@@ -7,6 +7,7 @@
 #include "policy.h"
 #include "svcconfig.h"
 #include "unsub.h"
+#include "upload.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,17 +21,18 @@ struct wconfig {
     int retry_base_ms;
     int send_batch;
     int lease_s;
-    int shutdown_grace_s;      /* SIGTERM: how long in-flight SMTP sends may finish */
-    int breaker_base_ms;       /* circuit breaker: first backoff before a probe */
-    int breaker_max_ms;        /* circuit breaker: longest backoff */
-    char *dkim_keys_file;      /* NULL: no DKIM signing */
-    char *feedback_topic;      /* KAFKA_FEEDBACK_TOPIC: consumed (feedback.h) */
-    char *send_topic;          /* KAFKA_SEND_TOPIC: consumed (sendq.h) */
-    char *send_group;          /* KAFKA_SEND_GROUP_ID */
-    struct unsub_config unsub; /* PUBLIC_URL, UNSUBSCRIBE_SECRET, UNSUBSCRIBE_MAILTO */
-    struct policy policy;      /* WARMUP_POLICY (policy.h) */
-    char *throttles_file;      /* THROTTLES_FILE: provider groups and limits; NULL: none */
-    int64_t clock_offset_ms;   /* WARMUP_CLOCK_OFFSET (tests): the identities' clock */
+    int shutdown_grace_s;        /* SIGTERM: how long in-flight SMTP sends may finish */
+    int breaker_base_ms;         /* circuit breaker: first backoff before a probe */
+    int breaker_max_ms;          /* circuit breaker: longest backoff */
+    char *dkim_keys_file;        /* NULL: no DKIM signing */
+    char *feedback_topic;        /* KAFKA_FEEDBACK_TOPIC: consumed (feedback.h) */
+    char *send_topic;            /* KAFKA_SEND_TOPIC: consumed (sendq.h) */
+    char *send_group;            /* KAFKA_SEND_GROUP_ID */
+    struct unsub_config unsub;   /* PUBLIC_URL, UNSUBSCRIBE_SECRET, UNSUBSCRIBE_MAILTO */
+    struct policy policy;        /* WARMUP_POLICY (policy.h) */
+    char *throttles_file;        /* THROTTLES_FILE: provider groups and limits; NULL: none */
+    int64_t clock_offset_ms;     /* WARMUP_CLOCK_OFFSET (tests): the identities' clock */
+    struct upload_config upload; /* UPLOAD_STORE, UPLOAD_*, S3_*, AWS_* (upload.h) */
 };
 
 /* wconfig_load - fill cfg from the environment; a bad variable is fatal

@@ -557,7 +557,7 @@ static void first_call(struct http_server *srv, struct reqstate *st, struct MHD_
         }
     }
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!ct && has_body(c)) {
+    if (!ct && has_body(c) && !(r->flags & HTTP_UNTYPED_BODY)) {
         /* a browser sends a Blob without a type with no CORS preflight */
         http_reply_error(&st->resp, 415, "unsupported_media_type",
                          "a request body needs a Content-Type%s%s", r->content_type ? " of " : "",

@@ -106,6 +106,7 @@ struct http_stream_ops {
 
 #define HTTP_PUBLIC 0x1       /* no bearer token needed */
 #define HTTP_CROSS_ORIGIN 0x2 /* a public form: posts from other origins allowed */
+#define HTTP_UNTYPED_BODY 0x4 /* a body without Content-Type is accepted (opaque bytes) */
 
 struct http_route {
     const char *method;  /* "GET", "POST", ... (HEAD is served by GET routes) */
