@@ -167,19 +167,6 @@ static void reply_campaign(struct app *app, int64_t id, int status, struct http_
 
 /* ---- POST /campaigns --------------------------------------------------- */
 
-/* key_ok - an attribute name usable as a placeholder key */
-static bool key_ok(const char *k)
-{
-    size_t n = strlen(k);
-    if (n == 0 || n > TMPL_KEY_MAX)
-        return false;
-    for (const char *p = k; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-' || *p == '.'))
-            return false;
-    return true;
-}
-
 /* parse_audience - the audience field into its canonical JSON (caller
  * frees); -1 with a message */
 static int parse_audience(json_object *body, char **out, char *err, size_t errlen)
@@ -249,7 +236,7 @@ static int parse_audience(json_object *body, char **out, char *err, size_t errle
         json_object_object_add(canon, "attributes", attrs);
         json_object_object_foreach(v, key, val)
         {
-            if (!key_ok(key)) {
+            if (!tmpl_key_ok(key)) {
                 snprintf(err, errlen,
                          "audience.attributes: '%.64s' is not an attribute name (1 to %d letters,"
                          " digits, '_', '-', '.')",

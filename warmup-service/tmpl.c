@@ -40,6 +40,12 @@ static bool placeholder(const char *p, char *key, const char **end)
     return true;
 }
 
+bool tmpl_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+    return n > 0 && n <= TMPL_KEY_MAX && *skip_key(key) == '\0';
+}
+
 bool tmpl_builtin(const char *key)
 {
     return strcmp(key, "name") == 0 || strcmp(key, "email_id") == 0;

@@ -55,6 +55,9 @@ size_t tmpl_keys(const char *text, void (*fn)(void *arg, const char *key), void 
  * the key in key[len]; false when every placeholder has one */
 bool tmpl_missing(const char *text, const struct tmpl_vars *v, char *key, size_t len);
 
+/* tmpl_key_ok - key is a usable placeholder key (1 to TMPL_KEY_MAX of
+ * letters, digits, '_', '-', '.') */
+bool tmpl_key_ok(const char *key);
 /* tmpl_builtin - key is name or email_id (always has a value) */
 bool tmpl_builtin(const char *key);
 

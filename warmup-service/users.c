@@ -58,19 +58,6 @@ void user_input_cleanup(struct user_input *u)
     u->attributes = NULL;
 }
 
-/* key_ok - a placeholder key: 1..TMPL_KEY_MAX of [A-Za-z0-9_.-] */
-static bool key_ok(const char *k)
-{
-    size_t n = strlen(k);
-    if (n == 0 || n > TMPL_KEY_MAX)
-        return false;
-    for (const char *p = k; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-' || *p == '.'))
-            return false;
-    return true;
-}
-
 int user_input_attributes(struct user_input *u, json_object *attrs, const char *what, char *errbuf,
                           size_t errlen)
 {
@@ -82,7 +69,7 @@ int user_input_attributes(struct user_input *u, json_object *attrs, const char *
     }
     json_object_object_foreach(attrs, key, val)
     {
-        if (!key_ok(key) || tmpl_builtin(key)) {
+        if (!tmpl_key_ok(key) || tmpl_builtin(key)) {
             errbuf_set(errbuf, errlen,
                        "%s: '%.64s' is not a usable key (1-%d of A-Z a-z 0-9 _ - ., "
                        "not name or email_id)",

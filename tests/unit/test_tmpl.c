@@ -90,6 +90,10 @@ int main(void)
     CHECK(tmpl_missing("{{plan}}", &nodata, miss, sizeof miss) && strcmp(miss, "plan") == 0,
           "no variables: only defaults count");
     CHECK(tmpl_builtin("name") && tmpl_builtin("email_id") && !tmpl_builtin("plan"), "builtins");
+    CHECK(tmpl_key_ok("a.b-c_D9") && tmpl_key_ok(k64), "usable keys");
+    CHECK(!tmpl_key_ok("") && !tmpl_key_ok(k65) && !tmpl_key_ok("a b") && !tmpl_key_ok("a/b") &&
+              !tmpl_key_ok("\xc3\xa9"),
+          "empty, too long, blank, slash and non-ASCII keys are refused");
 
     /* worst case: builtins by their maxima, other keys by value_max */
     CHECK_INT((long long)tmpl_worst("Hi {{name}}, {{ email_id }}!{{x}}", false, 256, 254, 0),
