@@ -31,3 +31,5 @@ else
 fi
 # maildev (npm, project-local .cache/maildev) for the integration tests
 "$(dirname "$0")/install-maildev.sh"
+# s3rver (npm, project-local .cache/s3rver): the S3-compatible server of test_upload.sh
+"$(dirname "$0")/install-s3rver.sh"

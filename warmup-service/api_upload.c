@@ -247,15 +247,19 @@ void api_upload_complete(struct http_request *req, struct http_response *resp)
         p[i].etag = etags[i];
     }
     char err[512];
-    int rc = uploads_finish(app->uploads, &r, p, (size_t)r.nparts, err, sizeof err);
-    if (rc != 0) {
-        http_reply_error(resp, rc, rc == 400 ? "invalid_part" : "unavailable", "%s", err);
-        goto out;
-    }
     char now[32];
     int64_t import_id = 0;
-    time_rfc3339_ms(time_now_ms(), now, sizeof now);
-    rc = store_upload_complete(app->store, r.id, cid, r.backend, now, &import_id);
+    uploads_lock(app->uploads); /* no part replaced between the check and the close */
+    int rc = uploads_finish(app->uploads, &r, p, (size_t)r.nparts, err, sizeof err);
+    if (rc == 0) {
+        time_rfc3339_ms(time_now_ms(), now, sizeof now);
+        rc = store_upload_complete(app->store, r.id, cid, r.backend, now, &import_id);
+    } else {
+        http_reply_error(resp, rc, rc == 400 ? "invalid_part" : "unavailable", "%s", err);
+    }
+    uploads_unlock(app->uploads);
+    if (http_replied(resp))
+        goto out;
     if (rc < 0) {
         http_reply_error(resp, 503, "unavailable", "the database failed");
         goto out;
@@ -300,11 +304,15 @@ void api_upload_abort(struct http_request *req, struct http_response *resp)
     if (upload_of(req, resp, o, cid, &r) != 0)
         goto out;
     char err[512];
-    if (uploads_discard(app->uploads, &r, err, sizeof err) != 0) {
+    if (uploads_discard(app->uploads, &r, err, sizeof err) != 0) { /* S3's parts */
         http_reply_error(resp, 503, "unavailable", "%s", err);
         goto out;
     }
+    uploads_lock(app->uploads); /* a part arriving now finds the upload closed */
     int rc = store_upload_abort(app->store, r.id);
+    if (rc == 0)
+        uploads_remove_files(app->uploads, r.id);
+    uploads_unlock(app->uploads);
     if (rc != 0) {
         http_reply_error(resp, rc < 0 ? 503 : 409, rc < 0 ? "unavailable" : "upload_closed",
                          rc < 0 ? "the database failed" : "the upload is no longer open");
@@ -461,6 +469,10 @@ static void part_end(struct http_request *req, struct http_response *resp)
     char etag[33], quoted[40];
     int rc = uploads_part_commit(pp->w, etag);
     pp->w = NULL;
+    if (rc == 1) {
+        http_reply_error(resp, 409, "upload_closed", "the upload was completed or aborted");
+        return;
+    }
     if (rc != 0) {
         http_reply_error(resp, 503, "unavailable", "cannot store the part");
         return;

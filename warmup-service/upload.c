@@ -493,12 +493,19 @@ int uploads_part_commit(struct upload_part_writer *w, char etag[33])
     close(w->fd);
     w->fd = -1;
     char *final = xasprintf("%s/%d", w->dir, w->part);
+    struct upload_row cur = {0};
     pthread_mutex_lock(&w->u->part_lock);
-    if (rename(w->tmp, final) == 0 && fsync_dir(w->dir) == 0)
+    int st = store_upload_get(w->u->store, w->id, &cur);
+    if (st == 0 && strcmp(cur.state, "open") != 0)
+        rc = 1; /* completed or aborted while this part arrived */
+    else if (st != 0)
+        rc = -1;
+    else if (rename(w->tmp, final) == 0 && fsync_dir(w->dir) == 0)
         rc = store_upload_put_part(w->u->store, w->id, w->part, w->size, etag);
     else
         log_error("uploads: rename %s: %s", final, strerror(errno));
     pthread_mutex_unlock(&w->u->part_lock);
+    upload_row_cleanup(&cur);
     if (rc != 0)
         unlink(w->tmp);
     free(final);
@@ -519,6 +526,16 @@ void uploads_part_abandon(struct upload_part_writer *w)
 }
 
 /* ---- complete, abort, read ------------------------------------------- */
+
+void uploads_lock(struct uploads *u)
+{
+    pthread_mutex_lock(&u->part_lock);
+}
+
+void uploads_unlock(struct uploads *u)
+{
+    pthread_mutex_unlock(&u->part_lock);
+}
 
 int uploads_finish(struct uploads *u, const struct upload_row *r, const struct upload_part_ref *p,
                    size_t n, char *errbuf, size_t errlen)
@@ -570,7 +587,6 @@ int uploads_discard(struct uploads *u, const struct upload_row *r, char *errbuf,
     if (strcmp(r->backend, "s3") == 0 &&
         s3_abort(u->cfg, r->object_key, r->s3_upload_id, errbuf, errlen) != 0)
         return -1;
-    uploads_remove_files(u, r->id);
     return 0;
 }
 

@@ -70,10 +70,17 @@ struct upload_part_writer *uploads_part_begin(struct uploads *u, const char *id,
                                               char *errbuf, size_t errlen);
 int uploads_part_write(struct upload_part_writer *w, const char *data, size_t len);
 /* uploads_part_commit - fsync, rename into place, store size and etag
- * (etag[33]: md5 hex); frees w. 0 or -1. */
+ * (etag[33]: md5 hex); frees w. 0, 1 (the upload closed meanwhile:
+ * nothing replaced) or -1. */
 int uploads_part_commit(struct upload_part_writer *w, char etag[33]);
 /* uploads_part_abandon - remove the temporary file, free w; NULL no-op */
 void uploads_part_abandon(struct upload_part_writer *w);
+
+/* uploads_lock / uploads_unlock - hold off local part commits while a
+ * complete checks the parts and closes the upload, so the bytes imported
+ * are the ones whose ETags were checked */
+void uploads_lock(struct uploads *u);
+void uploads_unlock(struct uploads *u);
 
 /* a part in a complete request */
 struct upload_part_ref {
@@ -85,8 +92,8 @@ struct upload_part_ref {
  * missing or an ETag not matching), or 503. */
 int uploads_finish(struct uploads *u, const struct upload_row *r, const struct upload_part_ref *p,
                    size_t n, char *errbuf, size_t errlen);
-/* uploads_discard - abort: S3 AbortMultipartUpload, local files removed.
- * 0 or -1 with a message. */
+/* uploads_discard - abort's S3 part: AbortMultipartUpload (nothing for a
+ * local upload: see uploads_remove_files). 0 or -1 with a message. */
 int uploads_discard(struct uploads *u, const struct upload_row *r, char *errbuf, size_t errlen);
 /* uploads_remove_files - the local parts of an upload (after its import) */
 void uploads_remove_files(struct uploads *u, const char *id);
