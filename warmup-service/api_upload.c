@@ -304,18 +304,10 @@ void api_upload_abort(struct http_request *req, struct http_response *resp)
     if (upload_of(req, resp, o, cid, &r) != 0)
         goto out;
     char err[512];
-    if (uploads_discard(app->uploads, &r, err, sizeof err) != 0) { /* S3's parts */
-        http_reply_error(resp, 503, "unavailable", "%s", err);
-        goto out;
-    }
-    uploads_lock(app->uploads); /* a part arriving now finds the upload closed */
-    int rc = store_upload_abort(app->store, r.id);
-    if (rc == 0)
-        uploads_remove_files(app->uploads, r.id);
-    uploads_unlock(app->uploads);
+    int rc = uploads_abort(app->uploads, &r, err, sizeof err);
     if (rc != 0) {
-        http_reply_error(resp, rc < 0 ? 503 : 409, rc < 0 ? "unavailable" : "upload_closed",
-                         rc < 0 ? "the database failed" : "the upload is no longer open");
+        http_reply_error(resp, rc < 0 ? 503 : 409, rc < 0 ? "unavailable" : "upload_closed", "%s",
+                         err);
         goto out;
     }
     log_info("upload %s of campaign %lld aborted", r.id, (long long)cid);

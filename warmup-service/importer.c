@@ -6,6 +6,10 @@
  * record buffer, one batch of IMPORTER_BATCH rows and the reported
  * invalid lines: flat whatever the file's size.
  *
+ * When idle it also aborts, every ten minutes, the uploads left open a
+ * day after their part URLs expired (uploads_sweep), so abandoned parts
+ * do not stay on disk or in the bucket.
+ *
  * Resume: each batch commits with resume_at = the line of its last
  * record and the counters so far; a resumed job parses the source again
  * from the start (the header is always read) and skips every record up to
@@ -272,9 +276,12 @@ out:
     free(j);
 }
 
+#define SWEEP_EVERY_MS (10 * 60 * 1000)
+
 static void *importer_main(void *arg)
 {
     struct importer *im = arg;
+    int64_t next_sweep = time_mono_ms();
     for (;;) {
         pthread_mutex_lock(&im->mu);
         bool stop = im->stop;
@@ -288,6 +295,10 @@ static void *importer_main(void *arg)
             run(im, &row);
             import_row_cleanup(&row);
             continue;
+        }
+        if (time_mono_ms() >= next_sweep) { /* idle: expired uploads' parts go */
+            uploads_sweep(im->app->uploads);
+            next_sweep = time_mono_ms() + SWEEP_EVERY_MS;
         }
         pthread_mutex_lock(&im->mu);
         if (!im->stop && !im->kick) {

@@ -327,6 +327,25 @@ out:
     return rc;
 }
 
+int store_uploads_stale(struct store *s, int64_t before_ms, char **ids, size_t max, size_t *n)
+{
+    int rc = -1, r;
+    *n = 0;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, "SELECT id FROM uploads WHERE state = 'open'"
+                                        " AND expires_ms < ? ORDER BY expires_ms LIMIT ?");
+    if (st) {
+        sqlite3_bind_int64(st, 1, before_ms);
+        sqlite3_bind_int64(st, 2, (int64_t)max);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+            ids[(*n)++] = store_col_str(st, 0);
+        rc = r == SQLITE_DONE || r == SQLITE_ROW ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return rc;
+}
+
 int store_upload_abort(struct store *s, const char *id)
 {
     int rc = -1;

@@ -42,6 +42,9 @@ int store_upload_etag(struct store *s, const char *id, int part, char *out, size
  * running (nothing written). */
 int store_upload_complete(struct store *s, const char *id, int64_t campaign_id, const char *source,
                           const char *now, int64_t *import_id);
+/* store_uploads_stale - up to max ids (heap, caller frees each) of open
+ * uploads whose URLs expired before before_ms */
+int store_uploads_stale(struct store *s, int64_t before_ms, char **ids, size_t max, size_t *n);
 /* store_upload_abort - open -> aborted, its part rows removed; 1 when not open */
 int store_upload_abort(struct store *s, const char *id);
 

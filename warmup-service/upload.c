@@ -582,12 +582,49 @@ void uploads_remove_files(struct uploads *u, const char *id)
     free(dir);
 }
 
-int uploads_discard(struct uploads *u, const struct upload_row *r, char *errbuf, size_t errlen)
+int uploads_abort(struct uploads *u, const struct upload_row *r, char *errbuf, size_t errlen)
 {
     if (strcmp(r->backend, "s3") == 0 &&
         s3_abort(u->cfg, r->object_key, r->s3_upload_id, errbuf, errlen) != 0)
         return -1;
-    return 0;
+    pthread_mutex_lock(&u->part_lock); /* a part arriving now finds the upload closed */
+    int rc = store_upload_abort(u->store, r->id);
+    if (rc == 0)
+        uploads_remove_files(u, r->id);
+    pthread_mutex_unlock(&u->part_lock);
+    if (rc < 0)
+        errbuf_set(errbuf, errlen, "the database failed");
+    else if (rc == 1)
+        errbuf_set(errbuf, errlen, "the upload is no longer open");
+    return rc;
+}
+
+#define SWEEP_GRACE_MS (24LL * 3600 * 1000)
+#define SWEEP_MAX 100
+
+int uploads_sweep(struct uploads *u)
+{
+    char *ids[SWEEP_MAX];
+    size_t n = 0;
+    int done = 0;
+    if (store_uploads_stale(u->store, time_now_ms() - SWEEP_GRACE_MS, ids, SWEEP_MAX, &n) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        struct upload_row r;
+        char err[256];
+        if (store_upload_get(u->store, ids[i], &r) == 0) {
+            if (uploads_abort(u, &r, err, sizeof err) == 0) {
+                log_info("upload %s of campaign %lld: its URLs expired on %lld, aborted", r.id,
+                         (long long)r.campaign_id, (long long)(r.expires_ms / 1000));
+                done++;
+            } else {
+                log_warn("upload %s: the expired upload cannot be aborted: %s", r.id, err);
+            }
+            upload_row_cleanup(&r);
+        }
+        free(ids[i]);
+    }
+    return done;
 }
 
 int uploads_read_file(const char *path, int (*fn)(void *arg, const char *data, size_t len),

@@ -92,9 +92,14 @@ struct upload_part_ref {
  * missing or an ETag not matching), or 503. */
 int uploads_finish(struct uploads *u, const struct upload_row *r, const struct upload_part_ref *p,
                    size_t n, char *errbuf, size_t errlen);
-/* uploads_discard - abort's S3 part: AbortMultipartUpload (nothing for a
- * local upload: see uploads_remove_files). 0 or -1 with a message. */
-int uploads_discard(struct uploads *u, const struct upload_row *r, char *errbuf, size_t errlen);
+/* uploads_abort - S3 AbortMultipartUpload, then the upload closed
+ * (aborted, its part rows removed) and its local files removed: 0, 1 no
+ * longer open, -1 with a message (S3 or the database failed; the upload
+ * stays open). */
+int uploads_abort(struct uploads *u, const struct upload_row *r, char *errbuf, size_t errlen);
+/* uploads_sweep - abort the open uploads whose part URLs expired more
+ * than a day ago (their parts would otherwise stay forever); the count */
+int uploads_sweep(struct uploads *u);
 /* uploads_remove_files - the local parts of an upload (after its import) */
 void uploads_remove_files(struct uploads *u, const char *id);
 

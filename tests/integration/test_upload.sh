@@ -102,13 +102,21 @@ eq "abort removes the part rows" "$(sqlite3 "$DB" "SELECT count(*) FROM upload_p
 eq "a PUT after abort: 409" "$(put "$(url "$J" 1)" "$TMP/small.csv")" 409
 
 # --- expired URL (UPLOAD_URL_TTL=60, the clock is the service's: sign one that has passed)
+R=$(init "$C1" 100); J=${R#* }; U_OLD=$(jget "$J" 'j["upload_id"]')
+put "$(url "$J" 1)" "$TMP/small.csv" >/dev/null
 R=$(init "$C1" 100); J=${R#* }; U=$(jget "$J" 'j["upload_id"]')
 stop_named w
+# an upload left open whose URLs expired two days ago: swept at the next start
+sqlite3 "$DB" "UPDATE uploads SET expires_ms = expires_ms - 172800000 WHERE id = '$U_OLD'"
 KEY=$(cat "$TMP/w/uploads/upload.key")
 check "the generated key file is 0600" -- test "$(stat -c %a "$TMP/w/uploads/upload.key")" = 600
 start_warmup w "$WP" "${BASE[@]}" API_TOKEN=upload-test-token; ok $? "restart with API_TOKEN"
 eq "a part URL still works after a restart (key kept), with no bearer token" "$(put "$(url "$J" 1)" "$TMP/small.csv")" 200
 eq "the API itself still needs the token" "$(http GET "$W/campaigns/$C1/upload" | cut -d' ' -f1)" 401
+check "an upload expired for more than a day is aborted by the sweep" -- \
+  wait_for 10 bash -c "[ \"\$(sqlite3 '$DB' \"SELECT state FROM uploads WHERE id='$U_OLD'\")\" = aborted ]"
+check "  its part files removed" -- test ! -e "$TMP/w/uploads/$U_OLD"
+eq "  an open upload still valid is kept" "$(sqlite3 "$DB" "SELECT state FROM uploads WHERE id='$U'")" open
 EXP=$(( $(date +%s) - 5 ))
 SIG=$($PY -c 'import hmac,hashlib,base64,sys; print(base64.urlsafe_b64encode(hmac.new(sys.argv[1].encode(), f"PUT\n{sys.argv[2]}\n1\n{sys.argv[3]}".encode(), hashlib.sha256).digest()).decode().rstrip("="))' "$KEY" "$U" "$EXP")
 eq "a correctly signed but expired URL: 403" "$(put "$W/uploads/$U/1?expires=$EXP&sig=$SIG" "$TMP/small.csv")" 403
