@@ -393,7 +393,8 @@ static bool valid_id(const char *id)
 bool uploads_check_sig(struct uploads *u, const char *id, int part, const char *expires,
                        const char *sig)
 {
-    if (!valid_id(id) || !expires || !sig || strlen(expires) > 18 ||
+    /* at most 12 digits (year 33658): the product below cannot overflow */
+    if (!valid_id(id) || !expires || !sig || strlen(expires) > 12 ||
         strspn(expires, "0123456789") != strlen(expires) || !*expires)
         return false;
     char want[48];

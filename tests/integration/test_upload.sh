@@ -54,6 +54,7 @@ eq "content_type not text/csv: 400" "$(http POST "$W/campaigns/$C1/upload/init" 
 U1=$(url "$J" 1)
 eq "forged signature: 403" "$(put "${U1%sig=*}sig=AAAA$(echo "${U1#*sig=}" | cut -c5-)" "$TMP/part.0")" 403
 eq "another part's signature: 403" "$(put "$(echo "$U1" | sed "s#/$U/1?#/$U/2?#")" "$TMP/part.0")" 403
+eq "an expiry of 19 digits: 403 (no overflow)" "$(put "$(echo "$U1" | sed 's/expires=[0-9]*/expires=9999999999999999999/')" "$TMP/part.0")" 403
 eq "a later expiry with the old signature: 403" "$(put "$(echo "$U1" | sed 's/expires=\([0-9]*\)/expires=9\1/')" "$TMP/part.0")" 403
 head -c 70000 /dev/zero > "$TMP/big"
 eq "a part over part_size: 413" "$(put "$U1" "$TMP/big")" 413
@@ -124,7 +125,8 @@ eq "a correctly signed but expired URL: 403" "$(put "$W/uploads/$U/1?expires=$EX
 # --- large upload: 60 MB in 4 parts (bench/upload.sh measures 1 GB), then a restart in the middle of its import
 C2=$(campaign big '{"upload":true}' draft)
 stop_named w
-start_warmup w "$WP" "${BASE[@]}" UPLOAD_PART_SIZE=16777216; ok $? "restart with 16 MiB parts"
+start_warmup w "$WP" "${BASE[@]}" UPLOAD_PART_SIZE=16777216 UPLOAD_SECRET=upload-secret-0123456789; ok $? "restart with 16 MiB parts and UPLOAD_SECRET"
+check "UPLOAD_SECRET's value left the process environment" -- bash -c "! grep -qaF upload-secret-0123456789 /proc/$w_PID/environ"
 $PY - "$TMP/big.csv" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
@@ -189,6 +191,7 @@ else
   wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SP"; ok $? "s3rver starts"
   S3=(UPLOAD_STORE=s3://lists/campaigns S3_ENDPOINT=http://127.0.0.1:$SP AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER UPLOAD_PART_SIZE=5242880)
   start_warmup w "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$TMP/spool" "${S3[@]}"; ok $? "warmup-service starts (UPLOAD_STORE=s3://)"
+  check "AWS_SECRET_ACCESS_KEY's value left the process environment" -- bash -c "! grep -qaF AWS_SECRET_ACCESS_KEY=S3RVER /proc/$w_PID/environ"
   C3=$(campaign s3 '{"upload":true}' draft)
   $PY - "$TMP/s3.csv" <<'PY'
 import sys
