@@ -286,6 +286,15 @@ static void probe_if_due(struct sender *s, struct client_rt *cl, const struct sm
     }
 }
 
+/* same_priority - a batch holds copies of one priority: high-priority
+ * copies at the head of the queue go without the bulk copies behind them,
+ * so they do not wait for a whole batch's SMTP round trips */
+static bool same_priority(const void *first, const void *next)
+{
+    const struct queued_claim *a = first, *b = next;
+    return (a->c->info.priority > 0) == (b->c->info.priority > 0);
+}
+
 void *worker_main(void *arg)
 {
     struct worker_arg *wa = arg;
@@ -313,7 +322,7 @@ void *worker_main(void *arg)
         buf_init(&bufs[i], MAX_MESSAGE);
     struct dkim_ctx *dk = dkim_ctx_new(s->cfg.dkim); /* NULL: no keys */
     for (;;) {
-        size_t n = bqueue_pop_batch(cl->q, items, batch, 200);
+        size_t n = bqueue_pop_batch_while(cl->q, items, batch, 200, same_priority);
         if (!smtp_breaker_closed(&cl->br))
             probe_if_due(s, cl, &st);
         if (n == 0) {

@@ -79,6 +79,12 @@ bool bqueue_push_front(struct bqueue *q, void *item)
 
 size_t bqueue_pop_batch(struct bqueue *q, void **items, size_t max, int timeout_ms)
 {
+    return bqueue_pop_batch_while(q, items, max, timeout_ms, NULL);
+}
+
+size_t bqueue_pop_batch_while(struct bqueue *q, void **items, size_t max, int timeout_ms,
+                              bool (*same)(const void *first, const void *next))
+{
     struct timespec dl = time_mono_deadline(timeout_ms);
     pthread_mutex_lock(&q->mu);
     while (q->len == 0 && !q->closed) {
@@ -86,7 +92,7 @@ size_t bqueue_pop_batch(struct bqueue *q, void **items, size_t max, int timeout_
             break;
     }
     size_t n = 0;
-    while (n < max && q->len > 0) {
+    while (n < max && q->len > 0 && (n == 0 || !same || same(items[0], q->ring[q->head]))) {
         items[n++] = q->ring[q->head];
         q->head = (q->head + 1) % q->size;
         q->len--;

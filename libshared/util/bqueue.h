@@ -24,6 +24,10 @@ bool bqueue_push_front(struct bqueue *q, void *item);
 /* bqueue_pop_batch - wait up to timeout_ms for at least one item, then
  * take up to max without waiting; returns the count (0: timeout/closed) */
 size_t bqueue_pop_batch(struct bqueue *q, void **items, size_t max, int timeout_ms);
+/* bqueue_pop_batch_while - as bqueue_pop_batch, but the batch ends before
+ * the first item for which same(first item, item) is false */
+size_t bqueue_pop_batch_while(struct bqueue *q, void **items, size_t max, int timeout_ms,
+                              bool (*same)(const void *first, const void *next));
 size_t bqueue_len(struct bqueue *q);
 size_t bqueue_space(struct bqueue *q);
 /* bqueue_space_front - the room bqueue_push_front has (reserve included) */
