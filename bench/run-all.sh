@@ -7,7 +7,7 @@
 #                N=1000000 SEND_N=100000 D=60 (send W=1 runs at ~500 msg/s today,
 #                so N=1000000 for send alone would take over 30 minutes)
 #   D=...        passed to api.sh and ratelimit.sh (defaults 10 and 20 s)
-#   ONLY="send scale ingest api ratelimit policy seeds"   the benchmarks to run, in order
+#   ONLY="send scale ingest api ratelimit policy seeds messages"   the benchmarks to run, in order
 # Every other knob of the scripts (WS, WORKERS, INGEST_MODE, TPMS, ...) passes
 # through the environment. Each script's full output is printed as it runs and
 # kept in $OUT_DIR (default: a temporary directory, printed at the end).
@@ -15,7 +15,7 @@
 # that misses its target is not a failure).
 set -u
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
-: "${ONLY:=send scale ingest api ratelimit policy seeds}"
+: "${ONLY:=send scale ingest api ratelimit policy seeds messages}"
 : "${OUT_DIR:=$(mktemp -d /tmp/bench-results.XXXXXX)}"
 mkdir -p "$OUT_DIR"
 export BENCH_SUMMARY=$OUT_DIR/summary.tsv
