@@ -677,6 +677,25 @@ static void changed(struct app *app, int64_t *ids, size_t n)
     free(ids);
 }
 
+/* updated - the answer to a change of the campaign's emails (rc of the
+ * store call): 404, 503, or the sender told and the campaign; 0 when it
+ * was changed */
+static int updated(struct app *app, struct http_response *resp, int64_t id, int rc, int64_t *ids,
+                   size_t n)
+{
+    if (rc == 1) {
+        http_reply_error(resp, 404, "not_found", "no campaign with id %lld", (long long)id);
+        return -1;
+    }
+    if (rc != 0) {
+        http_reply_error(resp, 503, "unavailable", "the campaign could not be updated");
+        return -1;
+    }
+    changed(app, ids, n);
+    reply_campaign(app, id, 200, resp);
+    return 0;
+}
+
 static void set_paused(struct http_request *req, struct http_response *resp, bool paused)
 {
     struct app *app = req->app;
@@ -685,17 +704,9 @@ static void set_paused(struct http_request *req, struct http_response *resp, boo
     if (path_id(req, resp, &id) != 0)
         return;
     int rc = store_campaign_set_paused(app->store, id, paused, &ids, &n);
-    if (rc == 1) {
-        http_reply_error(resp, 404, "not_found", "no campaign with id %lld", (long long)id);
-        return;
-    }
-    if (rc != 0) {
-        http_reply_error(resp, 503, "unavailable", "the campaign could not be updated");
-        return;
-    }
-    changed(app, ids, n);
-    log_info("campaign_id=%lld %s (%zu emails)", (long long)id, paused ? "paused" : "resumed", n);
-    reply_campaign(app, id, 200, resp);
+    if (updated(app, resp, id, rc, ids, n) == 0)
+        log_info("campaign_id=%lld %s (%zu emails)", (long long)id, paused ? "paused" : "resumed",
+                 n);
 }
 
 void api_campaign_pause(struct http_request *req, struct http_response *resp)
@@ -731,17 +742,9 @@ void api_campaign_rate_limit(struct http_request *req, struct http_response *res
     }
     json_object_put(body);
     int rc = store_campaign_set_tpm(app->store, id, (int)tpm, &ids, &n);
-    if (rc == 1) {
-        http_reply_error(resp, 404, "not_found", "no campaign with id %lld", (long long)id);
-        return;
-    }
-    if (rc != 0) {
-        http_reply_error(resp, 503, "unavailable", "the campaign could not be updated");
-        return;
-    }
-    changed(app, ids, n);
-    log_info("campaign_id=%lld rate limit tpm=%lld (%zu emails)", (long long)id, (long long)tpm, n);
-    reply_campaign(app, id, 200, resp);
+    if (updated(app, resp, id, rc, ids, n) == 0)
+        log_info("campaign_id=%lld rate limit tpm=%lld (%zu emails)", (long long)id, (long long)tpm,
+                 n);
 }
 
 void api_campaign_reconcile(struct http_request *req, struct http_response *resp)
