@@ -503,8 +503,8 @@ static int start_checks(struct store *s, enum aud_kind k, const struct campaign 
     bool running = false, failed = false, any = false;
     if (k == AUD_LIST && upload_state(s, c->id, &running, &failed, &any) != 0)
         return -1;
-    if (running) {
-        r->conflict = CAMPAIGN_UPLOAD_IMPORTING;
+    if (running || failed) { /* a failed import leaves the rows of its committed batches */
+        r->conflict = running ? CAMPAIGN_UPLOAD_IMPORTING : CAMPAIGN_UPLOAD_FAILED;
         return STORE_START_CONFLICT;
     }
     int64_t matched = 0, supp = 0;
@@ -512,10 +512,7 @@ static int start_checks(struct store *s, enum aud_kind k, const struct campaign 
         return -1;
     r->matched = matched;
     if (matched == 0) {
-        r->conflict = k != AUD_LIST ? CAMPAIGN_NO_MATCH
-                      : !any        ? CAMPAIGN_UPLOAD_NONE
-                      : failed      ? CAMPAIGN_UPLOAD_FAILED
-                                    : CAMPAIGN_NO_MATCH;
+        r->conflict = k == AUD_LIST && !any ? CAMPAIGN_UPLOAD_NONE : CAMPAIGN_NO_MATCH;
         return STORE_START_CONFLICT;
     }
     if (matched == supp) {

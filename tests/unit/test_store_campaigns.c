@@ -308,6 +308,17 @@ static void test_upload(struct store *s)
     exec(s, sql);
     CHECK_INT(start(s, id, NULL, 0, &r), STORE_START_CONFLICT, "upload: the import failed");
     CHECK_INT(r.conflict, CAMPAIGN_UPLOAD_FAILED, "  ... says so");
+    snprintf(sql, sizeof sql,
+             "INSERT INTO campaign_recipients(campaign_id, address, name, domain, attributes,"
+             " line) VALUES(%lld, 'part@d1.test', 'Partial', 'd1.test', NULL, 2)",
+             (long long)id);
+    exec(s, sql);
+    e0 = one_int(s, "SELECT count(*) FROM emails");
+    d0 = one_int(s, "SELECT count(*) FROM deliveries");
+    CHECK_INT(start(s, id, NULL, 0, &r), STORE_START_CONFLICT,
+              "upload: a failed import's committed rows do not make a list");
+    CHECK(r.conflict == CAMPAIGN_UPLOAD_FAILED && nothing_written(s, e0, d0),
+          "  ... nothing written");
 }
 
 /* count_variant - the copies of the newest campaign's variant v */
