@@ -533,9 +533,9 @@ static void conflict(struct http_response *resp, const struct campaign *c,
                          id, id);
         return;
     case CAMPAIGN_UPLOAD_FAILED:
-        http_reply_error(resp, 409, "empty_audience",
-                         "the import of the uploaded list failed and campaign %lld has no"
-                         " recipient; see GET /campaigns/%lld/upload",
+        http_reply_error(resp, 409, "import_failed",
+                         "the last import of campaign %lld's list failed (see GET"
+                         " /campaigns/%lld/upload); upload the list again",
                          id, id);
         return;
     case CAMPAIGN_ALL_SUPPRESSED:
