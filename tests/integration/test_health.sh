@@ -192,6 +192,7 @@ sqlite3 "$TMP/health/health.db" 'ALTER TABLE domains DROP COLUMN delivered; ALTE
   ALTER TABLE email_stats DROP COLUMN first_sent_at; DROP TABLE copy_batches;
   ALTER TABLE email_stats DROP COLUMN unchecked; ALTER TABLE email_stats DROP COLUMN rescued;
   ALTER TABLE domains DROP COLUMN unchecked; ALTER TABLE domains DROP COLUMN rescued;
+  DROP TABLE analytics; DROP TABLE analytics_series;
   CREATE TABLE copies_v2 (message_id TEXT PRIMARY KEY, email_id INTEGER NOT NULL,
     broadcast_id TEXT NOT NULL, recipient TEXT NOT NULL, domain TEXT NOT NULL,
     smtp_client TEXT NOT NULL, sent_at INTEGER NOT NULL, bounced INTEGER NOT NULL DEFAULT 0,
@@ -211,6 +212,9 @@ grep -q 'migrated schema to version 5' "$TMP/health/out.log"; ok $? "and on to s
 grep -q 'migrated schema to version 10' "$TMP/health/out.log"; ok $? "and on to schema 10 (unchecked, rescued)"
 eq "per-domain counters rebuilt exactly from the copies" "$(counts)" "$dom_before"
 eq "a copy still answers by its Message-ID" "$(copy_stats)" "$copy_before"
+grep -q 'migrated schema to version 11' "$TMP/health/out.log"; ok $? "and on to schema 11 (analytics)"
+an_before=$(jget "$(curl -s "$H/domains")" '[sum(d[k] for d in j) for k in ("tracked", "delivered", "spam", "opened", "read")]')
+eq "/analytics counts rebuilt from the copies agree with /domains" "$(jget "$(curl -s "$H/analytics?bucket=day&from=$(date -u -d -360days +%Y-%m-%dT00:00:00Z)")" '[j["totals"][k] for k in ("sent", "delivered", "spam", "opened", "read")]' 2>/dev/null)" "$an_before"
 eq "every copy kept, each with its hash key" "$(sqlite3 "$TMP/health/health.db" 'SELECT count(*), count(mid_hash) FROM copies')" "$n_copies|$n_copies"
 stop_named health; stop_named warmup
 check "no sanitizer report (health)" -- sanitizer_clean health
