@@ -354,9 +354,8 @@ static size_t dispatch_one(struct sender *s, struct email_run *c, struct claim *
         j->identity_id = pc.identity_id;
         j->day = pc.day;
         atomic_fetch_add(&c->refs, 1);
-        if (!(urgent ? bqueue_push_front(cl->q, j)
-                     : bqueue_push(
-                           cl->q, j))) { /* closed while stopping: the lease is released at start */
+        bool pushed = urgent ? bqueue_push_front(cl->q, j) : bqueue_push(cl->q, j);
+        if (!pushed) { /* closed while stopping: the lease is released at start */
             throttle_done(s->throttle, j->group);
             free(j->claim.recipient);
             free(j->claim.name);
