@@ -53,7 +53,7 @@ void messages_submit(struct app *app, const struct message_req *m, struct messag
     struct identity ident = {0};
     struct user_input u = {0};
     char *uname = NULL, *uattrs = NULL;
-    json_object *vars = NULL;
+    json_object *vars = NULL, *rest = NULL; /* rest: data without its name */
     memset(out, 0, sizeof *out);
     int priority = 0;
     if (m->priority && strcmp(m->priority, "high") == 0)
@@ -66,7 +66,24 @@ void messages_submit(struct app *app, const struct message_req *m, struct messag
         fail(out, 400, "invalid_field", "to is not a valid address: %s", m->to ? why : "missing");
         goto out;
     }
-    if (user_input_attributes(&u, m->data, "data", out->error, sizeof out->error) != 0) {
+    /* data's "name" is the recipient's name (a user's own otherwise): checked
+     * as a display name, the rest as attributes */
+    json_object *dname = NULL;
+    if (m->data && json_object_is_type(m->data, json_type_object) &&
+        json_object_object_get_ex(m->data, "name", &dname)) {
+        if (!json_object_is_type(dname, json_type_string) ||
+            mime_check_header_text(json_object_get_string(dname), USER_NAME_MAX, why, sizeof why) !=
+                0) {
+            fail(out, 400, "invalid_field", "data: name must be a display name (%s)",
+                 json_object_is_type(dname, json_type_string) ? why : "not a string");
+            goto out;
+        }
+        rest = json_object_new_object();
+        json_object_object_foreach(m->data, k, v) if (strcmp(k, "name") != 0)
+            json_object_object_add(rest, k, json_object_get(v));
+    }
+    if (user_input_attributes(&u, rest ? rest : m->data, "data", out->error, sizeof out->error) !=
+        0) {
         out->status = 400;
         out->code = "invalid_field";
         goto out;
@@ -111,7 +128,11 @@ void messages_submit(struct app *app, const struct message_req *m, struct messag
     rc = store_user_vars(app->store, to.norm, &uname, &uattrs);
     if (rc < 0)
         goto unavailable;
-    vars = merged(uattrs, m->data);
+    if (dname) { /* the request's name before the user's */
+        free(uname);
+        uname = xstrdup(json_object_get_string(dname));
+    }
+    vars = merged(uattrs, rest ? rest : m->data);
     json_object *defaults = json_tokener_parse(t.defaults);
     struct tmpl_vars v = {
         .name = uname ? uname : "", .address = to.norm, .data = vars, .defaults = defaults};
@@ -180,6 +201,7 @@ void messages_submit(struct app *app, const struct message_req *m, struct messag
 unavailable:
     fail(out, 503, "unavailable", "the message could not be stored");
 out:
+    json_object_put(rest);
     json_object_put(vars);
     free(uname);
     free(uattrs);

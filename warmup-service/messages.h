@@ -18,8 +18,8 @@ struct app;
 struct message_req {
     const char *to;
     const char *template_name;
-    int version;          /* 0: the latest */
-    json_object *data;    /* an object or NULL */
+    int version;       /* 0: the latest */
+    json_object *data; /* an object or NULL; its "name" is the recipient's name (else the user's) */
     const char *priority; /* "high", "normal" or NULL (normal) */
     const char *from;     /* NULL: the template's */
     const char *from_name;
