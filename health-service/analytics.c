@@ -3,6 +3,7 @@
 #include "analytics.h"
 #include "errbuf.h"
 #include "metrics.h"
+#include "tz.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -25,17 +26,6 @@ static bool digits(const char **p, int n, int *out)
     *p += n;
     *out = v;
     return true;
-}
-
-/* days_from_civil - days since 1970-01-01 of a proleptic Gregorian date */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
 }
 
 int analytics_parse_time(const char *s, int64_t *ms)
@@ -81,7 +71,7 @@ int analytics_parse_time(const char *s, int64_t *ms)
         if (*p)
             return -1;
     }
-    int64_t t = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s) * 1000;
+    int64_t t = (tz_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s) * 1000;
     if (t < 0)
         return -1;
     *ms = t + frac;
