@@ -3,7 +3,7 @@
  * owns the instance (a seed mailbox, seeds.h; a domain's instance,
  * scheduler.c); the bookkeeping fields are read and written under the
  * scheduler's lock only, and the loop is used only by the thread that set
- * busy. */
+ * running or closing (never both at once). */
 #ifndef LOOP_SLOT_H
 #define LOOP_SLOT_H
 
@@ -15,8 +15,10 @@
 struct loop_slot {
     const struct feedback_loop_ops *ops; /* NULL: no instance (a bad entry) */
     void *loop;                          /* owned by the slot's owner */
-    bool busy;                           /* a worker uses it (check or idle_close) */
-    bool connected;                      /* held a connection after its last use */
+    bool busy;                           /* a task for it is queued or running */
+    bool running;                        /* a worker runs its task (check) now */
+    bool closing;                        /* a worker closes it for the budget now */
+    bool connected;                      /* holds a connection, or may open one now */
     bool failing;                        /* its last round could not check */
     int64_t used_ms;                     /* its last use (monotonic), for eviction */
 };

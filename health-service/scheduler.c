@@ -6,7 +6,7 @@
  * Threads: the workers (one task at a time), and the coordinator in
  * sched_enqueue. The lock guards the task queue, every slot's bookkeeping
  * (loop_slot.h) and the rounds' task counts; a slot's loop is used only by
- * the thread that marked it busy. The store and the seeds set lock
+ * the thread that marked it running or closing. The store and the seeds set lock
  * themselves.
  */
 #include "scheduler_int.h"
@@ -151,39 +151,45 @@ void sched_round_task_done(struct scheduler *s, struct round *r)
         round_end(s, r);
 }
 
-/* budget - before slot (not connected) is used: while max_connections
- * slots hold a connection, close the least recently used idle one */
+/* budget - before slot is used: its connection counted, and while
+ * max_connections slots hold one, the least recently used that no worker
+ * runs is closed first (a queued task of it reconnects when it runs). Since
+ * max_connections >= workers, there is always one to close: the bound is
+ * strict, also while several workers connect at once. */
 static void budget(struct scheduler *s, struct loop_slot *slot)
 {
     if (!slot->ops || !slot->ops->connected || s->cfg.max_connections <= 0)
         return;
     pthread_mutex_lock(&s->mu);
-    if (slot->connected) {
-        pthread_mutex_unlock(&s->mu);
-        return;
-    }
-    for (;;) {
-        size_t open = 0;
+    size_t open = 0;
+    while (!slot->connected) {
         struct loop_slot *victim = NULL;
         size_t nseeds = s->live ? s->live->n : 0;
+        open = 0;
         for (size_t i = 0; i < s->ndom + nseeds; i++) {
             struct loop_slot *x = i < s->ndom ? &s->dom[i]->slot : &s->live->v[i - s->ndom]->slot;
             if (!x->connected)
                 continue;
             open++;
-            if (!x->busy && x->ops->idle_close && (!victim || x->used_ms < victim->used_ms))
+            if (!x->running && !x->closing && x->ops->idle_close &&
+                (!victim || x->used_ms < victim->used_ms))
                 victim = x;
         }
-        metric_set(s->m_connections, (double)open);
-        if (open < (size_t)s->cfg.max_connections || !victim)
+        if (open < (size_t)s->cfg.max_connections || !victim) {
+            slot->connected = true; /* let open: the others count it from now */
+            open++;
             break;
-        victim->busy = true;
+        }
+        victim->closing = true;
         pthread_mutex_unlock(&s->mu);
         victim->ops->idle_close(victim->loop);
         pthread_mutex_lock(&s->mu);
-        victim->busy = false;
+        victim->closing = false;
         victim->connected = false;
+        pthread_cond_broadcast(&s->closed_cv);
     }
+    if (open)
+        metric_set(s->m_connections, (double)open);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -245,6 +251,7 @@ static void run_task(struct scheduler *s, struct task *t)
                   t->n, (long long)rescued, rc ? " failed: " : "", rc ? err : "");
     pthread_mutex_lock(&s->mu);
     slot->busy = false;
+    slot->running = false;
     slot->failing = rc != 0;
     slot->connected = slot->loop && slot->ops->connected && slot->ops->connected(slot->loop);
     slot->used_ms = time_mono_ms();
@@ -301,6 +308,9 @@ static void *worker_main(void *arg)
         s->failing_running += q == 1;
         s->queued_copies -= t->n;
         pthread_cond_signal(&s->space_cv);
+        while (t->slot->closing) /* another worker's budget closes it: wait */
+            pthread_cond_wait(&s->closed_cv, &s->mu);
+        t->slot->running = true;
         pthread_mutex_unlock(&s->mu);
         run_task(s, t);
         if (q == 1) {
@@ -371,6 +381,7 @@ struct scheduler *scheduler_start(const struct scheduler_config *cfg, char *errb
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->space_cv, NULL);
+    pthread_cond_init(&s->closed_cv, NULL);
     time_cond_init_mono(&s->tick_cv);
     register_loop_metrics(s, &loop_mock_ops);
     register_loop_metrics(s, &loop_imap_ops);
@@ -446,6 +457,7 @@ void scheduler_stop(struct scheduler *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->space_cv);
+    pthread_cond_destroy(&s->closed_cv);
     pthread_cond_destroy(&s->tick_cv);
     free(s);
 }

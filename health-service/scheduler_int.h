@@ -77,9 +77,10 @@ struct scheduler {
     size_t nworkers;
     atomic_bool stop;
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;  /* a task was queued, or stop */
-    pthread_cond_t space_cv; /* the queue shrank */
-    pthread_cond_t tick_cv;  /* stop (the coordinator's sleep) */
+    pthread_cond_t work_cv;   /* a task was queued, or stop */
+    pthread_cond_t space_cv;  /* the queue shrank */
+    pthread_cond_t closed_cv; /* a slot closed for the budget is free again */
+    pthread_cond_t tick_cv;   /* stop (the coordinator's sleep) */
     /* queued tasks: [0] of slots whose last round ran, [1] of failing ones
      * (a dead or silent mailbox), which at most max_failing workers run at
      * once: the others always have workers */
