@@ -7,6 +7,8 @@
  * commits them in one transaction under w_lock and calls their done(). */
 #include "store.h"
 #include "errbuf.h"
+#include "store_fanout.h"
+#include "store_history.h"
 #include "store_int.h"
 #include "db.h"
 #include "log.h"
@@ -37,6 +39,10 @@ static const char *const migrations[] = {
     STORE_CAMPAIGNS_SCHEMA_SQL,
     /* 8: transactional requests by idempotency key */
     STORE_MESSAGE_REQUESTS_SQL,
+    /* 9: the background fan-out (store_fanout.h) */
+    STORE_FANOUT_SCHEMA_SQL,
+    /* 10: history indexes and archives (store_history.h) */
+    STORE_HISTORY_SCHEMA_SQL,
 };
 
 static void *gc_main(void *arg);
