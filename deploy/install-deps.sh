@@ -8,7 +8,7 @@ librdkafka-dev kcat libmicrohttpd-dev libetpan-dev libjson-c-dev
 libssl-dev libsqlite3-dev libidn2-dev sqlite3 curl python3 openssl
 postfix dovecot-imapd python3-aiosmtpd wrk
 prometheus docker-compose iproute2 procps
-libopendkim-dev opendkim-tools python3-dkim tzdata libcurl4-gnutls-dev
+libopendkim-dev opendkim-tools python3-dkim tzdata libcurl4-gnutls-dev zlib1g-dev
 libpq-dev postgresql"
 # npm installs maildev (the mail catcher of `make all`) unless some node/npm is there
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"

@@ -67,5 +67,11 @@ void api_import_status(struct http_request *req, struct http_response *resp);
 struct import_row;
 /* api_import_json - an import's progress as the API answers it (new object) */
 struct json_object *api_import_json(const struct import_row *im, bool campaign);
+/* api_history.c: GET /history and GET /archives (DESIGN 9.6) */
+void api_history(struct http_request *req, struct http_response *resp);
+void api_archives(struct http_request *req, struct http_response *resp);
+struct history_row;
+/* api_history_json - a copy as /history and the archive files show it (new object) */
+struct json_object *api_history_json(const struct history_row *r);
 
 #endif

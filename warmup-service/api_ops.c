@@ -61,6 +61,8 @@ const struct http_route api_routes[] = {
      .content_type = "application/json"},
     {.method = "POST", .pattern = "/emails/*/reconcile", .handler = api_reconcile},
     {.method = "GET", .pattern = "/dlq", .handler = api_dlq},
+    {.method = "GET", .pattern = "/history", .handler = api_history},
+    {.method = "GET", .pattern = "/archives", .handler = api_archives},
     {.method = "GET", .pattern = "/readyz", .handler = api_readyz, .flags = HTTP_PUBLIC},
     {.method = "GET", .pattern = "/suppressions", .handler = api_suppressions},
     {.method = "POST",

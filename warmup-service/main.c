@@ -10,6 +10,7 @@
  */
 #include "api.h"
 #include "app.h"
+#include "archive.h"
 #include "dblock.h"
 #include "dkim.h"
 #include "feedback.h"
@@ -84,6 +85,10 @@ static const struct svc_var warmup_vars[] = {
     {"AWS_REGION", "us-east-1", "s3: the bucket's region"},
     {"AWS_ACCESS_KEY_ID", "", "s3: the access key"},
     {"AWS_SECRET_ACCESS_KEY", "", "s3: the secret key (secret)"},
+    {"ARCHIVE_AFTER_DAYS", "0", "archive sent, dead, suppressed copies older than this (0: never)"},
+    {"ARCHIVE_DIR", "DB_PATH's folder/archives", "archive files (UPLOAD_STORE=s3: their spool)"},
+    {"ARCHIVE_INTERVAL", "300", "seconds between two archiver passes"},
+    {"ARCHIVE_BATCH", "100000", "copies per archive file"},
     {NULL, NULL, NULL},
 };
 
@@ -215,6 +220,15 @@ int main(int argc, char **argv)
     app.importer = importer_start(&app, err, sizeof err);
     if (!app.importer)
         log_fatal("importer: %s", err);
+    struct archive_config ac = {.store = app.store,
+                                .after_days = cfg.archive_after_days,
+                                .dir = cfg.archive_dir,
+                                .s3 = cfg.upload.backend == UPLOAD_S3 ? &cfg.upload : NULL,
+                                .batch = cfg.archive_batch,
+                                .interval_s = cfg.archive_interval_s};
+    struct archiver *archiver = archiver_start(&ac, err, sizeof err);
+    if (!archiver && *err)
+        log_fatal("archive: %s", err);
     struct sendq_config qc = {.brokers = cfg.svc.kafka_brokers,
                               .topic = cfg.send_topic,
                               .group_id = cfg.send_group,
@@ -241,6 +255,7 @@ int main(int argc, char **argv)
 
     service_wait(svc);
     importer_stop(app.importer); /* between two batches: the import resumes at the next start */
+    archiver_stop(archiver);     /* between two files */
     /* the consumer's offsets are committed after its last transaction */
     sendq_stop(app.sendq);
     feedback_stop(app.feedback);

@@ -60,6 +60,7 @@ struct req {
     size_t nq;
     const char *body; /* NULL: none */
     size_t body_len;
+    const char *ctype; /* the body's Content-Type header line; NULL: XML */
     int (*fn)(void *arg, const char *data, size_t len); /* GET: streamed */
     void *arg;
     int stop;    /* fn's non-zero return */
@@ -123,7 +124,7 @@ static int perform(const struct upload_config *c, struct req *r, char *errbuf, s
     hl = curl_slist_append(hl, hd);
     hl = curl_slist_append(hl, "Expect:");
     if (r->body)
-        hl = curl_slist_append(hl, "Content-Type: application/xml");
+        hl = curl_slist_append(hl, r->ctype ? r->ctype : "Content-Type: application/xml");
     buf_init(&r->reply, S3_REPLY_MAX);
     int rc = -1;
     CURL *e = curl_easy_init();
@@ -333,5 +334,23 @@ int s3_get(const struct upload_config *c, const char *key,
     rc = 0;
 out:
     buf_cleanup(&r.reply);
+    return rc;
+}
+
+int s3_put(const struct upload_config *c, const char *key, const char *body, size_t len,
+           const char *content_type, char *errbuf, size_t errlen)
+{
+    char *ct = xasprintf("Content-Type: %s", content_type);
+    struct req r = {
+        .method = "PUT", .key = key, .body = len ? body : "", .body_len = len, .ctype = ct};
+    int rc = -1;
+    if (perform(c, &r, errbuf, errlen) == 0) {
+        if (r.status == 200)
+            rc = 0;
+        else
+            s3_error("PutObject", &r, errbuf, errlen);
+    }
+    buf_cleanup(&r.reply);
+    free(ct);
     return rc;
 }

@@ -32,4 +32,9 @@ int s3_get(const struct upload_config *c, const char *key,
            int (*fn)(void *arg, const char *data, size_t len), void *arg, char *errbuf,
            size_t errlen);
 
+/* s3_put - PutObject of len bytes at body as key (the archiver's files):
+ * 0 or -1 */
+int s3_put(const struct upload_config *c, const char *key, const char *body, size_t len,
+           const char *content_type, char *errbuf, size_t errlen);
+
 #endif

@@ -92,6 +92,13 @@ void wconfig_load(struct wconfig *cfg)
     if (upload_config_load(&cfg->upload, cfg->svc.db_path, base, err, sizeof err) != 0)
         log_fatal("config: %s", err);
     free(base);
+    cfg->archive_after_days = (int)config_long("ARCHIVE_AFTER_DAYS", 0, 0, 36500);
+    cfg->archive_interval_s = (int)config_long("ARCHIVE_INTERVAL", 300, 1, 86400);
+    cfg->archive_batch = config_long("ARCHIVE_BATCH", 100000, 1, 10000000);
+    const char *db = cfg->svc.db_path, *slash = strrchr(db, '/');
+    char *adir = slash ? xasprintf("%.*s/archives", (int)(slash - db), db) : xstrdup("archives");
+    cfg->archive_dir = config_str("ARCHIVE_DIR", adir);
+    free(adir);
 }
 
 void wconfig_cleanup(struct wconfig *cfg)
@@ -105,5 +112,6 @@ void wconfig_cleanup(struct wconfig *cfg)
     free(cfg->throttles_file);
     unsub_config_cleanup(&cfg->unsub);
     upload_config_cleanup(&cfg->upload);
+    free(cfg->archive_dir);
     svc_config_cleanup(&cfg->svc);
 }

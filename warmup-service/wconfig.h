@@ -33,6 +33,10 @@ struct wconfig {
     char *throttles_file;        /* THROTTLES_FILE: provider groups and limits; NULL: none */
     int64_t clock_offset_ms;     /* WARMUP_CLOCK_OFFSET (tests): the identities' clock */
     struct upload_config upload; /* UPLOAD_STORE, UPLOAD_*, S3_*, AWS_* (upload.h) */
+    int archive_after_days;      /* ARCHIVE_AFTER_DAYS; 0: never (archive.h) */
+    char *archive_dir;           /* ARCHIVE_DIR: DB_PATH's folder/archives by default */
+    int archive_interval_s;      /* ARCHIVE_INTERVAL: seconds between passes */
+    int64_t archive_batch;       /* ARCHIVE_BATCH: copies per file */
 };
 
 /* wconfig_load - fill cfg from the environment; a bad variable is fatal

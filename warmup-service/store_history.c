@@ -1,0 +1,299 @@
+/* store_history.c - the SQLite side of store_history.h: /history's
+ * filtered keyset pages, the archiver's scan and commit, the archives
+ * listing. Reads on the reader connection (r_lock), the commit on the
+ * writer (w_lock), never both. Statement texts are fixed fragments; every
+ * value is bound. */
+#include "store_history.h"
+#include "db.h"
+#include "log.h"
+#include "msgid.h"
+#include "store.h"
+#include "store_int.h"
+#include "buf.h"
+#include "xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* the columns read_row takes, from deliveries d joined to its email e */
+#define HISTORY_COLS                                                                               \
+    "SELECT d.id, d.email_id, e.salt, e.msgid_domain, d.recipient, d.state, d.attempts,"           \
+    " d.last_code, d.last_reply, d.updated_at, d.due_at FROM deliveries d"                         \
+    " JOIN emails e ON e.id = d.email_id"
+
+/* /history: the keyset bound, then one fragment per filter given */
+#define HISTORY_BEFORE " WHERE d.id < ?1"
+#define HISTORY_RECIPIENT " AND d.recipient = ?2 COLLATE NOCASE"
+#define HISTORY_EMAIL " AND d.email_id = ?3"
+#define HISTORY_STATE " AND d.state = ?4"
+#define HISTORY_FROM " AND d.updated_at >= ?5"
+#define HISTORY_TO " AND d.updated_at < ?6"
+#define HISTORY_ORDER " ORDER BY d.id DESC LIMIT ?7"
+
+/* archiver: final-state copies updated before ?1, after the key (?2, ?3),
+ * read and deleted through deliveries_updated in its order ("+state":
+ * not through deliveries_state, which would scan every sent copy and
+ * sort them) */
+#define ARCHIVE_PAGE                                                                               \
+    HISTORY_COLS " WHERE d.updated_at < ?1 AND +d.state IN (2, 4, 5)"                              \
+                 " AND (d.updated_at, d.id) > (?2, ?3) ORDER BY d.updated_at, d.id LIMIT ?4"
+#define ARCHIVE_DELETE                                                                             \
+    "DELETE FROM deliveries WHERE updated_at < ?1 AND +state IN (2, 4, 5)"                         \
+    " AND (updated_at, id) >= (?2, ?3) AND (updated_at, id) <= (?4, ?5)"
+#define ARCHIVE_INSERT                                                                             \
+    "INSERT INTO archives(name, store, first_id, last_id, n_rows, n_bytes, min_updated_at,"        \
+    " max_updated_at, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+#define ARCHIVE_LIST                                                                               \
+    "SELECT id, name, store, first_id, last_id, n_rows, n_bytes, min_updated_at, max_updated_at,"  \
+    " created_at FROM archives ORDER BY id LIMIT ?1 OFFSET ?2"
+#define ARCHIVE_KNOWN "SELECT 1 FROM archives WHERE name = ?1"
+
+/* copies read per page by the archiver (the reader lock's hold) */
+#define ARCHIVE_PAGE_ROWS 2000
+
+void history_row_cleanup(struct history_row *r)
+{
+    free(r->message_id);
+    free(r->recipient);
+    free(r->last_reply);
+    memset(r, 0, sizeof *r);
+}
+
+void store_history_free(struct history_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        history_row_cleanup(&v[i]);
+    free(v);
+}
+
+/* read_row - a HISTORY_COLS row into r (heap strings) */
+static void read_row(sqlite3_stmt *st, struct history_row *r)
+{
+    r->id = sqlite3_column_int64(st, 0);
+    r->email_id = sqlite3_column_int64(st, 1);
+    r->message_id = msgid_copy(r->email_id, (const char *)sqlite3_column_text(st, 2), r->id,
+                               (const char *)sqlite3_column_text(st, 3));
+    r->recipient = store_col_str(st, 4);
+    r->state = sqlite3_column_int(st, 5);
+    r->attempts = sqlite3_column_int(st, 6);
+    r->has_code = sqlite3_column_type(st, 7) != SQLITE_NULL;
+    r->last_code = sqlite3_column_int(st, 7);
+    r->last_reply = store_col_dup(st, 8);
+    r->updated_at = sqlite3_column_int64(st, 9);
+    r->due_at = sqlite3_column_int64(st, 10);
+}
+
+int store_history(struct store *s, const struct history_query *q, struct history_row **out,
+                  size_t *n)
+{
+    struct buf sql;
+    buf_init(&sql, 4096);
+    buf_printf(&sql, "%s", HISTORY_COLS HISTORY_BEFORE);
+    if (q->recipient)
+        buf_printf(&sql, "%s", HISTORY_RECIPIENT);
+    if (q->email_id)
+        buf_printf(&sql, "%s", HISTORY_EMAIL);
+    if (q->state >= 0)
+        buf_printf(&sql, "%s", HISTORY_STATE);
+    if (q->has_from)
+        buf_printf(&sql, "%s", HISTORY_FROM);
+    if (q->has_to)
+        buf_printf(&sql, "%s", HISTORY_TO);
+    buf_printf(&sql, "%s", HISTORY_ORDER);
+    int r = SQLITE_ERROR;
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, buf_str(&sql));
+    if (st) {
+        /* an index the statement does not name is ignored (SQLITE_RANGE) */
+        sqlite3_bind_int64(st, 1, q->before_id > 0 ? q->before_id : INT64_MAX);
+        if (q->recipient)
+            sqlite3_bind_text(st, 2, q->recipient, -1, SQLITE_STATIC);
+        if (q->email_id)
+            sqlite3_bind_int64(st, 3, q->email_id);
+        if (q->state >= 0)
+            sqlite3_bind_int(st, 4, q->state);
+        if (q->has_from)
+            sqlite3_bind_int64(st, 5, q->from_ms);
+        if (q->has_to)
+            sqlite3_bind_int64(st, 6, q->to_ms);
+        sqlite3_bind_int64(st, 7, q->limit);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            *out = store_grow(*out, &cap, *n, sizeof **out);
+            read_row(st, &(*out)[(*n)++]);
+        }
+        if (r != SQLITE_DONE)
+            log_error("store: history: %s", sqlite3_errmsg(s->r));
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    buf_cleanup(&sql);
+    if (r != SQLITE_DONE) {
+        store_history_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int store_archive_scan(struct store *s, int64_t cutoff_ms, int64_t max,
+                       int (*fn)(void *arg, const struct history_row *r), void *arg,
+                       struct archive_span *span)
+{
+    memset(span, 0, sizeof *span);
+    int64_t k_upd = INT64_MIN, k_id = INT64_MIN;
+    struct history_row *page = xcalloc(ARCHIVE_PAGE_ROWS, sizeof *page);
+    int rc = 0;
+    while (rc == 0 && span->rows < max) {
+        int64_t want = max - span->rows < ARCHIVE_PAGE_ROWS ? max - span->rows : ARCHIVE_PAGE_ROWS;
+        size_t got = 0;
+        int r = SQLITE_ERROR;
+        pthread_mutex_lock(&s->r_lock);
+        sqlite3_stmt *st = db_prepare(s->r, ARCHIVE_PAGE);
+        if (st) {
+            sqlite3_bind_int64(st, 1, cutoff_ms);
+            sqlite3_bind_int64(st, 2, k_upd);
+            sqlite3_bind_int64(st, 3, k_id);
+            sqlite3_bind_int64(st, 4, want);
+            while ((r = sqlite3_step(st)) == SQLITE_ROW)
+                read_row(st, &page[got++]);
+            if (r != SQLITE_DONE)
+                log_error("store: archive scan: %s", sqlite3_errmsg(s->r));
+            sqlite3_finalize(st);
+        }
+        pthread_mutex_unlock(&s->r_lock);
+        if (r != SQLITE_DONE)
+            rc = -1;
+        for (size_t i = 0; i < got; i++) {
+            const struct history_row *h = &page[i];
+            if (rc == 0 && (rc = fn(arg, h)) == 0) {
+                if (span->rows == 0) {
+                    span->first_upd = h->updated_at;
+                    span->first_id = h->id;
+                    span->min_id = span->max_id = h->id;
+                }
+                span->rows++;
+                span->last_upd = h->updated_at;
+                span->last_id = h->id;
+                if (h->id < span->min_id)
+                    span->min_id = h->id;
+                if (h->id > span->max_id)
+                    span->max_id = h->id;
+            }
+            history_row_cleanup(&page[i]);
+        }
+        if (got < (size_t)want)
+            break;
+        k_upd = span->last_upd;
+        k_id = span->last_id;
+    }
+    free(page);
+    return rc;
+}
+
+int store_archive_commit(struct store *s, int64_t cutoff_ms, const struct archive_span *span,
+                         const struct archive_entry *a)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->w_lock);
+    sqlite3_stmt *ins = db_prepare(s->w, ARCHIVE_INSERT);
+    sqlite3_stmt *del = db_prepare(s->w, ARCHIVE_DELETE);
+    if (!ins || !del || db_begin(s->w) != 0)
+        goto out;
+    sqlite3_bind_text(ins, 1, a->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, a->store, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 3, a->first_id);
+    sqlite3_bind_int64(ins, 4, a->last_id);
+    sqlite3_bind_int64(ins, 5, a->rows);
+    sqlite3_bind_int64(ins, 6, a->bytes);
+    sqlite3_bind_int64(ins, 7, a->min_updated_at);
+    sqlite3_bind_int64(ins, 8, a->max_updated_at);
+    sqlite3_bind_int64(ins, 9, a->created_at);
+    if (db_step(s->w, ins) != 0)
+        goto out;
+    sqlite3_bind_int64(del, 1, cutoff_ms);
+    sqlite3_bind_int64(del, 2, span->first_upd);
+    sqlite3_bind_int64(del, 3, span->first_id);
+    sqlite3_bind_int64(del, 4, span->last_upd);
+    sqlite3_bind_int64(del, 5, span->last_id);
+    if (db_step(s->w, del) != 0)
+        goto out;
+    if (sqlite3_changes64(s->w) != span->rows) {
+        log_warn("store: archive %s: %lld copies changed since the scan; retried later", a->name,
+                 (long long)(span->rows - sqlite3_changes64(s->w)));
+        rc = 1;
+        goto out;
+    }
+    rc = db_commit(s->w);
+out:
+    if (rc != 0)
+        db_rollback(s->w);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(del);
+    pthread_mutex_unlock(&s->w_lock);
+    return rc;
+}
+
+void store_archives_free(struct archive_entry *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].name);
+        free(v[i].store);
+    }
+    free(v);
+}
+
+int store_list_archives(struct store *s, int64_t limit, int64_t offset, struct archive_entry **out,
+                        size_t *n)
+{
+    int r = SQLITE_ERROR;
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, ARCHIVE_LIST);
+    if (st) {
+        sqlite3_bind_int64(st, 1, limit);
+        sqlite3_bind_int64(st, 2, offset);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            *out = store_grow(*out, &cap, *n, sizeof **out);
+            struct archive_entry *a = &(*out)[(*n)++];
+            a->id = sqlite3_column_int64(st, 0);
+            a->name = store_col_str(st, 1);
+            a->store = store_col_str(st, 2);
+            a->first_id = sqlite3_column_int64(st, 3);
+            a->last_id = sqlite3_column_int64(st, 4);
+            a->rows = sqlite3_column_int64(st, 5);
+            a->bytes = sqlite3_column_int64(st, 6);
+            a->min_updated_at = sqlite3_column_int64(st, 7);
+            a->max_updated_at = sqlite3_column_int64(st, 8);
+            a->created_at = sqlite3_column_int64(st, 9);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    if (r != SQLITE_DONE) {
+        store_archives_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int store_archive_known(struct store *s, const char *name)
+{
+    int r = SQLITE_ERROR;
+    pthread_mutex_lock(&s->r_lock);
+    sqlite3_stmt *st = db_prepare(s->r, ARCHIVE_KNOWN);
+    if (st) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        r = sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->r_lock);
+    return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
+}
