@@ -60,6 +60,8 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
         store_free(s);
         return NULL;
     }
+    s->wq = sqldb_wrap_sqlite(s->w);
+    s->rq = sqldb_wrap_sqlite(s->r);
     s->ins_user = db_prepare(s->w, "INSERT INTO users(name, email_id, domain, created_at, lane,"
                                    " attributes) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING");
     s->ins_domain = db_prepare(s->w, "INSERT INTO domains(name) VALUES(?) ON CONFLICT DO NOTHING");
@@ -102,6 +104,8 @@ void store_free(struct store *s)
         pthread_mutex_unlock(&s->gc_mu);
         pthread_join(s->gc_thread, NULL);
     }
+    sqldb_close(s->wq); /* with their statements, before the connections */
+    sqldb_close(s->rq);
     db_close(s->w); /* finalizes its statements */
     db_close(s->r);
     pthread_mutex_destroy(&s->w_lock);
@@ -269,6 +273,18 @@ char *store_col_str(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return xstrdup(t ? (const char *)t : "");
+}
+
+char *store_qcol_dup(struct sqldb_stmt *st, int i)
+{
+    const char *t = sqldb_column_text(st, i);
+    return t ? xstrdup(t) : NULL;
+}
+
+char *store_qcol_str(struct sqldb_stmt *st, int i)
+{
+    const char *t = sqldb_column_text(st, i);
+    return xstrdup(t ? t : "");
 }
 
 void *store_grow(void *v, size_t *cap, size_t n, size_t size)

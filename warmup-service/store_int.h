@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "sqldb.h"
+
 #include <sqlite3.h>
 
 /* deliveries.state */
@@ -170,6 +172,9 @@ struct store {
     pthread_mutex_t r_lock;
     sqlite3 *w;
     sqlite3 *r;
+    /* the same two connections through sqldb.h (modules moved to it for
+     * PostgreSQL use these; closed before w and r) */
+    struct sqldb *wq, *rq;
     sqlite3_stmt *ins_user;
     sqlite3_stmt *backfill;
     sqlite3_stmt *backfill_count;
@@ -223,6 +228,9 @@ int store_suppress_open(struct store *s);
  * NULL; store_col_str - the same, "" for SQL NULL */
 char *store_col_dup(sqlite3_stmt *st, int i);
 char *store_col_str(sqlite3_stmt *st, int i);
+/* store_qcol_dup, store_qcol_str - the same on a sqldb statement */
+char *store_qcol_dup(struct sqldb_stmt *st, int i);
+char *store_qcol_str(struct sqldb_stmt *st, int i);
 /* store_grow - v with room for element n (capacity *cap, doubled) */
 void *store_grow(void *v, size_t *cap, size_t n, size_t size);
 
