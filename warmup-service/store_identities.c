@@ -52,99 +52,102 @@ int store_create_identity(struct store *s, const struct identity_spec *spec, int
     int rc = -1;
     *id = 0;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *st = db_prepare(s->w, "INSERT INTO identities(address, name, smtp_client,"
-                                        " ramp_start_per_day, ramp_growth_pct, ramp_max_per_day,"
-                                        " ramp_start_day, win_start_min, win_end_min, tz,"
-                                        " created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
-                                        " ON CONFLICT DO NOTHING");
-    if (!st || db_begin(s->w) != 0)
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->wq, "INSERT INTO identities(address, name, smtp_client,"
+                             " ramp_start_per_day, ramp_growth_pct, ramp_max_per_day,"
+                             " ramp_start_day, win_start_min, win_end_min, tz,"
+                             " created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
+                             " ON CONFLICT DO NOTHING RETURNING id");
+    if (!st || sqldb_begin(s->wq) != 0)
         goto out;
-    sqlite3_bind_text(st, 1, spec->address, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, spec->name, -1, SQLITE_STATIC); /* NULL binds NULL */
-    sqlite3_bind_text(st, 3, spec->smtp_client, -1, SQLITE_STATIC);
+    sqldb_bind_text(st, 1, spec->address, -1);
+    sqldb_bind_text(st, 2, spec->name, -1); /* NULL binds NULL */
+    sqldb_bind_text(st, 3, spec->smtp_client, -1);
     if (spec->has_ramp) {
-        sqlite3_bind_int64(st, 4, spec->ramp.start_per_day);
-        sqlite3_bind_double(st, 5, spec->ramp.growth_pct);
-        sqlite3_bind_int64(st, 6, spec->ramp.max_per_day);
-        sqlite3_bind_int64(st, 7, spec->ramp.start_day);
+        sqldb_bind_int64(st, 4, spec->ramp.start_per_day);
+        sqldb_bind_double(st, 5, spec->ramp.growth_pct);
+        sqldb_bind_int64(st, 6, spec->ramp.max_per_day);
+        sqldb_bind_int64(st, 7, spec->ramp.start_day);
     }
     if (spec->has_window) {
-        sqlite3_bind_int(st, 8, spec->win_start_min);
-        sqlite3_bind_int(st, 9, spec->win_end_min);
-        sqlite3_bind_text(st, 10, spec->tz ? spec->tz : "UTC", -1, SQLITE_STATIC);
+        sqldb_bind_int64(st, 8, spec->win_start_min);
+        sqldb_bind_int64(st, 9, spec->win_end_min);
+        sqldb_bind_text(st, 10, spec->tz ? spec->tz : "UTC", -1);
     }
-    sqlite3_bind_text(st, 11, spec->created_at, -1, SQLITE_STATIC);
-    if (db_step(s->w, st) != 0)
+    sqldb_bind_text(st, 11, spec->created_at, -1);
+    int r = sqldb_step(st);
+    if (r < 0)
         goto out;
-    if (sqlite3_changes(s->w) == 0) {
+    if (r == SQLDB_DONE) { /* the address has an identity */
         rc = 1;
         goto out;
     }
-    *id = sqlite3_last_insert_rowid(s->w);
-    rc = db_commit(s->w);
+    *id = sqldb_column_int64(st, 0);
+    sqldb_reset(st);
+    rc = sqldb_commit(s->wq);
     if (rc != 0)
         *id = 0;
 out:
     if (rc != 0)
-        db_rollback(s->w);
-    sqlite3_finalize(st);
+        sqldb_rollback(s->wq);
+    sqldb_finalize(st);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
 
 /* read_identity - one row of IDENTITY_COLS into x */
-static void read_identity(sqlite3_stmt *st, struct identity *x)
+static void read_identity(struct sqldb_stmt *st, struct identity *x)
 {
     memset(x, 0, sizeof *x);
-    x->id = sqlite3_column_int64(st, 0);
-    x->address = store_col_str(st, 1);
-    x->name = store_col_dup(st, 2);
-    x->smtp_client = store_col_dup(st, 3);
-    x->has_ramp = sqlite3_column_type(st, 4) != SQLITE_NULL;
+    x->id = sqldb_column_int64(st, 0);
+    x->address = store_qcol_str(st, 1);
+    x->name = store_qcol_dup(st, 2);
+    x->smtp_client = store_qcol_dup(st, 3);
+    x->has_ramp = !sqldb_column_null(st, 4);
     if (x->has_ramp) {
-        x->ramp.start_per_day = sqlite3_column_int64(st, 4);
-        x->ramp.growth_pct = sqlite3_column_double(st, 5);
-        x->ramp.max_per_day = sqlite3_column_int64(st, 6);
-        x->ramp.start_day = sqlite3_column_int64(st, 7);
+        x->ramp.start_per_day = sqldb_column_int64(st, 4);
+        x->ramp.growth_pct = sqldb_column_double(st, 5);
+        x->ramp.max_per_day = sqldb_column_int64(st, 6);
+        x->ramp.start_day = sqldb_column_int64(st, 7);
     }
-    x->has_window = sqlite3_column_type(st, 8) != SQLITE_NULL;
-    x->win_start_min = x->has_window ? sqlite3_column_int(st, 8) : 0;
-    x->win_end_min = x->has_window ? sqlite3_column_int(st, 9) : 1440;
-    x->tz = x->has_window ? store_col_str(st, 10) : xstrdup("UTC");
-    x->paused = sqlite3_column_int(st, 11) != 0;
-    x->paused_reason = store_col_dup(st, 12);
-    x->created_at = store_col_str(st, 13);
+    x->has_window = !sqldb_column_null(st, 8);
+    x->win_start_min = x->has_window ? sqldb_column_int64(st, 8) : 0;
+    x->win_end_min = x->has_window ? sqldb_column_int64(st, 9) : 1440;
+    x->tz = x->has_window ? store_qcol_str(st, 10) : xstrdup("UTC");
+    x->paused = sqldb_column_int64(st, 11) != 0;
+    x->paused_reason = store_qcol_dup(st, 12);
+    x->created_at = store_qcol_str(st, 13);
 }
 
 /* read_provider - one row of PROVIDER_COLS into p */
-static void read_provider(sqlite3_stmt *st, struct identity_provider *p)
+static void read_provider(struct sqldb_stmt *st, struct identity_provider *p)
 {
-    p->provider = store_col_str(st, 0);
-    p->state = store_col_str(st, 1);
-    p->reason = store_col_str(st, 2);
-    p->since_ms = sqlite3_column_int64(st, 3);
-    p->grace_until_ms = sqlite3_column_int64(st, 4);
-    p->checked = sqlite3_column_int64(st, 5);
-    p->inbox_rate = sqlite3_column_double(st, 6);
-    p->spam_rate = sqlite3_column_double(st, 7);
-    p->bounce_rate = sqlite3_column_double(st, 8);
-    p->complaint_rate = sqlite3_column_double(st, 9);
+    p->provider = store_qcol_str(st, 0);
+    p->state = store_qcol_str(st, 1);
+    p->reason = store_qcol_str(st, 2);
+    p->since_ms = sqldb_column_int64(st, 3);
+    p->grace_until_ms = sqldb_column_int64(st, 4);
+    p->checked = sqldb_column_int64(st, 5);
+    p->inbox_rate = sqldb_column_double(st, 6);
+    p->spam_rate = sqldb_column_double(st, 7);
+    p->bounce_rate = sqldb_column_double(st, 8);
+    p->complaint_rate = sqldb_column_double(st, 9);
 }
 
 /* load_providers - x's provider rows through st (bound to nothing yet);
- * SQLITE_DONE or the error */
-static int load_providers(sqlite3_stmt *st, struct identity *x)
+ * SQLDB_DONE or the error */
+static int load_providers(struct sqldb_stmt *st, struct identity *x)
 {
     size_t cap = 0;
     int r;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, x->id);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    sqldb_reset(st);
+    sqldb_bind_int64(st, 1, x->id);
+    while ((r = sqldb_step(st)) == SQLDB_ROW) {
         x->providers = store_grow(x->providers, &cap, x->nproviders, sizeof *x->providers);
         memset(&x->providers[x->nproviders], 0, sizeof *x->providers);
         read_provider(st, &x->providers[x->nproviders++]);
     }
-    sqlite3_reset(st);
+    sqldb_reset(st);
     return r;
 }
 
@@ -156,33 +159,33 @@ static int get_one(struct store *s, const char *sql, int64_t id, const char *add
     int rc = -1;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, sql);
-    sqlite3_stmt *pv = db_prepare(s->r, "SELECT " PROVIDER_COLS " FROM identity_providers"
-                                        " WHERE identity_id = ?1 ORDER BY provider");
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, sql);
+    struct sqldb_stmt *pv = sqldb_prepare(s->rq, "SELECT " PROVIDER_COLS " FROM identity_providers"
+                                                 " WHERE identity_id = ?1 ORDER BY provider");
     if (!st || !pv)
         goto out;
     if (address)
-        sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+        sqldb_bind_text(st, 1, address, -1);
     else
-        sqlite3_bind_int64(st, 1, id);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_DONE) {
+        sqldb_bind_int64(st, 1, id);
+    int r = sqldb_step(st);
+    if (r == SQLDB_DONE) {
         rc = 1;
         goto out;
     }
-    if (r != SQLITE_ROW)
+    if (r != SQLDB_ROW)
         goto out;
     read_identity(st, out);
-    if (load_providers(pv, out) != SQLITE_DONE) {
+    if (load_providers(pv, out) != SQLDB_DONE) {
         identity_cleanup(out);
         goto out;
     }
     rc = 0;
 out:
     if (rc < 0)
-        log_error("store: reading an identity failed: %s", sqlite3_errmsg(s->r));
-    sqlite3_finalize(st);
-    sqlite3_finalize(pv);
+        log_error("store: reading an identity failed: %s", sqldb_errmsg(s->rq));
+    sqldb_finalize(st);
+    sqldb_finalize(pv);
     pthread_mutex_unlock(&s->r_lock);
     return rc;
 }
@@ -201,31 +204,31 @@ int store_identity_by_address(struct store *s, const char *address, struct ident
 int store_list_identities(struct store *s, int64_t limit, int64_t offset, struct identity **out,
                           size_t *n)
 {
-    int r = SQLITE_ERROR;
+    int r = -1;
     size_t cap = 0;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, "SELECT " IDENTITY_COLS " FROM identities"
-                                        " ORDER BY id LIMIT ?1 OFFSET ?2");
-    sqlite3_stmt *pv = db_prepare(s->r, "SELECT " PROVIDER_COLS " FROM identity_providers"
-                                        " WHERE identity_id = ?1 ORDER BY provider");
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, "SELECT " IDENTITY_COLS " FROM identities"
+                                                 " ORDER BY id LIMIT ?1 OFFSET ?2");
+    struct sqldb_stmt *pv = sqldb_prepare(s->rq, "SELECT " PROVIDER_COLS " FROM identity_providers"
+                                                 " WHERE identity_id = ?1 ORDER BY provider");
     if (st && pv) {
-        sqlite3_bind_int64(st, 1, limit);
-        sqlite3_bind_int64(st, 2, offset);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        sqldb_bind_int64(st, 1, limit);
+        sqldb_bind_int64(st, 2, offset);
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             struct identity *x = &(*out)[(*n)++];
             read_identity(st, x);
-            if ((r = load_providers(pv, x)) != SQLITE_DONE)
+            if ((r = load_providers(pv, x)) != SQLDB_DONE)
                 break;
         }
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(pv);
+    sqldb_finalize(st);
+    sqldb_finalize(pv);
     pthread_mutex_unlock(&s->r_lock);
-    if (r != SQLITE_DONE) {
-        log_error("store: listing identities failed: %s", sqlite3_errstr(r));
+    if (r != SQLDB_DONE) {
+        log_error("store: listing identities failed: %s", sqldb_errmsg(s->rq));
         store_identities_free(*out, *n);
         *out = NULL;
         *n = 0;
@@ -238,15 +241,15 @@ int store_pause_identity(struct store *s, int64_t id, const char *reason)
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *st =
-        db_prepare(s->w, "UPDATE identities SET paused = 1, paused_reason = ?2 WHERE id = ?1");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->wq, "UPDATE identities SET paused = 1, paused_reason = ?2 WHERE id = ?1");
     if (st) {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
-        if (db_step(s->w, st) == 0) /* autocommit: one statement */
-            rc = sqlite3_changes(s->w) ? 0 : 1;
+        sqldb_bind_int64(st, 1, id);
+        sqldb_bind_text(st, 2, reason, -1);
+        if (sqldb_run(st) == 0) /* autocommit: one statement */
+            rc = sqldb_changes(s->wq) ? 0 : 1;
     }
-    sqlite3_finalize(st);
+    sqldb_finalize(st);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -260,44 +263,44 @@ int store_resume_identity(struct store *s, int64_t id, int64_t now_ms, int64_t g
     *resumed = NULL;
     *nresumed = 0;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *get = db_prepare(s->w, "SELECT paused FROM identities WHERE id = ?1");
-    sqlite3_stmt *upd =
-        db_prepare(s->w, "UPDATE identities SET paused = 0, paused_reason = NULL WHERE id = ?1");
-    sqlite3_stmt *pv = db_prepare(s->w, "UPDATE identity_providers SET state = 'ramping',"
-                                        " reason = ?2, since_ms = ?3, grace_until_ms = ?4"
-                                        " WHERE identity_id = ?1 AND state = 'paused'"
-                                        " RETURNING provider");
-    if (!get || !upd || !pv || db_begin(s->w) != 0)
+    struct sqldb_stmt *get = sqldb_prepare(s->wq, "SELECT paused FROM identities WHERE id = ?1");
+    struct sqldb_stmt *upd = sqldb_prepare(
+        s->wq, "UPDATE identities SET paused = 0, paused_reason = NULL WHERE id = ?1");
+    struct sqldb_stmt *pv = sqldb_prepare(s->wq, "UPDATE identity_providers SET state = 'ramping',"
+                                                 " reason = ?2, since_ms = ?3, grace_until_ms = ?4"
+                                                 " WHERE identity_id = ?1 AND state = 'paused'"
+                                                 " RETURNING provider");
+    if (!get || !upd || !pv || sqldb_begin(s->wq) != 0)
         goto out;
-    sqlite3_bind_int64(get, 1, id);
-    r = sqlite3_step(get);
-    if (r == SQLITE_DONE) {
+    sqldb_bind_int64(get, 1, id);
+    r = sqldb_step(get);
+    if (r == SQLDB_DONE) {
         rc = 1;
         goto out;
     }
-    if (r != SQLITE_ROW)
+    if (r != SQLDB_ROW)
         goto out;
-    *was_paused = sqlite3_column_int(get, 0) != 0;
-    sqlite3_bind_int64(upd, 1, id);
-    if (db_step(s->w, upd) != 0)
+    *was_paused = sqldb_column_int64(get, 0) != 0;
+    sqldb_bind_int64(upd, 1, id);
+    if (sqldb_run(upd) != 0)
         goto out;
-    sqlite3_bind_int64(pv, 1, id);
-    sqlite3_bind_text(pv, 2, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(pv, 3, now_ms);
-    sqlite3_bind_int64(pv, 4, grace_until_ms);
-    while ((r = sqlite3_step(pv)) == SQLITE_ROW) {
+    sqldb_bind_int64(pv, 1, id);
+    sqldb_bind_text(pv, 2, reason, -1);
+    sqldb_bind_int64(pv, 3, now_ms);
+    sqldb_bind_int64(pv, 4, grace_until_ms);
+    while ((r = sqldb_step(pv)) == SQLDB_ROW) {
         *resumed = store_grow(*resumed, &cap, *nresumed, sizeof **resumed);
-        (*resumed)[(*nresumed)++] = store_col_str(pv, 0);
+        (*resumed)[(*nresumed)++] = store_qcol_str(pv, 0);
     }
-    if (r != SQLITE_DONE) {
-        log_error("store: resuming identity %lld failed: %s", (long long)id, sqlite3_errmsg(s->w));
+    if (r != SQLDB_DONE) {
+        log_error("store: resuming identity %lld failed: %s", (long long)id, sqldb_errmsg(s->wq));
         goto out;
     }
-    sqlite3_reset(pv);
-    rc = db_commit(s->w);
+    sqldb_reset(pv);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc != 0) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         for (size_t i = 0; i < *nresumed; i++)
             free((*resumed)[i]);
         free(*resumed);
@@ -305,60 +308,60 @@ out:
         *nresumed = 0;
         *was_paused = false;
     }
-    sqlite3_finalize(get);
-    sqlite3_finalize(upd);
-    sqlite3_finalize(pv);
+    sqldb_finalize(get);
+    sqldb_finalize(upd);
+    sqldb_finalize(pv);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
 
 /* apply_one - summary v (identity id) through fn onto its provider row,
  * inside the caller's transaction */
-static int apply_one(struct store *s, sqlite3_stmt *cur, sqlite3_stmt *put,
+static int apply_one(struct store *s, struct sqldb_stmt *cur, struct sqldb_stmt *put,
                      const struct identity_summary *v, size_t i, int64_t id, int64_t now_ms,
                      store_summary_fn fn, void *arg)
 {
     struct identity_provider was = {0}, next;
-    sqlite3_reset(cur);
-    sqlite3_bind_int64(cur, 1, id);
-    sqlite3_bind_text(cur, 2, v->provider, -1, SQLITE_STATIC);
-    int r = sqlite3_step(cur);
-    bool known = r == SQLITE_ROW;
+    sqldb_reset(cur);
+    sqldb_bind_int64(cur, 1, id);
+    sqldb_bind_text(cur, 2, v->provider, -1);
+    int r = sqldb_step(cur);
+    bool known = r == SQLDB_ROW;
     if (known) {
         read_provider(cur, &was);
-    } else if (r == SQLITE_DONE) {
+    } else if (r == SQLDB_DONE) {
         was.provider = xstrdup(v->provider);
         was.state = xstrdup("ramping");
         was.reason = xstrdup("");
         was.since_ms = now_ms;
     } else {
-        log_error("store: reading a provider state failed: %s", sqlite3_errmsg(s->w));
-        sqlite3_reset(cur);
+        log_error("store: reading a provider state failed: %s", sqldb_errmsg(s->wq));
+        sqldb_reset(cur);
         return -1;
     }
-    sqlite3_reset(cur);
+    sqldb_reset(cur);
     next = was;
     fn(arg, i, id, &was, &next);
-    sqlite3_reset(put);
-    sqlite3_bind_int64(put, 1, id);
-    sqlite3_bind_text(put, 2, was.provider, -1, SQLITE_STATIC);
-    sqlite3_bind_text(put, 3, next.state, -1, SQLITE_STATIC);
-    sqlite3_bind_text(put, 4, next.reason ? next.reason : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(put, 5, next.since_ms);
-    sqlite3_bind_int64(put, 6, next.grace_until_ms);
-    sqlite3_bind_int64(put, 7, v->checked);
-    sqlite3_bind_double(put, 8, next.inbox_rate);
-    sqlite3_bind_double(put, 9, next.spam_rate);
-    sqlite3_bind_double(put, 10, next.bounce_rate);
-    sqlite3_bind_double(put, 11, next.complaint_rate);
-    sqlite3_bind_int64(put, 12, v->window_s);
-    sqlite3_bind_int64(put, 13, v->inbox);
-    sqlite3_bind_int64(put, 14, v->spam);
-    sqlite3_bind_int64(put, 15, v->bounced);
-    sqlite3_bind_int64(put, 16, v->complained);
-    sqlite3_bind_text(put, 17, v->at, -1, SQLITE_STATIC);
-    int rc = db_step(s->w, put);
-    sqlite3_reset(put);
+    sqldb_reset(put);
+    sqldb_bind_int64(put, 1, id);
+    sqldb_bind_text(put, 2, was.provider, -1);
+    sqldb_bind_text(put, 3, next.state, -1);
+    sqldb_bind_text(put, 4, next.reason ? next.reason : "", -1);
+    sqldb_bind_int64(put, 5, next.since_ms);
+    sqldb_bind_int64(put, 6, next.grace_until_ms);
+    sqldb_bind_int64(put, 7, v->checked);
+    sqldb_bind_double(put, 8, next.inbox_rate);
+    sqldb_bind_double(put, 9, next.spam_rate);
+    sqldb_bind_double(put, 10, next.bounce_rate);
+    sqldb_bind_double(put, 11, next.complaint_rate);
+    sqldb_bind_int64(put, 12, v->window_s);
+    sqldb_bind_int64(put, 13, v->inbox);
+    sqldb_bind_int64(put, 14, v->spam);
+    sqldb_bind_int64(put, 15, v->bounced);
+    sqldb_bind_int64(put, 16, v->complained);
+    sqldb_bind_text(put, 17, v->at, -1);
+    int rc = sqldb_run(put);
+    sqldb_reset(put);
     free(was.provider);
     free(was.state);
     free(was.reason);
@@ -374,28 +377,28 @@ int store_apply_summaries(struct store *s, const struct identity_summary *v, siz
     if (n == 0)
         return 0;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *who = db_prepare(s->w, "SELECT id FROM identities WHERE address = ?1");
-    sqlite3_stmt *cur = db_prepare(s->w, "SELECT " PROVIDER_COLS " FROM identity_providers"
-                                         " WHERE identity_id = ?1 AND provider = ?2");
-    sqlite3_stmt *put = db_prepare(
-        s->w, "INSERT INTO identity_providers(identity_id, provider, state, reason, since_ms,"
-              " grace_until_ms, checked, inbox_rate, spam_rate, bounce_rate, complaint_rate,"
-              " window_s, inbox, spam, bounced, complained, summary_at)"
-              " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
-              " ON CONFLICT(identity_id, provider) DO UPDATE SET state = ?3, reason = ?4,"
-              " since_ms = ?5, grace_until_ms = ?6, checked = ?7, inbox_rate = ?8,"
-              " spam_rate = ?9, bounce_rate = ?10, complaint_rate = ?11, window_s = ?12,"
-              " inbox = ?13, spam = ?14, bounced = ?15, complained = ?16, summary_at = ?17");
-    if (!who || !cur || !put || db_begin(s->w) != 0)
+    struct sqldb_stmt *who = sqldb_prepare(s->wq, "SELECT id FROM identities WHERE address = ?1");
+    struct sqldb_stmt *cur = sqldb_prepare(s->wq, "SELECT " PROVIDER_COLS " FROM identity_providers"
+                                                  " WHERE identity_id = ?1 AND provider = ?2");
+    struct sqldb_stmt *put = sqldb_prepare(
+        s->wq, "INSERT INTO identity_providers(identity_id, provider, state, reason, since_ms,"
+               " grace_until_ms, checked, inbox_rate, spam_rate, bounce_rate, complaint_rate,"
+               " window_s, inbox, spam, bounced, complained, summary_at)"
+               " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
+               " ON CONFLICT(identity_id, provider) DO UPDATE SET state = ?3, reason = ?4,"
+               " since_ms = ?5, grace_until_ms = ?6, checked = ?7, inbox_rate = ?8,"
+               " spam_rate = ?9, bounce_rate = ?10, complaint_rate = ?11, window_s = ?12,"
+               " inbox = ?13, spam = ?14, bounced = ?15, complained = ?16, summary_at = ?17");
+    if (!who || !cur || !put || sqldb_begin(s->wq) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        sqlite3_reset(who);
-        sqlite3_bind_text(who, 1, v[i].address, -1, SQLITE_STATIC);
-        int r = sqlite3_step(who);
-        int64_t id = r == SQLITE_ROW ? sqlite3_column_int64(who, 0) : 0;
-        sqlite3_reset(who);
-        if (r != SQLITE_ROW && r != SQLITE_DONE) {
-            log_error("store: looking up an identity failed: %s", sqlite3_errmsg(s->w));
+        sqldb_reset(who);
+        sqldb_bind_text(who, 1, v[i].address, -1);
+        int r = sqldb_step(who);
+        int64_t id = r == SQLDB_ROW ? sqldb_column_int64(who, 0) : 0;
+        sqldb_reset(who);
+        if (r != SQLDB_ROW && r != SQLDB_DONE) {
+            log_error("store: looking up an identity failed: %s", sqldb_errmsg(s->wq));
             goto out;
         }
         if (id == 0) /* no identity: ignored */
@@ -404,16 +407,16 @@ int store_apply_summaries(struct store *s, const struct identity_summary *v, siz
             goto out;
         identity_ids[i] = id;
     }
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc != 0) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         for (size_t i = 0; i < n; i++)
             identity_ids[i] = 0;
     }
-    sqlite3_finalize(who);
-    sqlite3_finalize(cur);
-    sqlite3_finalize(put);
+    sqldb_finalize(who);
+    sqldb_finalize(cur);
+    sqldb_finalize(put);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }

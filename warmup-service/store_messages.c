@@ -18,44 +18,44 @@
 static int container(struct store *s, const struct email_spec *e, struct message_ref *out)
 {
     int rc = -1, r;
-    sqlite3_stmt *st =
-        db_prepare(s->w, "SELECT id, salt, msgid_domain FROM emails WHERE kind = 2"
-                         " AND template = ?1 AND template_version = ?2 AND from_addr = ?3"
-                         " AND coalesce(from_name, '') = coalesce(?4, '') AND priority = ?5"
-                         " AND smtp_client = ?6 AND msgid_domain = ?7 ORDER BY id LIMIT 1");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->wq, "SELECT id, salt, msgid_domain FROM emails WHERE kind = 2"
+                             " AND template = ?1 AND template_version = ?2 AND from_addr = ?3"
+                             " AND coalesce(from_name, '') = coalesce(?4, '') AND priority = ?5"
+                             " AND smtp_client = ?6 AND msgid_domain = ?7 ORDER BY id LIMIT 1");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, e->template_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, e->template_version);
-    sqlite3_bind_text(st, 3, e->from, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, e->from_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, e->priority);
-    sqlite3_bind_text(st, 6, e->smtp_client, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, e->msgid_domain, -1, SQLITE_STATIC);
-    r = sqlite3_step(st);
-    if (r == SQLITE_ROW) {
-        out->email_id = sqlite3_column_int64(st, 0);
-        out->salt = store_col_str(st, 1);
-        out->msgid_domain = store_col_str(st, 2);
+    sqldb_bind_text(st, 1, e->template_name, -1);
+    sqldb_bind_int64(st, 2, e->template_version);
+    sqldb_bind_text(st, 3, e->from, -1);
+    sqldb_bind_text(st, 4, e->from_name, -1);
+    sqldb_bind_int64(st, 5, e->priority);
+    sqldb_bind_text(st, 6, e->smtp_client, -1);
+    sqldb_bind_text(st, 7, e->msgid_domain, -1);
+    r = sqldb_step(st);
+    if (r == SQLDB_ROW) {
+        out->email_id = sqldb_column_int64(st, 0);
+        out->salt = store_qcol_str(st, 1);
+        out->msgid_domain = store_qcol_str(st, 2);
         rc = 0;
     }
-    sqlite3_finalize(st);
-    if (r != SQLITE_DONE)
+    sqldb_finalize(st);
+    if (r != SQLDB_DONE)
         return rc;
     char *mid = NULL;
     if (store_insert_email(s, e, &out->email_id, &mid) != 0)
         return -1;
     free(mid);
-    st = db_prepare(s->w, "SELECT salt, msgid_domain FROM emails WHERE id = ?");
+    st = sqldb_prepare(s->wq, "SELECT salt, msgid_domain FROM emails WHERE id = ?");
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, out->email_id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        out->salt = store_col_str(st, 0);
-        out->msgid_domain = store_col_str(st, 1);
+    sqldb_bind_int64(st, 1, out->email_id);
+    if (sqldb_step(st) == SQLDB_ROW) {
+        out->salt = store_qcol_str(st, 0);
+        out->msgid_domain = store_qcol_str(st, 1);
         rc = 0;
     }
-    sqlite3_finalize(st);
+    sqldb_finalize(st);
     return rc;
 }
 
@@ -64,40 +64,41 @@ static int container(struct store *s, const struct email_spec *e, struct message
 static int replayed(struct store *s, const char *key, struct message_ref *out)
 {
     int rc = -1, r;
-    sqlite3_stmt *st =
-        db_prepare(s->w, "SELECT r.email_id, r.copy_id, e.salt, e.msgid_domain"
-                         " FROM message_requests r JOIN emails e ON e.id = r.email_id"
-                         " WHERE r.key = ?");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->wq, "SELECT r.email_id, r.copy_id, e.salt, e.msgid_domain"
+                             " FROM message_requests r JOIN emails e ON e.id = r.email_id"
+                             " WHERE r.key = ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    r = sqlite3_step(st);
-    if (r == SQLITE_ROW) {
-        out->email_id = sqlite3_column_int64(st, 0);
-        out->copy_id = sqlite3_column_int64(st, 1);
-        out->salt = store_col_str(st, 2);
-        out->msgid_domain = store_col_str(st, 3);
+    sqldb_bind_text(st, 1, key, -1);
+    r = sqldb_step(st);
+    if (r == SQLDB_ROW) {
+        out->email_id = sqldb_column_int64(st, 0);
+        out->copy_id = sqldb_column_int64(st, 1);
+        out->salt = store_qcol_str(st, 2);
+        out->msgid_domain = store_qcol_str(st, 3);
         out->replayed = true;
         rc = 0;
-    } else if (r == SQLITE_DONE) {
+    } else if (r == SQLDB_DONE) {
         rc = 1;
     }
-    sqlite3_finalize(st);
+    sqldb_finalize(st);
     return rc;
 }
 
 /* remember - key names the copy in out, inside the caller's transaction */
 static int remember(struct store *s, const char *key, const struct message_ref *out)
 {
-    sqlite3_stmt *st = db_prepare(s->w, "INSERT INTO message_requests(key, email_id, copy_id)"
-                                        " VALUES(?, ?, ?)");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->wq, "INSERT INTO message_requests(key, email_id, copy_id)"
+                             " VALUES(?, ?, ?)");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, out->email_id);
-    sqlite3_bind_int64(st, 3, out->copy_id);
-    int rc = db_step(s->w, st);
-    sqlite3_finalize(st);
+    sqldb_bind_text(st, 1, key, -1);
+    sqldb_bind_int64(st, 2, out->email_id);
+    sqldb_bind_int64(st, 3, out->copy_id);
+    int rc = sqldb_run(st);
+    sqldb_finalize(st);
     return rc;
 }
 
@@ -106,17 +107,17 @@ int store_add_message(struct store *s, const struct message_spec *m, struct mess
     int rc = -1;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *supp = db_prepare(s->w, "SELECT 1 FROM suppressions WHERE address = ?");
-    sqlite3_stmt *dom =
-        db_prepare(s->w, "INSERT INTO domains(name) VALUES(?) ON CONFLICT DO NOTHING");
-    sqlite3_stmt *ins =
-        db_prepare(s->w, "INSERT INTO deliveries(email_id, user_id, recipient, name, lane, data)"
-                         " VALUES(?1, coalesce((SELECT id FROM users WHERE email_id = ?2 COLLATE "
-                         "NOCASE), 0), ?2, ?3,"
-                         " (SELECT id FROM domains WHERE name = ?4), ?5)");
-    sqlite3_stmt *cnt =
-        db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1 WHERE id = ?");
-    if (!supp || !dom || !ins || !cnt || db_begin(s->w) != 0)
+    struct sqldb_stmt *supp = sqldb_prepare(s->wq, "SELECT 1 FROM suppressions WHERE address = ?");
+    struct sqldb_stmt *dom =
+        sqldb_prepare(s->wq, "INSERT INTO domains(name) VALUES(?) ON CONFLICT DO NOTHING");
+    struct sqldb_stmt *ins = sqldb_prepare(
+        s->wq, "INSERT INTO deliveries(email_id, user_id, recipient, name, lane, data)"
+               " VALUES(?1, coalesce((SELECT id FROM users WHERE email_id = ?2 COLLATE "
+               "NOCASE), 0), ?2, ?3,"
+               " (SELECT id FROM domains WHERE name = ?4), ?5) RETURNING id");
+    struct sqldb_stmt *cnt =
+        sqldb_prepare(s->wq, "UPDATE emails SET n_pending = n_pending + 1 WHERE id = ?");
+    if (!supp || !dom || !ins || !cnt || sqldb_begin(s->wq) != 0)
         goto out;
     if (m->request_key) {
         int r0 = replayed(s, m->request_key, out);
@@ -125,42 +126,43 @@ int store_add_message(struct store *s, const struct message_spec *m, struct mess
             goto out;
         }
     }
-    sqlite3_bind_text(supp, 1, m->recipient, -1, SQLITE_STATIC);
-    int r = sqlite3_step(supp);
-    if (r == SQLITE_ROW) {
+    sqldb_bind_text(supp, 1, m->recipient, -1);
+    int r = sqldb_step(supp);
+    if (r == SQLDB_ROW) {
         rc = STORE_DUPLICATE;
         goto out;
     }
-    if (r != SQLITE_DONE || container(s, m->email, out) != 0)
+    if (r != SQLDB_DONE || container(s, m->email, out) != 0)
         goto out;
-    sqlite3_bind_text(dom, 1, m->domain, -1, SQLITE_STATIC);
-    if (db_step(s->w, dom) != 0)
+    sqldb_bind_text(dom, 1, m->domain, -1);
+    if (sqldb_run(dom) != 0)
         goto out;
-    sqlite3_bind_int64(ins, 1, out->email_id);
-    sqlite3_bind_text(ins, 2, m->recipient, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 3, m->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 4, m->domain, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 5, m->data, -1, SQLITE_STATIC);
-    if (db_step(s->w, ins) != 0)
+    sqldb_bind_int64(ins, 1, out->email_id);
+    sqldb_bind_text(ins, 2, m->recipient, -1);
+    sqldb_bind_text(ins, 3, m->name, -1);
+    sqldb_bind_text(ins, 4, m->domain, -1);
+    sqldb_bind_text(ins, 5, m->data, -1);
+    if (sqldb_step(ins) != SQLDB_ROW)
         goto out;
-    out->copy_id = sqlite3_last_insert_rowid(s->w);
-    sqlite3_bind_int64(cnt, 1, out->email_id);
-    if (db_step(s->w, cnt) != 0 || (m->request_key && remember(s, m->request_key, out) != 0))
+    out->copy_id = sqldb_column_int64(ins, 0);
+    sqldb_reset(ins);
+    sqldb_bind_int64(cnt, 1, out->email_id);
+    if (sqldb_run(cnt) != 0 || (m->request_key && remember(s, m->request_key, out) != 0))
         goto out;
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc == 0 && out->replayed)
-        db_rollback(s->w); /* nothing written */
+        sqldb_rollback(s->wq); /* nothing written */
     if (rc != 0) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         free(out->salt);
         free(out->msgid_domain);
         out->salt = out->msgid_domain = NULL;
     }
-    sqlite3_finalize(supp);
-    sqlite3_finalize(dom);
-    sqlite3_finalize(ins);
-    sqlite3_finalize(cnt);
+    sqldb_finalize(supp);
+    sqldb_finalize(dom);
+    sqldb_finalize(ins);
+    sqldb_finalize(cnt);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -170,19 +172,19 @@ int store_user_vars(struct store *s, const char *address, char **name, char **at
     int rc = -1, r;
     *name = *attributes = NULL;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st =
-        db_prepare(s->r, "SELECT name, attributes FROM users WHERE email_id = ? COLLATE NOCASE");
+    struct sqldb_stmt *st = sqldb_prepare(
+        s->rq, "SELECT name, attributes FROM users WHERE email_id = ? COLLATE NOCASE");
     if (st) {
-        sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
-        r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
-            *name = store_col_str(st, 0);
-            *attributes = store_col_dup(st, 1);
+        sqldb_bind_text(st, 1, address, -1);
+        r = sqldb_step(st);
+        if (r == SQLDB_ROW) {
+            *name = store_qcol_str(st, 0);
+            *attributes = store_qcol_dup(st, 1);
             rc = 0;
-        } else if (r == SQLITE_DONE) {
+        } else if (r == SQLDB_DONE) {
             rc = 1;
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     return rc;
@@ -192,12 +194,12 @@ int store_add_event(struct store *s, const char *topic, const char *key, const c
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) == 0) {
+    if (sqldb_begin(s->wq) == 0) {
         rc = outbox_add(s->w, topic, key, event);
         if (rc == 0)
-            rc = db_commit(s->w);
+            rc = sqldb_commit(s->wq);
         if (rc != 0)
-            db_rollback(s->w);
+            sqldb_rollback(s->wq);
     }
     pthread_mutex_unlock(&s->w_lock);
     return rc;

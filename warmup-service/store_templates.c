@@ -37,40 +37,42 @@ int store_add_template(struct store *s, const struct template_spec *t, bool crea
 {
     int rc = -1, r;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *last = db_prepare(s->w, "SELECT max(version) FROM templates WHERE name = ?");
-    sqlite3_stmt *ins = db_prepare(s->w, "INSERT INTO templates(name, version, subject, text, html,"
-                                         " defaults, from_addr, from_name, created_at)"
-                                         " VALUES(?,?,?,?,?,?,?,?,?)");
-    if (!last || !ins || db_begin(s->w) != 0)
+    struct sqldb_stmt *last =
+        sqldb_prepare(s->wq, "SELECT max(version) FROM templates WHERE name = ?");
+    struct sqldb_stmt *ins =
+        sqldb_prepare(s->wq, "INSERT INTO templates(name, version, subject, text, html,"
+                             " defaults, from_addr, from_name, created_at)"
+                             " VALUES(?,?,?,?,?,?,?,?,?)");
+    if (!last || !ins || sqldb_begin(s->wq) != 0)
         goto out;
-    sqlite3_bind_text(last, 1, t->name, -1, SQLITE_STATIC);
-    if ((r = sqlite3_step(last)) != SQLITE_ROW)
+    sqldb_bind_text(last, 1, t->name, -1);
+    if ((r = sqldb_step(last)) != SQLDB_ROW)
         goto out;
-    bool exists = sqlite3_column_type(last, 0) != SQLITE_NULL;
-    int next = exists ? sqlite3_column_int(last, 0) + 1 : 1;
+    bool exists = !sqldb_column_null(last, 0);
+    int next = exists ? sqldb_column_int64(last, 0) + 1 : 1;
     if (exists == create) { /* POST of a known name, PUT of an unknown one */
         rc = create ? STORE_DUPLICATE : 1;
         goto out;
     }
-    sqlite3_bind_text(ins, 1, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(ins, 2, next);
-    sqlite3_bind_text(ins, 3, t->subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 4, t->text, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 5, t->html, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 6, t->defaults ? t->defaults : "{}", -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 7, t->from, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 8, t->from_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 9, t->created_at, -1, SQLITE_STATIC);
-    if (db_step(s->w, ins) != 0)
+    sqldb_bind_text(ins, 1, t->name, -1);
+    sqldb_bind_int64(ins, 2, next);
+    sqldb_bind_text(ins, 3, t->subject, -1);
+    sqldb_bind_text(ins, 4, t->text, -1);
+    sqldb_bind_text(ins, 5, t->html, -1);
+    sqldb_bind_text(ins, 6, t->defaults ? t->defaults : "{}", -1);
+    sqldb_bind_text(ins, 7, t->from, -1);
+    sqldb_bind_text(ins, 8, t->from_name, -1);
+    sqldb_bind_text(ins, 9, t->created_at, -1);
+    if (sqldb_run(ins) != 0)
         goto out;
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
     if (rc == 0)
         *version = next;
 out:
     if (rc != 0)
-        db_rollback(s->w);
-    sqlite3_finalize(last);
-    sqlite3_finalize(ins);
+        sqldb_rollback(s->wq);
+    sqldb_finalize(last);
+    sqldb_finalize(ins);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -78,17 +80,17 @@ out:
 #define TEMPLATE_COLS                                                                              \
     "name, version, subject, text, html, defaults, from_addr, from_name, created_at"
 
-static void read_template(sqlite3_stmt *st, struct template *t)
+static void read_template(struct sqldb_stmt *st, struct template *t)
 {
-    t->name = store_col_str(st, 0);
-    t->version = sqlite3_column_int(st, 1);
-    t->subject = store_col_str(st, 2);
-    t->text = store_col_str(st, 3);
-    t->html = store_col_dup(st, 4);
-    t->defaults = store_col_str(st, 5);
-    t->from = store_col_dup(st, 6);
-    t->from_name = store_col_dup(st, 7);
-    t->created_at = store_col_str(st, 8);
+    t->name = store_qcol_str(st, 0);
+    t->version = sqldb_column_int64(st, 1);
+    t->subject = store_qcol_str(st, 2);
+    t->text = store_qcol_str(st, 3);
+    t->html = store_qcol_dup(st, 4);
+    t->defaults = store_qcol_str(st, 5);
+    t->from = store_qcol_dup(st, 6);
+    t->from_name = store_qcol_dup(st, 7);
+    t->created_at = store_qcol_str(st, 8);
 }
 
 int store_get_template(struct store *s, const char *name, int version, struct template *out)
@@ -96,25 +98,25 @@ int store_get_template(struct store *s, const char *name, int version, struct te
     int rc = -1, r;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st =
-        db_prepare(s->r, version > 0 ? "SELECT " TEMPLATE_COLS " FROM templates"
-                                       " WHERE name = ?1 AND version = ?2"
-                                     : "SELECT " TEMPLATE_COLS " FROM templates"
-                                       " WHERE name = ?1 ORDER BY version DESC LIMIT 1");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->rq, version > 0 ? "SELECT " TEMPLATE_COLS " FROM templates"
+                                           " WHERE name = ?1 AND version = ?2"
+                                         : "SELECT " TEMPLATE_COLS " FROM templates"
+                                           " WHERE name = ?1 ORDER BY version DESC LIMIT 1");
     if (st) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqldb_bind_text(st, 1, name, -1);
         if (version > 0)
-            sqlite3_bind_int(st, 2, version);
-        r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
+            sqldb_bind_int64(st, 2, version);
+        r = sqldb_step(st);
+        if (r == SQLDB_ROW) {
             read_template(st, out);
             rc = 0;
-        } else if (r == SQLITE_DONE) {
+        } else if (r == SQLDB_DONE) {
             rc = 1;
         } else {
-            log_error("store: template %s: %s", name, sqlite3_errmsg(s->r));
+            log_error("store: template %s: %s", name, sqldb_errmsg(s->rq));
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     return rc;
@@ -122,25 +124,26 @@ int store_get_template(struct store *s, const char *name, int version, struct te
 
 int store_list_templates(struct store *s, struct template **out, size_t *n)
 {
-    int r = SQLITE_ERROR;
+    int r = -1;
     size_t cap = 0;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
     /* the latest version of each name: the primary key's order, one seek per name */
-    sqlite3_stmt *st = db_prepare(s->r, "SELECT " TEMPLATE_COLS " FROM templates t"
-                                        " WHERE version = (SELECT max(version) FROM templates"
-                                        " WHERE name = t.name) ORDER BY name");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->rq, "SELECT " TEMPLATE_COLS " FROM templates t"
+                             " WHERE version = (SELECT max(version) FROM templates"
+                             " WHERE name = t.name) ORDER BY name");
     if (st) {
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             memset(&(*out)[*n], 0, sizeof **out);
             read_template(st, &(*out)[(*n)++]);
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
-    if (r != SQLITE_DONE) {
+    if (r != SQLDB_DONE) {
         store_templates_free(*out, *n);
         *out = NULL;
         *n = 0;
@@ -158,20 +161,20 @@ int store_users_missing(struct store *s, const char *key, int64_t *count, char *
     if (snprintf(path, sizeof path, "$.\"%s\"", key) >= (int)sizeof path)
         return -1;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(
-        s->r, "SELECT count(*), min(email_id) FROM users WHERE coalesce(json_type(attributes, ?1),"
-              " 'null') NOT IN ('text', 'integer', 'real', 'true', 'false') AND NOT EXISTS"
-              " (SELECT 1 FROM suppressions WHERE address = users.email_id)");
+    struct sqldb_stmt *st = sqldb_prepare(
+        s->rq, "SELECT count(*), min(email_id) FROM users WHERE coalesce(json_type(attributes, ?1),"
+               " 'null') NOT IN ('text', 'integer', 'real', 'true', 'false') AND NOT EXISTS"
+               " (SELECT 1 FROM suppressions WHERE address = users.email_id)");
     if (st) {
-        sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            *count = sqlite3_column_int64(st, 0);
-            *example = store_col_dup(st, 1);
+        sqldb_bind_text(st, 1, path, -1);
+        if (sqldb_step(st) == SQLDB_ROW) {
+            *count = sqldb_column_int64(st, 0);
+            *example = store_qcol_dup(st, 1);
             rc = 0;
         } else {
-            log_error("store: users missing %s: %s", key, sqlite3_errmsg(s->r));
+            log_error("store: users missing %s: %s", key, sqldb_errmsg(s->rq));
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     return rc;

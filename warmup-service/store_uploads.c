@@ -52,75 +52,75 @@ void import_row_cleanup(struct import_row *r)
     memset(r, 0, sizeof *r);
 }
 
-static void read_upload(sqlite3_stmt *st, struct upload_row *u)
+static void read_upload(struct sqldb_stmt *st, struct upload_row *u)
 {
-    u->id = store_col_str(st, 0);
-    u->campaign_id = sqlite3_column_int64(st, 1);
-    u->filename = store_col_str(st, 2);
-    u->content_type = store_col_str(st, 3);
-    u->backend = store_col_str(st, 4);
-    u->s3_upload_id = store_col_dup(st, 5);
-    u->object_key = store_col_dup(st, 6);
-    u->state = store_col_str(st, 7);
-    u->size = sqlite3_column_int64(st, 8);
-    u->part_size = sqlite3_column_int64(st, 9);
-    u->expires_ms = sqlite3_column_int64(st, 10);
-    u->nparts = sqlite3_column_int(st, 11);
-    u->created_at = store_col_str(st, 12);
+    u->id = store_qcol_str(st, 0);
+    u->campaign_id = sqldb_column_int64(st, 1);
+    u->filename = store_qcol_str(st, 2);
+    u->content_type = store_qcol_str(st, 3);
+    u->backend = store_qcol_str(st, 4);
+    u->s3_upload_id = store_qcol_dup(st, 5);
+    u->object_key = store_qcol_dup(st, 6);
+    u->state = store_qcol_str(st, 7);
+    u->size = sqldb_column_int64(st, 8);
+    u->part_size = sqldb_column_int64(st, 9);
+    u->expires_ms = sqldb_column_int64(st, 10);
+    u->nparts = sqldb_column_int64(st, 11);
+    u->created_at = store_qcol_str(st, 12);
 }
 
-static void read_import(sqlite3_stmt *st, struct import_row *r)
+static void read_import(struct sqldb_stmt *st, struct import_row *r)
 {
-    r->id = sqlite3_column_int64(st, 0);
-    r->campaign_id = sqlite3_column_int64(st, 1);
-    r->kind = store_col_str(st, 2);
-    r->upload_id = store_col_dup(st, 3);
-    r->source = store_col_str(st, 4);
-    r->state = store_col_str(st, 5);
-    r->rows = sqlite3_column_int64(st, 6);
-    r->imported = sqlite3_column_int64(st, 7);
-    r->duplicates = sqlite3_column_int64(st, 8);
-    r->n_invalid = sqlite3_column_int64(st, 9);
-    r->invalid = store_col_str(st, 10);
-    r->error = store_col_dup(st, 11);
-    r->resume_at = sqlite3_column_int64(st, 12);
-    r->created_at = store_col_str(st, 13);
-    r->updated_at = store_col_dup(st, 14);
+    r->id = sqldb_column_int64(st, 0);
+    r->campaign_id = sqldb_column_int64(st, 1);
+    r->kind = store_qcol_str(st, 2);
+    r->upload_id = store_qcol_dup(st, 3);
+    r->source = store_qcol_str(st, 4);
+    r->state = store_qcol_str(st, 5);
+    r->rows = sqldb_column_int64(st, 6);
+    r->imported = sqldb_column_int64(st, 7);
+    r->duplicates = sqldb_column_int64(st, 8);
+    r->n_invalid = sqldb_column_int64(st, 9);
+    r->invalid = store_qcol_str(st, 10);
+    r->error = store_qcol_dup(st, 11);
+    r->resume_at = sqldb_column_int64(st, 12);
+    r->created_at = store_qcol_str(st, 13);
+    r->updated_at = store_qcol_dup(st, 14);
 }
 
 /* read_one - run a one-row query on the reader: fill() the row; 0, 1 none, -1 */
 static int read_one(struct store *s, const char *sql, const char *text, int64_t num,
-                    void (*fill)(sqlite3_stmt *, void *), void *out)
+                    void (*fill)(struct sqldb_stmt *, void *), void *out)
 {
     int rc = -1;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, sql);
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, sql);
     if (st) {
         if (text)
-            sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+            sqldb_bind_text(st, 1, text, -1);
         else
-            sqlite3_bind_int64(st, 1, num);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
+            sqldb_bind_int64(st, 1, num);
+        int r = sqldb_step(st);
+        if (r == SQLDB_ROW) {
             fill(st, out);
             rc = 0;
-        } else if (r == SQLITE_DONE) {
+        } else if (r == SQLDB_DONE) {
             rc = 1;
         } else {
-            log_error("store: %s", sqlite3_errmsg(s->r));
+            log_error("store: %s", sqldb_errmsg(s->rq));
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     return rc;
 }
 
-static void fill_upload(sqlite3_stmt *st, void *out)
+static void fill_upload(struct sqldb_stmt *st, void *out)
 {
     read_upload(st, out);
 }
 
-static void fill_import(sqlite3_stmt *st, void *out)
+static void fill_import(struct sqldb_stmt *st, void *out)
 {
     read_import(st, out);
 }
@@ -171,67 +171,67 @@ int store_campaign_state(struct store *s, int64_t id, char **state, bool *upload
     *state = NULL;
     *upload_audience = false;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st =
-        db_prepare(s->r, "SELECT state, coalesce(json_extract(audience, '$.upload') = 1, 0)"
-                         " FROM campaigns WHERE id = ?");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->rq, "SELECT state, coalesce(json_extract(audience, '$.upload') = 1, 0)"
+                             " FROM campaigns WHERE id = ?");
     if (st) {
-        sqlite3_bind_int64(st, 1, id);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
-            *state = store_col_str(st, 0);
-            *upload_audience = sqlite3_column_int(st, 1) != 0;
+        sqldb_bind_int64(st, 1, id);
+        int r = sqldb_step(st);
+        if (r == SQLDB_ROW) {
+            *state = store_qcol_str(st, 0);
+            *upload_audience = sqldb_column_int64(st, 1) != 0;
             rc = 0;
-        } else if (r == SQLITE_DONE) {
+        } else if (r == SQLDB_DONE) {
             rc = 1;
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     return rc;
 }
 
 /* bind - bind a list: 'i' int64, 't' text (NULL: SQL NULL) */
-static void bindv(sqlite3_stmt *st, const char *types, va_list ap)
+static void bindv(struct sqldb_stmt *st, const char *types, va_list ap)
 {
     for (int i = 0; types[i]; i++) {
         if (types[i] == 'i')
-            sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+            sqldb_bind_int64(st, i + 1, va_arg(ap, int64_t));
         else
-            sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
+            sqldb_bind_text(st, i + 1, va_arg(ap, const char *), -1);
     }
 }
 
 /* wexec - one statement on the writer (w_lock held); changes or -1 */
 static int64_t wexec(struct store *s, const char *sql, const char *types, ...)
 {
-    sqlite3_stmt *st = db_prepare(s->w, sql);
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, sql);
     if (!st)
         return -1;
     va_list ap;
     va_start(ap, types);
     bindv(st, types, ap);
     va_end(ap);
-    int r = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (r != SQLITE_DONE && r != SQLITE_ROW) {
-        log_error("store: %s", sqlite3_errmsg(s->w));
+    int r = sqldb_step(st);
+    sqldb_finalize(st);
+    if (r != SQLDB_DONE && r != SQLDB_ROW) {
+        log_error("store: %s", sqldb_errmsg(s->wq));
         return -1;
     }
-    return sqlite3_changes(s->w);
+    return sqldb_changes(s->wq);
 }
 
 /* wscalar - an integer query on the writer (w_lock held); def when no row */
 static int64_t wscalar(struct store *s, const char *sql, const char *types, ...)
 {
-    sqlite3_stmt *st = db_prepare(s->w, sql);
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, sql);
     if (!st)
         return -1;
     va_list ap;
     va_start(ap, types);
     bindv(st, types, ap);
     va_end(ap);
-    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
+    int64_t v = sqldb_step(st) == SQLDB_ROW ? sqldb_column_int64(st, 0) : 0;
+    sqldb_finalize(st);
     return v;
 }
 
@@ -267,19 +267,19 @@ int store_upload_etag(struct store *s, const char *id, int part, char *out, size
 {
     int rc = -1;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st =
-        db_prepare(s->r, "SELECT etag FROM upload_parts WHERE upload_id = ? AND part = ?");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->rq, "SELECT etag FROM upload_parts WHERE upload_id = ? AND part = ?");
     if (st) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, part);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
-            const unsigned char *t = sqlite3_column_text(st, 0);
+        sqldb_bind_text(st, 1, id, -1);
+        sqldb_bind_int64(st, 2, part);
+        int r = sqldb_step(st);
+        if (r == SQLDB_ROW) {
+            const char *t = sqldb_column_text(st, 0);
             rc = strlcpy_ok(out, t ? (const char *)t : "", len) == 0 ? 0 : -1;
-        } else if (r == SQLITE_DONE) {
+        } else if (r == SQLDB_DONE) {
             rc = 1;
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     return rc;
@@ -299,7 +299,7 @@ int store_upload_complete(struct store *s, const char *id, int64_t campaign_id, 
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
     if (busy_campaign(s, campaign_id) != 0) {
         rc = 1;
@@ -311,18 +311,19 @@ int store_upload_complete(struct store *s, const char *id, int64_t campaign_id, 
         rc = n == 0 ? 1 : -1;
         goto out;
     }
-    if (wexec(s,
-              "INSERT INTO imports(kind, campaign_id, upload_id, source, state, created_at,"
-              " updated_at) VALUES('campaign', ?, ?, ?, 'queued', ?, ?)",
-              "ittt"
-              "t",
-              campaign_id, id, source, now, now) != 1)
+    *import_id = wscalar(s,
+                         "INSERT INTO imports(kind, campaign_id, upload_id, source, state,"
+                         " created_at, updated_at) VALUES('campaign', ?, ?, ?, 'queued', ?, ?)"
+                         " RETURNING id",
+                         "ittt"
+                         "t",
+                         campaign_id, id, source, now, now);
+    if (*import_id <= 0)
         goto out;
-    *import_id = sqlite3_last_insert_rowid(s->w);
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc != 0)
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -332,15 +333,15 @@ int store_uploads_stale(struct store *s, int64_t before_ms, char **ids, size_t m
     int rc = -1, r;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, "SELECT id FROM uploads WHERE state = 'open'"
-                                        " AND expires_ms < ? ORDER BY expires_ms LIMIT ?");
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, "SELECT id FROM uploads WHERE state = 'open'"
+                                                 " AND expires_ms < ? ORDER BY expires_ms LIMIT ?");
     if (st) {
-        sqlite3_bind_int64(st, 1, before_ms);
-        sqlite3_bind_int64(st, 2, (int64_t)max);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < max)
-            ids[(*n)++] = store_col_str(st, 0);
-        rc = r == SQLITE_DONE || r == SQLITE_ROW ? 0 : -1;
-        sqlite3_finalize(st);
+        sqldb_bind_int64(st, 1, before_ms);
+        sqldb_bind_int64(st, 2, (int64_t)max);
+        while ((r = sqldb_step(st)) == SQLDB_ROW && *n < max)
+            ids[(*n)++] = store_qcol_str(st, 0);
+        rc = r == SQLDB_DONE || r == SQLDB_ROW ? 0 : -1;
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     return rc;
@@ -350,7 +351,7 @@ int store_upload_abort(struct store *s, const char *id)
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
     int64_t n =
         wexec(s, "UPDATE uploads SET state = 'aborted' WHERE id = ? AND state = 'open'", "t", id);
@@ -360,10 +361,10 @@ int store_upload_abort(struct store *s, const char *id)
     }
     if (wexec(s, "DELETE FROM upload_parts WHERE upload_id = ?", "t", id) < 0)
         goto out;
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc != 0)
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -372,21 +373,19 @@ int store_import_create(struct store *s, const char *kind, const char *source, c
                         int64_t *id)
 {
     pthread_mutex_lock(&s->w_lock);
-    int64_t n = wexec(s,
-                      "INSERT INTO imports(kind, source, state, created_at, updated_at)"
-                      " VALUES(?, ?, 'queued', ?, ?)",
-                      "tttt", kind, source, now, now);
-    if (n == 1)
-        *id = sqlite3_last_insert_rowid(s->w);
+    *id = wscalar(s,
+                  "INSERT INTO imports(kind, source, state, created_at, updated_at)"
+                  " VALUES(?, ?, 'queued', ?, ?) RETURNING id",
+                  "tttt", kind, source, now, now);
     pthread_mutex_unlock(&s->w_lock);
-    return n == 1 ? 0 : -1;
+    return *id > 0 ? 0 : -1;
 }
 
 int store_import_start(struct store *s, int64_t id, const char *now)
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
     /* a new list replaces the campaign's earlier one */
     if (wexec(s,
@@ -398,10 +397,10 @@ int store_import_start(struct store *s, int64_t id, const char *now)
               " AND state = 'queued'",
               "ti", now, id) < 0)
         goto out;
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc != 0)
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -425,38 +424,38 @@ int store_import_recipients(struct store *s, int64_t import_id, int64_t campaign
     int rc = -1;
     *dups = 0;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *st = NULL;
-    if (db_begin(s->w) != 0)
+    struct sqldb_stmt *st = NULL;
+    if (sqldb_begin(s->wq) != 0)
         goto out;
-    st = db_prepare(s->w, "INSERT INTO campaign_recipients(campaign_id, address, name, domain,"
-                          " attributes, line) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    st = sqldb_prepare(s->wq, "INSERT INTO campaign_recipients(campaign_id, address, name, domain,"
+                              " attributes, line) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING");
     if (!st)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(st, 1, campaign_id);
-        sqlite3_bind_text(st, 2, v[i].address, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, v[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, v[i].domain, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, v[i].attributes, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, v[i].line);
-        int r = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (r != SQLITE_DONE) {
-            log_error("store: insert recipient: %s", sqlite3_errmsg(s->w));
+        sqldb_bind_int64(st, 1, campaign_id);
+        sqldb_bind_text(st, 2, v[i].address, -1);
+        sqldb_bind_text(st, 3, v[i].name, -1);
+        sqldb_bind_text(st, 4, v[i].domain, -1);
+        sqldb_bind_text(st, 5, v[i].attributes, -1);
+        sqldb_bind_int64(st, 6, v[i].line);
+        int r = sqldb_step(st);
+        sqldb_reset(st);
+        if (r != SQLDB_DONE) {
+            log_error("store: insert recipient: %s", sqldb_errmsg(s->wq));
             goto out;
         }
-        if (sqlite3_changes(s->w) == 0)
+        if (sqldb_changes(s->wq) == 0)
             (*dups)++;
     }
     p->imported += (int64_t)n - *dups;
     p->duplicates += *dups;
     if (progress(s, import_id, p) != 0)
         goto out;
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
-    sqlite3_finalize(st);
+    sqldb_finalize(st);
     if (rc != 0) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         p->imported -= (int64_t)n - *dups;
         p->duplicates -= *dups;
     }
@@ -477,16 +476,16 @@ int store_import_finish(struct store *s, int64_t import_id, const char *state, c
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
     if (progress(s, import_id, p) != 0 ||
         wexec(s, "UPDATE imports SET state = ?, error = ? WHERE id = ?", "tti", state, error,
               import_id) != 1)
         goto out;
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc != 0)
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
