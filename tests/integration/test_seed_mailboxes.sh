@@ -156,7 +156,12 @@ for ((k = 0; k < 40; k++)); do
   sleep 0.5
 done
 wait_for 60 stats_are '"%d %d" % (j["delivered"] + j["spam"], j["rescued"])' "120 15"
-ok $? "every seed copy checked in its own mailbox, and rescued where configured"
+if ! ok $? "every seed copy checked in its own mailbox, and rescued where configured"; then
+  for a in "$(seed 121)" dead@gmail.test silent@gmail.test broken@gmail.test; do
+    echo "# $a: $(copy_stats "$(mid_of "$a")" '"delivered %s spam %s checked_at %s" % (j["delivered"], j["spam"], j.get("checked_at"))')"
+    grep -i "$a" "$TMP/health/out.log" | head -3 | sed 's/^/#   /'
+  done
+fi
 echo "# open IMAP connections at most $maxconn (IMAP_MAX_CONNECTIONS=30)"
 check "open connections within IMAP_MAX_CONNECTIONS (sampled max $maxconn)" -- test "$maxconn" -le 30
 eq "/mail_stats: tracked delivered spam rescued unchecked pending" \
