@@ -4,6 +4,7 @@
 #include "addr.h"
 #include "api.h"
 #include "app.h"
+#include "fanout.h"
 #include "jsonx.h"
 #include "log.h"
 #include "mime.h"
@@ -244,7 +245,7 @@ void api_send(struct http_request *req, struct http_response *resp)
         http_reply_error(resp, 503, "unavailable", "the email could not be stored");
         goto out;
     }
-    sender_notify(app->sender);
+    fanout_notify(app->fanout);
     log_info("email queued email_id=%lld message_id=%s recipients=%lld client=%s", (long long)id,
              msgid, (long long)recipients, spec.smtp_client);
     json_object *o = json_object_new_object();
@@ -296,6 +297,8 @@ static void set_paused(struct http_request *req, struct http_response *resp, boo
     int rc = store_set_paused(app->store, id, paused);
     if (rc == 0) {
         sender_email_changed(app->sender, id);
+        if (!paused)
+            fanout_notify(app->fanout);
         log_info("email_id=%lld %s", (long long)id, paused ? "paused" : "resumed");
     }
     if (rc == 1)

@@ -16,6 +16,7 @@ struct metrics;
 struct metric;
 struct uploads;
 struct importer;
+struct fanout;
 
 struct app {
     const struct wconfig *cfg;
@@ -32,6 +33,7 @@ struct app {
     struct metric *import_invalid;   /* users_import_invalid_total */
     struct uploads *uploads;         /* the upload store (UPLOAD_STORE) */
     struct importer *importer;       /* the background CSV importer */
+    struct fanout *fanout;           /* the background fan-out of broadcasts */
 };
 
 #endif

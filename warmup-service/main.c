@@ -6,13 +6,14 @@
  * (sender.c, worker.c, writer.c), the feedback-events consumer's two
  * (feedback.c over kconsumer.c), the email-send consumer's two (sendq.c). The shared start-up and
  * shutdown are service.c's; warmup_vars lists the variables this service reads beyond
- * svc_config_vars (--help).
+ * svc_config_vars (--help). One more thread: the fan-out of broadcasts (fanout.c).
  */
 #include "api.h"
 #include "app.h"
 #include "archive.h"
 #include "dblock.h"
 #include "dkim.h"
+#include "fanout.h"
 #include "feedback.h"
 #include "sendq.h"
 #include "httpd.h"
@@ -63,6 +64,7 @@ static const struct svc_var warmup_vars[] = {
     {"BOUNCE_DOMAIN", "", "VERP envelope sender bounces+{token}@BOUNCE_DOMAIN (else the From)"},
     {"SEND_BATCH", "32", "copies per SMTP call on one connection (1-64)"},
     {"SEND_LEASE_SECONDS", "600", "lease of a claimed copy before /reconcile may requeue it"},
+    {"FANOUT_CHUNK", "10000", "users per transaction of a broadcast's background fan-out"},
     {"SHUTDOWN_GRACE_S", "10", "on SIGTERM, seconds SMTP sends in flight may finish"},
     {"PUBLIC_URL", "", "base URL of the unsubscribe links (https://mail.example.com)"},
     {"UNSUBSCRIBE_SECRET", "", "HMAC key of the unsubscribe tokens, >= 16 bytes (secret)"},
@@ -194,6 +196,10 @@ int main(int argc, char **argv)
     app.sender = sender_start(&sc, err, sizeof err);
     if (!app.sender)
         log_fatal("sender: %s", err);
+    struct fanout_config fo = {.store = app.store, .sender = app.sender, .chunk = cfg.fanout_chunk};
+    app.fanout = fanout_start(&fo, err, sizeof err);
+    if (!app.fanout)
+        log_fatal("fanout: %s", err);
     struct identities_config ic = {.store = app.store,
                                    .metrics = app.metrics,
                                    .policy = &cfg.policy,
@@ -259,6 +265,7 @@ int main(int argc, char **argv)
     /* the consumer's offsets are committed after its last transaction */
     sendq_stop(app.sendq);
     feedback_stop(app.feedback);
+    fanout_stop(app.fanout); /* between two chunks: the fan-out resumes at the next start */
     sender_stop(app.sender); /* commits every outcome and its event into the outbox */
     smtp_clients_cleanup(&clients);
     dkim_signer_free(dkim);

@@ -228,8 +228,10 @@ int store_user_vars(struct store *s, const char *address, char **name, char **at
  * disk at return: 0 or -1 */
 int store_add_event(struct store *s, const char *topic, const char *key, const char *event);
 
-/* store_create_email - the email and one copy per registered user whose
- * address is not suppressed (*recipients copies), in ONE transaction.
+/* store_create_email - the email with its fan-out snapshot, in one short
+ * transaction: *recipients is the number of registered users whose address
+ * is not suppressed, whose copies the background fan-out will make
+ * (store_fanout.h); none is made here.
  * *message_id (caller frees) is <email-{id}@{msgid_domain}>. 0 or -1
  * (nothing stored, *message_id NULL). */
 int store_create_email(struct store *s, const struct email_spec *spec, int64_t *id,

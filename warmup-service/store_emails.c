@@ -8,6 +8,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "store.h"
+#include "store_fanout.h"
 #include "store_int.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -103,36 +104,26 @@ int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id
                        int64_t *recipients, char **message_id)
 {
     int rc = -1;
-    sqlite3_stmt *fan = NULL, *upd = NULL;
+    sqlite3_stmt *snap = NULL;
     *message_id = NULL;
     pthread_mutex_lock(&s->w_lock);
     if (db_begin(s->w) != 0)
         goto out;
-    /* with no suppression stored, the fan-out needs no per-user lookup */
-    fan = db_prepare(s->w, s->n_supp == 0
-                               ? "INSERT INTO deliveries(email_id, user_id, recipient, name, lane,"
-                                 " data) SELECT ?1, id, email_id, name, lane, attributes FROM users"
-                                 " ORDER BY id"
-                               : "INSERT INTO deliveries(email_id, user_id, recipient, name, lane,"
-                                 " data) SELECT ?1, id, email_id, name, lane, attributes FROM users"
-                                 " WHERE NOT EXISTS"
-                                 " (SELECT 1 FROM suppressions WHERE address = users.email_id)"
-                                 " ORDER BY id");
-    upd = db_prepare(s->w, "UPDATE emails SET n_pending = ?2 WHERE id = ?1");
-    if (!fan || !upd || store_insert_email(s, sp, id, message_id) != 0)
+    /* the copies are made in the background (store_fanout.h) */
+    snap = db_prepare(s->w, STORE_FANOUT_SNAPSHOT_SQL);
+    if (!snap || store_insert_email(s, sp, id, message_id) != 0)
         goto out;
-    sqlite3_bind_int64(fan, 1, *id);
-    if (db_step(s->w, fan) != 0)
+    sqlite3_bind_int64(snap, 1, *id);
+    if (sqlite3_step(snap) != SQLITE_ROW)
         goto out;
-    *recipients = sqlite3_changes(s->w);
-    sqlite3_bind_int64(upd, 1, *id);
-    sqlite3_bind_int64(upd, 2, *recipients);
-    if (db_step(s->w, upd) != 0)
+    *recipients = sqlite3_column_int64(snap, 0);
+    if (sqlite3_step(snap) != SQLITE_DONE)
         goto out;
     rc = db_commit(s->w);
 out:
-    sqlite3_finalize(fan);
-    sqlite3_finalize(upd);
+    if (rc != 0 && s->w)
+        log_error("store: create email failed: %s", sqlite3_errmsg(s->w));
+    sqlite3_finalize(snap);
     if (rc != 0) {
         db_rollback(s->w);
         free(*message_id);
@@ -144,8 +135,8 @@ out:
 
 #define EMAIL_COLS                                                                                 \
     "id, message_id, from_addr, from_name, subject, smtp_client, tpm, paused, salt,"               \
-    " msgid_domain, created_at, n_pending, n_sent, n_failed, n_dead, body, html, n_suppressed,"    \
-    " kind, priority, campaign_id, variant, template, template_version, defaults"
+    " msgid_domain, created_at, n_pending + fan_left, n_sent, n_failed, n_dead, body, html,"       \
+    " n_suppressed, kind, priority, campaign_id, variant, template, template_version, defaults"
 
 static void read_email(sqlite3_stmt *st, bool bodies, struct email_info *e)
 {

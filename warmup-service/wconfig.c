@@ -55,6 +55,7 @@ void wconfig_load(struct wconfig *cfg)
     cfg->retry_base_ms = (int)config_long("RETRY_BASE_MS", 1000, 1, 3600 * 1000);
     cfg->send_batch = (int)config_long("SEND_BATCH", 32, 1, 64);
     cfg->lease_s = (int)config_long("SEND_LEASE_SECONDS", 600, 10, 86400);
+    cfg->fanout_chunk = (int)config_long("FANOUT_CHUNK", 10000, 1, 1000000);
     cfg->shutdown_grace_s = (int)config_long("SHUTDOWN_GRACE_S", 10, 0, 3600);
     cfg->breaker_base_ms = (int)config_long("SMTP_BREAKER_BACKOFF_MS", 1000, 10, 3600 * 1000);
     cfg->breaker_max_ms =

@@ -21,6 +21,7 @@ struct wconfig {
     int retry_base_ms;
     int send_batch;
     int lease_s;
+    int fanout_chunk;            /* FANOUT_CHUNK: users per fan-out transaction */
     int shutdown_grace_s;        /* SIGTERM: how long in-flight SMTP sends may finish */
     int breaker_base_ms;         /* circuit breaker: first backoff before a probe */
     int breaker_max_ms;          /* circuit breaker: longest backoff */

@@ -66,6 +66,7 @@ static int64_t new_email(struct store *s)
     char *mid = NULL;
     CHECK_INT(store_create_email(s, &spec, &id, &n, &mid), 0, "email created");
     CHECK_INT(n, NUSERS, "one copy per user");
+    CHECK_INT(store_fanout_drain(s, 7), 0, "its copies made by the fan-out");
     free(mid);
     return id;
 }
@@ -415,6 +416,7 @@ static void test_suppress(void)
     int64_t b = 0, rcpts = 0;
     char *mid = NULL;
     CHECK_INT(store_create_email(s, &spec, &b, &rcpts, &mid), 0, "a second email");
+    CHECK_INT(store_fanout_drain(s, 7), 0, "its copies made by the fan-out");
     free(mid);
     CHECK_INT(rcpts, NUSERS - 2, "its fan-out skips the two suppressed addresses");
     CHECK_INT(suppress(s, "late@x.test", &result, &dropped), 0, "suppress before registering");
