@@ -12,6 +12,7 @@
 #define HSTORE_SQLITE_H
 
 #include "hstore.h"
+#include "hstore_delta.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -280,15 +281,11 @@ void hsqlite_key_copies(struct hstore *store, struct copy_event *copies, size_t 
  * w_lock held. */
 int hsqlite_apply_copies(struct hsqlite *s, const struct copy_event *e, size_t n, size_t *added,
                          int64_t entered[HAN_N]);
-/* what a write adds to an email's or a domain's counters */
-struct hsqlite_delta {
-    int tracked, delivered, spam, opened, read, bounced, unchecked, rescued;
-};
 /* hsqlite_stats_add - add d to an email's counters in file h (creating
  * its row; checked_at 0: unchanged; first_sent, when not 0, lowers the
  * email's first_sent_at to it); h's w_lock held */
 int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id,
-                      int64_t first_sent, const struct hsqlite_delta *d, int64_t checked_at);
+                      int64_t first_sent, const struct hstore_delta *d, int64_t checked_at);
 
 /* ---- hstore_sqlite_checks.c: feedback rounds ------------------------- */
 
@@ -384,29 +381,6 @@ char *hsqlite_recon_sql(const struct hsqlite *s, bool ids);
     " sum(placement = 3), sum(opened), sum(read), sum(bounced), sum(complained) FROM copies"       \
     " GROUP BY 1, 2;"
 
-/* one series' counts in one hour, as a write changes them */
-struct han_cell {
-    int64_t series, hour;
-    int64_t n[HAN_N];
-};
-
-/* han_batch - what one transaction adds to the counts, in memory: one
- * cell per (series, hour) it touches, so a batch of thousands of copies
- * costs one upsert per cell; entered: what entered each count (the
- * metrics' increments, hstore_counted) */
-struct han_batch {
-    struct han_cell *v;
-    size_t n, cap;
-    uint32_t *slot; /* index + 1 into v, 0 = empty; mask + 1 slots */
-    size_t mask;
-    int64_t entered[HAN_N];
-};
-
-void han_init(struct han_batch *b);
-void han_cleanup(struct han_batch *b);
-/* han_add - delta to count q of series in sent_at_ms's hour (series 0:
- * a copy without one, ignored); a positive delta also enters q */
-void han_add(struct han_batch *b, int64_t series, int64_t sent_at_ms, enum hstore_an q, int delta);
 /* han_flush - b's cells into file h's analytics (h's transaction open,
  * w_lock held); 0 or -1 */
 int han_flush(struct hshard *h, const struct han_batch *b);

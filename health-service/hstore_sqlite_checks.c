@@ -77,38 +77,8 @@ int hsqlite_open_copies(struct hstore *store, const char *domain, int64_t since_
 struct stat_delta {
     int64_t email_id;
     bool checked; /* some copy of the email was checked (not only marked unchecked) */
-    struct hsqlite_delta d;
+    struct hstore_delta d;
 };
-
-/* placement_of - what copy x's row says after the round: a rescued copy
- * stays in spam */
-static enum fl_placement placement_of(const struct hstore_copy *x)
-{
-    return x->fl.rescued || x->old_rescued ? FL_SPAM : x->fl.placement;
-}
-
-/* delta_add - x's change to its email's counters into d */
-static void delta_add(struct hsqlite_delta *d, const struct hstore_copy *x, enum fl_placement p,
-                      bool opened, bool read, bool rescued)
-{
-    d->delivered += (p == FL_INBOX) - (x->old_placement == FL_INBOX);
-    d->spam += (p == FL_SPAM) - (x->old_placement == FL_SPAM);
-    d->unchecked += (p == FL_UNCHECKED) - (x->old_placement == FL_UNCHECKED);
-    d->opened += opened - x->old_opened;
-    d->read += read - x->old_read;
-    d->rescued += rescued - x->old_rescued;
-}
-
-/* an_add - x's change to the analytics counts of its series and hour */
-static void an_add(struct han_batch *an, const struct hstore_copy *x, enum fl_placement p,
-                   bool opened, bool read)
-{
-    int64_t t = x->fl.sent_at_ms;
-    han_add(an, x->series, t, HAN_DELIVERED, (p == FL_INBOX) - (x->old_placement == FL_INBOX));
-    han_add(an, x->series, t, HAN_SPAM, (p == FL_SPAM) - (x->old_placement == FL_SPAM));
-    han_add(an, x->series, t, HAN_OPENED, opened - x->old_opened);
-    han_add(an, x->series, t, HAN_READ, read - x->old_read);
-}
 
 /* apply_file - the round's results for the copies of c in file k, in
  * one transaction on it: the copies, their emails' counters, the
@@ -162,13 +132,11 @@ static int apply_file(struct hsqlite *s, int k, const char *domain, const struct
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct hstore_copy *x = &c[i];
-        if (x->shard != k || (x->fl.placement == FL_UNKNOWN && !x->fl.rescued))
+        enum fl_placement p;
+        bool opened, read, rescued;
+        if (x->shard != k || !hstore_check_outcome(x, &p, &opened, &read, &rescued))
             continue; /* another file's, or not checked this round: keep what was known */
-        enum fl_placement p = placement_of(x);
-        bool opened = x->fl.opened || x->old_opened, read = x->fl.read || x->old_read;
-        bool rescued = x->fl.rescued || x->old_rescued, checked = p != FL_UNCHECKED;
-        if (!checked) /* keeps opened and read as they were */
-            opened = x->old_opened, read = x->old_read;
+        bool checked = p != FL_UNCHECKED;
         sqlite3_stmt *st = checked ? upd : unc;
         sqlite3_bind_int64(st, 1, x->id);
         if (checked) {
@@ -192,12 +160,12 @@ static int apply_file(struct hsqlite *s, int k, const char *domain, const struct
         if (j == nd)
             d[nd++].email_id = x->email_id;
         d[j].checked = d[j].checked || checked;
-        delta_add(&d[j].d, x, p, opened, read, rescued);
-        an_add(&an, x, p, opened, read);
+        hstore_delta_check(&d[j].d, x, p, opened, read, rescued);
+        han_add_check(&an, x, p, opened, read);
     }
     if (han_flush(h, &an) != 0)
         goto out;
-    struct hsqlite_delta all = {0};
+    struct hstore_delta all = {0};
     for (size_t j = 0; j < nd; j++) {
         if (hsqlite_stats_add(h, d[j].email_id, NULL, 0, &d[j].d, d[j].checked ? now_ms : 0) != 0)
             goto out;

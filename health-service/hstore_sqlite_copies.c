@@ -37,7 +37,7 @@ static int step_reset(struct hshard *h, sqlite3_stmt *st)
 }
 
 int hsqlite_stats_add(struct hshard *h, int64_t email_id, const char *broadcast_id,
-                      int64_t first_sent, const struct hsqlite_delta *d, int64_t checked_at)
+                      int64_t first_sent, const struct hstore_delta *d, int64_t checked_at)
 {
     sqlite3_stmt *st =
         cached(h, &h->stats_upsert,
@@ -571,7 +571,7 @@ static int apply_part(struct hshard *h, const struct keyed *e, size_t n, size_t 
     if (br.n && record_range(h, &br) != 0)
         goto out;
     for (size_t i = 0; i < ea.n; i++) {
-        struct hsqlite_delta d = {.tracked = ea.v[i].tracked, .bounced = ea.v[i].bounced};
+        struct hstore_delta d = {.tracked = ea.v[i].tracked, .bounced = ea.v[i].bounced};
         if (hsqlite_stats_add(h, ea.v[i].email_id, ea.v[i].broadcast_id, ea.v[i].first_sent, &d,
                               0) != 0)
             goto out;
