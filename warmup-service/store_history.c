@@ -29,6 +29,17 @@
 #define HISTORY_FROM " AND d.updated_at >= ?5"
 #define HISTORY_TO " AND d.updated_at < ?6"
 #define HISTORY_ORDER " ORDER BY d.id DESC LIMIT ?7"
+/* a time range alone: "+" keeps SQLite off an index for that term. A
+ * narrow range is read through deliveries_updated (its rows sorted by id,
+ * at most HISTORY_NARROW of them); a wide one by id, newest first */
+#define HISTORY_BEFORE_SCAN " WHERE +d.id < ?1"
+#define HISTORY_STATE_SCAN " AND +d.state = ?4"
+#define HISTORY_FROM_SCAN " AND +d.updated_at >= ?5"
+#define HISTORY_TO_SCAN " AND +d.updated_at < ?6"
+#define HISTORY_RANGE_COUNT                                                                        \
+    "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE updated_at >= ?1 AND updated_at < ?2"    \
+    " LIMIT ?3)"
+#define HISTORY_NARROW 100000
 
 /* archiver: final-state copies updated before ?1, after the key (?2, ?3),
  * read and deleted through deliveries_updated in its order ("+state":
@@ -83,28 +94,51 @@ static void read_row(sqlite3_stmt *st, struct history_row *r)
     r->due_at = sqlite3_column_int64(st, 10);
 }
 
+/* range_rows - copies updated in the query's range, counted up to max
+ * through deliveries_updated (r_lock held); max on error */
+static int64_t range_rows(struct store *s, const struct history_query *q, int64_t max)
+{
+    int64_t v = max;
+    sqlite3_stmt *st = db_prepare(s->r, HISTORY_RANGE_COUNT);
+    if (st) {
+        sqlite3_bind_int64(st, 1, q->has_from ? q->from_ms : INT64_MIN);
+        sqlite3_bind_int64(st, 2, q->has_to ? q->to_ms : INT64_MAX);
+        sqlite3_bind_int64(st, 3, max);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
 int store_history(struct store *s, const struct history_query *q, struct history_row **out,
                   size_t *n)
 {
-    struct buf sql;
-    buf_init(&sql, 4096);
-    buf_printf(&sql, "%s", HISTORY_COLS HISTORY_BEFORE);
-    if (q->recipient)
-        buf_printf(&sql, "%s", HISTORY_RECIPIENT);
-    if (q->email_id)
-        buf_printf(&sql, "%s", HISTORY_EMAIL);
-    if (q->state >= 0)
-        buf_printf(&sql, "%s", HISTORY_STATE);
-    if (q->has_from)
-        buf_printf(&sql, "%s", HISTORY_FROM);
-    if (q->has_to)
-        buf_printf(&sql, "%s", HISTORY_TO);
-    buf_printf(&sql, "%s", HISTORY_ORDER);
     int r = SQLITE_ERROR;
     size_t cap = 0;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
+    /* recipient and email_id select few copies through their index; a time
+     * range alone picks its plan by the range's size */
+    bool range = (q->has_from || q->has_to) && !q->recipient && !q->email_id;
+    bool narrow = range && range_rows(s, q, HISTORY_NARROW) < HISTORY_NARROW;
+    bool wide = range && !narrow;
+    struct buf sql;
+    buf_init(&sql, 4096);
+    buf_printf(&sql, "%s", HISTORY_COLS);
+    buf_printf(&sql, "%s", narrow ? HISTORY_BEFORE_SCAN : HISTORY_BEFORE);
+    if (q->recipient)
+        buf_printf(&sql, "%s", HISTORY_RECIPIENT);
+    if (q->email_id)
+        buf_printf(&sql, "%s", HISTORY_EMAIL);
+    if (q->state >= 0)
+        buf_printf(&sql, "%s", narrow ? HISTORY_STATE_SCAN : HISTORY_STATE);
+    if (q->has_from)
+        buf_printf(&sql, "%s", wide ? HISTORY_FROM_SCAN : HISTORY_FROM);
+    if (q->has_to)
+        buf_printf(&sql, "%s", wide ? HISTORY_TO_SCAN : HISTORY_TO);
+    buf_printf(&sql, "%s", HISTORY_ORDER);
     sqlite3_stmt *st = db_prepare(s->r, buf_str(&sql));
     if (st) {
         /* an index the statement does not name is ignored (SQLITE_RANGE) */

@@ -295,6 +295,15 @@ static void test_plans(struct store *s)
     plan(s->r, HISTORY_COLS HISTORY_BEFORE HISTORY_STATE HISTORY_ORDER, p, sizeof p);
     CHECK(strstr(p, "deliveries_state") && !strstr(p, "TEMP B-TREE"),
           "status: an index range, no sort");
+    plan(s->r,
+         HISTORY_COLS HISTORY_BEFORE_SCAN HISTORY_STATE_SCAN HISTORY_FROM HISTORY_TO HISTORY_ORDER,
+         p, sizeof p);
+    CHECK(strstr(p, "deliveries_updated"), "a narrow time range: through the updated_at index");
+    plan(s->r,
+         HISTORY_COLS HISTORY_BEFORE HISTORY_STATE HISTORY_FROM_SCAN HISTORY_TO_SCAN HISTORY_ORDER,
+         p, sizeof p);
+    CHECK(strstr(p, "deliveries_state") && !strstr(p, "TEMP B-TREE"),
+          "a wide one: by id within the status, no sort");
     plan(s->r, ARCHIVE_PAGE, p, sizeof p);
     CHECK(strstr(p, "deliveries_updated") && !strstr(p, "TEMP B-TREE"),
           "archive scan: the updated_at index, no sort");
