@@ -83,8 +83,8 @@ check "killed mid fan-out" -- test "${cur% *}" -lt "${cur#* }"
 start_warmup warmup "$WP" "${ENV[@]}"; ok $? "restarts after kill -9"
 
 # --- the end: every user exactly one copy from the fan-out
-wait_for 180 bash -c "[ \"\$(curl -s $W/emails/$EID | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"status\"])')\" = done ]"
-ok $? "the email is done"
+wait_for 180 bash -c "[ \"\$(curl -s $W/emails/$EID | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"progress\"][\"sent\"] >= $R - 1)')\" = True ]"
+ok $? "every copy sent"
 p=$(prog "$EID")
 eq "progress: sent $((R - 1)), suppressed 1, done" "$p" "$((R - 1)) 0 0 0 1 done"
 eq "the fan-out made one copy per user, none twice" \
