@@ -2,11 +2,15 @@
  * its ops (hstore.h); frees what the ops return. Owns nothing of its own;
  * any thread (the backend serialises). */
 #include "hstore.h"
+#include "hstore_pg.h"
+#include "sqldb.h"
 
 #include <stdlib.h>
 
 struct hstore *hstore_open(const char *path, int sqlite_files, char *errbuf, size_t errlen)
 {
+    if (sqldb_is_url(path))
+        return hstore_pg_open(path, errbuf, errlen);
     return hstore_sqlite_open(path, sqlite_files, errbuf, errlen);
 }
 

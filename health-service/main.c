@@ -14,6 +14,7 @@
 #include "api.h"
 #include "bounce/bounce.h"
 #include "dblock.h"
+#include "sqldb.h"
 #include "happ.h"
 #include "hconfig.h"
 #include "hstore.h"
@@ -125,10 +126,15 @@ int main(int argc, char **argv)
     struct bounce_reader *bounces = NULL;
     if (cfg.bounce_mailbox && !(bounces = bounce_new(cfg.bounce_mailbox, err, sizeof err)))
         log_fatal("config: %s", err);
-    int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
-    if (lock < 0)
+    /* PostgreSQL is shared by every instance; a SQLite file has one process */
+    int lock = cfg.svc.database_url ? -1 : dblock_acquire(cfg.svc.db_path, err, sizeof err);
+    if (lock < 0 && !cfg.svc.database_url)
         log_fatal("store: %s", err);
-    app.store = hstore_open(cfg.svc.db_path, cfg.db_files, err, sizeof err);
+    char db_shown[512];
+    sqldb_url_redacted(cfg.svc.database_url ? cfg.svc.database_url : cfg.svc.db_path, db_shown,
+                       sizeof db_shown);
+    app.store = hstore_open(cfg.svc.database_url ? cfg.svc.database_url : cfg.svc.db_path,
+                            cfg.db_files, err, sizeof err);
     if (!app.store)
         log_fatal("store: %s", err);
     struct analytics_metrics analytics; /* counters of the /analytics counts */
@@ -210,8 +216,8 @@ int main(int argc, char **argv)
     if (service_http_start(svc, &cfg.svc, api_routes, api_nroutes, &app, err, sizeof err) != 0)
         log_fatal("http: %s", err);
     log_info("health-service listening on %s:%d (auth %s) db=%s kafka=%s group=%s",
-             cfg.svc.bind_addr, service_port(svc), cfg.svc.api_token ? "on" : "off",
-             cfg.svc.db_path, cfg.svc.kafka_brokers, cfg.group_id);
+             cfg.svc.bind_addr, service_port(svc), cfg.svc.api_token ? "on" : "off", db_shown,
+             cfg.svc.kafka_brokers, cfg.group_id);
 
     service_on_hup(svc, reload_seeds, &app);
     service_wait(svc);

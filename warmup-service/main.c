@@ -161,6 +161,9 @@ int main(int argc, char **argv)
         log_warn("WARMUP_CLOCK_OFFSET: the identities' clock runs %lld ms off the wall clock "
                  "(for tests only)",
                  (long long)cfg.clock_offset_ms);
+    if (cfg.svc.database_url)
+        log_fatal("config: DATABASE_URL: warmup-service keeps its state in SQLite (DB_PATH) in "
+                  "this version; only health-service runs on PostgreSQL yet");
     int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
     if (lock < 0)
         log_fatal("store: %s", err);

@@ -40,17 +40,19 @@ struct sqldb {
     struct pg_cached *cache[CACHE_BUCKETS];
     size_t ncached;
     unsigned long long next_name;
+    struct sqldb_stmt *stmts; /* every open statement, finalized at close */
 };
 
 struct pg_param {
     const char *val; /* borrowed, or num / own */
     char *own;       /* a NUL-terminated copy of text given with a length */
     char num[32];
-    unsigned int type; /* Oid: 0 unknown (text, NULL) */
+    unsigned int type; /* Oid: 0 for NULL (the server infers it) */
 };
 
 struct sqldb_stmt {
     struct sqldb *db;
+    struct sqldb_stmt *prev, *next; /* db->stmts */
     sqlite3_stmt *lite;
     char *sql; /* PostgreSQL text */
     int nparams;
@@ -106,7 +108,7 @@ static bool word_at(const char *p, const char *w)
 char *sqldb_pg_sql(const char *sql, int *nparams)
 {
     struct buf b;
-    buf_init(&b, strlen(sql) + 16);
+    buf_init(&b, 7 * strlen(sql) + 16); /* a cap: each ? may become $ and six digits */
     int max = 0;
     const char *p = sql;
     while (*p) {
@@ -171,6 +173,19 @@ bool sqldb_is_url(const char *target)
 {
     return target &&
            (strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0);
+}
+
+void sqldb_url_redacted(const char *url, char *buf, size_t len)
+{
+    const char *scheme = strstr(url, "://");
+    const char *rest = scheme ? scheme + 3 : url;
+    const char *at = strchr(rest, '@'), *slash = strchr(rest, '/');
+    const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+    if (!at || (slash && slash < at) || !colon) {
+        snprintf(buf, len, "%s", url);
+        return;
+    }
+    snprintf(buf, len, "%.*s%s", (int)(colon - url), url, at);
 }
 
 /* loopback_or_socket - host (may be a list) is local: no TLS needed */
@@ -248,6 +263,8 @@ void sqldb_close(struct sqldb *db)
 {
     if (!db)
         return;
+    while (db->stmts)
+        sqldb_finalize(db->stmts);
     if (db->pg)
         PQfinish(db->pg);
     cache_clear(db);
@@ -333,12 +350,16 @@ struct sqldb_stmt *sqldb_prepare(struct sqldb *db, const char *sql)
             free(st);
             return NULL;
         }
-        return st;
+    } else {
+        st->sql = sqldb_pg_sql(sql, &st->nparams);
+        if (st->nparams)
+            st->p = xcalloc((size_t)st->nparams, sizeof *st->p);
+        st->row = -1;
     }
-    st->sql = sqldb_pg_sql(sql, &st->nparams);
-    if (st->nparams)
-        st->p = xcalloc((size_t)st->nparams, sizeof *st->p);
-    st->row = -1;
+    st->next = db->stmts;
+    if (db->stmts)
+        db->stmts->prev = st;
+    db->stmts = st;
     return st;
 }
 
@@ -360,6 +381,12 @@ void sqldb_finalize(struct sqldb_stmt *st)
 {
     if (!st)
         return;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        st->db->stmts = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
     if (st->lite)
         sqlite3_finalize(st->lite);
     clear_result(st);
@@ -471,7 +498,7 @@ static const char *cache_name(struct sqldb_stmt *st, const unsigned int *types, 
 {
     struct sqldb *db = st->db;
     struct buf k;
-    buf_init(&k, strlen(st->sql) + (size_t)st->nparams * 8 + 2);
+    buf_init(&k, strlen(st->sql) + (size_t)st->nparams * 12 + 2); /* a cap */
     for (int i = 0; i < st->nparams; i++)
         buf_printf(&k, "%u,", types[i]);
     buf_printf(&k, "|%s", st->sql);
@@ -534,7 +561,7 @@ static int pg_execute(struct sqldb_stmt *st)
         if (!failed)
             pg_result_err(db, r);
         PQclear(r);
-        log_error("sql: %s", db->err);
+        log_error("sql: %s (in: %.80s)", db->err, st->sql);
         return -1;
     }
     const char *cmd = PQcmdStatus(r);

@@ -22,7 +22,8 @@
  * stepped (SQLite's SQLITE_STATIC). A column's text is valid until the
  * next step, reset or finalize of its statement.
  *
- * Owns: the connection (sqldb_close), each statement (sqldb_finalize).
+ * Owns: the connection (sqldb_close), each statement (sqldb_finalize, or
+ * sqldb_close with the connection's).
  * Errors are logged once, with the engine's message (never a bound value).
  */
 #ifndef SQLDB_H
@@ -45,6 +46,9 @@ struct sqldb_stmt;
  * postgresql://); anything else is a SQLite path */
 bool sqldb_is_url(const char *target);
 
+/* sqldb_url_redacted - url without its password, for log lines */
+void sqldb_url_redacted(const char *url, char *buf, size_t len);
+
 /* sqldb_open_pg - connect to url. Without sslmode in the URL, a host other
  * than loopback or a Unix socket gets sslmode=verify-full (certificate and
  * host name checked); sessions run in UTC with client messages at warning.
@@ -53,7 +57,8 @@ struct sqldb *sqldb_open_pg(const char *url, char *errbuf, size_t errlen);
 /* sqldb_wrap_sqlite - a sqldb over an open SQLite connection, which the
  * caller keeps owning (sqldb_close does not close it) */
 struct sqldb *sqldb_wrap_sqlite(sqlite3 *db);
-/* sqldb_close - close (PostgreSQL) or unwrap (SQLite); NULL no-op */
+/* sqldb_close - finalize the connection's statements, then close
+ * (PostgreSQL) or unwrap (SQLite: close it after this); NULL no-op */
 void sqldb_close(struct sqldb *db);
 
 enum sqldb_engine sqldb_engine(const struct sqldb *db);

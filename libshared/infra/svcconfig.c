@@ -2,6 +2,7 @@
  * thread, at start-up. A variable read here is listed in svc_config_vars
  * (tests/integration/test_foundation.sh checks both against the README). */
 #include "svcconfig.h"
+#include "sqldb.h"
 #include "config.h"
 #include "httpd.h"
 #include "kafka.h"
@@ -40,6 +41,9 @@ void svc_config_load(struct svc_config *c, const char *service, int default_port
     char *def_db = xasprintf("./data/%s.db", service);
     c->db_path = config_str("DB_PATH", def_db);
     free(def_db);
+    c->database_url = config_secret("DATABASE_URL");
+    if (c->database_url && !sqldb_is_url(c->database_url))
+        log_fatal("config: DATABASE_URL: must be a postgres:// or postgresql:// URL");
     c->http_threads = (int)config_long("HTTP_THREADS", 4, 1, 64);
     c->http_timeout_s = (int)config_long("HTTP_TIMEOUT", 30, 1, 3600);
     c->allowed_hosts = config_str("ALLOWED_HOSTS", NULL);
@@ -73,6 +77,9 @@ void svc_config_cleanup(struct svc_config *c)
     free(c->kafka_brokers);
     kafka_security_cleanup(&c->kafka_sec);
     free(c->db_path);
+    if (c->database_url)
+        explicit_bzero(c->database_url, strlen(c->database_url));
+    free(c->database_url);
     free(c->allowed_hosts);
     memset(c, 0, sizeof *c);
 }
@@ -89,6 +96,8 @@ const struct svc_var svc_config_vars[] = {
     {"KAFKA_SASL_PASSWORD", "", "with SASL_*: its password (secret)"},
     {"KAFKA_CA_FILE", "system store", "with SSL or SASL_SSL: CA bundle for the brokers"},
     {"DB_PATH", NULL, "SQLite file (mode 0600)"},
+    {"DATABASE_URL", "",
+     "postgres://user@host/db: state in PostgreSQL instead of DB_PATH (secret)"},
     {"LOG_LEVEL", "info", "debug, info, warn or error"},
     {"LOG_FORMAT", "text", "text or json (one object per line)"},
     {"HTTP_THREADS", "4", "HTTP worker threads"},

@@ -24,6 +24,7 @@ struct svc_config {
     char email_topic[256];
     char user_topic[256];
     char *db_path;
+    char *database_url; /* NULL: SQLite at db_path; else PostgreSQL (a secret) */
     enum log_level log_level;
     enum log_format log_format;
     int http_threads;

@@ -80,9 +80,10 @@ start_svc() { local bin=$1 db=$2 name=$3 port=$4; shift 4
   eval "${name}_PID=$!"; track $!
   wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log" | sed 's/^/#   /'; return 1; }
 }
-# start_warmup / start_health NAME PORT [VAR=VALUE...]
+# start_warmup / start_health NAME PORT [VAR=VALUE...]; health-service
+# on PostgreSQL when HEALTH_DATABASE_URL is set (tests/integration/pg.sh)
 start_warmup() { start_svc "$WARMUP_BIN" warmup.db "$@"; }
-start_health() { start_svc "$HEALTH_BIN" health.db "$@"; }
+start_health() { start_svc "$HEALTH_BIN" health.db "$@" ${HEALTH_DATABASE_URL:+DATABASE_URL=$HEALTH_DATABASE_URL}; }
 # stop_named NAME - SIGTERM the process started as NAME; sets STOP_RC
 stop_named() { local p; eval "p=\$${1}_PID"; stop_pid "$p" 15; STOP_RC=$?; }
 # sanitizer_clean NAME - no ASan/UBSan/LSan report in NAME's log

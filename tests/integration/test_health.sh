@@ -3,8 +3,15 @@
 # through smtp-sink to users on three domains, the health service tracks
 # every copy from Kafka and the mock feedback loop answers exactly what
 # this test computes from the same hash; replayed and malformed events,
-# and a restart.
+# and a restart. TEST_DB=postgres (test_health_pg.sh): the same checks with
+# health-service on a throwaway PostgreSQL (DATABASE_URL), the SQLite
+# schema migrations left out.
 . "$(dirname "$0")/lib.sh"
+if [ "${TEST_DB:-sqlite}" = postgres ]; then
+  . "$(dirname "$0")/pg.sh"
+  start_pg "$TMP/pg" health; ok $? "a throwaway PostgreSQL for health-service" || { finish; exit 1; }
+  HEALTH_DATABASE_URL=$PG_URL
+fi
 
 sink() { local port=$1 dir=$2; shift 2
   mkdir -p "$dir"; chmod 777 "$dir"
@@ -177,6 +184,23 @@ sleep 8
 eq "stats intact after a restart" "$(got)" "$before"
 eq "no event processed twice after the restart" "$(metric "$H" health_events_consumed_total)" 0
 eq "domains intact" "$(jget "$(curl -s "$H/domains")" '[d["tracked"] for d in j]')" "[30, 30, 34]"
+
+if [ "${TEST_DB:-sqlite}" = postgres ]; then
+  check "the copies are in PostgreSQL" -- test "$(pg_sql health 'SELECT count(*) FROM copies')" -gt 0
+  check "no SQLite file was made" -- test ! -e "$TMP/health/health.db"
+  check "the log names the database without a password" -- grep -q "db=postgres://postgres@127.0.0.1:$PG_PORT/health" "$TMP/health/out.log"
+  out=$(DATABASE_URL=mysql://x@127.0.0.1/db PORT=0 "$HEALTH_BIN" 2>&1 </dev/null); rc=$?
+  check "a DATABASE_URL that is not postgres:// stops start-up, naming it" -- bash -c '[ "$1" != 0 ] && grep -q "DATABASE_URL: must be a postgres://" <<<"$2"' _ "$rc" "$out"
+  out=$(DATABASE_URL="postgres://postgres:Sekr3t-77@127.0.0.1:$(freeport)/x" PORT=0 "$HEALTH_BIN" 2>&1 </dev/null); rc=$?
+  check "an unreachable database stops start-up without printing the password" -- bash -c '[ "$1" != 0 ] && grep -q "DATABASE_URL: cannot connect" <<<"$2" && ! grep -q Sekr3t-77 <<<"$2"' _ "$rc" "$out"
+  out=$(DATABASE_URL=$PG_URL PORT=0 DB_PATH=$TMP/w.db "$WARMUP_BIN" 2>&1 </dev/null); rc=$?
+  check "warmup-service refuses DATABASE_URL in this version, saying so" -- bash -c '[ "$1" != 0 ] && grep -q "DATABASE_URL: warmup-service keeps its state in SQLite" <<<"$2"' _ "$rc" "$out"
+  stop_named health; stop_named warmup
+  check "no sanitizer report (health)" -- sanitizer_clean health
+  check "no sanitizer report (warmup)" -- sanitizer_clean warmup
+  stop_pid "$SINK_PID"; stop_pid "$BROKER_PID"; stop_pg
+  finish; exit
+fi
 
 # --- schemas 3 to 5 from a schema-2 database: per-domain counters rebuilt from
 # the copies (3), copies keyed by a hash of the Message-ID instead of its text (5)

@@ -33,6 +33,18 @@ static void check_rewrite(void)
         {"SELECT 'a$b', ?", "SELECT 'a$b', $1", 1},
         {"x = ''", "x = ''", 0},
     };
+    /* many parameters: the text grows by a character or two each */
+    char many[4096] = "VALUES(", want[8192] = "VALUES(";
+    for (int i = 1; i <= 300; i++) {
+        size_t a = strlen(many), b = strlen(want);
+        snprintf(many + a, sizeof many - a, "%s?", i > 1 ? "," : "");
+        snprintf(want + b, sizeof want - b, "%s$%d", i > 1 ? "," : "", i);
+    }
+    int np = 0;
+    char *got = sqldb_pg_sql(many, &np);
+    CHECK_STR(got, want, "300 parameters");
+    CHECK_INT(np, 300, "... counted");
+    free(got);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int n = -1;
         char *out = sqldb_pg_sql(cases[i].in, &n);
