@@ -69,6 +69,11 @@ bool hstore_ping(struct hstore *s)
     return s->ops->domain_count(s) >= 0;
 }
 
+bool hstore_leader(struct hstore *s)
+{
+    return !s->ops->leader || s->ops->leader(s);
+}
+
 int hstore_open_copies(struct hstore *s, const char *domain, int64_t since_ms, size_t max,
                        struct hstore_copy **out, size_t *n)
 {

@@ -190,6 +190,12 @@ int hstore_domain_placement(struct hstore *s, const char *domain, struct hplacem
 int hstore_domain_names(struct hstore *s, char ***names, size_t *n);
 /* hstore_ping - the store answers */
 bool hstore_ping(struct hstore *s);
+/* hstore_leader - this instance runs the feedback-loop rounds and reads
+ * the bounce mailbox: always with a store of its own (SQLite); on a store
+ * several instances share (PostgreSQL), the one holding the store's
+ * leader lock, taken here when free and given up with a lost connection,
+ * so a dead leader's successor takes over at its next call. Any thread. */
+bool hstore_leader(struct hstore *s);
 
 /* hstore_open_copies - up to max copies of domain sent since since_ms,
  * not bounced and not unchecked (FL_UNCHECKED is final), oldest first,
@@ -336,6 +342,7 @@ struct hstore_ops {
                      struct hstore_recon *out);
     int (*analytics)(struct hstore *s, const struct hstore_an_query *q, struct hstore_an_row **out,
                      size_t *n);
+    bool (*leader)(struct hstore *s); /* or NULL: always the leader */
 };
 
 #endif

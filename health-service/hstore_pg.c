@@ -70,7 +70,16 @@ struct hpg {
     struct hstore base; /* first */
     pthread_mutex_t w_lock, r_lock;
     struct sqldb *w, *r;
+    /* the leader lock: a session advisory lock on a connection of its own
+     * (l_lock), opened on first use; held: this instance has it */
+    pthread_mutex_t l_lock;
+    struct sqldb *l;
+    char *url;
+    bool held, told; /* told: the state was logged once */
 };
+
+/* the advisory lock key of the rounds' leader */
+#define LEADER_KEY "7405921312"
 
 static struct hpg *hpg(struct hstore *s)
 {
@@ -1082,6 +1091,46 @@ static int hpg_analytics(struct hstore *store, const struct hstore_an_query *q,
     return -1;
 }
 
+/* ---- the leader ------------------------------------------------------------------- */
+
+/* holds - the lock is held on a live connection (a query proves it) */
+static bool holds(struct hpg *s)
+{
+    struct sqldb_stmt *st = sqldb_prepare(s->l, "SELECT 1");
+    bool ok = st && sqldb_step(st) == SQLDB_ROW;
+    sqldb_finalize(st);
+    return ok;
+}
+
+static bool hpg_leader(struct hstore *store)
+{
+    struct hpg *s = hpg(store);
+    char err[256];
+    pthread_mutex_lock(&s->l_lock);
+    bool was = s->held;
+    if (s->held && !holds(s)) /* the connection went, and the lock with it */
+        s->held = false;
+    if (!s->held) {
+        if (s->l && !sqldb_ok(s->l)) {
+            sqldb_close(s->l);
+            s->l = NULL;
+        }
+        if (!s->l && !(s->l = sqldb_open_pg(s->url, err, sizeof err)))
+            log_warn("hstore: leader lock: %s", err);
+        struct sqldb_stmt *st =
+            s->l ? sqldb_prepare(s->l, "SELECT pg_try_advisory_lock(" LEADER_KEY ")") : NULL;
+        s->held = st && sqldb_step(st) == SQLDB_ROW && sqldb_column_int64(st, 0) == 1;
+        sqldb_finalize(st);
+    }
+    if (s->held != was || !s->told)
+        log_info(s->held ? "hstore: this instance is the leader: it runs the rounds"
+                         : "hstore: another instance is the leader: this one ingests only");
+    s->told = true;
+    bool held = s->held;
+    pthread_mutex_unlock(&s->l_lock);
+    return held;
+}
+
 /* ---- opening ----------------------------------------------------------------------- */
 
 static void hpg_free(struct hstore *store)
@@ -1089,8 +1138,13 @@ static void hpg_free(struct hstore *store)
     struct hpg *s = hpg(store);
     sqldb_close(s->w);
     sqldb_close(s->r);
+    sqldb_close(s->l); /* the leader lock goes with its session */
     pthread_mutex_destroy(&s->w_lock);
     pthread_mutex_destroy(&s->r_lock);
+    pthread_mutex_destroy(&s->l_lock);
+    if (s->url)
+        explicit_bzero(s->url, strlen(s->url));
+    free(s->url);
     free(s);
 }
 
@@ -1114,6 +1168,7 @@ static const struct hstore_ops hpg_ops = {
     .inbox_delays = hpg_inbox_delays,
     .reconcile = hpg_reconcile,
     .analytics = hpg_analytics,
+    .leader = hpg_leader,
 };
 
 struct hstore *hstore_pg_open(const char *url, char *errbuf, size_t errlen)
@@ -1122,6 +1177,8 @@ struct hstore *hstore_pg_open(const char *url, char *errbuf, size_t errlen)
     s->base.ops = &hpg_ops;
     pthread_mutex_init(&s->w_lock, NULL);
     pthread_mutex_init(&s->r_lock, NULL);
+    pthread_mutex_init(&s->l_lock, NULL);
+    s->url = xstrdup(url);
     if (!(s->w = sqldb_open_pg(url, errbuf, errlen)) ||
         !(s->r = sqldb_open_pg(url, errbuf, errlen)) ||
         sqldb_migrate(s->w, migrations, sizeof migrations / sizeof migrations[0], errbuf, errlen) !=

@@ -197,7 +197,8 @@ void *sched_coordinator_main(void *arg)
     struct scheduler *s = arg;
     for (uint64_t no = 1; !atomic_load(&s->stop); no++) {
         int64_t start = time_mono_ms();
-        run_round(s, no);
+        if (hstore_leader(s->cfg.store)) /* another instance's rounds check the copies */
+            run_round(s, no);
         int64_t next = start + (int64_t)s->cfg.interval_s * 1000;
         pthread_mutex_lock(&s->mu);
         while (!atomic_load(&s->stop) && time_mono_ms() < next) {

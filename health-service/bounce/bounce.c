@@ -347,7 +347,8 @@ static void *reader_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     while (!atomic_load(&b->stop)) {
         int64_t next = time_mono_ms() + (int64_t)b->cfg.interval_s * 1000;
-        round_once(b);
+        if (hstore_leader(b->cfg.store)) /* one instance reads the mailbox */
+            round_once(b);
         pthread_mutex_lock(&b->mu);
         while (!atomic_load(&b->stop) && time_mono_ms() < next) {
             struct timespec dl = time_mono_deadline(next - time_mono_ms());

@@ -195,7 +195,30 @@ if [ "${TEST_DB:-sqlite}" = postgres ]; then
   check "an unreachable database stops start-up without printing the password" -- bash -c '[ "$1" != 0 ] && grep -q "DATABASE_URL: cannot connect" <<<"$2" && ! grep -q Sekr3t-77 <<<"$2"' _ "$rc" "$out"
   out=$(DATABASE_URL=$PG_URL PORT=0 DB_PATH=$TMP/w.db "$WARMUP_BIN" 2>&1 </dev/null); rc=$?
   check "warmup-service refuses DATABASE_URL in this version, saying so" -- bash -c '[ "$1" != 0 ] && grep -q "DATABASE_URL: warmup-service keeps its state in SQLite" <<<"$2"' _ "$rc" "$out"
-  stop_named health; stop_named warmup
+  # two instances on one database and one consumer group: both answer
+  # from the shared store, one runs the rounds; killed, the other takes over
+  HP2=$(freeport); H2=http://127.0.0.1:$HP2
+  start_health health2 "$HP2" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json"
+  ok $? "a second health-service on the same database"
+  check "the first instance leads the rounds" -- grep -q "this instance is the leader" "$TMP/health/out.log"
+  wait_for 10 grep -q "another instance is the leader" "$TMP/health2/out.log"
+  ok $? "the second one ingests only"
+  eq "both answer from the one store" "$(curl -s "$H2/mail_stats?email_id=$E" | $PY -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps([j[k] for k in ("tracked","delivered","spam","opened","read","bounced","pending")]))')" "$(got)"
+  kill -KILL "$health_PID"; wait "$health_PID" 2>/dev/null
+  wait_for 20 grep -q "this instance is the leader" "$TMP/health2/out.log"
+  ok $? "the first killed (-9), the second takes the rounds over"
+  r=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"from":"n@w.test","subject":"s2","body":"b"}' "$W/send")
+  E2=$(jget "$r" 'j["email_id"]')
+  wait_for 60 bash -c "curl -s '$H2/mail_stats?email_id=$E2' | grep -q '\"tracked\":90'"
+  ok $? "the second instance tracks a new broadcast (Kafka partitions moved to it)"
+  kcat -b "$BROKERS" -C -t email-events -e -q -f '%s\n' 2>/dev/null | grep "\"email_id\":$E2," > "$TMP/sent2.jsonl"
+  want2=$($PY "$TMP/expect.py" "$TMP/sent2.jsonl")
+  got2() { curl -s "$H2/mail_stats?email_id=$E2" | $PY -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps([j[k] for k in ("tracked","delivered","spam","opened","read","bounced","pending")]))'; }
+  wait_for 30 bash -c "[ \"\$($(declare -f got2); got2)\" = '$want2' ]"
+  eq "its rounds give the new broadcast exactly the computed counts" "$(got2)" "$want2"
+  stop_named health2; eq "health2: SIGTERM exit 0" "$STOP_RC" 0
+  check "no sanitizer report (health2)" -- sanitizer_clean health2
+  stop_named warmup
   check "no sanitizer report (health)" -- sanitizer_clean health
   check "no sanitizer report (warmup)" -- sanitizer_clean warmup
   stop_pid "$SINK_PID"; stop_pid "$BROKER_PID"; stop_pg
