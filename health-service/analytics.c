@@ -3,6 +3,7 @@
 #include "analytics.h"
 #include "errbuf.h"
 #include "metrics.h"
+#include "timeutil.h"
 #include "tz.h"
 
 #include <stdbool.h>
@@ -12,71 +13,6 @@
 
 const char *const analytics_names[HAN_N] = {"sent", "delivered", "spam",      "opened",
                                             "read", "bounced",   "complained"};
-
-/* digits - n decimal digits at *p into *out, *p moved past them */
-static bool digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-int analytics_parse_time(const char *s, int64_t *ms)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
-    const char *p = s;
-    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-        !digits(&p, 2, &d))
-        return -1;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1)
-        return -1;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[mo - 1] + (mo == 2 && leap))
-        return -1;
-    int64_t off_s = 0;
-    if (*p) {
-        if ((*p != 'T' && *p != 't') || (p++, !digits(&p, 2, &h)) || *p++ != ':' ||
-            !digits(&p, 2, &mi) || *p++ != ':' || !digits(&p, 2, &sec) || h > 23 || mi > 59 ||
-            sec > 59)
-            return -1;
-        if (*p == '.') {
-            int nd = 0;
-            for (p++; *p >= '0' && *p <= '9'; p++, nd++)
-                if (nd < 3)
-                    frac = frac * 10 + (*p - '0');
-            if (nd == 0)
-                return -1;
-            for (; nd < 3; nd++)
-                frac *= 10;
-        }
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-' || *p == ' ') {
-            int sign = *p == '-' ? -1 : 1, oh, om;
-            p++;
-            if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
-                return -1;
-            off_s = sign * (oh * 3600 + om * 60);
-        } else {
-            return -1;
-        }
-        if (*p)
-            return -1;
-    }
-    int64_t t = (tz_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s) * 1000;
-    if (t < 0)
-        return -1;
-    *ms = t + frac;
-    return 0;
-}
 
 int analytics_window(const char *from, const char *to, const char *bucket, int64_t now_ms,
                      struct analytics_window *w, char *errbuf, size_t errlen)
@@ -93,12 +29,12 @@ int analytics_window(const char *from, const char *to, const char *bucket, int64
         errbuf_set(errbuf, errlen, "bucket must be hour or day");
         return -1;
     }
-    if (to && analytics_parse_time(to, &t) != 0) {
+    if (to && time_parse_rfc3339(to, &t) != 0) {
         errbuf_set(errbuf, errlen, "to must be %s", when);
         return -1;
     }
     f = t - ANALYTICS_DEFAULT_DAYS * 24 * HOUR_MS;
-    if (from && analytics_parse_time(from, &f) != 0) {
+    if (from && time_parse_rfc3339(from, &f) != 0) {
         errbuf_set(errbuf, errlen, "from must be %s", when);
         return -1;
     }

@@ -43,12 +43,6 @@ struct analytics_window {
     size_t nbuckets;
 };
 
-/* analytics_parse_time - an RFC 3339 date-time ("2026-12-05T10:00:00Z",
- * fraction optional, "Z" or an offset "+01:00"; a space for the '+' a
- * form-decoded query leaves) or a date ("2026-12-05": 00:00 UTC) in years
- * 1970-9999, as ms since the epoch; 0 or -1 */
-int analytics_parse_time(const char *s, int64_t *ms);
-
 /* analytics_window - the buckets of the parameters from, to and bucket
  * (each NULL when absent): to defaults to now_ms, from to ANALYTICS_DEFAULT_DAYS
  * before to, bucket to hour when the window has at most

@@ -12,7 +12,6 @@
 #include "store_history.h"
 #include "store_int.h"
 #include "timeutil.h"
-#include "tz.h"
 #include "xalloc.h"
 
 #include <json-c/json.h>
@@ -55,63 +54,6 @@ json_object *api_history_json(const struct history_row *r)
     json_object_object_add(o, "next_attempt_at",
                            r->state == DLV_RETRY ? time_or_null(r->due_at) : NULL);
     return o;
-}
-
-/* digits - n decimal digits at *p into *v */
-static bool digits(const char **p, int n, int *v)
-{
-    *v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (**p < '0' || **p > '9')
-            return false;
-        *v = *v * 10 + (**p - '0');
-    }
-    return true;
-}
-
-/* parse_time - an RFC 3339 date-time (Z or an offset, optional fraction
- * to the millisecond) into wall ms; 0 or -1 */
-static int parse_time(const char *s, int64_t *ms)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec, frac = 0, off = 0;
-    const char *p = s;
-    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-        !digits(&p, 2, &d) || (*p != 'T' && *p != 't') || (p++, !digits(&p, 2, &h)) ||
-        *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':' || !digits(&p, 2, &sec))
-        return -1;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 ||
-        mi > 59 || sec > 60)
-        return -1;
-    if (*p == '.') {
-        int nd = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, nd++)
-            if (nd < 3)
-                frac = frac * 10 + (*p - '0');
-        if (nd == 0)
-            return -1;
-        for (; nd < 3; nd++)
-            frac *= 10;
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-' || *p == ' ') { /* ' ': a '+' not written %2B */
-        int sign = *p == '-' ? -1 : 1, oh, om;
-        p++;
-        if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
-            return -1;
-        off = sign * (oh * 3600 + om * 60);
-    } else {
-        return -1;
-    }
-    if (*p)
-        return -1;
-    int64_t t = (tz_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off) * 1000;
-    if (t < 0)
-        return -1;
-    *ms = t + frac;
-    return 0;
 }
 
 /* cursor_check - the 8-byte check of a cursor at id for the query's filters */
@@ -177,7 +119,7 @@ static int query_time(struct http_request *req, struct http_response *resp, cons
 {
     const char *v = http_query(req, key);
     *has = v != NULL;
-    if (v && parse_time(v, ms) != 0) {
+    if (v && time_parse_rfc3339(v, ms) != 0) {
         http_reply_error(resp, 400, "invalid_field",
                          "%s must be an RFC 3339 time such as 2026-12-05T10:00:00Z (an offset's"
                          " + written %%2B)",

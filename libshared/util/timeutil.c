@@ -1,7 +1,9 @@
 /* timeutil.c - clocks and timestamps. */
 #include "timeutil.h"
+#include "tz.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -149,4 +151,69 @@ struct timespec time_mono_deadline(int64_t ms)
         dl.tv_nsec -= 1000000000L;
     }
     return dl;
+}
+
+/* digits - n decimal digits at *p into *out, *p moved past them */
+static bool digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+int time_parse_rfc3339(const char *s, int64_t *ms)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
+    const char *p = s;
+    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
+        !digits(&p, 2, &d))
+        return -1;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1)
+        return -1;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] + (mo == 2 && leap))
+        return -1;
+    int64_t off_s = 0;
+    if (*p) {
+        if ((*p != 'T' && *p != 't') || (p++, !digits(&p, 2, &h)) || *p++ != ':' ||
+            !digits(&p, 2, &mi) || *p++ != ':' || !digits(&p, 2, &sec) || h > 23 || mi > 59 ||
+            sec > 59)
+            return -1;
+        if (*p == '.') {
+            int nd = 0;
+            for (p++; *p >= '0' && *p <= '9'; p++, nd++)
+                if (nd < 3)
+                    frac = frac * 10 + (*p - '0');
+            if (nd == 0)
+                return -1;
+            for (; nd < 3; nd++)
+                frac *= 10;
+        }
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-' || *p == ' ') {
+            int sign = *p == '-' ? -1 : 1, oh, om;
+            p++;
+            if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
+                return -1;
+            off_s = sign * (oh * 3600 + om * 60);
+        } else {
+            return -1;
+        }
+        if (*p)
+            return -1;
+    }
+    int64_t t = (tz_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s) * 1000;
+    if (t < 0)
+        return -1;
+    *ms = t + frac;
+    return 0;
 }

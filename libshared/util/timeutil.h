@@ -20,6 +20,11 @@ void time_rfc3339(int64_t ms, char *out, size_t len);
  * UTC) into out; 0, or -1 when the year is outside 1900..9999 or out is
  * too small for the date and its NUL */
 int time_rfc5322(int64_t ms, char *out, size_t len);
+/* time_parse_rfc3339 - an RFC 3339 date-time ("2026-12-05T10:00:00Z",
+ * fraction optional, "Z" or an offset "+01:00"; a space for the '+' a
+ * form-decoded query leaves) or a date ("2026-12-05": 00:00 UTC) in years
+ * 1970-9999, as ms since the epoch; 0 or -1 */
+int time_parse_rfc3339(const char *s, int64_t *ms);
 /* time_sleep_ms - sleep, restarting on EINTR */
 void time_sleep_ms(int64_t ms);
 /* time_cond_init_mono - init cv so that pthread_cond_timedwait() takes

@@ -15,6 +15,7 @@
 #include "hstore_sqlite.h"
 #include "log.h"
 #include "test.h"
+#include "timeutil.h"
 
 #include <sqlite3.h>
 
@@ -60,7 +61,7 @@ static void times(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t ms = -1;
-        int rc = analytics_parse_time(cases[i].in, &ms);
+        int rc = time_parse_rfc3339(cases[i].in, &ms);
         char name[96];
         snprintf(name, sizeof name, "time '%s'", cases[i].in);
         if (cases[i].want < 0)

@@ -273,12 +273,14 @@ static void test_cursor(void)
     CHECK(cursor_parse("00000000000000000000000000000000", &q, &id) != 0, "id 0");
     CHECK(cursor_parse("ffffffffffffffff0000000000000000", &q, &id) != 0, "id beyond int64");
     int64_t t;
-    CHECK(parse_time("2026-12-05T10:00:00Z", &t) == 0 && t == 1796464800000LL, "RFC 3339 Z");
-    CHECK(parse_time("2026-12-05T11:00:00.5+01:00", &t) == 0 && t == 1796464800500LL,
+    CHECK(time_parse_rfc3339("2026-12-05T10:00:00Z", &t) == 0 && t == 1796464800000LL,
+          "RFC 3339 Z");
+    CHECK(time_parse_rfc3339("2026-12-05T11:00:00.5+01:00", &t) == 0 && t == 1796464800500LL,
           "RFC 3339 offset and fraction");
-    CHECK(parse_time("2026-02-30T10:00:00Z", &t) != 0, "no Feb 30");
-    CHECK(parse_time("2026-12-05", &t) != 0 && parse_time("yesterday", &t) != 0,
-          "a date alone or a word is refused");
+    CHECK(time_parse_rfc3339("2026-02-30T10:00:00Z", &t) != 0, "no Feb 30");
+    CHECK(time_parse_rfc3339("2026-12-05", &t) == 0 && t == 1796428800000LL,
+          "a date alone is its midnight UTC (as /analytics)");
+    CHECK(time_parse_rfc3339("yesterday", &t) != 0, "a word is refused");
 }
 
 static void test_plans(struct store *s)
