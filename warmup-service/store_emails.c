@@ -416,7 +416,9 @@ static void sync_mode(struct store *s, bool full)
 /* a checked claim leases a copy, or drops it when its address is suppressed */
 #define CLAIM_CHECKED_SET                                                                          \
     "UPDATE deliveries SET state = CASE WHEN EXISTS (SELECT 1 FROM suppressions"                   \
-    " WHERE address = deliveries.recipient) THEN 5 ELSE 1 END, lease_until = ?3 WHERE id IN ("
+    " WHERE address = deliveries.recipient) THEN 5 ELSE 1 END, updated_at = CASE WHEN EXISTS"      \
+    " (SELECT 1 FROM suppressions WHERE address = deliveries.recipient) THEN ?2"                   \
+    " ELSE updated_at END, lease_until = ?3 WHERE id IN ("
 
 int store_prepare_sender(struct store *s)
 {

@@ -61,11 +61,12 @@ enum {
     " at_ms INTEGER NOT NULL, email_ref INTEGER);"                                                 \
     "ALTER TABLE emails ADD COLUMN n_suppressed INTEGER NOT NULL DEFAULT 0;"
 
-/* a suppressed address's queued copies (pending, retry) dropped; read
- * through the claim index of the emails with queued copies (deliveries
- * has no index by recipient: one would cost every fan-out row) */
+/* a suppressed address's queued copies (pending, retry) dropped at ?2
+ * (ms: /history's updated_at, the archiver's age); the planner reads them
+ * through the claim index of the emails with queued copies or through
+ * deliveries_recipient (migration 10), whichever is smaller */
 #define STORE_DROP_QUEUED_SQL                                                                      \
-    "UPDATE deliveries SET state = 5 WHERE email_id IN"                                            \
+    "UPDATE deliveries SET state = 5, updated_at = ?2 WHERE email_id IN"                           \
     " (SELECT id FROM emails WHERE n_pending + n_failed > 0)"                                      \
     " AND state IN (0, 3) AND recipient = ?1 COLLATE NOCASE RETURNING email_id, attempts"
 

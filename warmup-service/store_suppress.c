@@ -47,7 +47,7 @@ void store_suppressions_free(struct suppression *v, size_t n)
 /* drop_queued - the address's pending and retry copies to suppressed, and
  * their emails' counters, inside the caller's transaction: one range of
  * the claim index per email with queued copies (STORE_DROP_QUEUED_SQL) */
-static int drop_queued(struct store *s, const char *address, int64_t *dropped)
+static int drop_queued(struct store *s, const char *address, int64_t at_ms, int64_t *dropped)
 {
     int rc = -1, r;
     sqlite3_stmt *upd = NULL, *cnt = NULL;
@@ -64,6 +64,7 @@ static int drop_queued(struct store *s, const char *address, int64_t *dropped)
     } *d = NULL;
     size_t nd = 0, cap = 0;
     sqlite3_bind_text(upd, 1, address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(upd, 2, at_ms);
     while ((r = sqlite3_step(upd)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(upd, 0);
         size_t i = 0;
@@ -130,7 +131,7 @@ int store_suppress_batch(struct store *s, const struct suppress_req *r, size_t n
             goto out;
         if (sqlite3_changes(s->w) == 0) /* already suppressed: nothing to do */
             continue;
-        if (drop_queued(s, r[i].address, &dropped[i]) != 0 ||
+        if (drop_queued(s, r[i].address, r[i].at_ms, &dropped[i]) != 0 ||
             outbox_add(s->w, topic, r[i].domain, r[i].event) != 0)
             goto out;
         result[i] = STORE_INSERTED;

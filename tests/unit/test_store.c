@@ -341,8 +341,8 @@ static void test_suppress(void)
     email_counts(s, a, cnt, sizeof cnt);
     CHECK_STR(cnt, "49 0 0 0 1", "pending - 1, suppressed + 1");
     CHECK_INT(count(s->w, "SELECT count(*) FROM deliveries WHERE state = 5 AND"
-                          " recipient = 'u10@example.com'"),
-              1, "the copy's status is suppressed");
+                          " recipient = 'u10@example.com' AND updated_at = 1796000000000"),
+              1, "the copy's status is suppressed, changed at the suppression's time (/history)");
     CHECK_INT(count(s->w, "SELECT count(*) FROM outbox WHERE topic = 'emailId-events' AND"
                           " key = 'example.com'") -
                   outbox0,
@@ -397,6 +397,8 @@ static void test_suppress(void)
         leaked |= strcmp(c[i].recipient, "u10@example.com") == 0 ||
                   strcmp(c[i].recipient, "u1@example.com") == 0;
     CHECK(n == NUSERS - 2 && !leaked, "every copy but the suppressed two");
+    CHECK_INT(count(s->w, "SELECT updated_at FROM deliveries WHERE recipient = 'u10@example.com'"),
+              now + 1, "a copy dropped at claim is changed then (/history, the archiver)");
     claims_free(c, n);
     email_counts(s, a, cnt, sizeof cnt);
     CHECK_STR(cnt, "48 0 0 0 2", "the requeued copy dropped again, counted once");
