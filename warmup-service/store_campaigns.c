@@ -98,25 +98,25 @@ static int parse_variants(const char *text, struct campaign *c)
     " state, paused, total, created_at, started_at"
 
 /* read_campaign - the current row of st (CAMPAIGN_COLS) into c; 0 or -1 */
-static int read_campaign(sqlite3_stmt *st, struct campaign *c)
+static int read_campaign(struct sqldb_stmt *st, struct campaign *c)
 {
     memset(c, 0, sizeof *c);
-    c->id = sqlite3_column_int64(st, 0);
-    c->name = store_col_str(st, 1);
-    c->from = store_col_str(st, 2);
-    c->from_name = store_col_dup(st, 3);
-    c->template_name = store_col_str(st, 4);
-    c->template_version = sqlite3_column_int(st, 5);
-    c->audience = store_col_str(st, 6);
-    c->tpm = sqlite3_column_int(st, 8);
-    c->smtp_client = store_col_dup(st, 9);
-    const unsigned char *state = sqlite3_column_text(st, 10);
+    c->id = sqldb_column_int64(st, 0);
+    c->name = store_qcol_str(st, 1);
+    c->from = store_qcol_str(st, 2);
+    c->from_name = store_qcol_dup(st, 3);
+    c->template_name = store_qcol_str(st, 4);
+    c->template_version = sqldb_column_int64(st, 5);
+    c->audience = store_qcol_str(st, 6);
+    c->tpm = sqldb_column_int64(st, 8);
+    c->smtp_client = store_qcol_dup(st, 9);
+    const char *state = sqldb_column_text(st, 10);
     c->started = state && strcmp((const char *)state, "draft") != 0;
-    c->paused = sqlite3_column_int(st, 11) != 0;
-    c->total = sqlite3_column_int64(st, 12);
-    c->created_at = store_col_str(st, 13);
-    c->started_at = store_col_dup(st, 14);
-    return parse_variants((const char *)sqlite3_column_text(st, 7), c);
+    c->paused = sqldb_column_int64(st, 11) != 0;
+    c->total = sqldb_column_int64(st, 12);
+    c->created_at = store_qcol_str(st, 13);
+    c->started_at = store_qcol_dup(st, 14);
+    return parse_variants(sqldb_column_text(st, 7), c);
 }
 
 /* read_emails - the campaign's emails (st: EMAILS_OF bound to nothing
@@ -124,28 +124,28 @@ static int read_campaign(sqlite3_stmt *st, struct campaign *c)
 #define EMAILS_OF                                                                                  \
     "SELECT id, variant, subject, tpm, paused, n_pending, n_sent, n_failed, n_dead,"               \
     " n_suppressed FROM emails WHERE campaign_id = ?1 ORDER BY id"
-static int read_emails(sqlite3_stmt *st, struct campaign *c)
+static int read_emails(struct sqldb_stmt *st, struct campaign *c)
 {
     size_t cap = 0;
     int r;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, c->id);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    sqldb_reset(st);
+    sqldb_bind_int64(st, 1, c->id);
+    while ((r = sqldb_step(st)) == SQLDB_ROW) {
         c->emails = store_grow(c->emails, &cap, c->nemails, sizeof *c->emails);
         struct campaign_email *e = &c->emails[c->nemails++];
-        e->email_id = sqlite3_column_int64(st, 0);
-        e->variant = store_col_dup(st, 1);
-        e->subject = store_col_str(st, 2);
-        e->tpm = sqlite3_column_int(st, 3);
-        e->paused = sqlite3_column_int(st, 4) != 0;
-        e->pending = sqlite3_column_int64(st, 5);
-        e->sent = sqlite3_column_int64(st, 6);
-        e->failed = sqlite3_column_int64(st, 7);
-        e->dead = sqlite3_column_int64(st, 8);
-        e->suppressed = sqlite3_column_int64(st, 9);
+        e->email_id = sqldb_column_int64(st, 0);
+        e->variant = store_qcol_dup(st, 1);
+        e->subject = store_qcol_str(st, 2);
+        e->tpm = sqldb_column_int64(st, 3);
+        e->paused = sqldb_column_int64(st, 4) != 0;
+        e->pending = sqldb_column_int64(st, 5);
+        e->sent = sqldb_column_int64(st, 6);
+        e->failed = sqldb_column_int64(st, 7);
+        e->dead = sqldb_column_int64(st, 8);
+        e->suppressed = sqldb_column_int64(st, 9);
     }
-    sqlite3_reset(st);
-    return r == SQLITE_DONE ? 0 : -1;
+    sqldb_reset(st);
+    return r == SQLDB_DONE ? 0 : -1;
 }
 
 int store_create_campaign(struct store *s, const struct campaign_spec *sp, int64_t *id)
@@ -153,25 +153,25 @@ int store_create_campaign(struct store *s, const struct campaign_spec *sp, int64
     int rc = -1;
     char *variants = variants_json(sp->variants, sp->nvariants);
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *st = db_prepare(
-        s->w, "INSERT INTO campaigns(name, from_addr, from_name, template, version, audience,"
-              " variants, tpm, smtp_client, created_at) VALUES(?,?,?,?,?,?,?,?,?,?)");
+    struct sqldb_stmt *st = sqldb_prepare(
+        s->wq, "INSERT INTO campaigns(name, from_addr, from_name, template, version, audience,"
+               " variants, tpm, smtp_client, created_at) VALUES(?,?,?,?,?,?,?,?,?,?) RETURNING id");
     if (st) {
-        sqlite3_bind_text(st, 1, sp->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, sp->from, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, sp->from_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, sp->template_name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 5, sp->template_version);
-        sqlite3_bind_text(st, 6, sp->audience, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, variants, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 8, sp->tpm);
-        sqlite3_bind_text(st, 9, sp->smtp_client, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 10, sp->created_at, -1, SQLITE_STATIC);
-        if (db_step(s->w, st) == 0) {
-            *id = sqlite3_last_insert_rowid(s->w);
+        sqldb_bind_text(st, 1, sp->name, -1);
+        sqldb_bind_text(st, 2, sp->from, -1);
+        sqldb_bind_text(st, 3, sp->from_name, -1);
+        sqldb_bind_text(st, 4, sp->template_name, -1);
+        sqldb_bind_int64(st, 5, sp->template_version);
+        sqldb_bind_text(st, 6, sp->audience, -1);
+        sqldb_bind_text(st, 7, variants, -1);
+        sqldb_bind_int64(st, 8, sp->tpm);
+        sqldb_bind_text(st, 9, sp->smtp_client, -1);
+        sqldb_bind_text(st, 10, sp->created_at, -1);
+        if (sqldb_step(st) == SQLDB_ROW) {
+            *id = sqldb_column_int64(st, 0);
             rc = 0;
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->w_lock);
     free(variants);
@@ -179,33 +179,34 @@ int store_create_campaign(struct store *s, const struct campaign_spec *sp, int64
 }
 
 /* get_campaign - campaign id with its emails over db (its lock held) */
-static int get_campaign(sqlite3 *db, int64_t id, struct campaign *out)
+static int get_campaign(struct sqldb *db, int64_t id, struct campaign *out)
 {
     int rc = -1;
-    sqlite3_stmt *st = db_prepare(db, "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = ?");
-    sqlite3_stmt *em = db_prepare(db, EMAILS_OF);
+    struct sqldb_stmt *st =
+        sqldb_prepare(db, "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = ?");
+    struct sqldb_stmt *em = sqldb_prepare(db, EMAILS_OF);
     memset(out, 0, sizeof *out);
     if (st && em) {
-        sqlite3_bind_int64(st, 1, id);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_DONE)
+        sqldb_bind_int64(st, 1, id);
+        int r = sqldb_step(st);
+        if (r == SQLDB_DONE)
             rc = 1;
-        else if (r == SQLITE_ROW)
+        else if (r == SQLDB_ROW)
             rc = read_campaign(st, out) == 0 && read_emails(em, out) == 0 ? 0 : -1;
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(em);
+    sqldb_finalize(st);
+    sqldb_finalize(em);
     if (rc != 0)
         campaign_cleanup(out);
     if (rc < 0)
-        log_error("store: campaign %lld could not be read: %s", (long long)id, sqlite3_errmsg(db));
+        log_error("store: campaign %lld could not be read: %s", (long long)id, sqldb_errmsg(db));
     return rc;
 }
 
 int store_get_campaign(struct store *s, int64_t id, struct campaign *out)
 {
     pthread_mutex_lock(&s->r_lock);
-    int rc = get_campaign(s->r, id, out);
+    int rc = get_campaign(s->rq, id, out);
     pthread_mutex_unlock(&s->r_lock);
     return rc;
 }
@@ -213,29 +214,29 @@ int store_get_campaign(struct store *s, int64_t id, struct campaign *out)
 int store_list_campaigns(struct store *s, int64_t limit, int64_t offset, struct campaign **out,
                          size_t *n)
 {
-    int rc = -1, r = SQLITE_ERROR;
+    int rc = -1, r = -1;
     size_t cap = 0;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st =
-        db_prepare(s->r, "SELECT " CAMPAIGN_COLS " FROM campaigns ORDER BY id LIMIT ? OFFSET ?");
-    sqlite3_stmt *em = db_prepare(s->r, EMAILS_OF);
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, "SELECT " CAMPAIGN_COLS
+                                                 " FROM campaigns ORDER BY id LIMIT ? OFFSET ?");
+    struct sqldb_stmt *em = sqldb_prepare(s->rq, EMAILS_OF);
     if (st && em) {
-        sqlite3_bind_int64(st, 1, limit);
-        sqlite3_bind_int64(st, 2, offset);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        sqldb_bind_int64(st, 1, limit);
+        sqldb_bind_int64(st, 2, offset);
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             struct campaign *c = &(*out)[(*n)++];
             if (read_campaign(st, c) != 0 || read_emails(em, c) != 0) {
-                r = SQLITE_ERROR;
+                r = -1;
                 break;
             }
         }
-        rc = r == SQLITE_DONE ? 0 : -1;
+        rc = r == SQLDB_DONE ? 0 : -1;
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(em);
+    sqldb_finalize(st);
+    sqldb_finalize(em);
     pthread_mutex_unlock(&s->r_lock);
     if (rc != 0) {
         log_error("store: listing campaigns failed");
@@ -333,21 +334,21 @@ static void aud_sql(struct buf *b, enum aud_kind k)
 
 /* prep_aud - prepare sql (a format with one %s: the audience's rows) with
  * ?1 and ?2 bound */
-static sqlite3_stmt *prep_aud(struct store *s, const char *fmt, enum aud_kind k,
-                              const struct campaign *c)
+static struct sqldb_stmt *prep_aud(struct store *s, const char *fmt, enum aud_kind k,
+                                   const struct campaign *c)
 {
     struct buf a, q;
     buf_init(&a, 1 << 16);
     buf_init(&q, 1 << 16);
     aud_sql(&a, k);
     buf_printf(&q, fmt, buf_str(&a));
-    sqlite3_stmt *st = db_prepare(s->w, buf_str(&q));
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, buf_str(&q));
     buf_cleanup(&a);
     buf_cleanup(&q);
     if (st) {
         if (k != AUD_LIST)
-            sqlite3_bind_text(st, 1, c->audience, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, c->id);
+            sqldb_bind_text(st, 1, c->audience, -1);
+        sqldb_bind_int64(st, 2, c->id);
     }
     return st;
 }
@@ -357,15 +358,15 @@ static sqlite3_stmt *prep_aud(struct store *s, const char *fmt, enum aud_kind k,
 static int upload_state(struct store *s, int64_t id, bool *running, bool *failed, bool *any)
 {
     *running = *failed = *any = false;
-    sqlite3_stmt *st = db_prepare(s->w, "SELECT state FROM imports WHERE campaign_id = ?"
-                                        " ORDER BY id DESC");
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, "SELECT state FROM imports WHERE campaign_id = ?"
+                                                 " ORDER BY id DESC");
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, id);
+    sqldb_bind_int64(st, 1, id);
     int r;
     bool first = true;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *state = (const char *)sqlite3_column_text(st, 0);
+    while ((r = sqldb_step(st)) == SQLDB_ROW) {
+        const char *state = sqldb_column_text(st, 0);
         state = state ? state : "";
         *any = true;
         if (strcmp(state, "queued") == 0 || strcmp(state, "importing") == 0)
@@ -374,22 +375,22 @@ static int upload_state(struct store *s, int64_t id, bool *running, bool *failed
             *failed = true;
         first = false;
     }
-    sqlite3_finalize(st);
-    return r == SQLITE_DONE ? 0 : -1;
+    sqldb_finalize(st);
+    return r == SQLDB_DONE ? 0 : -1;
 }
 
 /* check_audience - matched and suppressed counts; 0 or -1 */
 static int check_audience(struct store *s, enum aud_kind k, const struct campaign *c,
                           int64_t *matched, int64_t *supp)
 {
-    sqlite3_stmt *st = prep_aud(s, "SELECT count(*), coalesce(sum(supp), 0) FROM %s", k, c);
+    struct sqldb_stmt *st = prep_aud(s, "SELECT count(*), coalesce(sum(supp), 0) FROM %s", k, c);
     int rc = -1;
-    if (st && sqlite3_step(st) == SQLITE_ROW) {
-        *matched = sqlite3_column_int64(st, 0);
-        *supp = sqlite3_column_int64(st, 1);
+    if (st && sqldb_step(st) == SQLDB_ROW) {
+        *matched = sqldb_column_int64(st, 0);
+        *supp = sqldb_column_int64(st, 1);
         rc = 0;
     }
-    sqlite3_finalize(st);
+    sqldb_finalize(st);
     return rc;
 }
 
@@ -405,17 +406,17 @@ static int check_key(struct store *s, enum aud_kind k, const struct campaign *c,
         " '$.\"' || ?3 || '\"'), 'null') IN ('null', 'object', 'array')";
     if (strchr(key, '"') || strchr(key, '\\'))
         return -1; /* never a placeholder key */
-    sqlite3_stmt *st = prep_aud(s, fmt, k, c);
+    struct sqldb_stmt *st = prep_aud(s, fmt, k, c);
     int rc = -1;
     if (st) {
-        sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            *missing = sqlite3_column_int64(st, 0);
-            const unsigned char *ex = sqlite3_column_text(st, 1);
+        sqldb_bind_text(st, 3, key, -1);
+        if (sqldb_step(st) == SQLDB_ROW) {
+            *missing = sqldb_column_int64(st, 0);
+            const char *ex = sqldb_column_text(st, 1);
             snprintf(example, exlen, "%s", ex ? (const char *)ex : "");
             rc = 0;
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     return rc;
 }
@@ -457,37 +458,38 @@ static int fan_out(struct store *s, enum aud_kind k, const struct campaign *c, c
                " SELECT %s, user_id, address, name, lane, data FROM (SELECT (row_number() OVER"
                " (ORDER BY ord) - 1) %%%% ?3 AS k, * FROM %%s WHERE NOT supp)",
                buf_str(&sel));
-    sqlite3_stmt *st = prep_aud(s, buf_str(&fmt), k, c);
+    struct sqldb_stmt *st = prep_aud(s, buf_str(&fmt), k, c);
     buf_cleanup(&sel);
     buf_cleanup(&fmt);
     if (!st)
         return -1;
     for (size_t i = 0; i < n; i++) {
         w += (c->nvariants ? c->variants[i].weight : 1) / g;
-        sqlite3_bind_int64(st, (int)(4 + 2 * i), w);
-        sqlite3_bind_int64(st, (int)(5 + 2 * i), ids[i]);
+        sqldb_bind_int64(st, (int)(4 + 2 * i), w);
+        sqldb_bind_int64(st, (int)(5 + 2 * i), ids[i]);
     }
-    sqlite3_bind_int64(st, 3, w);
-    int rc = db_step(s->w, st);
-    sqlite3_finalize(st);
+    sqldb_bind_int64(st, 3, w);
+    int rc = sqldb_run(st);
+    sqldb_finalize(st);
     if (rc == 0)
-        *total = sqlite3_changes(s->w);
+        *total = sqldb_changes(s->wq);
     return rc;
 }
 
 /* count_pending - each email's copies into its n_pending; 0 or -1 */
 static int count_pending(struct store *s, const int64_t *ids, size_t n)
 {
-    sqlite3_stmt *st = db_prepare(s->w, "UPDATE emails SET n_pending = (SELECT count(*) FROM"
-                                        " deliveries WHERE email_id = ?1 AND state IN (0, 3))"
-                                        " WHERE id = ?1");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->wq, "UPDATE emails SET n_pending = (SELECT count(*) FROM"
+                             " deliveries WHERE email_id = ?1 AND state IN (0, 3))"
+                             " WHERE id = ?1");
     int rc = st ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, ids[i]);
-        rc = db_step(s->w, st);
+        sqldb_reset(st);
+        sqldb_bind_int64(st, 1, ids[i]);
+        rc = sqldb_run(st);
     }
-    sqlite3_finalize(st);
+    sqldb_finalize(st);
     return rc;
 }
 
@@ -575,11 +577,11 @@ int store_start_campaign(struct store *s, int64_t id, const struct campaign_star
     struct campaign c;
     memset(r, 0, sizeof *r);
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0) {
+    if (sqldb_begin(s->wq) != 0) {
         pthread_mutex_unlock(&s->w_lock);
         return -1;
     }
-    int got = get_campaign(s->w, id, &c);
+    int got = get_campaign(s->wq, id, &c);
     if (got != 0) {
         rc = got == 1 ? STORE_START_UNKNOWN : -1;
         goto out;
@@ -594,34 +596,35 @@ int store_start_campaign(struct store *s, int64_t id, const struct campaign_star
         goto out;
     rc = -1;
     /* an uploaded list's domains get their lanes first */
-    sqlite3_stmt *dom = NULL, *upd = NULL;
+    struct sqldb_stmt *dom = NULL, *upd = NULL;
     if (k == AUD_LIST) {
-        dom = db_prepare(s->w, "INSERT INTO domains(name) SELECT DISTINCT domain FROM"
-                               " campaign_recipients WHERE campaign_id = ? ON CONFLICT DO NOTHING");
+        dom = sqldb_prepare(s->wq,
+                            "INSERT INTO domains(name) SELECT DISTINCT domain FROM"
+                            " campaign_recipients WHERE campaign_id = ? ON CONFLICT DO NOTHING");
         if (dom)
-            sqlite3_bind_int64(dom, 1, id);
-        int d = dom ? db_step(s->w, dom) : -1;
-        sqlite3_finalize(dom);
+            sqldb_bind_int64(dom, 1, id);
+        int d = dom ? sqldb_run(dom) : -1;
+        sqldb_finalize(dom);
         if (d != 0)
             goto out;
     }
     if (make_emails(s, &c, st, r) != 0 || fan_out(s, k, &c, r->email_ids, r->nemails, &r->total) ||
         count_pending(s, r->email_ids, r->nemails) != 0)
         goto out;
-    upd = db_prepare(s->w, "UPDATE campaigns SET state = 'running', total = ?2, started_at = ?3"
-                           " WHERE id = ?1 AND state = 'draft'");
+    upd = sqldb_prepare(s->wq, "UPDATE campaigns SET state = 'running', total = ?2, started_at = ?3"
+                               " WHERE id = ?1 AND state = 'draft'");
     if (!upd)
         goto out;
-    sqlite3_bind_int64(upd, 1, id);
-    sqlite3_bind_int64(upd, 2, r->total);
-    sqlite3_bind_text(upd, 3, st->started_at, -1, SQLITE_STATIC);
-    int u = db_step(s->w, upd);
-    sqlite3_finalize(upd);
-    if (u == 0 && db_commit(s->w) == 0)
+    sqldb_bind_int64(upd, 1, id);
+    sqldb_bind_int64(upd, 2, r->total);
+    sqldb_bind_text(upd, 3, st->started_at, -1);
+    int u = sqldb_run(upd);
+    sqldb_finalize(upd);
+    if (u == 0 && sqldb_commit(s->wq) == 0)
         rc = STORE_START_OK;
 out:
     if (rc != STORE_START_OK) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         free(r->email_ids);
         r->email_ids = NULL;
         r->nemails = 0;
@@ -637,50 +640,50 @@ out:
 /* ---- controls --------------------------------------------------------- */
 
 /* collect - the ids st returns (one column) into a new array */
-static int collect(sqlite3_stmt *st, int64_t **ids, size_t *n)
+static int collect(struct sqldb_stmt *st, int64_t **ids, size_t *n)
 {
     size_t cap = 0;
     int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((r = sqldb_step(st)) == SQLDB_ROW) {
         *ids = store_grow(*ids, &cap, *n, sizeof **ids);
-        (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+        (*ids)[(*n)++] = sqldb_column_int64(st, 0);
     }
-    return r == SQLITE_DONE ? 0 : -1;
+    return r == SQLDB_DONE ? 0 : -1;
 }
 
 int store_campaign_set_paused(struct store *s, int64_t id, bool paused, int64_t **email_ids,
                               size_t *n)
 {
     int rc = -1;
-    sqlite3_stmt *camp = NULL, *em = NULL;
+    struct sqldb_stmt *camp = NULL, *em = NULL;
     *email_ids = NULL;
     *n = 0;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
-    camp = db_prepare(s->w, "UPDATE campaigns SET paused = ?2 WHERE id = ?1");
-    em = db_prepare(s->w, "UPDATE emails SET paused = ?2 WHERE campaign_id = ?1 RETURNING id");
+    camp = sqldb_prepare(s->wq, "UPDATE campaigns SET paused = ?2 WHERE id = ?1");
+    em = sqldb_prepare(s->wq, "UPDATE emails SET paused = ?2 WHERE campaign_id = ?1 RETURNING id");
     if (!camp || !em)
         goto out;
-    sqlite3_bind_int64(camp, 1, id);
-    sqlite3_bind_int(camp, 2, paused);
-    if (db_step(s->w, camp) != 0)
+    sqldb_bind_int64(camp, 1, id);
+    sqldb_bind_int64(camp, 2, paused);
+    if (sqldb_run(camp) != 0)
         goto out;
-    if (sqlite3_changes(s->w) == 0) {
+    if (sqldb_changes(s->wq) == 0) {
         rc = 1;
         goto out;
     }
-    sqlite3_bind_int64(em, 1, id);
-    sqlite3_bind_int(em, 2, paused);
+    sqldb_bind_int64(em, 1, id);
+    sqldb_bind_int64(em, 2, paused);
     if (collect(em, email_ids, n) != 0)
         goto out;
-    sqlite3_reset(em);
-    rc = db_commit(s->w);
+    sqldb_reset(em);
+    rc = sqldb_commit(s->wq);
 out:
-    sqlite3_finalize(camp);
-    sqlite3_finalize(em);
+    sqldb_finalize(camp);
+    sqldb_finalize(em);
     if (rc != 0) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         free(*email_ids);
         *email_ids = NULL;
         *n = 0;
@@ -693,25 +696,25 @@ int store_campaign_set_tpm(struct store *s, int64_t id, int tpm, int64_t **email
 {
     int rc = -1;
     struct campaign c;
-    sqlite3_stmt *camp = NULL, *em = NULL;
+    struct sqldb_stmt *camp = NULL, *em = NULL;
     *email_ids = NULL;
     *n = 0;
     memset(&c, 0, sizeof c);
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
-    int got = get_campaign(s->w, id, &c);
+    int got = get_campaign(s->wq, id, &c);
     if (got != 0) {
         rc = got;
         goto out;
     }
-    camp = db_prepare(s->w, "UPDATE campaigns SET tpm = ?2 WHERE id = ?1");
-    em = db_prepare(s->w, "UPDATE emails SET tpm = ?2 WHERE id = ?1");
+    camp = sqldb_prepare(s->wq, "UPDATE campaigns SET tpm = ?2 WHERE id = ?1");
+    em = sqldb_prepare(s->wq, "UPDATE emails SET tpm = ?2 WHERE id = ?1");
     if (!camp || !em || c.nvariants > CAMPAIGN_VARIANTS_MAX)
         goto out;
-    sqlite3_bind_int64(camp, 1, id);
-    sqlite3_bind_int(camp, 2, tpm);
-    if (db_step(s->w, camp) != 0)
+    sqldb_bind_int64(camp, 1, id);
+    sqldb_bind_int64(camp, 2, tpm);
+    if (sqldb_run(camp) != 0)
         goto out;
     int split[CAMPAIGN_VARIANTS_MAX];
     campaign_split_tpm(tpm, c.variants, c.nvariants, split);
@@ -721,19 +724,19 @@ int store_campaign_set_tpm(struct store *s, int64_t id, int tpm, int64_t **email
         for (size_t v = 0; c.emails[i].variant && v < c.nvariants; v++)
             if (strcmp(c.variants[v].name, c.emails[i].variant) == 0)
                 t = split[v];
-        sqlite3_reset(em);
-        sqlite3_bind_int64(em, 1, c.emails[i].email_id);
-        sqlite3_bind_int(em, 2, t);
-        if (db_step(s->w, em) != 0)
+        sqldb_reset(em);
+        sqldb_bind_int64(em, 1, c.emails[i].email_id);
+        sqldb_bind_int64(em, 2, t);
+        if (sqldb_run(em) != 0)
             goto out;
         (*email_ids)[(*n)++] = c.emails[i].email_id;
     }
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
-    sqlite3_finalize(camp);
-    sqlite3_finalize(em);
+    sqldb_finalize(camp);
+    sqldb_finalize(em);
     if (rc != 0) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         free(*email_ids);
         *email_ids = NULL;
         *n = 0;

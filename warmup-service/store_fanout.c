@@ -34,50 +34,50 @@ static int chunk(struct store *s, int64_t size, int64_t ahead, int64_t *email_id
 {
     int rc = -1, r;
     int64_t id, cursor, max, end;
-    sqlite3_stmt *pick = db_prepare(s->w, pick_sql), *endq = db_prepare(s->w, end_sql);
-    sqlite3_stmt *copy = db_prepare(s->w, s->n_supp == 0 ? copy_sql : copy_chk_sql);
-    sqlite3_stmt *adv = db_prepare(s->w, advance_sql);
+    struct sqldb_stmt *pick = sqldb_prepare(s->wq, pick_sql), *endq = sqldb_prepare(s->wq, end_sql);
+    struct sqldb_stmt *copy = sqldb_prepare(s->wq, s->n_supp == 0 ? copy_sql : copy_chk_sql);
+    struct sqldb_stmt *adv = sqldb_prepare(s->wq, advance_sql);
     if (!pick || !endq || !copy || !adv)
         goto out;
-    sqlite3_bind_int64(pick, 1, ahead);
-    r = sqlite3_step(pick);
-    if (r != SQLITE_ROW) {
-        rc = r == SQLITE_DONE ? 0 : -1;
+    sqldb_bind_int64(pick, 1, ahead);
+    r = sqldb_step(pick);
+    if (r != SQLDB_ROW) {
+        rc = r == SQLDB_DONE ? 0 : -1;
         goto out;
     }
-    id = sqlite3_column_int64(pick, 0);
-    cursor = sqlite3_column_int64(pick, 1);
-    max = sqlite3_column_int64(pick, 2);
-    sqlite3_bind_int64(endq, 1, cursor);
-    sqlite3_bind_int64(endq, 2, max);
-    sqlite3_bind_int64(endq, 3, size - 1);
-    r = sqlite3_step(endq);
-    if (r == SQLITE_ROW)
-        end = sqlite3_column_int64(endq, 0);
-    else if (r == SQLITE_DONE)
+    id = sqldb_column_int64(pick, 0);
+    cursor = sqldb_column_int64(pick, 1);
+    max = sqldb_column_int64(pick, 2);
+    sqldb_bind_int64(endq, 1, cursor);
+    sqldb_bind_int64(endq, 2, max);
+    sqldb_bind_int64(endq, 3, size - 1);
+    r = sqldb_step(endq);
+    if (r == SQLDB_ROW)
+        end = sqldb_column_int64(endq, 0);
+    else if (r == SQLDB_DONE)
         end = max; /* the last chunk */
     else
         goto out;
-    sqlite3_bind_int64(copy, 1, id);
-    sqlite3_bind_int64(copy, 2, cursor);
-    sqlite3_bind_int64(copy, 3, end);
-    if (db_step(s->w, copy) != 0)
+    sqldb_bind_int64(copy, 1, id);
+    sqldb_bind_int64(copy, 2, cursor);
+    sqldb_bind_int64(copy, 3, end);
+    if (sqldb_run(copy) != 0)
         goto out;
-    *copies = sqlite3_changes(s->w);
-    sqlite3_bind_int64(adv, 1, id);
-    sqlite3_bind_int64(adv, 2, end);
-    sqlite3_bind_int64(adv, 3, *copies);
-    if (db_step(s->w, adv) != 0)
+    *copies = sqldb_changes(s->wq);
+    sqldb_bind_int64(adv, 1, id);
+    sqldb_bind_int64(adv, 2, end);
+    sqldb_bind_int64(adv, 3, *copies);
+    if (sqldb_run(adv) != 0)
         goto out;
     *email_id = id;
     rc = 1;
 out:
     if (rc < 0)
-        log_error("store: fan-out chunk failed: %s", sqlite3_errmsg(s->w));
-    sqlite3_finalize(pick);
-    sqlite3_finalize(endq);
-    sqlite3_finalize(copy);
-    sqlite3_finalize(adv);
+        log_error("store: fan-out chunk failed: %s", sqldb_errmsg(s->wq));
+    sqldb_finalize(pick);
+    sqldb_finalize(endq);
+    sqldb_finalize(copy);
+    sqldb_finalize(adv);
     return rc;
 }
 
@@ -90,12 +90,12 @@ int store_fanout_step(struct store *s, int64_t size, int64_t ahead, int64_t *ema
     if (size < 1)
         size = 1;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) == 0) {
+    if (sqldb_begin(s->wq) == 0) {
         rc = chunk(s, size, ahead, email_id, copies);
-        if (rc == 1 && db_commit(s->w) != 0)
+        if (rc == 1 && sqldb_commit(s->wq) != 0)
             rc = -1;
         if (rc != 1)
-            db_rollback(s->w);
+            sqldb_rollback(s->wq);
     }
     pthread_mutex_unlock(&s->w_lock);
     if (rc != 1) {
@@ -118,10 +118,10 @@ int64_t store_fanout_eligible(struct store *s)
 {
     int64_t n = -1;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *st = db_prepare(s->w, eligible_sql);
-    if (st && sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, eligible_sql);
+    if (st && sqldb_step(st) == SQLDB_ROW)
+        n = sqldb_column_int64(st, 0);
+    sqldb_finalize(st);
     pthread_mutex_unlock(&s->w_lock);
     return n;
 }

@@ -78,20 +78,20 @@ void store_history_free(struct history_row *v, size_t n)
 }
 
 /* read_row - a HISTORY_COLS row into r (heap strings) */
-static void read_row(sqlite3_stmt *st, struct history_row *r)
+static void read_row(struct sqldb_stmt *st, struct history_row *r)
 {
-    r->id = sqlite3_column_int64(st, 0);
-    r->email_id = sqlite3_column_int64(st, 1);
-    r->message_id = msgid_copy(r->email_id, (const char *)sqlite3_column_text(st, 2), r->id,
-                               (const char *)sqlite3_column_text(st, 3));
-    r->recipient = store_col_str(st, 4);
-    r->state = sqlite3_column_int(st, 5);
-    r->attempts = sqlite3_column_int(st, 6);
-    r->has_code = sqlite3_column_type(st, 7) != SQLITE_NULL;
-    r->last_code = sqlite3_column_int(st, 7);
-    r->last_reply = store_col_dup(st, 8);
-    r->updated_at = sqlite3_column_int64(st, 9);
-    r->due_at = sqlite3_column_int64(st, 10);
+    r->id = sqldb_column_int64(st, 0);
+    r->email_id = sqldb_column_int64(st, 1);
+    r->message_id =
+        msgid_copy(r->email_id, sqldb_column_text(st, 2), r->id, sqldb_column_text(st, 3));
+    r->recipient = store_qcol_str(st, 4);
+    r->state = sqldb_column_int64(st, 5);
+    r->attempts = sqldb_column_int64(st, 6);
+    r->has_code = !sqldb_column_null(st, 7);
+    r->last_code = sqldb_column_int64(st, 7);
+    r->last_reply = store_qcol_dup(st, 8);
+    r->updated_at = sqldb_column_int64(st, 9);
+    r->due_at = sqldb_column_int64(st, 10);
 }
 
 /* range_rows - copies updated in the query's range, counted up to max
@@ -99,14 +99,14 @@ static void read_row(sqlite3_stmt *st, struct history_row *r)
 static int64_t range_rows(struct store *s, const struct history_query *q, int64_t max)
 {
     int64_t v = max;
-    sqlite3_stmt *st = db_prepare(s->r, HISTORY_RANGE_COUNT);
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, HISTORY_RANGE_COUNT);
     if (st) {
-        sqlite3_bind_int64(st, 1, q->has_from ? q->from_ms : INT64_MIN);
-        sqlite3_bind_int64(st, 2, q->has_to ? q->to_ms : INT64_MAX);
-        sqlite3_bind_int64(st, 3, max);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        sqldb_bind_int64(st, 1, q->has_from ? q->from_ms : INT64_MIN);
+        sqldb_bind_int64(st, 2, q->has_to ? q->to_ms : INT64_MAX);
+        sqldb_bind_int64(st, 3, max);
+        if (sqldb_step(st) == SQLDB_ROW)
+            v = sqldb_column_int64(st, 0);
+        sqldb_finalize(st);
     }
     return v;
 }
@@ -114,7 +114,7 @@ static int64_t range_rows(struct store *s, const struct history_query *q, int64_
 int store_history(struct store *s, const struct history_query *q, struct history_row **out,
                   size_t *n)
 {
-    int r = SQLITE_ERROR;
+    int r = -1;
     size_t cap = 0;
     *out = NULL;
     *n = 0;
@@ -139,32 +139,32 @@ int store_history(struct store *s, const struct history_query *q, struct history
     if (q->has_to)
         buf_printf(&sql, "%s", wide ? HISTORY_TO_SCAN : HISTORY_TO);
     buf_printf(&sql, "%s", HISTORY_ORDER);
-    sqlite3_stmt *st = db_prepare(s->r, buf_str(&sql));
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, buf_str(&sql));
     if (st) {
         /* an index the statement does not name is ignored (SQLITE_RANGE) */
-        sqlite3_bind_int64(st, 1, q->before_id > 0 ? q->before_id : INT64_MAX);
+        sqldb_bind_int64(st, 1, q->before_id > 0 ? q->before_id : INT64_MAX);
         if (q->recipient)
-            sqlite3_bind_text(st, 2, q->recipient, -1, SQLITE_STATIC);
+            sqldb_bind_text(st, 2, q->recipient, -1);
         if (q->email_id)
-            sqlite3_bind_int64(st, 3, q->email_id);
+            sqldb_bind_int64(st, 3, q->email_id);
         if (q->state >= 0)
-            sqlite3_bind_int(st, 4, q->state);
+            sqldb_bind_int64(st, 4, q->state);
         if (q->has_from)
-            sqlite3_bind_int64(st, 5, q->from_ms);
+            sqldb_bind_int64(st, 5, q->from_ms);
         if (q->has_to)
-            sqlite3_bind_int64(st, 6, q->to_ms);
-        sqlite3_bind_int64(st, 7, q->limit);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            sqldb_bind_int64(st, 6, q->to_ms);
+        sqldb_bind_int64(st, 7, q->limit);
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             read_row(st, &(*out)[(*n)++]);
         }
-        if (r != SQLITE_DONE)
-            log_error("store: history: %s", sqlite3_errmsg(s->r));
-        sqlite3_finalize(st);
+        if (r != SQLDB_DONE)
+            log_error("store: history: %s", sqldb_errmsg(s->rq));
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     buf_cleanup(&sql);
-    if (r != SQLITE_DONE) {
+    if (r != SQLDB_DONE) {
         store_history_free(*out, *n);
         *out = NULL;
         *n = 0;
@@ -184,22 +184,22 @@ int store_archive_scan(struct store *s, int64_t cutoff_ms, int64_t max,
     while (rc == 0 && span->rows < max) {
         int64_t want = max - span->rows < ARCHIVE_PAGE_ROWS ? max - span->rows : ARCHIVE_PAGE_ROWS;
         size_t got = 0;
-        int r = SQLITE_ERROR;
+        int r = -1;
         pthread_mutex_lock(&s->r_lock);
-        sqlite3_stmt *st = db_prepare(s->r, ARCHIVE_PAGE);
+        struct sqldb_stmt *st = sqldb_prepare(s->rq, ARCHIVE_PAGE);
         if (st) {
-            sqlite3_bind_int64(st, 1, cutoff_ms);
-            sqlite3_bind_int64(st, 2, k_upd);
-            sqlite3_bind_int64(st, 3, k_id);
-            sqlite3_bind_int64(st, 4, want);
-            while ((r = sqlite3_step(st)) == SQLITE_ROW)
+            sqldb_bind_int64(st, 1, cutoff_ms);
+            sqldb_bind_int64(st, 2, k_upd);
+            sqldb_bind_int64(st, 3, k_id);
+            sqldb_bind_int64(st, 4, want);
+            while ((r = sqldb_step(st)) == SQLDB_ROW)
                 read_row(st, &page[got++]);
-            if (r != SQLITE_DONE)
-                log_error("store: archive scan: %s", sqlite3_errmsg(s->r));
-            sqlite3_finalize(st);
+            if (r != SQLDB_DONE)
+                log_error("store: archive scan: %s", sqldb_errmsg(s->rq));
+            sqldb_finalize(st);
         }
         pthread_mutex_unlock(&s->r_lock);
-        if (r != SQLITE_DONE)
+        if (r != SQLDB_DONE)
             rc = -1;
         for (size_t i = 0; i < got; i++) {
             const struct history_row *h = &page[i];
@@ -233,40 +233,40 @@ int store_archive_commit(struct store *s, int64_t cutoff_ms, const struct archiv
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *ins = db_prepare(s->w, ARCHIVE_INSERT);
-    sqlite3_stmt *del = db_prepare(s->w, ARCHIVE_DELETE);
-    if (!ins || !del || db_begin(s->w) != 0)
+    struct sqldb_stmt *ins = sqldb_prepare(s->wq, ARCHIVE_INSERT);
+    struct sqldb_stmt *del = sqldb_prepare(s->wq, ARCHIVE_DELETE);
+    if (!ins || !del || sqldb_begin(s->wq) != 0)
         goto out;
-    sqlite3_bind_text(ins, 1, a->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 2, a->store, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(ins, 3, a->first_id);
-    sqlite3_bind_int64(ins, 4, a->last_id);
-    sqlite3_bind_int64(ins, 5, a->rows);
-    sqlite3_bind_int64(ins, 6, a->bytes);
-    sqlite3_bind_int64(ins, 7, a->min_updated_at);
-    sqlite3_bind_int64(ins, 8, a->max_updated_at);
-    sqlite3_bind_int64(ins, 9, a->created_at);
-    if (db_step(s->w, ins) != 0)
+    sqldb_bind_text(ins, 1, a->name, -1);
+    sqldb_bind_text(ins, 2, a->store, -1);
+    sqldb_bind_int64(ins, 3, a->first_id);
+    sqldb_bind_int64(ins, 4, a->last_id);
+    sqldb_bind_int64(ins, 5, a->rows);
+    sqldb_bind_int64(ins, 6, a->bytes);
+    sqldb_bind_int64(ins, 7, a->min_updated_at);
+    sqldb_bind_int64(ins, 8, a->max_updated_at);
+    sqldb_bind_int64(ins, 9, a->created_at);
+    if (sqldb_run(ins) != 0)
         goto out;
-    sqlite3_bind_int64(del, 1, cutoff_ms);
-    sqlite3_bind_int64(del, 2, span->first_upd);
-    sqlite3_bind_int64(del, 3, span->first_id);
-    sqlite3_bind_int64(del, 4, span->last_upd);
-    sqlite3_bind_int64(del, 5, span->last_id);
-    if (db_step(s->w, del) != 0)
+    sqldb_bind_int64(del, 1, cutoff_ms);
+    sqldb_bind_int64(del, 2, span->first_upd);
+    sqldb_bind_int64(del, 3, span->first_id);
+    sqldb_bind_int64(del, 4, span->last_upd);
+    sqldb_bind_int64(del, 5, span->last_id);
+    if (sqldb_run(del) != 0)
         goto out;
-    if (sqlite3_changes64(s->w) != span->rows) {
+    if (sqldb_changes(s->wq) != span->rows) {
         log_warn("store: archive %s: %lld copies changed since the scan; retried later", a->name,
-                 (long long)(span->rows - sqlite3_changes64(s->w)));
+                 (long long)(span->rows - sqldb_changes(s->wq)));
         rc = 1;
         goto out;
     }
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc != 0)
-        db_rollback(s->w);
-    sqlite3_finalize(ins);
-    sqlite3_finalize(del);
+        sqldb_rollback(s->wq);
+    sqldb_finalize(ins);
+    sqldb_finalize(del);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -283,33 +283,33 @@ void store_archives_free(struct archive_entry *v, size_t n)
 int store_list_archives(struct store *s, int64_t limit, int64_t offset, struct archive_entry **out,
                         size_t *n)
 {
-    int r = SQLITE_ERROR;
+    int r = -1;
     size_t cap = 0;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, ARCHIVE_LIST);
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, ARCHIVE_LIST);
     if (st) {
-        sqlite3_bind_int64(st, 1, limit);
-        sqlite3_bind_int64(st, 2, offset);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        sqldb_bind_int64(st, 1, limit);
+        sqldb_bind_int64(st, 2, offset);
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             struct archive_entry *a = &(*out)[(*n)++];
-            a->id = sqlite3_column_int64(st, 0);
-            a->name = store_col_str(st, 1);
-            a->store = store_col_str(st, 2);
-            a->first_id = sqlite3_column_int64(st, 3);
-            a->last_id = sqlite3_column_int64(st, 4);
-            a->rows = sqlite3_column_int64(st, 5);
-            a->bytes = sqlite3_column_int64(st, 6);
-            a->min_updated_at = sqlite3_column_int64(st, 7);
-            a->max_updated_at = sqlite3_column_int64(st, 8);
-            a->created_at = sqlite3_column_int64(st, 9);
+            a->id = sqldb_column_int64(st, 0);
+            a->name = store_qcol_str(st, 1);
+            a->store = store_qcol_str(st, 2);
+            a->first_id = sqldb_column_int64(st, 3);
+            a->last_id = sqldb_column_int64(st, 4);
+            a->rows = sqldb_column_int64(st, 5);
+            a->bytes = sqldb_column_int64(st, 6);
+            a->min_updated_at = sqldb_column_int64(st, 7);
+            a->max_updated_at = sqldb_column_int64(st, 8);
+            a->created_at = sqldb_column_int64(st, 9);
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
-    if (r != SQLITE_DONE) {
+    if (r != SQLDB_DONE) {
         store_archives_free(*out, *n);
         *out = NULL;
         *n = 0;
@@ -320,14 +320,14 @@ int store_list_archives(struct store *s, int64_t limit, int64_t offset, struct a
 
 int store_archive_known(struct store *s, const char *name)
 {
-    int r = SQLITE_ERROR;
+    int r = -1;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, ARCHIVE_KNOWN);
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, ARCHIVE_KNOWN);
     if (st) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        r = sqlite3_step(st);
-        sqlite3_finalize(st);
+        sqldb_bind_text(st, 1, name, -1);
+        r = sqldb_step(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
-    return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
+    return r == SQLDB_ROW ? 1 : r == SQLDB_DONE ? 0 : -1;
 }

@@ -20,12 +20,12 @@ int store_suppress_open(struct store *s)
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *st = db_prepare(s->w, "SELECT count(*) FROM suppressions");
-    if (st && sqlite3_step(st) == SQLITE_ROW) {
-        s->n_supp = sqlite3_column_int64(st, 0);
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, "SELECT count(*) FROM suppressions");
+    if (st && sqldb_step(st) == SQLDB_ROW) {
+        s->n_supp = sqldb_column_int64(st, 0);
         rc = 0;
     }
-    sqlite3_finalize(st);
+    sqldb_finalize(st);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -50,12 +50,12 @@ void store_suppressions_free(struct suppression *v, size_t n)
 static int drop_queued(struct store *s, const char *address, int64_t at_ms, int64_t *dropped)
 {
     int rc = -1, r;
-    sqlite3_stmt *upd = NULL, *cnt = NULL;
+    struct sqldb_stmt *upd = NULL, *cnt = NULL;
     *dropped = 0;
-    upd = db_prepare(s->w, STORE_DROP_QUEUED_SQL);
-    cnt = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending - ?2,"
-                           " n_failed = n_failed - ?3, n_suppressed = n_suppressed + ?2 + ?3"
-                           " WHERE id = ?1");
+    upd = sqldb_prepare(s->wq, STORE_DROP_QUEUED_SQL);
+    cnt = sqldb_prepare(s->wq, "UPDATE emails SET n_pending = n_pending - ?2,"
+                               " n_failed = n_failed - ?3, n_suppressed = n_suppressed + ?2 + ?3"
+                               " WHERE id = ?1");
     if (!upd || !cnt)
         goto out;
     /* one copy per email and address: the rows are few */
@@ -63,10 +63,10 @@ static int drop_queued(struct store *s, const char *address, int64_t at_ms, int6
         int64_t id, pending, failed;
     } *d = NULL;
     size_t nd = 0, cap = 0;
-    sqlite3_bind_text(upd, 1, address, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(upd, 2, at_ms);
-    while ((r = sqlite3_step(upd)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(upd, 0);
+    sqldb_bind_text(upd, 1, address, -1);
+    sqldb_bind_int64(upd, 2, at_ms);
+    while ((r = sqldb_step(upd)) == SQLDB_ROW) {
+        int64_t id = sqldb_column_int64(upd, 0);
         size_t i = 0;
         while (i < nd && d[i].id != id)
             i++;
@@ -76,30 +76,30 @@ static int drop_queued(struct store *s, const char *address, int64_t at_ms, int6
             d[nd].pending = d[nd].failed = 0;
             nd++;
         }
-        if (sqlite3_column_int(upd, 1) == 0)
+        if (sqldb_column_int64(upd, 1) == 0)
             d[i].pending++;
         else
             d[i].failed++;
         (*dropped)++;
     }
-    sqlite3_reset(upd);
-    if (r != SQLITE_DONE) {
-        log_error("store: dropping queued copies failed: %s", sqlite3_errmsg(s->w));
+    sqldb_reset(upd);
+    if (r != SQLDB_DONE) {
+        log_error("store: dropping queued copies failed: %s", sqldb_errmsg(s->wq));
         free(d);
         goto out;
     }
     rc = 0;
     for (size_t i = 0; i < nd && rc == 0; i++) {
-        sqlite3_bind_int64(cnt, 1, d[i].id);
-        sqlite3_bind_int64(cnt, 2, d[i].pending);
-        sqlite3_bind_int64(cnt, 3, d[i].failed);
-        rc = db_step(s->w, cnt);
-        sqlite3_reset(cnt);
+        sqldb_bind_int64(cnt, 1, d[i].id);
+        sqldb_bind_int64(cnt, 2, d[i].pending);
+        sqldb_bind_int64(cnt, 3, d[i].failed);
+        rc = sqldb_run(cnt);
+        sqldb_reset(cnt);
     }
     free(d);
 out:
-    sqlite3_finalize(upd);
-    sqlite3_finalize(cnt);
+    sqldb_finalize(upd);
+    sqldb_finalize(cnt);
     return rc;
 }
 
@@ -113,23 +113,24 @@ int store_suppress_batch(struct store *s, const struct suppress_req *r, size_t n
         result[i] = STORE_DUPLICATE;
     }
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *ins = db_prepare(s->w, "INSERT INTO suppressions(address, reason, at_ms,"
-                                         " email_ref) VALUES(?,?,?,?) ON CONFLICT DO NOTHING");
-    if (!ins || db_begin(s->w) != 0)
+    struct sqldb_stmt *ins =
+        sqldb_prepare(s->wq, "INSERT INTO suppressions(address, reason, at_ms,"
+                             " email_ref) VALUES(?,?,?,?) ON CONFLICT DO NOTHING");
+    if (!ins || sqldb_begin(s->wq) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_text(ins, 1, r[i].address, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 2, r[i].reason, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 3, r[i].at_ms);
+        sqldb_bind_text(ins, 1, r[i].address, -1);
+        sqldb_bind_text(ins, 2, r[i].reason, -1);
+        sqldb_bind_int64(ins, 3, r[i].at_ms);
         if (r[i].email_ref > 0)
-            sqlite3_bind_int64(ins, 4, r[i].email_ref);
+            sqldb_bind_int64(ins, 4, r[i].email_ref);
         else
-            sqlite3_bind_null(ins, 4);
-        int st = db_step(s->w, ins);
-        sqlite3_reset(ins);
+            sqldb_bind_null(ins, 4);
+        int st = sqldb_run(ins);
+        sqldb_reset(ins);
         if (st != 0)
             goto out;
-        if (sqlite3_changes(s->w) == 0) /* already suppressed: nothing to do */
+        if (sqldb_changes(s->wq) == 0) /* already suppressed: nothing to do */
             continue;
         if (drop_queued(s, r[i].address, r[i].at_ms, &dropped[i]) != 0 ||
             outbox_add(s->w, topic, r[i].domain, r[i].event) != 0)
@@ -137,20 +138,20 @@ int store_suppress_batch(struct store *s, const struct suppress_req *r, size_t n
         result[i] = STORE_INSERTED;
         added++;
     }
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
     if (rc == 0 && added > 0) {
         s->n_supp += (int64_t)added;
         atomic_fetch_add(&s->supp_epoch, 1);
     }
 out:
     if (rc != 0) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         for (size_t i = 0; i < n; i++) {
             dropped[i] = 0;
             result[i] = STORE_DUPLICATE;
         }
     }
-    sqlite3_finalize(ins);
+    sqldb_finalize(ins);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -165,25 +166,25 @@ int store_unsuppress(struct store *s, const char *address)
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *st = db_prepare(s->w, "DELETE FROM suppressions WHERE address = ?1");
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, "DELETE FROM suppressions WHERE address = ?1");
     if (st) {
-        sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
-        if (db_step(s->w, st) == 0) {
-            rc = sqlite3_changes(s->w) ? 0 : 1;
+        sqldb_bind_text(st, 1, address, -1);
+        if (sqldb_run(st) == 0) {
+            rc = sqldb_changes(s->wq) ? 0 : 1;
             if (rc == 0)
                 s->n_supp--;
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
 
-static void read_row(sqlite3_stmt *st, struct suppression *x)
+static void read_row(struct sqldb_stmt *st, struct suppression *x)
 {
-    x->address = store_col_str(st, 0);
-    x->reason = store_col_str(st, 1);
-    x->at_ms = sqlite3_column_int64(st, 2);
+    x->address = store_qcol_str(st, 0);
+    x->reason = store_qcol_str(st, 1);
+    x->at_ms = sqldb_column_int64(st, 2);
 }
 
 int store_get_suppression(struct store *s, const char *address, struct suppression *out)
@@ -191,18 +192,18 @@ int store_get_suppression(struct store *s, const char *address, struct suppressi
     int rc = -1;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st =
-        db_prepare(s->r, "SELECT address, reason, at_ms FROM suppressions WHERE address = ?1");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->rq, "SELECT address, reason, at_ms FROM suppressions WHERE address = ?1");
     if (st) {
-        sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
+        sqldb_bind_text(st, 1, address, -1);
+        int r = sqldb_step(st);
+        if (r == SQLDB_ROW) {
             read_row(st, out);
             rc = 0;
-        } else if (r == SQLITE_DONE) {
+        } else if (r == SQLDB_DONE) {
             rc = 1;
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     return rc;
@@ -211,24 +212,24 @@ int store_get_suppression(struct store *s, const char *address, struct suppressi
 int store_list_suppressions(struct store *s, int64_t limit, int64_t offset,
                             struct suppression **out, size_t *n)
 {
-    int r = SQLITE_ERROR;
+    int r = -1;
     size_t cap = 0;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, "SELECT address, reason, at_ms FROM suppressions"
-                                        " ORDER BY rowid LIMIT ?1 OFFSET ?2");
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, "SELECT address, reason, at_ms FROM suppressions"
+                                                 " ORDER BY rowid LIMIT ?1 OFFSET ?2");
     if (st) {
-        sqlite3_bind_int64(st, 1, limit);
-        sqlite3_bind_int64(st, 2, offset);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        sqldb_bind_int64(st, 1, limit);
+        sqldb_bind_int64(st, 2, offset);
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             read_row(st, &(*out)[(*n)++]);
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
-    if (r != SQLITE_DONE) {
+    if (r != SQLDB_DONE) {
         store_suppressions_free(*out, *n);
         *out = NULL;
         *n = 0;

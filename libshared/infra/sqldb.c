@@ -425,10 +425,8 @@ void sqldb_clear_bindings(struct sqldb_stmt *st)
 /* param - the i-th parameter's slot, emptied; NULL when out of range */
 static struct pg_param *param(struct sqldb_stmt *st, int i)
 {
-    if (i < 1 || i > st->nparams) {
-        log_error("sql: parameter %d of %d bound", i, st->nparams);
+    if (i < 1 || i > st->nparams) /* not in the statement: ignored, as SQLite does */
         return NULL;
-    }
     clear_result(st);
     clear_param(&st->p[i - 1]);
     return &st->p[i - 1];
