@@ -62,21 +62,23 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
     }
     s->wq = sqldb_wrap_sqlite(s->w);
     s->rq = sqldb_wrap_sqlite(s->r);
-    s->ins_user = db_prepare(s->w, "INSERT INTO users(name, email_id, domain, created_at, lane,"
-                                   " attributes) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING");
-    s->ins_domain = db_prepare(s->w, "INSERT INTO domains(name) VALUES(?) ON CONFLICT DO NOTHING");
-    s->get_lane = db_prepare(s->w, "SELECT id FROM domains WHERE name = ?");
-    s->list_users = db_prepare(s->r, "SELECT name, email_id, created_at, attributes FROM users"
-                                     " ORDER BY id LIMIT ? OFFSET ?");
+    s->ins_user = sqldb_prepare(s->wq, "INSERT INTO users(name, email_id, domain, created_at, lane,"
+                                       " attributes) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+                                       " RETURNING id");
+    s->ins_domain =
+        sqldb_prepare(s->wq, "INSERT INTO domains(name) VALUES(?) ON CONFLICT DO NOTHING");
+    s->get_lane = sqldb_prepare(s->wq, "SELECT id FROM domains WHERE name = ?");
+    s->list_users = sqldb_prepare(s->rq, "SELECT name, email_id, created_at, attributes FROM users"
+                                         " ORDER BY id LIMIT ? OFFSET ?");
     s->list_ids =
-        db_prepare(s->r, "SELECT id, email_id FROM users WHERE id > ? ORDER BY id LIMIT ?");
-    s->count_users = db_prepare(s->r, "SELECT count(*) FROM users");
-    s->backfill = db_prepare(s->w, "INSERT INTO deliveries(email_id, user_id, recipient, name,"
-                                   " lane, data) SELECT id, ?1, ?2, ?3, ?4, ?5 FROM emails"
-                                   " WHERE kind = 0 AND NOT EXISTS"
-                                   " (SELECT 1 FROM suppressions WHERE address = ?2)");
+        sqldb_prepare(s->rq, "SELECT id, email_id FROM users WHERE id > ? ORDER BY id LIMIT ?");
+    s->count_users = sqldb_prepare(s->rq, "SELECT count(*) FROM users");
+    s->backfill = sqldb_prepare(s->wq, "INSERT INTO deliveries(email_id, user_id, recipient, name,"
+                                       " lane, data) SELECT id, ?1, ?2, ?3, ?4, ?5 FROM emails"
+                                       " WHERE kind = 0 AND NOT EXISTS"
+                                       " (SELECT 1 FROM suppressions WHERE address = ?2)");
     s->backfill_count =
-        db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + 1 WHERE kind = 0");
+        sqldb_prepare(s->wq, "UPDATE emails SET n_pending = n_pending + 1 WHERE kind = 0");
     if (!s->ins_user || !s->ins_domain || !s->get_lane || !s->backfill || !s->backfill_count ||
         !s->list_users || !s->list_ids || !s->count_users || store_prepare_sender(s) != 0 ||
         store_suppress_open(s) != 0) {
@@ -121,63 +123,64 @@ void store_free(struct store *s)
 static int64_t lane_of(struct store *s, const char *domain)
 {
     int64_t lane = 0;
-    sqlite3_bind_text(s->ins_domain, 1, domain, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s->ins_domain);
-    sqlite3_reset(s->ins_domain);
-    if (rc == SQLITE_DONE) {
-        sqlite3_bind_text(s->get_lane, 1, domain, -1, SQLITE_STATIC);
-        if (sqlite3_step(s->get_lane) == SQLITE_ROW)
-            lane = sqlite3_column_int64(s->get_lane, 0);
-        sqlite3_reset(s->get_lane);
+    sqldb_bind_text(s->ins_domain, 1, domain, -1);
+    int rc = sqldb_step(s->ins_domain);
+    sqldb_reset(s->ins_domain);
+    if (rc == SQLDB_DONE) {
+        sqldb_bind_text(s->get_lane, 1, domain, -1);
+        if (sqldb_step(s->get_lane) == SQLDB_ROW)
+            lane = sqldb_column_int64(s->get_lane, 0);
+        sqldb_reset(s->get_lane);
     }
     if (lane == 0)
-        log_error("store: the lane of %s: %s", domain, sqlite3_errmsg(s->w));
+        log_error("store: the lane of %s: %s", domain, sqldb_errmsg(s->wq));
     return lane;
 }
 
 static int insert_user(struct store *s, const struct user_reg *u, const char *topic, int *result,
                        int64_t *backfilled)
 {
-    sqlite3_stmt *st = s->ins_user;
+    struct sqldb_stmt *st = s->ins_user;
     int64_t lane = lane_of(s, u->domain);
     if (lane == 0)
         return -1;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 5, lane);
-    sqlite3_bind_text(st, 1, u->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, u->address, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, u->domain, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, u->created_at, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, u->attributes, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        log_error("store: insert user failed: %s", sqlite3_errmsg(s->w));
-        sqlite3_reset(st);
+    sqldb_reset(st);
+    sqldb_bind_int64(st, 5, lane);
+    sqldb_bind_text(st, 1, u->name, -1);
+    sqldb_bind_text(st, 2, u->address, -1);
+    sqldb_bind_text(st, 3, u->domain, -1);
+    sqldb_bind_text(st, 4, u->created_at, -1);
+    sqldb_bind_text(st, 6, u->attributes, -1);
+    int r = sqldb_step(st);
+    int64_t user_id = r == SQLDB_ROW ? sqldb_column_int64(st, 0) : 0;
+    sqldb_reset(st);
+    if (r < 0) {
+        log_error("store: insert user failed: %s", sqldb_errmsg(s->wq));
         return -1;
     }
-    sqlite3_reset(st);
-    if (sqlite3_changes(s->w) == 0) {
+    if (r == SQLDB_DONE) { /* no row: registered before */
         *result = STORE_DUPLICATE;
         return 0;
     }
     *result = STORE_INSERTED;
     /* backfill: a copy of every earlier email for the new user */
-    sqlite3_stmt *b = s->backfill;
-    sqlite3_bind_int64(b, 1, sqlite3_last_insert_rowid(s->w));
-    sqlite3_bind_text(b, 2, u->address, -1, SQLITE_STATIC);
-    sqlite3_bind_text(b, 3, u->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(b, 4, lane);
-    sqlite3_bind_text(b, 5, u->attributes, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(b);
-    sqlite3_reset(b);
-    int64_t n = rc == SQLITE_DONE ? sqlite3_changes(s->w) : 0;
+    struct sqldb_stmt *b = s->backfill;
+    sqldb_bind_int64(b, 1, user_id);
+    sqldb_bind_text(b, 2, u->address, -1);
+    sqldb_bind_text(b, 3, u->name, -1);
+    sqldb_bind_int64(b, 4, lane);
+    sqldb_bind_text(b, 5, u->attributes, -1);
+    int rc = sqldb_step(b);
+    sqldb_reset(b);
+    int64_t n = rc == SQLDB_DONE ? sqldb_changes(s->wq) : 0;
     if (backfilled)
         *backfilled = n;
     if (n > 0) {
-        rc = sqlite3_step(s->backfill_count);
-        sqlite3_reset(s->backfill_count);
+        rc = sqldb_step(s->backfill_count);
+        sqldb_reset(s->backfill_count);
     }
-    if (rc != SQLITE_DONE) {
-        log_error("store: backfill failed: %s", sqlite3_errmsg(s->w));
+    if (rc != SQLDB_DONE) {
+        log_error("store: backfill failed: %s", sqldb_errmsg(s->wq));
         return -1;
     }
     return outbox_add(s->w, topic, u->domain, u->event);
@@ -188,15 +191,15 @@ int store_register_batch(struct store *s, const struct user_reg *users, size_t n
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
     for (size_t i = 0; i < n; i++)
         if (insert_user(s, &users[i], topic, &result[i], NULL) != 0)
             goto out;
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc != 0)
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -207,14 +210,14 @@ static void gc_commit(struct store *s, struct store_reg_req *list)
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) == 0) {
+    if (sqldb_begin(s->wq) == 0) {
         rc = 0;
         for (struct store_reg_req *r = list; r && rc == 0; r = r->next)
             rc = insert_user(s, &r->u, r->topic, &r->result, &r->backfilled);
         if (rc == 0)
-            rc = db_commit(s->w);
+            rc = sqldb_commit(s->wq);
         if (rc != 0)
-            db_rollback(s->w);
+            sqldb_rollback(s->wq);
     }
     pthread_mutex_unlock(&s->w_lock);
     for (struct store_reg_req *r = list; r; r = r->next) {
@@ -263,18 +266,6 @@ void store_register_async(struct store *s, struct store_reg_req *r)
     pthread_mutex_unlock(&s->gc_mu);
 }
 
-char *store_col_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? xstrdup((const char *)t) : NULL;
-}
-
-char *store_col_str(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return xstrdup(t ? (const char *)t : "");
-}
-
 char *store_qcol_dup(struct sqldb_stmt *st, int i)
 {
     const char *t = sqldb_column_text(st, i);
@@ -302,22 +293,22 @@ int store_list_users(struct store *s, int64_t limit, int64_t offset, struct user
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = s->list_users;
-    sqlite3_bind_int64(st, 1, limit);
-    sqlite3_bind_int64(st, 2, offset);
+    struct sqldb_stmt *st = s->list_users;
+    sqldb_bind_int64(st, 1, limit);
+    sqldb_bind_int64(st, 2, offset);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sqldb_step(st)) == SQLDB_ROW) {
         *out = store_grow(*out, &cap, *n, sizeof **out);
         struct user_row *u = &(*out)[(*n)++];
-        u->name = store_col_str(st, 0);
-        u->address = store_col_str(st, 1);
-        u->created_at = store_col_str(st, 2);
-        u->attributes = store_col_dup(st, 3);
+        u->name = store_qcol_str(st, 0);
+        u->address = store_qcol_str(st, 1);
+        u->created_at = store_qcol_str(st, 2);
+        u->attributes = store_qcol_dup(st, 3);
     }
-    sqlite3_reset(st);
+    sqldb_reset(st);
     pthread_mutex_unlock(&s->r_lock);
-    if (rc != SQLITE_DONE) {
-        log_error("store: list users failed: %s", sqlite3_errstr(rc));
+    if (rc != SQLDB_DONE) {
+        log_error("store: list users failed: %s", sqldb_errmsg(s->rq));
         store_users_free(*out, *n);
         *out = NULL;
         *n = 0;
@@ -342,27 +333,27 @@ int store_email_ids_page(struct store *s, int64_t *after, int max,
 {
     int n = 0, rc;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = s->list_ids;
-    sqlite3_bind_int64(st, 1, *after);
-    sqlite3_bind_int(st, 2, max);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *after = sqlite3_column_int64(st, 0);
-        const unsigned char *t = sqlite3_column_text(st, 1);
+    struct sqldb_stmt *st = s->list_ids;
+    sqldb_bind_int64(st, 1, *after);
+    sqldb_bind_int64(st, 2, max);
+    while ((rc = sqldb_step(st)) == SQLDB_ROW) {
+        *after = sqldb_column_int64(st, 0);
+        const char *t = sqldb_column_text(st, 1);
         fn(arg, t ? (const char *)t : "");
         n++;
     }
-    sqlite3_reset(st);
+    sqldb_reset(st);
     pthread_mutex_unlock(&s->r_lock);
-    return rc == SQLITE_DONE ? n : -1;
+    return rc == SQLDB_DONE ? n : -1;
 }
 
 int64_t store_user_count(struct store *s)
 {
     int64_t n = -1;
     pthread_mutex_lock(&s->r_lock);
-    if (sqlite3_step(s->count_users) == SQLITE_ROW)
-        n = sqlite3_column_int64(s->count_users, 0);
-    sqlite3_reset(s->count_users);
+    if (sqldb_step(s->count_users) == SQLDB_ROW)
+        n = sqldb_column_int64(s->count_users, 0);
+    sqldb_reset(s->count_users);
     pthread_mutex_unlock(&s->r_lock);
     return n;
 }

@@ -55,44 +55,46 @@ int store_insert_email(struct store *s, const struct email_spec *sp, int64_t *id
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(salt + 2 * i, 3, "%02x", rnd[i]);
     time_rfc3339_ms(time_now_ms(), now, sizeof now);
-    sqlite3_stmt *ins =
-        db_prepare(s->w, "INSERT INTO emails(message_id, from_addr, from_name, subject, body,"
-                         " html, smtp_client, tpm, salt, msgid_domain, created_at, kind, priority,"
-                         " campaign_id, variant, template, template_version, defaults, paused)"
-                         " VALUES('', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    sqlite3_stmt *upd = db_prepare(s->w, "UPDATE emails SET message_id = ?2 WHERE id = ?1");
+    struct sqldb_stmt *ins = sqldb_prepare(
+        s->wq, "INSERT INTO emails(message_id, from_addr, from_name, subject, body,"
+               " html, smtp_client, tpm, salt, msgid_domain, created_at, kind, priority,"
+               " campaign_id, variant, template, template_version, defaults, paused)"
+               " VALUES('', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id");
+    struct sqldb_stmt *upd =
+        sqldb_prepare(s->wq, "UPDATE emails SET message_id = ?2 WHERE id = ?1");
     if (!ins || !upd)
         goto out;
-    sqlite3_bind_text(ins, 1, sp->from, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 2, sp->from_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 3, sp->subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 4, sp->body, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 5, sp->html, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 6, sp->smtp_client, -1, SQLITE_STATIC);
-    sqlite3_bind_int(ins, 7, sp->tpm);
-    sqlite3_bind_text(ins, 8, salt, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 9, sp->msgid_domain, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 10, now, -1, SQLITE_STATIC);
-    sqlite3_bind_int(ins, 11, (int)sp->kind);
-    sqlite3_bind_int(ins, 12, sp->priority);
+    sqldb_bind_text(ins, 1, sp->from, -1);
+    sqldb_bind_text(ins, 2, sp->from_name, -1);
+    sqldb_bind_text(ins, 3, sp->subject, -1);
+    sqldb_bind_text(ins, 4, sp->body, -1);
+    sqldb_bind_text(ins, 5, sp->html, -1);
+    sqldb_bind_text(ins, 6, sp->smtp_client, -1);
+    sqldb_bind_int64(ins, 7, sp->tpm);
+    sqldb_bind_text(ins, 8, salt, -1);
+    sqldb_bind_text(ins, 9, sp->msgid_domain, -1);
+    sqldb_bind_text(ins, 10, now, -1);
+    sqldb_bind_int64(ins, 11, (int)sp->kind);
+    sqldb_bind_int64(ins, 12, sp->priority);
     if (sp->campaign_id > 0)
-        sqlite3_bind_int64(ins, 13, sp->campaign_id);
-    sqlite3_bind_text(ins, 14, sp->variant, -1, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 15, sp->template_name, -1, SQLITE_STATIC);
+        sqldb_bind_int64(ins, 13, sp->campaign_id);
+    sqldb_bind_text(ins, 14, sp->variant, -1);
+    sqldb_bind_text(ins, 15, sp->template_name, -1);
     if (sp->template_name)
-        sqlite3_bind_int(ins, 16, sp->template_version);
-    sqlite3_bind_text(ins, 17, sp->defaults, -1, SQLITE_STATIC);
-    sqlite3_bind_int(ins, 18, sp->paused ? 1 : 0);
-    if (db_step(s->w, ins) != 0)
+        sqldb_bind_int64(ins, 16, sp->template_version);
+    sqldb_bind_text(ins, 17, sp->defaults, -1);
+    sqldb_bind_int64(ins, 18, sp->paused ? 1 : 0);
+    if (sqldb_step(ins) != SQLDB_ROW)
         goto out;
-    *id = sqlite3_last_insert_rowid(s->w);
+    *id = sqldb_column_int64(ins, 0);
+    sqldb_reset(ins);
     *message_id = xasprintf("<email-%lld@%s>", (long long)*id, sp->msgid_domain);
-    sqlite3_bind_int64(upd, 1, *id);
-    sqlite3_bind_text(upd, 2, *message_id, -1, SQLITE_STATIC);
-    rc = db_step(s->w, upd);
+    sqldb_bind_int64(upd, 1, *id);
+    sqldb_bind_text(upd, 2, *message_id, -1);
+    rc = sqldb_run(upd);
 out:
-    sqlite3_finalize(ins);
-    sqlite3_finalize(upd);
+    sqldb_finalize(ins);
+    sqldb_finalize(upd);
     if (rc != 0) {
         free(*message_id);
         *message_id = NULL;
@@ -104,28 +106,28 @@ int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id
                        int64_t *recipients, char **message_id)
 {
     int rc = -1;
-    sqlite3_stmt *snap = NULL;
+    struct sqldb_stmt *snap = NULL;
     *message_id = NULL;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
     /* the copies are made in the background (store_fanout.h) */
-    snap = db_prepare(s->w, STORE_FANOUT_SNAPSHOT_SQL);
+    snap = sqldb_prepare(s->wq, STORE_FANOUT_SNAPSHOT_SQL);
     if (!snap || store_insert_email(s, sp, id, message_id) != 0)
         goto out;
-    sqlite3_bind_int64(snap, 1, *id);
-    if (sqlite3_step(snap) != SQLITE_ROW)
+    sqldb_bind_int64(snap, 1, *id);
+    if (sqldb_step(snap) != SQLDB_ROW)
         goto out;
-    *recipients = sqlite3_column_int64(snap, 0);
-    if (sqlite3_step(snap) != SQLITE_DONE)
+    *recipients = sqldb_column_int64(snap, 0);
+    if (sqldb_step(snap) != SQLDB_DONE)
         goto out;
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
     if (rc != 0 && s->w)
-        log_error("store: create email failed: %s", sqlite3_errmsg(s->w));
-    sqlite3_finalize(snap);
+        log_error("store: create email failed: %s", sqldb_errmsg(s->wq));
+    sqldb_finalize(snap);
     if (rc != 0) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         free(*message_id);
         *message_id = NULL;
     }
@@ -138,35 +140,35 @@ out:
     " msgid_domain, created_at, n_pending + fan_left, n_sent, n_failed, n_dead, body, html,"       \
     " n_suppressed, kind, priority, campaign_id, variant, template, template_version, defaults"
 
-static void read_email(sqlite3_stmt *st, bool bodies, struct email_info *e)
+static void read_email(struct sqldb_stmt *st, bool bodies, struct email_info *e)
 {
     memset(e, 0, sizeof *e);
-    e->id = sqlite3_column_int64(st, 0);
-    e->message_id = store_col_dup(st, 1);
-    e->from = store_col_dup(st, 2);
-    e->from_name = store_col_dup(st, 3);
-    e->subject = store_col_dup(st, 4);
-    e->smtp_client = store_col_dup(st, 5);
-    e->tpm = sqlite3_column_int(st, 6);
-    e->paused = sqlite3_column_int(st, 7) != 0;
-    e->salt = store_col_dup(st, 8);
-    e->msgid_domain = store_col_dup(st, 9);
-    e->created_at = store_col_dup(st, 10);
-    e->pending = sqlite3_column_int64(st, 11);
-    e->sent = sqlite3_column_int64(st, 12);
-    e->failed = sqlite3_column_int64(st, 13);
-    e->dead = sqlite3_column_int64(st, 14);
-    e->suppressed = sqlite3_column_int64(st, 17);
-    e->kind = (enum email_kind)sqlite3_column_int(st, 18);
-    e->priority = sqlite3_column_int(st, 19);
-    e->campaign_id = sqlite3_column_int64(st, 20);
-    e->variant = store_col_dup(st, 21);
-    e->template_name = store_col_dup(st, 22);
-    e->template_version = sqlite3_column_int(st, 23);
-    e->defaults = store_col_dup(st, 24);
+    e->id = sqldb_column_int64(st, 0);
+    e->message_id = store_qcol_dup(st, 1);
+    e->from = store_qcol_dup(st, 2);
+    e->from_name = store_qcol_dup(st, 3);
+    e->subject = store_qcol_dup(st, 4);
+    e->smtp_client = store_qcol_dup(st, 5);
+    e->tpm = sqldb_column_int64(st, 6);
+    e->paused = sqldb_column_int64(st, 7) != 0;
+    e->salt = store_qcol_dup(st, 8);
+    e->msgid_domain = store_qcol_dup(st, 9);
+    e->created_at = store_qcol_dup(st, 10);
+    e->pending = sqldb_column_int64(st, 11);
+    e->sent = sqldb_column_int64(st, 12);
+    e->failed = sqldb_column_int64(st, 13);
+    e->dead = sqldb_column_int64(st, 14);
+    e->suppressed = sqldb_column_int64(st, 17);
+    e->kind = (enum email_kind)sqldb_column_int64(st, 18);
+    e->priority = sqldb_column_int64(st, 19);
+    e->campaign_id = sqldb_column_int64(st, 20);
+    e->variant = store_qcol_dup(st, 21);
+    e->template_name = store_qcol_dup(st, 22);
+    e->template_version = sqldb_column_int64(st, 23);
+    e->defaults = store_qcol_dup(st, 24);
     if (bodies) {
-        e->body = store_col_dup(st, 15);
-        e->html = store_col_dup(st, 16);
+        e->body = store_qcol_dup(st, 15);
+        e->html = store_qcol_dup(st, 16);
     }
 }
 
@@ -174,17 +176,17 @@ int store_get_email(struct store *s, int64_t id, bool bodies, struct email_info 
 {
     int rc = -1;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, "SELECT " EMAIL_COLS " FROM emails WHERE id = ?");
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, "SELECT " EMAIL_COLS " FROM emails WHERE id = ?");
     if (st) {
-        sqlite3_bind_int64(st, 1, id);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW) {
+        sqldb_bind_int64(st, 1, id);
+        int r = sqldb_step(st);
+        if (r == SQLDB_ROW) {
             read_email(st, bodies, out);
             rc = 0;
-        } else if (r == SQLITE_DONE) {
+        } else if (r == SQLDB_DONE) {
             rc = 1;
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     return rc;
@@ -198,17 +200,17 @@ int store_list_emails(struct store *s, int64_t limit, int64_t offset, struct ema
     *n = 0;
     *out = NULL;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st =
-        db_prepare(s->r, "SELECT " EMAIL_COLS " FROM emails ORDER BY id LIMIT ? OFFSET ?");
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->rq, "SELECT " EMAIL_COLS " FROM emails ORDER BY id LIMIT ? OFFSET ?");
     if (st) {
-        sqlite3_bind_int64(st, 1, limit);
-        sqlite3_bind_int64(st, 2, offset);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        sqldb_bind_int64(st, 1, limit);
+        sqldb_bind_int64(st, 2, offset);
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             read_email(st, false, &(*out)[(*n)++]);
         }
-        rc = r == SQLITE_DONE ? 0 : -1;
-        sqlite3_finalize(st);
+        rc = r == SQLDB_DONE ? 0 : -1;
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
     if (rc != 0) {
@@ -224,13 +226,13 @@ static int update_email(struct store *s, const char *sql, int64_t id, int64_t v)
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *st = db_prepare(s->w, sql);
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, sql);
     if (st) {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, v);
-        if (db_step(s->w, st) == 0)
-            rc = sqlite3_changes(s->w) ? 0 : 1;
-        sqlite3_finalize(st);
+        sqldb_bind_int64(st, 1, id);
+        sqldb_bind_int64(st, 2, v);
+        if (sqldb_run(st) == 0)
+            rc = sqldb_changes(s->wq) ? 0 : 1;
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->w_lock);
     return rc;
@@ -249,48 +251,48 @@ int store_set_tpm(struct store *s, int64_t id, int tpm)
 int store_reconcile(struct store *s, int64_t id, int64_t now_ms, int64_t *requeued)
 {
     int rc = -1;
-    sqlite3_stmt *exists = NULL, *dead = NULL, *leases = NULL, *upd = NULL;
+    struct sqldb_stmt *exists = NULL, *dead = NULL, *leases = NULL, *upd = NULL;
     *requeued = 0;
     pthread_mutex_lock(&s->w_lock);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
-    exists = db_prepare(s->w, "SELECT 1 FROM emails WHERE id = ?");
-    dead = db_prepare(s->w, "UPDATE deliveries SET state = 0, attempts = 0, due_at = 0"
-                            " WHERE email_id = ?1 AND state = 4");
+    exists = sqldb_prepare(s->wq, "SELECT 1 FROM emails WHERE id = ?");
+    dead = sqldb_prepare(s->wq, "UPDATE deliveries SET state = 0, attempts = 0, due_at = 0"
+                                " WHERE email_id = ?1 AND state = 4");
     /* an expired lease (its worker is gone): back to its queue */
-    leases = db_prepare(s->w, "UPDATE deliveries SET state = CASE WHEN attempts = 0 THEN 0"
-                              " ELSE 3 END, due_at = 0 WHERE email_id = ?1 AND state = 1"
-                              " AND lease_until < ?2");
-    upd = db_prepare(s->w, "UPDATE emails SET n_dead = n_dead - ?2, n_pending = n_pending + ?2"
-                           " WHERE id = ?1");
+    leases = sqldb_prepare(s->wq, "UPDATE deliveries SET state = CASE WHEN attempts = 0 THEN 0"
+                                  " ELSE 3 END, due_at = 0 WHERE email_id = ?1 AND state = 1"
+                                  " AND lease_until < ?2");
+    upd = sqldb_prepare(s->wq, "UPDATE emails SET n_dead = n_dead - ?2, n_pending = n_pending + ?2"
+                               " WHERE id = ?1");
     if (!exists || !dead || !leases || !upd)
         goto out;
-    sqlite3_bind_int64(exists, 1, id);
-    if (sqlite3_step(exists) != SQLITE_ROW) {
+    sqldb_bind_int64(exists, 1, id);
+    if (sqldb_step(exists) != SQLDB_ROW) {
         rc = 1;
         goto out;
     }
-    sqlite3_bind_int64(dead, 1, id);
-    if (db_step(s->w, dead) != 0)
+    sqldb_bind_int64(dead, 1, id);
+    if (sqldb_run(dead) != 0)
         goto out;
-    int64_t ndead = sqlite3_changes(s->w);
-    sqlite3_bind_int64(leases, 1, id);
-    sqlite3_bind_int64(leases, 2, now_ms);
-    if (db_step(s->w, leases) != 0)
+    int64_t ndead = sqldb_changes(s->wq);
+    sqldb_bind_int64(leases, 1, id);
+    sqldb_bind_int64(leases, 2, now_ms);
+    if (sqldb_run(leases) != 0)
         goto out;
-    *requeued = ndead + sqlite3_changes(s->w);
-    sqlite3_bind_int64(upd, 1, id);
-    sqlite3_bind_int64(upd, 2, ndead);
-    if (db_step(s->w, upd) != 0)
+    *requeued = ndead + sqldb_changes(s->wq);
+    sqldb_bind_int64(upd, 1, id);
+    sqldb_bind_int64(upd, 2, ndead);
+    if (sqldb_run(upd) != 0)
         goto out;
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out:
-    sqlite3_finalize(exists);
-    sqlite3_finalize(dead);
-    sqlite3_finalize(leases);
-    sqlite3_finalize(upd);
+    sqldb_finalize(exists);
+    sqldb_finalize(dead);
+    sqldb_finalize(leases);
+    sqldb_finalize(upd);
     if (rc != 0)
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -298,38 +300,39 @@ out:
 int store_dlq(struct store *s, int64_t email_id, int64_t limit, int64_t offset,
               struct dead_letter **out, size_t *n)
 {
-    int r = SQLITE_ERROR;
+    int r = -1;
     size_t cap = 0;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(
-        s->r, email_id ? "SELECT id, email_id, recipient, attempts, last_code, last_enhanced,"
-                         " last_reply, updated_at FROM deliveries WHERE email_id = ?1 AND state = 4"
-                         " ORDER BY updated_at DESC, id DESC LIMIT ?2 OFFSET ?3"
-                       : "SELECT id, email_id, recipient, attempts, last_code, last_enhanced,"
-                         " last_reply, updated_at FROM deliveries INDEXED BY deliveries_dead"
-                         " WHERE state = 4 ORDER BY updated_at DESC, id DESC LIMIT ?2 OFFSET ?3");
+    struct sqldb_stmt *st = sqldb_prepare(
+        s->rq, email_id
+                   ? "SELECT id, email_id, recipient, attempts, last_code, last_enhanced,"
+                     " last_reply, updated_at FROM deliveries WHERE email_id = ?1 AND state = 4"
+                     " ORDER BY updated_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+                   : "SELECT id, email_id, recipient, attempts, last_code, last_enhanced,"
+                     " last_reply, updated_at FROM deliveries INDEXED BY deliveries_dead"
+                     " WHERE state = 4 ORDER BY updated_at DESC, id DESC LIMIT ?2 OFFSET ?3");
     if (st) {
-        sqlite3_bind_int64(st, 1, email_id);
-        sqlite3_bind_int64(st, 2, limit);
-        sqlite3_bind_int64(st, 3, offset);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        sqldb_bind_int64(st, 1, email_id);
+        sqldb_bind_int64(st, 2, limit);
+        sqldb_bind_int64(st, 3, offset);
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             struct dead_letter *d = &(*out)[(*n)++];
-            d->copy_id = sqlite3_column_int64(st, 0);
-            d->email_id = sqlite3_column_int64(st, 1);
-            d->recipient = store_col_str(st, 2);
-            d->attempts = sqlite3_column_int(st, 3);
-            d->smtp_code = sqlite3_column_int(st, 4);
-            d->smtp_enhanced = store_col_str(st, 5);
-            d->smtp_reply = store_col_str(st, 6);
-            d->at_ms = sqlite3_column_int64(st, 7);
+            d->copy_id = sqldb_column_int64(st, 0);
+            d->email_id = sqldb_column_int64(st, 1);
+            d->recipient = store_qcol_str(st, 2);
+            d->attempts = sqldb_column_int64(st, 3);
+            d->smtp_code = sqldb_column_int64(st, 4);
+            d->smtp_enhanced = store_qcol_str(st, 5);
+            d->smtp_reply = store_qcol_str(st, 6);
+            d->at_ms = sqldb_column_int64(st, 7);
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
-    if (r != SQLITE_DONE) {
+    if (r != SQLDB_DONE) {
         store_dead_letters_free(*out, *n);
         *out = NULL;
         *n = 0;
@@ -350,33 +353,34 @@ void store_dead_letters_free(struct dead_letter *v, size_t n)
 
 int store_active_emails(struct store *s, int64_t *ids, size_t max, size_t *n)
 {
-    int r = SQLITE_ERROR;
+    int r = -1;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, "SELECT id FROM emails WHERE paused = 0"
-                                        " AND n_pending + n_failed > 0"
-                                        " ORDER BY priority DESC, id LIMIT ?");
+    struct sqldb_stmt *st = sqldb_prepare(s->rq, "SELECT id FROM emails WHERE paused = 0"
+                                                 " AND n_pending + n_failed > 0"
+                                                 " ORDER BY priority DESC, id LIMIT ?");
     if (st) {
-        sqlite3_bind_int64(st, 1, (int64_t)max);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW)
-            ids[(*n)++] = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        sqldb_bind_int64(st, 1, (int64_t)max);
+        while ((r = sqldb_step(st)) == SQLDB_ROW)
+            ids[(*n)++] = sqldb_column_int64(st, 0);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
-    return r == SQLITE_DONE ? 0 : -1;
+    return r == SQLDB_DONE ? 0 : -1;
 }
 
 int store_release_leases(struct store *s, int64_t *released)
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    sqlite3_stmt *st = db_prepare(s->w, "UPDATE deliveries SET state = CASE WHEN attempts = 0"
-                                        " THEN 0 ELSE 3 END, due_at = 0 WHERE state = 1");
-    if (st && db_step(s->w, st) == 0) {
-        *released = sqlite3_changes(s->w);
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->wq, "UPDATE deliveries SET state = CASE WHEN attempts = 0"
+                             " THEN 0 ELSE 3 END, due_at = 0 WHERE state = 1");
+    if (st && sqldb_run(st) == 0) {
+        *released = sqldb_changes(s->wq);
         rc = 0;
     }
-    sqlite3_finalize(st);
+    sqldb_finalize(st);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }
@@ -393,10 +397,13 @@ int store_release_leases(struct store *s, int64_t *released)
  * nothing either way (the WAL is in the page cache). */
 static void sync_mode(struct store *s, bool full)
 {
-    sqlite3_stmt *st = full ? s->sync_full : s->sync_normal;
-    if (sqlite3_step(st) != SQLITE_DONE)
-        log_warn("store: %s failed: %s", sqlite3_sql(st), sqlite3_errmsg(s->w));
-    sqlite3_reset(st);
+    struct sqldb_stmt *st = full ? s->sync_full : s->sync_normal;
+    if (!st) /* not SQLite */
+        return;
+    if (sqldb_step(st) != SQLDB_DONE)
+        log_warn("store: PRAGMA synchronous=%s failed: %s", full ? "FULL" : "NORMAL",
+                 sqldb_errmsg(s->wq));
+    sqldb_reset(st);
 }
 
 /* the ids of up to ?4 due copies of email ?1 at ?2: pending copies first
@@ -422,37 +429,39 @@ static void sync_mode(struct store *s, bool full)
 
 int store_prepare_sender(struct store *s)
 {
-    s->claim = db_prepare(
-        s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_DUE_IDS
-              " RETURNING id, recipient, name, attempts, lane, data");
-    s->claim_lane = db_prepare(
-        s->w, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_LANE_IDS
-              " RETURNING id, recipient, name, attempts, lane, data");
-    s->res_done = db_prepare(s->w, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
-                                   " due_at = ?3, last_code = ?4, last_enhanced = ?5,"
-                                   " last_reply = ?6, updated_at = ?7 WHERE id = ?1");
-    s->res_release = db_prepare(s->w, "UPDATE deliveries SET state = CASE WHEN attempts = 0"
-                                      " THEN 0 ELSE 3 END WHERE id = ?1 AND state = 1");
-    s->res_counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending + ?2,"
-                                       " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
-                                       " n_dead = n_dead + ?5, n_suppressed = n_suppressed + ?6"
-                                       " WHERE id = ?1");
+    s->claim = sqldb_prepare(
+        s->wq, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_DUE_IDS
+               " RETURNING id, recipient, name, attempts, lane, data");
+    s->claim_lane = sqldb_prepare(
+        s->wq, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_LANE_IDS
+               " RETURNING id, recipient, name, attempts, lane, data");
+    s->res_done = sqldb_prepare(s->wq, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
+                                       " due_at = ?3, last_code = ?4, last_enhanced = ?5,"
+                                       " last_reply = ?6, updated_at = ?7 WHERE id = ?1");
+    s->res_release = sqldb_prepare(s->wq, "UPDATE deliveries SET state = CASE WHEN attempts = 0"
+                                          " THEN 0 ELSE 3 END WHERE id = ?1 AND state = 1");
+    s->res_counters = sqldb_prepare(s->wq, "UPDATE emails SET n_pending = n_pending + ?2,"
+                                           " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
+                                           " n_dead = n_dead + ?5, n_suppressed = n_suppressed + ?6"
+                                           " WHERE id = ?1");
     /* the claims above, but a copy whose address is suppressed is dropped
      * (state 5) instead of leased; RETURNING says which */
-    s->claim_chk = db_prepare(s->w, CLAIM_CHECKED_SET CLAIM_DUE_IDS
-                              " RETURNING id, recipient, name, attempts, lane, data, state");
-    s->claim_lane_chk = db_prepare(s->w, CLAIM_CHECKED_SET CLAIM_LANE_IDS
-                                   " RETURNING id, recipient, name, attempts, lane, data, state");
-    s->claim_counters = db_prepare(s->w, "UPDATE emails SET n_pending = n_pending - ?2,"
-                                         " n_failed = n_failed - ?3,"
-                                         " n_suppressed = n_suppressed + ?2 + ?3 WHERE id = ?1");
-    s->res_supp = db_prepare(s->w, "UPDATE deliveries SET state = 5, updated_at = ?2"
-                                   " WHERE id = ?1");
-    s->charge = db_prepare(s->w, "INSERT INTO identity_days(identity_id, day, lane, sent)"
-                                 " VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE"
-                                 " SET sent = sent + excluded.sent");
-    s->sync_normal = db_prepare(s->w, "PRAGMA synchronous=NORMAL");
-    s->sync_full = db_prepare(s->w, "PRAGMA synchronous=FULL");
+    s->claim_chk = sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_DUE_IDS
+                                 " RETURNING id, recipient, name, attempts, lane, data, state");
+    s->claim_lane_chk =
+        sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_LANE_IDS
+                      " RETURNING id, recipient, name, attempts, lane, data, state");
+    s->claim_counters =
+        sqldb_prepare(s->wq, "UPDATE emails SET n_pending = n_pending - ?2,"
+                             " n_failed = n_failed - ?3,"
+                             " n_suppressed = n_suppressed + ?2 + ?3 WHERE id = ?1");
+    s->res_supp = sqldb_prepare(s->wq, "UPDATE deliveries SET state = 5, updated_at = ?2"
+                                       " WHERE id = ?1");
+    s->charge = sqldb_prepare(s->wq, "INSERT INTO identity_days(identity_id, day, lane, sent)"
+                                     " VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE"
+                                     " SET sent = sent + excluded.sent");
+    s->sync_normal = sqldb_prepare(s->wq, "PRAGMA synchronous=NORMAL");
+    s->sync_full = sqldb_prepare(s->wq, "PRAGMA synchronous=FULL");
     return s->claim && s->res_done && s->res_release && s->res_counters && s->sync_normal &&
                    s->sync_full && s->claim_chk && s->claim_counters && s->res_supp &&
                    s->claim_lane && s->claim_lane_chk && s->charge
@@ -464,13 +473,13 @@ int store_prepare_sender(struct store *s)
  * transaction (n < 0: copies given back) */
 static int charge(struct store *s, int64_t identity_id, int64_t day, int64_t lane, int64_t n)
 {
-    sqlite3_stmt *st = s->charge;
-    sqlite3_bind_int64(st, 1, identity_id);
-    sqlite3_bind_int64(st, 2, day);
-    sqlite3_bind_int64(st, 3, lane);
-    sqlite3_bind_int64(st, 4, n);
-    int rc = db_step(s->w, st);
-    sqlite3_reset(st);
+    struct sqldb_stmt *st = s->charge;
+    sqldb_bind_int64(st, 1, identity_id);
+    sqldb_bind_int64(st, 2, day);
+    sqldb_bind_int64(st, 3, lane);
+    sqldb_bind_int64(st, 4, n);
+    int rc = sqldb_run(st);
+    sqldb_reset(st);
     return rc;
 }
 
@@ -497,12 +506,12 @@ static int charge_claims(struct store *s, const struct claim_scope *sc, const st
  * its transaction */
 static int claim_dropped(struct store *s, int64_t email_id, int64_t pending, int64_t failed)
 {
-    sqlite3_stmt *st = s->claim_counters;
-    sqlite3_bind_int64(st, 1, email_id);
-    sqlite3_bind_int64(st, 2, pending);
-    sqlite3_bind_int64(st, 3, failed);
-    int rc = db_step(s->w, st);
-    sqlite3_reset(st);
+    struct sqldb_stmt *st = s->claim_counters;
+    sqldb_bind_int64(st, 1, email_id);
+    sqldb_bind_int64(st, 2, pending);
+    sqldb_bind_int64(st, 3, failed);
+    int rc = sqldb_run(st);
+    sqldb_reset(st);
     if (rc == 0)
         log_info("store: email_id=%lld %lld queued copies dropped at claim: address suppressed",
                  (long long)email_id, (long long)(pending + failed));
@@ -523,21 +532,21 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     bool chk = s->n_supp > 0, ident = scope && scope->identity_id > 0, lanes = scope != NULL;
     bool txn = chk || ident;
     uint64_t epoch = atomic_load(&s->supp_epoch);
-    sqlite3_stmt *st =
+    struct sqldb_stmt *st =
         lanes ? (chk ? s->claim_lane_chk : s->claim_lane) : (chk ? s->claim_chk : s->claim);
-    if (txn && db_begin(s->w) != 0)
+    if (txn && sqldb_begin(s->wq) != 0)
         goto out;
-    sqlite3_bind_int64(st, 1, email_id);
-    sqlite3_bind_int64(st, 2, now_ms);
-    sqlite3_bind_int64(st, 3, now_ms + lease_ms);
-    sqlite3_bind_int(st, 4, max);
+    sqldb_bind_int64(st, 1, email_id);
+    sqldb_bind_int64(st, 2, now_ms);
+    sqldb_bind_int64(st, 3, now_ms + lease_ms);
+    sqldb_bind_int64(st, 4, max);
     if (lanes) {
-        sqlite3_bind_int64(st, 5, scope->lane_lo);
-        sqlite3_bind_int64(st, 6, scope->lane_hi);
+        sqldb_bind_int64(st, 5, scope->lane_lo);
+        sqldb_bind_int64(st, 6, scope->lane_hi);
     }
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        int attempts = sqlite3_column_int(st, 3);
-        if (chk && sqlite3_column_int(st, 6) == DLV_SUPPRESSED) {
+    while ((r = sqldb_step(st)) == SQLDB_ROW) {
+        int attempts = sqldb_column_int64(st, 3);
+        if (chk && sqldb_column_int64(st, 6) == DLV_SUPPRESSED) {
             if (attempts == 0)
                 drop_pending++;
             else
@@ -545,27 +554,27 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
             continue;
         }
         struct claim *c = &out[(*n)++];
-        c->id = sqlite3_column_int64(st, 0);
-        c->recipient = store_col_dup(st, 1);
-        c->name = store_col_dup(st, 2);
+        c->id = sqldb_column_int64(st, 0);
+        c->recipient = store_qcol_dup(st, 1);
+        c->name = store_qcol_dup(st, 2);
         c->attempts = attempts;
-        c->lane = sqlite3_column_int64(st, 4);
-        c->data = store_col_dup(st, 5);
+        c->lane = sqldb_column_int64(st, 4);
+        c->data = store_qcol_dup(st, 5);
         c->epoch = epoch;
     }
-    rc = r == SQLITE_DONE ? 0 : -1;
+    rc = r == SQLDB_DONE ? 0 : -1;
     if (rc != 0)
-        log_error("store: claim failed: %s", sqlite3_errmsg(s->w));
-    sqlite3_reset(st); /* ends the statement's write */
+        log_error("store: claim failed: %s", sqldb_errmsg(s->wq));
+    sqldb_reset(st); /* ends the statement's write */
     if (chk && rc == 0 && drop_pending + drop_failed > 0)
         rc = claim_dropped(s, email_id, drop_pending, drop_failed);
     if (ident && rc == 0)
         rc = charge_claims(s, scope, out, *n);
     if (txn && rc == 0)
-        rc = db_commit(s->w);
+        rc = sqldb_commit(s->wq);
 out:
     if (txn && rc != 0) {
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
         for (size_t i = 0; i < *n; i++) {
             free(out[i].recipient);
             free(out[i].name);
@@ -599,10 +608,10 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
     int rc = -1;
     struct counter_delta *d = xcalloc(n ? n : 1, sizeof *d);
     size_t nd = 0;
-    sqlite3_stmt *done = s->res_done, *release = s->res_release, *counters = s->res_counters;
+    struct sqldb_stmt *done = s->res_done, *release = s->res_release, *counters = s->res_counters;
     pthread_mutex_lock(&s->w_lock);
     sync_mode(s, false);
-    if (db_begin(s->w) != 0)
+    if (sqldb_begin(s->wq) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct outcome *x = &r[i];
@@ -610,18 +619,18 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
             charge(s, x->identity_id, x->day, x->lane, -1) != 0)
             goto out; /* not handed to SMTP after all: off the identity's day */
         if (x->kind == OUTCOME_RELEASE) {
-            sqlite3_bind_int64(release, 1, x->copy_id);
-            int st = db_step(s->w, release);
-            sqlite3_reset(release);
+            sqldb_bind_int64(release, 1, x->copy_id);
+            int st = sqldb_run(release);
+            sqldb_reset(release);
             if (st != 0)
                 goto out;
             continue;
         }
         if (x->kind == OUTCOME_SUPPRESSED) {
-            sqlite3_bind_int64(s->res_supp, 1, x->copy_id);
-            sqlite3_bind_int64(s->res_supp, 2, now_ms);
-            int st = db_step(s->w, s->res_supp);
-            sqlite3_reset(s->res_supp);
+            sqldb_bind_int64(s->res_supp, 1, x->copy_id);
+            sqldb_bind_int64(s->res_supp, 2, now_ms);
+            int st = sqldb_run(s->res_supp);
+            sqldb_reset(s->res_supp);
             if (st != 0)
                 goto out;
             struct counter_delta *c = delta_for(d, &nd, x->email_id);
@@ -634,15 +643,15 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
         }
         static const int state_of[] = {
             [OUTCOME_SENT] = DLV_SENT, [OUTCOME_RETRY] = DLV_RETRY, [OUTCOME_DEAD] = DLV_DEAD};
-        sqlite3_bind_int64(done, 1, x->copy_id);
-        sqlite3_bind_int(done, 2, state_of[x->kind]);
-        sqlite3_bind_int64(done, 3, x->kind == OUTCOME_RETRY ? x->due_at : 0);
-        sqlite3_bind_int(done, 4, x->code);
-        sqlite3_bind_text(done, 5, x->enhanced, -1, SQLITE_STATIC);
-        sqlite3_bind_text(done, 6, x->text, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(done, 7, now_ms);
-        int st = db_step(s->w, done);
-        sqlite3_reset(done);
+        sqldb_bind_int64(done, 1, x->copy_id);
+        sqldb_bind_int64(done, 2, state_of[x->kind]);
+        sqldb_bind_int64(done, 3, x->kind == OUTCOME_RETRY ? x->due_at : 0);
+        sqldb_bind_int64(done, 4, x->code);
+        sqldb_bind_text(done, 5, x->enhanced, -1);
+        sqldb_bind_text(done, 6, x->text, -1);
+        sqldb_bind_int64(done, 7, now_ms);
+        int st = sqldb_run(done);
+        sqldb_reset(done);
         if (st != 0)
             goto out;
         struct counter_delta *c = delta_for(d, &nd, x->email_id);
@@ -660,21 +669,21 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
             goto out;
     }
     for (size_t i = 0; i < nd; i++) {
-        sqlite3_bind_int64(counters, 1, d[i].email_id);
-        sqlite3_bind_int64(counters, 2, d[i].pending);
-        sqlite3_bind_int64(counters, 3, d[i].sent);
-        sqlite3_bind_int64(counters, 4, d[i].failed);
-        sqlite3_bind_int64(counters, 5, d[i].dead);
-        sqlite3_bind_int64(counters, 6, d[i].suppressed);
-        int st = db_step(s->w, counters);
-        sqlite3_reset(counters);
+        sqldb_bind_int64(counters, 1, d[i].email_id);
+        sqldb_bind_int64(counters, 2, d[i].pending);
+        sqldb_bind_int64(counters, 3, d[i].sent);
+        sqldb_bind_int64(counters, 4, d[i].failed);
+        sqldb_bind_int64(counters, 5, d[i].dead);
+        sqldb_bind_int64(counters, 6, d[i].suppressed);
+        int st = sqldb_run(counters);
+        sqldb_reset(counters);
         if (st != 0)
             goto out;
     }
-    rc = db_commit(s->w);
+    rc = sqldb_commit(s->wq);
 out: /* each statement was reset after its step */
     if (rc != 0)
-        db_rollback(s->w);
+        sqldb_rollback(s->wq);
     sync_mode(s, true);
     pthread_mutex_unlock(&s->w_lock);
     free(d);
@@ -687,19 +696,20 @@ int store_lanes(struct store *s, int64_t after, struct lane_row **out, size_t *n
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st = db_prepare(s->r, "SELECT id, name FROM domains WHERE id > ? ORDER BY id");
-    int r = SQLITE_ERROR;
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->rq, "SELECT id, name FROM domains WHERE id > ? ORDER BY id");
+    int r = -1;
     if (st) {
-        sqlite3_bind_int64(st, 1, after);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        sqldb_bind_int64(st, 1, after);
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
-            (*out)[*n].lane = sqlite3_column_int64(st, 0);
-            (*out)[(*n)++].domain = store_col_str(st, 1);
+            (*out)[*n].lane = sqldb_column_int64(st, 0);
+            (*out)[(*n)++].domain = store_qcol_str(st, 1);
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
-    if (r != SQLITE_DONE) {
+    if (r != SQLDB_DONE) {
         log_error("store: listing lanes failed");
         store_lanes_free(*out, *n);
         *out = NULL;
@@ -723,27 +733,27 @@ int store_identity_days(struct store *s, int64_t identity_id, int64_t from_day, 
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->r_lock);
-    sqlite3_stmt *st =
-        db_prepare(s->r, "SELECT d.day, coalesce(m.name, ''), d.lane, d.sent FROM identity_days d"
-                         " LEFT JOIN domains m ON m.id = d.lane WHERE d.identity_id = ?1"
-                         " AND d.day BETWEEN ?2 AND ?3 AND d.sent > 0 ORDER BY d.day, d.lane");
-    int r = SQLITE_ERROR;
+    struct sqldb_stmt *st = sqldb_prepare(
+        s->rq, "SELECT d.day, coalesce(m.name, ''), d.lane, d.sent FROM identity_days d"
+               " LEFT JOIN domains m ON m.id = d.lane WHERE d.identity_id = ?1"
+               " AND d.day BETWEEN ?2 AND ?3 AND d.sent > 0 ORDER BY d.day, d.lane");
+    int r = -1;
     if (st) {
-        sqlite3_bind_int64(st, 1, identity_id);
-        sqlite3_bind_int64(st, 2, from_day);
-        sqlite3_bind_int64(st, 3, to_day);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        sqldb_bind_int64(st, 1, identity_id);
+        sqldb_bind_int64(st, 2, from_day);
+        sqldb_bind_int64(st, 3, to_day);
+        while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             struct identity_day_count *x = &(*out)[(*n)++];
-            x->day = sqlite3_column_int64(st, 0);
-            x->domain = store_col_str(st, 1);
-            x->lane = sqlite3_column_int64(st, 2);
-            x->sent = sqlite3_column_int64(st, 3);
+            x->day = sqldb_column_int64(st, 0);
+            x->domain = store_qcol_str(st, 1);
+            x->lane = sqldb_column_int64(st, 2);
+            x->sent = sqldb_column_int64(st, 3);
         }
-        sqlite3_finalize(st);
+        sqldb_finalize(st);
     }
     pthread_mutex_unlock(&s->r_lock);
-    if (r != SQLITE_DONE) {
+    if (r != SQLDB_DONE) {
         log_error("store: identity_id=%lld day counts failed", (long long)identity_id);
         store_identity_days_free(*out, *n);
         *out = NULL;

@@ -176,24 +176,24 @@ struct store {
     /* the same two connections through sqldb.h (modules moved to it for
      * PostgreSQL use these; closed before w and r) */
     struct sqldb *wq, *rq;
-    sqlite3_stmt *ins_user;
-    sqlite3_stmt *backfill;
-    sqlite3_stmt *backfill_count;
-    sqlite3_stmt *list_users;
-    sqlite3_stmt *list_ids;
-    sqlite3_stmt *count_users;
+    struct sqldb_stmt *ins_user;
+    struct sqldb_stmt *backfill;
+    struct sqldb_stmt *backfill_count;
+    struct sqldb_stmt *list_users;
+    struct sqldb_stmt *list_ids;
+    struct sqldb_stmt *count_users;
     /* the sender's writer statements (w_lock): a claim, and a copy's
      * outcome, its release and the per-email counters of a results batch */
-    sqlite3_stmt *claim, *res_done, *res_release, *res_counters;
+    struct sqldb_stmt *claim, *res_done, *res_release, *res_counters;
     /* the claim that also drops copies of suppressed addresses, the
      * outcome of a copy found suppressed by its worker, the counters of a
      * claim's dropped copies (w_lock) */
-    sqlite3_stmt *claim_chk, *res_supp, *claim_counters;
+    struct sqldb_stmt *claim_chk, *res_supp, *claim_counters;
     /* the claims of a lane range (the first also drops suppressed copies),
      * an identity's day count by lane (w_lock) */
-    sqlite3_stmt *claim_lane_chk, *claim_lane, *charge;
+    struct sqldb_stmt *claim_lane_chk, *claim_lane, *charge;
     /* a registration's lane: the domain's row, then its id (w_lock) */
-    sqlite3_stmt *ins_domain, *get_lane;
+    struct sqldb_stmt *ins_domain, *get_lane;
     /* suppressions stored (w_lock): while 0, fan-out, backfill and claim
      * skip the check. supp_epoch grows with every suppression (any thread
      * reads it): a claim remembers it, and its worker checks the address
@@ -201,7 +201,7 @@ struct store {
     int64_t n_supp;
     _Atomic uint64_t supp_epoch;
     /* PRAGMA synchronous=NORMAL / FULL on the writer: see sync_mode */
-    sqlite3_stmt *sync_normal, *sync_full;
+    struct sqldb_stmt *sync_normal, *sync_full;
 
     /* group commit of single registrations (store_register_async) */
     pthread_t gc_thread;
@@ -225,11 +225,8 @@ int store_prepare_sender(struct store *s);
 /* store_suppress_open - count the suppressions at open; 0 or -1 */
 int store_suppress_open(struct store *s);
 
-/* store_col_dup - column i as a heap string (caller frees), NULL for SQL
- * NULL; store_col_str - the same, "" for SQL NULL */
-char *store_col_dup(sqlite3_stmt *st, int i);
-char *store_col_str(sqlite3_stmt *st, int i);
-/* store_qcol_dup, store_qcol_str - the same on a sqldb statement */
+/* store_qcol_dup - column i as a heap string (caller frees), NULL for SQL
+ * NULL; store_qcol_str - the same, "" for SQL NULL */
 char *store_qcol_dup(struct sqldb_stmt *st, int i);
 char *store_qcol_str(struct sqldb_stmt *st, int i);
 /* store_grow - v with room for element n (capacity *cap, doubled) */

@@ -412,6 +412,11 @@ void sqldb_reset(struct sqldb_stmt *st)
         clear_result(st);
 }
 
+const char *sqldb_sql(struct sqldb_stmt *st)
+{
+    return st->lite ? sqlite3_sql(st->lite) : st->sql;
+}
+
 void sqldb_clear_bindings(struct sqldb_stmt *st)
 {
     if (st->lite) {

@@ -84,6 +84,8 @@ void sqldb_finalize(struct sqldb_stmt *st);
 /* sqldb_reset - ready to step again from the start; bindings are kept */
 void sqldb_reset(struct sqldb_stmt *st);
 void sqldb_clear_bindings(struct sqldb_stmt *st);
+/* sqldb_sql - the statement's SQL as the engine runs it (for plans in tests) */
+const char *sqldb_sql(struct sqldb_stmt *st);
 
 /* binding: i from 1; text NULL binds NULL; len -1: NUL-terminated. A
  * binding restarts the statement (an implicit sqldb_reset). */

@@ -97,7 +97,7 @@ static void test_claim_index(void)
     add_users(s);
     int64_t id = new_email(s);
 
-    plan(s->w, sqlite3_sql(s->claim), p, sizeof p);
+    plan(s->w, sqldb_sql(s->claim), p, sizeof p);
     CHECK(strstr(p, "USING COVERING INDEX deliveries_claim") != NULL &&
               !strstr(p, "SCAN deliveries"),
           "the claim reads the partial claim index, never the whole table");
@@ -385,7 +385,7 @@ static void test_suppress(void)
                         "UPDATE emails SET n_pending = n_pending + 1,"
                         " n_suppressed = n_suppressed - 1") == 0,
           "u10's copy requeued by hand");
-    plan(s->w, sqlite3_sql(s->claim_chk), p, sizeof p);
+    plan(s->w, sqldb_sql(s->claim_chk), p, sizeof p);
     CHECK(strstr(p, "deliveries_claim") != NULL && !strstr(p, "SCAN deliveries") &&
               !strstr(p, "SCAN suppressions"),
           "the checked claim uses the claim index and the suppressions key");
