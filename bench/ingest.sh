@@ -24,6 +24,8 @@
 #   SAMPLE=20         copies looked up through /mail_stats?mail_id=
 #   TIMEOUT=900       seconds allowed for the ingest
 #   DB_FILES=1        health-service store files (passed through; 4: the parallel writers)
+#   BENCH_DB=sqlite   or postgres: health-service on a throwaway PostgreSQL cluster
+#                     (tests/integration/pg.sh; one database per mode)
 # Also: BUILD_DIR, KEEP_TMP=1, BENCH_LOG_LEVEL (see common.sh).
 . "$(dirname "$0")/common.sh"
 : "${N:=200000}" "${EMAILS:=100}" "${INGEST_MODE:=both}" "${CHECK_INTERVAL:=86400}"
@@ -93,11 +95,17 @@ check_span() {
 
 ROWS=()
 THREADS=()
+if [ "${BENCH_DB:-sqlite}" = postgres ]; then
+  . "$(dirname "$0")/../tests/integration/pg.sh"
+  start_pg "$BTMP/pg" $MODES || die "PostgreSQL did not start"
+  note "health-service on PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') (fsync=off)"
+fi
 for mode in $MODES; do
   start_broker "$PARTITIONS"
   HP=$(freeport)
   H_URL=http://127.0.0.1:$HP
   HENV=(CHECK_INTERVAL="$CHECK_INTERVAL" KAFKA_GROUP_ID="bench-$mode")
+  [ "${BENCH_DB:-sqlite}" = postgres ] && HENV+=(DATABASE_URL="$(pg_url "$mode")")
   if [ "$mode" = backlog ]; then
     t0=$(now_ms)
     produce_events "$BTMP/events.tsv" || die "kcat could not produce the events"

@@ -88,6 +88,14 @@ static struct hpg *hpg(struct hstore *s)
 
 /* ---- small helpers ------------------------------------------------------- */
 
+/* lock_reader - r_lock, with the reader reconnected if its connection broke
+ * (the failed query before found it: a restarted server costs one error) */
+static void lock_reader(struct hpg *s)
+{
+    pthread_mutex_lock(&s->r_lock);
+    sqldb_ok(s->r);
+}
+
 static void bind_text_or_null(struct sqldb_stmt *st, int i, const char *v)
 {
     if (v)
@@ -335,9 +343,41 @@ static int apply_copy(struct hpg *s, const struct copy_event *e, int64_t series,
     return 0;
 }
 
+/* a batch's series seen so far: most batches touch a few, so most copies
+ * need no lookup (strings borrowed from the batch's events) */
+#define SERIES_MEMO 64
+struct series_memo {
+    const char *domain, *identity, *variant;
+    int64_t campaign, id;
+};
+
+static bool same_text(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* series_memo_of - series_of, remembered in m (*nm entries) */
+static int series_memo_of(struct hpg *s, struct series_memo *m, size_t *nm,
+                          const struct copy_event *e, int64_t *id)
+{
+    for (size_t i = 0; i < *nm; i++)
+        if (m[i].campaign == e->campaign && same_text(m[i].domain, e->domain) &&
+            same_text(m[i].identity, e->identity) && same_text(m[i].variant, e->variant)) {
+            *id = m[i].id;
+            return 0;
+        }
+    if (series_of(s, e, id) != 0)
+        return -1;
+    if (*nm < SERIES_MEMO)
+        m[(*nm)++] = (struct series_memo){e->domain, e->identity, e->variant, e->campaign, *id};
+    return 0;
+}
+
 static int apply_copies(struct hpg *s, const struct copy_event *c, size_t n, size_t *added,
                         int64_t entered[HAN_N])
 {
+    struct series_memo memo[SERIES_MEMO];
+    size_t nmemo = 0;
     struct agg *em = NULL, *dm = NULL;
     size_t nem = 0, cem = 0, ndm = 0, cdm = 0;
     struct han_batch an;
@@ -348,7 +388,8 @@ static int apply_copies(struct hpg *s, const struct copy_event *c, size_t n, siz
         const struct copy_event *e = &c[i];
         int64_t series = 0, at = e->sent_at_ms ? e->sent_at_ms : now;
         bool t, b;
-        if (series_of(s, e, &series) != 0 || apply_copy(s, e, series, at, &an, &t, &b) != 0)
+        if (series_memo_of(s, memo, &nmemo, e, &series) != 0 ||
+            apply_copy(s, e, series, at, &an, &t, &b) != 0)
             goto out;
         if (!t && !b)
             continue;
@@ -442,7 +483,7 @@ static int hpg_domains(struct hstore *store, struct hstore_domain **out, size_t 
     int r = -1;
     *out = NULL;
     *n = 0;
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *q =
         sqldb_prepare(s->r, "SELECT " DOMAIN_COLS " FROM domains ORDER BY domain");
     while (q && (r = sqldb_step(q)) == SQLDB_ROW) {
@@ -489,7 +530,7 @@ static int hpg_domains(struct hstore *store, struct hstore_domain **out, size_t 
 /* read_int - the one integer sql answers on the reader, or -1 */
 static int64_t read_int(struct hpg *s, const char *sql)
 {
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *st = sqldb_prepare(s->r, sql);
     int64_t v = st && sqldb_step(st) == SQLDB_ROW ? sqldb_column_int64(st, 0) : -1;
     sqldb_finalize(st);
@@ -510,7 +551,7 @@ static int64_t hpg_tracked_count(struct hstore *store)
 static int hpg_domain_placement(struct hstore *store, const char *domain, struct hplacement *out)
 {
     struct hpg *s = hpg(store);
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *q = sqldb_prepare(
         s->r, "SELECT tracked, delivered, spam, opened, read, bounced, complained, unchecked,"
               " rescued FROM domains WHERE domain = ?1");
@@ -543,7 +584,7 @@ static int hpg_domain_names(struct hstore *store, char ***names, size_t *n)
     int r = -1;
     *n = 0;
     *names = xcalloc(cap, sizeof **names);
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *q = sqldb_prepare(s->r, "SELECT domain FROM domains ORDER BY domain");
     while (q && (r = sqldb_step(q)) == SQLDB_ROW) {
         if (*n == cap) {
@@ -566,7 +607,7 @@ static int hpg_open_copies(struct hstore *store, const char *domain, int64_t sin
     int r = -1;
     *n = 0;
     *out = xcalloc(max ? max : 1, sizeof **out);
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *st = sqldb_prepare(
         s->r, "SELECT message_id, recipient, sent_at, rounds, placement, opened, read, email_id,"
               " id, found_at IS NOT NULL, rescued, coalesce(series, 0) FROM copies"
@@ -702,7 +743,7 @@ static int hpg_stats_email(struct hstore *store, int64_t email_id, const char *b
                            struct hstore_stats *out)
 {
     struct hpg *s = hpg(store);
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *st = sqldb_prepare(
         s->r, broadcast_id ? "SELECT " STATS_COLS " FROM email_stats WHERE broadcast_id = ?1"
                              " ORDER BY email_id LIMIT 1"
@@ -727,7 +768,7 @@ static int hpg_stats_email(struct hstore *store, int64_t email_id, const char *b
 static int hpg_stats_copy(struct hstore *store, const char *message_id, struct hstore_stats *out)
 {
     struct hpg *s = hpg(store);
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *st = sqldb_prepare(
         s->r, "SELECT email_id, message_id, 1, CASE WHEN placement = 2 THEN 1 ELSE 0 END,"
               " CASE WHEN placement = 3 THEN 1 ELSE 0 END, opened, read, bounced, checked_at,"
@@ -757,7 +798,7 @@ static int hpg_all_stats(struct hstore *store, int64_t limit, int64_t offset,
     int r = -1;
     *n = 0;
     *out = xcalloc(cap, sizeof **out);
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *st = sqldb_prepare(
         s->r, "SELECT " STATS_COLS " FROM email_stats ORDER BY email_id LIMIT ?1 OFFSET ?2");
     if (st) {
@@ -885,7 +926,7 @@ static int hpg_placement_counts(struct hstore *store, int64_t since_ms,
     int r = -1;
     *n = 0;
     *out = xcalloc(cap, sizeof **out);
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *q = sqldb_prepare(
         s->r, "SELECT nullif(identity, ''), domain, count(*),"
               " sum(CASE WHEN bounced = 1 THEN 1 ELSE 0 END),"
@@ -935,7 +976,7 @@ static int hpg_inbox_delays(struct hstore *store, int64_t since_ms, struct hstor
     int r = -1;
     *n = 0;
     *out = xcalloc(cap, sizeof **out);
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *q =
         sqldb_prepare(s->r, "SELECT domain, greatest(0, (found_at - sent_at + 999) / 1000) AS d,"
                             " count(*) FROM copies WHERE sent_at >= ?1 AND placement = 2"
@@ -975,7 +1016,7 @@ static int hpg_reconcile(struct hstore *store, int64_t email_id, int64_t window_
     struct hpg *s = hpg(store);
     struct hstore_recon r = {.email_id = email_id};
     int rc = -1, step = -1;
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     /* both statements see one snapshot: the states add up to tracked */
     struct sqldb_stmt *st = NULL;
     if (sqldb_exec(s->r, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
@@ -1050,7 +1091,7 @@ static int hpg_analytics(struct hstore *store, const struct hstore_an_query *q,
     size_t cap = 64;
     *n = 0;
     *out = xcalloc(cap, sizeof **out);
-    pthread_mutex_lock(&s->r_lock);
+    lock_reader(s);
     struct sqldb_stmt *st = sqldb_prepare(
         s->r, "SELECT a.hour / ?7 AS bucket, sum(a.sent), sum(a.delivered), sum(a.spam),"
               " sum(a.opened), sum(a.read), sum(a.bounced), sum(a.complained)"

@@ -10,6 +10,7 @@
 #       Logs in DIR/log. Returns 1 (with the log) when it cannot start.
 #   pg_url DBNAME - the URL of another database of the cluster
 #   pg_sql DBNAME SQL - run SQL with psql (-At: bare values), as postgres
+#   restart_pg - fast shutdown and start again (clients lose their sessions)
 #   stop_pg - fast shutdown, wait, then SIGKILL if the postmaster lingers
 
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -36,6 +37,14 @@ start_pg() {
 
 pg_url() { echo "postgres://postgres@127.0.0.1:$PG_PORT/$1"; }
 pg_sql() { _pg_as psql -X -q -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -v ON_ERROR_STOP=1 -c "$2"; }
+
+restart_pg() {
+  _pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -m fast -w -t 60 restart \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+    >/dev/null 2>&1 || return 1
+  PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
+  track "$PG_PID"
+}
 
 stop_pg() {
   [ -n "${PG_DIR-}" ] || return 0

@@ -216,6 +216,18 @@ if [ "${TEST_DB:-sqlite}" = postgres ]; then
   got2() { curl -s "$H2/mail_stats?email_id=$E2" | $PY -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps([j[k] for k in ("tracked","delivered","spam","opened","read","bounced","pending")]))'; }
   wait_for 30 bash -c "[ \"\$($(declare -f got2); got2)\" = '$want2' ]"
   eq "its rounds give the new broadcast exactly the computed counts" "$(got2)" "$want2"
+  # the database restarted under it: every connection lost, then found again
+  restart_pg; ok $? "PostgreSQL restarted (fast shutdown: every session ends)"
+  r=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"from":"n@w.test","subject":"s3","body":"b"}' "$W/send")
+  E3=$(jget "$r" 'j["email_id"]')
+  wait_for 60 bash -c "curl -s '$H2/mail_stats?email_id=$E3' | grep -q '\"tracked\":90'"
+  ok $? "after the restart a new broadcast is tracked (the writer reconnected)"
+  kcat -b "$BROKERS" -C -t email-events -e -q -f '%s\n' 2>/dev/null | grep "\"email_id\":$E3," > "$TMP/sent3.jsonl"
+  want3=$($PY "$TMP/expect.py" "$TMP/sent3.jsonl")
+  got3() { curl -s "$H2/mail_stats?email_id=$E3" | $PY -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps([j[k] for k in ("tracked","delivered","spam","opened","read","bounced","pending")]))'; }
+  wait_for 30 bash -c "[ \"\$($(declare -f got3); got3)\" = '$want3' ]"
+  eq "and checked by the rounds with the computed counts (the leader took its lock again)" "$(got3)" "$want3"
+  check "the reader answers again" -- bash -c "curl -fs '$H2/domains' | grep -q a.test"
   stop_named health2; eq "health2: SIGTERM exit 0" "$STOP_RC" 0
   check "no sanitizer report (health2)" -- sanitizer_clean health2
   stop_named warmup
