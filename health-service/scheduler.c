@@ -334,11 +334,15 @@ void sched_enqueue(struct scheduler *s, struct round *r, const char *domain, str
     while (s->queued_copies > QUEUE_COPIES_MAX && (s->head[0] || s->head[1]) &&
            !atomic_load(&s->stop))
         pthread_cond_wait(&s->space_cv, &s->mu);
-    if (slot->busy || atomic_load(&s->stop)) {
+    /* a task that ended after the read may have stored results the copies
+     * do not show yet */
+    bool stale = slot->used_ms >= r->read_ms;
+    if (slot->busy || stale || atomic_load(&s->stop)) {
         r->skipped++;
         pthread_mutex_unlock(&s->mu);
-        log_debug("round %s=%s busy since an earlier round: its copies=%zu wait",
-                  seed ? "mailbox" : "domain", seed ? seed->address : domain, n);
+        log_debug("round %s=%s %s: its copies=%zu wait", seed ? "mailbox" : "domain",
+                  seed ? seed->address : domain,
+                  stale ? "checked since its copies were read" : "busy since an earlier round", n);
         if (s->m_skipped)
             metric_inc(s->m_skipped);
         hstore_copies_free(c, n);

@@ -47,6 +47,7 @@ struct snap {
 struct round {
     uint64_t no;
     int64_t started_ms; /* monotonic */
+    int64_t read_ms;    /* when the copies being queued were read (monotonic) */
     struct snap *snap;
     size_t left; /* tasks not ended, +1 while the coordinator builds */
     size_t tasks, copies, unchecked, failed, skipped;
@@ -99,8 +100,10 @@ struct scheduler {
 /* ---- scheduler.c ------------------------------------------------------ */
 
 /* sched_enqueue - hand copies c[0..n) (taken) to slot as a task of r,
- * unless the slot is busy (then they are freed: they wait for a later
- * round); waits while the queue holds QUEUE_COPIES_MAX copies */
+ * unless the slot is busy, or its last task ended after r->read_ms (its
+ * results may postdate what the copies say they were: checked again, they
+ * would be counted twice); then they are freed and wait for a later round.
+ * Waits while the queue holds QUEUE_COPIES_MAX copies. */
 void sched_enqueue(struct scheduler *s, struct round *r, const char *domain, struct loop_slot *slot,
                    const struct loop_entry *entry, struct seed *seed, struct hstore_copy *c,
                    size_t n);

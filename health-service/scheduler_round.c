@@ -113,6 +113,7 @@ static void split_domain(struct scheduler *s, struct round *r, const char *domai
     struct hstore_copy *c = NULL;
     size_t n = 0;
     int64_t since = time_now_ms() - s->cfg.window_ms;
+    r->read_ms = time_mono_ms();
     if (hstore_open_copies(s->cfg.store, domain, since, s->cfg.max_per_round, &c, &n) != 0 ||
         n == 0) {
         hstore_copies_free(c, n);
