@@ -255,7 +255,8 @@ struct agg {
     int64_t email_id;
     const char *key; /* domain, or the email's broadcast_id */
     struct hstore_delta d;
-    int64_t first_sent;
+    int64_t first_sent; /* ingest: the earliest new copy's sent_at, 0 none */
+    bool checked;       /* a round: some copy of the email was checked */
 };
 
 static struct agg *agg_find(struct agg **v, size_t *n, size_t *cap, int64_t email_id,
@@ -686,7 +687,7 @@ static int hpg_apply_checks(struct hstore *store, const char *domain, const stru
         if (checked && x->fl.rounds == 0)
             newly_checked++;
         struct agg *a = agg_find(&em, &nem, &cem, x->email_id, NULL);
-        a->first_sent = a->first_sent || checked; /* here: some copy checked */
+        a->checked = a->checked || checked;
         hstore_delta_check(&a->d, x, p, opened, read, rescued);
         hstore_delta_check(&all, x, p, opened, read, rescued);
         han_add_check(&an, x, p, opened, read);
@@ -694,7 +695,7 @@ static int hpg_apply_checks(struct hstore *store, const char *domain, const stru
     if (nem > 1)
         qsort(em, nem, sizeof *em, cmp_email);
     for (size_t j = 0; j < nem; j++)
-        if (stats_add(s, em[j].email_id, NULL, 0, &em[j].d, em[j].first_sent ? now_ms : 0) != 0)
+        if (stats_add(s, em[j].email_id, NULL, 0, &em[j].d, em[j].checked ? now_ms : 0) != 0)
             goto out;
     if (domain_add(s, domain, &all, newly_checked, domain_round, now_ms, error) != 0 ||
         an_flush(s, &an) != 0)
