@@ -17,9 +17,13 @@
  * write lock: every remaining row at or below it was already produced, and
  * every later insert gets a larger id.
  *
+ * On PostgreSQL the rows are taken by lease (outbox_pg.c) instead of
+ * read above hwm; the rest (producing, reports, retries, the batched
+ * delete) is the same.
+ *
  * Everything below runs on the publisher thread (delivery reports and
  * error callbacks are served by rd_kafka_poll() there), except
- * outbox_add() (caller's thread and connection), outbox_publisher_notify()
+ * outbox_add() and outbox_add_q() (caller's thread and connection), outbox_publisher_notify()
  * and outbox_publisher_stats() (any thread, under `mu`).
  */
 #include "outbox.h"
@@ -27,6 +31,8 @@
 #include "db.h"
 #include "kafka.h"
 #include "log.h"
+#include "outbox_pg.h"
+#include "sqldb.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
@@ -79,6 +85,7 @@ struct outbox_publisher {
     struct outbox_stats stats;
 
     /* publisher thread only */
+    struct outbox_pg *pg; /* PostgreSQL; then db and the statements are NULL */
     sqlite3 *db;
     sqlite3_stmt *sel_new, *sel_one, *del, *max_id, *count;
     int64_t hwm;
@@ -132,6 +139,27 @@ out:
         log_error("outbox: insert failed topic=%s: %s", topic, sqlite3_errmsg(db));
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int outbox_add_q(struct sqldb *db, const char *topic, const char *key, const char *value)
+{
+    if (sqldb_engine(db) == SQLDB_SQLITE)
+        return outbox_add(sqldb_sqlite(db), topic, key, value);
+    struct sqldb_stmt *st = sqldb_prepare(db, add_sql);
+    if (!st)
+        return -1;
+    sqldb_bind_text(st, 1, topic, -1);
+    if (key)
+        sqldb_bind_text(st, 2, key, -1);
+    else
+        sqldb_bind_null(st, 2);
+    sqldb_bind_text(st, 3, value, -1);
+    sqldb_bind_int64(st, 4, time_now_ms());
+    int rc = sqldb_run(st);
+    if (rc != 0)
+        log_error("outbox: insert failed topic=%s: %s", topic, sqldb_errmsg(db));
+    sqldb_finalize(st);
     return rc;
 }
 
@@ -317,6 +345,8 @@ static void producer_replace(struct outbox_publisher *p)
     rd_kafka_queue_destroy(oldq);
     rd_kafka_destroy(old);
     delete_done(p, true);
+    if (p->pg)
+        outbox_pg_release(p->pg); /* what was outstanding is free to take again */
     p->inflight = 0;
     p->nretry = 0;
     p->hwm = 0;
@@ -326,18 +356,10 @@ static void producer_replace(struct outbox_publisher *p)
 /* --- the publisher pass ------------------------------------------------- */
 
 /* produce_row - 0 produced (or poisoned, or queued for a retry), 1 queue
- * full (try the same row again soon) */
-static int produce_row(struct outbox_publisher *p, sqlite3_stmt *st, int64_t id, int col)
+ * full (try the same row again soon). key may be NULL. */
+static int produce_row(struct outbox_publisher *p, int64_t id, const char *topic, const void *key,
+                       size_t klen, const void *value, size_t vlen)
 {
-    const char *topic = (const char *)sqlite3_column_text(st, col);
-    const void *key = NULL;
-    size_t klen = 0;
-    if (sqlite3_column_type(st, col + 1) != SQLITE_NULL) {
-        key = sqlite3_column_blob(st, col + 1);
-        klen = (size_t)sqlite3_column_bytes(st, col + 1);
-    }
-    const void *value = sqlite3_column_blob(st, col + 2);
-    size_t vlen = (size_t)sqlite3_column_bytes(st, col + 2);
     if (!topic || !*topic) {
         log_error("outbox: id=%lld has no topic; skipped until restart", (long long)id);
         idvec_push(&p->poison, id);
@@ -368,6 +390,56 @@ static int produce_row(struct outbox_publisher *p, sqlite3_stmt *st, int64_t id,
 /* produce_retries - rows whose backoff elapsed, in id order; false when
  * the producer refused more for now. Due entries leave the list first: a
  * row that fails again at once is appended to it by retry_later(). */
+/* lite_produce - produce the statement's row (columns topic, key, value from col) */
+static int lite_produce(struct outbox_publisher *p, sqlite3_stmt *st, int64_t id, int col)
+{
+    const void *key = NULL;
+    size_t klen = 0;
+    if (sqlite3_column_type(st, col + 1) != SQLITE_NULL) {
+        key = sqlite3_column_blob(st, col + 1);
+        klen = (size_t)sqlite3_column_bytes(st, col + 1);
+    }
+    return produce_row(p, id, (const char *)sqlite3_column_text(st, col), key, klen,
+                       sqlite3_column_blob(st, col + 2), (size_t)sqlite3_column_bytes(st, col + 2));
+}
+
+/* pg_row_ctx - a PostgreSQL row handed back by outbox_pg.c */
+struct pg_row_ctx {
+    struct outbox_publisher *p;
+    int64_t now;
+    bool full;     /* the producer refused a row: the rest wait too */
+    bool produced; /* the row was handed to the producer */
+};
+
+static void pg_produce(void *arg, int64_t id, const char *topic, const char *key, const char *value)
+{
+    struct pg_row_ctx *c = arg;
+    if (idvec_has(&c->p->poison, id))
+        return;
+    if (c->full || produce_row(c->p, id, topic, key, key ? strlen(key) : 0, value,
+                               value ? strlen(value) : 0) != 0) {
+        c->full = true;
+        retry_push(c->p, id, c->now + 100);
+        return;
+    }
+    c->produced = true;
+}
+
+/* pg_retry - produce row id again if this publisher still holds it; 0
+ * done (or no longer ours), 1 queue full, -1 database error */
+static int pg_retry(struct outbox_publisher *p, int64_t id, int64_t now)
+{
+    struct pg_row_ctx c = {.p = p, .now = now};
+    int rc = outbox_pg_reread(p->pg, id, pg_produce, &c);
+    if (rc < 0)
+        return -1;
+    if (c.full)
+        return 1;
+    if (c.produced)
+        p->retried = true;
+    return 0;
+}
+
 static bool produce_retries(struct outbox_publisher *p, int64_t now)
 {
     size_t ndue = 0, keep = 0;
@@ -392,10 +464,19 @@ static bool produce_retries(struct outbox_publisher *p, int64_t now)
             retry_push(p, due[i].id, now + 100);
             continue;
         }
+        if (p->pg) {
+            int rc = pg_retry(p, due[i].id, now);
+            if (rc != 0) {
+                ok = false; /* pg_produce queued this one again on a full queue */
+                if (rc < 0)
+                    retry_push(p, due[i].id, now + BACKOFF_MIN_MS);
+            }
+            continue;
+        }
         sqlite3_bind_int64(p->sel_one, 1, due[i].id);
         int rc = sqlite3_step(p->sel_one);
         if (rc == SQLITE_ROW) {
-            if (produce_row(p, p->sel_one, due[i].id, 0) != 0) {
+            if (lite_produce(p, p->sel_one, due[i].id, 0) != 0) {
                 ok = false; /* queue full: this one and the rest wait */
                 retry_push(p, due[i].id, now + 100);
             } else {
@@ -421,13 +502,17 @@ static bool produce_new(struct outbox_publisher *p)
     int limit = room < p->batch ? room : p->batch;
     if (limit <= 0)
         return false;
+    if (p->pg) {
+        struct pg_row_ctx c = {.p = p, .now = time_mono_ms()};
+        return outbox_pg_claim(p->pg, limit, pg_produce, &c) == limit && !c.full;
+    }
     sqlite3_bind_int64(p->sel_new, 1, p->hwm);
     sqlite3_bind_int(p->sel_new, 2, limit);
     int n = 0, rc;
     bool stopped = false;
     while ((rc = sqlite3_step(p->sel_new)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(p->sel_new, 0);
-        if (!idvec_has(&p->poison, id) && produce_row(p, p->sel_new, id, 1) != 0) {
+        if (!idvec_has(&p->poison, id) && lite_produce(p, p->sel_new, id, 1) != 0) {
             stopped = true;
             break;
         }
@@ -457,6 +542,11 @@ static void delete_done(struct outbox_publisher *p, bool force)
     if (!force && p->done.n < DELETE_BATCH && now < p->next_delete_ms)
         return;
     p->next_delete_ms = now + DELETE_EVERY_MS;
+    if (p->pg) {
+        if (outbox_pg_delete(p->pg, p->done.v, p->done.n) != 0)
+            return; /* keep them; next turn */
+        goto deleted;
+    }
     if (db_begin(p->db) != 0)
         return; /* keep them; next pass */
     /* rows are delivered nearly in id order: one range per run of
@@ -486,6 +576,7 @@ static void delete_done(struct outbox_publisher *p, bool force)
     }
     if (max_id < p->hwm)
         p->hwm = max_id;
+deleted:
     pthread_mutex_lock(&p->mu);
     p->stats.published += p->done.n;
     pthread_mutex_unlock(&p->mu);
@@ -498,6 +589,15 @@ static void refresh_pending(struct outbox_publisher *p, int64_t now)
     if (now < p->next_count_ms)
         return;
     p->next_count_ms = now + COUNT_EVERY_MS;
+    if (p->pg) {
+        int64_t n = outbox_pg_count(p->pg);
+        if (n >= 0) {
+            pthread_mutex_lock(&p->mu);
+            p->stats.pending = n;
+            pthread_mutex_unlock(&p->mu);
+        }
+        return;
+    }
     if (sqlite3_step(p->count) == SQLITE_ROW) {
         int64_t n = sqlite3_column_int64(p->count, 0);
         pthread_mutex_lock(&p->mu);
@@ -530,6 +630,12 @@ static void probe(struct outbox_publisher *p, int64_t now)
 static int pass(struct outbox_publisher *p)
 {
     delete_done(p, false);
+    if (p->pg && outbox_pg_tick(p->pg)) {
+        /* our rows were released and may be taken by another publisher:
+         * what is still queued here comes back failed and is produced
+         * again only if it is ours again (pg_retry) */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE);
+    }
     if (p->fatal)
         producer_replace(p);
     int64_t now = time_mono_ms();
@@ -551,6 +657,11 @@ static int pass(struct outbox_publisher *p)
         int64_t d = p->next_delete_ms - now;
         if (d < wait)
             wait = d < 0 ? 0 : (int)d;
+    }
+    if (p->pg) { /* and for the heartbeat's */
+        int d = outbox_pg_due_ms(p->pg, time_mono_ms());
+        if (d < wait)
+            wait = d;
     }
     return wait;
 }
@@ -587,6 +698,7 @@ static void publisher_free(struct outbox_publisher *p)
     sqlite3_finalize(p->max_id);
     sqlite3_finalize(p->count);
     db_close(p->db);
+    outbox_pg_close(p->pg);
     for (size_t i = 0; p->extra && p->extra[i]; i++) {
         explicit_bzero(p->extra[i], strlen(p->extra[i])); /* may hold sasl.password */
         free(p->extra[i]);
@@ -611,6 +723,24 @@ static sqlite3_stmt *prepare(struct outbox_publisher *p, const char *sql, char *
         return NULL;
     }
     return st;
+}
+
+/* lite_open - the SQLite connection and its statements; 0 or -1 */
+static int lite_open(struct outbox_publisher *p, char *errbuf, size_t errlen)
+{
+    if (db_open(p->db_path, &p->db, errbuf, errlen) != 0 ||
+        db_exec(p->db, "PRAGMA synchronous=NORMAL") != 0 || /* see outbox.h */
+        !(p->sel_new = prepare(p,
+                               "SELECT id, topic, key, value FROM outbox WHERE id > ?1 "
+                               "ORDER BY id LIMIT ?2",
+                               errbuf, errlen)) ||
+        !(p->sel_one =
+              prepare(p, "SELECT topic, key, value FROM outbox WHERE id = ?1", errbuf, errlen)) ||
+        !(p->del = prepare(p, "DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2", errbuf, errlen)) ||
+        !(p->max_id = prepare(p, "SELECT max(id) FROM outbox", errbuf, errlen)) ||
+        !(p->count = prepare(p, "SELECT count(*) FROM outbox", errbuf, errlen)))
+        return -1;
+    return 0;
 }
 
 struct outbox_publisher *outbox_publisher_start(const struct outbox_config *cfg, char *errbuf,
@@ -642,18 +772,12 @@ struct outbox_publisher *outbox_publisher_start(const struct outbox_config *cfg,
         for (size_t i = 0; i < n; i++)
             p->extra[i] = xstrdup(cfg->extra[i]);
     }
-    if (db_open(p->db_path, &p->db, errbuf, errlen) != 0 ||
-        db_exec(p->db, "PRAGMA synchronous=NORMAL") != 0 || /* see outbox.h */
-        !(p->sel_new = prepare(p,
-                               "SELECT id, topic, key, value FROM outbox WHERE id > ?1 "
-                               "ORDER BY id LIMIT ?2",
-                               errbuf, errlen)) ||
-        !(p->sel_one =
-              prepare(p, "SELECT topic, key, value FROM outbox WHERE id = ?1", errbuf, errlen)) ||
-        !(p->del = prepare(p, "DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2", errbuf, errlen)) ||
-        !(p->max_id = prepare(p, "SELECT max(id) FROM outbox", errbuf, errlen)) ||
-        !(p->count = prepare(p, "SELECT count(*) FROM outbox", errbuf, errlen)) ||
-        !(p->rk = producer_new(p, errbuf, errlen))) {
+    int rc = -1;
+    if (sqldb_is_url(p->db_path))
+        rc = (p->pg = outbox_pg_open(p->db_path, p->client_id, errbuf, errlen)) ? 0 : -1;
+    else
+        rc = lite_open(p, errbuf, errlen);
+    if (rc != 0 || !(p->rk = producer_new(p, errbuf, errlen))) {
         publisher_free(p);
         return NULL;
     }
@@ -665,7 +789,14 @@ struct outbox_publisher *outbox_publisher_start(const struct outbox_config *cfg,
         publisher_free(p);
         return NULL;
     }
-    log_info("outbox: publisher started db=%s brokers=%s", p->db_path, p->brokers);
+    if (p->pg) {
+        char shown[512];
+        sqldb_url_redacted(p->db_path, shown, sizeof shown);
+        log_info("outbox: publisher started db=%s owner=%s brokers=%s", shown,
+                 outbox_pg_owner(p->pg), p->brokers);
+    } else {
+        log_info("outbox: publisher started db=%s brokers=%s", p->db_path, p->brokers);
+    }
     return p;
 }
 
