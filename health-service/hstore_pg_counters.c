@@ -1,8 +1,11 @@
 /* hstore_pg_counters.c - the counters the PostgreSQL backend's writes
  * keep: an email's (email_stats), a domain's (domains) and the /analytics
  * cells (analytics), each by a "+ delta" upsert in the writer's
- * transaction, and what a write adds to them per email or domain (struct
- * hpg_agg). Called with w_lock held (hstore_pg_int.h). */
+ * transaction; what a write adds to them per email or domain (struct
+ * hpg_aggs); and the text arrays (struct hpg_arr) that bind a batch's
+ * values to one statement. Rows are upserted in key order, so concurrent
+ * transactions lock them in one order. Called with w_lock held
+ * (hstore_pg_int.h). */
 #include "hstore_pg_int.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -10,47 +13,305 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- counters -------------------------------------------------------------- */
+/* the largest array literal a statement binds */
+#define ARR_CAP ((size_t)1 << 30)
 
-/* stats_add - d into email_id's counters (row made if new) */
+/* ---- text arrays ------------------------------------------------------------ */
+
+void hpg_arr_init(struct hpg_arr *a, size_t hint)
+{
+    buf_init(&a->b, ARR_CAP);
+    buf_reserve(&a->b, hint + 2);
+    a->n = 0;
+    a->err = buf_appendc(&a->b, '{') != 0;
+}
+
+void hpg_arr_cleanup(struct hpg_arr *a)
+{
+    buf_cleanup(&a->b);
+}
+
+/* sep - the comma before every element but the first */
+static void sep(struct hpg_arr *a)
+{
+    if (a->n++ && buf_appendc(&a->b, ',') != 0)
+        a->err = true;
+}
+
+void hpg_arr_text(struct hpg_arr *a, const char *v)
+{
+    if (!v) {
+        hpg_arr_null(a);
+        return;
+    }
+    sep(a);
+    /* quoted, with " and \ escaped: any other octet stands for itself */
+    int e = buf_appendc(&a->b, '"');
+    while (*v) {
+        size_t run = strcspn(v, "\"\\");
+        e |= buf_append(&a->b, v, run);
+        v += run;
+        if (*v) {
+            char esc[2] = {'\\', *v++};
+            e |= buf_append(&a->b, esc, 2);
+        }
+    }
+    e |= buf_appendc(&a->b, '"');
+    if (e)
+        a->err = true;
+}
+
+void hpg_arr_int(struct hpg_arr *a, int64_t v)
+{
+    char d[24], *p = d + sizeof d;
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    sep(a);
+    if (buf_append(&a->b, p, (size_t)(d + sizeof d - p)) != 0)
+        a->err = true;
+}
+
+void hpg_arr_null(struct hpg_arr *a)
+{
+    sep(a);
+    if (buf_append(&a->b, "NULL", 4) != 0)
+        a->err = true;
+}
+
+int hpg_arr_bind(struct hpg_arr *a, struct sqldb_stmt *st, int i)
+{
+    if (a->err || buf_appendc(&a->b, '}') != 0) {
+        a->err = true;
+        return -1;
+    }
+    sqldb_bind_text(st, i, buf_str(&a->b), (int)a->b.len);
+    return 0;
+}
+
+/* bind_arrs - arrays v[0..n) as parameters 1..n, each closed; -1 if one
+ * outgrew its cap */
+static int bind_arrs(struct sqldb_stmt *st, struct hpg_arr *v, int n)
+{
+    int rc = 0;
+    for (int i = 0; i < n; i++)
+        rc |= hpg_arr_bind(&v[i], st, i + 1);
+    return rc ? -1 : 0;
+}
+
+static void arrs_init(struct hpg_arr *v, int n, size_t hint)
+{
+    for (int i = 0; i < n; i++)
+        hpg_arr_init(&v[i], hint);
+}
+
+static void arrs_cleanup(struct hpg_arr *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        hpg_arr_cleanup(&v[i]);
+}
+
+/* ---- what a write adds per email or domain ----------------------------------- */
+
+void hpg_aggs_init(struct hpg_aggs *a)
+{
+    a->n = 0;
+    a->cap = 16;
+    a->v = xcalloc(a->cap, sizeof *a->v);
+    a->mask = 2 * a->cap - 1;
+    a->slot = xcalloc(a->mask + 1, sizeof *a->slot);
+}
+
+void hpg_aggs_cleanup(struct hpg_aggs *a)
+{
+    free(a->v);
+    free(a->slot);
+    a->v = NULL;
+    a->slot = NULL;
+    a->n = 0;
+}
+
+/* aggs_add - a new entry with hash h (slots stay at most half full) */
+static struct hpg_agg *aggs_add(struct hpg_aggs *a, uint64_t h)
+{
+    if (a->n == a->cap) {
+        a->cap *= 2;
+        a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
+        free(a->slot);
+        a->mask = 2 * a->cap - 1;
+        a->slot = xcalloc(a->mask + 1, sizeof *a->slot);
+        for (size_t k = 0; k < a->n; k++) {
+            size_t i = a->v[k].h & a->mask;
+            while (a->slot[i])
+                i = (i + 1) & a->mask;
+            a->slot[i] = (uint32_t)(k + 1);
+        }
+    }
+    size_t i = h & a->mask;
+    while (a->slot[i])
+        i = (i + 1) & a->mask;
+    a->v[a->n] = (struct hpg_agg){.h = h};
+    a->slot[i] = (uint32_t)++a->n;
+    return &a->v[a->n - 1];
+}
+
+struct hpg_agg *hpg_agg_email(struct hpg_aggs *a, int64_t email_id)
+{
+    uint64_t h = (uint64_t)email_id * 0x9E3779B97F4A7C15u >> 32;
+    for (size_t i = h & a->mask; a->slot[i]; i = (i + 1) & a->mask)
+        if (a->v[a->slot[i] - 1].email_id == email_id)
+            return &a->v[a->slot[i] - 1];
+    struct hpg_agg *g = aggs_add(a, h);
+    g->email_id = email_id;
+    return g;
+}
+
+struct hpg_agg *hpg_agg_domain(struct hpg_aggs *a, const char *domain)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)domain; *p; p++)
+        h = (h ^ *p) * 1099511628211u;
+    for (size_t i = h & a->mask; a->slot[i]; i = (i + 1) & a->mask)
+        if (strcmp(a->v[a->slot[i] - 1].key, domain) == 0)
+            return &a->v[a->slot[i] - 1];
+    struct hpg_agg *g = aggs_add(a, h);
+    g->key = domain;
+    return g;
+}
+
+static int cmp_email(const void *a, const void *b)
+{
+    const struct hpg_agg *x = a, *y = b;
+    return (x->email_id > y->email_id) - (x->email_id < y->email_id);
+}
+
+static int cmp_domain(const void *a, const void *b)
+{
+    return strcmp(((const struct hpg_agg *)a)->key, ((const struct hpg_agg *)b)->key);
+}
+
+/* ---- the upserts --------------------------------------------------------------- */
+
+/* the columns a delta adds to, after the statement's own */
+#define DELTA_ARRS 6
+
+static void add_delta(struct hpg_arr *v, const struct hstore_delta *d)
+{
+    hpg_arr_int(&v[0], d->delivered);
+    hpg_arr_int(&v[1], d->spam);
+    hpg_arr_int(&v[2], d->opened);
+    hpg_arr_int(&v[3], d->read);
+    hpg_arr_int(&v[4], d->unchecked);
+    hpg_arr_int(&v[5], d->rescued);
+}
+
+int hpg_stats_upsert(struct hpg *s, struct hpg_aggs *a, int64_t checked_at)
+{
+    enum { EM, BC, TR, BO, CA, FS, NA = FS + 1 + DELTA_ARRS };
+    if (!a->n)
+        return 0;
+    qsort(a->v, a->n, sizeof *a->v, cmp_email);
+    struct hpg_arr v[NA];
+    arrs_init(v, NA, a->n * 8);
+    for (size_t i = 0; i < a->n; i++) {
+        const struct hpg_agg *g = &a->v[i];
+        hpg_arr_int(&v[EM], g->email_id);
+        hpg_arr_text(&v[BC], g->key ? g->key : "");
+        hpg_arr_int(&v[TR], g->d.tracked);
+        hpg_arr_int(&v[BO], g->d.bounced);
+        if (g->checked && checked_at)
+            hpg_arr_int(&v[CA], checked_at);
+        else
+            hpg_arr_null(&v[CA]);
+        if (g->first_sent)
+            hpg_arr_int(&v[FS], g->first_sent);
+        else
+            hpg_arr_null(&v[FS]);
+        add_delta(&v[FS + 1], &g->d);
+    }
+    struct sqldb_stmt *st = sqldb_prepare(
+        s->w,
+        "INSERT INTO email_stats(email_id, broadcast_id, tracked, bounced, checked_at,"
+        " first_sent_at, delivered, spam, opened, read, unchecked, rescued)"
+        " SELECT e, b, t, bo, ca, fs, dl, sp, op, rd, un, re FROM unnest(?1::bigint[], ?2::text[],"
+        " ?3::bigint[], ?4::bigint[], ?5::bigint[], ?6::bigint[], ?7::bigint[], ?8::bigint[],"
+        " ?9::bigint[], ?10::bigint[], ?11::bigint[], ?12::bigint[]) WITH ORDINALITY"
+        " AS u(e, b, t, bo, ca, fs, dl, sp, op, rd, un, re, o) ORDER BY o"
+        " ON CONFLICT(email_id) DO UPDATE SET tracked = email_stats.tracked + excluded.tracked,"
+        " bounced = email_stats.bounced + excluded.bounced,"
+        " checked_at = coalesce(excluded.checked_at, email_stats.checked_at),"
+        " first_sent_at = CASE WHEN excluded.first_sent_at IS NULL THEN email_stats.first_sent_at"
+        " WHEN email_stats.first_sent_at IS NULL"
+        " OR excluded.first_sent_at < email_stats.first_sent_at THEN excluded.first_sent_at"
+        " ELSE email_stats.first_sent_at END,"
+        " delivered = email_stats.delivered + excluded.delivered,"
+        " spam = email_stats.spam + excluded.spam, opened = email_stats.opened + excluded.opened,"
+        " read = email_stats.read + excluded.read,"
+        " unchecked = email_stats.unchecked + excluded.unchecked,"
+        " rescued = email_stats.rescued + excluded.rescued");
+    int rc = st && bind_arrs(st, v, NA) == 0 ? sqldb_run(st) : -1;
+    sqldb_finalize(st);
+    arrs_cleanup(v, NA);
+    return rc;
+}
+
 int hpg_stats_add(struct hpg *s, int64_t email_id, const char *broadcast_id, int64_t first_sent,
                   const struct hstore_delta *d, int64_t checked_at)
 {
+    struct hpg_aggs a;
+    hpg_aggs_init(&a);
+    struct hpg_agg *g = hpg_agg_email(&a, email_id);
+    g->key = broadcast_id;
+    g->d = *d;
+    g->first_sent = first_sent;
+    g->checked = checked_at != 0;
+    int rc = hpg_stats_upsert(s, &a, checked_at);
+    hpg_aggs_cleanup(&a);
+    return rc;
+}
+
+int hpg_domains_upsert(struct hpg *s, struct hpg_aggs *a, int64_t now_ms)
+{
+    enum { DO, US, FI, LA, TR, BO, NA = BO + 1 + DELTA_ARRS };
+    if (!a->n)
+        return 0;
+    char now[32];
+    time_rfc3339_ms(now_ms, now, sizeof now);
+    qsort(a->v, a->n, sizeof *a->v, cmp_domain);
+    struct hpg_arr v[NA];
+    arrs_init(v, NA, a->n * 8);
+    for (size_t i = 0; i < a->n; i++) {
+        const struct hpg_agg *g = &a->v[i];
+        hpg_arr_text(&v[DO], g->key);
+        hpg_arr_int(&v[US], g->users);
+        hpg_arr_text(&v[FI], g->users ? g->first_user : now);
+        hpg_arr_text(&v[LA], g->users ? g->last_user : now);
+        hpg_arr_int(&v[TR], g->d.tracked);
+        hpg_arr_int(&v[BO], g->d.bounced);
+        add_delta(&v[BO + 1], &g->d);
+    }
     struct sqldb_stmt *st = sqldb_prepare(
-        s->w, "INSERT INTO email_stats(email_id, broadcast_id, tracked, delivered, spam, opened,"
-              " read, bounced, checked_at, first_sent_at, unchecked, rescued)"
-              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-              " ON CONFLICT(email_id) DO UPDATE SET tracked = email_stats.tracked + ?3,"
-              " delivered = email_stats.delivered + ?4, spam = email_stats.spam + ?5,"
-              " opened = email_stats.opened + ?6, read = email_stats.read + ?7,"
-              " bounced = email_stats.bounced + ?8,"
-              " checked_at = coalesce(?9, email_stats.checked_at),"
-              " first_sent_at = CASE WHEN ?10 IS NULL THEN email_stats.first_sent_at"
-              " WHEN email_stats.first_sent_at IS NULL OR ?10 < email_stats.first_sent_at"
-              " THEN ?10 ELSE email_stats.first_sent_at END,"
-              " unchecked = email_stats.unchecked + ?11, rescued = email_stats.rescued + ?12");
-    if (!st)
-        return -1;
-    sqldb_bind_int64(st, 1, email_id);
-    sqldb_bind_text(st, 2, broadcast_id ? broadcast_id : "", -1);
-    sqldb_bind_int64(st, 3, d->tracked);
-    sqldb_bind_int64(st, 4, d->delivered);
-    sqldb_bind_int64(st, 5, d->spam);
-    sqldb_bind_int64(st, 6, d->opened);
-    sqldb_bind_int64(st, 7, d->read);
-    sqldb_bind_int64(st, 8, d->bounced);
-    if (checked_at)
-        sqldb_bind_int64(st, 9, checked_at);
-    else
-        sqldb_bind_null(st, 9);
-    if (first_sent)
-        sqldb_bind_int64(st, 10, first_sent);
-    else
-        sqldb_bind_null(st, 10);
-    sqldb_bind_int64(st, 11, d->unchecked);
-    sqldb_bind_int64(st, 12, d->rescued);
-    int rc = sqldb_run(st);
+        s->w, "INSERT INTO domains(domain, users, first_seen, last_seen, tracked, bounced,"
+              " delivered, spam, opened, read, unchecked, rescued)"
+              " SELECT d, us, fi, la, t, bo, dl, sp, op, rd, un, re FROM unnest(?1::text[],"
+              " ?2::bigint[], ?3::text[], ?4::text[], ?5::bigint[], ?6::bigint[], ?7::bigint[],"
+              " ?8::bigint[], ?9::bigint[], ?10::bigint[], ?11::bigint[], ?12::bigint[])"
+              " WITH ORDINALITY AS u(d, us, fi, la, t, bo, dl, sp, op, rd, un, re, o) ORDER BY o"
+              " ON CONFLICT(domain) DO UPDATE SET users = domains.users + excluded.users,"
+              " last_seen = CASE WHEN excluded.users > 0 THEN excluded.last_seen"
+              " ELSE domains.last_seen END, tracked = domains.tracked + excluded.tracked,"
+              " bounced = domains.bounced + excluded.bounced,"
+              " delivered = domains.delivered + excluded.delivered,"
+              " spam = domains.spam + excluded.spam, opened = domains.opened + excluded.opened,"
+              " read = domains.read + excluded.read,"
+              " unchecked = domains.unchecked + excluded.unchecked,"
+              " rescued = domains.rescued + excluded.rescued");
+    int rc = st && bind_arrs(st, v, NA) == 0 ? sqldb_run(st) : -1;
     sqldb_finalize(st);
+    arrs_cleanup(v, NA);
     return rc;
 }
 
@@ -102,48 +363,34 @@ static int cmp_cell(const void *a, const void *b)
     return (x->hour > y->hour) - (x->hour < y->hour);
 }
 
-/* an_flush - b's cells into analytics, in key order */
 int hpg_an_flush(struct hpg *s, struct han_batch *b)
 {
+    enum { SE, HO, NA = HO + 1 + HAN_N };
     if (!b->n)
         return 0;
     qsort(b->v, b->n, sizeof *b->v, cmp_cell);
+    struct hpg_arr v[NA];
+    arrs_init(v, NA, b->n * 8);
+    for (size_t i = 0; i < b->n; i++) {
+        hpg_arr_int(&v[SE], b->v[i].series);
+        hpg_arr_int(&v[HO], b->v[i].hour);
+        for (int q = 0; q < HAN_N; q++)
+            hpg_arr_int(&v[HO + 1 + q], b->v[i].n[q]);
+    }
     struct sqldb_stmt *st = sqldb_prepare(
         s->w, "INSERT INTO analytics(series, hour, sent, delivered, spam, opened, read, bounced,"
-              " complained) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(series, hour)"
-              " DO UPDATE SET sent = analytics.sent + ?3, delivered = analytics.delivered + ?4,"
-              " spam = analytics.spam + ?5, opened = analytics.opened + ?6,"
-              " read = analytics.read + ?7, bounced = analytics.bounced + ?8,"
-              " complained = analytics.complained + ?9");
-    int rc = st ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < b->n; i++) {
-        sqldb_bind_int64(st, 1, b->v[i].series);
-        sqldb_bind_int64(st, 2, b->v[i].hour);
-        for (int q = 0; q < HAN_N; q++)
-            sqldb_bind_int64(st, 3 + q, b->v[i].n[q]);
-        rc = sqldb_run(st);
-    }
+              " complained) SELECT se, ho, a, dl, sp, op, rd, bo, co FROM unnest(?1::bigint[],"
+              " ?2::bigint[], ?3::bigint[], ?4::bigint[], ?5::bigint[], ?6::bigint[],"
+              " ?7::bigint[], ?8::bigint[], ?9::bigint[]) WITH ORDINALITY"
+              " AS u(se, ho, a, dl, sp, op, rd, bo, co, o) ORDER BY o ON CONFLICT(series, hour)"
+              " DO UPDATE SET sent = analytics.sent + excluded.sent,"
+              " delivered = analytics.delivered + excluded.delivered,"
+              " spam = analytics.spam + excluded.spam, opened = analytics.opened + excluded.opened,"
+              " read = analytics.read + excluded.read,"
+              " bounced = analytics.bounced + excluded.bounced,"
+              " complained = analytics.complained + excluded.complained");
+    int rc = st && bind_arrs(st, v, NA) == 0 ? sqldb_run(st) : -1;
     sqldb_finalize(st);
+    arrs_cleanup(v, NA);
     return rc;
-}
-
-struct hpg_agg *hpg_agg_find(struct hpg_agg **v, size_t *n, size_t *cap, int64_t email_id,
-                             const char *domain)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (domain ? strcmp((*v)[i].key, domain) == 0 : (*v)[i].email_id == email_id)
-            return &(*v)[i];
-    if (*n == *cap) {
-        *cap = *cap ? 2 * *cap : 16;
-        *v = xreallocarray(*v, *cap, sizeof **v);
-    }
-    struct hpg_agg *a = &(*v)[(*n)++];
-    *a = (struct hpg_agg){.email_id = email_id};
-    return a;
-}
-
-int hpg_cmp_email(const void *a, const void *b)
-{
-    const struct hpg_agg *x = a, *y = b;
-    return (x->email_id > y->email_id) - (x->email_id < y->email_id);
 }

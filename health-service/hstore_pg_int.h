@@ -17,6 +17,7 @@
 #define HSTORE_PG_INT_H
 
 #include "hstore.h"
+#include "buf.h"
 #include "hstore_delta.h"
 #include "sqldb.h"
 
@@ -54,27 +55,74 @@ char *hpg_col_dup(struct sqldb_stmt *st, int i);
 
 /* ---- counters (hstore_pg_counters.c), w_lock held ------------------------ */
 
-/* what a batch adds to one email or one domain */
+/* a PostgreSQL array literal ('{1,"a b",NULL}') being built: a batch's
+ * values bound as one text parameter and cast in the SQL ($1::bigint[],
+ * $2::text[]), then expanded with unnest() */
+struct hpg_arr {
+    struct buf b;
+    size_t n; /* elements */
+    bool err; /* outgrew its cap */
+};
+
+/* hpg_arr_init - an empty array, room for about hint octets */
+void hpg_arr_init(struct hpg_arr *a, size_t hint);
+void hpg_arr_cleanup(struct hpg_arr *a);
+/* hpg_arr_text - v quoted (NULL: a NULL element) */
+void hpg_arr_text(struct hpg_arr *a, const char *v);
+void hpg_arr_int(struct hpg_arr *a, int64_t v);
+void hpg_arr_null(struct hpg_arr *a);
+/* hpg_arr_bind - close the literal and bind it as st's parameter i (a
+ * stays the owner until st is stepped); -1 if it outgrew its cap */
+int hpg_arr_bind(struct hpg_arr *a, struct sqldb_stmt *st, int i);
+
+/* what a write adds to one email's or one domain's counters */
 struct hpg_agg {
     int64_t email_id;
-    const char *key; /* domain, or the email's broadcast_id */
+    const char *key; /* the domain; an email's broadcast_id (borrowed) */
+    uint64_t h;
     struct hstore_delta d;
     int64_t first_sent; /* ingest: the earliest new copy's sent_at, 0 none */
     bool checked;       /* a round: some copy of the email was checked */
+    /* a domain's users registered by the batch, the first's and the
+     * last's registration time (borrowed) */
+    int64_t users;
+    const char *first_user, *last_user;
 };
 
+/* the distinct emails or domains of a write, in first-seen order, found
+ * through an open-addressing index */
+struct hpg_aggs {
+    struct hpg_agg *v;
+    size_t n, cap;
+    uint32_t *slot; /* index + 1 into v, 0 = empty; mask + 1 slots */
+    size_t mask;
+};
+
+void hpg_aggs_init(struct hpg_aggs *a);
+void hpg_aggs_cleanup(struct hpg_aggs *a);
+/* hpg_agg_email, hpg_agg_domain - the entry of email_id or domain (which
+ * must outlive a), made if new */
+struct hpg_agg *hpg_agg_email(struct hpg_aggs *a, int64_t email_id);
+struct hpg_agg *hpg_agg_domain(struct hpg_aggs *a, const char *domain);
+
+/* hpg_stats_upsert - every entry of a (emails) added to email_stats (rows
+ * made if new) in one statement, in email_id order; checked_at for the
+ * entries checked. Sorts a: no lookups after. */
+int hpg_stats_upsert(struct hpg *s, struct hpg_aggs *a, int64_t checked_at);
 /* hpg_stats_add - d into email_id's counters (row made if new) */
 int hpg_stats_add(struct hpg *s, int64_t email_id, const char *broadcast_id, int64_t first_sent,
                   const struct hstore_delta *d, int64_t checked_at);
+/* hpg_domains_upsert - every entry of a (domains) added to domains in one
+ * statement, in name order: users (last_seen the last one's time),
+ * tracked, bounced and the delta's counters; a new row first seen at its
+ * first user's time, else now_ms. Sorts a: no lookups after. */
+int hpg_domains_upsert(struct hpg *s, struct hpg_aggs *a, int64_t now_ms);
 /* hpg_domain_add - d and newly checked into domain's counters (row made if
  * new); round: the domain loop's round time and error too */
 int hpg_domain_add(struct hpg *s, const char *domain, const struct hstore_delta *d, int64_t checked,
                    bool round, int64_t now_ms, const char *error);
-/* hpg_an_flush - b's cells into analytics, in key order */
+/* hpg_an_flush - b's cells into analytics in one statement, in key order */
 int hpg_an_flush(struct hpg *s, struct han_batch *b);
-struct hpg_agg *hpg_agg_find(struct hpg_agg **v, size_t *n, size_t *cap, int64_t email_id,
-                             const char *domain);
-int hpg_cmp_email(const void *a, const void *b);
 
 /* ---- the ops (each as hstore.h's function of the same name) --------------- */
 

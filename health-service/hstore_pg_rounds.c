@@ -59,8 +59,8 @@ int hpg_apply_checks(struct hstore *store, const char *domain, const struct hsto
 {
     struct hpg *s = hpg(store);
     int rc = -1;
-    struct hpg_agg *em = NULL;
-    size_t nem = 0, cem = 0;
+    struct hpg_aggs em;
+    hpg_aggs_init(&em);
     int64_t newly_checked = 0;
     struct hstore_delta all = {0};
     struct han_batch an;
@@ -99,18 +99,14 @@ int hpg_apply_checks(struct hstore *store, const char *domain, const struct hsto
             continue;
         if (checked && x->fl.rounds == 0)
             newly_checked++;
-        struct hpg_agg *a = hpg_agg_find(&em, &nem, &cem, x->email_id, NULL);
+        struct hpg_agg *a = hpg_agg_email(&em, x->email_id);
         a->checked = a->checked || checked;
         hstore_delta_check(&a->d, x, p, opened, read, rescued);
         hstore_delta_check(&all, x, p, opened, read, rescued);
         han_add_check(&an, x, p, opened, read);
     }
-    if (nem > 1)
-        qsort(em, nem, sizeof *em, hpg_cmp_email);
-    for (size_t j = 0; j < nem; j++)
-        if (hpg_stats_add(s, em[j].email_id, NULL, 0, &em[j].d, em[j].checked ? now_ms : 0) != 0)
-            goto out;
-    if (hpg_domain_add(s, domain, &all, newly_checked, domain_round, now_ms, error) != 0 ||
+    if (hpg_stats_upsert(s, &em, now_ms) != 0 ||
+        hpg_domain_add(s, domain, &all, newly_checked, domain_round, now_ms, error) != 0 ||
         hpg_an_flush(s, &an) != 0)
         goto out;
     rc = sqldb_commit(s->w);
@@ -125,7 +121,7 @@ out:
     sqldb_finalize(unc);
     pthread_mutex_unlock(&s->w_lock);
     han_cleanup(&an);
-    free(em);
+    hpg_aggs_cleanup(&em);
     return rc;
 }
 
