@@ -106,7 +106,7 @@ for try in $(seq 20); do
   kill -CONT "$v"
 done
 check "a publisher holding rows is frozen mid-drain ($held rows)" -- test -n "$victim"
-kill -KILL "$victim"; wait "$victim" 2>/dev/null; killed=$(date +%s%N)
+[ -n "$victim" ] && kill -KILL "$victim"; wait "$victim" 2>/dev/null; killed=$(date +%s%N)
 survivors=$(for n in p1 p2 p3; do [ "$(eval echo \$${n}_PID)" = "$victim" ] || echo $n; done | tr '\n' ' ')
 echo "# killed pid $victim holding $held rows; survivors: $survivors"
 wait "$ADD"; ok $? "the writer commits all 20,000 rows"
