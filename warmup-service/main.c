@@ -11,6 +11,7 @@
 #include "api.h"
 #include "app.h"
 #include "archive.h"
+#include "cluster.h"
 #include "dblock.h"
 #include "dkim.h"
 #include "fanout.h"
@@ -161,16 +162,15 @@ int main(int argc, char **argv)
         log_warn("WARMUP_CLOCK_OFFSET: the identities' clock runs %lld ms off the wall clock "
                  "(for tests only)",
                  (long long)cfg.clock_offset_ms);
-    if (cfg.svc.database_url)
-        log_fatal("config: DATABASE_URL: warmup-service keeps its state in SQLite (DB_PATH) in "
-                  "this version; only health-service runs on PostgreSQL yet");
-    int lock = dblock_acquire(cfg.svc.db_path, err, sizeof err);
-    if (lock < 0)
+    /* SQLite: one process per file (dblock.h); PostgreSQL: any number */
+    const char *db = cfg.svc.database_url ? cfg.svc.database_url : cfg.svc.db_path;
+    int lock = cfg.svc.database_url ? -1 : dblock_acquire(cfg.svc.db_path, err, sizeof err);
+    if (!cfg.svc.database_url && lock < 0)
         log_fatal("store: %s", err);
-    app.store = store_open(cfg.svc.db_path, err, sizeof err);
+    app.store = store_open(db, err, sizeof err);
     if (!app.store)
         log_fatal("store: %s", err);
-    struct outbox_config oc = {.db_path = cfg.svc.db_path,
+    struct outbox_config oc = {.db_path = db,
                                .brokers = cfg.svc.kafka_brokers,
                                .client_id = "warmup-service",
                                .extra = cfg.svc.kafka_sec.conf};
@@ -199,6 +199,7 @@ int main(int argc, char **argv)
     app.sender = sender_start(&sc, err, sizeof err);
     if (!app.sender)
         log_fatal("sender: %s", err);
+    struct cluster *cluster = cluster_start(app.store, app.sender, cfg.svc.database_url != NULL);
     struct fanout_config fo = {.store = app.store, .sender = app.sender, .chunk = cfg.fanout_chunk};
     app.fanout = fanout_start(&fo, err, sizeof err);
     if (!app.fanout)
@@ -269,6 +270,7 @@ int main(int argc, char **argv)
     sendq_stop(app.sendq);
     feedback_stop(app.feedback);
     fanout_stop(app.fanout); /* between two chunks: the fan-out resumes at the next start */
+    cluster_stop(cluster);
     sender_stop(app.sender); /* commits every outcome and its event into the outbox */
     smtp_clients_cleanup(&clients);
     dkim_signer_free(dkim);

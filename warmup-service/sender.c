@@ -10,6 +10,7 @@
 #include "providers.h"
 #include "ratelimit.h"
 #include "sender_int.h"
+#include "store_cluster.h"
 #include "throttle.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -48,6 +49,13 @@ static struct email_run *run_find(struct sender *s, int64_t id)
     return NULL;
 }
 
+/* shared - this instance's part of a TPM (0: unlimited) */
+static double shared(struct sender *s, int tpm)
+{
+    int n = atomic_load(&s->share);
+    return tpm > 0 ? (double)tpm / (n > 0 ? n : 1) : 0;
+}
+
 /* run_load - read an email from the store into the registry */
 static struct email_run *run_load(struct sender *s, int64_t id)
 {
@@ -62,7 +70,7 @@ static struct email_run *run_load(struct sender *s, int64_t id)
     c->client = idx >= 0 ? idx : (int)s->cfg.clients->default_idx;
     atomic_init(&c->paused, c->info.paused);
     atomic_init(&c->refs, 1);
-    c->rl = ratelimit_new(c->info.tpm);
+    c->rl = ratelimit_new(shared(s, c->info.tpm));
     pthread_mutex_lock(&s->lock);
     if (s->nruns == s->capruns) {
         s->capruns = s->capruns ? s->capruns * 2 : 16;
@@ -93,12 +101,52 @@ void sender_email_changed(struct sender *s, int64_t id)
     struct email_run *c = run_find(s, id);
     if (c) {
         atomic_store(&c->paused, e.paused);
-        ratelimit_set(c->rl, e.tpm);
+        c->info.tpm = e.tpm;
+        ratelimit_set(c->rl, shared(s, e.tpm));
     }
     s->kicked = true;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     email_info_cleanup(&e);
+}
+
+void sender_email_sync(struct sender *s, const struct email_control *v, size_t n)
+{
+    bool kick = false;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct email_run *c = run_find(s, v[i].id);
+        if (!c || (atomic_load(&c->paused) == v[i].paused && c->info.tpm == v[i].tpm))
+            continue;
+        log_info("email_id=%lld controls changed by another instance: paused %d, tpm %d",
+                 (long long)v[i].id, v[i].paused, v[i].tpm);
+        atomic_store(&c->paused, v[i].paused);
+        c->info.tpm = v[i].tpm;
+        ratelimit_set(c->rl, shared(s, v[i].tpm));
+        kick = true;
+    }
+    if (kick) {
+        s->kicked = true;
+        pthread_cond_signal(&s->wake);
+    }
+    pthread_mutex_unlock(&s->lock);
+    pacer_changed(s->pacer, 0); /* identities: read again at the next plan */
+}
+
+void sender_set_share(struct sender *s, int n)
+{
+    if (n < 1)
+        n = 1;
+    if (atomic_exchange(&s->share, n) == n)
+        return;
+    log_info("sending rates shared by %d instance%s", n, n > 1 ? "s" : "");
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nruns; i++)
+        ratelimit_set(s->runs[i]->rl, shared(s, s->runs[i]->info.tpm));
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < s->nclients; i++)
+        ratelimit_set(s->clients[i].rl, shared(s, s->clients[i].cfg->s.tpm));
+    throttle_set_share(s->throttle, n);
 }
 
 void sender_identity_changed(struct sender *s, int64_t identity_id)
@@ -547,6 +595,7 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
     }
     if (released)
         log_warn("released %lld copies leased by a previous run (crash?)", (long long)released);
+    atomic_init(&s->share, 1);
     s->throttle = throttle_new(cfg->providers, cfg->metrics);
     s->pacer = pacer_new(cfg->store, cfg->providers);
     size_t ngroups = providers_count(cfg->providers);

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct email_control;
+
 struct store;
 struct smtp_clients;
 struct metrics;
@@ -60,6 +62,14 @@ struct sender *sender_start(const struct sender_config *cfg, char *errbuf, size_
 void sender_notify(struct sender *s);
 /* sender_email_changed - paused or tpm of an email changed in the store */
 void sender_email_changed(struct sender *s, int64_t email_id);
+/* sender_email_sync - the controls of emails as the store has them now
+ * (another instance may have changed them; cluster.h), and the
+ * identities read again at the next plan */
+void sender_email_sync(struct sender *s, const struct email_control *v, size_t n);
+/* sender_set_share - n instances send for one database: each TPM (emails,
+ * SMTP clients, provider throttles) is split evenly; an identity's day
+ * quota is charged in the database and needs no split */
+void sender_set_share(struct sender *s, int n);
 /* sender_identity_changed - an identity was created or changed (pause,
  * resume, a policy decision): its emails follow it from the next round */
 void sender_identity_changed(struct sender *s, int64_t identity_id);

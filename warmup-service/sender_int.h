@@ -87,6 +87,7 @@ struct sender {
     struct email_run **runs;
     size_t nruns, capruns;
     struct metric *m_queue, *m_active;
+    atomic_int share; /* instances sharing every TPM (sender_set_share) */
 };
 
 void email_run_unref(struct email_run *c);

@@ -7,17 +7,22 @@
  * commits them in one transaction under w_lock and calls their done(). */
 #include "store.h"
 #include "errbuf.h"
+#include "store_cluster.h"
 #include "store_fanout.h"
 #include "store_history.h"
 #include "store_int.h"
+#include "store_pg.h"
 #include "db.h"
 #include "log.h"
 #include "outbox.h"
 #include "xalloc.h"
 
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 /* migrations[i]: schema version i -> i+1; never edit a released one */
 static const char *const migrations[] = {
@@ -43,25 +48,71 @@ static const char *const migrations[] = {
     STORE_FANOUT_SCHEMA_SQL,
     /* 10: history indexes and archives (store_history.h) */
     STORE_HISTORY_SCHEMA_SQL,
+    /* 11: the instance holding a lease */
+    STORE_LEASE_OWNER_SQL,
 };
 
+/* PostgreSQL: the latest schema at once, then no-ops (store_pg.h) */
+static const char *const pg_migrations[] = {
+    STORE_PG_SCHEMA_SQL, "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1",
+    "SELECT 1",          "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1",
+};
+_Static_assert(sizeof pg_migrations == sizeof migrations, "one version count for both engines");
+
 static void *gc_main(void *arg);
+
+/* open_pg - the writer and reader connections to url, the schema migrated */
+static int open_pg(struct store *s, const char *url, char *errbuf, size_t errlen)
+{
+    s->wq = sqldb_open_pg(url, errbuf, errlen);
+    if (!s->wq)
+        return -1;
+    if (sqldb_migrate(s->wq, pg_migrations, sizeof pg_migrations / sizeof pg_migrations[0], errbuf,
+                      errlen) != 0)
+        return -1;
+    s->rq = sqldb_open_pg(url, errbuf, errlen);
+    s->cq = s->rq ? sqldb_open_pg(url, errbuf, errlen) : NULL;
+    return s->cq ? 0 : -1;
+}
+
+/* instance_id - host:pid:random, the name of this process's leases */
+static void instance_id(char *buf, size_t len)
+{
+    char host[64] = "";
+    unsigned char rnd[4] = {0};
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "host");
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        memset(rnd, 0, sizeof rnd);
+    snprintf(buf, len, "%.63s:%ld:%02x%02x%02x%02x", host, (long)getpid(), rnd[0], rnd[1], rnd[2],
+             rnd[3]);
+}
 
 struct store *store_open(const char *path, char *errbuf, size_t errlen)
 {
     struct store *s = xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->w_lock, NULL);
     pthread_mutex_init(&s->r_lock, NULL);
+    pthread_mutex_init(&s->c_lock, NULL);
     pthread_mutex_init(&s->gc_mu, NULL);
     pthread_cond_init(&s->gc_cv, NULL);
     s->gc_tail = &s->gc_head;
-    if (db_open_store(path, migrations, sizeof migrations / sizeof migrations[0], NULL, &s->w,
-                      &s->r, errbuf, errlen) != 0) {
-        store_free(s);
-        return NULL;
+    instance_id(s->instance, sizeof s->instance);
+    if (sqldb_is_url(path)) {
+        s->pg = true;
+        if (open_pg(s, path, errbuf, errlen) != 0) {
+            store_free(s);
+            return NULL;
+        }
+    } else {
+        if (db_open_store(path, migrations, sizeof migrations / sizeof migrations[0], NULL, &s->w,
+                          &s->r, errbuf, errlen) != 0) {
+            store_free(s);
+            return NULL;
+        }
+        s->wq = sqldb_wrap_sqlite(s->w);
+        s->rq = sqldb_wrap_sqlite(s->r);
     }
-    s->wq = sqldb_wrap_sqlite(s->w);
-    s->rq = sqldb_wrap_sqlite(s->r);
     s->ins_user = sqldb_prepare(s->wq, "INSERT INTO users(name, email_id, domain, created_at, lane,"
                                        " attributes) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING"
                                        " RETURNING id");
@@ -82,7 +133,8 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
     if (!s->ins_user || !s->ins_domain || !s->get_lane || !s->backfill || !s->backfill_count ||
         !s->list_users || !s->list_ids || !s->count_users || store_prepare_sender(s) != 0 ||
         store_suppress_open(s) != 0) {
-        errbuf_set(errbuf, errlen, "cannot prepare statements on %s", path);
+        errbuf_set(errbuf, errlen, "cannot prepare statements on %s",
+                   s->pg ? "the PostgreSQL database" : path);
         store_free(s);
         return NULL;
     }
@@ -106,12 +158,15 @@ void store_free(struct store *s)
         pthread_mutex_unlock(&s->gc_mu);
         pthread_join(s->gc_thread, NULL);
     }
+    store_cluster_leave(s);
     sqldb_close(s->wq); /* with their statements, before the connections */
     sqldb_close(s->rq);
+    sqldb_close(s->cq);
     db_close(s->w); /* finalizes its statements */
     db_close(s->r);
     pthread_mutex_destroy(&s->w_lock);
     pthread_mutex_destroy(&s->r_lock);
+    pthread_mutex_destroy(&s->c_lock);
     pthread_mutex_destroy(&s->gc_mu);
     pthread_cond_destroy(&s->gc_cv);
     free(s);
@@ -183,7 +238,7 @@ static int insert_user(struct store *s, const struct user_reg *u, const char *to
         log_error("store: backfill failed: %s", sqldb_errmsg(s->wq));
         return -1;
     }
-    return outbox_add(s->w, topic, u->domain, u->event);
+    return outbox_add_q(s->wq, topic, u->domain, u->event);
 }
 
 int store_register_batch(struct store *s, const struct user_reg *users, size_t n, const char *topic,
@@ -191,7 +246,7 @@ int store_register_batch(struct store *s, const struct user_reg *users, size_t n
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    if (sqldb_begin(s->wq) != 0)
+    if (sqldb_begin(s->wq) != 0 || store_lock_users(s, true) != 0)
         goto out;
     for (size_t i = 0; i < n; i++)
         if (insert_user(s, &users[i], topic, &result[i], NULL) != 0)
@@ -211,7 +266,7 @@ static void gc_commit(struct store *s, struct store_reg_req *list)
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
     if (sqldb_begin(s->wq) == 0) {
-        rc = 0;
+        rc = store_lock_users(s, true);
         for (struct store_reg_req *r = list; r && rc == 0; r = r->next)
             rc = insert_user(s, &r->u, r->topic, &r->result, &r->backfilled);
         if (rc == 0)
@@ -264,6 +319,22 @@ void store_register_async(struct store *s, struct store_reg_req *r)
     if (was_empty)
         pthread_cond_signal(&s->gc_cv);
     pthread_mutex_unlock(&s->gc_mu);
+}
+
+int store_lock_users(struct store *s, bool exclusive)
+{
+    if (!s->pg)
+        return 0; /* SQLite: the write lock is the whole database's */
+    struct sqldb_stmt *st =
+        sqldb_prepare(s->wq, exclusive ? "SELECT pg_advisory_xact_lock(?)"
+                                       : "SELECT pg_advisory_xact_lock_shared(?)");
+    int rc = -1;
+    if (st) {
+        sqldb_bind_int64(st, 1, STORE_USERS_LOCK_KEY);
+        rc = sqldb_run(st);
+        sqldb_finalize(st);
+    }
+    return rc;
 }
 
 char *store_qcol_dup(struct sqldb_stmt *st, int i)

@@ -278,7 +278,8 @@ void store_dead_letters_free(struct dead_letter *v, size_t n);
  * are not paused and have copies pending or failed, in id order */
 int store_active_emails(struct store *s, int64_t *ids, size_t max, size_t *n);
 /* store_release_leases - at start-up: every leased copy back to its queue
- * (the process that leased it is gone) */
+ * (the process that leased it is gone); on PostgreSQL only the copies of
+ * dead instances (store_cluster.h) */
 int store_release_leases(struct store *s, int64_t *released);
 
 /* a leased copy */

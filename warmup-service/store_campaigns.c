@@ -577,7 +577,8 @@ int store_start_campaign(struct store *s, int64_t id, const struct campaign_star
     struct campaign c;
     memset(r, 0, sizeof *r);
     pthread_mutex_lock(&s->w_lock);
-    if (sqldb_begin(s->wq) != 0) {
+    if (sqldb_begin(s->wq) != 0 || store_lock_users(s, true) != 0) {
+        sqldb_rollback(s->wq);
         pthread_mutex_unlock(&s->w_lock);
         return -1;
     }

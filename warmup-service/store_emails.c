@@ -8,6 +8,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "store.h"
+#include "store_cluster.h"
 #include "store_fanout.h"
 #include "store_int.h"
 #include "timeutil.h"
@@ -109,7 +110,7 @@ int store_create_email(struct store *s, const struct email_spec *sp, int64_t *id
     struct sqldb_stmt *snap = NULL;
     *message_id = NULL;
     pthread_mutex_lock(&s->w_lock);
-    if (sqldb_begin(s->wq) != 0)
+    if (sqldb_begin(s->wq) != 0 || store_lock_users(s, true) != 0)
         goto out;
     /* the copies are made in the background (store_fanout.h) */
     snap = sqldb_prepare(s->wq, STORE_FANOUT_SNAPSHOT_SQL);
@@ -371,6 +372,8 @@ int store_active_emails(struct store *s, int64_t *ids, size_t max, size_t *n)
 
 int store_release_leases(struct store *s, int64_t *released)
 {
+    if (s->pg) /* only a dead instance's: the others' are theirs */
+        return store_release_dead(s, time_now_ms(), released);
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
     struct sqldb_stmt *st =
@@ -420,51 +423,76 @@ static void sync_mode(struct store *s, bool full)
     " SELECT id FROM deliveries INDEXED BY deliveries_lane WHERE email_id = ?1"                    \
     " AND lane BETWEEN ?5 AND ?6 AND state IN (0, 3) AND (state = 0 OR due_at <= ?2) LIMIT ?4)"
 
+/* PostgreSQL: the same ids, each row locked, those another instance holds
+ * skipped; "= ANY(ARRAY(...))" makes the outer update an index probe per
+ * id whatever the planner thinks of the subquery */
+#define CLAIM_DUE_IDS_PG                                                                           \
+    " SELECT id FROM (SELECT id FROM deliveries WHERE email_id = ?1 AND state = 0"                 \
+    " LIMIT ?4 FOR UPDATE SKIP LOCKED) p UNION ALL SELECT id FROM (SELECT id FROM deliveries"      \
+    " WHERE email_id = ?1 AND state = 3 AND due_at <= ?2 LIMIT ?4 FOR UPDATE SKIP LOCKED) r"       \
+    " LIMIT ?4))"
+#define CLAIM_LANE_IDS_PG                                                                          \
+    " SELECT id FROM deliveries WHERE email_id = ?1 AND lane BETWEEN ?5 AND ?6"                    \
+    " AND state IN (0, 3) AND (state = 0 OR due_at <= ?2) LIMIT ?4 FOR UPDATE SKIP LOCKED))"
+
+/* a claim leases copies to this instance (?7) */
+#define CLAIM_SET "UPDATE deliveries SET state = 1, lease_until = ?3, lease_owner = ?7 WHERE id "
+
 /* a checked claim leases a copy, or drops it when its address is suppressed */
 #define CLAIM_CHECKED_SET                                                                          \
     "UPDATE deliveries SET state = CASE WHEN EXISTS (SELECT 1 FROM suppressions"                   \
     " WHERE address = deliveries.recipient) THEN 5 ELSE 1 END, updated_at = CASE WHEN EXISTS"      \
     " (SELECT 1 FROM suppressions WHERE address = deliveries.recipient) THEN ?2"                   \
-    " ELSE updated_at END, lease_until = ?3 WHERE id IN ("
+    " ELSE updated_at END, lease_until = ?3, lease_owner = ?7 WHERE id "
+#define CLAIM_IN "IN ("
+#define CLAIM_ANY "= ANY(ARRAY("
+#define CLAIM_RET " RETURNING id, recipient, name, attempts, lane, data, state"
 
 int store_prepare_sender(struct store *s)
 {
-    s->claim = sqldb_prepare(
-        s->wq, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_DUE_IDS
-               " RETURNING id, recipient, name, attempts, lane, data");
-    s->claim_lane = sqldb_prepare(
-        s->wq, "UPDATE deliveries SET state = 1, lease_until = ?3 WHERE id IN (" CLAIM_LANE_IDS
-               " RETURNING id, recipient, name, attempts, lane, data");
+    if (s->pg) {
+        s->claim = sqldb_prepare(s->wq, CLAIM_SET CLAIM_ANY CLAIM_DUE_IDS_PG CLAIM_RET);
+        s->claim_lane = sqldb_prepare(s->wq, CLAIM_SET CLAIM_ANY CLAIM_LANE_IDS_PG CLAIM_RET);
+        s->claim_chk = sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_ANY CLAIM_DUE_IDS_PG CLAIM_RET);
+        s->claim_lane_chk =
+            sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_ANY CLAIM_LANE_IDS_PG CLAIM_RET);
+    } else {
+        s->claim = sqldb_prepare(s->wq, CLAIM_SET CLAIM_IN CLAIM_DUE_IDS CLAIM_RET);
+        s->claim_lane = sqldb_prepare(s->wq, CLAIM_SET CLAIM_IN CLAIM_LANE_IDS CLAIM_RET);
+        s->claim_chk = sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_IN CLAIM_DUE_IDS CLAIM_RET);
+        s->claim_lane_chk =
+            sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_IN CLAIM_LANE_IDS CLAIM_RET);
+        s->sync_normal = sqldb_prepare(s->wq, "PRAGMA synchronous=NORMAL");
+        s->sync_full = sqldb_prepare(s->wq, "PRAGMA synchronous=FULL");
+        if (!s->sync_normal || !s->sync_full)
+            return -1;
+    }
+    /* an outcome or release counts only while the copy is still leased to
+     * this instance (?8): another may have taken it when this one was
+     * thought dead (PostgreSQL), and its outcome is that one's to count */
     s->res_done = sqldb_prepare(s->wq, "UPDATE deliveries SET state = ?2, attempts = attempts + 1,"
                                        " due_at = ?3, last_code = ?4, last_enhanced = ?5,"
-                                       " last_reply = ?6, updated_at = ?7 WHERE id = ?1");
+                                       " last_reply = ?6, updated_at = ?7 WHERE id = ?1"
+                                       " AND state = 1 AND lease_owner = ?8");
     s->res_release = sqldb_prepare(s->wq, "UPDATE deliveries SET state = CASE WHEN attempts = 0"
-                                          " THEN 0 ELSE 3 END WHERE id = ?1 AND state = 1");
+                                          " THEN 0 ELSE 3 END WHERE id = ?1 AND state = 1"
+                                          " AND lease_owner = ?2");
     s->res_counters = sqldb_prepare(s->wq, "UPDATE emails SET n_pending = n_pending + ?2,"
                                            " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
                                            " n_dead = n_dead + ?5, n_suppressed = n_suppressed + ?6"
                                            " WHERE id = ?1");
-    /* the claims above, but a copy whose address is suppressed is dropped
-     * (state 5) instead of leased; RETURNING says which */
-    s->claim_chk = sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_DUE_IDS
-                                 " RETURNING id, recipient, name, attempts, lane, data, state");
-    s->claim_lane_chk =
-        sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_LANE_IDS
-                      " RETURNING id, recipient, name, attempts, lane, data, state");
     s->claim_counters =
         sqldb_prepare(s->wq, "UPDATE emails SET n_pending = n_pending - ?2,"
                              " n_failed = n_failed - ?3,"
                              " n_suppressed = n_suppressed + ?2 + ?3 WHERE id = ?1");
     s->res_supp = sqldb_prepare(s->wq, "UPDATE deliveries SET state = 5, updated_at = ?2"
-                                       " WHERE id = ?1");
+                                       " WHERE id = ?1 AND state = 1 AND lease_owner = ?3");
     s->charge = sqldb_prepare(s->wq, "INSERT INTO identity_days(identity_id, day, lane, sent)"
                                      " VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE"
                                      " SET sent = sent + excluded.sent");
-    s->sync_normal = sqldb_prepare(s->wq, "PRAGMA synchronous=NORMAL");
-    s->sync_full = sqldb_prepare(s->wq, "PRAGMA synchronous=FULL");
-    return s->claim && s->res_done && s->res_release && s->res_counters && s->sync_normal &&
-                   s->sync_full && s->claim_chk && s->claim_counters && s->res_supp &&
-                   s->claim_lane && s->claim_lane_chk && s->charge
+    return s->claim && s->res_done && s->res_release && s->res_counters && s->claim_chk &&
+                   s->claim_counters && s->res_supp && s->claim_lane && s->claim_lane_chk &&
+                   s->charge
                ? 0
                : -1;
 }
@@ -529,8 +557,11 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     /* no suppression stored and no identity to charge: one statement;
      * else the claim, the dropped copies' counters and the identity's
      * day count in one transaction */
-    bool chk = s->n_supp > 0, ident = scope && scope->identity_id > 0, lanes = scope != NULL;
-    bool txn = chk || ident;
+    /* on PostgreSQL another instance may have suppressed an address since
+     * this one counted them: always checked */
+    bool chk = s->pg || s->n_supp > 0, ident = scope && scope->identity_id > 0;
+    bool lanes = scope != NULL;
+    bool txn = chk || ident || s->pg;
     uint64_t epoch = atomic_load(&s->supp_epoch);
     struct sqldb_stmt *st =
         lanes ? (chk ? s->claim_lane_chk : s->claim_lane) : (chk ? s->claim_chk : s->claim);
@@ -540,10 +571,9 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     sqldb_bind_int64(st, 2, now_ms);
     sqldb_bind_int64(st, 3, now_ms + lease_ms);
     sqldb_bind_int64(st, 4, max);
-    if (lanes) {
-        sqldb_bind_int64(st, 5, scope->lane_lo);
-        sqldb_bind_int64(st, 6, scope->lane_hi);
-    }
+    sqldb_bind_int64(st, 5, lanes ? scope->lane_lo : 0);
+    sqldb_bind_int64(st, 6, lanes ? scope->lane_hi : 0);
+    sqldb_bind_text(st, 7, s->instance, -1);
     while ((r = sqldb_step(st)) == SQLDB_ROW) {
         int attempts = sqldb_column_int64(st, 3);
         if (chk && sqldb_column_int64(st, 6) == DLV_SUPPRESSED) {
@@ -602,6 +632,22 @@ static struct counter_delta *delta_for(struct counter_delta *d, size_t *nd, int6
     return x;
 }
 
+static int cmp_delta(const void *a, const void *b)
+{
+    const struct counter_delta *x = a, *y = b;
+    return (x->email_id > y->email_id) - (x->email_id < y->email_id);
+}
+
+/* lost_lease - an outcome for a copy no longer leased to this instance
+ * (another took it, this one thought dead): neither counted nor
+ * published; the copy's holder counts its own */
+static void lost_lease(const struct outcome *x)
+{
+    log_warn("store: email_id=%lld copy %lld: lease lost before its outcome was stored (%s)",
+             (long long)x->email_id, (long long)x->copy_id,
+             x->kind == OUTCOME_SENT ? "sent: a duplicate may follow" : "not counted");
+}
+
 int store_apply_results(struct store *s, const struct outcome *r, size_t n, const char *topic,
                         int64_t now_ms)
 {
@@ -620,6 +666,7 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
             goto out; /* not handed to SMTP after all: off the identity's day */
         if (x->kind == OUTCOME_RELEASE) {
             sqldb_bind_int64(release, 1, x->copy_id);
+            sqldb_bind_text(release, 2, s->instance, -1);
             int st = sqldb_run(release);
             sqldb_reset(release);
             if (st != 0)
@@ -629,10 +676,15 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
         if (x->kind == OUTCOME_SUPPRESSED) {
             sqldb_bind_int64(s->res_supp, 1, x->copy_id);
             sqldb_bind_int64(s->res_supp, 2, now_ms);
+            sqldb_bind_text(s->res_supp, 3, s->instance, -1);
             int st = sqldb_run(s->res_supp);
             sqldb_reset(s->res_supp);
             if (st != 0)
                 goto out;
+            if (sqldb_changes(s->wq) == 0) {
+                lost_lease(x);
+                continue;
+            }
             struct counter_delta *c = delta_for(d, &nd, x->email_id);
             if (x->attempts_before == 0)
                 c->pending--;
@@ -650,10 +702,15 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
         sqldb_bind_text(done, 5, x->enhanced, -1);
         sqldb_bind_text(done, 6, x->text, -1);
         sqldb_bind_int64(done, 7, now_ms);
+        sqldb_bind_text(done, 8, s->instance, -1);
         int st = sqldb_run(done);
         sqldb_reset(done);
         if (st != 0)
             goto out;
+        if (sqldb_changes(s->wq) == 0) {
+            lost_lease(x);
+            continue;
+        }
         struct counter_delta *c = delta_for(d, &nd, x->email_id);
         if (x->attempts_before == 0)
             c->pending--;
@@ -665,9 +722,10 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
             c->failed++;
         else
             c->dead++;
-        if (x->event && outbox_add(s->w, topic, x->event_key, x->event) != 0)
+        if (x->event && outbox_add_q(s->wq, topic, x->event_key, x->event) != 0)
             goto out;
     }
+    qsort(d, nd, sizeof *d, cmp_delta); /* rows locked in one order: no deadlock */
     for (size_t i = 0; i < nd; i++) {
         sqldb_bind_int64(counters, 1, d[i].email_id);
         sqldb_bind_int64(counters, 2, d[i].pending);

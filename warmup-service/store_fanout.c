@@ -12,6 +12,10 @@
 static const char *const pick_sql =
     "SELECT id, fan_cursor, fan_max FROM emails WHERE fan_cursor < fan_max AND paused = 0"
     " AND (?1 = 0 OR n_pending < ?1) ORDER BY id LIMIT 1";
+/* PostgreSQL: an email another instance is fanning out is skipped */
+static const char *const pick_pg_sql =
+    "SELECT id, fan_cursor, fan_max FROM emails WHERE fan_cursor < fan_max AND paused = 0"
+    " AND (?1 = 0 OR n_pending < ?1) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
 /* the last user id of the chunk after ?1 (up to ?2), ?3 users long */
 static const char *const end_sql =
     "SELECT id FROM users WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT 1 OFFSET ?3";
@@ -34,8 +38,11 @@ static int chunk(struct store *s, int64_t size, int64_t ahead, int64_t *email_id
 {
     int rc = -1, r;
     int64_t id, cursor, max, end;
-    struct sqldb_stmt *pick = sqldb_prepare(s->wq, pick_sql), *endq = sqldb_prepare(s->wq, end_sql);
-    struct sqldb_stmt *copy = sqldb_prepare(s->wq, s->n_supp == 0 ? copy_sql : copy_chk_sql);
+    struct sqldb_stmt *pick = sqldb_prepare(s->wq, s->pg ? pick_pg_sql : pick_sql);
+    struct sqldb_stmt *endq = sqldb_prepare(s->wq, end_sql);
+    /* another instance may have added a suppression: always checked there */
+    struct sqldb_stmt *copy =
+        sqldb_prepare(s->wq, s->n_supp == 0 && !s->pg ? copy_sql : copy_chk_sql);
     struct sqldb_stmt *adv = sqldb_prepare(s->wq, advance_sql);
     if (!pick || !endq || !copy || !adv)
         goto out;
@@ -91,7 +98,7 @@ int store_fanout_step(struct store *s, int64_t size, int64_t ahead, int64_t *ema
         size = 1;
     pthread_mutex_lock(&s->w_lock);
     if (sqldb_begin(s->wq) == 0) {
-        rc = chunk(s, size, ahead, email_id, copies);
+        rc = store_lock_users(s, false) == 0 ? chunk(s, size, ahead, email_id, copies) : -1;
         if (rc == 1 && sqldb_commit(s->wq) != 0)
             rc = -1;
         if (rc != 1)

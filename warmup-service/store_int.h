@@ -168,7 +168,21 @@ enum {
     "CREATE TABLE message_requests (key TEXT PRIMARY KEY, email_id INTEGER NOT NULL,"              \
     " copy_id INTEGER NOT NULL) WITHOUT ROWID;"
 
+/* 11: the instance holding a lease (leases of several instances on
+ * PostgreSQL: store_pg.h) */
+#define STORE_LEASE_OWNER_SQL "ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;"
+
+/* the advisory lock of store_lock_users (PostgreSQL) */
+#define STORE_USERS_LOCK_KEY 0x7761726d75736572LL
+
 struct store {
+    /* PostgreSQL (DATABASE_URL): w and r are NULL, wq and rq connect to
+     * the server; instance names this process's leases and heartbeat */
+    bool pg;
+    char instance[96];
+    /* the cluster thread's connection (PostgreSQL; store_cluster.c) */
+    pthread_mutex_t c_lock;
+    struct sqldb *cq;
     pthread_mutex_t w_lock;
     pthread_mutex_t r_lock;
     sqlite3 *w;
@@ -224,6 +238,15 @@ int store_prepare_sender(struct store *s);
 
 /* store_suppress_open - count the suppressions at open; 0 or -1 */
 int store_suppress_open(struct store *s);
+
+/* store_lock_users - in the caller's transaction on the writer
+ * (PostgreSQL; a no-op on SQLite, whose writer excludes every other):
+ * exclusive for what must see the users and suppressions unchanged while
+ * it commits (registration, suppression, a broadcast's snapshot, a
+ * campaign's start), shared for a fan-out chunk. Without it, a user
+ * committed after a broadcast's snapshot with an id below its fan_max
+ * would get neither the fan-out's copy nor a backfill. 0 or -1. */
+int store_lock_users(struct store *s, bool exclusive);
 
 /* store_qcol_dup - column i as a heap string (caller frees), NULL for SQL
  * NULL; store_qcol_str - the same, "" for SQL NULL */

@@ -195,7 +195,7 @@ int store_add_event(struct store *s, const char *topic, const char *key, const c
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
     if (sqldb_begin(s->wq) == 0) {
-        rc = outbox_add(s->w, topic, key, event);
+        rc = outbox_add_q(s->wq, topic, key, event);
         if (rc == 0)
             rc = sqldb_commit(s->wq);
         if (rc != 0)

@@ -116,7 +116,7 @@ int store_suppress_batch(struct store *s, const struct suppress_req *r, size_t n
     struct sqldb_stmt *ins =
         sqldb_prepare(s->wq, "INSERT INTO suppressions(address, reason, at_ms,"
                              " email_ref) VALUES(?,?,?,?) ON CONFLICT DO NOTHING");
-    if (!ins || sqldb_begin(s->wq) != 0)
+    if (!ins || sqldb_begin(s->wq) != 0 || store_lock_users(s, true) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         sqldb_bind_text(ins, 1, r[i].address, -1);
@@ -133,7 +133,7 @@ int store_suppress_batch(struct store *s, const struct suppress_req *r, size_t n
         if (sqldb_changes(s->wq) == 0) /* already suppressed: nothing to do */
             continue;
         if (drop_queued(s, r[i].address, r[i].at_ms, &dropped[i]) != 0 ||
-            outbox_add(s->w, topic, r[i].domain, r[i].event) != 0)
+            outbox_add_q(s->wq, topic, r[i].domain, r[i].event) != 0)
             goto out;
         result[i] = STORE_INSERTED;
         added++;
@@ -167,15 +167,19 @@ int store_unsuppress(struct store *s, const char *address)
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
     struct sqldb_stmt *st = sqldb_prepare(s->wq, "DELETE FROM suppressions WHERE address = ?1");
-    if (st) {
+    if (st && sqldb_begin(s->wq) == 0) {
         sqldb_bind_text(st, 1, address, -1);
-        if (sqldb_run(st) == 0) {
+        if (store_lock_users(s, true) == 0 && sqldb_run(st) == 0) {
             rc = sqldb_changes(s->wq) ? 0 : 1;
-            if (rc == 0)
+            if (sqldb_commit(s->wq) != 0)
+                rc = -1;
+            else if (rc == 0)
                 s->n_supp--;
         }
-        sqldb_finalize(st);
+        if (rc < 0)
+            sqldb_rollback(s->wq);
     }
+    sqldb_finalize(st);
     pthread_mutex_unlock(&s->w_lock);
     return rc;
 }

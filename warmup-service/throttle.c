@@ -12,6 +12,7 @@
 
 struct group_rt {
     struct ratelimit *minute, *hour; /* NULL: no such limit */
+    double per_minute, per_hour;     /* as configured (throttle_set_share) */
     int connections;                 /* 0: no limit */
     atomic_int inflight;
 };
@@ -37,6 +38,8 @@ struct throttle *throttle_new(const struct providers *p, struct metrics *m)
         g->minute = pg->per_minute > 0 ? ratelimit_new(pg->per_minute) : NULL;
         g->hour = pg->per_hour > 0 ? ratelimit_new(pg->per_hour / 60.0) : NULL;
         g->connections = pg->connections;
+        g->per_minute = pg->per_minute;
+        g->per_hour = pg->per_hour;
         atomic_init(&g->inflight, 0);
         if (m)
             metrics_gauge_fn(m, "provider_inflight",
@@ -56,6 +59,16 @@ void throttle_free(struct throttle *t)
     }
     free(t->g);
     free(t);
+}
+
+void throttle_set_share(struct throttle *t, int n)
+{
+    for (size_t i = 0; t && n > 0 && i < t->n; i++) {
+        if (t->g[i].minute)
+            ratelimit_set(t->g[i].minute, t->g[i].per_minute / n);
+        if (t->g[i].hour)
+            ratelimit_set(t->g[i].hour, t->g[i].per_hour / 60.0 / n);
+    }
 }
 
 bool throttle_limited(const struct throttle *t, int g)

@@ -22,6 +22,9 @@ struct throttle;
 /* throttle_new - one runtime per group of p (p may be NULL: none) */
 struct throttle *throttle_new(const struct providers *p, struct metrics *m);
 void throttle_free(struct throttle *t);
+/* throttle_set_share - n instances share each group's rates: this one
+ * takes 1/n of them (the connections limit stays per instance) */
+void throttle_set_share(struct throttle *t, int n);
 /* throttle_limited - group g has a limit (g < 0: no group: false) */
 bool throttle_limited(const struct throttle *t, int g);
 /* throttle_take - grant up to want of group g's copies at now_ms

@@ -156,6 +156,19 @@ char *sqldb_pg_sql(const char *sql, int *nparams)
             }
             buf_append(&b, p, 1);
             p++;
+        } else if (isspace((unsigned char)c) && word_at(p + strspn(p, " \t\r\n"), "INDEXED")) {
+            const char *q = p + strspn(p, " \t\r\n") + 7; /* SQLite's planner hint: dropped */
+            q += strspn(q, " \t\r\n");
+            if (!word_at(q, "BY")) {
+                buf_append(&b, p, 1);
+                p++;
+                continue;
+            }
+            q += 2;
+            q += strspn(q, " \t\r\n");
+            while (isalnum((unsigned char)*q) || *q == '_')
+                q++;
+            p = q;
         } else {
             buf_append(&b, p, 1);
             p++;

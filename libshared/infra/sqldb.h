@@ -7,7 +7,8 @@
  * times as integer milliseconds bound from C) with SQLite's parameter
  * forms ? and ?N. On PostgreSQL sqldb_pg_sql() rewrites the text once:
  * ?N and ? become $N, and COLLATE NOCASE is dropped (the PostgreSQL
- * schemas declare those columns citext). What differs beyond that (FOR
+ * schemas declare those columns citext), and so is SQLite's planner hint
+ * INDEXED BY. What differs beyond that (FOR
  * UPDATE SKIP LOCKED, JSON operators, DDL) is chosen by the caller with
  * sqldb_engine().
  *
@@ -125,8 +126,8 @@ bool sqldb_unique_violation(struct sqldb *db);
 int sqldb_migrate(struct sqldb *db, const char *const *migrations, size_t n, char *errbuf,
                   size_t errlen);
 
-/* sqldb_pg_sql - sql with SQLite's parameters as $N and COLLATE NOCASE
- * dropped (outside quotes and comments); *nparams the highest $N.
+/* sqldb_pg_sql - sql with SQLite's parameters as $N, COLLATE NOCASE and
+ * INDEXED BY name dropped (outside quotes and comments); *nparams the highest $N.
  * Heap string, caller frees. Exposed for tests. */
 char *sqldb_pg_sql(const char *sql, int *nparams);
 

@@ -80,10 +80,26 @@ start_svc() { local bin=$1 db=$2 name=$3 port=$4; shift 4
   eval "${name}_PID=$!"; track $!
   wait_for 20 curl -fsS "http://127.0.0.1:$port/healthz" || { echo "# $name did not start"; tail -20 "$TMP/$name/out.log" | sed 's/^/#   /'; return 1; }
 }
-# start_warmup / start_health NAME PORT [VAR=VALUE...]; health-service
-# on PostgreSQL when HEALTH_DATABASE_URL is set (tests/integration/pg.sh)
-start_warmup() { start_svc "$WARMUP_BIN" warmup.db "$@"; }
+# start_warmup / start_health NAME PORT [VAR=VALUE...]; each service on
+# PostgreSQL when WARMUP_DATABASE_URL / HEALTH_DATABASE_URL is set
+# (tests/integration/pg.sh; use_test_db)
+start_warmup() { local u=${WARMUP_DATABASE_URL-}
+  if [ -z "$u" ] && [ "${TEST_DB:-sqlite}" = postgres ]; then test_pg_db "w_$1" || return 1; u=$TEST_PG_URL; fi
+  start_svc "$WARMUP_BIN" warmup.db "$@" ${u:+DATABASE_URL=$u}; }
 start_health() { start_svc "$HEALTH_BIN" health.db "$@" ${HEALTH_DATABASE_URL:+DATABASE_URL=$HEALTH_DATABASE_URL}; }
+# test_pg_db NAME - with TEST_DB=postgres (the *_pg.sh variants of a
+# test): TEST_PG_URL, the URL of database NAME on this test's throwaway
+# PostgreSQL cluster, both made at first use; start_warmup uses one per
+# NAME, as DB_PATH is one file per NAME
+test_pg_db() {
+  if [ -z "${PG_DIR-}" ]; then
+    . "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
+    start_pg "$TMP/pg" postgres_tests >&2 || return 1
+  fi
+  [ "$(pg_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ] ||
+    pg_sql postgres "CREATE DATABASE \"$1\"" >/dev/null || return 1
+  TEST_PG_URL=$(pg_url "$1")
+}
 # stop_named NAME - SIGTERM the process started as NAME; sets STOP_RC
 stop_named() { local p; eval "p=\$${1}_PID"; stop_pid "$p" 15; STOP_RC=$?; }
 # sanitizer_clean NAME - no ASan/UBSan/LSan report in NAME's log

@@ -26,6 +26,8 @@ static void check_rewrite(void)
         {"x = 'it''s ?' AND y = ?2", "x = 'it''s ?' AND y = $2", 2},
         {"\"odd?col\" = ?", "\"odd?col\" = $1", 1},
         {"address = ?1 COLLATE NOCASE", "address = $1", 1},
+        {"SELECT id FROM t INDEXED BY t_x WHERE a = ?", "SELECT id FROM t WHERE a = $1", 1},
+        {"SELECT 'INDEXED BY x' FROM t", "SELECT 'INDEXED BY x' FROM t", 0},
         {"ORDER BY a COLLATE nocase, b", "ORDER BY a, b", 0},
         {"a COLLATE BINARY = ?", "a COLLATE BINARY = $1", 1},
         {"-- what?\nSELECT ? /* why? */", "-- what?\nSELECT $1 /* why? */", 1},
