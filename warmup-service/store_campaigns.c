@@ -280,25 +280,31 @@ void campaign_split_tpm(int tpm, const struct campaign_variant *v, size_t n, int
 /* ---- start ------------------------------------------------------------ */
 
 /* The audience's rows (user_id, address, name, lane, data, ord, supp):
- * ?1 the audience JSON, ?2 the campaign id. supp: the address is
- * suppressed (no copy). An attribute matches a value of the same JSON
- * type (numbers as numbers, true/false as booleans). */
+ * ?1 the audience JSON, ?2 the campaign id. supp: 1 when the address is
+ * suppressed (no copy), else 0 (an integer on both engines). An attribute
+ * matches a value of the same JSON type (numbers as numbers, true/false
+ * as booleans, strings as strings): PostgreSQL's json_extract answers text
+ * for every type, so the types are compared as well as the values. */
 #define AUD_USERS                                                                                  \
     "SELECT u.id AS user_id, u.email_id AS address, u.name AS name, u.lane AS lane,"               \
-    " u.attributes AS data, u.id AS ord, EXISTS (SELECT 1 FROM suppressions"                       \
-    " WHERE address = u.email_id) AS supp FROM users u WHERE "
+    " u.attributes AS data, u.id AS ord, CASE WHEN EXISTS (SELECT 1 FROM suppressions"             \
+    " WHERE address = u.email_id) THEN 1 ELSE 0 END AS supp FROM users u WHERE "
 #define AUD_COND_DOMAINS "u.domain IN (SELECT value FROM json_each(?1, '$.domains'))"
 #define ATTR_PATH "'$.\"' || a.key || '\"'"
+#define JTYPE_CLASS(t)                                                                             \
+    "CASE " t " WHEN 'true' THEN 'b' WHEN 'false' THEN 'b' WHEN 'integer' THEN 'n'"                \
+    " WHEN 'real' THEN 'n' ELSE " t " END"
 #define AUD_COND_ATTRIBUTES                                                                        \
     "NOT EXISTS (SELECT 1 FROM json_each(?1, '$.attributes') a WHERE NOT coalesce("                \
-    "json_extract(u.attributes, " ATTR_PATH ") = a.value AND (json_type(u.attributes, " ATTR_PATH  \
-    ") IN ('true', 'false')) = (a.type IN ('true', 'false')), 0))"
+    "json_extract(u.attributes, " ATTR_PATH ") = a.value AND " JTYPE_CLASS(                        \
+        "json_type(u.attributes, " ATTR_PATH ")") " = " JTYPE_CLASS("a.type") ", FALSE))"
 #define AUD_UPLOAD                                                                                 \
     "SELECT coalesce((SELECT id FROM users WHERE email_id = r.address COLLATE NOCASE), 0)"         \
     " AS user_id, r.address AS address, r.name AS name, coalesce((SELECT id FROM domains"          \
     " WHERE name = r.domain), 0) AS lane, r.attributes AS data, r.line AS ord,"                    \
-    " EXISTS (SELECT 1 FROM suppressions WHERE address = r.address) AS supp"                       \
-    " FROM campaign_recipients r WHERE r.campaign_id = ?2"
+    " CASE WHEN EXISTS (SELECT 1 FROM suppressions WHERE address = r.address) THEN 1 ELSE 0 END"   \
+    " AS supp"                                                                                     \
+    " FROM campaign_recipients r WHERE r.campaign_id = ?2 AND json_type(?1, '$.upload') = 'true'"
 
 enum aud_kind { AUD_BAD, AUD_ALL, AUD_DOMAINS, AUD_ATTRIBUTES, AUD_LIST };
 
@@ -322,10 +328,10 @@ static enum aud_kind aud_kind(const char *audience)
     return k;
 }
 
-/* aud_sql - "(the audience's rows)" into b */
+/* aud_sql - "(the audience's rows) AS aud" into b */
 static void aud_sql(struct buf *b, enum aud_kind k)
 {
-    buf_printf(b, "(%s%s)", k == AUD_LIST ? AUD_UPLOAD : AUD_USERS,
+    buf_printf(b, "(%s%s) AS aud", k == AUD_LIST ? AUD_UPLOAD : AUD_USERS,
                k == AUD_LIST         ? ""
                : k == AUD_DOMAINS    ? AUD_COND_DOMAINS
                : k == AUD_ATTRIBUTES ? AUD_COND_ATTRIBUTES
@@ -346,8 +352,7 @@ static struct sqldb_stmt *prep_aud(struct store *s, const char *fmt, enum aud_ki
     buf_cleanup(&a);
     buf_cleanup(&q);
     if (st) {
-        if (k != AUD_LIST)
-            sqldb_bind_text(st, 1, c->audience, -1);
+        sqldb_bind_text(st, 1, c->audience, -1);
         sqldb_bind_int64(st, 2, c->id);
     }
     return st;
@@ -399,21 +404,26 @@ static int check_audience(struct store *s, enum aud_kind k, const struct campaig
 static int check_key(struct store *s, enum aud_kind k, const struct campaign *c, const char *key,
                      int64_t *missing, char *example, size_t exlen)
 {
-    /* one scan: with a single min(), SQLite takes the bare column
-     * (address) from the row that has the minimum */
+    /* one scan; the count over all of them rides on the first row (no
+     * row: none missing) */
     static const char *const fmt =
-        "SELECT count(*), address, min(ord) FROM %s WHERE NOT supp AND coalesce(json_type(data,"
-        " '$.\"' || ?3 || '\"'), 'null') IN ('null', 'object', 'array')";
+        "SELECT count(*) OVER (), address FROM %s WHERE supp = 0 AND coalesce(json_type(data,"
+        " '$.\"' || ?3 || '\"'), 'null') IN ('null', 'object', 'array') ORDER BY ord LIMIT 1";
     if (strchr(key, '"') || strchr(key, '\\'))
         return -1; /* never a placeholder key */
     struct sqldb_stmt *st = prep_aud(s, fmt, k, c);
     int rc = -1;
     if (st) {
         sqldb_bind_text(st, 3, key, -1);
-        if (sqldb_step(st) == SQLDB_ROW) {
+        int r = sqldb_step(st);
+        if (r == SQLDB_ROW) {
             *missing = sqldb_column_int64(st, 0);
             const char *ex = sqldb_column_text(st, 1);
             snprintf(example, exlen, "%s", ex ? (const char *)ex : "");
+            rc = 0;
+        } else if (r == SQLDB_DONE) {
+            *missing = 0;
+            example[0] = '\0';
             rc = 0;
         }
         sqldb_finalize(st);
@@ -456,7 +466,7 @@ static int fan_out(struct store *s, enum aud_kind k, const struct campaign *c, c
     buf_printf(&fmt,
                "INSERT INTO deliveries(email_id, user_id, recipient, name, lane, data)"
                " SELECT %s, user_id, address, name, lane, data FROM (SELECT (row_number() OVER"
-               " (ORDER BY ord) - 1) %%%% ?3 AS k, * FROM %%s WHERE NOT supp)",
+               " (ORDER BY ord) - 1) %%%% ?3 AS k, * FROM %%s WHERE supp = 0) AS f",
                buf_str(&sel));
     struct sqldb_stmt *st = prep_aud(s, buf_str(&fmt), k, c);
     buf_cleanup(&sel);

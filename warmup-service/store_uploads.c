@@ -172,8 +172,8 @@ int store_campaign_state(struct store *s, int64_t id, char **state, bool *upload
     *upload_audience = false;
     pthread_mutex_lock(&s->r_lock);
     struct sqldb_stmt *st =
-        sqldb_prepare(s->rq, "SELECT state, coalesce(json_extract(audience, '$.upload') = 1, 0)"
-                             " FROM campaigns WHERE id = ?");
+        sqldb_prepare(s->rq, "SELECT state, CASE WHEN json_type(audience, '$.upload') = 'true'"
+                             " THEN 1 ELSE 0 END FROM campaigns WHERE id = ?");
     if (st) {
         sqldb_bind_int64(st, 1, id);
         int r = sqldb_step(st);
