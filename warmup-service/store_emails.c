@@ -7,6 +7,7 @@
 #include "db.h"
 #include "log.h"
 #include "outbox.h"
+#include "sqlarr.h"
 #include "store.h"
 #include "store_cluster.h"
 #include "store_fanout.h"
@@ -648,16 +649,110 @@ static void lost_lease(const struct outcome *x)
              x->kind == OUTCOME_SENT ? "sent: a duplicate may follow" : "not counted");
 }
 
+/* the outcomes of a batch's attempted copies in one statement
+ * (PostgreSQL): each still leased to this instance (?8) takes its state */
+#define RESULTS_PG_SQL                                                                             \
+    "UPDATE deliveries d SET state = u.st, attempts = d.attempts + 1, due_at = u.due,"             \
+    " last_code = u.code, last_enhanced = u.enh, last_reply = u.reply, updated_at = ?7"            \
+    " FROM unnest(?1::bigint[], ?2::bigint[], ?3::bigint[], ?4::bigint[], ?5::text[],"             \
+    " ?6::text[]) AS u(id, st, due, code, enh, reply)"                                             \
+    " WHERE d.id = u.id AND d.state = 1 AND d.lease_owner = ?8 RETURNING d.id"
+
+static const int state_of[] = {
+    [OUTCOME_SENT] = DLV_SENT, [OUTCOME_RETRY] = DLV_RETRY, [OUTCOME_DEAD] = DLV_DEAD};
+
+struct id_ix {
+    int64_t id;
+    size_t i;
+};
+
+static int cmp_id_ix(const void *a, const void *b)
+{
+    const struct id_ix *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* run_done - one attempted copy's outcome (SQLite), if still leased here */
+static int run_done(struct store *s, struct sqldb_stmt *done, const struct outcome *x,
+                    int64_t now_ms)
+{
+    sqldb_bind_int64(done, 1, x->copy_id);
+    sqldb_bind_int64(done, 2, state_of[x->kind]);
+    sqldb_bind_int64(done, 3, x->kind == OUTCOME_RETRY ? x->due_at : 0);
+    sqldb_bind_int64(done, 4, x->code);
+    sqldb_bind_text(done, 5, x->enhanced, -1);
+    sqldb_bind_text(done, 6, x->text, -1);
+    sqldb_bind_int64(done, 7, now_ms);
+    sqldb_bind_text(done, 8, s->instance, -1);
+    int st = sqldb_run(done);
+    sqldb_reset(done);
+    return st;
+}
+
+/* results_pg - the sent, retried and dead copies of r in one statement;
+ * applied[i]: outcome i's copy was still leased to this instance */
+static int results_pg(struct store *s, const struct outcome *r, size_t n, int64_t now_ms,
+                      bool *applied)
+{
+    struct sqlarr a[6];
+    struct id_ix *ix = xcalloc(n ? n : 1, sizeof *ix);
+    size_t nix = 0;
+    for (int k = 0; k < 6; k++)
+        sqlarr_init(&a[k], k < 4 ? 16 * n : 64 * n);
+    for (size_t i = 0; i < n; i++) {
+        const struct outcome *x = &r[i];
+        if (x->kind != OUTCOME_SENT && x->kind != OUTCOME_RETRY && x->kind != OUTCOME_DEAD)
+            continue;
+        sqlarr_int(&a[0], x->copy_id);
+        sqlarr_int(&a[1], state_of[x->kind]);
+        sqlarr_int(&a[2], x->kind == OUTCOME_RETRY ? x->due_at : 0);
+        sqlarr_int(&a[3], x->code);
+        sqlarr_text(&a[4], x->enhanced);
+        sqlarr_text(&a[5], x->text);
+        ix[nix++] = (struct id_ix){x->copy_id, i};
+    }
+    int rc = 0, row;
+    if (nix > 0) {
+        qsort(ix, nix, sizeof *ix, cmp_id_ix);
+        struct sqldb_stmt *st = sqldb_prepare(s->wq, RESULTS_PG_SQL);
+        rc = -1;
+        if (st) {
+            int b = 0;
+            for (int k = 0; k < 6; k++)
+                b |= sqlarr_bind(&a[k], st, k + 1);
+            sqldb_bind_int64(st, 7, now_ms);
+            sqldb_bind_text(st, 8, s->instance, -1);
+            while (b == 0 && (row = sqldb_step(st)) == SQLDB_ROW) {
+                struct id_ix key = {sqldb_column_int64(st, 0), 0};
+                struct id_ix *hit = bsearch(&key, ix, nix, sizeof *ix, cmp_id_ix);
+                if (hit)
+                    applied[hit->i] = true;
+            }
+            rc = b == 0 && row == SQLDB_DONE ? 0 : -1;
+            sqldb_finalize(st);
+        }
+    }
+    for (int k = 0; k < 6; k++)
+        sqlarr_cleanup(&a[k]);
+    free(ix);
+    return rc;
+}
+
 int store_apply_results(struct store *s, const struct outcome *r, size_t n, const char *topic,
                         int64_t now_ms)
 {
     int rc = -1;
     struct counter_delta *d = xcalloc(n ? n : 1, sizeof *d);
-    size_t nd = 0;
+    size_t nd = 0, nev = 0;
+    /* PostgreSQL: outcomes and events as one statement each (a round trip
+     * per copy would bound the send rate) */
+    bool *applied = s->pg ? xcalloc(n ? n : 1, sizeof *applied) : NULL;
+    const char **ev_keys = s->pg ? xcalloc(n ? n : 1, sizeof *ev_keys) : NULL;
+    const char **ev_vals = s->pg ? xcalloc(n ? n : 1, sizeof *ev_vals) : NULL;
     struct sqldb_stmt *done = s->res_done, *release = s->res_release, *counters = s->res_counters;
     pthread_mutex_lock(&s->w_lock);
     sync_mode(s, false);
-    if (sqldb_begin(s->wq) != 0)
+    if (sqldb_begin(s->wq) != 0 || (s->pg && results_pg(s, r, n, now_ms, applied) != 0))
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct outcome *x = &r[i];
@@ -693,21 +788,13 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
             c->suppressed++;
             continue;
         }
-        static const int state_of[] = {
-            [OUTCOME_SENT] = DLV_SENT, [OUTCOME_RETRY] = DLV_RETRY, [OUTCOME_DEAD] = DLV_DEAD};
-        sqldb_bind_int64(done, 1, x->copy_id);
-        sqldb_bind_int64(done, 2, state_of[x->kind]);
-        sqldb_bind_int64(done, 3, x->kind == OUTCOME_RETRY ? x->due_at : 0);
-        sqldb_bind_int64(done, 4, x->code);
-        sqldb_bind_text(done, 5, x->enhanced, -1);
-        sqldb_bind_text(done, 6, x->text, -1);
-        sqldb_bind_int64(done, 7, now_ms);
-        sqldb_bind_text(done, 8, s->instance, -1);
-        int st = sqldb_run(done);
-        sqldb_reset(done);
-        if (st != 0)
+        if (s->pg && !applied[i]) {
+            lost_lease(x);
+            continue;
+        }
+        if (!s->pg && run_done(s, done, x, now_ms) != 0)
             goto out;
-        if (sqldb_changes(s->wq) == 0) {
+        if (!s->pg && sqldb_changes(s->wq) == 0) {
             lost_lease(x);
             continue;
         }
@@ -722,9 +809,15 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
             c->failed++;
         else
             c->dead++;
-        if (x->event && outbox_add_q(s->wq, topic, x->event_key, x->event) != 0)
+        if (x->event && s->pg) {
+            ev_keys[nev] = x->event_key;
+            ev_vals[nev++] = x->event;
+        } else if (x->event && outbox_add_q(s->wq, topic, x->event_key, x->event) != 0) {
             goto out;
+        }
     }
+    if (nev > 0 && outbox_add_batch_q(s->wq, topic, ev_keys, ev_vals, nev) != 0)
+        goto out;
     qsort(d, nd, sizeof *d, cmp_delta); /* rows locked in one order: no deadlock */
     for (size_t i = 0; i < nd; i++) {
         sqldb_bind_int64(counters, 1, d[i].email_id);
@@ -745,6 +838,9 @@ out: /* each statement was reset after its step */
     sync_mode(s, true);
     pthread_mutex_unlock(&s->w_lock);
     free(d);
+    free(applied);
+    free(ev_keys);
+    free(ev_vals);
     return rc;
 }
 

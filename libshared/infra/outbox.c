@@ -32,6 +32,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "outbox_pg.h"
+#include "sqlarr.h"
 #include "sqldb.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -160,6 +161,44 @@ int outbox_add_q(struct sqldb *db, const char *topic, const char *key, const cha
     if (rc != 0)
         log_error("outbox: insert failed topic=%s: %s", topic, sqldb_errmsg(db));
     sqldb_finalize(st);
+    return rc;
+}
+
+int outbox_add_batch_q(struct sqldb *db, const char *topic, const char *const *keys,
+                       const char *const *values, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (sqldb_engine(db) == SQLDB_SQLITE) {
+        for (size_t i = 0; i < n; i++)
+            if (outbox_add(sqldb_sqlite(db), topic, keys[i], values[i]) != 0)
+                return -1;
+        return 0;
+    }
+    /* one statement: the rows in order, so their ids follow the batch */
+    struct sqldb_stmt *st = sqldb_prepare(
+        db, "INSERT INTO outbox (topic, key, value, created_at) SELECT ?1, u.k, u.v, ?4"
+            " FROM unnest(?2::text[], ?3::text[]) WITH ORDINALITY AS u(k, v, i) ORDER BY u.i");
+    if (!st)
+        return -1;
+    struct sqlarr k, v;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(values[i]) + 8;
+    sqlarr_init(&k, 64 * n);
+    sqlarr_init(&v, bytes);
+    for (size_t i = 0; i < n; i++) {
+        sqlarr_text(&k, keys[i]);
+        sqlarr_text(&v, values[i]);
+    }
+    sqldb_bind_text(st, 1, topic, -1);
+    sqldb_bind_int64(st, 4, time_now_ms());
+    int rc = sqlarr_bind(&k, st, 2) == 0 && sqlarr_bind(&v, st, 3) == 0 ? sqldb_run(st) : -1;
+    if (rc != 0)
+        log_error("outbox: insert of %zu rows failed topic=%s: %s", n, topic, sqldb_errmsg(db));
+    sqldb_finalize(st);
+    sqlarr_cleanup(&k);
+    sqlarr_cleanup(&v);
     return rc;
 }
 

@@ -68,6 +68,10 @@ int outbox_add(sqlite3 *db, const char *topic, const char *key, const char *valu
  * outbox_add on the wrapped connection; PostgreSQL: a statement from the
  * connection's prepared cache). 0 or -1. */
 int outbox_add_q(struct sqldb *db, const char *topic, const char *key, const char *value);
+/* outbox_add_batch_q - n rows (keys[i] may be NULL) in order, inside the
+ * caller's transaction: one statement on PostgreSQL; 0 or -1 */
+int outbox_add_batch_q(struct sqldb *db, const char *topic, const char *const *keys,
+                       const char *const *values, size_t n);
 
 struct outbox_publisher;
 
