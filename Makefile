@@ -92,16 +92,19 @@ COMPOSE_FIND = if docker compose version >/dev/null 2>&1; then dc="docker compos
 	elif command -v docker-compose >/dev/null 2>&1; then dc=docker-compose; \
 	else echo "compose: neither 'docker compose' nor 'docker-compose' is installed" >&2; exit 1; fi
 
-# The stack's secrets are files (compose `secrets:`): ./secrets/api_token and
-# ./secrets/grafana_admin_password, each made when missing with 48 random hex
-# digits (api_token takes API_TOKEN from the environment, else from a .env of
-# an earlier version, when there is one). ./secrets is kept 0700 and its
-# files 0644: compose bind-mounts them with their host mode, and the
-# containers' users must read them (see docker-compose.yml).
+# The stack's secrets are files (compose `secrets:`) in ./secrets: api_token,
+# grafana_admin_password, postgres_password (the PostgreSQL superuser's),
+# warmup_db_password and health_db_password (the services' roles), each made
+# when missing with 48 random hex digits (api_token takes API_TOKEN from the
+# environment, else from a .env of an earlier version, when there is one);
+# then warmup_database_url and health_database_url, the services'
+# DATABASE_URL_FILE, made when missing from their role's password. ./secrets
+# is kept 0700 and its files 0644: compose bind-mounts them with their host
+# mode, and the containers' users must read them (see docker-compose.yml).
 compose:
 	@$(COMPOSE_FIND); \
 	(umask 077 && mkdir -p secrets && chmod 700 secrets) || exit 1; \
-	for s in api_token grafana_admin_password; do \
+	for s in api_token grafana_admin_password postgres_password warmup_db_password health_db_password; do \
 	    if [ ! -s secrets/$$s ]; then \
 	        v=; \
 	        if [ $$s = api_token ]; then \
@@ -112,6 +115,15 @@ compose:
 	        echo "compose: wrote secrets/$$s"; \
 	    fi; \
 	    chmod 644 secrets/$$s || exit 1; \
+	done; \
+	for s in warmup health; do \
+	    f=secrets/$${s}_database_url; \
+	    if [ ! -s $$f ]; then \
+	        (umask 077 && printf 'postgres://%s:%s@postgres:5432/%s?sslmode=disable' $$s \
+	            "$$(cat secrets/$${s}_db_password)" $$s >$$f.new && mv -f $$f.new $$f) || exit 1; \
+	        echo "compose: wrote $$f"; \
+	    fi; \
+	    chmod 644 $$f || exit 1; \
 	done; \
 	echo "$$dc up -d --build"; $$dc up -d --build
 

@@ -27,6 +27,16 @@
 #   context) read through NAME_FILE, no environment: value is a secret; both
 #   services read API_TOKEN_FILE from one secret (they listen on 0.0.0.0 in
 #   their containers), Grafana's admin password is its own secret;
+# - PostgreSQL (DESIGN 9.6): one postgres service (official image, 15+,
+#   Debian) with a pg_isready healthcheck over TCP, POSTGRES_PASSWORD_FILE
+#   from a secret, its data directory in a named volume, not published, on
+#   an internal network shared with its clients alone, its init script
+#   reading only secrets attached to it; every service built from
+#   deploy/docker gets DATABASE_URL_FILE from a secret (never DATABASE_URL)
+#   and waits for postgres to be healthy; two warmup-service replicas share
+#   one URL secret, each on its own host port, health-service has its own;
+#   no environment value is a URL with a password; the runtime image
+#   installs libpq5;
 # - the seed mailbox image's entrypoint (deploy/dovecot/seed-mailbox.sh), run
 #   here outside Docker as an unprivileged user, makes its CA, certificate and
 #   password, passes its own healthcheck (STARTTLS verified for the name
@@ -46,18 +56,33 @@
 #   runs `up -d --build`, makes ./secrets (0700) with api_token and
 #   grafana_admin_password (0644, distinct random values) when missing, keeps
 #   them, seeds api_token from API_TOKEN in the environment or an old .env;
-#   users 10001, 65534 and 472 read the file bind-mounted as compose mounts
+#   likewise postgres_password, warmup_db_password and health_db_password,
+#   and warmup_database_url / health_database_url made from the role
+#   passwords (role and database warmup / health on the service postgres);
+#   the configuration rendered with those files present holds none of
+#   their values;
+#   users 10001, 65534, 472 and 999 read the file bind-mounted as compose mounts
 #   it, other host users cannot; `make compose-down` runs `down` (docker and
 #   docker-compose are stubs here); the services started below read their
 #   token from that file (API_TOKEN_FILE), with compose's ALLOWED_HOSTS, and
-#   answer the Host names Prometheus scrapes them by.
+#   answer the Host names Prometheus scrapes them by;
+# - on a throwaway PostgreSQL cluster standing in for the postgres
+#   container: deploy/compose/postgres-init.sql (its secret paths pointed
+#   at the files make compose wrote) makes roles warmup and health, not
+#   superusers, each owning its database, logging in with the passwords of
+#   the URL files (scram-sha-256, a wrong one refused); two warmup-service
+#   replicas and health-service run on it with DATABASE_URL_FILE = those
+#   files (host and port rewritten): users registered on either replica are
+#   listed by both and reached by a broadcast from the first, which the
+#   health service tracks and checks, in tables of its own database.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dovecot.sh" # stop_dovecot
+. "$(dirname "$0")/pg.sh"      # start_pg, pg_sql, stop_pg
 
 for b in "$BROKER_BIN" "$WARMUP_BIN" "$HEALTH_BIN"; do
   [ -x "$b" ] || { echo "Bail out! $b is missing (build first)"; exit 1; }
 done
-for c in docker-compose dovecot openssl curl make; do
+for c in docker-compose dovecot openssl curl make psql; do
   command -v "$c" >/dev/null || { echo "Bail out! $c is not installed"; exit 1; }
 done
 $PY -c 'import yaml' 2>/dev/null || { echo "Bail out! $PY has no yaml module (python3-yaml)"; exit 1; }
@@ -206,12 +231,14 @@ def image_name(svc):
 # point at the volume. prom/prometheus: VOLUME /prometheus, the default
 # --storage.tsdb.path. grafana/grafana: GF_PATHS_DATA=/var/lib/grafana.
 IMAGE_DATA = {"apache/kafka": "/var/lib/kafka/data", "prom/prometheus": "/prometheus",
-              "grafana/grafana": "/var/lib/grafana"}
+              "grafana/grafana": "/var/lib/grafana", "postgres": "/var/lib/postgresql/data"}
 # long-running services that keep nothing worth keeping, and why
 STATELESS = {"mailpit": "keeps caught mail in memory: a viewer, nothing reads it back"}
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
 # an environment variable that carries a secret's value (NAME_FILE carries a path)
-SECRET_VAR = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|_KEY|CREDENTIALS)$")
+SECRET_VAR = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|_KEY|CREDENTIALS|DATABASE_URL)$")
+# a URL with a password in it (scheme://user:password@host)
+URL_PASSWORD = re.compile(r"\w://[^/\s:@]*:[^/\s@]+@")
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -261,6 +288,8 @@ def state_and_secrets(raw, src, shots):
             db = env.get("DB_PATH") or denv.get("DB_PATH")
             if db:
                 paths.append(os.path.dirname(db))
+        elif image_name(svc) == "postgres":
+            paths.append(env.get("PGDATA") or IMAGE_DATA["postgres"])
         elif image_name(svc) in IMAGE_DATA:
             paths.append(IMAGE_DATA[image_name(svc)])
         if not paths:
@@ -300,8 +329,10 @@ def state_and_secrets(raw, src, shots):
         for k, v in env_of(svc).items():
             if SECRET_VAR.search(k) and not k.endswith("_FILE"):
                 bad.append(f"{name}: {k}")
-            elif re.search(r"\$\{?\w*(TOKEN|PASSWORD|SECRET)", v):
+            elif re.search(r"\$\{?\w*(TOKEN|PASSWORD|SECRET|DATABASE_URL)", v):
                 bad.append(f"{name}: {k} interpolates {v}")
+            elif URL_PASSWORD.search(v):
+                bad.append(f"{name}: {k} is a URL with a password")
     check(not bad, "no environment: block carries a secret's value (only NAME_FILE paths)", "; ".join(bad))
 
     token_file = None
@@ -344,6 +375,110 @@ def state_and_secrets(raw, src, shots):
         check(f is not None and f != token_file, f"{name}: its admin password is its own secret ({f}), not the API token",
               f"{f} (API token: {token_file})")
     check(bool(gr), "a grafana/grafana service", "none")
+
+
+def built_as(src, svc):
+    """the SERVICE build argument of a service built from deploy/docker/Dockerfile, else None"""
+    df = build_dockerfile(src, svc)
+    if not df or not df.endswith("deploy/docker/Dockerfile"):
+        return None
+    args = svc["build"].get("args") or {}
+    if isinstance(args, list):
+        args = dict(a.split("=", 1) for a in args)
+    return args.get("SERVICE", "warmup-service")
+
+
+def database(raw, src, shots):
+    """PostgreSQL (DESIGN 9.6): the postgres service, both services on it
+    through DATABASE_URL_FILE secrets, two warmup-service replicas"""
+    services = raw["services"]
+    pgs = [n for n in services if image_name(services[n]) == "postgres"]
+    check(len(pgs) == 1, "one postgres service (official image)", f"{pgs}")
+    if not pgs:
+        return
+    pg = pgs[0]
+    svc = services[pg]
+    env = env_of(svc)
+    tag = (svc.get("image") or "").partition(":")[2]
+    check(re.fullmatch(r"1[5-9](\.\d+)*(-(bookworm|bullseye))?", tag) is not None,
+          f"{pg}: image {svc.get('image')} is PostgreSQL 15+ on Debian (not alpine)", tag or "no tag")
+    test = (svc.get("healthcheck") or {}).get("test") or []
+    test = " ".join(test) if isinstance(test, list) else str(test)
+    check("pg_isready" in test and "-h" in test.split(), f"{pg}: healthcheck pg_isready over TCP (ready once initialised)",
+          test)
+    pw = secret_file(raw, pg, env.get("POSTGRES_PASSWORD_FILE"))
+    check(pw is not None and pw.startswith("secrets/") and "POSTGRES_PASSWORD" not in env,
+          f"{pg}: POSTGRES_PASSWORD_FILE is a compose secret ({pw}), no POSTGRES_PASSWORD", repr(env))
+    data = env.get("PGDATA") or IMAGE_DATA["postgres"]
+    vol = [s for s, t, typ in (volume_target(v) for v in svc.get("volumes") or [])
+           if t == data and typ == "volume" and s in (raw.get("volumes") or {})]
+    check(bool(vol), f"{pg}: its data directory {data} is the named volume {vol[0] if vol else None}", "not mounted")
+    check(not svc.get("ports"), f"{pg}: not published on the host", repr(svc.get("ports")))
+    # the first start's script (roles, databases) reads secrets attached to postgres
+    inits = [s for s, t, typ in (volume_target(v) for v in svc.get("volumes") or [])
+             if typ == "bind" and t.startswith("/docker-entrypoint-initdb.d/")]
+    attached = {s if isinstance(s, str) else s.get("target") or s.get("source") for s in svc.get("secrets") or []}
+    read = set()
+    for f in inits:
+        if os.path.isfile(os.path.join(src, f)):
+            read |= set(re.findall(r"/run/secrets/([\w.-]+)", open(os.path.join(src, f)).read()))
+    check(inits and read and read <= attached,
+          f"{pg}: its init script ({', '.join(inits)}) reads secrets attached to it ({', '.join(sorted(read))})",
+          f"reads {sorted(read)}, attached {sorted(attached)}")
+
+    # the services that use it: DATABASE_URL_FILE from a secret, after postgres is healthy
+    built = {n: built_as(src, services[n]) for n in services if built_as(src, services[n])}
+    bad, urls = [], {}
+    for name, what in sorted(built.items()):
+        e = env_of(services[name])
+        f = secret_file(raw, name, e.get("DATABASE_URL_FILE"))
+        dep = (services[name].get("depends_on") or {}).get(pg)
+        if f is None or not f.startswith("secrets/") or "DATABASE_URL" in e:
+            bad.append(f"{name}: DATABASE_URL_FILE={e.get('DATABASE_URL_FILE')!r} ({f})")
+        elif not (isinstance(dep, dict) and dep.get("condition") == "service_healthy"):
+            bad.append(f"{name}: depends_on {pg} {dep!r}")
+        urls.setdefault(what, set()).add(f)
+    check(set(built.values()) == {"warmup-service", "health-service"} and not bad,
+          f"{', '.join(sorted(built))}: DATABASE_URL_FILE from a compose secret under ./secrets, "
+          f"started once {pg} is healthy", "; ".join(bad))
+    w, h = urls.get("warmup-service", set()), urls.get("health-service", set())
+    check(len(w) == 1 and len(h) == 1 and w != h,
+          f"the warmup replicas share one database URL secret ({', '.join(sorted(map(str, w)))}), health-service has its own "
+          "(one schema per database)", f"warmup {w}, health {h}")
+
+    # two warmup-service replicas, each on its own loopback host port
+    reps = sorted(n for n, what in built.items() if what == "warmup-service")
+    hostports = {}
+    for n in reps:
+        for p in services[n].get("ports") or []:
+            hp = p.get("published") if isinstance(p, dict) else str(p).split(":")[1]
+            hostports.setdefault(str(hp), []).append(n)
+    check(len(reps) == 2 and len(hostports) == 2 and all(len(v) == 1 for v in hostports.values()),
+          f"two warmup-service replicas ({', '.join(reps)}), each published on its own port "
+          f"({', '.join(sorted(hostports))})", f"{reps} {hostports}")
+
+    # the database's network: internal, shared with its clients alone
+    nets = svc.get("networks") or ["default"]
+    nets = list(nets) if isinstance(nets, (list, dict)) else []
+    top = raw.get("networks") or {}
+    clients = {n for n in services if "DATABASE_URL_FILE" in env_of(services[n])}
+    bad = []
+    for net in nets:
+        if not (top.get(net) or {}).get("internal"):
+            bad.append(f"{net} is not internal")
+        on = {n for n in services if n != pg and net in list(services[n].get("networks") or ["default"])}
+        if on != clients:
+            bad.append(f"{net}: {sorted(on)} (clients {sorted(clients)})")
+    check(nets and not bad, f"{pg} is only on internal network(s) {nets}, shared with its clients alone",
+          "; ".join(bad))
+
+    # the images link libpq: the runtime stage installs it
+    if "dependency('libpq')" in open(os.path.join(src, "meson.build")).read():
+        for df in sorted({build_dockerfile(src, services[n]) for n in built}):
+            text = re.sub(r"\\\n", " ", open(df).read())
+            final = re.split(r"(?im)^FROM\s", text)[-1]
+            check(re.search(r"\blibpq5\b", final) is not None and "libpq-dev" in text,
+                  f"{os.path.relpath(df, src)}: libpq-dev to build, libpq5 in the runtime stage", "missing")
 
 
 def compose(raw_path, resolved_path, src):
@@ -437,6 +572,7 @@ def compose(raw_path, resolved_path, src):
     check(not bad, "every container runs as a non-root user (USER in Dockerfiles, user: for images)", "; ".join(bad))
 
     state_and_secrets(raw, src, shots)
+    database(raw, src, shots)
 
     dfs = set()
     for svc in services.values():
@@ -754,9 +890,9 @@ ok $? "docker-compose config -q accepts docker-compose.yml with no API_TOKEN in 
 # secrets come from files: a value in the environment reaches nothing
 SENTINEL=sentinel-$RANDOM$RANDOM
 env API_TOKEN="$SENTINEL" SEED_PASSWORD="$SENTINEL" GF_SECURITY_ADMIN_PASSWORD="$SENTINEL" \
-  "${DC[@]}" config >"$TMP/resolved.yml" 2>"$TMP/resolved.err"
+  POSTGRES_PASSWORD="$SENTINEL" DATABASE_URL="postgres://u:$SENTINEL@h/d" "${DC[@]}" config >"$TMP/resolved.yml" 2>"$TMP/resolved.err"
 [ -s "$TMP/resolved.yml" ] && ! grep -q "$SENTINEL" "$TMP/resolved.yml"
-ok $? "API_TOKEN or a password in the environment does not reach the resolved configuration"
+ok $? "API_TOKEN, DATABASE_URL or a password in the environment does not reach the resolved configuration"
 checks compose "$SRC_DIR/docker-compose.yml" "$TMP/resolved.yml" "$SRC_DIR"
 if git -C "$SRC_DIR" rev-parse --git-dir >/dev/null 2>&1; then
   git -C "$SRC_DIR" check-ignore -q secrets/api_token && git -C "$SRC_DIR" check-ignore -q secrets/grafana_admin_password
@@ -850,21 +986,48 @@ EOS
 chmod 755 "$STUB/docker" "$STUB/docker-compose"
 mk() { env -u API_TOKEN PATH="$STUB:$PATH" STUB_LOG="$TMP/stub.log" "$@" make -s -f "$SRC_DIR/Makefile" -C "$PROJ" "${MKT[@]}" >/dev/null 2>&1; }
 SECRETS=$PROJ/secrets
-modes() { stat -c %a "$SECRETS" "$SECRETS/api_token" "$SECRETS/grafana_admin_password" 2>&1 | tr '\n' ' '; }
-sums() { local f; for f in api_token grafana_admin_password; do sha256sum <"$SECRETS/$f" || echo missing; done 2>/dev/null; }
+RANDOM_SECRETS=(api_token grafana_admin_password postgres_password warmup_db_password health_db_password)
+ALL_SECRETS=("${RANDOM_SECRETS[@]}" warmup_database_url health_database_url)
+modes() { (cd "$SECRETS" 2>/dev/null && stat -c %a . "${ALL_SECRETS[@]}" 2>&1 | tr '\n' ' '); }
+sums() { local f; for f in "${ALL_SECRETS[@]}"; do sha256sum <"$SECRETS/$f" || echo missing; done 2>/dev/null; }
 : >"$TMP/stub.log"
 MKT=(compose)
 mk
 ok $? "make compose (stubs) succeeds"
 eq "without 'docker compose' it runs docker-compose up -d --build" "$(grep -v '^docker compose version' "$TMP/stub.log")" "docker-compose up -d --build"
-eq "it makes ./secrets 0700 with api_token and grafana_admin_password 0644 (compose mounts them with that mode)" \
-  "$(modes)" "700 644 644 "
-eq "each holds 48 random hex digits, no newline" \
-  "$(for f in api_token grafana_admin_password; do grep -cxE '[0-9a-f]{48}' "$SECRETS/$f"; wc -c <"$SECRETS/$f"; done | tr '\n' ' ')" \
-  "1 48 1 48 "
-[ -s "$SECRETS/api_token" ] && [ -s "$SECRETS/grafana_admin_password" ] &&
-  ! cmp -s "$SECRETS/api_token" "$SECRETS/grafana_admin_password"
-ok $? "the Grafana admin password is not the API token"
+eq "it makes ./secrets 0700 with ${ALL_SECRETS[*]} 0644 (compose mounts them with that mode)" \
+  "$(modes)" "700 644 644 644 644 644 644 644 "
+eq "${RANDOM_SECRETS[*]}: each holds 48 random hex digits, no newline" \
+  "$(for f in "${RANDOM_SECRETS[@]}"; do grep -cxE '[0-9a-f]{48}' "$SECRETS/$f"; wc -c <"$SECRETS/$f"; done | tr '\n' ' ')" \
+  "1 48 1 48 1 48 1 48 1 48 "
+eq "they are five distinct values (the Grafana and database passwords are not the API token)" \
+  "$(for f in "${RANDOM_SECRETS[@]}"; do cat "$SECRETS/$f" 2>/dev/null; echo; done | sort -u | grep -c .)" 5
+# the URL each service reads as DATABASE_URL_FILE: its role and database on
+# the compose service postgres, with the password of secrets/<role>_db_password
+# (the one postgres-init.sql gives the role); no TLS on the internal network
+for r in warmup health; do
+  eq "secrets/${r}_database_url: role $r, its password, database $r on the service postgres" \
+    "$(sed "s/$(cat "$SECRETS/${r}_db_password" 2>/dev/null || echo none)/PW/" "$SECRETS/${r}_database_url" 2>&1)" \
+    "postgres://$r:PW@postgres:5432/$r?sslmode=disable"
+done
+eq "the URL's host is the postgres service of docker-compose.yml" \
+  "$($PY -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["services"]["postgres"]["image"].split(":")[0])' "$TMP/resolved.yml")" postgres
+# rendered with these files in ./secrets (the project's deploy/ linked in,
+# for the build contexts): no value of theirs anywhere, no URL with a
+# password in any environment
+ln -sfn "$SRC_DIR/deploy" "$PROJ/deploy"
+docker-compose --env-file "$TMP/empty.env" --project-directory "$PROJ" -f "$SRC_DIR/docker-compose.yml" \
+  config >"$TMP/rendered.yml" 2>"$TMP/rendered.err"
+$PY - "$TMP/rendered.yml" "$SECRETS" <<'PY'
+import os, re, sys, yaml
+text = open(sys.argv[1]).read()
+values = [open(os.path.join(sys.argv[2], f)).read().strip() for f in os.listdir(sys.argv[2])]
+values += [m for v in values for m in re.findall(r"://[^:/@]+:([^@/]+)@", v)]
+envs = [str(v) for s in yaml.safe_load(text)["services"].values() for v in (s.get("environment") or {}).values()]
+bad = [v for v in values if v and v in text] + [e for e in envs if re.search(r"://[^/\s:@]*:[^/\s@]+@", e)]
+sys.exit(1 if bad or not envs else 0)
+PY
+ok $? "the configuration rendered with the secret files present carries none of their values, no URL with a password"
 [ ! -e "$PROJ/.env" ]
 ok $? "no .env written"
 TOKEN_FILE=$SECRETS/api_token
@@ -873,16 +1036,16 @@ before=$(sums)
 mk DOCKER_COMPOSE_V2=1
 eq "with 'docker compose' available it runs docker compose up -d --build" "$(grep -v '^docker compose version' "$TMP/stub.log")" "docker compose up -d --build"
 [ "$(sums)" = "$before" ] && ! grep -q missing <<<"$before"
-ok $? "a second run keeps both secrets"
+ok $? "a second run keeps every secret (${#ALL_SECRETS[@]})"
 chmod 755 "$SECRETS"
 chmod 600 "$SECRETS/api_token"
 mk
-eq "a run puts back the modes (0700 directory, 0644 files) and keeps the values" "$(modes) $(sums)" "700 644 644  $before"
+eq "a run puts back the modes (0700 directory, 0644 files) and keeps the values" "$(modes) $(sums)" "700 644 644 644 644 644 644 644  $before"
 # containers read a file secret through a bind mount of the file, with its
 # host owner and mode: here a mount namespace stands in for one
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && unshare -m true 2>/dev/null; then
   : >"$TMP/bound"
-  for u in 10001 65534 472; do # the services' app, prometheus, grafana
+  for u in 10001 65534 472 999; do # the services' app, prometheus, grafana, postgres
     unshare -m --propagation private sh -c 'mount --bind "$1" "$2" && exec setpriv --reuid="$3" --regid="$3" --clear-groups cat "$2"' \
       sh "$TOKEN_FILE" "$TMP/bound" "$u" >"$TMP/bound.out" 2>/dev/null
     cmp -s "$TMP/bound.out" "$TOKEN_FILE"
@@ -928,21 +1091,62 @@ for e in d.values():
             e[k] = os.path.join(sys.argv[3], os.path.basename(e[k]))
 print(json.dumps(d))
 PY
+
+# PostgreSQL as the stack makes it: a throwaway cluster stands in for the
+# postgres container. deploy/compose/postgres-init.sql runs as the superuser
+# with only its /run/secrets/ paths pointed at the files make compose wrote;
+# the roles it makes log in with scram-sha-256 (not the cluster's trust),
+# so the URL files' passwords must be theirs; the services start with
+# DATABASE_URL_FILE = those URL files, only host and port rewritten.
+start_pg "$TMP/pg" compose_admin || { ok 1 "PostgreSQL starts"; finish; exit 1; }
+{ echo "host all warmup,health 127.0.0.1/32 scram-sha-256"; cat "$PG_DIR/data/pg_hba.conf"; } >"$TMP/pg_hba.conf" &&
+  cat "$TMP/pg_hba.conf" >"$PG_DIR/data/pg_hba.conf" && pg_sql postgres "SELECT pg_reload_conf()" >/dev/null
+ok $? "PostgreSQL starts; roles warmup and health must give their password"
+sed "s#/run/secrets/#$SECRETS/#g" "$SRC_DIR/deploy/compose/postgres-init.sql" >"$TMP/postgres-init.sql"
+out=$(psql -X -q -w -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -f "$TMP/postgres-init.sql" 2>&1)
+ok $? "deploy/compose/postgres-init.sql runs (the postgres image's first start)" || echo "$out" | sed 's/^/#   /'
+eq "it makes roles warmup and health, not superusers, each owning its database" \
+  "$(pg_sql postgres "SELECT string_agg(r.rolname || ':' || r.rolsuper || ':' || d.datname, ' ' ORDER BY r.rolname)
+     FROM pg_roles r JOIN pg_database d ON d.datdba = r.oid WHERE r.rolname IN ('warmup', 'health')")" \
+  "health:false:health warmup:false:warmup"
+for r in warmup health; do
+  (umask 077 && sed "s#@postgres:5432/#@127.0.0.1:$PG_PORT/#" "$SECRETS/${r}_database_url" >"$TMP/${r}_database_url")
+done
+pgq() { psql -X -q -w -At -c "$2" "$1" 2>/dev/null; }
+eq "secrets/warmup_database_url logs in as warmup; a wrong password is refused" \
+  "$(pgq "$(cat "$TMP/warmup_database_url")" "SELECT current_user") $(pgq "postgres://warmup:wrong@127.0.0.1:$PG_PORT/warmup?sslmode=disable" "SELECT 1" || echo refused)" \
+  "warmup refused"
+WP2=$(freeport)
+W2=http://127.0.0.1:$WP2
 start_warmup warmup "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$TMP/spool" MESSAGE_ID_DOMAIN=w.test \
-  API_TOKEN_FILE="$TOKEN_FILE" ALLOWED_HOSTS="$(compose_env warmup-service ALLOWED_HOSTS)"
-ok $? "warmup-service starts (DRYRUN, API_TOKEN_FILE = the secret make compose wrote, compose's ALLOWED_HOSTS)"
+  API_TOKEN_FILE="$TOKEN_FILE" ALLOWED_HOSTS="$(compose_env warmup-service ALLOWED_HOSTS)" \
+  DATABASE_URL_FILE="$TMP/warmup_database_url"
+ok $? "warmup-service starts (DRYRUN, API_TOKEN_FILE and DATABASE_URL_FILE = the secrets make compose wrote, compose's ALLOWED_HOSTS)"
+start_warmup warmup2 "$WP2" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$TMP/spool2" MESSAGE_ID_DOMAIN=w.test \
+  API_TOKEN_FILE="$TOKEN_FILE" ALLOWED_HOSTS="$(compose_env warmup-service-2 ALLOWED_HOSTS)" \
+  DATABASE_URL_FILE="$TMP/warmup_database_url"
+ok $? "warmup-service-2 starts on the same database URL"
 start_health health "$HP" CHECK_INTERVAL=1 FEEDBACK_LOOPS_FILE="$TMP/loops.json" \
-  API_TOKEN_FILE="$TOKEN_FILE" ALLOWED_HOSTS="$(compose_env health-service ALLOWED_HOSTS)"
-ok $? "health-service starts with deploy/compose/feedback-loops.json (host, port, paths rewritten), the same secret"
+  API_TOKEN_FILE="$TOKEN_FILE" ALLOWED_HOSTS="$(compose_env health-service ALLOWED_HOSTS)" \
+  DATABASE_URL_FILE="$TMP/health_database_url"
+ok $? "health-service starts with deploy/compose/feedback-loops.json (host, port, paths rewritten), the same token, its database URL"
+eq "the two warmup replicas are two live instances of one database; health's tables are in its own, owned by health" \
+  "$(pg_sql warmup "SELECT count(*) FROM instances") $(pg_sql health "SELECT count(*) > 5, bool_and(tableowner = 'health') FROM pg_tables WHERE schemaname = 'public'")" \
+  "2 t|t"
 eq "the token of the secret file authenticates; none is refused" \
   "$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" "$W/users") $(curl -s -o /dev/null -w '%{http_code}' "$W/users")" "200 401"
 # Prometheus in compose scrapes http://warmup-service:8080 and health-service:8081
 eq "both answer /metrics to the Host names Prometheus scrapes them by" \
   "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: warmup-service:8080" "${AUTH[@]}" "$W/metrics") $(curl -s -o /dev/null -w '%{http_code}' -H "Host: health-service:8081" "${AUTH[@]}" "$H/metrics")" "200 200"
 
+# registered on both replicas, broadcast from the first: it reaches all four
 for u in seed@seed.test a1@gmail.com a2@gmail.com b1@example.org; do
   curl -s "${AUTH[@]}" -X POST -H 'Content-Type: application/json' -d "{\"name\":\"N\",\"email_id\":\"$u\"}" "$W/register" >/dev/null
+  t=$W W=$W2 W2=$t
 done
+eq "both replicas list the same four users" \
+  "$(curl -s "${AUTH[@]}" "$W2/emailIds" | grep -o '@' | wc -l) $(curl -s "${AUTH[@]}" "$W/emailIds" | cmp -s - <(curl -s "${AUTH[@]}" "$W2/emailIds") && echo same)" \
+  "4 same"
 curl -s "${AUTH[@]}" -X POST -H 'Content-Type: application/json' -d '{"from":"n@w.test","subject":"s","body":"b"}' "$W/send" >/dev/null
 # a sending identity paused and resumed by the operator: the identity and
 # decision series the dashboard's warmup-control panels read
@@ -953,7 +1157,7 @@ eq "an identity paused and resumed (its decisions counted)" \
 tracked() { [ "$(curl -s "${AUTH[@]}" "$H/mail_stats?email_id=1" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("tracked"))' 2>/dev/null)" = 4 ]; }
 wait_for 60 tracked
 ok $? "the broadcast is tracked: 4 copies"
-f=$(grep -l 'Delivered-To: seed@seed.test' "$TMP"/spool/*.eml 2>/dev/null | head -1)
+f=$(grep -l 'Delivered-To: seed@seed.test' "$TMP"/spool*/*.eml 2>/dev/null | head -1)
 [ -n "$f" ] && seed_env "$SEED_SH" put INBOX <"$f" >/dev/null 2>&1
 ok $? "seed-mailbox.sh put INBOX stores the real copy for seed@seed.test"
 seedj() { curl -s "${AUTH[@]}" "$H/domains" | $PY -c 'import json,sys; d=[x for x in json.load(sys.stdin) if x["domain"]=="seed.test"][0]; print(d["loop"], d["delivered"], d["spam"], d["last_error"])' 2>/dev/null; }
@@ -1009,8 +1213,10 @@ else
   ok 0 "Prometheus evaluates every panel expression # SKIP prometheus is not installed"
 fi
 stop_named health
+stop_named warmup2
 stop_named warmup
 stop_pid "$BROKER_PID"
+stop_pg
 stop_dovecot "$SEED_PID" >/dev/null 2>&1
 
 finish
