@@ -16,6 +16,10 @@
 #   BENCH_LOG_LEVEL  LOG_LEVEL of the services (default: warn)
 #   PERF=1      profile the service during the measured phase with `perf record`
 #               (cpu-clock, call graphs) and print where its CPU went
+#   BENCH_DB=sqlite  or postgres: warmup-service's state on a throwaway
+#               PostgreSQL cluster (fsync=off, as the SQLite runs' tmpfs-less
+#               files sync), one database per service name (send.sh,
+#               cluster.sh, send_latency.sh)
 set -u
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
@@ -24,6 +28,7 @@ BROKER_BIN="$BUILD_DIR/deploy/dev-broker/kafka-dev-broker"
 WARMUP_BIN="$BUILD_DIR/warmup-service/warmup-service"
 HEALTH_BIN="$BUILD_DIR/health-service/health-service"
 : "${BENCH_LOG_LEVEL:=warn}"
+: "${BENCH_DB:=sqlite}"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 BENCH_PIDS=""
@@ -218,8 +223,29 @@ start_svc() {
     die "$what '$name' not ready within 30 s (log above)"
   }
 }
-# start_warmup NAME PORT [VAR=VALUE...] - warmup-service; waits for /readyz
-start_warmup() { start_svc "$WARMUP_BIN" warmup.db /readyz warmup-service "$@"; }
+# bench_pg_db NAME - (BENCH_DB=postgres) BENCH_PG_URL: database NAME on the
+# run's PostgreSQL cluster, both made at first use
+bench_pg_db() {
+  if [ -z "${PG_DIR-}" ]; then
+    . "$ROOT/tests/integration/pg.sh"
+    start_pg "$BTMP/pg" postgres_bench >&2 || die "PostgreSQL did not start"
+    note "warmup-service on PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') (fsync=off)"
+  fi
+  [ "$(pg_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ] ||
+    pg_sql postgres "CREATE DATABASE \"$1\"" >/dev/null || die "cannot create database $1"
+  BENCH_PG_URL=$(pg_url "$1")
+}
+# start_warmup NAME PORT [VAR=VALUE...] - warmup-service; waits for /readyz.
+# BENCH_DB=postgres: on database w_NAME (WARMUP_DB=NAME2: w_NAME2, so
+# several instances share one)
+start_warmup() {
+  local u=
+  if [ "$BENCH_DB" = postgres ]; then
+    bench_pg_db "w_${WARMUP_DB:-$1}"
+    u=$BENCH_PG_URL
+  fi
+  start_svc "$WARMUP_BIN" warmup.db /readyz warmup-service "$@" ${u:+DATABASE_URL=$u}
+}
 # start_health NAME PORT [VAR=VALUE...] - health-service; waits for /healthz only
 # (readiness may wait for the consumer group)
 start_health() { start_svc "$HEALTH_BIN" health.db /healthz health-service "$@"; }
@@ -314,10 +340,21 @@ thread_cpu() {
   done | awk -v hz="$(getconf CLK_TCK)" '{ s[$1] += $2 } END { for (k in s) printf "%s=%.2f\n", k, s[k] / hz }' |
     sort -t= -k2 -rn | tr '\n' ' '
 }
-# copy_db FROM TO - copy a stopped service's SQLite files (db, -wal, -shm)
+# copy_db FROM TO - copy a stopped service's SQLite files (db, -wal, -shm),
+# or its PostgreSQL database (CREATE DATABASE ... TEMPLATE)
 copy_db() {
   mkdir -p "$BTMP/$2"
-  cp "$BTMP/$1"/warmup.db* "$BTMP/$2/"
+  if [ "$BENCH_DB" = postgres ]; then
+    pg_sql postgres "CREATE DATABASE \"w_$2\" TEMPLATE \"w_$1\"" >/dev/null || die "cannot copy database w_$1"
+  else
+    cp "$BTMP/$1"/warmup.db* "$BTMP/$2/"
+  fi
+}
+# drop_db NAME - a stopped service's state removed (keeps /tmp small on full runs)
+drop_db() {
+  rm -rf "${BTMP:?}/$1"
+  [ "$BENCH_DB" = postgres ] && pg_sql postgres "DROP DATABASE IF EXISTS \"w_$1\"" >/dev/null
+  return 0
 }
 
 # gen_events FILE N [EMAILS] - N valid email.sent events as "key<TAB>value" lines for

@@ -8,7 +8,10 @@
 #                so N=1000000 for send alone would take over 30 minutes)
 #   D=...        passed to api.sh and ratelimit.sh (defaults 10 and 20 s)
 #   ANALYTICS_N= copies for analytics.sh (default: N, else 200000; its own default is 1000000)
-#   ONLY="send scale ingest api ratelimit policy seeds messages upload analytics"   the benchmarks to run, in order
+#   ONLY="send send@postgres cluster scale ingest api ratelimit policy seeds messages upload analytics"
+#                the benchmarks to run, in order; NAME@postgres runs NAME.sh with
+#                BENCH_DB=postgres (its state on a throwaway PostgreSQL cluster), so
+#                send and send@postgres print the two engines side by side
 #   SIZE_MB=100  upload.sh's list (full size: SIZE_MB=1024)
 # Every other knob of the scripts (WS, WORKERS, INGEST_MODE, TPMS, ...) passes
 # through the environment. Each script's full output is printed as it runs and
@@ -17,7 +20,7 @@
 # that misses its target is not a failure).
 set -u
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
-: "${ONLY:=send scale ingest api ratelimit policy seeds messages upload analytics}"
+: "${ONLY:=send send@postgres cluster scale ingest api ratelimit policy seeds messages upload analytics}"
 : "${SIZE_MB:=100}" # upload.sh: the list size (the issue's figure: SIZE_MB=1024)
 export SIZE_MB
 : "${OUT_DIR:=$(mktemp -d /tmp/bench-results.XXXXXX)}"
@@ -26,9 +29,11 @@ export BENCH_SUMMARY=$OUT_DIR/summary.tsv
 : >"$BENCH_SUMMARY"
 broken=""
 t0=$(date +%s)
-for b in $ONLY; do
+for run in $ONLY; do
+  b=${run%@*} db=sqlite
+  [ "$run" != "$b" ] && db=${run#*@}
   [ -x "$BENCH_DIR/$b.sh" ] || { echo "run-all: no benchmark '$b'" >&2; broken="$broken $b"; continue; }
-  echo "=== $b ($(date -u +%H:%M:%S) UTC)"
+  echo "=== $run ($(date -u +%H:%M:%S) UTC)"
   s=$(date +%s)
   case $b in
     send) n=${SEND_N:-${N:-}} ;;
@@ -39,13 +44,13 @@ for b in $ONLY; do
     *) n=${N:-} ;;
   esac
   if [ -n "$n" ]; then
-    N=$n "$BENCH_DIR/$b.sh" 2>&1 | tee "$OUT_DIR/$b.out"
+    BENCH_DB=$db N=$n "$BENCH_DIR/$b.sh" 2>&1 | tee "$OUT_DIR/$run.out"
   else
-    (unset N; "$BENCH_DIR/$b.sh") 2>&1 | tee "$OUT_DIR/$b.out"
+    (unset N; BENCH_DB=$db "$BENCH_DIR/$b.sh") 2>&1 | tee "$OUT_DIR/$run.out"
   fi
   rc=${PIPESTATUS[0]}
-  echo "=== $b: exit $rc, $(($(date +%s) - s)) s"
-  [ "$rc" = 0 ] || broken="$broken $b"
+  echo "=== $run: exit $rc, $(($(date +%s) - s)) s"
+  [ "$rc" = 0 ] || broken="$broken $run"
 done
 
 echo

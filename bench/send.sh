@@ -7,6 +7,7 @@
 # POST /send to GET /emails/{id} progress sent=N; and, in the same run,
 # `smtp-source -d -s W -m N -l 2048` against a fresh smtp-sink started the
 # same way. Prints msgs/s for both and the ratio (ours / smtp-source).
+# BENCH_DB=postgres: the service's state in PostgreSQL (common.sh).
 # The users are imported once (POST /users/import) into a database that is
 # copied for every W, so each W starts from the same state.
 #
@@ -73,14 +74,14 @@ for W in $WS; do
   [ "$svc_got" = "$N" ] || die "smtp-sink counted $svc_got messages from warmup-service, want $N"
   stop_named "w$W"
   stop_pid "$SINK_PID"
-  rm -rf "${BTMP:?}/w$W" # its database: keeps /tmp small on full runs
+  drop_db "w$W"
   ROWS+=("$W $(fmt_rate "$N" "$ref_ms") $(fmt_rate "$N" "$svc_ms") $(fmt_ratio "$ref_ms" "$svc_ms") $(fmt_s "$svc_ms") $(fmt_s "$ev_ms") $(fmt_s "$((c1 - c0))") $(fmt_s "$((s1 - s0))") $(fmt_s "$ref_cpu_ms") $(fmt_s "$ref_sink_ms") $svc_got")
   ratio=$(fmt_ratio "$ref_ms" "$svc_ms")
-  summary "send W=$W N=$N" "$(fmt_rate "$N" "$svc_ms") msg/s vs smtp-source $(fmt_rate "$N" "$ref_ms")" "ratio >= 1.00" "ratio $ratio $(verdict "$ratio >= 1")"
+  summary "send W=$W N=$N ($BENCH_DB)" "$(fmt_rate "$N" "$svc_ms") msg/s vs smtp-source $(fmt_rate "$N" "$ref_ms")" "ratio >= 1.00" "ratio $ratio $(verdict "$ratio >= 1")"
   note "W=$W: smtp-source $(fmt_rate "$N" "$ref_ms")/s, warmup-service $(fmt_rate "$N" "$svc_ms")/s"
 done
 
-echo "send throughput: N=$N messages, 2048-byte body, smtp-sink on 127.0.0.1, target ratio >= 1.00"
+echo "send throughput: N=$N messages, 2048-byte body, smtp-sink on 127.0.0.1, state in $BENCH_DB, target ratio >= 1.00"
 printf '%-3s %14s %10s %6s %8s %9s %9s %10s %9s %10s %9s\n' W "smtp-source/s" "warmup/s" ratio "wall s" "events s" "svc CPU" "svc sink" "src CPU" "src sink" "sink got"
 for r in "${ROWS[@]}"; do
   # shellcheck disable=SC2086
