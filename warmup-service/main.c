@@ -23,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "sqldb.h"
 #include "sender.h"
 #include "service.h"
 #include "smtp/smtp_clients.h"
@@ -259,9 +260,11 @@ int main(int argc, char **argv)
             routes[i].body_max = cfg.import_max_bytes;
     if (service_http_start(svc, &cfg.svc, routes, api_nroutes, &app, err, sizeof err) != 0)
         log_fatal("http: %s", err);
+    char db_shown[512]; /* a URL's password never reaches the log */
+    sqldb_url_redacted(db, db_shown, sizeof db_shown);
     log_info("warmup-service listening on %s:%d (auth %s) db=%s kafka=%s smtp=%s",
-             cfg.svc.bind_addr, service_port(svc), cfg.svc.api_token ? "on" : "off",
-             cfg.svc.db_path, cfg.svc.kafka_brokers, clients.v[clients.default_idx].s.name);
+             cfg.svc.bind_addr, service_port(svc), cfg.svc.api_token ? "on" : "off", db_shown,
+             cfg.svc.kafka_brokers, clients.v[clients.default_idx].s.name);
 
     service_wait(svc);
     importer_stop(app.importer); /* between two batches: the import resumes at the next start */
