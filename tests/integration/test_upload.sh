@@ -12,8 +12,12 @@
 WP=$(freeport); W=http://127.0.0.1:$WP
 DB="$TMP/w/warmup.db"
 BASE=(CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$TMP/spool" UPLOAD_PART_SIZE=65536 LOG_LEVEL=info)
+# dbq SQL - a query on the warmup database (TEST_DB=postgres: its PostgreSQL database)
+dbq() { if [ "${TEST_DB:-sqlite}" = postgres ]; then pg_sql w_w "$1"; else dbq "$1"; fi; }
+dbq_is() { [ "$(dbq "$1")" = "$2" ]; }
+imported_gt() { [ "$(dbq "SELECT imported FROM imports WHERE upload_id='$1'")" -gt "$2" ]; }
 campaign() { # NAME AUDIENCE STATE -> id (the campaigns table is read, not owned, here)
-  sqlite3 "$DB" "INSERT INTO campaigns(name, from_addr, template, version, audience, state, created_at)
+  dbq "INSERT INTO campaigns(name, from_addr, template, version, audience, state, created_at)
     VALUES('$1', 'n@s.test', 't', 1, '$2', '$3', '2026-12-05T00:00:00Z') RETURNING id;"; }
 st() { curl -s "$W/campaigns/$1/upload" | $PY -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
 wait_state() { local i; for ((i = 0; i < ${3:-600}; i++)); do [ "$(st "$1")" = "$2" ] && return 0; sleep 0.1; done; return 1; }
@@ -86,9 +90,9 @@ P=$(curl -s "$W/campaigns/$C1/upload")
 eq "progress: rows, imported, duplicates" "$(jget "$P" '[j["rows"], j["imported"], j["duplicates"]]')" "[6003, 6001, 1]"
 eq "the invalid line with its number" "$(jget "$P" 'j["invalid"][0]["line"]')" 6002
 eq "recipients stored with attributes (empty columns left out)" \
-  "$(sqlite3 "$DB" "SELECT name, attributes FROM campaign_recipients WHERE campaign_id=$C1 AND address='u9999@d1.test'")" \
+  "$(dbq "SELECT name, attributes FROM campaign_recipients WHERE campaign_id=$C1 AND address='u9999@d1.test'")" \
   'Smith, J|{"plan":"pro","city":"Paris"}'
-eq "first row's attributes" "$(sqlite3 "$DB" "SELECT attributes, line FROM campaign_recipients WHERE campaign_id=$C1 AND address='u0@d0.test'")" '{"plan":"free"}|2'
+eq "first row's attributes" "$(dbq "SELECT attributes, line FROM campaign_recipients WHERE campaign_id=$C1 AND address='u0@d0.test'")" '{"plan":"free"}|2'
 check "the local parts are removed after the import" -- test ! -e "$TMP/w/uploads/$U"
 eq "complete again: 409" "$(complete "$(parts 1 "${ETAGS[0]}")" | cut -d' ' -f1)" 409
 
@@ -99,7 +103,7 @@ put "$(url "$J" 1)" "$TMP/small.csv" >/dev/null
 check "abort: part file present before" -- test -f "$TMP/w/uploads/$U/1"
 eq "abort: 202" "$(http POST "$W/campaigns/$C1/upload/abort" "{\"upload_id\":\"$U\"}" | cut -d' ' -f1)" 202
 check "abort removes the part files" -- test ! -e "$TMP/w/uploads/$U"
-eq "abort removes the part rows" "$(sqlite3 "$DB" "SELECT count(*) FROM upload_parts WHERE upload_id='$U'")" 0
+eq "abort removes the part rows" "$(dbq "SELECT count(*) FROM upload_parts WHERE upload_id='$U'")" 0
 eq "a PUT after abort: 409" "$(put "$(url "$J" 1)" "$TMP/small.csv")" 409
 
 # --- expired URL (UPLOAD_URL_TTL=60, the clock is the service's: sign one that has passed)
@@ -108,16 +112,16 @@ put "$(url "$J" 1)" "$TMP/small.csv" >/dev/null
 R=$(init "$C1" 100); J=${R#* }; U=$(jget "$J" 'j["upload_id"]')
 stop_named w
 # an upload left open whose URLs expired two days ago: swept at the next start
-sqlite3 "$DB" "UPDATE uploads SET expires_ms = expires_ms - 172800000 WHERE id = '$U_OLD'"
+dbq "UPDATE uploads SET expires_ms = expires_ms - 172800000 WHERE id = '$U_OLD'"
 KEY=$(cat "$TMP/w/uploads/upload.key")
 check "the generated key file is 0600" -- test "$(stat -c %a "$TMP/w/uploads/upload.key")" = 600
 start_warmup w "$WP" "${BASE[@]}" API_TOKEN=upload-test-token; ok $? "restart with API_TOKEN"
 eq "a part URL still works after a restart (key kept), with no bearer token" "$(put "$(url "$J" 1)" "$TMP/small.csv")" 200
 eq "the API itself still needs the token" "$(http GET "$W/campaigns/$C1/upload" | cut -d' ' -f1)" 401
 check "an upload expired for more than a day is aborted by the sweep" -- \
-  wait_for 10 bash -c "[ \"\$(sqlite3 '$DB' \"SELECT state FROM uploads WHERE id='$U_OLD'\")\" = aborted ]"
+  wait_for 10 dbq_is "SELECT state FROM uploads WHERE id='$U_OLD'" aborted
 check "  its part files removed" -- test ! -e "$TMP/w/uploads/$U_OLD"
-eq "  an open upload still valid is kept" "$(sqlite3 "$DB" "SELECT state FROM uploads WHERE id='$U'")" open
+eq "  an open upload still valid is kept" "$(dbq "SELECT state FROM uploads WHERE id='$U'")" open
 EXP=$(( $(date +%s) - 5 ))
 SIG=$($PY -c 'import hmac,hashlib,base64,sys; print(base64.urlsafe_b64encode(hmac.new(sys.argv[1].encode(), f"PUT\n{sys.argv[2]}\n1\n{sys.argv[3]}".encode(), hashlib.sha256).digest()).decode().rstrip("="))' "$KEY" "$U" "$EXP")
 eq "a correctly signed but expired URL: 403" "$(put "$W/uploads/$U/1?expires=$EXP&sig=$SIG" "$TMP/small.csv")" 403
@@ -145,23 +149,23 @@ PL=()
 for ((p = 1; p <= NP; p++)); do put "$(url "$J" $p)" "$TMP/bpart.$((p-1))" >/dev/null; PL+=("$p" "$(etag)"); done
 rm -f "$TMP"/bpart.*
 eq "60 MB: complete 202" "$(http POST "$W/campaigns/$C2/upload/complete" "{\"upload_id\":\"$U\",\"parts\":$(parts "${PL[@]}")}" | cut -d' ' -f1)" 202
-wait_for 60 bash -c "[ \$(sqlite3 '$DB' 'SELECT imported FROM imports WHERE upload_id=\"$U\"') -gt 20000 ]"
+wait_for 60 imported_gt "$U" 20000
 stop_named w; eq "SIGTERM mid-import: clean exit" "$STOP_RC" 0
-MID=$(sqlite3 "$DB" "SELECT state || ' ' || resume_at FROM imports WHERE upload_id='$U'")
+MID=$(dbq "SELECT state || ' ' || resume_at FROM imports WHERE upload_id='$U'")
 check "the import was left importing with a resume point ($MID)" -- bash -c "[[ '$MID' == importing\ [1-9]* ]]"
 start_warmup w "$WP" "${BASE[@]}"; ok $? "restart"
 check "the import resumes and ends" -- wait_state "$C2" done 1200
 P=$(curl -s "$W/campaigns/$C2/upload")
 eq "every row imported exactly once across the restart" "$(jget "$P" '[j["rows"], j["imported"], j["duplicates"]]')" "[$ROWS, $ROWS, 0]"
-eq "campaign_recipients holds them" "$(sqlite3 "$DB" "SELECT count(*) FROM campaign_recipients WHERE campaign_id=$C2")" "$ROWS"
+eq "campaign_recipients holds them" "$(dbq "SELECT count(*) FROM campaign_recipients WHERE campaign_id=$C2")" "$ROWS"
 check "resumed from its last batch (log)" -- grep -q "resumes at line" "$TMP/w/out.log"
 
 # --- /users/import: extra columns as attributes, direct and ?async=1
 printf 'name,email_id,plan\nAda,ada@a.test,pro\nBob,bob@a.test,\nEve,eve@a.test,%s\n' "$(head -c 4100 /dev/zero | tr '\0' x)" > "$TMP/u.csv"
 R=$(http POST "$W/users/import" "$(cat "$TMP/u.csv")" -H 'Content-Type: text/csv')
 eq "direct import: 2 imported, the 4 KiB attributes line invalid" "$(jget "${R#* }" '[j["imported"], j["invalid"][0]["line"]]')" "[2, 4]"
-eq "attributes stored" "$(sqlite3 "$DB" "SELECT attributes FROM users WHERE email_id='ada@a.test'")" '{"plan":"pro"}'
-eq "no extra value: no attributes" "$(sqlite3 "$DB" "SELECT coalesce(attributes,'NULL') FROM users WHERE email_id='bob@a.test'")" NULL
+eq "attributes stored" "$(dbq "SELECT attributes FROM users WHERE email_id='ada@a.test'")" '{"plan":"pro"}'
+eq "no extra value: no attributes" "$(dbq "SELECT coalesce(attributes,'NULL') FROM users WHERE email_id='bob@a.test'")" NULL
 printf 'name,email_id,team\nCy,cy@b.test,red\nbad,nope,x\nAda,ada@a.test,blue\n' > "$TMP/a.csv"
 R=$(http POST "$W/users/import?async=1" "$(cat "$TMP/a.csv")" -H 'Content-Type: text/csv')
 eq "async import: 202" "${R%% *}" 202
@@ -170,8 +174,8 @@ eq "status_url" "$(jget "${R#* }" 'j["status_url"]')" "/users/import/$ID"
 check "async import done" -- wait_for 20 bash -c "curl -s $W/users/import/$ID | grep -q '\"state\":\"done\"'"
 P=$(curl -s "$W/users/import/$ID")
 eq "async progress" "$(jget "$P" '[j["rows"], j["imported"], j["duplicates"], j["invalid"][0]["line"]]')" "[3, 1, 1, 3]"
-eq "async user registered with attributes" "$(sqlite3 "$DB" "SELECT attributes FROM users WHERE email_id='cy@b.test'")" '{"team":"red"}'
-check "its user.registered event is in the outbox" -- bash -c "sqlite3 '$DB' 'SELECT value FROM outbox' | grep -q cy@b.test"
+eq "async user registered with attributes" "$(dbq "SELECT attributes FROM users WHERE email_id='cy@b.test'")" '{"team":"red"}'
+check "its user.registered event is in the outbox" -- bash -c "grep -q cy@b.test <<< \"\$1\"" _ "$(dbq 'SELECT value FROM outbox')"
 eq "unknown import: 404" "$(http GET "$W/users/import/999" | cut -d' ' -f1)" 404
 eq "async=2: 400" "$(http POST "$W/users/import?async=2" 'name,email_id' -H 'Content-Type: text/csv' | cut -d' ' -f1)" 400
 stop_named w; eq "clean exit" "$STOP_RC" 0
@@ -218,7 +222,7 @@ PY
   # the upload stays open for a retry (real S3 answers 204)
   eq "s3: abort refused by the server: 503" "$(http POST "$W/campaigns/$C3/upload/abort" "{\"upload_id\":\"$U\"}" | cut -d' ' -f1)" 503
   check "  with S3's answer in the message" -- grep -q 'AbortMultipartUpload: HTTP 405' "$TMP/.body"
-  eq "  the upload stays open" "$(sqlite3 "$DB" "SELECT state FROM uploads WHERE id='$U'")" open
+  eq "  the upload stays open" "$(dbq "SELECT state FROM uploads WHERE id='$U'")" open
   stop_named w; eq "clean exit (s3)" "$STOP_RC" 0
   stop_pid "$S3PID"
   # TLS: an https endpoint is verified (S3_CA_FILE); another CA's certificate is refused
