@@ -192,6 +192,8 @@ static int pass(const struct archive_config *c, int64_t now_ms, atomic_bool *sto
             *rows += n;
         }
     } while (n == c->batch && !(stop && atomic_load(stop)));
+    int dropped; /* logged by the store */
+    (void)store_archive_partitions(c->store, cutoff, &dropped);
     return 0;
 }
 

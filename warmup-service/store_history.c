@@ -1,8 +1,10 @@
-/* store_history.c - the SQLite side of store_history.h: /history's
+/* store_history.c - store_history.h on both engines: /history's
  * filtered keyset pages, the archiver's scan and commit, the archives
- * listing. Reads on the reader connection (r_lock), the commit on the
- * writer (w_lock), never both. Statement texts are fixed fragments; every
- * value is bound. */
+ * listing, deliveries' monthly partitions (PostgreSQL). Reads on the
+ * reader connection (r_lock), the commit and the partitions on the writer
+ * (w_lock), never both. Statement texts are fixed fragments; every value
+ * is bound (a partition's name, checked against deliveries_pYYYYMM, is
+ * the one identifier written into SQL). */
 #include "store_history.h"
 #include "db.h"
 #include "log.h"
@@ -12,6 +14,7 @@
 #include "buf.h"
 #include "xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,24 +24,26 @@
     " d.last_code, d.last_reply, d.updated_at, d.due_at FROM deliveries d"                         \
     " JOIN emails e ON e.id = d.email_id"
 
-/* /history: the keyset bound, then one fragment per filter given */
-#define HISTORY_BEFORE " WHERE d.id < ?1"
-#define HISTORY_RECIPIENT " AND d.recipient = ?2 COLLATE NOCASE"
-#define HISTORY_EMAIL " AND d.email_id = ?3"
-#define HISTORY_STATE " AND d.state = ?4"
-#define HISTORY_FROM " AND d.updated_at >= ?5"
-#define HISTORY_TO " AND d.updated_at < ?6"
-#define HISTORY_ORDER " ORDER BY d.id DESC LIMIT ?7"
+/* /history: the keyset bound, then one fragment per filter given, each
+ * with the next parameter number (%d): PostgreSQL refuses a statement
+ * whose parameter list has a gap */
+#define HISTORY_BEFORE " WHERE d.id < ?%d"
+#define HISTORY_RECIPIENT " AND d.recipient = ?%d COLLATE NOCASE"
+#define HISTORY_EMAIL " AND d.email_id = ?%d"
+#define HISTORY_STATE " AND d.state = ?%d"
+#define HISTORY_FROM " AND d.updated_at >= ?%d"
+#define HISTORY_TO " AND d.updated_at < ?%d"
+#define HISTORY_ORDER " ORDER BY d.id DESC LIMIT ?%d"
 /* a time range alone: "+" keeps SQLite off an index for that term. A
  * narrow range is read through deliveries_updated (its rows sorted by id,
  * at most HISTORY_NARROW of them); a wide one by id, newest first */
-#define HISTORY_BEFORE_SCAN " WHERE +d.id < ?1"
-#define HISTORY_STATE_SCAN " AND +d.state = ?4"
-#define HISTORY_FROM_SCAN " AND +d.updated_at >= ?5"
-#define HISTORY_TO_SCAN " AND +d.updated_at < ?6"
+#define HISTORY_BEFORE_SCAN " WHERE +d.id < ?%d"
+#define HISTORY_STATE_SCAN " AND +d.state = ?%d"
+#define HISTORY_FROM_SCAN " AND +d.updated_at >= ?%d"
+#define HISTORY_TO_SCAN " AND +d.updated_at < ?%d"
 #define HISTORY_RANGE_COUNT                                                                        \
     "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE updated_at >= ?1 AND updated_at < ?2"    \
-    " LIMIT ?3)"
+    " LIMIT ?3) AS r"
 #define HISTORY_NARROW 100000
 
 /* archiver: final-state copies updated before ?1, after the key (?2, ?3),
@@ -61,6 +66,15 @@
 
 /* copies read per page by the archiver (the reader lock's hold) */
 #define ARCHIVE_PAGE_ROWS 2000
+
+/* PostgreSQL: deliveries' monthly partitions (deliveries_pYYYYMM,
+ * store_pg.h) whose month ended at or before ?1 (ms) */
+#define PARTITIONS_OLD                                                                             \
+    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"                    \
+    " WHERE i.inhparent = 'deliveries'::regclass AND c.relname ~ '^deliveries_p[0-9]{6}$'"         \
+    " AND extract(epoch FROM to_date(substr(c.relname, 13), 'YYYYMM') + interval '1 month')"       \
+    " * 1000 <= ?1 ORDER BY c.relname"
+#define PARTITIONS_MAX 240
 
 void history_row_cleanup(struct history_row *r)
 {
@@ -126,34 +140,35 @@ int store_history(struct store *s, const struct history_query *q, struct history
     bool wide = range && !narrow;
     struct buf sql;
     buf_init(&sql, 4096);
+    int np = 0; /* the parameters so far, bound in the same order below */
     buf_printf(&sql, "%s", HISTORY_COLS);
-    buf_printf(&sql, "%s", narrow ? HISTORY_BEFORE_SCAN : HISTORY_BEFORE);
+    buf_printf(&sql, narrow ? HISTORY_BEFORE_SCAN : HISTORY_BEFORE, ++np);
     if (q->recipient)
-        buf_printf(&sql, "%s", HISTORY_RECIPIENT);
+        buf_printf(&sql, HISTORY_RECIPIENT, ++np);
     if (q->email_id)
-        buf_printf(&sql, "%s", HISTORY_EMAIL);
+        buf_printf(&sql, HISTORY_EMAIL, ++np);
     if (q->state >= 0)
-        buf_printf(&sql, "%s", narrow ? HISTORY_STATE_SCAN : HISTORY_STATE);
+        buf_printf(&sql, narrow ? HISTORY_STATE_SCAN : HISTORY_STATE, ++np);
     if (q->has_from)
-        buf_printf(&sql, "%s", wide ? HISTORY_FROM_SCAN : HISTORY_FROM);
+        buf_printf(&sql, wide ? HISTORY_FROM_SCAN : HISTORY_FROM, ++np);
     if (q->has_to)
-        buf_printf(&sql, "%s", wide ? HISTORY_TO_SCAN : HISTORY_TO);
-    buf_printf(&sql, "%s", HISTORY_ORDER);
+        buf_printf(&sql, wide ? HISTORY_TO_SCAN : HISTORY_TO, ++np);
+    buf_printf(&sql, HISTORY_ORDER, ++np);
     struct sqldb_stmt *st = sqldb_prepare(s->rq, buf_str(&sql));
     if (st) {
-        /* an index the statement does not name is ignored (SQLITE_RANGE) */
-        sqldb_bind_int64(st, 1, q->before_id > 0 ? q->before_id : INT64_MAX);
+        np = 0;
+        sqldb_bind_int64(st, ++np, q->before_id > 0 ? q->before_id : INT64_MAX);
         if (q->recipient)
-            sqldb_bind_text(st, 2, q->recipient, -1);
+            sqldb_bind_text(st, ++np, q->recipient, -1);
         if (q->email_id)
-            sqldb_bind_int64(st, 3, q->email_id);
+            sqldb_bind_int64(st, ++np, q->email_id);
         if (q->state >= 0)
-            sqldb_bind_int64(st, 4, q->state);
+            sqldb_bind_int64(st, ++np, q->state);
         if (q->has_from)
-            sqldb_bind_int64(st, 5, q->from_ms);
+            sqldb_bind_int64(st, ++np, q->from_ms);
         if (q->has_to)
-            sqldb_bind_int64(st, 6, q->to_ms);
-        sqldb_bind_int64(st, 7, q->limit);
+            sqldb_bind_int64(st, ++np, q->to_ms);
+        sqldb_bind_int64(st, ++np, q->limit);
         while ((r = sqldb_step(st)) == SQLDB_ROW) {
             *out = store_grow(*out, &cap, *n, sizeof **out);
             read_row(st, &(*out)[(*n)++]);
@@ -330,4 +345,85 @@ int store_archive_known(struct store *s, const char *name)
     }
     pthread_mutex_unlock(&s->r_lock);
     return r == SQLDB_ROW ? 1 : r == SQLDB_DONE ? 0 : -1;
+}
+
+/* partition_name - name is deliveries_pYYYYMM (so it may be pasted into SQL) */
+static bool partition_name(const char *name)
+{
+    if (strlen(name) != 18 || strncmp(name, "deliveries_p", 12) != 0)
+        return false;
+    for (int i = 12; i < 18; i++)
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+    return true;
+}
+
+/* drop_if_empty - in one transaction: name locked, dropped when it holds
+ * no row; 1 dropped, 0 kept, -1 error (w_lock held) */
+static int drop_if_empty(struct store *s, const char *name)
+{
+    char sql[128];
+    if (sqldb_begin(s->wq) != 0)
+        return -1;
+    snprintf(sql, sizeof sql, "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", name);
+    int rc = sqldb_exec(s->wq, sql);
+    struct sqldb_stmt *st = NULL;
+    if (rc == 0) {
+        snprintf(sql, sizeof sql, "SELECT 1 FROM %s LIMIT 1", name);
+        st = sqldb_prepare(s->wq, sql);
+        int r = st ? sqldb_step(st) : -1;
+        rc = r == SQLDB_DONE ? 1 : r == SQLDB_ROW ? 0 : -1;
+        sqldb_finalize(st);
+    }
+    if (rc == 1) {
+        snprintf(sql, sizeof sql, "DROP TABLE %s", name);
+        if (sqldb_exec(s->wq, sql) != 0 || sqldb_commit(s->wq) != 0)
+            rc = -1;
+    }
+    if (rc != 1)
+        sqldb_rollback(s->wq);
+    return rc;
+}
+
+int store_archive_partitions(struct store *s, int64_t cutoff_ms, int *dropped)
+{
+    *dropped = 0;
+    if (!s->pg)
+        return 0;
+    char *names[PARTITIONS_MAX];
+    size_t n = 0;
+    int rc = -1;
+    pthread_mutex_lock(&s->w_lock);
+    if (sqldb_exec(s->wq, "SELECT warmup_partitions(2)") != 0)
+        goto out;
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, PARTITIONS_OLD);
+    if (!st)
+        goto out;
+    sqldb_bind_int64(st, 1, cutoff_ms);
+    int r;
+    while ((r = sqldb_step(st)) == SQLDB_ROW && n < PARTITIONS_MAX) {
+        const char *name = sqldb_column_text(st, 0);
+        if (name && partition_name(name))
+            names[n++] = xstrdup(name);
+    }
+    sqldb_finalize(st);
+    if (r < 0)
+        goto out;
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int d = drop_if_empty(s, names[i]);
+        if (d < 0)
+            rc = -1;
+        else if (d == 1) {
+            ++*dropped;
+            log_info("archive: dropped partition %s (its month is archived)", names[i]);
+        }
+    }
+out:
+    pthread_mutex_unlock(&s->w_lock);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    if (rc != 0)
+        log_error("store: deliveries partitions: %s", sqldb_errmsg(s->wq));
+    return rc;
 }

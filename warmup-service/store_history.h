@@ -103,6 +103,13 @@ int store_archive_scan(struct store *s, int64_t cutoff_ms, int64_t max,
 int store_archive_commit(struct store *s, int64_t cutoff_ms, const struct archive_span *span,
                          const struct archive_entry *a);
 
+/* store_archive_partitions - PostgreSQL (a no-op on SQLite): the
+ * deliveries partitions of this month and the next two made, and each
+ * monthly partition whose whole month ended before cutoff_ms and that
+ * holds no copy any more dropped (archived: the live table shrinks).
+ * *dropped: how many. 0 or -1 (logged). The archiver calls it each pass. */
+int store_archive_partitions(struct store *s, int64_t cutoff_ms, int *dropped);
+
 /* store_list_archives - up to limit archives from offset, oldest first,
  * into a new array. 0: caller frees with store_archives_free; -1. */
 int store_list_archives(struct store *s, int64_t limit, int64_t offset, struct archive_entry **out,

@@ -45,6 +45,11 @@ sink "$SP" "$TMP/sink"; ok $? "smtp-sink starts"
 SMTP=(CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=127.0.0.1 SMTP_PORT=$SP SMTP_TLS=none WORKERS=2 MESSAGE_ID_DOMAIN=warmup.test LOG_LEVEL=info)
 start_warmup w "$WP" "${SMTP[@]}"; ok $? "warmup-service starts"
 DB="$TMP/w/warmup.db"
+# dbq SQL - a query on the warmup database (TEST_DB=postgres: its PostgreSQL database)
+dbq() { if [ "${TEST_DB:-sqlite}" = postgres ]; then pg_sql w_w "$1"; else sqlite3 "$DB" "$1"; fi; }
+PG=0; [ "${TEST_DB:-sqlite}" = postgres ] && PG=1
+nparts() { pg_sql w_w "SELECT count(*) FROM pg_inherits WHERE inhparent = 'deliveries'::regclass"; }
+nparts_is() { [ "$(nparts)" = "$1" ]; }
 
 $PY -c 'print("name,email_id"); [print(f"User {i},user{i}@d{i%3}.test") for i in range(30)]' > "$TMP/users.csv"
 r=$(curl -s -H 'Content-Type: text/csv' --data-binary @"$TMP/users.csv" "$W/users/import")
@@ -93,9 +98,23 @@ eq "a cursor continues its own query" "$(hist "email_id=$E1&limit=2&cursor=$CUR"
 check "/archives: none yet" -- test "$(curl -s "$W/archives")" = "[]"
 curl -s "$W/history?email_id=$E1&limit=1000" > "$TMP/e1.json"
 
-# --- archival (local): email 1's copies made 40 days old while stopped
+# --- archival (local): email 1's copies made 40 days old while stopped (3456000000 ms; a product of two literals overflows PostgreSQL's int4)
 stop_named w; eq "stopped (SIGTERM): exit 0" "$STOP_RC" 0
-sqlite3 "$DB" "UPDATE deliveries SET updated_at = updated_at - 40 * 86400000 WHERE email_id = $E1;"
+dbq "UPDATE deliveries SET updated_at = updated_at - 3456000000 WHERE email_id = $E1;"
+if [ $PG = 1 ]; then
+  # PostgreSQL: email 1's copies moved into the partition of a month that
+  # ended more than 30 days ago; archived, it is dropped (the live table shrinks)
+  read -r YM LO HI < <($PY -c '
+import datetime as d
+t = d.datetime.now(d.timezone.utc); m = t.year * 12 + t.month - 1 - 3
+a = d.datetime(m // 12, m % 12 + 1, 1, tzinfo=d.timezone.utc); m += 1
+b = d.datetime(m // 12, m % 12 + 1, 1, tzinfo=d.timezone.utc)
+print(a.strftime("%Y%m"), int(a.timestamp() * 1000), int(b.timestamp() * 1000))')
+  dbq "CREATE TABLE deliveries_p$YM PARTITION OF deliveries FOR VALUES FROM ($LO) TO ($HI)" >/dev/null
+  dbq "UPDATE deliveries SET created_ms = $LO + id WHERE email_id = $E1" >/dev/null
+  eq "PostgreSQL: email 1's copies in partition deliveries_p$YM" "$(dbq "SELECT count(*) FROM deliveries_p$YM")" 30
+  NPARTS=$(nparts)
+fi
 mkdir -p "$TMP/w/archives"; : > "$TMP/w/archives/copies-0000000000001-1.jsonl.gz"
 start_warmup w "$WP" "${SMTP[@]}" ARCHIVE_AFTER_DAYS=30 ARCHIVE_BATCH=8; ok $? "restarted with ARCHIVE_AFTER_DAYS=30"
 wait_for 30 archived_is 30; ok $? "/archives: 30 copies archived"
@@ -119,7 +138,13 @@ for c in got:
     assert c == b and u < bu, (c, b, u, bu)"
 eq "/history shows none of email 1" "$(hist "email_id=$E1" 'len(j["copies"])')" 0
 eq "/history still shows email 2's" "$(hist "email_id=$E2" 'len(j["copies"])')" 30
-eq "the live table shrank to 30 rows" "$(sqlite3 "$DB" 'SELECT count(*) FROM deliveries')" 30
+eq "the live table shrank to 30 rows" "$(dbq 'SELECT count(*) FROM deliveries')" 30
+if [ $PG = 1 ]; then
+  check "PostgreSQL: the archived month's partition is dropped" -- \
+    wait_for 10 nparts_is $((NPARTS - 1))
+  eq "  deliveries_p$YM is gone" "$(dbq "SELECT coalesce(to_regclass('deliveries_p$YM')::text, 'gone')")" gone
+  eq "  this month's and the next two months' partitions exist" "$(dbq "SELECT count(*) FROM pg_class WHERE relname IN (SELECT 'deliveries_p' || to_char(date_trunc('month', now()) + make_interval(months => i), 'YYYYMM') FROM generate_series(0, 2) i)")" 3
+fi
 eq "email 1's progress unchanged" "$(jget "$(curl -s "$W/emails/$E1")" '[j["progress"]["sent"], j["progress"]["pending"], j["status"]]')" '[30, 0, "done"]'
 check "no sanitizer report" -- sanitizer_clean w
 
@@ -135,7 +160,7 @@ else
   wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3P"; ok $? "s3rver starts"
   curl -s "$W/history?email_id=$E2&limit=1000" > "$TMP/e2.json"
   stop_named w
-  sqlite3 "$DB" "UPDATE deliveries SET updated_at = updated_at - 40 * 86400000 WHERE email_id = $E2;"
+  dbq "UPDATE deliveries SET updated_at = updated_at - 3456000000 WHERE email_id = $E2;"
   start_warmup w "$WP" "${SMTP[@]}" ARCHIVE_AFTER_DAYS=30 UPLOAD_STORE=s3://hist/pfx S3_ENDPOINT=http://127.0.0.1:$S3P \
     AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER; ok $? "restarted with UPLOAD_STORE=s3://hist/pfx"
   wait_for 30 archived_is 60; ok $? "/archives: 30 more copies"
