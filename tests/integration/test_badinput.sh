@@ -133,7 +133,9 @@ wait "$XP"
 check "no sanitizer report (burst)" -- sanitizer_clean burst
 grep ' 201$' "$TMP/burst.codes" | sed 's/ 201$//' | sort -u >"$TMP/burst.201"
 echo "# $(wc -l <"$TMP/burst.201") answered 201 before the stop, $(grep -vc ' 201$' "$TMP/burst.codes") not"
-start_warmup burst2 "$WP" DB_PATH="$TMP/burst/warmup.db"; ok $? "restarts on the same database"
+# the same database: DB_PATH, or burst's PostgreSQL database with TEST_DB=postgres
+BURST_URL=; [ "${TEST_DB:-sqlite}" = postgres ] && BURST_URL=$(pg_url w_burst)
+WARMUP_DATABASE_URL=$BURST_URL start_warmup burst2 "$WP" DB_PATH="$TMP/burst/warmup.db"; ok $? "restarts on the same database"
 curl -s "$W/emailIds" | $PY -c 'import json,sys; print("\n".join(sorted({e[1:].split("@")[0] for e in json.load(sys.stdin) if e.endswith("@burst.test")})))' |
   sort -u >"$TMP/burst.stored"
 eq "every address answered 201 is stored (none lost)" "$(comm -23 "$TMP/burst.201" "$TMP/burst.stored" | wc -l)" 0
