@@ -180,6 +180,7 @@ struct hstore *hstore_pg_open(const char *url, char *errbuf, size_t errlen)
     s->url = xstrdup(url);
     if (!(s->w = sqldb_open_pg(url, errbuf, errlen)) ||
         !(s->r = sqldb_open_pg(url, errbuf, errlen)) ||
+        sqldb_foreign_schema(s->w, "deliveries", "warmup-service", errbuf, errlen) != 0 ||
         sqldb_migrate(s->w, migrations, sizeof migrations / sizeof migrations[0], errbuf, errlen) !=
             0) {
         hpg_free(&s->base);

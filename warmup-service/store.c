@@ -65,7 +65,7 @@ static void *gc_main(void *arg);
 static int open_pg(struct store *s, const char *url, char *errbuf, size_t errlen)
 {
     s->wq = sqldb_open_pg(url, errbuf, errlen);
-    if (!s->wq)
+    if (!s->wq || sqldb_foreign_schema(s->wq, "copies", "health-service", errbuf, errlen) != 0)
         return -1;
     if (sqldb_migrate(s->wq, pg_migrations, sizeof pg_migrations / sizeof pg_migrations[0], errbuf,
                       errlen) != 0)

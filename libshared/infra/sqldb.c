@@ -41,6 +41,7 @@ struct sqldb {
     size_t ncached;
     unsigned long long next_name;
     struct sqldb_stmt *stmts; /* every open statement, finalized at close */
+    bool in_txn;              /* between sqldb_begin and its commit or rollback */
 };
 
 struct pg_param {
@@ -309,10 +310,27 @@ bool sqldb_ok(struct sqldb *db)
     return true;
 }
 
+/* revive - a connection lost outside a transaction (a server restart) is
+ * opened again before its next use; inside one the caller's transaction
+ * is gone, and its next statements must fail rather than run alone */
+static bool revive(struct sqldb *db)
+{
+    if (db->in_txn || PQstatus(db->pg) == CONNECTION_OK)
+        return true;
+    bool ok = sqldb_ok(db);
+    if (ok)
+        log_info("sql: connection to the database opened again");
+    return ok;
+}
+
 int sqldb_exec(struct sqldb *db, const char *sql)
 {
     if (db->engine == SQLDB_SQLITE)
         return db_exec(db->lite, sql);
+    if (!revive(db)) {
+        snprintf(db->err, sizeof db->err, "the database is unreachable");
+        return -1;
+    }
     PGresult *r = PQexec(db->pg, sql);
     ExecStatusType t = PQresultStatus(r);
     int rc = t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK ? 0 : -1;
@@ -326,12 +344,20 @@ int sqldb_exec(struct sqldb *db, const char *sql)
 
 int sqldb_begin(struct sqldb *db)
 {
-    return db->engine == SQLDB_SQLITE ? db_begin(db->lite) : sqldb_exec(db, "BEGIN");
+    if (db->engine == SQLDB_SQLITE)
+        return db_begin(db->lite);
+    int rc = sqldb_exec(db, "BEGIN");
+    db->in_txn = rc == 0;
+    return rc;
 }
 
 int sqldb_commit(struct sqldb *db)
 {
-    return db->engine == SQLDB_SQLITE ? db_commit(db->lite) : sqldb_exec(db, "COMMIT");
+    if (db->engine == SQLDB_SQLITE)
+        return db_commit(db->lite);
+    int rc = sqldb_exec(db, "COMMIT");
+    db->in_txn = false;
+    return rc;
 }
 
 void sqldb_rollback(struct sqldb *db)
@@ -340,6 +366,7 @@ void sqldb_rollback(struct sqldb *db)
         db_rollback(db->lite);
         return;
     }
+    db->in_txn = false;
     if (PQtransactionStatus(db->pg) == PQTRANS_IDLE)
         return;
     PGresult *r = PQexec(db->pg, "ROLLBACK");
@@ -563,8 +590,10 @@ static int pg_execute(struct sqldb_stmt *st)
         vals[i] = st->p[i].val;
         types[i] = st->p[i].type;
     }
-    bool failed = false;
-    const char *name = cache_name(st, types, &failed);
+    bool failed = !revive(db);
+    if (failed)
+        snprintf(db->err, sizeof db->err, "the database is unreachable");
+    const char *name = failed ? NULL : cache_name(st, types, &failed);
     PGresult *r = NULL;
     if (!failed)
         r = name ? PQexecPrepared(db->pg, name, st->nparams, vals, NULL, NULL, 0)
@@ -683,6 +712,29 @@ static int pg_version(struct sqldb *db, int64_t *v)
         *v = sqldb_column_int64(st, 0);
     sqldb_finalize(st);
     return rc;
+}
+
+int sqldb_foreign_schema(struct sqldb *db, const char *table, const char *service, char *errbuf,
+                         size_t errlen)
+{
+    if (db->engine == SQLDB_SQLITE)
+        return 0;
+    struct sqldb_stmt *st = sqldb_prepare(db, "SELECT to_regclass(?) IS NOT NULL");
+    int found = -1;
+    if (st) {
+        sqldb_bind_text(st, 1, table, -1);
+        if (sqldb_step(st) == SQLDB_ROW)
+            found = sqldb_column_int64(st, 0) != 0;
+        sqldb_finalize(st);
+    }
+    if (found < 0)
+        errbuf_set(errbuf, errlen, "DATABASE_URL: cannot read the schema: %s", db->err);
+    else if (found)
+        errbuf_set(errbuf, errlen,
+                   "DATABASE_URL: this database holds %s's tables; give each service its own "
+                   "database",
+                   service);
+    return found ? -1 : 0;
 }
 
 int sqldb_migrate(struct sqldb *db, const char *const *migrations, size_t n, char *errbuf,

@@ -126,6 +126,13 @@ bool sqldb_unique_violation(struct sqldb *db);
 int sqldb_migrate(struct sqldb *db, const char *const *migrations, size_t n, char *errbuf,
                   size_t errlen);
 
+/* sqldb_foreign_schema - 0 unless the PostgreSQL database holds table
+ * (another service's: both count their versions in schema_version, so
+ * sharing one database would mix their migrations): then -1 with a
+ * message naming service. 0 on SQLite. */
+int sqldb_foreign_schema(struct sqldb *db, const char *table, const char *service, char *errbuf,
+                         size_t errlen);
+
 /* sqldb_pg_sql - sql with SQLite's parameters as $N, COLLATE NOCASE and
  * INDEXED BY name dropped (outside quotes and comments); *nparams the highest $N.
  * Heap string, caller frees. Exposed for tests. */

@@ -194,7 +194,8 @@ if [ "${TEST_DB:-sqlite}" = postgres ]; then
   out=$(DATABASE_URL="postgres://postgres:Sekr3t-77@127.0.0.1:$(freeport)/x" PORT=0 "$HEALTH_BIN" 2>&1 </dev/null); rc=$?
   check "an unreachable database stops start-up without printing the password" -- bash -c '[ "$1" != 0 ] && grep -q "DATABASE_URL: cannot connect" <<<"$2" && ! grep -q Sekr3t-77 <<<"$2"' _ "$rc" "$out"
   out=$(DATABASE_URL=$PG_URL PORT=0 DB_PATH=$TMP/w.db "$WARMUP_BIN" 2>&1 </dev/null); rc=$?
-  check "warmup-service refuses DATABASE_URL in this version, saying so" -- bash -c '[ "$1" != 0 ] && grep -q "DATABASE_URL: warmup-service keeps its state in SQLite" <<<"$2"' _ "$rc" "$out"
+  check "warmup-service refuses health-service's database, saying so" -- bash -c '[ "$1" != 0 ] && grep -q "DATABASE_URL: this database holds health-service.s tables" <<<"$2"' _ "$rc" "$out"
+  eq "and leaves it as it was (no table of its own made there)" "$(pg_sql health "SELECT to_regclass('deliveries') IS NULL")" t
   # two instances on one database and one consumer group: both answer
   # from the shared store, one runs the rounds; killed, the other takes over
   HP2=$(freeport); H2=http://127.0.0.1:$HP2
