@@ -9,6 +9,7 @@
 #include "db.h"
 #include "errbuf.h"
 #include "log.h"
+#include "store_cluster.h"
 #include "store_history.h"
 #include "timeutil.h"
 #include "upload.h"
@@ -184,9 +185,13 @@ static int pass(const struct archive_config *c, int64_t now_ms, atomic_bool *sto
     int64_t cutoff = now_ms - (int64_t)c->after_days * DAY_MS, n;
     *files = *rows = 0;
     errbuf_set(errbuf, errlen, "%s", "");
+    if (!store_cluster_try(c->store, STORE_LOCK_ARCHIVE))
+        return 0; /* another instance is archiving: one at a time, or two write one file */
     do {
-        if (one_file(c, cutoff, &n, errbuf, errlen) != 0)
+        if (one_file(c, cutoff, &n, errbuf, errlen) != 0) {
+            store_cluster_release(c->store, STORE_LOCK_ARCHIVE);
             return -1;
+        }
         if (n > 0) {
             ++*files;
             *rows += n;
@@ -194,6 +199,7 @@ static int pass(const struct archive_config *c, int64_t now_ms, atomic_bool *sto
     } while (n == c->batch && !(stop && atomic_load(stop)));
     int dropped; /* logged by the store */
     (void)store_archive_partitions(c->store, cutoff, &dropped);
+    store_cluster_release(c->store, STORE_LOCK_ARCHIVE);
     return 0;
 }
 

@@ -115,6 +115,32 @@ int store_email_controls(struct store *s, struct email_control *out, size_t max,
     return r == SQLDB_DONE ? 0 : -1;
 }
 
+/* lock_call - one pg_(try_)advisory_(un)lock on the cluster connection */
+static bool lock_call(struct store *s, const char *sql, int64_t key)
+{
+    pthread_mutex_lock(&s->c_lock);
+    struct sqldb_stmt *st = sqldb_prepare(s->cq, sql);
+    bool got = false;
+    if (st) {
+        sqldb_bind_int64(st, 1, key);
+        got = sqldb_step(st) == SQLDB_ROW && sqldb_column_int64(st, 0) != 0;
+    }
+    sqldb_finalize(st);
+    pthread_mutex_unlock(&s->c_lock);
+    return got;
+}
+
+bool store_cluster_try(struct store *s, int64_t key)
+{
+    return !s->pg || lock_call(s, "SELECT pg_try_advisory_lock(?)", key);
+}
+
+void store_cluster_release(struct store *s, int64_t key)
+{
+    if (s->pg)
+        lock_call(s, "SELECT pg_advisory_unlock(?)", key);
+}
+
 const char *store_instance(const struct store *s)
 {
     return s->instance;

@@ -48,6 +48,13 @@ struct email_control {
  * most max), into out; *n how many. 0 or -1. */
 int store_email_controls(struct store *s, struct email_control *out, size_t max, size_t *n);
 
+/* store_cluster_try - a session lock named key, for work one instance at
+ * a time must do (the archiver); false when another instance holds it (or
+ * the database is unreachable). Always true on SQLite. */
+bool store_cluster_try(struct store *s, int64_t key);
+void store_cluster_release(struct store *s, int64_t key);
+#define STORE_LOCK_ARCHIVE 0x7761726361726368LL
+
 /* store_instance - this process's name in leases and heartbeats */
 const char *store_instance(const struct store *s);
 
