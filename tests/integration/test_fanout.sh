@@ -19,6 +19,9 @@ rcpts() { find "$1" -type f -print0 | xargs -0 cat 2>/dev/null | sed -n 's/^X-Rc
 # sql QUERY - one line from the service's database (a reader beside it: WAL)
 DB="$TMP/warmup/warmup.db"
 sql() { "$PY" -c 'import sqlite3,sys; c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro", uri=True, timeout=10); print(*c.execute(sys.argv[2]).fetchone())' "$DB" "$1"; }
+# TEST_DB=postgres: the service's PostgreSQL database (PG_PORT exported once it runs)
+[ "${TEST_DB:-sqlite}" = postgres ] &&
+  sql() { "$PG_BIN/psql" -X -q -At -F ' ' "postgres://postgres@127.0.0.1:$PG_PORT/w_warmup" -c "$1"; }
 export DB PY; export -f sql
 # prog ID - "sent failed pending dead suppressed status"
 prog() { jget "$(curl -s "$W/emails/$1")" '" ".join(str(j["progress"][k]) for k in ("sent","failed","pending","dead","suppressed")) + " " + j["status"]'; }
@@ -30,6 +33,7 @@ sink "$SP" "$TMP/sink"; ok $? "smtp-sink starts"
 ENV=(CHOOSEN_SMTP_CLIENT_TYPE=CUSTOM SMTP_HOST=127.0.0.1 SMTP_PORT=$SP SMTP_TLS=none WORKERS=4
      SEND_BATCH=16 MESSAGE_ID_DOMAIN=warmup.test FANOUT_CHUNK=$CHUNK LOG_LEVEL=info)
 start_warmup warmup "$WP" "${ENV[@]}"; ok $? "warmup-service starts (FANOUT_CHUNK=$CHUNK)"
+export PG_PORT="${PG_PORT-}" PG_BIN="${PG_BIN-}"
 
 $PY -c "print('name,email_id'); [print(f'User {i},u{i}@d{i%7}.test') for i in range($N)]" > "$TMP/users.csv"
 r=$(curl -s -H 'Content-Type: text/csv' --data-binary @"$TMP/users.csv" "$W/users/import")
