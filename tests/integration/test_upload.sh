@@ -13,7 +13,7 @@ WP=$(freeport); W=http://127.0.0.1:$WP
 DB="$TMP/w/warmup.db"
 BASE=(CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$TMP/spool" UPLOAD_PART_SIZE=65536 LOG_LEVEL=info)
 # dbq SQL - a query on the warmup database (TEST_DB=postgres: its PostgreSQL database)
-dbq() { if [ "${TEST_DB:-sqlite}" = postgres ]; then pg_sql w_w "$1"; else dbq "$1"; fi; }
+dbq() { if [ "${TEST_DB:-sqlite}" = postgres ]; then pg_sql w_w "$1"; else sqlite3 "$DB" "$1"; fi; }
 dbq_is() { [ "$(dbq "$1")" = "$2" ]; }
 imported_gt() { [ "$(dbq "SELECT imported FROM imports WHERE upload_id='$1'")" -gt "$2" ]; }
 campaign() { # NAME AUDIENCE STATE -> id (the campaigns table is read, not owned, here)
