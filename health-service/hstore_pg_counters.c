@@ -2,10 +2,9 @@
  * keep: an email's (email_stats), a domain's (domains) and the /analytics
  * cells (analytics), each by a "+ delta" upsert in the writer's
  * transaction; what a write adds to them per email or domain (struct
- * hpg_aggs); and the text arrays (struct hpg_arr) that bind a batch's
- * values to one statement. Rows are upserted in key order, so concurrent
- * transactions lock them in one order. Called with w_lock held
- * (hstore_pg_int.h). */
+ * hpg_aggs), bound as text arrays (sqlarr.h). Rows are upserted in
+ * key order, so concurrent transactions lock them in one order. Called
+ * with w_lock held (hstore_pg_int.h). */
 #include "hstore_pg_int.h"
 #include "timeutil.h"
 #include "xalloc.h"
@@ -13,105 +12,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* the largest array literal a statement binds */
-#define ARR_CAP ((size_t)1 << 30)
-
-/* ---- text arrays ------------------------------------------------------------ */
-
-void hpg_arr_init(struct hpg_arr *a, size_t hint)
-{
-    buf_init(&a->b, ARR_CAP);
-    buf_reserve(&a->b, hint + 2);
-    a->n = 0;
-    a->err = buf_appendc(&a->b, '{') != 0;
-}
-
-void hpg_arr_cleanup(struct hpg_arr *a)
-{
-    buf_cleanup(&a->b);
-}
-
-/* sep - the comma before every element but the first */
-static void sep(struct hpg_arr *a)
-{
-    if (a->n++ && buf_appendc(&a->b, ',') != 0)
-        a->err = true;
-}
-
-void hpg_arr_text(struct hpg_arr *a, const char *v)
-{
-    if (!v) {
-        hpg_arr_null(a);
-        return;
-    }
-    sep(a);
-    /* quoted, with " and \ escaped: any other octet stands for itself */
-    int e = buf_appendc(&a->b, '"');
-    while (*v) {
-        size_t run = strcspn(v, "\"\\");
-        e |= buf_append(&a->b, v, run);
-        v += run;
-        if (*v) {
-            char esc[2] = {'\\', *v++};
-            e |= buf_append(&a->b, esc, 2);
-        }
-    }
-    e |= buf_appendc(&a->b, '"');
-    if (e)
-        a->err = true;
-}
-
-void hpg_arr_int(struct hpg_arr *a, int64_t v)
-{
-    char d[24], *p = d + sizeof d;
-    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-    do
-        *--p = (char)('0' + u % 10);
-    while (u /= 10);
-    if (v < 0)
-        *--p = '-';
-    sep(a);
-    if (buf_append(&a->b, p, (size_t)(d + sizeof d - p)) != 0)
-        a->err = true;
-}
-
-void hpg_arr_null(struct hpg_arr *a)
-{
-    sep(a);
-    if (buf_append(&a->b, "NULL", 4) != 0)
-        a->err = true;
-}
-
-int hpg_arr_bind(struct hpg_arr *a, struct sqldb_stmt *st, int i)
-{
-    if (a->err || buf_appendc(&a->b, '}') != 0) {
-        a->err = true;
-        return -1;
-    }
-    sqldb_bind_text(st, i, buf_str(&a->b), (int)a->b.len);
-    return 0;
-}
-
 /* bind_arrs - arrays v[0..n) as parameters 1..n, each closed; -1 if one
  * outgrew its cap */
-static int bind_arrs(struct sqldb_stmt *st, struct hpg_arr *v, int n)
+static int bind_arrs(struct sqldb_stmt *st, struct sqlarr *v, int n)
 {
     int rc = 0;
     for (int i = 0; i < n; i++)
-        rc |= hpg_arr_bind(&v[i], st, i + 1);
+        rc |= sqlarr_bind(&v[i], st, i + 1);
     return rc ? -1 : 0;
 }
 
-static void arrs_init(struct hpg_arr *v, int n, size_t hint)
+static void arrs_init(struct sqlarr *v, int n, size_t hint)
 {
     for (int i = 0; i < n; i++)
-        hpg_arr_init(&v[i], hint);
+        sqlarr_init(&v[i], hint);
 }
 
-static void arrs_cleanup(struct hpg_arr *v, int n)
+static void arrs_cleanup(struct sqlarr *v, int n)
 {
     for (int i = 0; i < n; i++)
-        hpg_arr_cleanup(&v[i]);
+        sqlarr_cleanup(&v[i]);
 }
 
 /* ---- what a write adds per email or domain ----------------------------------- */
@@ -198,14 +118,14 @@ static int cmp_domain(const void *a, const void *b)
 /* the columns a delta adds to, after the statement's own */
 #define DELTA_ARRS 6
 
-static void add_delta(struct hpg_arr *v, const struct hstore_delta *d)
+static void add_delta(struct sqlarr *v, const struct hstore_delta *d)
 {
-    hpg_arr_int(&v[0], d->delivered);
-    hpg_arr_int(&v[1], d->spam);
-    hpg_arr_int(&v[2], d->opened);
-    hpg_arr_int(&v[3], d->read);
-    hpg_arr_int(&v[4], d->unchecked);
-    hpg_arr_int(&v[5], d->rescued);
+    sqlarr_int(&v[0], d->delivered);
+    sqlarr_int(&v[1], d->spam);
+    sqlarr_int(&v[2], d->opened);
+    sqlarr_int(&v[3], d->read);
+    sqlarr_int(&v[4], d->unchecked);
+    sqlarr_int(&v[5], d->rescued);
 }
 
 int hpg_stats_upsert(struct hpg *s, struct hpg_aggs *a, int64_t checked_at)
@@ -214,22 +134,22 @@ int hpg_stats_upsert(struct hpg *s, struct hpg_aggs *a, int64_t checked_at)
     if (!a->n)
         return 0;
     qsort(a->v, a->n, sizeof *a->v, cmp_email);
-    struct hpg_arr v[NA];
+    struct sqlarr v[NA];
     arrs_init(v, NA, a->n * 8);
     for (size_t i = 0; i < a->n; i++) {
         const struct hpg_agg *g = &a->v[i];
-        hpg_arr_int(&v[EM], g->email_id);
-        hpg_arr_text(&v[BC], g->key ? g->key : "");
-        hpg_arr_int(&v[TR], g->d.tracked);
-        hpg_arr_int(&v[BO], g->d.bounced);
+        sqlarr_int(&v[EM], g->email_id);
+        sqlarr_text(&v[BC], g->key ? g->key : "");
+        sqlarr_int(&v[TR], g->d.tracked);
+        sqlarr_int(&v[BO], g->d.bounced);
         if (g->checked && checked_at)
-            hpg_arr_int(&v[CA], checked_at);
+            sqlarr_int(&v[CA], checked_at);
         else
-            hpg_arr_null(&v[CA]);
+            sqlarr_null(&v[CA]);
         if (g->first_sent)
-            hpg_arr_int(&v[FS], g->first_sent);
+            sqlarr_int(&v[FS], g->first_sent);
         else
-            hpg_arr_null(&v[FS]);
+            sqlarr_null(&v[FS]);
         add_delta(&v[FS + 1], &g->d);
     }
     struct sqldb_stmt *st = sqldb_prepare(
@@ -281,16 +201,16 @@ int hpg_domains_upsert(struct hpg *s, struct hpg_aggs *a, int64_t now_ms)
     char now[32];
     time_rfc3339_ms(now_ms, now, sizeof now);
     qsort(a->v, a->n, sizeof *a->v, cmp_domain);
-    struct hpg_arr v[NA];
+    struct sqlarr v[NA];
     arrs_init(v, NA, a->n * 8);
     for (size_t i = 0; i < a->n; i++) {
         const struct hpg_agg *g = &a->v[i];
-        hpg_arr_text(&v[DO], g->key);
-        hpg_arr_int(&v[US], g->users);
-        hpg_arr_text(&v[FI], g->users ? g->first_user : now);
-        hpg_arr_text(&v[LA], g->users ? g->last_user : now);
-        hpg_arr_int(&v[TR], g->d.tracked);
-        hpg_arr_int(&v[BO], g->d.bounced);
+        sqlarr_text(&v[DO], g->key);
+        sqlarr_int(&v[US], g->users);
+        sqlarr_text(&v[FI], g->users ? g->first_user : now);
+        sqlarr_text(&v[LA], g->users ? g->last_user : now);
+        sqlarr_int(&v[TR], g->d.tracked);
+        sqlarr_int(&v[BO], g->d.bounced);
         add_delta(&v[BO + 1], &g->d);
     }
     struct sqldb_stmt *st = sqldb_prepare(
@@ -369,13 +289,13 @@ int hpg_an_flush(struct hpg *s, struct han_batch *b)
     if (!b->n)
         return 0;
     qsort(b->v, b->n, sizeof *b->v, cmp_cell);
-    struct hpg_arr v[NA];
+    struct sqlarr v[NA];
     arrs_init(v, NA, b->n * 8);
     for (size_t i = 0; i < b->n; i++) {
-        hpg_arr_int(&v[SE], b->v[i].series);
-        hpg_arr_int(&v[HO], b->v[i].hour);
+        sqlarr_int(&v[SE], b->v[i].series);
+        sqlarr_int(&v[HO], b->v[i].hour);
         for (int q = 0; q < HAN_N; q++)
-            hpg_arr_int(&v[HO + 1 + q], b->v[i].n[q]);
+            sqlarr_int(&v[HO + 1 + q], b->v[i].n[q]);
     }
     struct sqldb_stmt *st = sqldb_prepare(
         s->w, "INSERT INTO analytics(series, hour, sent, delivered, spam, opened, read, bounced,"

@@ -93,20 +93,20 @@ static int cmp_sref(const void *a, const void *b)
 static int series_run(struct hpg *s, struct series *v, const uint32_t *want, size_t n,
                       const char *sql)
 {
-    struct hpg_arr a[4];
+    struct sqlarr a[4];
     for (int k = 0; k < 4; k++)
-        hpg_arr_init(&a[k], n * 16);
+        sqlarr_init(&a[k], n * 16);
     for (size_t i = 0; i < n; i++) {
         const struct copy_event *e = v[want[i]].e;
-        hpg_arr_text(&a[0], e->domain);
-        hpg_arr_text(&a[1], or_empty(e->identity));
-        hpg_arr_int(&a[2], e->campaign);
-        hpg_arr_text(&a[3], or_empty(e->variant));
+        sqlarr_text(&a[0], e->domain);
+        sqlarr_text(&a[1], or_empty(e->identity));
+        sqlarr_int(&a[2], e->campaign);
+        sqlarr_text(&a[3], or_empty(e->variant));
     }
     struct sqldb_stmt *st = sqldb_prepare(s->w, sql);
     int rc = st ? 0 : -1;
     for (int k = 0; rc == 0 && k < 4; k++)
-        rc = hpg_arr_bind(&a[k], st, k + 1);
+        rc = sqlarr_bind(&a[k], st, k + 1);
     int r = rc;
     while (rc == 0 && (r = sqldb_step(st)) == SQLDB_ROW) {
         int64_t o = sqldb_column_int64(st, 0);
@@ -115,7 +115,7 @@ static int series_run(struct hpg *s, struct series *v, const uint32_t *want, siz
     }
     sqldb_finalize(st);
     for (int k = 0; k < 4; k++)
-        hpg_arr_cleanup(&a[k]);
+        sqlarr_cleanup(&a[k]);
     return rc == 0 && r == SQLDB_DONE ? 0 : -1;
 }
 
@@ -186,17 +186,17 @@ static int apply_users(struct hpg *s, const struct user_event *u, size_t n, stru
     for (size_t i = 0; i < n; i++)
         v[i] = (struct uev){&u[i], i};
     qsort(v, n, sizeof *v, cmp_uev);
-    struct hpg_arr a[4];
+    struct sqlarr a[4];
     for (int k = 0; k < 4; k++)
-        hpg_arr_init(&a[k], n * 32);
+        sqlarr_init(&a[k], n * 32);
     for (size_t i = 0; i < n; i++) {
         if (i && strcmp(v[i].e->addr.norm, v[nd - 1].e->addr.norm) == 0)
             continue; /* the same address again: changes nothing */
         v[nd++] = v[i];
-        hpg_arr_text(&a[0], v[i].e->addr.norm);
-        hpg_arr_text(&a[1], v[i].e->addr.domain);
-        hpg_arr_text(&a[2], or_empty(v[i].e->name));
-        hpg_arr_text(&a[3], or_empty(v[i].e->at));
+        sqlarr_text(&a[0], v[i].e->addr.norm);
+        sqlarr_text(&a[1], v[i].e->addr.domain);
+        sqlarr_text(&a[2], or_empty(v[i].e->name));
+        sqlarr_text(&a[3], or_empty(v[i].e->at));
     }
     struct sqldb_stmt *st = sqldb_prepare(
         s->w, "INSERT INTO users(email_id, domain, name, registered_at) SELECT e, d, n, r"
@@ -204,7 +204,7 @@ static int apply_users(struct hpg *s, const struct user_event *u, size_t n, stru
               " AS u(e, d, n, r, o) ORDER BY o ON CONFLICT DO NOTHING RETURNING email_id");
     int rc = st ? 0 : -1, r = -1;
     for (int k = 0; rc == 0 && k < 4; k++)
-        rc = hpg_arr_bind(&a[k], st, k + 1);
+        rc = sqlarr_bind(&a[k], st, k + 1);
     while (rc == 0 && (r = sqldb_step(st)) == SQLDB_ROW) {
         const char *id = sqldb_column_text(st, 0);
         size_t lo = 0, hi = nd; /* v[0..nd) is in address order */
@@ -236,7 +236,7 @@ static int apply_users(struct hpg *s, const struct user_event *u, size_t n, stru
         rc = -1;
     }
     for (int k = 0; k < 4; k++)
-        hpg_arr_cleanup(&a[k]);
+        sqlarr_cleanup(&a[k]);
     free(v);
     free(isnew);
     return rc;
@@ -303,28 +303,28 @@ static int insert_copies(struct hpg *s, const struct copy_event *c, struct group
                          const int64_t *series, const int64_t *sent)
 {
     enum { MID, EM, BC, RC, DO, CL, SE, BO, RE, ID, CA, VA, SR, NA };
-    struct hpg_arr a[NA];
+    struct sqlarr a[NA];
     for (int k = 0; k < NA; k++)
-        hpg_arr_init(&a[k], ng * (k == MID || k == RC ? 48 : 16));
+        sqlarr_init(&a[k], ng * (k == MID || k == RC ? 48 : 16));
     for (size_t i = 0; i < ng; i++) {
         const struct copy_event *e = &c[g[i].f];
         bool b = g[i].b != SIZE_MAX; /* the first failed: this event, or a later one */
-        hpg_arr_text(&a[MID], e->message_id);
-        hpg_arr_int(&a[EM], e->email_id);
-        hpg_arr_text(&a[BC], or_empty(e->broadcast_id));
-        hpg_arr_text(&a[RC], e->recipient);
-        hpg_arr_text(&a[DO], e->domain);
-        hpg_arr_text(&a[CL], or_empty(e->smtp_client));
-        hpg_arr_int(&a[SE], sent[g[i].f]);
-        hpg_arr_int(&a[BO], b);
-        hpg_arr_text(&a[RE], b ? c[g[i].b].smtp_reply : e->smtp_reply);
-        hpg_arr_text(&a[ID], e->identity);
+        sqlarr_text(&a[MID], e->message_id);
+        sqlarr_int(&a[EM], e->email_id);
+        sqlarr_text(&a[BC], or_empty(e->broadcast_id));
+        sqlarr_text(&a[RC], e->recipient);
+        sqlarr_text(&a[DO], e->domain);
+        sqlarr_text(&a[CL], or_empty(e->smtp_client));
+        sqlarr_int(&a[SE], sent[g[i].f]);
+        sqlarr_int(&a[BO], b);
+        sqlarr_text(&a[RE], b ? c[g[i].b].smtp_reply : e->smtp_reply);
+        sqlarr_text(&a[ID], e->identity);
         if (e->campaign)
-            hpg_arr_int(&a[CA], e->campaign);
+            sqlarr_int(&a[CA], e->campaign);
         else
-            hpg_arr_null(&a[CA]);
-        hpg_arr_text(&a[VA], e->variant);
-        hpg_arr_int(&a[SR], series[g[i].f]);
+            sqlarr_null(&a[CA]);
+        sqlarr_text(&a[VA], e->variant);
+        sqlarr_int(&a[SR], series[g[i].f]);
     }
     struct sqldb_stmt *st = sqldb_prepare(
         s->w, "INSERT INTO copies(message_id, email_id, broadcast_id, recipient, domain,"
@@ -336,7 +336,7 @@ static int insert_copies(struct hpg *s, const struct copy_event *c, struct group
               " ON CONFLICT(message_id) DO NOTHING RETURNING message_id");
     int rc = st ? 0 : -1, r = -1;
     for (int k = 0; rc == 0 && k < NA; k++)
-        rc = hpg_arr_bind(&a[k], st, k + 1);
+        rc = sqlarr_bind(&a[k], st, k + 1);
     while (rc == 0 && (r = sqldb_step(st)) == SQLDB_ROW) {
         struct group *x = find_group(g, ng, sqldb_column_text(st, 0));
         if (x)
@@ -344,7 +344,7 @@ static int insert_copies(struct hpg *s, const struct copy_event *c, struct group
     }
     sqldb_finalize(st);
     for (int k = 0; k < NA; k++)
-        hpg_arr_cleanup(&a[k]);
+        sqlarr_cleanup(&a[k]);
     return rc == 0 && r == SQLDB_DONE ? 0 : -1;
 }
 
@@ -354,19 +354,19 @@ static int insert_copies(struct hpg *s, const struct copy_event *c, struct group
 static int bounce_stored(struct hpg *s, const struct copy_event *c, struct group *g, size_t ng,
                          struct han_batch *an)
 {
-    struct hpg_arr a[2];
+    struct sqlarr a[2];
     size_t n = 0;
     for (size_t i = 0; i < ng; i++)
         if (!g[i].inserted && g[i].b != SIZE_MAX)
             n++;
     if (!n)
         return 0;
-    hpg_arr_init(&a[0], n * 48);
-    hpg_arr_init(&a[1], n * 16);
+    sqlarr_init(&a[0], n * 48);
+    sqlarr_init(&a[1], n * 16);
     for (size_t i = 0; i < ng; i++)
         if (!g[i].inserted && g[i].b != SIZE_MAX) {
-            hpg_arr_text(&a[0], g[i].mid);
-            hpg_arr_text(&a[1], c[g[i].b].smtp_reply);
+            sqlarr_text(&a[0], g[i].mid);
+            sqlarr_text(&a[1], c[g[i].b].smtp_reply);
         }
     struct sqldb_stmt *st = sqldb_prepare(
         s->w, "WITH l AS MATERIALIZED (SELECT c.id, u.y FROM unnest(?1::text[], ?2::text[])"
@@ -377,7 +377,7 @@ static int bounce_stored(struct hpg *s, const struct copy_event *c, struct group
               " RETURNING copies.message_id, coalesce(copies.series, 0), copies.sent_at");
     int rc = st ? 0 : -1, r = -1;
     for (int k = 0; rc == 0 && k < 2; k++)
-        rc = hpg_arr_bind(&a[k], st, k + 1);
+        rc = sqlarr_bind(&a[k], st, k + 1);
     while (rc == 0 && (r = sqldb_step(st)) == SQLDB_ROW) {
         struct group *x = find_group(g, ng, sqldb_column_text(st, 0));
         if (x && !x->bounced_up) { /* a tracked copy bounced after all */
@@ -386,8 +386,8 @@ static int bounce_stored(struct hpg *s, const struct copy_event *c, struct group
         }
     }
     sqldb_finalize(st);
-    hpg_arr_cleanup(&a[0]);
-    hpg_arr_cleanup(&a[1]);
+    sqlarr_cleanup(&a[0]);
+    sqlarr_cleanup(&a[1]);
     return rc == 0 && r == SQLDB_DONE ? 0 : -1;
 }
 

@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "hstore_delta.h"
 #include "sqldb.h"
+#include "sqlarr.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -54,26 +55,6 @@ void hpg_bind_text_or_null(struct sqldb_stmt *st, int i, const char *v);
 char *hpg_col_dup(struct sqldb_stmt *st, int i);
 
 /* ---- counters (hstore_pg_counters.c), w_lock held ------------------------ */
-
-/* a PostgreSQL array literal ('{1,"a b",NULL}') being built: a batch's
- * values bound as one text parameter and cast in the SQL ($1::bigint[],
- * $2::text[]), then expanded with unnest() */
-struct hpg_arr {
-    struct buf b;
-    size_t n; /* elements */
-    bool err; /* outgrew its cap */
-};
-
-/* hpg_arr_init - an empty array, room for about hint octets */
-void hpg_arr_init(struct hpg_arr *a, size_t hint);
-void hpg_arr_cleanup(struct hpg_arr *a);
-/* hpg_arr_text - v quoted (NULL: a NULL element) */
-void hpg_arr_text(struct hpg_arr *a, const char *v);
-void hpg_arr_int(struct hpg_arr *a, int64_t v);
-void hpg_arr_null(struct hpg_arr *a);
-/* hpg_arr_bind - close the literal and bind it as st's parameter i (a
- * stays the owner until st is stepped); -1 if it outgrew its cap */
-int hpg_arr_bind(struct hpg_arr *a, struct sqldb_stmt *st, int i);
 
 /* what a write adds to one email's or one domain's counters */
 struct hpg_agg {

@@ -489,8 +489,8 @@ int store_prepare_sender(struct store *s)
     s->res_supp = sqldb_prepare(s->wq, "UPDATE deliveries SET state = 5, updated_at = ?2"
                                        " WHERE id = ?1 AND state = 1 AND lease_owner = ?3");
     s->charge = sqldb_prepare(s->wq, "INSERT INTO identity_days(identity_id, day, lane, sent)"
-                                     " VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE"
-                                     " SET sent = sent + excluded.sent");
+                                     " VALUES(?1, ?2, ?3, ?4) ON CONFLICT (identity_id, day, lane)"
+                                     " DO UPDATE SET sent = identity_days.sent + excluded.sent");
     return s->claim && s->res_done && s->res_release && s->res_counters && s->claim_chk &&
                    s->claim_counters && s->res_supp && s->claim_lane && s->claim_lane_chk &&
                    s->charge
