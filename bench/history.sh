@@ -19,10 +19,13 @@
 #
 #   N=1000000      copies (full figure: N=10000000)
 #   REPEAT=200     requests per shape
+# BENCH_DB=postgres: the same rows in PostgreSQL (psql), deliveries
+# partitioned by month (the copies' months made first).
 # Also: BUILD_DIR, KEEP_TMP=1, BENCH_LOG_LEVEL (see common.sh).
 . "$(dirname "$0")/common.sh"
 : "${N:=1000000}" "${REPEAT:=200}"
-need sqlite3 curl jq
+need curl jq
+[ "$BENCH_DB" = postgres ] || need sqlite3
 need_bins broker warmup
 TARGET_MS=200
 GOAL_MS=20
@@ -33,9 +36,42 @@ start_broker
 WP=$(freeport); W=http://127.0.0.1:$WP
 start_warmup w "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$BTMP/spool"
 stop_named w
-DB=$BTMP/w/warmup.db
 NE=$(((N + 9999) / 10000)); U=$(((N + 9) / 10))
 NOW=$(now_ms); T0=$((NOW - 10 * 86400000)); SPAN=$((9 * 86400000))
+if [ "$BENCH_DB" = postgres ]; then
+  # the same rows with psql: the months they were made in get their
+  # partitions (the service makes the current month's and later ones)
+  HIST=('deliveries_email' 'deliveries_recipient' 'deliveries_state' 'deliveries_updated')
+  IDX=$(pg_sql w_w "SELECT string_agg(indexdef, ';' || chr(10)) || ';' FROM pg_indexes
+    WHERE tablename = 'deliveries' AND indexname IN ('${HIST[0]}', '${HIST[1]}', '${HIST[2]}', '${HIST[3]}')")
+  IDX=${IDX// ON ONLY / ON } # the partitioned index, on every partition
+  [ -n "$IDX" ] || die "the history indexes are missing from the PostgreSQL schema"
+  t0=$(now_ms)
+  pg_sql w_w "DO \$\$ DECLARE m timestamptz := date_trunc('month', to_timestamp($T0 / 1000.0) AT TIME ZONE 'UTC')
+      AT TIME ZONE 'UTC'; nm text; BEGIN
+    WHILE m < date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' LOOP
+      nm := 'deliveries_p' || to_char(m AT TIME ZONE 'UTC', 'YYYYMM');
+      IF to_regclass(nm) IS NULL THEN EXECUTE format('CREATE TABLE %I PARTITION OF deliveries FOR VALUES
+        FROM (%s) TO (%s)', nm, (extract(epoch FROM m) * 1000)::bigint,
+        (extract(epoch FROM m + interval '1 month') * 1000)::bigint); END IF;
+      m := m + interval '1 month'; END LOOP; END \$\$" >/dev/null || die "making the partitions failed"
+  pg_sql w_w "DROP INDEX ${HIST[0]}; DROP INDEX ${HIST[1]}; DROP INDEX ${HIST[2]}; DROP INDEX ${HIST[3]};
+    INSERT INTO emails(id, message_id, from_addr, subject, body, smtp_client, salt, msgid_domain, created_at)
+      SELECT i, '<email-' || i || '@bench.test>', 'a@bench.test', 's', 'b', 'custom', md5(random()::text),
+      'bench.test', '2026-12-01T00:00:00Z' FROM generate_series(1, $NE) i;
+    SELECT setval('emails_id_seq', $NE);
+    INSERT INTO deliveries(id, email_id, user_id, recipient, name, state, attempts, due_at, last_code,
+      last_reply, updated_at, created_ms)
+      SELECT i, 1 + (i - 1) / 10000, 0, 'user' || ((i - 1) % $U) || '@d' || ((i - 1) % $U % 50) || '.bench.test', '',
+      CASE i % 100 WHEN 0 THEN 4 WHEN 1 THEN 3 ELSE 2 END, 1, CASE i % 100 WHEN 1 THEN $NOW ELSE 0 END,
+      CASE i % 100 WHEN 0 THEN 550 WHEN 1 THEN 451 ELSE 250 END, '250 2.0.0 Ok', $T0 + i * ($SPAN::bigint / $N),
+      $T0 + i * ($SPAN::bigint / $N) FROM generate_series(1, $N) i;
+    SELECT setval('deliveries_id_seq', $N);
+    $IDX
+    ANALYZE;" >/dev/null || die "generating the copies failed"
+  note "generated $N copies in $(fmt_s $(($(now_ms) - t0))) s; database $(pg_sql w_w "SELECT pg_database_size(current_database()) / 1048576") MB"
+else
+DB=$BTMP/w/warmup.db
 IDX=$(sqlite3 "$DB" "SELECT group_concat(sql, ';' || char(10)) || ';' FROM sqlite_master WHERE type = 'index'
   AND name IN ('deliveries_email', 'deliveries_recipient', 'deliveries_state', 'deliveries_updated')")
 [ -n "$IDX" ] || die "the history indexes are missing from $DB (migration 10)"
@@ -59,6 +95,7 @@ COMMIT;
 $IDX
 SQL
 note "generated $N copies in $(fmt_s $(($(now_ms) - t0))) s; file $(du -m "$DB" | cut -f1) MB"
+fi
 start_warmup w "$WP" CHOOSEN_SMTP_CLIENT_TYPE=DRYRUN SMTP_SPOOL_DIR="$BTMP/spool"
 
 # cursor ID - the next_cursor of an unfiltered page ending at ID (api_history.c's format)
