@@ -15,6 +15,7 @@
 #include "db.h"
 #include "log.h"
 #include "outbox.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 #include <openssl/rand.h>
@@ -135,6 +136,15 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
         store_suppress_open(s) != 0) {
         errbuf_set(errbuf, errlen, "cannot prepare statements on %s",
                    s->pg ? "the PostgreSQL database" : path);
+        store_free(s);
+        return NULL;
+    }
+    int live;
+    int64_t supp;
+    if (s->pg && store_cluster_beat(s, time_now_ms(), &live, &supp) != 0) {
+        /* before any claim: another instance releases leases naming an
+         * instance it has not seen */
+        errbuf_set(errbuf, errlen, "cannot write this instance's heartbeat");
         store_free(s);
         return NULL;
     }
