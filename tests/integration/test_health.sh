@@ -215,7 +215,8 @@ if [ "${TEST_DB:-sqlite}" = postgres ]; then
   kcat -b "$BROKERS" -C -t email-events -e -q -f '%s\n' 2>/dev/null | grep "\"email_id\":$E2," > "$TMP/sent2.jsonl"
   want2=$($PY "$TMP/expect.py" "$TMP/sent2.jsonl")
   got2() { curl -s "$H2/mail_stats?email_id=$E2" | $PY -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps([j[k] for k in ("tracked","delivered","spam","opened","read","bounced","pending")]))'; }
-  wait_for 30 bash -c "[ \"\$($(declare -f got2); got2)\" = '$want2' ]"
+  got2_is() { [ "$(got2)" = "$want2" ]; }
+  wait_for 30 got2_is
   eq "its rounds give the new broadcast exactly the computed counts" "$(got2)" "$want2"
   # the database restarted under it: every connection lost, then found again
   restart_pg; ok $? "PostgreSQL restarted (fast shutdown: every session ends)"
@@ -226,7 +227,8 @@ if [ "${TEST_DB:-sqlite}" = postgres ]; then
   kcat -b "$BROKERS" -C -t email-events -e -q -f '%s\n' 2>/dev/null | grep "\"email_id\":$E3," > "$TMP/sent3.jsonl"
   want3=$($PY "$TMP/expect.py" "$TMP/sent3.jsonl")
   got3() { curl -s "$H2/mail_stats?email_id=$E3" | $PY -c 'import json,sys; j=json.load(sys.stdin); print(json.dumps([j[k] for k in ("tracked","delivered","spam","opened","read","bounced","pending")]))'; }
-  wait_for 30 bash -c "[ \"\$($(declare -f got3); got3)\" = '$want3' ]"
+  got3_is() { [ "$(got3)" = "$want3" ]; }
+  wait_for 30 got3_is
   eq "and checked by the rounds with the computed counts (the leader took its lock again)" "$(got3)" "$want3"
   check "the reader answers again" -- bash -c "curl -fs '$H2/domains' | grep -q a.test"
   stop_named health2; eq "health2: SIGTERM exit 0" "$STOP_RC" 0
