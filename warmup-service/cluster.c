@@ -23,11 +23,13 @@ struct cluster {
     bool stop;
     int64_t supp_version;
     bool beat_failed;
+    struct email_control *ctl; /* CONTROLS_MAX, read at every beat */
 };
 
 /* beat - one round; logs a failure once until it recovers */
-static void beat(struct cluster *c, struct email_control *ctl)
+static void beat(struct cluster *c)
 {
+    struct email_control *ctl = c->ctl;
     int live = 1;
     int64_t supp = 0, released = 0;
     size_t n = 0;
@@ -58,7 +60,6 @@ static void beat(struct cluster *c, struct email_control *ctl)
 static void *cluster_main(void *arg)
 {
     struct cluster *c = arg;
-    struct email_control *ctl = xcalloc(CONTROLS_MAX, sizeof *ctl);
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         struct timespec dl = time_mono_deadline(CLUSTER_BEAT_MS);
@@ -66,11 +67,10 @@ static void *cluster_main(void *arg)
         if (c->stop)
             break;
         pthread_mutex_unlock(&c->mu);
-        beat(c, ctl);
+        beat(c);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
-    free(ctl);
     return NULL;
 }
 
@@ -84,13 +84,13 @@ struct cluster *cluster_start(struct store *st, struct sender *sender, bool pg)
     c->supp_version = -1;
     pthread_mutex_init(&c->mu, NULL);
     time_cond_init_mono(&c->cv);
-    struct email_control *ctl = xcalloc(CONTROLS_MAX, sizeof *ctl);
-    beat(c, ctl);
-    free(ctl);
+    c->ctl = xcalloc(CONTROLS_MAX, sizeof *c->ctl);
+    beat(c);
     if (pthread_create(&c->thread, NULL, cluster_main, c) != 0) {
         log_error("cluster: cannot start the thread");
         pthread_mutex_destroy(&c->mu);
         pthread_cond_destroy(&c->cv);
+        free(c->ctl);
         free(c);
         return NULL;
     }
@@ -109,5 +109,6 @@ void cluster_stop(struct cluster *c)
     pthread_join(c->thread, NULL);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    free(c->ctl);
     free(c);
 }

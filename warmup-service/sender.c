@@ -92,6 +92,14 @@ static struct email_run *run_get(struct sender *s, int64_t id)
     return c ? c : run_load(s, id);
 }
 
+/* run_controls - a run's pause and rate as stored; caller holds s->lock */
+static void run_controls(struct sender *s, struct email_run *c, bool paused, int tpm)
+{
+    atomic_store(&c->paused, paused);
+    c->info.tpm = tpm;
+    ratelimit_set(c->rl, shared(s, tpm));
+}
+
 void sender_email_changed(struct sender *s, int64_t id)
 {
     struct email_info e;
@@ -99,11 +107,8 @@ void sender_email_changed(struct sender *s, int64_t id)
         return;
     pthread_mutex_lock(&s->lock);
     struct email_run *c = run_find(s, id);
-    if (c) {
-        atomic_store(&c->paused, e.paused);
-        c->info.tpm = e.tpm;
-        ratelimit_set(c->rl, shared(s, e.tpm));
-    }
+    if (c)
+        run_controls(s, c, e.paused, e.tpm);
     s->kicked = true;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
@@ -120,9 +125,7 @@ void sender_email_sync(struct sender *s, const struct email_control *v, size_t n
             continue;
         log_info("email_id=%lld controls changed by another instance: paused %d, tpm %d",
                  (long long)v[i].id, v[i].paused, v[i].tpm);
-        atomic_store(&c->paused, v[i].paused);
-        c->info.tpm = v[i].tpm;
-        ratelimit_set(c->rl, shared(s, v[i].tpm));
+        run_controls(s, c, v[i].paused, v[i].tpm);
         kick = true;
     }
     if (kick) {
