@@ -51,12 +51,14 @@ static const char *const migrations[] = {
     STORE_HISTORY_SCHEMA_SQL,
     /* 11: the instance holding a lease */
     STORE_LEASE_OWNER_SQL,
+    /* 12: PostgreSQL's history index (store_pg.h) */
+    "SELECT 1",
 };
 
 /* PostgreSQL: the latest schema at once, then no-ops (store_pg.h) */
 static const char *const pg_migrations[] = {
     STORE_PG_SCHEMA_SQL, "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1",
-    "SELECT 1",          "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1",
+    "SELECT 1",          "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1", STORE_PG_HISTORY_INDEX_SQL,
 };
 _Static_assert(sizeof pg_migrations == sizeof migrations, "one version count for both engines");
 
@@ -72,6 +74,8 @@ static int open_pg(struct store *s, const char *url, char *errbuf, size_t errlen
                       errlen) != 0)
         return -1;
     s->rq = sqldb_open_pg(url, errbuf, errlen);
+    if (s->rq)
+        sqldb_custom_plans(s->rq); /* /history's plans follow its filters' values */
     s->cq = s->rq ? sqldb_open_pg(url, errbuf, errlen) : NULL;
     return s->cq ? 0 : -1;
 }

@@ -1,10 +1,10 @@
 /* store_pg.h - warmup-service's schema on PostgreSQL (DATABASE_URL).
  *
  * PostgreSQL starts at the SQLite schema's latest version in one
- * migration (the first); the entries after it are no-ops, so both engines
+ * migration (the first); entries 2 to 11 are no-ops, so both engines
  * count the same versions and a later migration is added to both arrays
- * at the same index. Types: INTEGER -> bigint, REAL -> double precision;
- * the columns SQLite compares with COLLATE NOCASE are citext.
+ * at the same index (12 changes an index on PostgreSQL only). Types: INTEGER -> bigint, REAL ->
+ * double precision; the columns SQLite compares with COLLATE NOCASE are citext.
  *
  * Differences from SQLite, all invisible to the SQL the stores share:
  *  - deliveries is partitioned by month of creation (created_ms, filled
@@ -26,6 +26,14 @@
 #define STORE_PG_H
 
 #include "outbox.h"
+
+/* migration 12 (PostgreSQL; a no-op on SQLite): deliveries_updated
+ * carries state, so /history's state and time range is read from the
+ * index alone (store_history.c) */
+#define STORE_PG_HISTORY_INDEX_SQL                                                                 \
+    "DROP INDEX deliveries_updated;"                                                               \
+    "CREATE INDEX deliveries_updated ON deliveries(updated_at, id, state)"                         \
+    " WHERE updated_at IS NOT NULL;"
 
 #define STORE_PG_SCHEMA_SQL                                                                        \
     "CREATE EXTENSION IF NOT EXISTS citext;"                                                       \

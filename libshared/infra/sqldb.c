@@ -42,6 +42,7 @@ struct sqldb {
     unsigned long long next_name;
     struct sqldb_stmt *stmts; /* every open statement, finalized at close */
     bool in_txn;              /* between sqldb_begin and its commit or rollback */
+    bool custom_plans;        /* sqldb_custom_plans: set again after a reset */
 };
 
 struct pg_param {
@@ -211,6 +212,15 @@ static bool loopback_or_socket(const char *host)
            strcmp(host, "::1") == 0;
 }
 
+/* session_setup - the session settings of a new or reset connection */
+static void session_setup(struct sqldb *db)
+{
+    PGresult *r = PQexec(db->pg, db->custom_plans ? "SET client_min_messages = warning;"
+                                                    " SET plan_cache_mode = force_custom_plan"
+                                                  : "SET client_min_messages = warning");
+    PQclear(r);
+}
+
 struct sqldb *sqldb_open_pg(const char *url, char *errbuf, size_t errlen)
 {
     char *perr = NULL;
@@ -244,12 +254,19 @@ struct sqldb *sqldb_open_pg(const char *url, char *errbuf, size_t errlen)
         PQfinish(c);
         return NULL;
     }
-    PGresult *r = PQexec(c, "SET client_min_messages = warning");
-    PQclear(r);
     struct sqldb *db = xcalloc(1, sizeof *db);
     db->engine = SQLDB_POSTGRES;
     db->pg = c;
+    session_setup(db);
     return db;
+}
+
+void sqldb_custom_plans(struct sqldb *db)
+{
+    if (db->engine != SQLDB_POSTGRES)
+        return;
+    db->custom_plans = true;
+    session_setup(db);
 }
 
 struct sqldb *sqldb_wrap_sqlite(sqlite3 *lite)
@@ -305,8 +322,7 @@ bool sqldb_ok(struct sqldb *db)
     cache_clear(db); /* the server forgot its prepared statements */
     if (PQstatus(db->pg) != CONNECTION_OK)
         return false;
-    PGresult *r = PQexec(db->pg, "SET client_min_messages = warning");
-    PQclear(r);
+    session_setup(db);
     return true;
 }
 

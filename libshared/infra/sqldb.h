@@ -55,6 +55,10 @@ void sqldb_url_redacted(const char *url, char *buf, size_t len);
  * host name checked); sessions run in UTC with client messages at warning.
  * NULL with a message (never the password) on failure. */
 struct sqldb *sqldb_open_pg(const char *url, char *errbuf, size_t errlen);
+/* sqldb_custom_plans - (PostgreSQL) plan each execution of a cached
+ * statement with its values, never a generic plan: for reads whose best
+ * plan depends on them (a time range's width); no-op on SQLite */
+void sqldb_custom_plans(struct sqldb *db);
 /* sqldb_wrap_sqlite - a sqldb over an open SQLite connection, which the
  * caller keeps owning (sqldb_close does not close it) */
 struct sqldb *sqldb_wrap_sqlite(sqlite3 *db);

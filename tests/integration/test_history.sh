@@ -79,6 +79,10 @@ eq "to (before email 2): only email 1's" "$(hist "to=$T_MID" '[len(j["copies"]),
 eq "every filter at once" "$(hist "recipient=user4@d1.test&email_id=$E2&status=sent&from=$T_MID&to=2100-01-01T00:00:00Z" '[c["recipient"] for c in j["copies"]]')" '["user4@d1.test"]'
 eq "pages of 7: 9 pages, 60 copies, each once, newest first" "$(walk "x=1" 7)" "9 60 60 True"
 eq "pages of 4 of email 1 (filter kept by the cursor)" "$(walk "email_id=$E1" 4)" "8 30 30 True"
+# a status and a time range alone (PostgreSQL: read from deliveries_updated alone)
+eq "status=sent and from: email 2's copies" "$(hist "status=sent&from=$T_MID" '[len(j["copies"]), {c["email_id"] for c in j["copies"]} == {'"$E2"'}]')" "[30, true]"
+eq "status=dead and from: none" "$(hist "status=dead&from=$T_MID&to=2100-01-01T00:00:00Z" 'len(j["copies"])')" 0
+eq "pages of 7 of a status and range (filters kept by the cursor)" "$(walk "status=sent&to=$T_MID" 7)" "5 30 30 True"
 
 # --- bad parameters: 400 JSON naming the problem
 bad "status=bogus" invalid_field
