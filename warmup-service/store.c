@@ -51,14 +51,14 @@ static const char *const migrations[] = {
     STORE_HISTORY_SCHEMA_SQL,
     /* 11: the instance holding a lease */
     STORE_LEASE_OWNER_SQL,
-    /* 12: PostgreSQL's history index (store_pg.h) */
+    /* 12: PostgreSQL's deliveries indexes (store_pg.h) */
     "SELECT 1",
 };
 
 /* PostgreSQL: the latest schema at once, then no-ops (store_pg.h) */
 static const char *const pg_migrations[] = {
     STORE_PG_SCHEMA_SQL, "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1",
-    "SELECT 1",          "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1", STORE_PG_HISTORY_INDEX_SQL,
+    "SELECT 1",          "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1", STORE_PG_INDEXES_12_SQL,
 };
 _Static_assert(sizeof pg_migrations == sizeof migrations, "one version count for both engines");
 
@@ -77,7 +77,8 @@ static int open_pg(struct store *s, const char *url, char *errbuf, size_t errlen
     if (s->rq)
         sqldb_custom_plans(s->rq); /* /history's plans follow its filters' values */
     s->cq = s->rq ? sqldb_open_pg(url, errbuf, errlen) : NULL;
-    return s->cq ? 0 : -1;
+    s->kq = s->cq ? sqldb_open_pg(url, errbuf, errlen) : NULL;
+    return s->kq ? 0 : -1;
 }
 
 /* instance_id - host:pid:random, the name of this process's leases */
@@ -99,6 +100,7 @@ struct store *store_open(const char *path, char *errbuf, size_t errlen)
     pthread_mutex_init(&s->w_lock, NULL);
     pthread_mutex_init(&s->r_lock, NULL);
     pthread_mutex_init(&s->c_lock, NULL);
+    pthread_mutex_init(&s->k_lock, NULL);
     pthread_mutex_init(&s->gc_mu, NULL);
     pthread_cond_init(&s->gc_cv, NULL);
     s->gc_tail = &s->gc_head;
@@ -176,11 +178,13 @@ void store_free(struct store *s)
     sqldb_close(s->wq); /* with their statements, before the connections */
     sqldb_close(s->rq);
     sqldb_close(s->cq);
+    sqldb_close(s->kq);
     db_close(s->w); /* finalizes its statements */
     db_close(s->r);
     pthread_mutex_destroy(&s->w_lock);
     pthread_mutex_destroy(&s->r_lock);
     pthread_mutex_destroy(&s->c_lock);
+    pthread_mutex_destroy(&s->k_lock);
     pthread_mutex_destroy(&s->gc_mu);
     pthread_cond_destroy(&s->gc_cv);
     free(s);

@@ -449,14 +449,21 @@ static void sync_mode(struct store *s, bool full)
 #define CLAIM_ANY "= ANY(ARRAY("
 #define CLAIM_RET " RETURNING id, recipient, name, attempts, lane, data, state"
 
+/* n copies of lane ?3 onto identity ?1's day ?2 */
+#define CHARGE_SQL                                                                                 \
+    "INSERT INTO identity_days(identity_id, day, lane, sent) VALUES(?1, ?2, ?3, ?4)"               \
+    " ON CONFLICT (identity_id, day, lane) DO UPDATE SET sent = identity_days.sent + "             \
+    "excluded.sent"
+
 int store_prepare_sender(struct store *s)
 {
+    struct sqldb *kq = s->pg ? s->kq : s->wq;
     if (s->pg) {
-        s->claim = sqldb_prepare(s->wq, CLAIM_SET CLAIM_ANY CLAIM_DUE_IDS_PG CLAIM_RET);
-        s->claim_lane = sqldb_prepare(s->wq, CLAIM_SET CLAIM_ANY CLAIM_LANE_IDS_PG CLAIM_RET);
-        s->claim_chk = sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_ANY CLAIM_DUE_IDS_PG CLAIM_RET);
+        s->claim = sqldb_prepare(kq, CLAIM_SET CLAIM_ANY CLAIM_DUE_IDS_PG CLAIM_RET);
+        s->claim_lane = sqldb_prepare(kq, CLAIM_SET CLAIM_ANY CLAIM_LANE_IDS_PG CLAIM_RET);
+        s->claim_chk = sqldb_prepare(kq, CLAIM_CHECKED_SET CLAIM_ANY CLAIM_DUE_IDS_PG CLAIM_RET);
         s->claim_lane_chk =
-            sqldb_prepare(s->wq, CLAIM_CHECKED_SET CLAIM_ANY CLAIM_LANE_IDS_PG CLAIM_RET);
+            sqldb_prepare(kq, CLAIM_CHECKED_SET CLAIM_ANY CLAIM_LANE_IDS_PG CLAIM_RET);
     } else {
         s->claim = sqldb_prepare(s->wq, CLAIM_SET CLAIM_IN CLAIM_DUE_IDS CLAIM_RET);
         s->claim_lane = sqldb_prepare(s->wq, CLAIM_SET CLAIM_IN CLAIM_LANE_IDS CLAIM_RET);
@@ -482,27 +489,25 @@ int store_prepare_sender(struct store *s)
                                            " n_sent = n_sent + ?3, n_failed = n_failed + ?4,"
                                            " n_dead = n_dead + ?5, n_suppressed = n_suppressed + ?6"
                                            " WHERE id = ?1");
-    s->claim_counters =
-        sqldb_prepare(s->wq, "UPDATE emails SET n_pending = n_pending - ?2,"
-                             " n_failed = n_failed - ?3,"
-                             " n_suppressed = n_suppressed + ?2 + ?3 WHERE id = ?1");
+    s->claim_counters = sqldb_prepare(kq, "UPDATE emails SET n_pending = n_pending - ?2,"
+                                          " n_failed = n_failed - ?3,"
+                                          " n_suppressed = n_suppressed + ?2 + ?3 WHERE id = ?1");
     s->res_supp = sqldb_prepare(s->wq, "UPDATE deliveries SET state = 5, updated_at = ?2"
                                        " WHERE id = ?1 AND state = 1 AND lease_owner = ?3");
-    s->charge = sqldb_prepare(s->wq, "INSERT INTO identity_days(identity_id, day, lane, sent)"
-                                     " VALUES(?1, ?2, ?3, ?4) ON CONFLICT (identity_id, day, lane)"
-                                     " DO UPDATE SET sent = identity_days.sent + excluded.sent");
+    s->charge = sqldb_prepare(s->wq, CHARGE_SQL);
+    s->claim_charge = sqldb_prepare(kq, CHARGE_SQL);
     return s->claim && s->res_done && s->res_release && s->res_counters && s->claim_chk &&
                    s->claim_counters && s->res_supp && s->claim_lane && s->claim_lane_chk &&
-                   s->charge
+                   s->charge && s->claim_charge
                ? 0
                : -1;
 }
 
-/* charge - n copies of lane onto an identity's day count, in the caller's
- * transaction (n < 0: copies given back) */
-static int charge(struct store *s, int64_t identity_id, int64_t day, int64_t lane, int64_t n)
+/* charge - n copies of lane onto an identity's day count with st
+ * (s->charge or s->claim_charge), in the caller's transaction (n < 0:
+ * copies given back) */
+static int charge(struct sqldb_stmt *st, int64_t identity_id, int64_t day, int64_t lane, int64_t n)
 {
-    struct sqldb_stmt *st = s->charge;
     sqldb_bind_int64(st, 1, identity_id);
     sqldb_bind_int64(st, 2, day);
     sqldb_bind_int64(st, 3, lane);
@@ -512,23 +517,29 @@ static int charge(struct store *s, int64_t identity_id, int64_t day, int64_t lan
     return rc;
 }
 
-/* charge_claims - the claimed copies onto the identity's day, one row per lane */
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* charge_claims - the claimed copies onto the identity's day, one row per
+ * lane, in lane order */
 static int charge_claims(struct store *s, const struct claim_scope *sc, const struct claim *c,
                          size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        bool first = true;
-        for (size_t k = 0; k < i && first; k++)
-            first = c[k].lane != c[i].lane;
-        if (!first)
-            continue;
-        int64_t cnt = 0;
-        for (size_t k = i; k < n; k++)
-            cnt += c[k].lane == c[i].lane;
-        if (charge(s, sc->identity_id, sc->day, c[i].lane, cnt) != 0)
-            return -1;
+    int64_t *lanes = xcalloc(n ? n : 1, sizeof *lanes);
+    for (size_t i = 0; i < n; i++)
+        lanes[i] = c[i].lane;
+    qsort(lanes, n, sizeof *lanes, cmp_i64);
+    int rc = 0;
+    for (size_t i = 0, k; i < n && rc == 0; i = k) {
+        for (k = i; k < n && lanes[k] == lanes[i]; k++)
+            ;
+        rc = charge(s->claim_charge, sc->identity_id, sc->day, lanes[i], (int64_t)(k - i));
     }
-    return 0;
+    free(lanes);
+    return rc;
 }
 
 /* claim_dropped - the counters of the copies a checked claim dropped, in
@@ -553,7 +564,10 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     int r, rc = -1;
     int64_t drop_pending = 0, drop_failed = 0;
     *n = 0;
-    pthread_mutex_lock(&s->w_lock);
+    /* PostgreSQL: on the claims' connection, beside the outcomes */
+    struct sqldb *q = s->pg ? s->kq : s->wq;
+    pthread_mutex_t *lk = s->pg ? &s->k_lock : &s->w_lock;
+    pthread_mutex_lock(lk);
     sync_mode(s, false);
     /* no suppression stored and no identity to charge: one statement;
      * else the claim, the dropped copies' counters and the identity's
@@ -566,7 +580,7 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     uint64_t epoch = atomic_load(&s->supp_epoch);
     struct sqldb_stmt *st =
         lanes ? (chk ? s->claim_lane_chk : s->claim_lane) : (chk ? s->claim_chk : s->claim);
-    if (txn && sqldb_begin(s->wq) != 0)
+    if (txn && sqldb_begin(q) != 0)
         goto out;
     sqldb_bind_int64(st, 1, email_id);
     sqldb_bind_int64(st, 2, now_ms);
@@ -595,17 +609,18 @@ int store_claim(struct store *s, int64_t email_id, int max, int64_t now_ms, int6
     }
     rc = r == SQLDB_DONE ? 0 : -1;
     if (rc != 0)
-        log_error("store: claim failed: %s", sqldb_errmsg(s->wq));
+        log_error("store: claim failed: %s", sqldb_errmsg(q));
     sqldb_reset(st); /* ends the statement's write */
-    if (chk && rc == 0 && drop_pending + drop_failed > 0)
-        rc = claim_dropped(s, email_id, drop_pending, drop_failed);
+    /* identity_days before emails, as store_apply_results */
     if (ident && rc == 0)
         rc = charge_claims(s, scope, out, *n);
+    if (chk && rc == 0 && drop_pending + drop_failed > 0)
+        rc = claim_dropped(s, email_id, drop_pending, drop_failed);
     if (txn && rc == 0)
-        rc = sqldb_commit(s->wq);
+        rc = sqldb_commit(q);
 out:
     if (txn && rc != 0) {
-        sqldb_rollback(s->wq);
+        sqldb_rollback(q);
         for (size_t i = 0; i < *n; i++) {
             free(out[i].recipient);
             free(out[i].name);
@@ -613,7 +628,7 @@ out:
         *n = 0;
     }
     sync_mode(s, true);
-    pthread_mutex_unlock(&s->w_lock);
+    pthread_mutex_unlock(lk);
     return rc;
 }
 
@@ -637,6 +652,35 @@ static int cmp_delta(const void *a, const void *b)
 {
     const struct counter_delta *x = a, *y = b;
     return (x->email_id > y->email_id) - (x->email_id < y->email_id);
+}
+
+/* a copy given back to its identity's day (released or suppressed) */
+struct give_back {
+    int64_t identity_id, day, lane;
+};
+
+static int cmp_give_back(const void *a, const void *b)
+{
+    const struct give_back *x = a, *y = b;
+    if (x->identity_id != y->identity_id)
+        return (x->identity_id > y->identity_id) - (x->identity_id < y->identity_id);
+    if (x->day != y->day)
+        return (x->day > y->day) - (x->day < y->day);
+    return (x->lane > y->lane) - (x->lane < y->lane);
+}
+
+/* give_back_all - the n copies of g off their identities' days, one row
+ * at a time in key order (sorts g) */
+static int give_back_all(struct store *s, struct give_back *g, size_t n)
+{
+    qsort(g, n, sizeof *g, cmp_give_back);
+    for (size_t i = 0, k; i < n; i = k) {
+        for (k = i; k < n && cmp_give_back(&g[k], &g[i]) == 0; k++)
+            ;
+        if (charge(s->charge, g[i].identity_id, g[i].day, g[i].lane, -(int64_t)(k - i)) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* lost_lease - an outcome for a copy no longer leased to this instance
@@ -743,7 +787,8 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
 {
     int rc = -1;
     struct counter_delta *d = xcalloc(n ? n : 1, sizeof *d);
-    size_t nd = 0, nev = 0;
+    struct give_back *gb = xcalloc(n ? n : 1, sizeof *gb);
+    size_t nd = 0, nev = 0, ngb = 0;
     /* PostgreSQL: outcomes and events as one statement each (a round trip
      * per copy would bound the send rate) */
     bool *applied = s->pg ? xcalloc(n ? n : 1, sizeof *applied) : NULL;
@@ -756,9 +801,9 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct outcome *x = &r[i];
-        if ((x->kind == OUTCOME_RELEASE || x->kind == OUTCOME_SUPPRESSED) && x->identity_id > 0 &&
-            charge(s, x->identity_id, x->day, x->lane, -1) != 0)
-            goto out; /* not handed to SMTP after all: off the identity's day */
+        if ((x->kind == OUTCOME_RELEASE || x->kind == OUTCOME_SUPPRESSED) && x->identity_id > 0)
+            gb[ngb++] =
+                (struct give_back){x->identity_id, x->day, x->lane}; /* not handed to SMTP */
         if (x->kind == OUTCOME_RELEASE) {
             sqldb_bind_int64(release, 1, x->copy_id);
             sqldb_bind_text(release, 2, s->instance, -1);
@@ -818,7 +863,11 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
     }
     if (nev > 0 && outbox_add_batch_q(s->wq, topic, ev_keys, ev_vals, nev) != 0)
         goto out;
-    qsort(d, nd, sizeof *d, cmp_delta); /* rows locked in one order: no deadlock */
+    /* identity_days, then emails, each in key order, as store_claim: no
+     * deadlock with a claim (or another instance's results) */
+    if (give_back_all(s, gb, ngb) != 0)
+        goto out;
+    qsort(d, nd, sizeof *d, cmp_delta);
     for (size_t i = 0; i < nd; i++) {
         sqldb_bind_int64(counters, 1, d[i].email_id);
         sqldb_bind_int64(counters, 2, d[i].pending);
@@ -838,6 +887,7 @@ out: /* each statement was reset after its step */
     sync_mode(s, true);
     pthread_mutex_unlock(&s->w_lock);
     free(d);
+    free(gb);
     free(applied);
     free(ev_keys);
     free(ev_vals);

@@ -183,6 +183,13 @@ struct store {
     /* the cluster thread's connection (PostgreSQL; store_cluster.c) */
     pthread_mutex_t c_lock;
     struct sqldb *cq;
+    /* the claims' connection (PostgreSQL): a claim, its dropped copies'
+     * counters and its identity charges (claim, claim_*, claim_charge)
+     * run beside the outcomes' transactions on wq. NULL on SQLite, whose
+     * claims take wq and w_lock. Both take identity_days rows (by lane)
+     * before emails rows (by id): no deadlock between them. */
+    pthread_mutex_t k_lock;
+    struct sqldb *kq;
     pthread_mutex_t w_lock;
     pthread_mutex_t r_lock;
     sqlite3 *w;
@@ -205,7 +212,7 @@ struct store {
     struct sqldb_stmt *claim_chk, *res_supp, *claim_counters;
     /* the claims of a lane range (the first also drops suppressed copies),
      * an identity's day count by lane (w_lock) */
-    struct sqldb_stmt *claim_lane_chk, *claim_lane, *charge;
+    struct sqldb_stmt *claim_lane_chk, *claim_lane, *charge, *claim_charge;
     /* a registration's lane: the domain's row, then its id (w_lock) */
     struct sqldb_stmt *ins_domain, *get_lane;
     /* suppressions stored (w_lock): while 0, fan-out, backfill and claim
