@@ -220,13 +220,16 @@ static int cmd_publish(int argc, char **argv)
         .max_inflight = (int)o.max_inflight,
         .batch = (int)o.batch,
     };
+    /* rows there before the start count from it: the publisher may drain
+     * them before the loop's first look */
+    bool had_rows = o.until_empty && count_rows(db) > 0;
     struct outbox_publisher *p = outbox_publisher_start(&cfg, err, sizeof err);
     if (!p) {
         fprintf(stderr, "outbox_pg_check: %s\n", err);
         sqldb_close(db);
         return 1;
     }
-    int64_t t0 = time_mono_ms(), first = -1;
+    int64_t t0 = time_mono_ms(), first = had_rows ? t0 : -1;
     int64_t deadline = o.timeout_s ? t0 + o.timeout_s * 1000 : INT64_MAX;
     int rc = 0;
     for (long round = 0;; round++) {
