@@ -29,7 +29,7 @@ echo "$out" | grep -q 'SUCCESS: 11 rules found'; ok $? "check config loads alert
 [ $? = 0 ] || echo "$out" | sed 's/^/#   /'
 eq "jobs, targets, interval and token file as docker-compose.yml needs them" \
   "$(grep -E '^ *(- job_name|- targets|scrape_interval|credentials_file):' "$PROM_SRC/prometheus.yml" | tr -s ' ' | tr '\n' '|')" \
-  ' scrape_interval: 5s| - job_name: warmup-service| scrape_interval: 5s| credentials_file: /run/secrets/api_token| - targets: ["warmup-service:8080"]| - job_name: health-service| scrape_interval: 5s| credentials_file: /run/secrets/api_token| - targets: ["health-service:8081"]|'
+  ' scrape_interval: 5s| - job_name: warmup-service| scrape_interval: 5s| credentials_file: /run/secrets/api_token| - targets: ["warmup-service:8080", "warmup-service-2:8080"]| - job_name: health-service| scrape_interval: 5s| credentials_file: /run/secrets/api_token| - targets: ["health-service:8081"]|'
 
 out=$(promtool check rules "$PROM_SRC/alerts.yml" 2>&1); ok $? "promtool check rules alerts.yml"
 [ $? = 0 ] || echo "$out" | sed 's/^/#   /'
@@ -99,7 +99,8 @@ echo "$TOKEN" > "$P/api_token"    # trailing newline, as `echo` writes it
 echo wrong-token > "$P/wrong_token"
 cp "$PROM_SRC/alerts.yml" "$P/"
 PP=$(freeport); QP=$(freeport)
-sed -e "s#\"warmup-service:8080\"#\"127.0.0.1:$WP\"#" -e "s#\"health-service:8081\"#\"127.0.0.1:$HP\"#" \
+# (one warmup-service here: the second replica's target dropped)
+sed -e "s#\"warmup-service:8080\", \"warmup-service-2:8080\"#\"127.0.0.1:$WP\"#" -e "s#\"health-service:8081\"#\"127.0.0.1:$HP\"#" \
     -e 's#\(scrape_interval\|evaluation_interval\|scrape_timeout\): [0-9]*s$#\1: 1s#' \
     -e "s#credentials_file: /run/secrets/api_token\$#credentials_file: $P/api_token#" \
     "$PROM_SRC/prometheus.yml" > "$P/prometheus.yml"
