@@ -9,7 +9,7 @@
 # the generator computed. KILL_SEED=n replays the kill timings of a run.
 . "$(dirname "$0")/lib.sh"
 
-N=${KILL_N:-120000} # email.sent events (unique copies; KILL_N=250000 for a longer run)
+N=${KILL_N:-80000} # email.sent events (unique copies; KILL_N=250000 for a longer run)
 KILLS=5
 # a run is killed a random 0.3-2 s after its first commit, or sooner once it
 # has added BUDGET copies (plus the batch in flight, up to 40,000 events):
