@@ -170,5 +170,5 @@ echo "(target $TARGET_MS ms, goal $GOAL_MS ms per query; warmup-service peak RSS
 for r in "${ROWS[@]}"; do
   # shellcheck disable=SC2086
   set -- $r
-  summary "history $1 N=$N" "p50 $2 ms, p95 $3 ms" "p95 <= $GOAL_MS ms" "x$(fmt_ratio "$3" "$GOAL_MS") $(verdict "$3 <= $GOAL_MS")"
+  summary "history $1 N=$N ($BENCH_DB)" "p50 $2 ms, p95 $3 ms" "p95 <= $GOAL_MS ms" "x$(fmt_ratio "$3" "$GOAL_MS") $(verdict "$3 <= $GOAL_MS")"
 done

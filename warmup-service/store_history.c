@@ -27,6 +27,7 @@
 /* /history's fragments (history_sql) */
 #define HISTORY_BEFORE " WHERE d.id < ?%d"
 #define HISTORY_RECIPIENT " AND d.recipient = ?%d COLLATE NOCASE"
+#define HISTORY_PG_RECIPIENT " AND lower(d.recipient::text) COLLATE \"C\" = lower(?%d)"
 #define HISTORY_EMAIL " AND d.email_id = ?%d"
 #define HISTORY_STATE " AND d.state = ?%d"
 #define HISTORY_FROM " AND d.updated_at >= ?%d"
@@ -155,7 +156,7 @@ static void history_sql(struct buf *sql, const struct history_query *q, bool nar
     }
     buf_printf(sql, narrow ? HISTORY_BEFORE_SCAN : HISTORY_BEFORE, ++np);
     if (q->recipient)
-        buf_printf(sql, HISTORY_RECIPIENT, ++np);
+        buf_printf(sql, pg ? HISTORY_PG_RECIPIENT : HISTORY_RECIPIENT, ++np);
     if (q->email_id)
         buf_printf(sql, HISTORY_EMAIL, ++np);
     if (q->state >= 0)

@@ -65,10 +65,15 @@ enum {
  * (ms: /history's updated_at, the archiver's age); the planner reads them
  * through the claim index of the emails with queued copies or through
  * deliveries_recipient (migration 10), whichever is smaller */
-#define STORE_DROP_QUEUED_SQL                                                                      \
+#define STORE_DROP_QUEUED_HEAD                                                                     \
     "UPDATE deliveries SET state = 5, updated_at = ?2 WHERE email_id IN"                           \
-    " (SELECT id FROM emails WHERE n_pending + n_failed > 0)"                                      \
-    " AND state IN (0, 3) AND recipient = ?1 COLLATE NOCASE RETURNING email_id, attempts"
+    " (SELECT id FROM emails WHERE n_pending + n_failed > 0) AND state IN (0, 3) AND "
+#define STORE_DROP_QUEUED_SQL                                                                      \
+    STORE_DROP_QUEUED_HEAD "recipient = ?1 COLLATE NOCASE RETURNING email_id, attempts"
+/* PostgreSQL: the address matched as deliveries_recipient (store_pg.h) */
+#define STORE_DROP_QUEUED_PG_SQL                                                                   \
+    STORE_DROP_QUEUED_HEAD "lower(recipient::text) COLLATE \"C\" = lower(?1)"                      \
+                           " RETURNING email_id, attempts"
 
 /* 5: lanes. Each recipient domain gets a number (domains.id, its lane),
  * kept on the user and on each of its copies, so the sender can claim the

@@ -52,7 +52,7 @@ static int drop_queued(struct store *s, const char *address, int64_t at_ms, int6
     int rc = -1, r;
     struct sqldb_stmt *upd = NULL, *cnt = NULL;
     *dropped = 0;
-    upd = sqldb_prepare(s->wq, STORE_DROP_QUEUED_SQL);
+    upd = sqldb_prepare(s->wq, s->pg ? STORE_DROP_QUEUED_PG_SQL : STORE_DROP_QUEUED_SQL);
     cnt = sqldb_prepare(s->wq, "UPDATE emails SET n_pending = n_pending - ?2,"
                                " n_failed = n_failed - ?3, n_suppressed = n_suppressed + ?2 + ?3"
                                " WHERE id = ?1");
