@@ -452,8 +452,8 @@ static void sync_mode(struct store *s, bool full)
 /* n copies of lane ?3 onto identity ?1's day ?2 */
 #define CHARGE_SQL                                                                                 \
     "INSERT INTO identity_days(identity_id, day, lane, sent) VALUES(?1, ?2, ?3, ?4)"               \
-    " ON CONFLICT (identity_id, day, lane) DO UPDATE SET sent = identity_days.sent + "             \
-    "excluded.sent"
+    " ON CONFLICT (identity_id, day, lane)"                                                        \
+    " DO UPDATE SET sent = identity_days.sent + excluded.sent"
 
 int store_prepare_sender(struct store *s)
 {
@@ -801,9 +801,9 @@ int store_apply_results(struct store *s, const struct outcome *r, size_t n, cons
         goto out;
     for (size_t i = 0; i < n; i++) {
         const struct outcome *x = &r[i];
+        /* not handed to SMTP after all: off the identity's day */
         if ((x->kind == OUTCOME_RELEASE || x->kind == OUTCOME_SUPPRESSED) && x->identity_id > 0)
-            gb[ngb++] =
-                (struct give_back){x->identity_id, x->day, x->lane}; /* not handed to SMTP */
+            gb[ngb++] = (struct give_back){x->identity_id, x->day, x->lane};
         if (x->kind == OUTCOME_RELEASE) {
             sqldb_bind_int64(release, 1, x->copy_id);
             sqldb_bind_text(release, 2, s->instance, -1);
