@@ -12,28 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* bind_arrs - arrays v[0..n) as parameters 1..n, each closed; -1 if one
- * outgrew its cap */
-static int bind_arrs(struct sqldb_stmt *st, struct sqlarr *v, int n)
-{
-    int rc = 0;
-    for (int i = 0; i < n; i++)
-        rc |= sqlarr_bind(&v[i], st, i + 1);
-    return rc ? -1 : 0;
-}
-
-static void arrs_init(struct sqlarr *v, int n, size_t hint)
-{
-    for (int i = 0; i < n; i++)
-        sqlarr_init(&v[i], hint);
-}
-
-static void arrs_cleanup(struct sqlarr *v, int n)
-{
-    for (int i = 0; i < n; i++)
-        sqlarr_cleanup(&v[i]);
-}
-
 /* ---- what a write adds per email or domain ----------------------------------- */
 
 void hpg_aggs_init(struct hpg_aggs *a)
@@ -135,7 +113,7 @@ int hpg_stats_upsert(struct hpg *s, struct hpg_aggs *a, int64_t checked_at)
         return 0;
     qsort(a->v, a->n, sizeof *a->v, cmp_email);
     struct sqlarr v[NA];
-    arrs_init(v, NA, a->n * 8);
+    sqlarr_init_all(v, NA, a->n * 8);
     for (size_t i = 0; i < a->n; i++) {
         const struct hpg_agg *g = &a->v[i];
         sqlarr_int(&v[EM], g->email_id);
@@ -172,9 +150,9 @@ int hpg_stats_upsert(struct hpg *s, struct hpg_aggs *a, int64_t checked_at)
         " read = email_stats.read + excluded.read,"
         " unchecked = email_stats.unchecked + excluded.unchecked,"
         " rescued = email_stats.rescued + excluded.rescued");
-    int rc = st && bind_arrs(st, v, NA) == 0 ? sqldb_run(st) : -1;
+    int rc = st && sqlarr_bind_all(v, NA, st) == 0 ? sqldb_run(st) : -1;
     sqldb_finalize(st);
-    arrs_cleanup(v, NA);
+    sqlarr_cleanup_all(v, NA);
     return rc;
 }
 
@@ -202,7 +180,7 @@ int hpg_domains_upsert(struct hpg *s, struct hpg_aggs *a, int64_t now_ms)
     time_rfc3339_ms(now_ms, now, sizeof now);
     qsort(a->v, a->n, sizeof *a->v, cmp_domain);
     struct sqlarr v[NA];
-    arrs_init(v, NA, a->n * 8);
+    sqlarr_init_all(v, NA, a->n * 8);
     for (size_t i = 0; i < a->n; i++) {
         const struct hpg_agg *g = &a->v[i];
         sqlarr_text(&v[DO], g->key);
@@ -229,9 +207,9 @@ int hpg_domains_upsert(struct hpg *s, struct hpg_aggs *a, int64_t now_ms)
               " read = domains.read + excluded.read,"
               " unchecked = domains.unchecked + excluded.unchecked,"
               " rescued = domains.rescued + excluded.rescued");
-    int rc = st && bind_arrs(st, v, NA) == 0 ? sqldb_run(st) : -1;
+    int rc = st && sqlarr_bind_all(v, NA, st) == 0 ? sqldb_run(st) : -1;
     sqldb_finalize(st);
-    arrs_cleanup(v, NA);
+    sqlarr_cleanup_all(v, NA);
     return rc;
 }
 
@@ -290,7 +268,7 @@ int hpg_an_flush(struct hpg *s, struct han_batch *b)
         return 0;
     qsort(b->v, b->n, sizeof *b->v, cmp_cell);
     struct sqlarr v[NA];
-    arrs_init(v, NA, b->n * 8);
+    sqlarr_init_all(v, NA, b->n * 8);
     for (size_t i = 0; i < b->n; i++) {
         sqlarr_int(&v[SE], b->v[i].series);
         sqlarr_int(&v[HO], b->v[i].hour);
@@ -309,8 +287,8 @@ int hpg_an_flush(struct hpg *s, struct han_batch *b)
               " read = analytics.read + excluded.read,"
               " bounced = analytics.bounced + excluded.bounced,"
               " complained = analytics.complained + excluded.complained");
-    int rc = st && bind_arrs(st, v, NA) == 0 ? sqldb_run(st) : -1;
+    int rc = st && sqlarr_bind_all(v, NA, st) == 0 ? sqldb_run(st) : -1;
     sqldb_finalize(st);
-    arrs_cleanup(v, NA);
+    sqlarr_cleanup_all(v, NA);
     return rc;
 }

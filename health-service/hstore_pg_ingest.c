@@ -94,8 +94,7 @@ static int series_run(struct hpg *s, struct series *v, const uint32_t *want, siz
                       const char *sql)
 {
     struct sqlarr a[4];
-    for (int k = 0; k < 4; k++)
-        sqlarr_init(&a[k], n * 16);
+    sqlarr_init_all(a, 4, n * 16);
     for (size_t i = 0; i < n; i++) {
         const struct copy_event *e = v[want[i]].e;
         sqlarr_text(&a[0], e->domain);
@@ -104,9 +103,7 @@ static int series_run(struct hpg *s, struct series *v, const uint32_t *want, siz
         sqlarr_text(&a[3], or_empty(e->variant));
     }
     struct sqldb_stmt *st = sqldb_prepare(s->w, sql);
-    int rc = st ? 0 : -1;
-    for (int k = 0; rc == 0 && k < 4; k++)
-        rc = sqlarr_bind(&a[k], st, k + 1);
+    int rc = st ? sqlarr_bind_all(a, 4, st) : -1;
     int r = rc;
     while (rc == 0 && (r = sqldb_step(st)) == SQLDB_ROW) {
         int64_t o = sqldb_column_int64(st, 0);
@@ -114,8 +111,7 @@ static int series_run(struct hpg *s, struct series *v, const uint32_t *want, siz
             v[want[o - 1]].id = sqldb_column_int64(st, 1);
     }
     sqldb_finalize(st);
-    for (int k = 0; k < 4; k++)
-        sqlarr_cleanup(&a[k]);
+    sqlarr_cleanup_all(a, 4);
     return rc == 0 && r == SQLDB_DONE ? 0 : -1;
 }
 
@@ -187,8 +183,7 @@ static int apply_users(struct hpg *s, const struct user_event *u, size_t n, stru
         v[i] = (struct uev){&u[i], i};
     qsort(v, n, sizeof *v, cmp_uev);
     struct sqlarr a[4];
-    for (int k = 0; k < 4; k++)
-        sqlarr_init(&a[k], n * 32);
+    sqlarr_init_all(a, 4, n * 32);
     for (size_t i = 0; i < n; i++) {
         if (i && strcmp(v[i].e->addr.norm, v[nd - 1].e->addr.norm) == 0)
             continue; /* the same address again: changes nothing */
@@ -202,9 +197,7 @@ static int apply_users(struct hpg *s, const struct user_event *u, size_t n, stru
         s->w, "INSERT INTO users(email_id, domain, name, registered_at) SELECT e, d, n, r"
               " FROM unnest(?1::text[], ?2::text[], ?3::text[], ?4::text[]) WITH ORDINALITY"
               " AS u(e, d, n, r, o) ORDER BY o ON CONFLICT DO NOTHING RETURNING email_id");
-    int rc = st ? 0 : -1, r = -1;
-    for (int k = 0; rc == 0 && k < 4; k++)
-        rc = sqlarr_bind(&a[k], st, k + 1);
+    int rc = st ? sqlarr_bind_all(a, 4, st) : -1, r = -1;
     while (rc == 0 && (r = sqldb_step(st)) == SQLDB_ROW) {
         const char *id = sqldb_column_text(st, 0);
         size_t lo = 0, hi = nd; /* v[0..nd) is in address order */
@@ -235,8 +228,7 @@ static int apply_users(struct hpg *s, const struct user_event *u, size_t n, stru
     } else {
         rc = -1;
     }
-    for (int k = 0; k < 4; k++)
-        sqlarr_cleanup(&a[k]);
+    sqlarr_cleanup_all(a, 4);
     free(v);
     free(isnew);
     return rc;
@@ -334,17 +326,14 @@ static int insert_copies(struct hpg *s, const struct copy_event *c, struct group
               " ?8::bigint[], ?9::text[], ?10::text[], ?11::bigint[], ?12::text[], ?13::bigint[])"
               " WITH ORDINALITY AS u(m, e, b, r, d, c, t, x, y, i, k, v, s, o) ORDER BY o"
               " ON CONFLICT(message_id) DO NOTHING RETURNING message_id");
-    int rc = st ? 0 : -1, r = -1;
-    for (int k = 0; rc == 0 && k < NA; k++)
-        rc = sqlarr_bind(&a[k], st, k + 1);
+    int rc = st ? sqlarr_bind_all(a, NA, st) : -1, r = -1;
     while (rc == 0 && (r = sqldb_step(st)) == SQLDB_ROW) {
         struct group *x = find_group(g, ng, sqldb_column_text(st, 0));
         if (x)
             x->inserted = true;
     }
     sqldb_finalize(st);
-    for (int k = 0; k < NA; k++)
-        sqlarr_cleanup(&a[k]);
+    sqlarr_cleanup_all(a, NA);
     return rc == 0 && r == SQLDB_DONE ? 0 : -1;
 }
 
@@ -375,9 +364,7 @@ static int bounce_stored(struct hpg *s, const struct copy_event *c, struct group
               " UPDATE copies SET bounced = 1, smtp_reply = l.y FROM l"
               " WHERE copies.id = l.id AND copies.bounced = 0"
               " RETURNING copies.message_id, coalesce(copies.series, 0), copies.sent_at");
-    int rc = st ? 0 : -1, r = -1;
-    for (int k = 0; rc == 0 && k < 2; k++)
-        rc = sqlarr_bind(&a[k], st, k + 1);
+    int rc = st ? sqlarr_bind_all(a, 2, st) : -1, r = -1;
     while (rc == 0 && (r = sqldb_step(st)) == SQLDB_ROW) {
         struct group *x = find_group(g, ng, sqldb_column_text(st, 0));
         if (x && !x->bounced_up) { /* a tracked copy bounced after all */
@@ -386,8 +373,7 @@ static int bounce_stored(struct hpg *s, const struct copy_event *c, struct group
         }
     }
     sqldb_finalize(st);
-    sqlarr_cleanup(&a[0]);
-    sqlarr_cleanup(&a[1]);
+    sqlarr_cleanup_all(a, 2);
     return rc == 0 && r == SQLDB_DONE ? 0 : -1;
 }
 

@@ -761,9 +761,7 @@ static int results_pg(struct store *s, const struct outcome *r, size_t n, int64_
         struct sqldb_stmt *st = sqldb_prepare(s->wq, RESULTS_PG_SQL);
         rc = -1;
         if (st) {
-            int b = 0;
-            for (int k = 0; k < 6; k++)
-                b |= sqlarr_bind(&a[k], st, k + 1);
+            int b = sqlarr_bind_all(a, 6, st);
             sqldb_bind_int64(st, 7, now_ms);
             sqldb_bind_text(st, 8, s->instance, -1);
             while (b == 0 && (row = sqldb_step(st)) == SQLDB_ROW) {
@@ -776,8 +774,7 @@ static int results_pg(struct store *s, const struct outcome *r, size_t n, int64_
             sqldb_finalize(st);
         }
     }
-    for (int k = 0; k < 6; k++)
-        sqlarr_cleanup(&a[k]);
+    sqlarr_cleanup_all(a, 6);
     free(ix);
     return rc;
 }

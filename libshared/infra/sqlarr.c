@@ -79,3 +79,23 @@ int sqlarr_bind(struct sqlarr *a, struct sqldb_stmt *st, int i)
     sqldb_bind_text(st, i, buf_str(&a->b), (int)a->b.len);
     return 0;
 }
+
+void sqlarr_init_all(struct sqlarr *v, int n, size_t hint)
+{
+    for (int i = 0; i < n; i++)
+        sqlarr_init(&v[i], hint);
+}
+
+int sqlarr_bind_all(struct sqlarr *v, int n, struct sqldb_stmt *st)
+{
+    for (int i = 0; i < n; i++)
+        if (sqlarr_bind(&v[i], st, i + 1) != 0)
+            return -1;
+    return 0;
+}
+
+void sqlarr_cleanup_all(struct sqlarr *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        sqlarr_cleanup(&v[i]);
+}

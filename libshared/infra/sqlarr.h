@@ -33,4 +33,10 @@ void sqlarr_null(struct sqlarr *a);
  * the owner until st is stepped); -1 if it outgrew its cap */
 int sqlarr_bind(struct sqlarr *a, struct sqldb_stmt *st, int i);
 
+/* the same over v[0..n): each with room for about hint octets; bound as
+ * st's parameters 1..n (-1 at the first that outgrew its cap) */
+void sqlarr_init_all(struct sqlarr *v, int n, size_t hint);
+int sqlarr_bind_all(struct sqlarr *v, int n, struct sqldb_stmt *st);
+void sqlarr_cleanup_all(struct sqlarr *v, int n);
+
 #endif
