@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${KILL_N:-80000} # email.sent events (unique copies; KILL_N=250000 for a longer run)
-KILLS=4
+KILLS=5
 # a run is killed a random 0.3-2 s after its first commit, or sooner once it
 # has added BUDGET copies (plus the batch in flight, up to 40,000 events):
 # however fast this build ingests, the first three kills land mid-ingest
