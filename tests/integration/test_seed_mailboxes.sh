@@ -195,6 +195,9 @@ eq "rescued summed over the mailboxes" "$(jget "$sm" 'sum(m["rescued"] for m in 
 eq "seed121 (wrong password): error naming LOGIN" "$(seedj "$(seed 121)" '"%s %s" % (m["state"], "LOGIN" in (m["last_error"] or ""))')" "error True"
 check "no password in /seed_mailboxes" -- bash -c "! grep -q 'Wr0ng-Secret-42' <<<'$sm'"
 eq "dead@ (nothing listening): error, connection refused" "$(seedj dead@gmail.test '"%s %s" % (m["state"], "refused" in (m["last_error"] or ""))')" "error True"
+# its first round ends when its 2-s timeout does, which a quick run reaches
+# after the others' answers
+wait_for 15 bash -c "[ \"\$(curl -s $H/seed_mailboxes | $PY -c 'import json,sys; print(next(x[\"state\"] for x in json.load(sys.stdin) if x[\"address\"] == \"silent@gmail.test\"))')\" = error ]"
 eq "silent@ (no greeting): error, timed out" "$(seedj silent@gmail.test '"%s %s" % (m["state"], "timed out" in (m["last_error"] or "") or "timeout" in (m["last_error"] or ""))')" "error True"
 eq "broken@ (no host): error naming the field, never checked" "$(seedj broken@gmail.test '"%s %s %s" % (m["state"], "host" in (m["last_error"] or ""), m["last_round_at"])')" "error True None"
 t1=$(seedj "$(seed 1)" 'm["last_round_at"]'); sleep $((3 * CI)); t2=$(seedj "$(seed 1)" 'm["last_round_at"]')
