@@ -264,9 +264,14 @@ int store_register_batch(struct store *s, const struct user_reg *users, size_t n
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
+    const struct user_reg **u = s->pg ? xcalloc(n ? n : 1, sizeof *u) : NULL;
     if (sqldb_begin(s->wq) != 0 || store_lock_users(s, true) != 0)
         goto out;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; s->pg && i < n; i++)
+        u[i] = &users[i];
+    if (s->pg && store_register_pg(s, u, n, topic, result, NULL) != 0)
+        goto out;
+    for (size_t i = 0; !s->pg && i < n; i++)
         if (insert_user(s, &users[i], topic, &result[i], NULL) != 0)
             goto out;
     rc = sqldb_commit(s->wq);
@@ -274,7 +279,42 @@ out:
     if (rc != 0)
         sqldb_rollback(s->wq);
     pthread_mutex_unlock(&s->w_lock);
+    free(u);
     return rc;
+}
+
+/* gc_register_pg - the requests of list (all for one topic) as one batch;
+ * 0 or -1 */
+static int gc_register_pg(struct store *s, struct store_reg_req *list)
+{
+    size_t n = 0;
+    for (struct store_reg_req *r = list; r; r = r->next)
+        n++;
+    const struct user_reg **u = xcalloc(n, sizeof *u);
+    int *result = xcalloc(n, sizeof *result);
+    int64_t *backfilled = xcalloc(n, sizeof *backfilled);
+    size_t i = 0;
+    for (struct store_reg_req *r = list; r; r = r->next)
+        u[i++] = &r->u;
+    int rc = store_register_pg(s, u, n, list->topic, result, backfilled);
+    i = 0;
+    for (struct store_reg_req *r = list; r; r = r->next, i++) {
+        r->result = result[i];
+        r->backfilled = backfilled[i];
+    }
+    free(u);
+    free(result);
+    free(backfilled);
+    return rc;
+}
+
+/* same_topic - every request of list is for one topic */
+static bool same_topic(const struct store_reg_req *list)
+{
+    for (const struct store_reg_req *r = list; r; r = r->next)
+        if (strcmp(r->topic, list->topic) != 0)
+            return false;
+    return true;
 }
 
 /* gc_commit - one transaction for the taken requests; every request gets
@@ -285,7 +325,10 @@ static void gc_commit(struct store *s, struct store_reg_req *list)
     pthread_mutex_lock(&s->w_lock);
     if (sqldb_begin(s->wq) == 0) {
         rc = store_lock_users(s, true);
-        for (struct store_reg_req *r = list; r && rc == 0; r = r->next)
+        bool batch = s->pg && same_topic(list);
+        if (rc == 0 && batch)
+            rc = gc_register_pg(s, list);
+        for (struct store_reg_req *r = list; r && rc == 0 && !batch; r = r->next)
             rc = insert_user(s, &r->u, r->topic, &r->result, &r->backfilled);
         if (rc == 0)
             rc = sqldb_commit(s->wq);

@@ -180,6 +180,16 @@ enum {
 /* the advisory lock of store_lock_users (PostgreSQL) */
 #define STORE_USERS_LOCK_KEY 0x7761726d75736572LL
 
+struct user_reg;
+/* store_register_pg (store_users_pg.c) - PostgreSQL: the users u[0..n),
+ * the backfill of the new ones and their events (topic) as one statement
+ * per table, inside the caller's transaction on wq after
+ * store_lock_users(s, true). result[i] as store_register_batch's;
+ * backfilled[i] (may be NULL) the copies queued for u[i]. 0 or -1 (roll
+ * back). */
+int store_register_pg(struct store *s, const struct user_reg *const *u, size_t n, const char *topic,
+                      int *result, int64_t *backfilled);
+
 struct store {
     /* PostgreSQL (DATABASE_URL): w and r are NULL, wq and rq connect to
      * the server; instance names this process's leases and heartbeat */

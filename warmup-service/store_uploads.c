@@ -6,6 +6,7 @@
 #include "store_uploads.h"
 #include "db.h"
 #include "log.h"
+#include "sqlarr.h"
 #include "store.h"
 #include "store_int.h"
 #include "xalloc.h"
@@ -417,21 +418,48 @@ static int progress(struct store *s, int64_t import_id, const struct import_prog
     return n == 1 ? 0 : -1;
 }
 
-int store_import_recipients(struct store *s, int64_t import_id, int64_t campaign_id,
-                            const struct recipient_in *v, size_t n, struct import_progress *p,
-                            int64_t *dups)
+/* recipients_pg - PostgreSQL: the batch as one statement (a round trip per
+ * row bounded the import); *dups the rows already there or earlier in it */
+static int recipients_pg(struct store *s, int64_t campaign_id, const struct recipient_in *v,
+                         size_t n, int64_t *dups)
 {
-    int rc = -1;
-    *dups = 0;
-    pthread_mutex_lock(&s->w_lock);
-    struct sqldb_stmt *st = NULL;
-    if (sqldb_begin(s->wq) != 0)
-        goto out;
-    st = sqldb_prepare(s->wq, "INSERT INTO campaign_recipients(campaign_id, address, name, domain,"
-                              " attributes, line) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING");
-    if (!st)
-        goto out;
+    struct sqlarr a[5];
+    sqlarr_init_all(a, 5, 48 * n);
     for (size_t i = 0; i < n; i++) {
+        sqlarr_text(&a[0], v[i].address);
+        sqlarr_text(&a[1], v[i].name);
+        sqlarr_text(&a[2], v[i].domain);
+        sqlarr_text(&a[3], v[i].attributes);
+        sqlarr_int(&a[4], v[i].line);
+    }
+    struct sqldb_stmt *st = sqldb_prepare(
+        s->wq, "INSERT INTO campaign_recipients(campaign_id, address, name, domain, attributes,"
+               " line) SELECT ?6, u.a, u.n, u.d, u.attr, u.l FROM unnest(?1::text[], ?2::text[],"
+               " ?3::text[], ?4::text[], ?5::bigint[]) WITH ORDINALITY AS u(a, n, d, attr, l, o)"
+               " ORDER BY u.o ON CONFLICT DO NOTHING");
+    int rc = -1;
+    if (st && sqlarr_bind_all(a, 5, st) == 0) {
+        sqldb_bind_int64(st, 6, campaign_id);
+        rc = sqldb_run(st);
+    }
+    if (rc == 0)
+        *dups = (int64_t)n - sqldb_changes(s->wq);
+    else
+        log_error("store: insert of %zu recipients: %s", n, sqldb_errmsg(s->wq));
+    sqldb_finalize(st);
+    sqlarr_cleanup_all(a, 5);
+    return rc;
+}
+
+/* recipients_sqlite - SQLite: a statement per row (no round trips) */
+static int recipients_sqlite(struct store *s, int64_t campaign_id, const struct recipient_in *v,
+                             size_t n, int64_t *dups)
+{
+    struct sqldb_stmt *st = sqldb_prepare(s->wq, "INSERT INTO campaign_recipients(campaign_id,"
+                                                 " address, name, domain, attributes, line)"
+                                                 " VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    int rc = st ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         sqldb_bind_int64(st, 1, campaign_id);
         sqldb_bind_text(st, 2, v[i].address, -1);
         sqldb_bind_text(st, 3, v[i].name, -1);
@@ -442,22 +470,39 @@ int store_import_recipients(struct store *s, int64_t import_id, int64_t campaign
         sqldb_reset(st);
         if (r != SQLDB_DONE) {
             log_error("store: insert recipient: %s", sqldb_errmsg(s->wq));
-            goto out;
-        }
-        if (sqldb_changes(s->wq) == 0)
+            rc = -1;
+        } else if (sqldb_changes(s->wq) == 0) {
             (*dups)++;
+        }
     }
+    sqldb_finalize(st);
+    return rc;
+}
+
+int store_import_recipients(struct store *s, int64_t import_id, int64_t campaign_id,
+                            const struct recipient_in *v, size_t n, struct import_progress *p,
+                            int64_t *dups)
+{
+    int rc = -1;
+    bool counted = false;
+    *dups = 0;
+    pthread_mutex_lock(&s->w_lock);
+    if (sqldb_begin(s->wq) != 0)
+        goto out;
+    if ((s->pg ? recipients_pg : recipients_sqlite)(s, campaign_id, v, n, dups) != 0)
+        goto out;
     p->imported += (int64_t)n - *dups;
     p->duplicates += *dups;
-    if (progress(s, import_id, p) != 0)
-        goto out;
-    rc = sqldb_commit(s->wq);
+    counted = true;
+    if (progress(s, import_id, p) == 0)
+        rc = sqldb_commit(s->wq);
 out:
-    sqldb_finalize(st);
     if (rc != 0) {
         sqldb_rollback(s->wq);
-        p->imported -= (int64_t)n - *dups;
-        p->duplicates -= *dups;
+        if (counted) {
+            p->imported -= (int64_t)n - *dups;
+            p->duplicates -= *dups;
+        }
     }
     pthread_mutex_unlock(&s->w_lock);
     return rc;

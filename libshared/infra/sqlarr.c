@@ -11,6 +11,7 @@ void sqlarr_init(struct sqlarr *a, size_t hint)
     buf_init(&a->b, ARR_CAP);
     buf_reserve(&a->b, hint + 2);
     a->n = 0;
+    a->closed = false;
     a->err = buf_appendc(&a->b, '{') != 0;
 }
 
@@ -19,10 +20,11 @@ void sqlarr_cleanup(struct sqlarr *a)
     buf_cleanup(&a->b);
 }
 
-/* sep - the comma before every element but the first */
+/* sep - the comma before every element but the first; an element after
+ * the literal was closed makes it an error */
 static void sep(struct sqlarr *a)
 {
-    if (a->n++ && buf_appendc(&a->b, ',') != 0)
+    if (a->closed || (a->n++ && buf_appendc(&a->b, ',') != 0))
         a->err = true;
 }
 
@@ -72,10 +74,11 @@ void sqlarr_null(struct sqlarr *a)
 
 int sqlarr_bind(struct sqlarr *a, struct sqldb_stmt *st, int i)
 {
-    if (a->err || buf_appendc(&a->b, '}') != 0) {
+    if (a->err || (!a->closed && buf_appendc(&a->b, '}') != 0)) {
         a->err = true;
         return -1;
     }
+    a->closed = true;
     sqldb_bind_text(st, i, buf_str(&a->b), (int)a->b.len);
     return 0;
 }

@@ -18,8 +18,9 @@ struct sqldb_stmt;
 
 struct sqlarr {
     struct buf b;
-    size_t n; /* elements */
-    bool err; /* outgrew its cap (1 GiB) */
+    size_t n;    /* elements */
+    bool err;    /* outgrew its cap (1 GiB) */
+    bool closed; /* bound: no more elements */
 };
 
 /* sqlarr_init - an empty array, room for about hint octets */
@@ -29,8 +30,9 @@ void sqlarr_cleanup(struct sqlarr *a);
 void sqlarr_text(struct sqlarr *a, const char *v);
 void sqlarr_int(struct sqlarr *a, int64_t v);
 void sqlarr_null(struct sqlarr *a);
-/* sqlarr_bind - close the literal and bind it as st's parameter i (a stays
- * the owner until st is stepped); -1 if it outgrew its cap */
+/* sqlarr_bind - close the literal (no element may follow) and bind it as
+ * st's parameter i (a stays the owner until st is stepped); it may be
+ * bound again, to other statements too; -1 if it outgrew its cap */
 int sqlarr_bind(struct sqlarr *a, struct sqldb_stmt *st, int i);
 
 /* the same over v[0..n): each with room for about hint octets; bound as

@@ -234,7 +234,7 @@ eq "  ... to the 20 free users" "$(dumped "$TMP/sink3" | cut -f1 | sort -u | wc 
 # its columns as the copy's data, registered or not
 r=$(http POST "$W/campaigns" '{"name":"list","from":"news@acme.test","template":"promo","audience":{"upload":true},"variants":[{"name":"A","subject":"List A {{name}} {{plan}}"},{"name":"B","subject":"List B {{name}} {{plan}}"}]}')
 CL=$(jget "${r#* }" 'j["id"]')
-$PY -c 'print("email_id,name,plan"); [print(f"l{i}@list{i % 2}.test,Listed {i},gold{i}") for i in range(1, 200)]; print("u1@a.test,Again One,silver")' > "$TMP/list.csv"
+$PY -c 'print("email_id,name,plan"); [print(f"l{i}@list{i % 2}.test,Listed {i},gold{i}") for i in range(1, 200)]; print("u1@a.test,Again One,silver"); print("L5@List1.test,Five again,tin")' > "$TMP/list.csv"
 r=$(http POST "$W/suppressions" '{"email_id":"l7@list1.test","reason":"manual"}')
 SIZE=$(stat -c %s "$TMP/list.csv")
 r=$(http POST "$W/campaigns/$CL/upload/init" "{\"filename\":\"list.csv\",\"size\":$SIZE,\"content_type\":\"text/csv\"}")
@@ -249,8 +249,10 @@ else
   eq "upload complete -> 202" "${r%% *}" 202
   wait_for 30 bash -c "curl -s $W/campaigns/$CL/upload | grep -q '\"state\":\"done\"'"
   ok $? "the list is imported"
+  eq "  ... 201 rows, 200 imported, 1 duplicate (another case of an address)" \
+    "$(jget "$(curl -s "$W/campaigns/$CL/upload")" '[j["rows"], j["imported"], j["duplicates"]]')" "[201, 200, 1]"
   r=$(http POST "$W/campaigns/$CL/start" "")
-  eq "start over the list -> 200, 199 copies (one address suppressed)" "${r%% *} $(jget "${r#* }" '[j["progress"]["total"]] + [v["progress"]["total"] for v in j["variants"]]')" "200 [199, 100, 99]"
+  eq "start over the list -> 200, 199 copies (one address suppressed, one listed twice)" "${r%% *} $(jget "${r#* }" '[j["progress"]["total"]] + [v["progress"]["total"] for v in j["variants"]]')" "200 [199, 100, 99]"
   wait_for 60 bash -c "[ \"\$(curl -s $W/campaigns/$CL | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"progress\"][\"status\"])')\" = done ]"
   ok $? "the list campaign reaches done"
   dumped "$TMP/sink3" | grep -E '^(l[0-9]+@list[01]\.test|u1@a\.test)'$'\t''List ' | sort > "$TMP/list.got"

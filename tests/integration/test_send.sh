@@ -153,6 +153,27 @@ f=$(grep -l '^Subject: IDN$' "$TMP"/sink3/* | head -1)
 check "  ... From: news@xn--bcher-kva.test" -- grep -q '^From: .*news@xn--bcher-kva\.test' "$f"
 check "  ... envelope sender in its A-label form" -- grep -q '^X-Mail-Args: <news@xn--bcher-kva\.test>' "$f"
 
+# --- an import with duplicates in the file, a registered and a suppressed
+# address: each new user registered once (the first row wins), backfilled
+# unless suppressed, one event each
+r=$(http POST "$W/suppressions" '{"email_id":"supp@imp.test","reason":"manual"}')
+eq "supp@imp.test suppressed -> 201" "${r%% *}" 201
+printf 'name,email_id\nFirst,dup@imp.test\nSecond,DUP@imp.test\nThird,dup@imp.test\nLate again,late@late.test\nSupp,supp@imp.test\nNew,new@imp.test\n' > "$TMP/dups.csv"
+r=$(curl -s -H 'Content-Type: text/csv' --data-binary @"$TMP/dups.csv" "$W/users/import")
+eq "import: 3 imported, 3 duplicates (two in the file, one registered before)" "$(jget "$r" '[j["imported"], j["duplicates"]]')" "[3, 3]"
+r=$(http GET "$W/users?limit=1000&offset=1000")
+eq "  ... the first row of an address is the one kept" \
+  "$(jget "${r#* }" 'sorted((u["email_id"], u["name"]) for u in j if u["email_id"].lower().endswith("@imp.test"))')" \
+  '[["dup@imp.test", "First"], ["new@imp.test", "New"], ["supp@imp.test", "Supp"]]'
+wait_for 30 bash -c "[ \$(cat $TMP/sink3/* | grep -ci '^X-Rcpt-Args: <[a-z]*@imp.test>') -ge 10 ]"
+eq "  ... the two not suppressed receive the five earlier emails, supp@ none" \
+  "$(rcpts "$TMP/sink3" | grep -i '@imp.test$' | sort | uniq -c | awk '{print $2 "=" $1}' | tr '\n' ' ')" "dup@imp.test=5 new@imp.test=5 "
+eq "  ... progress counts the two backfilled copies" "$(progress "$EID")" "1003 0 0 0 done"
+wait_for 30 bash -c "[ \$(kcat -b $BROKERS -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep 'user.registered' | grep -c '@imp.test\"') -ge 3 ]"
+eq "  ... one user.registered event per new user, with the kept name" \
+  "$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep '@imp.test"' | $PY -c 'import json, sys; print(sorted((j["email_id"], j["name"]) for j in map(json.loads, sys.stdin) if j["type"] == "user.registered"))')" \
+  "[('dup@imp.test', 'First'), ('new@imp.test', 'New'), ('supp@imp.test', 'Supp')]"
+
 stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0
 check "no sanitizer report" -- sanitizer_clean warmup
 stop_pid "$SINK_PID"; stop_pid "$BROKER_PID"

@@ -5,6 +5,7 @@
  * RETURNING, unique conflicts, transactions, NOCASE columns. */
 #include "db.h"
 #include "log.h"
+#include "sqlarr.h"
 #include "sqldb.h"
 #include "test.h"
 
@@ -194,6 +195,48 @@ static int migrate_only(void)
     return test_done();
 }
 
+/* check_sqlarr - an array literal bound twice reads the same both times
+ * (closed once); on PostgreSQL its elements come back as they went in */
+static void check_sqlarr(struct sqldb *db, const char *tag)
+{
+    char name[128];
+    struct sqlarr a;
+    sqlarr_init(&a, 16);
+    static const char *const v[] = {"a", "it's \"q\"", "back\\slash", NULL, "{x},y"};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        sqlarr_text(&a, v[i]);
+    bool pg = sqldb_engine(db) == SQLDB_POSTGRES;
+    const char *sql = pg ? "SELECT array_length(?1::text[], 1), (?1::text[])[2], (?1::text[])[3],"
+                           " (?1::text[])[4] IS NULL, (?1::text[])[5]"
+                         : "SELECT ?1";
+    char first[256] = "";
+    for (int round = 0; round < 2; round++) {
+        struct sqldb_stmt *st = sqldb_prepare(db, sql);
+        snprintf(name, sizeof name, "%s: sqlarr bound (time %d) and read", tag, round + 1);
+        CHECK(st && sqlarr_bind(&a, st, 1) == 0 && sqldb_step(st) == SQLDB_ROW, name);
+        if (pg) {
+            snprintf(name, sizeof name, "%s: ... five elements, quotes, backslash, NULL, braces",
+                     tag);
+            CHECK(sqldb_column_int64(st, 0) == 5 && strcmp(sqldb_column_text(st, 1), v[1]) == 0 &&
+                      strcmp(sqldb_column_text(st, 2), v[2]) == 0 &&
+                      sqldb_column_int64(st, 3) == 1 && strcmp(sqldb_column_text(st, 4), v[4]) == 0,
+                  name);
+        } else if (round == 0) {
+            snprintf(first, sizeof first, "%s", sqldb_column_text(st, 0));
+        } else {
+            snprintf(name, sizeof name, "%s: ... the same literal both times", tag);
+            CHECK_STR(sqldb_column_text(st, 0), first, name);
+        }
+        sqldb_finalize(st);
+    }
+    sqlarr_text(&a, "late");
+    struct sqldb_stmt *st = sqldb_prepare(db, "SELECT ?1");
+    snprintf(name, sizeof name, "%s: an element after the bind is an error", tag);
+    CHECK(st && sqlarr_bind(&a, st, 1) == -1, name);
+    sqldb_finalize(st);
+    sqlarr_cleanup(&a);
+}
+
 int main(int argc, char **argv)
 {
     log_init(LOG_NONE, LOG_TEXT, "test_sqldb");
@@ -211,6 +254,7 @@ int main(int argc, char **argv)
     struct sqldb *db = sqldb_wrap_sqlite(lite);
     CHECK_INT(sqldb_engine(db), SQLDB_SQLITE, "engine sqlite");
     check_engine(db, lite_migrations, "sqlite");
+    check_sqlarr(db, "sqlite");
     sqldb_close(db);
     db_close(lite);
     unlink(path);
@@ -225,6 +269,7 @@ int main(int argc, char **argv)
         else {
             CHECK_INT(sqldb_engine(db), SQLDB_POSTGRES, "engine postgres");
             check_engine(db, pg_migrations, "postgres");
+            check_sqlarr(db, "postgres");
             sqldb_close(db);
         }
         char bad[512];
