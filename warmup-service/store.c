@@ -53,12 +53,25 @@ static const char *const migrations[] = {
     STORE_LEASE_OWNER_SQL,
     /* 12: PostgreSQL's deliveries indexes (store_pg.h) */
     "SELECT 1",
+    /* 13: PostgreSQL's users trigger, once per statement (store_pg.h) */
+    "SELECT 1",
 };
 
 /* PostgreSQL: the latest schema at once, then no-ops (store_pg.h) */
 static const char *const pg_migrations[] = {
-    STORE_PG_SCHEMA_SQL, "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1",
-    "SELECT 1",          "SELECT 1", "SELECT 1", "SELECT 1", "SELECT 1", STORE_PG_INDEXES_12_SQL,
+    STORE_PG_SCHEMA_SQL,
+    "SELECT 1",
+    "SELECT 1",
+    "SELECT 1",
+    "SELECT 1",
+    "SELECT 1",
+    "SELECT 1",
+    "SELECT 1",
+    "SELECT 1",
+    "SELECT 1",
+    "SELECT 1",
+    STORE_PG_INDEXES_12_SQL,
+    STORE_PG_USERS_TRIGGER_13_SQL,
 };
 _Static_assert(sizeof pg_migrations == sizeof migrations, "one version count for both engines");
 

@@ -43,6 +43,22 @@
     "CREATE INDEX deliveries_updated ON deliveries(updated_at, id, state)"                         \
     " WHERE updated_at IS NOT NULL;"
 
+/* migration 13 (PostgreSQL; a no-op on SQLite): the eligible count grows
+ * once per INSERT of users, by its new rows not suppressed (a transition
+ * table), instead of one update of that row per user: a batch of 1,000
+ * registrations left 1,000 versions of it (an import went from 28,800 to
+ * 42,900 users/s, bench/import.sh) */
+#define STORE_PG_USERS_TRIGGER_13_SQL                                                              \
+    "DROP TRIGGER fanout_user ON users;"                                                           \
+    "CREATE OR REPLACE FUNCTION fanout_user() RETURNS trigger LANGUAGE plpgsql AS $$"              \
+    " DECLARE n bigint; BEGIN"                                                                     \
+    " SELECT count(*) INTO n FROM fanout_new_users u WHERE NOT EXISTS"                             \
+    " (SELECT 1 FROM suppressions WHERE address = u.email_id);"                                    \
+    " IF n > 0 THEN UPDATE fanout_counts SET eligible = eligible + n WHERE id = 1; END IF;"        \
+    " RETURN NULL; END $$;"                                                                        \
+    "CREATE TRIGGER fanout_user AFTER INSERT ON users REFERENCING NEW TABLE AS fanout_new_users"   \
+    " FOR EACH STATEMENT EXECUTE FUNCTION fanout_user();"
+
 #define STORE_PG_SCHEMA_SQL                                                                        \
     "CREATE EXTENSION IF NOT EXISTS citext;"                                                       \
     "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL,"                            \

@@ -173,6 +173,8 @@ wait_for 30 bash -c "[ \$(kcat -b $BROKERS -C -t emailId-events -e -q -f '%s\n' 
 eq "  ... one user.registered event per new user, with the kept name" \
   "$(kcat -b "$BROKERS" -C -t emailId-events -e -q -f '%s\n' 2>/dev/null | grep '@imp.test"' | $PY -c 'import json, sys; print(sorted((j["email_id"], j["name"]) for j in map(json.loads, sys.stdin) if j["type"] == "user.registered"))')" \
   "[('dup@imp.test', 'First'), ('new@imp.test', 'New'), ('supp@imp.test', 'Supp')]"
+r=$(http POST "$W/send" '{"from":"noreply@sender.test","subject":"After the import","body":"b"}')
+eq "  ... a broadcast after it counts 1003 recipients (1004 users, one suppressed)" "$(jget "${r#* }" 'j["recipients"]')" 1003
 
 stop_named warmup; eq "warmup exits 0" "$STOP_RC" 0
 check "no sanitizer report" -- sanitizer_clean warmup
