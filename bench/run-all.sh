@@ -8,8 +8,8 @@
 #                so N=1000000 for send alone would take over 30 minutes)
 #   D=...        passed to api.sh and ratelimit.sh (defaults 10 and 20 s)
 #   ANALYTICS_N= copies for analytics.sh (default: N, else 200000; its own default is 1000000)
-#   ONLY="send send@postgres cluster send_latency history history@postgres scale ingest
-#         api ratelimit policy seeds messages upload analytics"
+#   ONLY="send send@postgres cluster send_latency history history@postgres import scale
+#         ingest api ratelimit policy seeds messages upload analytics"
 #                the benchmarks to run, in order; NAME@postgres runs NAME.sh with
 #                BENCH_DB=postgres (its state on a throwaway PostgreSQL cluster), so
 #                send and send@postgres print the two engines side by side
@@ -23,7 +23,7 @@
 # that misses its target is not a failure).
 set -u
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
-: "${ONLY:=send send@postgres cluster send_latency history history@postgres scale ingest api ratelimit policy seeds messages upload analytics}"
+: "${ONLY:=send send@postgres cluster send_latency history history@postgres import scale ingest api ratelimit policy seeds messages upload analytics}"
 : "${SIZE_MB:=100}" # upload.sh: the list size (the issue's figure: SIZE_MB=1024)
 export SIZE_MB
 : "${OUT_DIR:=$(mktemp -d /tmp/bench-results.XXXXXX)}"
@@ -46,6 +46,7 @@ for run in $ONLY; do
     analytics) n=${ANALYTICS_N:-${N:-200000}} ;;
     send_latency) n=${N:-20000} ;; # its own default: 1,000,000 users
     history) n=${N:-100000} ;;     # its own default: 1,000,000 copies
+    import) n=${N:-20000} ;;       # both engines in one run; its own default: 100,000 users
     *) n=${N:-} ;;
   esac
   if [ -n "$n" ]; then
