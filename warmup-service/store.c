@@ -277,22 +277,26 @@ int store_register_batch(struct store *s, const struct user_reg *users, size_t n
 {
     int rc = -1;
     pthread_mutex_lock(&s->w_lock);
-    const struct user_reg **u = s->pg ? xcalloc(n ? n : 1, sizeof *u) : NULL;
     if (sqldb_begin(s->wq) != 0 || store_lock_users(s, true) != 0)
         goto out;
-    for (size_t i = 0; s->pg && i < n; i++)
-        u[i] = &users[i];
-    if (s->pg && store_register_pg(s, u, n, topic, result, NULL) != 0)
-        goto out;
-    for (size_t i = 0; !s->pg && i < n; i++)
-        if (insert_user(s, &users[i], topic, &result[i], NULL) != 0)
+    if (s->pg) { /* one statement per table for the batch */
+        const struct user_reg **u = xcalloc(n ? n : 1, sizeof *u);
+        for (size_t i = 0; i < n; i++)
+            u[i] = &users[i];
+        int r = store_register_pg(s, u, n, topic, result, NULL);
+        free(u);
+        if (r != 0)
             goto out;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (insert_user(s, &users[i], topic, &result[i], NULL) != 0)
+                goto out;
+    }
     rc = sqldb_commit(s->wq);
 out:
     if (rc != 0)
         sqldb_rollback(s->wq);
     pthread_mutex_unlock(&s->w_lock);
-    free(u);
     return rc;
 }
 

@@ -705,14 +705,9 @@ static void lost_lease(const struct outcome *x)
 static const int state_of[] = {
     [OUTCOME_SENT] = DLV_SENT, [OUTCOME_RETRY] = DLV_RETRY, [OUTCOME_DEAD] = DLV_DEAD};
 
-struct id_ix {
-    int64_t id;
-    size_t i;
-};
-
-static int cmp_id_ix(const void *a, const void *b)
+int store_cmp_id_ix(const void *a, const void *b)
 {
-    const struct id_ix *x = a, *y = b;
+    const struct store_id_ix *x = a, *y = b;
     return (x->id > y->id) - (x->id < y->id);
 }
 
@@ -739,7 +734,7 @@ static int results_pg(struct store *s, const struct outcome *r, size_t n, int64_
                       bool *applied)
 {
     struct sqlarr a[6];
-    struct id_ix *ix = xcalloc(n ? n : 1, sizeof *ix);
+    struct store_id_ix *ix = xcalloc(n ? n : 1, sizeof *ix);
     size_t nix = 0;
     for (int k = 0; k < 6; k++)
         sqlarr_init(&a[k], k < 4 ? 16 * n : 64 * n);
@@ -753,11 +748,11 @@ static int results_pg(struct store *s, const struct outcome *r, size_t n, int64_
         sqlarr_int(&a[3], x->code);
         sqlarr_text(&a[4], x->enhanced);
         sqlarr_text(&a[5], x->text);
-        ix[nix++] = (struct id_ix){x->copy_id, i};
+        ix[nix++] = (struct store_id_ix){x->copy_id, i};
     }
     int rc = 0, row;
     if (nix > 0) {
-        qsort(ix, nix, sizeof *ix, cmp_id_ix);
+        qsort(ix, nix, sizeof *ix, store_cmp_id_ix);
         struct sqldb_stmt *st = sqldb_prepare(s->wq, RESULTS_PG_SQL);
         rc = -1;
         if (st) {
@@ -765,8 +760,8 @@ static int results_pg(struct store *s, const struct outcome *r, size_t n, int64_
             sqldb_bind_int64(st, 7, now_ms);
             sqldb_bind_text(st, 8, s->instance, -1);
             while (b == 0 && (row = sqldb_step(st)) == SQLDB_ROW) {
-                struct id_ix key = {sqldb_column_int64(st, 0), 0};
-                struct id_ix *hit = bsearch(&key, ix, nix, sizeof *ix, cmp_id_ix);
+                struct store_id_ix key = {sqldb_column_int64(st, 0), 0};
+                struct store_id_ix *hit = bsearch(&key, ix, nix, sizeof *ix, store_cmp_id_ix);
                 if (hit)
                     applied[hit->i] = true;
             }

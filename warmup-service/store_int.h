@@ -180,6 +180,14 @@ enum {
 /* the advisory lock of store_lock_users (PostgreSQL) */
 #define STORE_USERS_LOCK_KEY 0x7761726d75736572LL
 
+/* a row id and the index of its entry in the caller's batch; sorted by id
+ * (store_cmp_id_ix) to find a RETURNING row's entry with bsearch */
+struct store_id_ix {
+    int64_t id;
+    size_t i;
+};
+int store_cmp_id_ix(const void *a, const void *b);
+
 struct user_reg;
 /* store_register_pg (store_users_pg.c) - PostgreSQL: the users u[0..n),
  * the backfill of the new ones and their events (topic) as one statement

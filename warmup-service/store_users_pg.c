@@ -52,17 +52,6 @@ static int cmp_addr_ix(const void *x, const void *y)
     return c ? c : (p->i > q->i) - (p->i < q->i);
 }
 
-struct uid_ix {
-    int64_t id;
-    size_t i;
-};
-
-static int cmp_uid_ix(const void *x, const void *y)
-{
-    const struct uid_ix *p = x, *q = y;
-    return (p->id > q->id) - (p->id < q->id);
-}
-
 /* run_arrays - sql with v[0..n) bound as its parameters 1..n; 0 or -1 */
 static int run_arrays(struct store *s, const char *sql, struct sqlarr *v, int n)
 {
@@ -75,7 +64,7 @@ static int run_arrays(struct store *s, const char *sql, struct sqlarr *v, int n)
 /* insert_users - result[i] INSERTED or DUPLICATE; ids[0..*nids) the new
  * users' ids with their index in u, sorted by id */
 static int insert_users(struct store *s, const struct user_reg *const *u, size_t n, int *result,
-                        struct uid_ix *ids, size_t *nids)
+                        struct store_id_ix *ids, size_t *nids)
 {
     struct sqlarr a[5];
     sqlarr_init_all(a, 5, 48 * n);
@@ -114,20 +103,21 @@ static int insert_users(struct store *s, const struct user_reg *const *u, size_t
                 break;
             }
             result[ax[lo].i] = STORE_INSERTED;
-            ids[(*nids)++] = (struct uid_ix){sqldb_column_int64(st, 0), ax[lo].i};
+            ids[(*nids)++] = (struct store_id_ix){sqldb_column_int64(st, 0), ax[lo].i};
         }
         rc = row == SQLDB_DONE ? 0 : -1;
     }
     sqldb_finalize(st);
     free(ax);
     sqlarr_cleanup_all(a, 5);
-    qsort(ids, *nids, sizeof *ids, cmp_uid_ix);
+    qsort(ids, *nids, sizeof *ids, store_cmp_id_ix);
     return rc;
 }
 
 /* backfill - the new users' copies of earlier broadcasts and their count
  * (backfilled[i] for u[i], may be NULL); 0 or -1 */
-static int backfill(struct store *s, const struct uid_ix *ids, size_t nids, int64_t *backfilled)
+static int backfill(struct store *s, const struct store_id_ix *ids, size_t nids,
+                    int64_t *backfilled)
 {
     struct sqlarr a;
     sqlarr_init(&a, 12 * nids);
@@ -138,8 +128,8 @@ static int backfill(struct store *s, const struct uid_ix *ids, size_t nids, int6
     int64_t users = 0;
     if (st && sqlarr_bind(&a, st, 1) == 0) {
         while ((row = sqldb_step(st)) == SQLDB_ROW) {
-            struct uid_ix key = {sqldb_column_int64(st, 0), 0};
-            const struct uid_ix *hit = bsearch(&key, ids, nids, sizeof *ids, cmp_uid_ix);
+            struct store_id_ix key = {sqldb_column_int64(st, 0), 0};
+            const struct store_id_ix *hit = bsearch(&key, ids, nids, sizeof *ids, store_cmp_id_ix);
             users++;
             if (hit && backfilled)
                 backfilled[hit->i] = sqldb_column_int64(st, 1);
@@ -164,7 +154,7 @@ int store_register_pg(struct store *s, const struct user_reg *const *u, size_t n
 {
     if (n == 0)
         return 0;
-    struct uid_ix *ids = xcalloc(n, sizeof *ids);
+    struct store_id_ix *ids = xcalloc(n, sizeof *ids);
     const char **keys = xcalloc(n, sizeof *keys), **vals = xcalloc(n, sizeof *vals);
     size_t nids = 0, nev = 0;
     if (backfilled)
