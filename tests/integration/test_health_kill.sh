@@ -9,12 +9,13 @@
 # the generator computed. KILL_SEED=n replays the kill timings of a run.
 . "$(dirname "$0")/lib.sh"
 
-N=${KILL_N:-80000} # email.sent events (unique copies; KILL_N=250000 for a longer run)
-KILLS=5
+N=${KILL_N:-160000} # email.sent events (unique copies; KILL_N=250000 for a longer run)
+KILLS=4
 # a run is killed a random 0.3-2 s after its first commit, or sooner once it
-# has added BUDGET copies (plus the batch in flight, up to 40,000 events):
-# however fast this build ingests, the first three kills land mid-ingest
-BUDGET=$((N / 8))
+# has added BUDGET copies; a commit is a batch of up to 40,000 events, so a
+# fast build commits one batch a run: with N over three batches, however
+# fast this build ingests, the first three kills land mid-ingest
+BUDGET=$((N / 16))
 # librdkafka's mock cluster keeps only the last ~5 MB of a partition: enough
 # partitions that the whole backlog stays (checked below)
 PARTS=$(((N + 9999) / 10000 < 3 ? 3 : (N + 9999) / 10000))
