@@ -87,7 +87,9 @@ sleep 0.5
 pubs=$(for n in p1 p2 p3; do stat_of $n published; done | tr '\n' ' ')
 echo "# published by each: $pubs"
 eq "the three publishers' published counts add up to 6000" "$(echo $pubs | awk '{print $1 + $2 + $3}')" 6000
-check "each publisher took a share" -- bash -c "for x in $pubs; do [ \$x -gt 0 ] || exit 1; done"
+# which publisher polls when rows arrive is timing: on a quick machine one
+# of three may find every row taken already (a fresh-clone run: 0 1452 4548)
+check "the work was shared: at least two publishers took rows" -- bash -c "n=0; for x in $pubs; do [ \$x -gt 0 ] && n=\$((n + 1)); done; [ \$n -ge 2 ]"
 
 # --- one publisher killed with -9 mid-drain ------------------------------------------
 # the victim: a publisher holding rows, frozen (SIGSTOP: a hung instance) so
