@@ -46,8 +46,7 @@
 /* migration 13 (PostgreSQL; a no-op on SQLite): the eligible count grows
  * once per INSERT of users, by its new rows not suppressed (a transition
  * table), instead of one update of that row per user: a batch of 1,000
- * registrations left 1,000 versions of it (an import went from 28,800 to
- * 42,900 users/s, bench/import.sh) */
+ * registrations left 1,000 versions of it (bench/import.sh) */
 #define STORE_PG_USERS_TRIGGER_13_SQL                                                              \
     "DROP TRIGGER fanout_user ON users;"                                                           \
     "CREATE OR REPLACE FUNCTION fanout_user() RETURNS trigger LANGUAGE plpgsql AS $$"              \

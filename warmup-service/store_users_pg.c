@@ -1,6 +1,6 @@
 /* store_users_pg.c - registrations on PostgreSQL as one statement per
- * table for the whole batch (store_int.h: store_register_pg). A round trip
- * per user and per table bounded an import at about 2,200 users/s.
+ * table for the whole batch (store_int.h: store_register_pg): a round
+ * trip per user and per table bounded an import (bench/import.sh).
  * Runs on the writer connection, under w_lock, inside the caller's
  * transaction, after store_lock_users(s, true). */
 #include "log.h"
